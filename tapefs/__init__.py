@@ -1,0 +1,1 @@
+"""tapefs: tape backup in the model of Proxmox Backup Server."""

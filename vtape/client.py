@@ -1,0 +1,61 @@
+"""A blocking client for one vtape device socket."""
+from __future__ import annotations
+
+import socket
+
+from . import frame
+
+#: Socket buffers big enough that a 256 KiB record moves in few system calls.
+SOCKET_BUFFER = 4 * 1024 * 1024
+
+
+def send_parts(sock: socket.socket, parts: list) -> None:
+    """sendmsg the parts without joining them, resuming after short sends."""
+    views = [memoryview(p).cast("B") for p in parts if len(p)]
+    while views:
+        sent = sock.sendmsg(views)
+        while sent:
+            if sent >= len(views[0]):
+                sent -= len(views[0])
+                views.pop(0)
+            else:
+                views[0] = views[0][sent:]
+                sent = 0
+
+
+class DeviceClient:
+    """One connection to a device socket such as LIBDIR/drive0 or LIBDIR/changer."""
+
+    def __init__(self, path: str, connect_timeout: float = 10.0):
+        self.path = str(path)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self.sock.settimeout(connect_timeout)
+            self.sock.connect(self.path)
+            self.sock.settimeout(None)
+            for opt in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+                self.sock.setsockopt(socket.SOL_SOCKET, opt, SOCKET_BUFFER)
+        except OSError:
+            self.sock.close()
+            raise
+
+    def execute(self, cdb: bytes, data_out: bytes | memoryview = b"", data_in_len: int = 0,
+                timeout_ms: int = 0) -> frame.Reply:
+        """Send one command and wait for its reply (status, sense, data, residual)."""
+        header = frame.encode_request_header(bytes(cdb), len(data_out), data_in_len, timeout_ms)
+        send_parts(self.sock, [header, data_out] if data_out else [header])
+        raw = frame.recv_exactly(self.sock, frame.REPLY_HEADER_SIZE)
+        h = frame.decode_reply_header(bytes(raw))
+        body = frame.recv_exactly(self.sock, h.sense_len + h.data_len) if h.sense_len + h.data_len else b""
+        return frame.Reply(status=h.status, host_status=h.host_status,
+                           sense=bytes(body[:h.sense_len]), data=memoryview(body)[h.sense_len:],
+                           residual=h.residual, duration_us=h.duration_us)
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> "DeviceClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
