@@ -1,0 +1,82 @@
+"""A channel to one logical unit: transport plus timeouts, tracing and sense-to-exception mapping.
+
+The drive and changer APIs send every command through `Channel.run`, which returns the result for
+GOOD status and raises the matching `CheckCondition` subclass otherwise. `Channel.execute` is the
+raw path (`pmt raw`): it never raises for a device status.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+from tapefs.scsi import cdb as cdbs
+from tapefs.scsi.errors import CheckCondition, StatusError, TransportError, error_class_for
+from tapefs.scsi.sense import Sense, SenseFormatError, decode_sense
+from tapefs.scsi.timeouts import timeout_for
+from tapefs.scsi.trace import TraceRecord, Tracer
+from tapefs.scsi.transport import CHECK_CONDITION, GOOD, CommandResult, Transport, open_transport
+
+log = logging.getLogger(__name__)
+
+
+class Channel:
+    def __init__(self, transport: Transport, tracer: Tracer | None = None):
+        self.transport = transport
+        self.tracer = tracer
+
+    @classmethod
+    def open(cls, path: str, tracer: Tracer | None = None) -> "Channel":
+        return cls(open_transport(path), tracer)
+
+    @property
+    def path(self) -> str:
+        return self.transport.path
+
+    def execute(self, cdb: bytes, data_out: bytes | memoryview = b"", data_in_len: int = 0,
+                timeout: float | None = None) -> tuple[CommandResult, Sense | None]:
+        """Run one command and decode its sense, whatever the status."""
+        if timeout is None:
+            timeout = timeout_for(cdb)
+        started = time.monotonic()
+        try:
+            result = self.transport.execute(cdb, data_out, data_in_len, timeout)
+        except TransportError as exc:
+            self._trace(TraceRecord(self.path, bytes(cdb), len(data_out), data_in_len, None, 0, 0, None,
+                                    time.monotonic() - started, exc.reason))
+            raise
+        sense = None
+        if result.sense:
+            try:
+                sense = decode_sense(result.sense)
+            except SenseFormatError as exc:
+                log.warning("%s: %s: undecodable sense %s: %s", self.path, cdbs.command_name(cdb),
+                            result.sense.hex(), exc)
+        self._trace(TraceRecord(self.path, bytes(cdb), len(data_out), data_in_len, result.status,
+                                len(result.data), result.residual, sense, result.duration))
+        return result, sense
+
+    def run(self, cdb: bytes, data_out: bytes | memoryview = b"", data_in_len: int = 0,
+            timeout: float | None = None) -> CommandResult:
+        """Run one command; GOOD returns the result, anything else raises."""
+        result, sense = self.execute(cdb, data_out, data_in_len, timeout)
+        if result.status == GOOD:
+            return result
+        name = cdbs.command_name(cdb)
+        if result.status == CHECK_CONDITION and sense is not None:
+            raise error_class_for(sense)(self.path, name, sense, result)
+        detail = "no sense data" if result.status == CHECK_CONDITION else ""
+        raise StatusError(self.path, name, result.status, detail)
+
+    def _trace(self, record: TraceRecord) -> None:
+        if self.tracer is not None:
+            self.tracer(record)
+        log.debug("%s", record.format())
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def __enter__(self) -> "Channel":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

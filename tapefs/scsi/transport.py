@@ -1,0 +1,73 @@
+"""The transport interface: send one CDB, get status, sense, data and residual back.
+
+Two implementations: `tapefs.scsi.vtape_transport` (a vtape device socket) and
+`tapefs.scsi.sg_io` (a Linux SCSI generic node). `open_transport` picks one by what the path is.
+"""
+from __future__ import annotations
+
+import abc
+import dataclasses
+import logging
+import os
+import stat
+
+from tapefs.scsi.errors import DeviceNotFound, NotAScsiDevice, TransportError
+
+log = logging.getLogger(__name__)
+
+GOOD = 0x00
+CHECK_CONDITION = 0x02
+
+
+@dataclasses.dataclass
+class CommandResult:
+    status: int
+    sense: bytes
+    data: bytes
+    #: Bytes asked for but not transferred (data-in) or not consumed (data-out).
+    residual: int
+    #: Linux DID_* code: 0 when the command reached the device.
+    host_status: int = 0
+    #: Seconds the command took, as the transport measured it.
+    duration: float = 0.0
+
+
+class Transport(abc.ABC):
+    """One open path to one logical unit. Not thread safe: one command at a time."""
+
+    path: str
+
+    @abc.abstractmethod
+    def execute(self, cdb: bytes, data_out: bytes | memoryview = b"", data_in_len: int = 0,
+                timeout: float = 600.0) -> CommandResult:
+        """Run one command; raise TransportError only when it did not reach the device or its
+        reply was lost. CHECK CONDITION is a result, not an exception, at this level."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        ...
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_transport(path: str | os.PathLike) -> Transport:
+    """Open a device by path: a Unix socket is a vtape device, a character device is SG_IO."""
+    path = os.fspath(path)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise DeviceNotFound(path, "", "no such device") from None
+    except OSError as exc:
+        raise TransportError(path, "", exc.strerror or str(exc)) from None
+    if stat.S_ISSOCK(st.st_mode):
+        from tapefs.scsi.vtape_transport import VtapeTransport
+        return VtapeTransport(path)
+    if stat.S_ISCHR(st.st_mode):
+        from tapefs.scsi.sg_io import SgIoTransport
+        return SgIoTransport(path)
+    kind = "a directory" if stat.S_ISDIR(st.st_mode) else "a regular file" if stat.S_ISREG(st.st_mode) else "not a device"
+    raise NotAScsiDevice(path, "", f"is {kind}, not a vtape device socket or a SCSI generic device")

@@ -1,0 +1,54 @@
+"""Transport over a vtape device socket (LIBDIR/drive0, LIBDIR/changer, ...)."""
+from __future__ import annotations
+
+import logging
+import socket
+import time
+
+from tapefs.scsi.cdb import command_name
+from tapefs.scsi.errors import CommandTimeout, DeviceNotFound, NotAScsiDevice, TransportError
+from tapefs.scsi.transport import CommandResult, Transport
+from vtape import client, frame
+
+log = logging.getLogger(__name__)
+
+#: The socket waits this much longer than the command timeout: the daemon's clock starts when it
+#: dequeues the command, ours when we send it.
+TIMEOUT_SLACK = 5.0
+
+
+class VtapeTransport(Transport):
+    def __init__(self, path: str):
+        self.path = path
+        try:
+            self._client = client.DeviceClient(path)
+        except FileNotFoundError:
+            raise DeviceNotFound(path, "", "no such device") from None
+        except ConnectionRefusedError:
+            raise TransportError(path, "", "vtape device socket refuses connections (is `vtape serve` running?)") from None
+        except OSError as exc:
+            if exc.errno == 88:  # ENOTSOCK
+                raise NotAScsiDevice(path, "", "not a vtape device socket") from None
+            raise TransportError(path, "", exc.strerror or str(exc)) from None
+
+    def execute(self, cdb: bytes, data_out: bytes | memoryview = b"", data_in_len: int = 0,
+                timeout: float = 600.0) -> CommandResult:
+        started = time.monotonic()
+        self._client.sock.settimeout(timeout + TIMEOUT_SLACK)
+        try:
+            reply = self._client.execute(bytes(cdb), data_out, data_in_len, int(timeout * 1000))
+        except socket.timeout:
+            # The reply may still arrive; the stream can no longer be trusted.
+            self.close()
+            raise CommandTimeout(self.path, command_name(cdb), f"no reply within {timeout:g} s") from None
+        except (frame.FrameError, OSError) as exc:
+            self.close()
+            raise TransportError(self.path, command_name(cdb), f"vtape connection lost: {exc}") from None
+        if reply.host_status != frame.HOST_OK:
+            raise TransportError(self.path, command_name(cdb), f"vtape rejected the request (host status {reply.host_status})")
+        return CommandResult(status=reply.status, sense=bytes(reply.sense), data=bytes(reply.data),
+                             residual=reply.residual, host_status=reply.host_status,
+                             duration=reply.duration_us / 1e6 if reply.duration_us else time.monotonic() - started)
+
+    def close(self) -> None:
+        self._client.close()
