@@ -243,10 +243,58 @@ class Library:
             self.drive_for(destination).insert(self.cartridge(barcode))
         self.save_state()
 
+    def exchange(self, source_address: int, first_address: int, second_address: int) -> None:
+        """EXCHANGE MEDIUM: the source cartridge goes to the first destination, whose
+        cartridge goes to the second destination (the source itself for a swap).
+
+        Every check comes before any change, as in move().
+        """
+        elements = []
+        for address, field_pointer in ((source_address, 4), (first_address, 6), (second_address, 8)):
+            element = self.element(address)
+            if element is None or element.kind == TRANSPORT:
+                raise CheckCondition(sense.ILLEGAL_REQUEST, 0x21, 0x01, field_pointer=field_pointer)
+            elements.append(element)
+        source, first, second = elements
+        if first is source:
+            # The source's cartridge "replaces" itself and then travels on to the second destination.
+            self.move(source_address, second_address)
+            return
+        if not source.full or not first.full:
+            raise CheckCondition(sense.ILLEGAL_REQUEST, 0x3B, 0x0E)
+        if second.full and second is not source:
+            raise CheckCondition(sense.ILLEGAL_REQUEST, 0x3B, 0x0D)
+        legs = [(source, first), (first, second)]
+        for origin, target in legs:
+            if target.kind == DRIVE:
+                cart = self.cartridge(origin.barcode)
+                if not cart.meta["cleaning"] and not media.can_read(self.drive_for(target).generation,
+                                                                    cart.meta["generation"]):
+                    raise sense.incompatible_medium()
+            if origin.kind == DRIVE and self.drive_for(origin).prevent:
+                raise sense.medium_removal_prevented()
+        arrivals = [(target, origin.barcode, origin.source if origin.kind == DRIVE else origin.address)
+                    for origin, target in legs]
+        for origin, _ in legs:
+            if origin.kind == DRIVE:
+                self.drive_for(origin).remove()
+        source.barcode, source.source, source.imported = None, None, False
+        for target, barcode, home in arrivals:
+            target.barcode, target.source, target.imported = barcode, home, False
+            if target.kind == DRIVE:
+                self.drive_for(target).insert(self.cartridge(barcode))
+        self.save_state()
+
     # -- operator at the import/export slots --------------------------------------
+
+    def _check_import_export_unlocked(self) -> None:
+        if self.changer.removal_prevented:
+            raise LibraryError("the import/export slots are locked: a host has sent PREVENT MEDIUM REMOVAL "
+                               "to the changer and not allowed removal again")
 
     def insert(self, barcode: str, slot_address: int | None = None) -> Element:
         """Put a shelf cartridge into an import/export slot, as an operator would."""
+        self._check_import_export_unlocked()
         self.cartridge(barcode)
         if self.where_is(barcode):
             raise LibraryError(f"cartridge {barcode} is already in the library")
@@ -263,6 +311,7 @@ class Library:
 
     def remove(self, barcode: str) -> None:
         """Take a cartridge out of an import/export slot onto the shelf."""
+        self._check_import_export_unlocked()
         element = self.where_is(barcode)
         if element is None or element.kind != IMPORT_EXPORT:
             raise LibraryError(f"cartridge {barcode} is not in an import/export slot")
