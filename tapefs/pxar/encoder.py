@@ -1,0 +1,379 @@
+"""pxar v1 encoding, byte-compatible with proxmox-backup-client (spec §7.10).
+
+``Encoder`` writes entries as it is told (an entry-level API for in-memory trees and tests);
+``encode_entries`` re-encodes decoded entries; ``encode_tree`` walks a local directory the way
+proxmox-backup-client does and can feed a ``CatalogWriter`` in the same pass.
+"""
+
+import errno
+import logging
+import os
+import stat
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from . import format as fmt
+from .catalog import CatalogWriter
+from .entry import Entry, Kind, Metadata
+from .fsmeta import read_metadata
+
+log = logging.getLogger(__name__)
+
+FLUSH_THRESHOLD = 1 << 20
+READ_BLOCK = 1 << 20
+
+
+@dataclass
+class _OpenDirectory:
+    name: bytes
+    entry_offset: int
+    filename_offset: int | None
+    # (name hash, FILENAME offset, size) of each child, for the goodbye table
+    children: list[tuple[int, int, int]] = field(default_factory=list)
+
+
+def _c_string(data: bytes) -> bytes:
+    if b"\0" in data:
+        raise ValueError(f"{data!r} contains a NUL byte")
+    return data + b"\0"
+
+
+class Encoder:
+    """Writes one v1 archive to ``out`` (anything with ``write(bytes)``).
+
+    The root directory is opened by the constructor; add its children in the order they should
+    appear (byte-sorted names for output identical to proxmox-backup-client), open and close
+    subdirectories with ``begin_directory``/``end_directory``, and call ``finish`` at the end.
+    If ``catalog`` is given, the same walk is recorded there (names, kinds, sizes, mtimes).
+    """
+
+    def __init__(self, out, root: Metadata, catalog: CatalogWriter | None = None):
+        if stat.S_IFMT(root.mode) != fmt.S_IFDIR:
+            raise ValueError("the archive root must be a directory")
+        self._out = out
+        self._buffer = bytearray()
+        self._position = 0
+        self._catalog = catalog
+        self._write_entry(root)
+        self._stack = [_OpenDirectory(b"", 0, None)]
+
+    @property
+    def position(self) -> int:
+        """Bytes written so far: the archive offset of the next item."""
+        return self._position
+
+    def _write(self, data: bytes) -> None:
+        self._buffer += data
+        self._position += len(data)
+        if len(self._buffer) >= FLUSH_THRESHOLD:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._buffer:
+            self._out.write(bytes(self._buffer))
+            self._buffer.clear()
+
+    def _item(self, htype: int, content: bytes) -> None:
+        self._write(fmt.pack_header(htype, len(content)) + content)
+
+    def _write_entry(self, metadata: Metadata) -> None:
+        if not 0 <= metadata.mtime_nanos < 1_000_000_000:
+            raise ValueError(f"mtime nanoseconds {metadata.mtime_nanos} out of range")
+        self._item(fmt.ENTRY, fmt.Stat.build(dict(
+            mode=metadata.mode, flags=metadata.flags, uid=metadata.uid, gid=metadata.gid,
+            mtime_secs=metadata.mtime_secs, mtime_nanos=metadata.mtime_nanos, padding=0)))
+        for name, value in metadata.xattrs:
+            self._item(fmt.XATTR, _c_string(name) + value)
+        acl = metadata.acl
+        for htype, entries in ((fmt.ACL_USER, acl.users), (fmt.ACL_GROUP, acl.groups)):
+            for entry in entries:
+                self._item(htype, fmt.AclEntry.build(dict(id=entry.id,
+                                                          permissions=entry.permissions)))
+        if acl.group_obj is not None:
+            self._item(fmt.ACL_GROUP_OBJ, fmt.U64.build(acl.group_obj))
+        if acl.default is not None:
+            default = acl.default
+            self._item(fmt.ACL_DEFAULT, fmt.AclDefault.build(dict(
+                user_obj=default.user_obj, group_obj=default.group_obj, other=default.other,
+                mask=default.mask)))
+        for htype, entries in ((fmt.ACL_DEFAULT_USER, acl.default_users),
+                               (fmt.ACL_DEFAULT_GROUP, acl.default_groups)):
+            for entry in entries:
+                self._item(htype, fmt.AclEntry.build(dict(id=entry.id,
+                                                          permissions=entry.permissions)))
+        if metadata.fcaps is not None:
+            self._item(fmt.FCAPS, metadata.fcaps)
+        if metadata.quota_project_id is not None:
+            self._item(fmt.QUOTA_PROJID, fmt.U64.build(metadata.quota_project_id))
+
+    def _begin_child(self, name: bytes | str) -> tuple[bytes, int]:
+        name = os.fsencode(name)
+        if not name or name in (b".", b"..") or b"/" in name or b"\0" in name:
+            raise ValueError(f"invalid file name {name!r}")
+        if len(self._stack) == 0:
+            raise ValueError("the archive is already finished")
+        start = self._position
+        self._item(fmt.FILENAME, name + b"\0")
+        return name, start
+
+    def _end_child(self, name: bytes, filename_offset: int) -> None:
+        self._stack[-1].children.append(
+            (fmt.name_hash(name), filename_offset, self._position - filename_offset))
+
+    def _check_kind(self, metadata: Metadata, *kinds: int) -> None:
+        if stat.S_IFMT(metadata.mode) not in kinds:
+            raise ValueError(f"mode {metadata.mode:#o} does not match the entry kind")
+
+    def add_file(self, name: bytes | str, metadata: Metadata, size: int, content) -> int:
+        """Add a regular file of ``size`` bytes; ``content`` is bytes or a binary file object.
+
+        A file object that yields fewer bytes is zero-padded and one that yields more is cut,
+        as proxmox-backup-client does for files that change while they are read.  Returns the
+        FILENAME offset, which a later ``add_hardlink`` to this file needs.
+        """
+        self._check_kind(metadata, fmt.S_IFREG)
+        name, start = self._begin_child(name)
+        self._write_entry(metadata)
+        self._write(fmt.pack_header(fmt.PAYLOAD, size))
+        if isinstance(content, (bytes, bytearray, memoryview)):
+            if len(content) != size:
+                raise ValueError(f"content is {len(content)} bytes, size says {size}")
+            self._write_content(content)
+        else:
+            self._copy_content(content, size, name)
+        self._end_child(name, start)
+        if self._catalog is not None:
+            self._catalog.add_file(name, size, metadata.mtime_secs)
+        return start
+
+    def _write_content(self, data) -> None:
+        if len(data) < FLUSH_THRESHOLD:
+            self._write(data)
+            return
+        self._flush()
+        self._out.write(data)
+        self._position += len(data)
+
+    def _copy_content(self, reader, size: int, name: bytes) -> None:
+        remaining = size
+        while remaining:
+            data = reader.read(min(READ_BLOCK, remaining))
+            if not data:
+                log.warning("%r shrank while being archived; padding %d bytes with zeros",
+                            name, remaining)
+                data = bytes(min(READ_BLOCK, remaining))
+            self._write_content(data)
+            remaining -= len(data)
+        if reader.read(1):
+            log.warning("%r grew while being archived; stored the first %d bytes", name, size)
+
+    def add_symlink(self, name: bytes | str, metadata: Metadata, target: bytes | str) -> None:
+        self._check_kind(metadata, fmt.S_IFLNK)
+        name, start = self._begin_child(name)
+        self._write_entry(metadata)
+        self._item(fmt.SYMLINK, _c_string(os.fsencode(target)))
+        self._end_child(name, start)
+        if self._catalog is not None:
+            self._catalog.add_symlink(name)
+
+    def add_device(self, name: bytes | str, metadata: Metadata, major: int, minor: int) -> None:
+        self._check_kind(metadata, fmt.S_IFCHR, fmt.S_IFBLK)
+        name, start = self._begin_child(name)
+        self._write_entry(metadata)
+        self._item(fmt.DEVICE, fmt.Device.build(dict(major=major, minor=minor)))
+        self._end_child(name, start)
+        if self._catalog is not None:
+            if stat.S_IFMT(metadata.mode) == fmt.S_IFCHR:
+                self._catalog.add_char_device(name)
+            else:
+                self._catalog.add_block_device(name)
+
+    def add_special(self, name: bytes | str, metadata: Metadata) -> None:
+        """A fifo or socket: ENTRY and attributes only."""
+        self._check_kind(metadata, fmt.S_IFIFO, fmt.S_IFSOCK)
+        name, start = self._begin_child(name)
+        self._write_entry(metadata)
+        self._end_child(name, start)
+        if self._catalog is not None:
+            if stat.S_IFMT(metadata.mode) == fmt.S_IFIFO:
+                self._catalog.add_fifo(name)
+            else:
+                self._catalog.add_socket(name)
+
+    def add_hardlink(self, name: bytes | str, target_path: bytes | str,
+                     target_filename_offset: int) -> None:
+        """Another name for a file added earlier: its path from the root and FILENAME offset."""
+        name, start = self._begin_child(name)
+        if not 0 <= target_filename_offset < start:
+            raise ValueError("a hardlink target must precede the link")
+        self._item(fmt.HARDLINK, fmt.U64.build(start - target_filename_offset)
+                   + _c_string(os.fsencode(target_path)))
+        self._end_child(name, start)
+        if self._catalog is not None:
+            self._catalog.add_hardlink(name)
+
+    def begin_directory(self, name: bytes | str, metadata: Metadata) -> None:
+        self._check_kind(metadata, fmt.S_IFDIR)
+        name, start = self._begin_child(name)
+        entry_offset = self._position
+        self._write_entry(metadata)
+        self._stack.append(_OpenDirectory(name, entry_offset, start))
+        if self._catalog is not None:
+            self._catalog.start_directory(name)
+
+    def _write_goodbye(self, directory: _OpenDirectory) -> None:
+        goodbye_offset = self._position
+        children = sorted(directory.children, key=lambda child: child[0])
+        order = fmt.goodbye_permutation(len(children))
+        table_size = fmt.HEADER_SIZE + fmt.GOODBYE_ITEM_SIZE * (len(children) + 1)
+        table = bytearray(fmt.pack_header(fmt.GOODBYE, table_size - fmt.HEADER_SIZE))
+        for index in order:
+            hash_, filename_offset, size = children[index]
+            table += fmt.pack_goodbye_item(hash_, goodbye_offset - filename_offset, size)
+        table += fmt.pack_goodbye_item(fmt.GOODBYE_TAIL_MARKER,
+                                       goodbye_offset - directory.entry_offset, table_size)
+        self._write(bytes(table))
+
+    def end_directory(self) -> None:
+        if len(self._stack) < 2:
+            raise ValueError("end_directory without begin_directory")
+        directory = self._stack.pop()
+        self._write_goodbye(directory)
+        self._end_child(directory.name, directory.filename_offset)
+        if self._catalog is not None:
+            self._catalog.end_directory()
+
+    def finish(self) -> None:
+        """Close the root directory and flush; the archive is complete afterwards."""
+        if len(self._stack) != 1:
+            raise ValueError(f"{len(self._stack) - 1} directories are still open")
+        self._write_goodbye(self._stack.pop())
+        self._flush()
+
+
+def encode_entries(out, entries: Iterable[Entry], content_of: Callable[[Entry], bytes],
+                   catalog: CatalogWriter | None = None) -> int:
+    """Encode decoded entries (root first, then depth-first archive order) as a v1 archive.
+
+    ``content_of(entry)`` returns a regular file's bytes or a binary file object.  Returns the
+    archive size.
+    """
+    iterator = iter(entries)
+    root = next(iterator)
+    if root.path != b"" or root.kind is not Kind.DIRECTORY:
+        raise ValueError("the first entry must be the root directory")
+    encoder = Encoder(out, root.metadata, catalog)
+    open_paths = [b""]
+    file_offsets: dict[bytes, int] = {}
+    for entry in iterator:
+        parent, _, name = entry.path.rpartition(b"/")
+        while open_paths[-1] != parent:
+            if len(open_paths) == 1:
+                raise ValueError(f"{entry.path!r} is not below an open directory")
+            open_paths.pop()
+            encoder.end_directory()
+        if entry.kind is Kind.DIRECTORY:
+            encoder.begin_directory(name, entry.metadata)
+            open_paths.append(entry.path)
+        elif entry.kind is Kind.FILE:
+            file_offsets[entry.path] = encoder.add_file(name, entry.metadata, entry.size,
+                                                        content_of(entry))
+        elif entry.kind is Kind.SYMLINK:
+            encoder.add_symlink(name, entry.metadata, entry.symlink_target)
+        elif entry.kind in (Kind.CHAR_DEVICE, Kind.BLOCK_DEVICE):
+            encoder.add_device(name, entry.metadata, *entry.device)
+        elif entry.kind is Kind.HARDLINK:
+            target = entry.hardlink_target.lstrip(b"/")
+            if target not in file_offsets:
+                raise ValueError(f"hardlink {entry.path!r} to {target!r}, which is not an "
+                                 "earlier regular file")
+            encoder.add_hardlink(name, entry.hardlink_target, file_offsets[target])
+        else:
+            encoder.add_special(name, entry.metadata)
+    for _ in open_paths[1:]:
+        encoder.end_directory()
+    encoder.finish()
+    return encoder.position
+
+
+class _TreeWalker:
+    def __init__(self, encoder: Encoder, one_file_system: bool):
+        self.encoder = encoder
+        self.one_file_system = one_file_system
+        self.hardlinks: dict[tuple[int, int], tuple[bytes, int]] = {}
+
+    def walk(self, dir_fd: int, path: bytes, device: int) -> None:
+        for name in sorted(os.listdir(dir_fd)):
+            name = os.fsencode(name)
+            child_path = path + b"/" + name if path else name
+            try:
+                self.add(dir_fd, name, child_path, device)
+            except FileNotFoundError:
+                log.warning("%r vanished while being archived; skipped", child_path)
+            except PermissionError as error:
+                log.warning("cannot read %r (%s); skipped", child_path, error.strerror)
+
+    def add(self, dir_fd: int, name: bytes, path: bytes, device: int) -> None:
+        st = os.lstat(name, dir_fd=dir_fd)
+        kind = stat.S_IFMT(st.st_mode)
+        encoder = self.encoder
+        if kind == stat.S_IFREG and st.st_nlink > 1:
+            known = self.hardlinks.get((st.st_dev, st.st_ino))
+            if known is not None:
+                encoder.add_hardlink(name, *known)
+                return
+        if kind in (stat.S_IFREG, stat.S_IFDIR):
+            flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY
+            if kind == stat.S_IFDIR:
+                flags |= os.O_DIRECTORY
+            fd = os.open(name, flags, dir_fd=dir_fd)
+            try:
+                st = os.fstat(fd)
+                metadata = read_metadata(st, fd)
+                if kind == stat.S_IFREG:
+                    with os.fdopen(fd, "rb", buffering=0, closefd=False) as reader:
+                        offset = encoder.add_file(name, metadata, st.st_size, reader)
+                    if st.st_nlink > 1:
+                        self.hardlinks[(st.st_dev, st.st_ino)] = (path, offset)
+                else:
+                    encoder.begin_directory(name, metadata)
+                    if self.one_file_system and st.st_dev != device:
+                        log.info("not descending into mount point %r", path)
+                    else:
+                        self.walk(fd, path, st.st_dev)
+                    encoder.end_directory()
+            finally:
+                os.close(fd)
+        elif kind == stat.S_IFLNK:
+            encoder.add_symlink(name, read_metadata(st, None), os.readlink(name, dir_fd=dir_fd))
+        elif kind in (stat.S_IFCHR, stat.S_IFBLK):
+            encoder.add_device(name, read_metadata(st, None), os.major(st.st_rdev),
+                               os.minor(st.st_rdev))
+        elif kind in (stat.S_IFIFO, stat.S_IFSOCK):
+            encoder.add_special(name, read_metadata(st, None))
+        else:
+            log.warning("%r has unknown file type %#o; skipped", path, kind)
+
+
+def encode_tree(source: str | os.PathLike, out, catalog: CatalogWriter | None = None,
+                one_file_system: bool = True) -> int:
+    """Archive the directory ``source`` as a v1 pxar stream written to ``out``.
+
+    Children are added in byte-sorted name order with metadata from ``lstat``, chattr flags,
+    ``user.*``/``trusted.*`` xattrs, POSIX ACLs, file capabilities and quota project ids, as
+    proxmox-backup-client does.  With ``one_file_system`` a mount point below ``source`` is
+    stored as an empty directory.  Returns the archive size.
+    """
+    fd = os.open(source, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        encoder = Encoder(out, read_metadata(st, fd), catalog)
+        _TreeWalker(encoder, one_file_system).walk(fd, b"", st.st_dev)
+        encoder.finish()
+    except OSError as error:
+        if error.errno == errno.ENOTDIR:
+            raise NotADirectoryError(f"{os.fspath(source)!r} is not a directory") from None
+        raise
+    finally:
+        os.close(fd)
+    return encoder.position
