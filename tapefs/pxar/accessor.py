@@ -13,10 +13,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from . import format as fmt
-from .decoder import (ItemReader, entry_from_body, iter_content,
-                      read_archive_start, read_child, read_content, read_entry, read_filename)
+from .decoder import (ItemReader, entry_from_body, iter_content, read_archive_start,
+                      read_child, read_content, read_entry, read_filename, resolve_hardlink)
 from .entry import Entry, Kind
-from .errors import FormatError, NotADirectory, NotFoundError
+from .errors import NotADirectory, NotFoundError
 from .source import Source
 
 log = logging.getLogger(__name__)
@@ -165,16 +165,10 @@ class Accessor:
         return sorted(self.iter_dir(directory), key=lambda entry: entry.name)
 
     def resolve_hardlink(self, link: Entry) -> Entry:
-        """The regular file a HARDLINK entry refers to, found by its stored offset."""
+        """The regular file a HARDLINK entry refers to; other entries are returned as they are."""
         if link.kind is not Kind.HARDLINK:
             return link
-        target_offset = link.filename_offset - link.hardlink_offset
-        target, _ = read_child(self.reader, target_offset, self.reader.size, self.version, b"")
-        if target.kind is not Kind.FILE:
-            raise FormatError(f"hardlink {link.path!r} points at a {target.kind.value}, "
-                              "not a regular file", link.entry_offset, self.reader.name)
-        target.path = link.hardlink_target.lstrip(b"/")
-        return target
+        return resolve_hardlink(self.reader, self.version, link)
 
     def _file(self, entry: Entry | bytes | str) -> Entry:
         if not isinstance(entry, Entry):

@@ -267,6 +267,17 @@ def read_child(reader: ItemReader, filename_offset: int, end: int, version: int,
     return entry_from_body(path, body, filename_offset, entry_offset), body
 
 
+def resolve_hardlink(reader: ItemReader, version: int, link: Entry) -> Entry:
+    """The regular file a HARDLINK entry refers to, found through its stored back offset."""
+    target_offset = link.filename_offset - link.hardlink_offset
+    target, _ = read_child(reader, target_offset, reader.size, version, b"")
+    if target.kind is not Kind.FILE:
+        raise reader.error(f"hardlink {link.path!r} points at a {target.kind.value}, "
+                           "not a regular file", link.entry_offset)
+    target.path = link.hardlink_target.lstrip(b"/")
+    return target
+
+
 def entry_from_body(path: bytes, body: EntryBody, filename_offset: int | None,
                     entry_offset: int) -> Entry:
     return Entry(path=path, kind=body.kind, metadata=body.metadata, size=body.size,
@@ -396,11 +407,18 @@ class Decoder:
                         raise reader.error(f"GOODBYE table is not in search-tree order at "
                                            f"item {index}", offset)
 
+    def resolve_hardlink(self, link: Entry) -> Entry:
+        return resolve_hardlink(self.reader, self.version, link)
+
+    def _file(self, entry: Entry) -> Entry:
+        return self.resolve_hardlink(entry) if entry.kind is Kind.HARDLINK else entry
+
     def read_content(self, entry: Entry, offset: int = 0, length: int | None = None) -> bytes:
-        return read_content(self.reader, self.payload, entry, offset, length)
+        """Bytes of a regular file (or a hardlink's target), clipped to its size."""
+        return read_content(self.reader, self.payload, self._file(entry), offset, length)
 
     def iter_content(self, entry: Entry, block: int = CONTENT_BLOCK) -> Iterator[bytes]:
-        return iter_content(self.reader, self.payload, entry, block)
+        return iter_content(self.reader, self.payload, self._file(entry), block)
 
 
 def _content_reader(reader: ItemReader, payload: ItemReader | None, entry: Entry) -> ItemReader:

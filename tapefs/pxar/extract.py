@@ -1,0 +1,262 @@
+"""Extract a pxar archive into a directory without ever writing outside it.
+
+Every file system call is made relative to an open directory descriptor and never follows a
+symlink (``O_NOFOLLOW``, ``follow_symlinks=False``), so names like ``../x``, absolute hardlink
+targets or a symlink planted where a directory is expected cannot redirect a write.  Files,
+links and device nodes are created under a temporary name and renamed into place once
+complete; directory metadata is applied when the directory is left, so that creating its
+children does not change its mtime.
+"""
+
+import errno
+import itertools
+import logging
+import os
+import stat
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .entry import Entry, Kind, Metadata
+from .errors import PxarError, UnsafePathError
+from .fsmeta import FCAPS_XATTR, acl_to_xattrs
+
+log = logging.getLogger(__name__)
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_temp_counter = itertools.count()
+
+
+@dataclass
+class ExtractStats:
+    entries: int = 0
+    bytes: int = 0
+    skipped: int = 0
+
+
+def _components(path: bytes, what: str) -> list[bytes]:
+    parts = path.split(b"/")
+    for part in parts:
+        if not part or part in (b".", b"..") or b"\0" in part:
+            raise UnsafePathError(f"refusing {what} {path!r}: it is not a plain relative path "
+                                  "inside the target")
+    return parts
+
+
+def _temp_name() -> bytes:
+    return f".tapefs-extract-{os.getpid()}-{next(_temp_counter)}".encode()
+
+
+def _open_directory(dir_fd: int, name: bytes) -> int:
+    try:
+        return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+    except OSError as error:
+        if error.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise UnsafePathError(f"refusing to extract below {name!r}: it exists and is not a "
+                                  "directory (possibly a symlink)") from None
+        raise
+
+
+class _Extractor:
+    def __init__(self, target_fd: int, reader, restore_owners: bool, stats: ExtractStats):
+        self.target_fd = target_fd
+        self.reader = reader
+        self.restore_owners = restore_owners
+        self.stats = stats
+        # (path, fd, metadata) of the directories on the way to the current entry
+        self.open_dirs: list[tuple[bytes, int, Metadata | None]] = [(b"", target_fd, None)]
+
+    def _warn_skip(self, path: bytes, what: str, error: OSError) -> None:
+        log.warning("%r: cannot restore %s (%s)", path, what, error.strerror)
+        self.stats.skipped += 1
+
+    def apply_metadata(self, path: bytes, metadata: Metadata, *, fd: int | None = None,
+                       dir_fd: int | None = None, name: bytes | None = None) -> None:
+        """Owner, mode, xattrs, ACLs, fcaps and mtime, in the order that keeps them all.
+
+        chown clears setuid bits and file capabilities, so it goes first and fcaps last.
+        """
+        is_symlink = stat.S_IFMT(metadata.mode) == stat.S_IFLNK
+        where = {"dir_fd": dir_fd, "follow_symlinks": False} if fd is None else {}
+        target = fd if fd is not None else name
+        if self.restore_owners:
+            try:
+                os.chown(target, metadata.uid, metadata.gid, **where)
+            except OSError as error:
+                self._warn_skip(path, "owner", error)
+        if not is_symlink:
+            try:
+                os.chmod(target, stat.S_IMODE(metadata.mode), **where)
+            except OSError as error:
+                self._warn_skip(path, "mode", error)
+            if fd is not None:
+                attributes = list(metadata.xattrs)
+                attributes += acl_to_xattrs(metadata.acl, metadata.mode).items()
+                if metadata.fcaps is not None:
+                    attributes.append((FCAPS_XATTR, metadata.fcaps))
+                for key, value in attributes:
+                    try:
+                        os.setxattr(fd, key, value)
+                    except OSError as error:
+                        self._warn_skip(path, f"xattr {key!r}", error)
+        mtime = metadata.mtime_ns
+        try:
+            os.utime(target, ns=(mtime, mtime), **where)
+        except OSError as error:
+            self._warn_skip(path, "mtime", error)
+
+    def close_directories(self, keep: int) -> None:
+        while len(self.open_dirs) > keep:
+            path, fd, metadata = self.open_dirs.pop()
+            try:
+                if metadata is not None:
+                    self.apply_metadata(path, metadata, fd=fd)
+            finally:
+                if fd != self.target_fd:
+                    os.close(fd)
+
+    def parent_fd(self, path: bytes) -> int:
+        parent = path.rpartition(b"/")[0]
+        depth = next((index for index in range(len(self.open_dirs) - 1, -1, -1)
+                      if self.open_dirs[index][0] == parent), None)
+        if depth is None:
+            raise PxarError(f"{path!r} comes after its directory was closed; the archive is "
+                            "not in depth-first order")
+        self.close_directories(depth + 1)
+        return self.open_dirs[-1][1]
+
+    def place(self, dir_fd: int, name: bytes, create) -> None:
+        """Create an entry under a temporary name with ``create(temp)``, then rename it."""
+        temp = _temp_name()
+        try:
+            create(temp)
+            os.rename(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except BaseException:
+            try:
+                os.unlink(temp, dir_fd=dir_fd)
+            except FileNotFoundError:
+                pass
+            raise
+
+    def extract(self, path: bytes, entry: Entry) -> None:
+        self.stats.entries += 1
+        if not path:
+            self.open_dirs[0] = (b"", self.target_fd, entry.metadata)
+            return
+        _components(path, "archive path")
+        dir_fd = self.parent_fd(path)
+        name = path.rpartition(b"/")[2]
+        kind = entry.kind
+        if kind is Kind.DIRECTORY:
+            try:
+                os.mkdir(name, 0o700, dir_fd=dir_fd)
+            except FileExistsError:
+                pass
+            self.open_dirs.append((path, _open_directory(dir_fd, name), entry.metadata))
+        elif kind is Kind.FILE:
+            self.place(dir_fd, name, lambda temp: self.write_file(dir_fd, temp, path, entry))
+        elif kind is Kind.SYMLINK:
+            def create_symlink(temp):
+                os.symlink(entry.symlink_target, temp, dir_fd=dir_fd)
+                self.apply_metadata(path, entry.metadata, dir_fd=dir_fd, name=temp)
+            self.place(dir_fd, name, create_symlink)
+        elif kind is Kind.HARDLINK:
+            self.extract_hardlink(dir_fd, name, path, entry)
+        else:
+            self.extract_node(dir_fd, name, path, entry)
+
+    def write_file(self, dir_fd: int, temp: bytes, path: bytes, entry: Entry) -> None:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o600, dir_fd=dir_fd)
+        try:
+            for block in self.reader.iter_content(entry):
+                view = memoryview(block)
+                while view:
+                    view = view[os.write(fd, view):]
+            self.stats.bytes += entry.size
+            self.apply_metadata(path, entry.metadata, fd=fd)
+        finally:
+            os.close(fd)
+
+    def extract_hardlink(self, dir_fd: int, name: bytes, path: bytes, entry: Entry) -> None:
+        target = _components(entry.hardlink_target.lstrip(b"/"), "hardlink target")
+        source_fd = self.target_fd
+        opened = []
+        try:
+            for component in target[:-1]:
+                source_fd = _open_directory(source_fd, component)
+                opened.append(source_fd)
+            self.place(dir_fd, name, lambda temp: os.link(
+                target[-1], temp, src_dir_fd=source_fd, dst_dir_fd=dir_fd,
+                follow_symlinks=False))
+        except (FileNotFoundError, UnsafePathError):
+            # the target lies outside an extracted subtree: store a copy of its contents
+            file = self.reader.resolve_hardlink(entry)
+            self.place(dir_fd, name, lambda temp: self.write_file(dir_fd, temp, path, file))
+        finally:
+            for fd in opened:
+                os.close(fd)
+
+    def extract_node(self, dir_fd: int, name: bytes, path: bytes, entry: Entry) -> None:
+        file_type = {Kind.FIFO: stat.S_IFIFO, Kind.SOCKET: stat.S_IFSOCK,
+                     Kind.CHAR_DEVICE: stat.S_IFCHR, Kind.BLOCK_DEVICE: stat.S_IFBLK}[entry.kind]
+        device = os.makedev(*entry.device) if entry.device else 0
+
+        def create_node(temp):
+            os.mknod(temp, file_type | 0o600, device, dir_fd=dir_fd)
+            self.apply_metadata(path, entry.metadata, dir_fd=dir_fd, name=temp)
+        try:
+            self.place(dir_fd, name, create_node)
+        except PermissionError as error:
+            self._warn_skip(path, entry.kind.value, error)
+
+
+def _subtree_entries(entries: Iterable[Entry], subtree: bytes):
+    """(path relative to the extraction target, entry) for ``subtree`` and what lies below."""
+    if not subtree:
+        for entry in entries:
+            yield entry.path, entry
+        return
+    prefix = subtree + b"/"
+    found = False
+    for entry in entries:
+        if entry.path == subtree:
+            found = True
+            yield (b"" if entry.kind is Kind.DIRECTORY else entry.name), entry
+        elif entry.path.startswith(prefix):
+            yield entry.path[len(prefix):], entry
+    if not found:
+        raise PxarError(f"no entry {subtree!r} in the archive")
+
+
+def extract(reader, target: str | os.PathLike, subtree: bytes | str = b"",
+            restore_owners: bool | None = None) -> ExtractStats:
+    """Extract everything ``reader`` (a ``Decoder``) yields into the directory ``target``.
+
+    With ``subtree``, only that path and what lies below it are extracted, a directory's
+    contents straight into ``target``.  Owners are restored when running as root unless
+    ``restore_owners`` says otherwise; device nodes and other things the process may not create
+    are skipped with a warning and counted in ``ExtractStats.skipped``.  Unsafe names, a corrupt
+    archive or a failed write raise a ``PxarError`` (or ``OSError``) and leave no partly
+    written file under its final name.
+    """
+    if restore_owners is None:
+        restore_owners = os.geteuid() == 0
+    subtree = b"/".join(part for part in os.fsencode(subtree).split(b"/") if part)
+    os.makedirs(target, exist_ok=True)
+    target_fd = os.open(target, _DIR_FLAGS)
+    stats = ExtractStats()
+    extractor = _Extractor(target_fd, reader, restore_owners, stats)
+    try:
+        for path, entry in _subtree_entries(reader, subtree):
+            if path == b"" and entry.kind is not Kind.DIRECTORY:
+                continue
+            extractor.extract(path, entry)
+        extractor.close_directories(0)
+    finally:
+        for _, fd, _ in extractor.open_dirs:
+            if fd != target_fd:
+                os.close(fd)
+        os.close(target_fd)
+    log.info("extracted %d entries (%d bytes of file contents) into %s; %d items skipped",
+             stats.entries, stats.bytes, os.fsdecode(os.fspath(target)), stats.skipped)
+    return stats
