@@ -1,0 +1,206 @@
+"""``vtape``: create, serve and operate a virtual tape library."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from vtape import daemon, media
+from vtape.demo import run_demo
+from vtape.library import CreateOptions, LibraryError, create_library
+from vtape.server import DaemonError, serve as serve_library
+
+LIBDIR = click.argument("libdir", type=click.Path(path_type=Path))
+
+
+def fail(message: str) -> None:
+    click.echo(f"vtape: {message}", err=True)
+    sys.exit(1)
+
+
+def size_option(text: str) -> int:
+    try:
+        return media.parse_size(text)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+@click.group()
+def main() -> None:
+    """A virtual LTO tape library: file-backed cartridges, SCSI drives and a changer on Unix sockets."""
+
+
+@main.command()
+@LIBDIR
+@click.option("--drives", default=2, show_default=True, help="number of tape drives")
+@click.option("--generation", default=8, show_default=True, type=click.IntRange(1, 9), help="LTO generation of drives and media")
+@click.option("--slots", default=16, show_default=True, help="storage slots")
+@click.option("--ie-slots", default=2, show_default=True, help="import/export (mail) slots")
+@click.option("--cartridges", default=8, show_default=True, help="data cartridges, placed in slots 1..N")
+@click.option("--barcode-prefix", default="VT", show_default=True, help="barcode prefix of the data cartridges")
+@click.option("--capacity", default="8GiB", show_default=True, help="capacity per cartridge, or 'nominal' for the LTO native capacity")
+@click.option("--cleaning", default=1, show_default=True, help="cleaning cartridges (CLNnnnL1), placed in the last slots")
+@click.option("--worm", default=0, show_default=True, help="WORM cartridges")
+@click.option("--allow-other-users", is_flag=True, help="let every local user open the device sockets")
+@click.option("--timing", is_flag=True, help="simulate load, unload, locate and rewind times")
+def create(libdir, drives, generation, slots, ie_slots, cartridges, barcode_prefix, capacity, cleaning, worm,
+           allow_other_users, timing):
+    """Create a new library directory LIBDIR."""
+    capacity_bytes = media.GENERATIONS[generation].capacity_mb * media.MB if capacity == "nominal" \
+        else size_option(capacity)
+    try:
+        create_library(libdir, CreateOptions(drives, generation, slots, ie_slots, cartridges, barcode_prefix,
+                                             capacity_bytes, cleaning, worm, allow_other_users, timing))
+    except (LibraryError, media.BarcodeError) as e:
+        fail(str(e))
+    click.echo(f"created {libdir}: {drives} drives, {slots} slots, {ie_slots} import/export slots")
+
+
+@main.command()
+@LIBDIR
+def serve(libdir):
+    """Serve LIBDIR in the foreground until SIGTERM or SIGINT."""
+    import logging
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        serve_library(libdir)
+    except (DaemonError, LibraryError) as e:
+        fail(str(e))
+
+
+@main.command()
+@LIBDIR
+def start(libdir):
+    """Serve LIBDIR in the background; returns once every device socket accepts."""
+    try:
+        pid = daemon.start(libdir)
+    except (DaemonError, LibraryError) as e:
+        fail(str(e))
+    click.echo(f"vtape daemon {pid} serving {libdir.resolve()}")
+
+
+@main.command()
+@LIBDIR
+def stop(libdir):
+    """Stop the daemon serving LIBDIR."""
+    try:
+        pid = daemon.stop(libdir)
+    except (DaemonError, LibraryError) as e:
+        fail(str(e))
+    click.echo(f"stopped vtape daemon {pid}")
+
+
+def perform(libdir: Path, request: dict) -> dict:
+    try:
+        answer = daemon.perform(libdir, request)
+    except (DaemonError, LibraryError) as e:
+        fail(str(e))
+    if not answer.get("ok"):
+        fail(answer.get("error", "failed"))
+    return answer
+
+
+OUTPUT_FORMAT = click.option("--output-format", type=click.Choice(["text", "json"]), default="text",
+                             show_default=True)
+
+
+@main.command()
+@LIBDIR
+@OUTPUT_FORMAT
+def status(libdir, output_format):
+    """Show devices, slots and cartridges."""
+    state = perform(libdir, {"op": "status"})
+    state.pop("ok")
+    state["daemon"] = daemon.running_pid(libdir)
+    if output_format == "json":
+        click.echo(json.dumps(state, indent=1))
+        return
+    console = Console()
+    console.print(f"library {state['path']} — daemon: {('pid %d' % state['daemon']) if state['daemon'] else 'stopped'}")
+    devices = Table("device", "path", "serial", "cartridge", "loaded", "position")
+    devices.add_row("changer", state["changer"]["path"], state["changer"]["serial"], "", "", "")
+    for d in state["drives"]:
+        devices.add_row(d["name"], d["path"], d["serial"], d["barcode"] or "", "yes" if d["loaded"] else "",
+                        "" if d["position"] is None else str(d["position"]))
+    console.print(devices)
+    slots = Table("slot", "kind", "address", "cartridge")
+    for kind, elements in (("storage", state["storage"]), ("import/export", state["import_export"])):
+        for e in elements:
+            slots.add_row(str(e["slot"]), kind, f"{e['address']:#06x}", e["barcode"] or "")
+    console.print(slots)
+    shelf = [c["barcode"] for c in state["cartridges"] if not c["in_library"]]
+    if shelf:
+        console.print("on the shelf: " + " ".join(shelf))
+
+
+@main.command()
+@LIBDIR
+@click.argument("barcode")
+def insert(libdir, barcode):
+    """Put a cartridge from the shelf into a free import/export slot."""
+    answer = perform(libdir, {"op": "insert", "barcode": barcode})
+    click.echo(f"{barcode} is in import/export slot {answer['slot']}")
+
+
+@main.command()
+@LIBDIR
+@click.argument("barcode")
+def remove(libdir, barcode):
+    """Take a cartridge out of its import/export slot onto the shelf."""
+    perform(libdir, {"op": "remove", "barcode": barcode})
+    click.echo(f"{barcode} is on the shelf")
+
+
+@main.command("add-cartridge")
+@LIBDIR
+@click.argument("barcode")
+@click.option("--capacity", help="capacity, e.g. 512MiB (default 8GiB)")
+@click.option("--early-warning", help="early-warning zone before the end, e.g. 16MiB")
+@click.option("--shelf", is_flag=True, help="keep it outside the library (insert it later)")
+def add_cartridge(libdir, barcode, capacity, early_warning, shelf):
+    """Create a new cartridge (barcode such as VT0100L8, CLN002L1, WM0001LY)."""
+    answer = perform(libdir, {"op": "add-cartridge", "barcode": barcode, "capacity": capacity,
+                              "early_warning": early_warning, "shelf": shelf})
+    click.echo(f"{barcode} created" + (f" in slot {answer['slot']}" if answer["slot"] else " on the shelf"))
+
+
+@main.command("write-protect")
+@LIBDIR
+@click.argument("barcode")
+@click.option("--off", is_flag=True, help="clear the write-protect switch")
+def write_protect(libdir, barcode, off):
+    """Set (or with --off clear) a cartridge's write-protect switch."""
+    answer = perform(libdir, {"op": "write-protect", "barcode": barcode, "on": not off})
+    click.echo(f"{barcode}: write protect {'on' if answer['write_protected'] else 'off'}")
+
+
+@main.command()
+@LIBDIR
+@click.argument("device")
+@click.option("--fail-next", type=int, default=0, help="fail the next N commands on DEVICE")
+@click.option("--sense", "sense_code", default="4/44/00", show_default=True, help="sense KEY/ASC/ASCQ (hex) for --fail-next")
+@click.option("--media-error-at", type=int, help="reading this block of the loaded cartridge gives 3/11/00")
+@click.option("--not-ready/--ready", default=None, help="drive reports NOT READY 2/04/00 until --ready")
+@click.option("--tape-alert", type=int, multiple=True, help="raise this TapeAlert flag (1-64); repeatable")
+@click.option("--clear", is_flag=True, help="remove every fault from DEVICE")
+def fault(libdir, device, fail_next, sense_code, media_error_at, not_ready, tape_alert, clear):
+    """Make DEVICE (changer, drive0, ...) fail on purpose."""
+    answer = perform(libdir, {"op": "fault", "device": device, "fail_next": fail_next, "sense_code": sense_code,
+                              "media_error_block": media_error_at, "not_ready": not_ready,
+                              "tape_alerts": list(tape_alert), "clear": clear})
+    answer.pop("ok")
+    click.echo(json.dumps(answer))
+
+
+@main.command()
+@click.argument("libdir", required=False, type=click.Path(path_type=Path))
+def demo(libdir):
+    """Create a library (in a temporary directory unless LIBDIR), load, write and read a tape."""
+    try:
+        run_demo(libdir, click.echo)
+    except (DaemonError, LibraryError) as e:
+        fail(str(e))

@@ -1,0 +1,321 @@
+"""The vtape daemon: one Unix socket per device, plus a control socket.
+
+Runs on one trio loop. Each device has a lock so its commands run one at a
+time while other devices go on; a command's handler is synchronous (cartridge
+I/O goes to the page cache and is short), only simulated delays await.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import signal
+import socket
+import struct
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import trio
+
+from . import frame, operator
+from .client import SOCKET_BUFFER
+from .eventlog import EventLog
+from .library import Library, LibraryError, load_config
+from .sense import CHECK_CONDITION, HARDWARE_ERROR, CheckCondition
+from .spc import Outcome
+
+log = logging.getLogger(__name__)
+
+CONTROL_LINE_LIMIT = 64 * 1024
+
+
+class DaemonError(Exception):
+    """The daemon cannot start (library missing, another daemon running, ...)."""
+
+
+class PidLock:
+    """An flock on LIBDIR/daemon.pid: held while a daemon serves the library."""
+
+    def __init__(self, libdir: Path):
+        self.path = libdir / "daemon.pid"
+        self.fd: int | None = None
+
+    def acquire(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise DaemonError(f"{self.path.parent}: a vtape daemon is already serving this library (pid {pid})") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.ftruncate(self.fd, 0)
+            os.close(self.fd)
+            self.fd = None
+
+
+def running_pid(libdir: Path) -> int | None:
+    """The pid of the daemon serving libdir, or None."""
+    path = Path(libdir) / "daemon.pid"
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    except BlockingIOError:
+        text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        return int(text) if text.isdigit() else -1
+    finally:
+        os.close(fd)
+
+
+def _peer_uid(sock: trio.socket.SocketType) -> int:
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return struct.unpack("3i", creds)[1]
+
+
+async def _receive_exactly(stream: trio.SocketStream, size: int) -> bytearray | None:
+    """size bytes, or None if the peer closed before sending any; FrameError if it closed mid-way."""
+    buf = bytearray(size)
+    view = memoryview(buf)
+    got = 0
+    sock = stream.socket
+    while got < size:
+        n = await sock.recv_into(view[got:])
+        if n == 0:
+            if got == 0:
+                return None
+            raise frame.FrameError(f"connection closed after {got} of {size} bytes")
+        got += n
+    return buf
+
+
+async def _send_parts(stream: trio.SocketStream, parts: list) -> None:
+    views = [memoryview(p).cast("B") for p in parts if len(p)]
+    sock = stream.socket
+    while views:
+        sent = await sock.sendmsg(views)
+        while sent:
+            if sent >= len(views[0]):
+                sent -= len(views[0])
+                views.pop(0)
+            else:
+                views[0] = views[0][sent:]
+                sent = 0
+
+
+class Daemon:
+    def __init__(self, libdir: Path):
+        self.libdir = Path(libdir).resolve()
+        self.library: Library | None = None
+        self.events: EventLog | None = None
+        self.allowed_uids = {os.getuid(), 0}
+        self.stop_requested = trio.Event()
+
+    async def run(self, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        config = load_config(self.libdir)
+        lock = PidLock(self.libdir)
+        lock.acquire()
+        socket_paths: list[Path] = []
+        try:
+            self.library = Library(self.libdir)
+            self.events = EventLog(self.libdir / "events.jsonl")
+            allow_all = config.get("allow_other_users", False)
+            devices = {"changer": self.library.changer}
+            devices.update({f"drive{d.index}": d for d in self.library.drives})
+            async with trio.open_nursery() as nursery:
+                for name, device in devices.items():
+                    listener, path = await self._listen(name, allow_all)
+                    socket_paths.append(path)
+                    lock_for_device = trio.Lock()
+                    await nursery.start(trio.serve_listeners,
+                                        self._device_handler(name, device, lock_for_device), [listener])
+                listener, path = await self._listen("control", allow_all)
+                socket_paths.append(path)
+                await nursery.start(trio.serve_listeners, self._control_handler, [listener])
+                nursery.start_soon(self._flush_events)
+                nursery.start_soon(self._watch_signals, nursery.cancel_scope)
+                log.info("serving %s: %s", self.libdir, ", ".join(p.name for p in socket_paths))
+                task_status.started()
+                await self.stop_requested.wait()
+                nursery.cancel_scope.cancel()
+        finally:
+            for path in socket_paths:
+                path.unlink(missing_ok=True)
+            if self.library:
+                self.library.close()
+            if self.events:
+                self.events.close()
+            lock.release()
+            log.info("stopped serving %s", self.libdir)
+
+    async def _listen(self, name: str, allow_all: bool) -> tuple[trio.SocketListener, Path]:
+        path = self.libdir / name
+        # We hold the pid lock, so a socket file left here belongs to a dead daemon.
+        path.unlink(missing_ok=True)
+        sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old_umask = os.umask(0o177 if not allow_all else 0o111)
+        try:
+            await sock.bind(str(path))
+        finally:
+            os.umask(old_umask)
+        os.chmod(path, 0o666 if allow_all else 0o600)
+        sock.listen(64)
+        return trio.SocketListener(sock), path
+
+    def _peer_allowed(self, stream: trio.SocketStream) -> bool:
+        if self.library.config.get("allow_other_users", False):
+            return True
+        uid = _peer_uid(stream.socket)
+        if uid not in self.allowed_uids:
+            log.warning("refused a connection from uid %d", uid)
+            return False
+        return True
+
+    def _device_handler(self, name: str, device, device_lock: trio.Lock):
+        async def handle(stream: trio.SocketStream) -> None:
+            async with stream:
+                if not self._peer_allowed(stream):
+                    return
+                for opt in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+                    stream.socket.setsockopt(socket.SOL_SOCKET, opt, SOCKET_BUFFER)
+                try:
+                    await self._serve_connection(name, device, device_lock, stream)
+                except frame.FrameError as e:
+                    log.warning("%s: dropped a connection: %s", name, e)
+                except (BrokenPipeError, ConnectionResetError, trio.BrokenResourceError, trio.ClosedResourceError):
+                    log.debug("%s: client went away", name)
+                except Exception:
+                    # One bad connection must never take the library down.
+                    log.error("%s: connection failed\n%s", name, traceback.format_exc())
+        return handle
+
+    async def _serve_connection(self, name, device, device_lock, stream) -> None:
+        while True:
+            raw = await _receive_exactly(stream, frame.REQUEST_HEADER_SIZE)
+            if raw is None:
+                return
+            try:
+                request = frame.decode_request_header(bytes(raw))
+            except frame.FrameError as e:
+                await _send_parts(stream, [frame.encode_reply_header(frame.Reply(0, host_status=frame.HOST_ERROR))])
+                raise e
+            data_out = b""
+            if request.data_out_len:
+                data_out = await _receive_exactly(stream, request.data_out_len)
+                if data_out is None:
+                    raise frame.FrameError("connection closed before the data-out bytes")
+            async with device_lock:
+                started = time.perf_counter()
+                outcome = self._execute(name, device, request, data_out)
+                delay = device.take_delay() if hasattr(device, "take_delay") else 0.0
+                if delay:
+                    await trio.sleep(delay)
+                elapsed_us = int((time.perf_counter() - started) * 1e6)
+            data = memoryview(outcome.data)[:request.data_in_len]
+            residual = request.data_in_len - len(data) if not request.data_out_len else 0
+            reply = frame.Reply(outcome.status, sense=outcome.sense, data=data, residual=residual,
+                                duration_us=elapsed_us)
+            self.events.command(name, device.command_name(request.cdb[0]), request.cdb, outcome.status,
+                                outcome.sense, request.data_out_len, len(data), elapsed_us)
+            await _send_parts(stream, [frame.encode_reply_header(reply), outcome.sense, data])
+
+    def _execute(self, name, device, request, data_out):
+        try:
+            return device.execute(request.cdb, memoryview(data_out), request.data_in_len)
+        except Exception:
+            # A bug in a handler must not take the library down: report it as the
+            # drive would report an internal failure, and log it loudly.
+            log.error("%s: internal error on CDB %s\n%s", name, request.cdb.hex(), traceback.format_exc())
+            return Outcome(CHECK_CONDITION, sense=CheckCondition(HARDWARE_ERROR, 0x44, 0x00).sense())
+
+    async def _control_handler(self, stream: trio.SocketStream) -> None:
+        async with stream:
+            if not self._peer_allowed(stream):
+                return
+            buffer = b""
+            while True:
+                try:
+                    chunk = await stream.receive_some(65536)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    return
+                if not chunk:
+                    return
+                buffer += chunk
+                if len(buffer) > CONTROL_LINE_LIMIT:
+                    await self._send_json(stream, {"ok": False, "error": "control request too long"})
+                    return
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    await self._send_json(stream, self._control(line))
+
+    def _control(self, line: bytes) -> dict:
+        try:
+            request = json.loads(line)
+            if not isinstance(request, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as e:
+            return {"ok": False, "error": f"bad control request: {e}"}
+        if request.get("op") == "stop":
+            self.stop_requested.set()
+            return {"ok": True, "stopping": True}
+        try:
+            result = operator.run(self.library, request)
+        except (LibraryError, ValueError) as e:
+            return {"ok": False, "error": str(e)}
+        except KeyError as e:
+            return {"ok": False, "error": f"missing field {e} in control request"}
+        except TypeError as e:
+            return {"ok": False, "error": f"bad control request: {e}"}
+        self.events.note(control=request.get("op"), request=request)
+        return {"ok": True, **result}
+
+    @staticmethod
+    async def _send_json(stream, obj) -> None:
+        try:
+            await stream.send_all(json.dumps(obj).encode() + b"\n")
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+
+    async def _flush_events(self) -> None:
+        while True:
+            await trio.sleep(0.2)
+            self.events.flush()
+
+    async def _watch_signals(self, cancel_scope) -> None:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for signum in signals:
+                log.info("signal %d: stopping", signum)
+                self.stop_requested.set()
+                return
+
+
+def serve(libdir: Path) -> None:
+    """Run the daemon in the foreground until SIGTERM/SIGINT or a stop request."""
+    trio.run(Daemon(libdir).run)
+
+
+def main(argv: list[str]) -> int:
+    """``python -m vtape.server LIBDIR``: what ``vtape start`` runs in the background."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        serve(Path(argv[0]))
+    except (DaemonError, LibraryError) as e:
+        print(f"vtape: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
