@@ -1,0 +1,34 @@
+"""Shared fixtures: real vtape libraries served by real daemons."""
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers.vtape_process import VtapeLibrary
+
+
+@pytest.fixture
+def make_vtape_library():
+    """Factory: make_vtape_library(**CreateOptions fields) -> a served VtapeLibrary."""
+    libraries: list[VtapeLibrary] = []
+
+    def make(**create_options) -> VtapeLibrary:
+        library = VtapeLibrary(**create_options)
+        libraries.append(library)
+        library.start()
+        return library
+
+    yield make
+    for library in libraries:
+        try:
+            if library.process is not None:
+                code = library.stop()
+                assert code == 0, f"vtape serve exited {code}:\n{library.log()}"
+            assert "Traceback" not in library.log(), library.log()
+        finally:
+            library.cleanup()
+
+
+@pytest.fixture
+def vtape_library(make_vtape_library) -> VtapeLibrary:
+    """A default library (2 LTO-8 drives, 16 slots, 2 mail slots, VT0001L8..VT0008L8, CLN001L1 in slot 16)."""
+    return make_vtape_library()
