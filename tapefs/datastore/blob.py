@@ -1,0 +1,146 @@
+"""DataBlob: the container of every chunk and of the ``*.blob`` files of a snapshot (spec §2).
+
+Layout: magic (8) | CRC-32 of everything after the header (4) | [IV (16) | GCM tag (16)] | payload.
+The payload is the data, or one zstd frame of it (compression is kept only if it shrinks the
+data), and for encrypted blobs the AES-256-GCM ciphertext of that.
+"""
+
+import enum
+import hashlib
+import logging
+import os
+import threading
+import zlib
+from dataclasses import dataclass
+
+import construct
+import zstandard
+
+from tapefs.datastore.crypt_config import IV_SIZE, TAG_SIZE, CryptConfig
+from tapefs.datastore.errors import CorruptFileError, CryptoError
+
+log = logging.getLogger(__name__)
+
+
+def _magic(text: str) -> bytes:
+    return hashlib.sha256(text.encode("ascii")).digest()[:8]
+
+
+class BlobKind(enum.Enum):
+    UNCOMPRESSED = _magic("Proxmox Backup uncompressed blob v1.0")
+    COMPRESSED = _magic("Proxmox Backup zstd compressed blob v1.0")
+    ENCRYPTED = _magic("Proxmox Backup encrypted blob v1.0")
+    ENCRYPTED_COMPRESSED = _magic("Proxmox Backup zstd compressed encrypted blob v1.0")
+
+    @property
+    def encrypted(self) -> bool:
+        return self in (BlobKind.ENCRYPTED, BlobKind.ENCRYPTED_COMPRESSED)
+
+    @property
+    def compressed(self) -> bool:
+        return self in (BlobKind.COMPRESSED, BlobKind.ENCRYPTED_COMPRESSED)
+
+    @property
+    def header_size(self) -> int:
+        return ENCRYPTED_HEADER.sizeof() if self.encrypted else PLAIN_HEADER.sizeof()
+
+
+_KIND_BY_MAGIC = {kind.value: kind for kind in BlobKind}
+
+PLAIN_HEADER = construct.Struct("magic" / construct.Bytes(8), "crc" / construct.Int32ul).compile()
+ENCRYPTED_HEADER = construct.Struct(
+    "magic" / construct.Bytes(8),
+    "crc" / construct.Int32ul,
+    "iv" / construct.Bytes(IV_SIZE),
+    "tag" / construct.Bytes(TAG_SIZE),
+).compile()
+
+#: DataBlob::encode refuses more than this; chunks are far smaller (16 MiB at most)
+MAX_BLOB_DATA_SIZE = 128 << 20
+
+ZSTD_LEVEL = 1
+
+_codecs = threading.local()
+
+
+def _compressor() -> zstandard.ZstdCompressor:
+    # zstandard objects must not be shared between threads that use them at the same time
+    compressor = getattr(_codecs, "compressor", None)
+    if compressor is None:
+        compressor = _codecs.compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+    return compressor
+
+
+def _decompressor() -> zstandard.ZstdDecompressor:
+    decompressor = getattr(_codecs, "decompressor", None)
+    if decompressor is None:
+        decompressor = _codecs.decompressor = zstandard.ZstdDecompressor()
+    return decompressor
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    kind: BlobKind
+    crc: int
+    header_size: int
+
+
+def encode_blob(
+    data: bytes, crypt_config: CryptConfig | None = None, compress: bool = True, iv: bytes | None = None
+) -> bytes:
+    """Encode ``data``; ``iv`` is only for reproducing reference vectors (default: random)."""
+    if len(data) > MAX_BLOB_DATA_SIZE:
+        raise ValueError(f"blob data too large ({len(data)} bytes, limit {MAX_BLOB_DATA_SIZE})")
+    payload = data
+    compressed = False
+    if compress and data:
+        candidate = _compressor().compress(data)
+        if len(candidate) < len(data):
+            payload, compressed = candidate, True
+    if crypt_config is None:
+        kind = BlobKind.COMPRESSED if compressed else BlobKind.UNCOMPRESSED
+        return PLAIN_HEADER.build({"magic": kind.value, "crc": zlib.crc32(payload)}) + payload
+    kind = BlobKind.ENCRYPTED_COMPRESSED if compressed else BlobKind.ENCRYPTED
+    iv = os.urandom(IV_SIZE) if iv is None else iv
+    ciphertext, tag = crypt_config.encrypt(iv, payload)
+    header = ENCRYPTED_HEADER.build({"magic": kind.value, "crc": zlib.crc32(ciphertext), "iv": iv, "tag": tag})
+    return header + ciphertext
+
+
+def inspect_blob(raw: bytes, source: str = "<blob>") -> BlobInfo:
+    """Check magic, length and CRC without decrypting or decompressing."""
+    if len(raw) < PLAIN_HEADER.sizeof():
+        raise CorruptFileError(source, len(raw), f"truncated blob: {len(raw)} bytes, header needs 12")
+    kind = _KIND_BY_MAGIC.get(bytes(raw[:8]))
+    if kind is None:
+        raise CorruptFileError(source, 0, f"unknown blob magic {bytes(raw[:8]).hex()}")
+    if len(raw) < kind.header_size:
+        raise CorruptFileError(
+            source, len(raw), f"truncated encrypted blob: {len(raw)} bytes, header needs {kind.header_size}"
+        )
+    stored_crc = PLAIN_HEADER.parse(raw[:12]).crc
+    actual_crc = zlib.crc32(memoryview(raw)[kind.header_size :])
+    if stored_crc != actual_crc:
+        raise CorruptFileError(source, 8, f"blob CRC mismatch: stored {stored_crc:08x}, computed {actual_crc:08x}")
+    return BlobInfo(kind, stored_crc, kind.header_size)
+
+
+def decode_blob(raw: bytes, crypt_config: CryptConfig | None = None, source: str = "<blob>") -> bytes:
+    """Return the data of a blob, checking its CRC (and GCM tag when encrypted)."""
+    info = inspect_blob(raw, source)
+    payload = memoryview(raw)[info.header_size :]
+    if info.kind.encrypted:
+        if crypt_config is None:
+            raise CryptoError(f"{source}: blob is encrypted, no key given")
+        header = ENCRYPTED_HEADER.parse(raw[: info.header_size])
+        try:
+            payload = crypt_config.decrypt(header.iv, header.tag, bytes(payload))
+        except CryptoError as exc:
+            raise CryptoError(f"{source}: {exc}") from None
+    if not info.kind.compressed:
+        return bytes(payload)
+    try:
+        # PBS <= 3.x streams frames without a content size, and several frames are allowed
+        return _decompressor().decompressobj(read_across_frames=True).decompress(payload)
+    except zstandard.ZstdError as exc:
+        raise CorruptFileError(source, info.header_size, f"zstd decompression failed: {exc}") from None

@@ -1,0 +1,155 @@
+"""The ``.chunks/`` directory: content-addressed DataBlobs (spec §1.1, §1.2).
+
+A chunk lives at ``.chunks/<first 4 hex digits>/<64 hex digits>``; its name is the digest of
+the plaintext, never of the file bytes, so two writers may store different bytes for one
+digest. Inserts follow PBS's rules for which copy wins.
+"""
+
+import logging
+import os
+import re
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tapefs.datastore.blob import BlobKind
+from tapefs.datastore.errors import ChunkMissingError, CorruptFileError
+
+log = logging.getLogger(__name__)
+
+CHUNK_DIR_NAME = ".chunks"
+PREFIX_DIR_COUNT = 1 << 16
+CHUNK_FILE_NAME = re.compile(r"[0-9a-f]{64}")
+BAD_CHUNK_FILE_NAME = re.compile(r"([0-9a-f]{64})\.([0-9])\.bad")
+MAX_BAD_COPIES = 10
+
+
+@dataclass(frozen=True)
+class InsertResult:
+    is_duplicate: bool
+    #: bytes of the chunk file as it now stands in the store
+    stored_size: int
+
+
+def _blob_kind(magic: bytes) -> BlobKind | None:
+    try:
+        return BlobKind(magic)
+    except ValueError:
+        return None
+
+
+class ChunkStore:
+    def __init__(self, base: str | os.PathLike):
+        self.base = Path(base)
+        self.chunk_dir = self.base / CHUNK_DIR_NAME
+
+    @classmethod
+    def create(cls, base: str | os.PathLike) -> "ChunkStore":
+        """Create ``.chunks`` with all 65536 prefix directories, as PBS does."""
+        store = cls(base)
+        store.chunk_dir.mkdir(parents=True, exist_ok=True)
+        for prefix in range(PREFIX_DIR_COUNT):
+            os.makedirs(store.chunk_dir / f"{prefix:04x}", exist_ok=True)
+        return store
+
+    def exists(self) -> bool:
+        return self.chunk_dir.is_dir()
+
+    def chunk_path(self, digest: bytes) -> Path:
+        hex_digest = digest.hex()
+        return self.chunk_dir / hex_digest[:4] / hex_digest
+
+    def read_raw(self, digest: bytes) -> bytes:
+        """Encoded bytes of a chunk; a 0-byte file (S3 cache marker) counts as missing."""
+        path = self.chunk_path(digest)
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            raise ChunkMissingError(digest, path) from None
+        if not raw:
+            raise ChunkMissingError(digest, path)
+        return raw
+
+    def touch(self, digest: bytes) -> None:
+        """Set atime to now (mtime untouched), so garbage collection keeps the chunk."""
+        path = self.chunk_path(digest)
+        os.utime(path, ns=(time.time_ns(), path.stat().st_mtime_ns))
+
+    def insert(self, digest: bytes, encoded: bytes, sync: bool = False) -> InsertResult:
+        """Store an encoded chunk unless an acceptable copy is already there (spec §1.2)."""
+        path = self.chunk_path(digest)
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            self._write(path, encoded, sync)
+            return InsertResult(False, len(encoded))
+        existing_size = stat.st_size
+        if existing_size == 0:
+            self._write(path, encoded, sync)
+            return InsertResult(False, len(encoded))
+        if existing_size == len(encoded):
+            self._touch_stat(path, stat)
+            return InsertResult(True, existing_size)
+        new_kind = _blob_kind(encoded[:8])
+        with open(path, "rb") as existing:
+            old_kind = _blob_kind(existing.read(8))
+        if new_kind is not None and new_kind.encrypted:
+            if old_kind is None or not old_kind.encrypted:
+                raise CorruptFileError(path, 0, "refusing to replace an unencrypted chunk with an encrypted one")
+            if not new_kind.compressed and not old_kind.compressed:
+                raise CorruptFileError(path, 0, "encrypted chunk of the same digest with a different length")
+            self._touch_stat(path, stat)
+            return InsertResult(True, existing_size)
+        if existing_size < len(encoded):
+            self._touch_stat(path, stat)
+            return InsertResult(True, existing_size)
+        self._write(path, encoded, sync)
+        return InsertResult(False, len(encoded))
+
+    @staticmethod
+    def _touch_stat(path: Path, stat: os.stat_result) -> None:
+        os.utime(path, ns=(time.time_ns(), stat.st_mtime_ns))
+
+    @staticmethod
+    def _write(path: Path, encoded: bytes, sync: bool) -> None:
+        path.parent.mkdir(exist_ok=True)
+        fd, temp_name = tempfile.mkstemp(prefix=path.name + ".tmp_", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as temp:
+                temp.write(encoded)
+                if sync:
+                    temp.flush()
+                    os.fsync(temp.fileno())
+            os.chmod(temp_name, 0o644)
+            os.rename(temp_name, path)
+        except BaseException:
+            try:
+                os.unlink(temp_name)
+            except FileNotFoundError:
+                pass
+            raise
+
+    def iter_digests(self):
+        """Every chunk digest in the store (files named by exactly 64 hex digits)."""
+        if not self.chunk_dir.is_dir():
+            return
+        for prefix in sorted(os.listdir(self.chunk_dir)):
+            prefix_dir = self.chunk_dir / prefix
+            try:
+                names = os.listdir(prefix_dir)
+            except (NotADirectoryError, FileNotFoundError):
+                continue
+            for name in sorted(names):
+                if CHUNK_FILE_NAME.fullmatch(name):
+                    yield bytes.fromhex(name)
+
+    def mark_bad(self, digest: bytes) -> Path | None:
+        """Rename a corrupt chunk to ``<digest>.<n>.bad`` like PBS verify; None if all n are used."""
+        path = self.chunk_path(digest)
+        for number in range(MAX_BAD_COPIES):
+            bad_path = path.with_name(f"{path.name}.{number}.bad")
+            if not bad_path.exists():
+                os.rename(path, bad_path)
+                return bad_path
+        return None

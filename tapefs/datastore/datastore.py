@@ -1,0 +1,150 @@
+"""A datastore directory: its chunk store plus namespaces, groups and snapshots (spec §1.1, §5)."""
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from tapefs.datastore.chunk_store import ChunkStore
+from tapefs.datastore.datastore_lock import LOCK_FILE_NAME
+from tapefs.datastore.errors import DatastoreError, NamingError
+from tapefs.datastore.manifest import MANIFEST_BLOB_NAME, Manifest
+from tapefs.datastore.naming import (
+    BACKUP_TYPES,
+    BACKUP_TIME,
+    SAFE_ID,
+    BackupGroup,
+    BackupNamespace,
+    BackupSnapshot,
+    check_archive_name,
+    parse_backup_time,
+)
+
+log = logging.getLogger(__name__)
+
+OWNER_FILE_NAME = "owner"
+DEFAULT_OWNER = "root@pam"
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    snapshot: BackupSnapshot
+    path: Path
+    #: False for a snapshot without manifest (a backup still running, or one that crashed)
+    finished: bool
+    files: tuple[str, ...]
+
+
+class Datastore:
+    def __init__(self, root: str | os.PathLike, name: str | None = None):
+        self.root = Path(root)
+        self.name = name or self.root.name
+        self.chunk_store = ChunkStore(self.root)
+
+    @classmethod
+    def create(cls, root: str | os.PathLike, name: str | None = None) -> "Datastore":
+        """Lay out a new, empty datastore; refuses a non-empty directory."""
+        root = Path(root)
+        if root.exists() and (not root.is_dir() or any(root.iterdir())):
+            raise DatastoreError(f"{root}: exists and is not an empty directory")
+        root.mkdir(parents=True, exist_ok=True)
+        ChunkStore.create(root)
+        (root / LOCK_FILE_NAME).touch()
+        return cls(root, name)
+
+    @classmethod
+    def open(cls, root: str | os.PathLike, name: str | None = None) -> "Datastore":
+        datastore = cls(root, name)
+        if not datastore.chunk_store.exists():
+            raise DatastoreError(f"{root}: not a datastore (no .chunks directory)")
+        return datastore
+
+    def namespace_path(self, namespace: BackupNamespace) -> Path:
+        return self.root / namespace.relative_path()
+
+    def group_path(self, group: BackupGroup) -> Path:
+        return self.root / group.relative_path()
+
+    def snapshot_path(self, snapshot: BackupSnapshot) -> Path:
+        return self.root / snapshot.relative_path()
+
+    def list_namespaces(self, parent: BackupNamespace = BackupNamespace(), recursive: bool = True) -> list[BackupNamespace]:
+        """``parent`` and the namespaces below it, in sorted order."""
+        found = [parent]
+        ns_dir = self.namespace_path(parent) / "ns"
+        try:
+            names = sorted(os.listdir(ns_dir))
+        except (FileNotFoundError, NotADirectoryError):
+            return found
+        for name in names:
+            if not SAFE_ID.fullmatch(name) or not (ns_dir / name).is_dir():
+                continue
+            child = BackupNamespace(parent.components + (name,))
+            found.extend(self.list_namespaces(child, recursive) if recursive else [child])
+        return found
+
+    def list_groups(self, namespace: BackupNamespace = BackupNamespace()) -> list[BackupGroup]:
+        groups = []
+        base = self.namespace_path(namespace)
+        for backup_type in BACKUP_TYPES:
+            try:
+                names = sorted(os.listdir(base / backup_type))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            for name in names:
+                if SAFE_ID.fullmatch(name) and (base / backup_type / name).is_dir():
+                    groups.append(BackupGroup(namespace, backup_type, name))
+        return groups
+
+    def list_snapshots(self, group: BackupGroup, include_unfinished: bool = False) -> list[SnapshotInfo]:
+        snapshots = []
+        group_dir = self.group_path(group)
+        try:
+            names = sorted(os.listdir(group_dir))
+        except FileNotFoundError:
+            return []
+        for name in names:
+            path = group_dir / name
+            if not BACKUP_TIME.fullmatch(name) or not path.is_dir():
+                continue
+            info = self.snapshot_info(BackupSnapshot(group, parse_backup_time(name)))
+            if info.finished or include_unfinished:
+                snapshots.append(info)
+        return snapshots
+
+    def snapshot_info(self, snapshot: BackupSnapshot) -> SnapshotInfo:
+        path = self.snapshot_path(snapshot)
+        try:
+            names = sorted(os.listdir(path))
+        except FileNotFoundError:
+            raise DatastoreError(f"snapshot {snapshot} not found in datastore {self.name}") from None
+        files = []
+        for name in names:
+            try:
+                check_archive_name(name)
+            except NamingError:
+                continue
+            files.append(name)
+        return SnapshotInfo(snapshot, path, MANIFEST_BLOB_NAME in files, tuple(files))
+
+    def load_manifest(self, snapshot: BackupSnapshot) -> Manifest:
+        path = self.snapshot_path(snapshot)
+        if not (path / MANIFEST_BLOB_NAME).exists():
+            if path.is_dir():
+                raise DatastoreError(f"snapshot {snapshot} is unfinished (no {MANIFEST_BLOB_NAME})")
+            raise DatastoreError(f"snapshot {snapshot} not found in datastore {self.name}")
+        return Manifest.load(path)
+
+    def create_snapshot_dir(self, snapshot: BackupSnapshot, owner: str = DEFAULT_OWNER) -> Path:
+        """Create the group (with its owner file) if needed and a new, empty snapshot dir."""
+        group_dir = self.group_path(snapshot.group)
+        group_dir.mkdir(parents=True, exist_ok=True)
+        owner_file = group_dir / OWNER_FILE_NAME
+        if not owner_file.exists():
+            owner_file.write_text(owner + "\n")
+        path = self.snapshot_path(snapshot)
+        try:
+            path.mkdir()
+        except FileExistsError:
+            raise DatastoreError(f"snapshot {snapshot} already exists in datastore {self.name}") from None
+        return path

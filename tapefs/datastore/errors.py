@@ -1,0 +1,35 @@
+"""Exceptions of the datastore layer. Each message is one line a user can act on."""
+
+import logging
+import os
+
+log = logging.getLogger(__name__)
+
+
+class DatastoreError(Exception):
+    """Base class: anything wrong with a datastore, its files or its configuration."""
+
+
+class CorruptFileError(DatastoreError):
+    """A blob, index or manifest whose bytes are wrong; names the file and the byte offset."""
+
+    def __init__(self, path: str | os.PathLike, offset: int, message: str):
+        self.path = str(path)
+        self.offset = offset
+        self.reason = message
+        super().__init__(f"{self.path}: at byte {offset}: {message}")
+
+
+class ChunkMissingError(DatastoreError):
+    def __init__(self, digest: bytes, path: str | os.PathLike):
+        self.digest = digest
+        self.path = str(path)
+        super().__init__(f"chunk {digest.hex()} missing ({self.path})")
+
+
+class CryptoError(DatastoreError):
+    """Wrong key, missing key, failed authentication or signature."""
+
+
+class NamingError(DatastoreError, ValueError):
+    """An invalid backup type, id, time, namespace or archive name."""

@@ -1,0 +1,65 @@
+"""The list of known datastores: ``datastore.cfg`` in the tapefs configuration directory, in
+the same section-config form as PBS's ``/etc/proxmox-backup/datastore.cfg``."""
+
+import logging
+import os
+from pathlib import Path
+
+from tapefs.config import paths, section_config
+from tapefs.config.section_config import Section
+from tapefs.datastore.datastore import Datastore
+from tapefs.datastore.errors import DatastoreError
+from tapefs.datastore.naming import SAFE_ID
+
+log = logging.getLogger(__name__)
+
+DATASTORE_CONFIG_NAME = "datastore.cfg"
+SECTION_TYPE = "datastore"
+
+
+class DatastoreRegistry:
+    def __init__(self, config_path: str | os.PathLike | None = None):
+        self.config_path = Path(config_path) if config_path else paths.config_file(DATASTORE_CONFIG_NAME)
+
+    def _load(self) -> section_config.SectionConfig:
+        return section_config.load(self.config_path)
+
+    def entries(self) -> list[Section]:
+        return self._load().of_type(SECTION_TYPE)
+
+    def lookup(self, name: str) -> Datastore:
+        section = self._load().get(name)
+        if section is None or section.type != SECTION_TYPE:
+            raise DatastoreError(f"no datastore named {name!r} in {self.config_path}")
+        path = section.properties.get("path")
+        if not path:
+            raise DatastoreError(f"datastore {name!r} in {self.config_path} has no path")
+        return Datastore.open(path, name)
+
+    def _register(self, name: str, path: Path, comment: str | None) -> None:
+        if not SAFE_ID.fullmatch(name):
+            raise DatastoreError(f"invalid datastore name {name!r}")
+        config = self._load()
+        if name in config:
+            raise DatastoreError(f"datastore {name!r} already exists in {self.config_path}")
+        properties = {"path": str(path)}
+        if comment:
+            properties["comment"] = comment
+        config.add(Section(SECTION_TYPE, name, properties))
+        section_config.save(self.config_path, config)
+
+    def create(self, name: str, path: str | os.PathLike, comment: str | None = None) -> Datastore:
+        """Create a new datastore directory and register it."""
+        path = Path(path).absolute()
+        if name in self._load():
+            raise DatastoreError(f"datastore {name!r} already exists in {self.config_path}")
+        datastore = Datastore.create(path, name)
+        self._register(name, path, comment)
+        return datastore
+
+    def add(self, name: str, path: str | os.PathLike, comment: str | None = None) -> Datastore:
+        """Register an existing datastore, for example one a PBS server created."""
+        path = Path(path).absolute()
+        datastore = Datastore.open(path, name)
+        self._register(name, path, comment)
+        return datastore
