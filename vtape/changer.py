@@ -135,7 +135,7 @@ class MediumChanger(ScsiDevice):
         #: PREVENT MEDIUM REMOVAL: the operator cannot open the import/export slots.
         self.removal_prevented = False
         #: TapeAlert flags (1..64) that LOG SENSE page 0x2E reports as set.
-        self.tapealert_flags: set[int] = set()
+        self.tape_alerts: set[int] = set()
 
     # -- identification -----------------------------------------------------------
 
@@ -180,7 +180,7 @@ class MediumChanger(ScsiDevice):
         return {0x2E: self.tapealert_page}
 
     def tapealert_page(self) -> list[LogParameter]:
-        return [LogParameter(flag, bytes([flag in self.tapealert_flags])) for flag in TAPEALERT_FLAGS]
+        return [LogParameter(flag, bytes([flag in self.tape_alerts])) for flag in TAPEALERT_FLAGS]
 
     # -- commands -------------------------------------------------------------------------
 

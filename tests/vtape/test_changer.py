@@ -717,7 +717,116 @@ def test_log_sense_tapealert(changer, library):
     assert page[0] == 0x2E and be(page[2:4]) == 64 * 5
     assert [be(page[i:i + 2]) for i in range(4, len(page), 5)] == list(range(1, 65))
     assert all(page[i + 3] == 1 and page[i + 4] == 0 for i in range(4, len(page), 5))
-    library.changer.tapealert_flags.add(0x0E)
+    library.changer.tape_alerts.add(0x0E)
     page = good(changer("4d 00 2e 00 00 00 00 08 00 00"))
     flags = {be(page[i:i + 2]) for i in range(4, len(page), 5) if page[i + 4]}
     assert flags == {0x0E}
+
+
+# -- over the socket of a real daemon --------------------------------------------------------------
+
+class SocketDevice:
+    """Runs CDBs on a device socket; the same (status, sense, data) triple as Device."""
+
+    def __init__(self, client):
+        self.client = client
+        self.last_residual = None
+
+    def __call__(self, command: bytes | str, allocation: int = 0xFFFF, data_out: bytes = b""):
+        raw = cdb(command) if isinstance(command, str) else command
+        reply = self.client.execute(raw, data_out, allocation)
+        self.last_residual = reply.residual
+        return reply.status, bytes(reply.sense), bytes(reply.data)
+
+
+@pytest.fixture
+def served(vtape_library):
+    changer_client = vtape_library.client("changer")
+    drive_clients = [vtape_library.client(f"drive{i}") for i in range(DRIVES)]
+    yield vtape_library, SocketDevice(changer_client), [SocketDevice(c) for c in drive_clients]
+    for client in (changer_client, *drive_clients):
+        client.close()
+
+
+@pytest.mark.vtape
+def test_socket_pbs_status_load_and_unload(served):
+    lib, changer, drives = served
+    assert good(changer("12 00 00 00 24 00", allocation=36))[0] == 0x08
+    assert good(changer("1a 08 1d 00 ff 00", allocation=255))[0] == 23
+    queries = {code: element_status(changer, f"b8 {code:02x} 0000 03e8 00 00ffff 00 00")
+               for code in (0x12, 0x13, 0x14, 0x11)}
+    assert [queries[code].count for code in (0x12, 0x13, 0x14, 0x11)] == [STORAGE_SLOTS, IE_SLOTS, DRIVES, 1]
+    serials = element_status(changer, "b8 04 0000 03e8 01 00ffff 00 00")
+    for drive, d in zip(drives, serials.descriptors):
+        vpd80 = good(drive("12 01 80 00 fc 00"))
+        assert d.identifier[4 + 24:4 + 34] == vpd80[4:4 + vpd80[3]].ljust(10)
+    # pmtx load 3 into drive 1, then unload to its home slot without ejecting first
+    good(changer(f"a5 00 {MT:04x} {ST + 2:04x} {DT + 1:04x} 00 00 00 00", allocation=64))
+    loaded = element(changer, DT + 1)
+    assert loaded.svalid and loaded.source == ST + 2 and label(loaded) == "VT0003L8"
+    assert_check(drives[1]("00 00 00 00 00 00", allocation=0), 6, 0x28, 0x00)
+    good(drives[1]("00 00 00 00 00 00", allocation=0))
+    good(changer(f"a5 00 {MT:04x} {DT + 1:04x} {loaded.source:04x} 00 00 00 00", allocation=64))
+    assert label(element(changer, ST + 2)) == "VT0003L8" and not element(changer, DT + 1).full
+    assert_check(drives[1]("00 00 00 00 00 00", allocation=0), 2, 0x3A, 0x00)
+    assert lib.control("status")["drives"][1]["barcode"] is None
+
+
+@pytest.mark.vtape
+def test_socket_mtx_reissues_after_truncation(served):
+    _, changer, _ = served
+    status, _, data = changer(f"b8 12 {ST:04x} {STORAGE_SLOTS:04x} 00 000178 00 00", allocation=376)
+    assert status == GOOD and len(data) == 376 and changer.last_residual == 0
+    needed = be(data[5:8]) + 8
+    assert needed > 376
+    full = good(changer(f"b8 12 {ST:04x} {STORAGE_SLOTS:04x} 00 {needed:06x} 00 00", allocation=needed))
+    assert len(full) == needed and [d.address for d in decode_element_status(full).descriptors] == \
+        list(range(ST, ST + STORAGE_SLOTS))
+    # a client buffer larger than the report: the short transfer shows as residual
+    small = good(changer("b8 11 0000 0001 00 000400 00 00", allocation=1024))
+    assert len(small) == 8 + 8 + 52 and changer.last_residual == 1024 - len(small)
+
+
+@pytest.mark.vtape
+def test_socket_operator_insert_remove_and_prevent(served):
+    lib, changer, _ = served
+    assert lib.control("add-cartridge", barcode="NEW001L8", shelf=True)["ok"]
+    assert lib.control("insert", barcode="NEW001L8")["ok"]
+    assert_check(changer("b8 13 0000 03e8 00 00ffff 00 00"), 6, 0x28, 0x01)
+    imported = element(changer, IE)
+    assert imported.impexp and label(imported) == "NEW001L8"
+    good(changer("1e 00 00 00 01 00", allocation=0))
+    refused = lib.control("remove", barcode="NEW001L8")
+    assert not refused["ok"] and "locked" in refused["error"]
+    assert element(changer, IE).full
+    good(changer("1e 00 00 00 00 00", allocation=0))
+    assert lib.control("remove", barcode="NEW001L8")["ok"]
+    assert_check(changer("00 00 00 00 00 00", allocation=0), 6, 0x28, 0x01)
+    assert not element(changer, IE).full
+
+
+@pytest.mark.vtape
+def test_socket_errors_and_exchange(served):
+    lib, changer, _ = served
+    assert_check(changer("0a 00 00 00 01 00"), 5, 0x20, 0x00)
+    assert_check(changer(f"a5 00 {MT:04x} {ST + 8:04x} {DT:04x} 00 00 00 00", allocation=0), 5, 0x3B, 0x0E)
+    assert_check(changer(f"a5 00 {MT:04x} {ST:04x} {ST + 1:04x} 00 00 00 00", allocation=0), 5, 0x3B, 0x0D)
+    assert_check(changer(f"a5 00 {MT:04x} 0999 {DT:04x} 00 00 00 00", allocation=0), 5, 0x21, 0x01, field_pointer=4)
+    good(changer(f"a6 00 {MT:04x} {ST:04x} {ST + 1:04x} {ST:04x} 00 00", allocation=0))
+    assert [label(element(changer, ST + n)) for n in range(2)] == ["VT0002L8", "VT0001L8"]
+    good(changer("07 00 00 00 00 00", allocation=64))
+    good(changer(f"2b 00 {MT:04x} {ST:04x} 00 00 00 00", allocation=0))
+
+
+@pytest.mark.vtape
+def test_socket_moves_survive_a_daemon_restart(served):
+    lib, changer, _ = served
+    good(changer(f"a5 00 {MT:04x} {ST + 1:04x} {DT:04x} 00 00 00 00", allocation=0))
+    changer.client.close()
+    assert lib.stop() == 0
+    lib.start()
+    with lib.client("changer") as client:
+        again = SocketDevice(client)
+        drive = element(again, DT)
+        assert label(drive) == "VT0002L8" and drive.svalid and drive.source == ST + 1
+        assert not element(again, ST + 1).full
