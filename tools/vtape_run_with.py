@@ -1,0 +1,66 @@
+"""``vtape run-with LIBDIR -- COMMAND...``: run a program with the vtape SG_IO shim preloaded."""
+from __future__ import annotations
+
+import socket
+import sys
+from pathlib import Path
+
+import click
+
+from vtape.preload import PreloadError, exec_with, check_library, shim_path
+
+
+def _daemon_answers(path: Path) -> bool:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(5)
+    try:
+        sock.connect(str(path))
+        return True
+    except OSError:
+        return False
+    finally:
+        sock.close()
+
+
+@click.command("run-with", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("libdir", type=click.Path(path_type=Path))
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.option("--no-daemon-check", is_flag=True,
+              help="run even if no daemon serves LIBDIR yet (device opens then fail with ECONNREFUSED)")
+@click.option("--print-env", is_flag=True, help="print the LD_PRELOAD setting instead of running COMMAND")
+def run_with(libdir: Path, command: tuple[str, ...], no_daemon_check: bool, print_env: bool) -> None:
+    """Run COMMAND with the vtape LD_PRELOAD shim, so LIBDIR/changer and LIBDIR/driveN act as /dev/sgN.
+
+    Example: vtape run-with LIBDIR -- mtx -f LIBDIR/changer status
+
+    CHANGER and TAPE default to LIBDIR/changer and LIBDIR/drive0. The shim only affects
+    dynamically linked programs; see docs/preload.md.
+    """
+    if command and command[0] == "--":  # click keeps "--" once positional parsing has started
+        command = command[1:]
+    if not command:
+        raise click.UsageError("no COMMAND given (vtape run-with LIBDIR -- COMMAND...)")
+    try:
+        lib = check_library(libdir)
+        so = shim_path()
+    except PreloadError as e:
+        raise click.ClickException(str(e)) from None
+    if print_env:
+        click.echo(f"LD_PRELOAD={so}")
+        return
+    if not no_daemon_check and not _daemon_answers(lib / "changer"):
+        raise click.ClickException(f"no vtape daemon is serving {libdir} (start it with: vtape start {libdir})")
+    try:
+        exec_with(list(command), lib)
+    except FileNotFoundError:
+        click.echo(f"vtape run-with: {command[0]}: command not found", err=True)
+        sys.exit(127)
+    except PermissionError:
+        click.echo(f"vtape run-with: {command[0]}: permission denied", err=True)
+        sys.exit(126)
+    except PreloadError as e:
+        raise click.ClickException(str(e)) from None
+
+
+if __name__ == "__main__":
+    run_with()
