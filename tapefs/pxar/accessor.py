@@ -83,7 +83,7 @@ class Accessor:
                 or back > goodbye_offset):
             raise reader.error(f"goodbye tail with impossible size {table_size} or offset {back}",
                                tail_offset)
-        htype, full_size = reader.header(goodbye_offset, directory_end)
+        htype, full_size = fmt.unpack_header(reader.read(goodbye_offset, fmt.HEADER_SIZE))
         if htype != fmt.GOODBYE or full_size != table_size:
             raise reader.error(f"goodbye tail points at {fmt.htype_name(htype)} of {full_size} "
                                f"bytes, expected GOODBYE of {table_size}", goodbye_offset)

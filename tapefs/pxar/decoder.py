@@ -56,6 +56,8 @@ class ItemReader:
     def header(self, offset: int, end: int | None = None) -> tuple[int, int]:
         """(htype, full_size) of the item at ``offset``, checked against ``end`` and the limits."""
         htype, full_size = fmt.unpack_header(self.read(offset, fmt.HEADER_SIZE))
+        if htype not in fmt.HTYPE_NAMES:
+            raise self.error(f"unknown item type {htype:#018x}", offset)
         if full_size < fmt.HEADER_SIZE:
             raise self.error(f"item {fmt.htype_name(htype)} has size {full_size} < 16", offset)
         limit = fmt.MAX_CONTENT_SIZE.get(htype)

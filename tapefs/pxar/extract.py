@@ -188,7 +188,7 @@ class _Extractor:
             self.place(dir_fd, name, lambda temp: os.link(
                 target[-1], temp, src_dir_fd=source_fd, dst_dir_fd=dir_fd,
                 follow_symlinks=False))
-        except (FileNotFoundError, UnsafePathError):
+        except FileNotFoundError:
             # the target lies outside an extracted subtree: store a copy of its contents
             file = self.reader.resolve_hardlink(entry)
             self.place(dir_fd, name, lambda temp: self.write_file(dir_fd, temp, path, file))
