@@ -595,6 +595,15 @@ def test_exchange_with_a_loaded_drive(changer, library):
     assert library.drives[0].cartridge.barcode == "VT0002L8"
 
 
+def test_exchange_from_a_drive_swaps_with_a_slot(changer, library):
+    good(move(changer, ST, DT))
+    good(exchange(changer, DT, ST + 1, DT))
+    slot, drive = element(changer, ST + 1), element(changer, DT)
+    assert label(slot) == "VT0001L8" and slot.source == ST                  # its home, not the drive
+    assert label(drive) == "VT0002L8" and drive.source == ST + 1
+    assert library.drives[0].cartridge.barcode == "VT0002L8" and library.drives[0].threaded
+
+
 def test_exchange_with_the_source_as_first_destination_moves_to_the_second(changer):
     good(exchange(changer, ST, ST, ST + 9))
     assert not element(changer, ST).full and label(element(changer, ST + 9)) == "VT0001L8"
