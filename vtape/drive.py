@@ -592,3 +592,30 @@ class TapeDrive(ScsiDevice):
         self.compression = compression
         self.block_length = block_length
         self.buffered_mode = (device_specific >> 4) & 0x07
+
+    # -- status commands: log pages, MAM, security protocol ---------------------------
+    # (the modules import this one, hence the imports inside the methods)
+
+    def log_pages(self):
+        from . import drive_logs
+        return drive_logs.log_pages(self)
+
+    @command(0x8C, "READ ATTRIBUTE", 16)
+    def read_attribute(self, cdb, data_out, allocation):
+        from . import mam
+        return mam.read_attribute(self, cdb)
+
+    @command(0x8D, "WRITE ATTRIBUTE", 16)
+    def write_attribute(self, cdb, data_out, allocation):
+        from . import mam
+        mam.write_attribute(self, cdb, data_out)
+
+    @command(0xA2, "SECURITY PROTOCOL IN", 12)
+    def security_protocol_in(self, cdb, data_out, allocation):
+        from . import security_protocol
+        return security_protocol.security_protocol_in(self, cdb)
+
+    @command(0xB5, "SECURITY PROTOCOL OUT", 12)
+    def security_protocol_out(self, cdb, data_out, allocation):
+        from . import security_protocol
+        security_protocol.security_protocol_out(self, cdb, data_out)
