@@ -204,3 +204,7 @@ def demo(libdir):
         run_demo(libdir, click.echo)
     except (DaemonError, LibraryError) as e:
         fail(str(e))
+
+
+if __name__ == "__main__":
+    main()
