@@ -65,6 +65,8 @@ DEVICE_CAPABILITIES_PAGE = Struct(
 ).compile()
 #: b3 DT, b2 IE, b1 ST: the transport never holds a cartridge in this library.
 STORABLE = 0x0E
+#: Reserved in SMC-3, but loaderinfo reports b0 as "SMC-2" and b1 as "volume tag reader".
+SMC2_AND_VOLUME_TAG_READER = 0x03
 
 ELEMENT_STATUS_HEADER = Struct(
     "first_address" / Int16ub,
@@ -167,7 +169,7 @@ class MediumChanger(ScsiDevice):
         # One (ROTATE=0, MEMBER NUMBER) pair per transport.
         geometry_page = bytes([0x1E, 2 * transports]) + b"".join(bytes([0, n]) for n in range(transports))
         capabilities_page = DEVICE_CAPABILITIES_PAGE.build(dict(
-            page_code=0x1F, page_length=0x12, store=STORABLE, features=0x03,
+            page_code=0x1F, page_length=0x12, store=STORABLE, features=SMC2_AND_VOLUME_TAG_READER,
             move_from=[0, STORABLE, STORABLE, STORABLE],
             exchange_from=[0, STORABLE, STORABLE, STORABLE]))
         return {0x1D: page(0x1D, address_page), 0x1E: page(0x1E, geometry_page),
