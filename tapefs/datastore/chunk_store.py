@@ -45,12 +45,22 @@ class ChunkStore:
         self.chunk_dir = self.base / CHUNK_DIR_NAME
 
     @classmethod
-    def create(cls, base: str | os.PathLike) -> "ChunkStore":
-        """Create ``.chunks`` with all 65536 prefix directories, as PBS does."""
+    def create(cls, base: str | os.PathLike, prefix_dirs: bool = True) -> "ChunkStore":
+        """Create ``.chunks`` with all 65536 prefix directories, as PBS does (PBS's writer
+        expects them). ``prefix_dirs=False`` leaves them to be made on first use, which only
+        tapefs tolerates; it saves seconds where a store is thrown away soon (tests)."""
         store = cls(base)
         store.chunk_dir.mkdir(parents=True, exist_ok=True)
-        for prefix in range(PREFIX_DIR_COUNT):
-            os.makedirs(store.chunk_dir / f"{prefix:04x}", exist_ok=True)
+        if prefix_dirs:
+            chunk_dir_fd = os.open(store.chunk_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                for prefix in range(PREFIX_DIR_COUNT):
+                    try:
+                        os.mkdir(f"{prefix:04x}", 0o755, dir_fd=chunk_dir_fd)
+                    except FileExistsError:
+                        pass
+            finally:
+                os.close(chunk_dir_fd)
         return store
 
     def exists(self) -> bool:
@@ -113,7 +123,7 @@ class ChunkStore:
 
     @staticmethod
     def _write(path: Path, encoded: bytes, sync: bool) -> None:
-        path.parent.mkdir(exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         fd, temp_name = tempfile.mkstemp(prefix=path.name + ".tmp_", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as temp:

@@ -42,13 +42,15 @@ class Datastore:
         self.chunk_store = ChunkStore(self.root)
 
     @classmethod
-    def create(cls, root: str | os.PathLike, name: str | None = None) -> "Datastore":
-        """Lay out a new, empty datastore; refuses a non-empty directory."""
+    def create(cls, root: str | os.PathLike, name: str | None = None, prefix_dirs: bool = True) -> "Datastore":
+        """Lay out a new, empty datastore; refuses a non-empty directory.
+
+        ``prefix_dirs=False``: see ``ChunkStore.create``."""
         root = Path(root)
         if root.exists() and (not root.is_dir() or any(root.iterdir())):
             raise DatastoreError(f"{root}: exists and is not an empty directory")
         root.mkdir(parents=True, exist_ok=True)
-        ChunkStore.create(root)
+        ChunkStore.create(root, prefix_dirs)
         (root / LOCK_FILE_NAME).touch()
         return cls(root, name)
 
