@@ -1,0 +1,150 @@
+"""pmtx: control a medium changer (the commands of Proxmox's pmtx, plus raw and --trace)."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from tapefs.device import discovery
+from tapefs.device.changer import Changer, ChangerStatus
+from tapefs.device.selection import select_changer
+from tools.device_cli import (
+    DeviceGroup, emit, format_value, key_value_table, output_format_option, raw_command, setup_logging, simple_table,
+    state_of, trace_option,
+)
+
+SLOT = click.IntRange(1)
+DRIVE_NUMBER = click.IntRange(0)
+
+
+def device_options(fn):
+    fn = click.option("--device", default=None, help="Changer device path (/dev/sgN, a vtape changer socket).")(fn)
+    return click.option("--changer", default=None, help="Changer name from tape.cfg.")(fn)
+
+
+def open_changer(ctx: click.Context, changer: str | None, device: str | None) -> Changer:
+    state = state_of(ctx)
+    state.device = select_changer(changer, device)
+    return ctx.with_resource(Changer.open(state.device, state.tracer()))
+
+
+def changer_command(name: str):
+    """A subcommand that takes the device options and gets an open Changer as its first argument."""
+    def wrap(fn):
+        @pmtx.command(name)
+        @device_options
+        @trace_option
+        @click.pass_context
+        def command(ctx, changer, device, **arguments):
+            return fn(open_changer(ctx, changer, device), **arguments)
+        command.help = fn.__doc__
+        for param in reversed(getattr(fn, "__click_params__", [])):
+            command.params.append(param)
+        return command
+    return wrap
+
+
+@click.group(cls=DeviceGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@trace_option
+@click.pass_context
+def pmtx(ctx: click.Context):
+    """Control a tape library's medium changer through SCSI (SG_IO or a vtape socket)."""
+    state_of(ctx)
+
+
+@changer_command("inquiry")
+@output_format_option
+def inquiry(changer: Changer, output_format: str):
+    """Device type, vendor, product and revision."""
+    identity = changer.inquiry()
+    data = {"peripheral-type": identity.device_type, "type": identity.device_type_name, "vendor": identity.vendor,
+            "product": identity.product, "revision": identity.revision}
+    rows = [("Type", data["type"]), ("Vendor", data["vendor"]), ("Product", data["product"]),
+            ("Revision", data["revision"])]
+    emit(output_format, data, lambda out: out.print(key_value_table(rows)))
+
+
+@changer_command("inventory")
+def inventory(changer: Changer):
+    """Make the library rescan its barcodes (INITIALIZE ELEMENT STATUS)."""
+    changer.inventory()
+
+
+@changer_command("load")
+@click.argument("slot", type=SLOT)
+@click.option("--drivenum", type=DRIVE_NUMBER, default=0, show_default=True, help="Drive number (0-based).")
+def load(changer: Changer, slot: int, drivenum: int):
+    """Move the cartridge in SLOT into a drive."""
+    changer.load(slot, drivenum)
+
+
+@changer_command("unload")
+@click.option("--slot", type=SLOT, default=None,
+              help="Target slot (default: the slot it came from if empty, else the first free slot).")
+@click.option("--drivenum", type=DRIVE_NUMBER, default=0, show_default=True, help="Drive number (0-based).")
+def unload(changer: Changer, slot: int | None, drivenum: int):
+    """Move a drive's cartridge back to a storage slot."""
+    changer.unload(slot, drivenum)
+
+
+@changer_command("transfer")
+@click.argument("from_slot", metavar="FROM", type=SLOT)
+@click.argument("to_slot", metavar="TO", type=SLOT)
+def transfer(changer: Changer, from_slot: int, to_slot: int):
+    """Move a cartridge from one slot to another."""
+    changer.transfer(from_slot, to_slot)
+
+
+def _render_status(status: ChangerStatus):
+    def render(out):
+        table = simple_table("element", "address", "status", "barcode", "from slot", "drive serial")
+        for transport in status.transports:
+            table.add_row("transport", str(transport.address), "full" if transport.full else "empty",
+                          format_value(transport.barcode), "", "")
+        for drive in status.drives:
+            table.add_row(f"drive {drive.number}", str(drive.address), "full" if drive.full else "empty",
+                          format_value(drive.barcode), format_value(drive.loaded_slot), format_value(drive.serial))
+        for slot in status.slots:
+            kind = "import/export" if slot.import_export else "slot"
+            table.add_row(f"{kind} {slot.number}", str(slot.address), "full" if slot.full else "empty",
+                          format_value(slot.barcode), "", "")
+        out.print(table)
+    return render
+
+
+@changer_command("status")
+@output_format_option
+def status(changer: Changer, output_format: str):
+    """Transport, drives (with source slot and serial), storage and import/export slots."""
+    result = changer.status()
+    emit(output_format, result.to_dict(), _render_status(result))
+
+
+@pmtx.command("scan")
+@click.option("--vtape-library", "libraries", multiple=True, metavar="LIBDIR",
+              help="Also list the changer of this vtape library (repeatable; env VTAPE_LIBRARIES).")
+@output_format_option
+@trace_option
+def scan(libraries, output_format: str):
+    """List changers: path (vendor/model/serial)."""
+    devices = discovery.scan(list(libraries), kind="changer")
+    data = [d.to_dict() for d in devices]
+
+    def render(out):
+        if not devices:
+            out.print("no changers found")
+        for d in devices:
+            out.print(f"{d.path} ({d.vendor}/{d.model}/{d.serial})", markup=False)
+    emit(output_format, data, render)
+
+
+raw_command(pmtx, lambda changer, device: select_changer(changer, device), device_options)
+
+
+def main() -> None:
+    setup_logging()
+    pmtx(prog_name="pmtx")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
