@@ -58,6 +58,7 @@ ADDITIONAL_SENSE_TEXT: dict[tuple[int, int], str] = {
     (0x30, 0x01): "cannot read medium, unknown format",
     (0x30, 0x02): "cannot read medium, incompatible format",
     (0x30, 0x03): "cleaning cartridge installed",
+    (0x30, 0x05): "cannot write medium, incompatible format",
     (0x30, 0x07): "cleaning failure",
     (0x30, 0x0C): "WORM medium, overwrite attempted",
     (0x31, 0x00): "medium format corrupted",

@@ -230,7 +230,7 @@ LOCATE_16_CDB = Struct(
     "bam" / Int8ub,
     "partition" / Int8ub,
     "logical_identifier" / Int64ub,
-    Padding(2),
+    Padding(3),
     "control" / Const(0, Int8ub),
 )
 
