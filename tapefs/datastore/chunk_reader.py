@@ -31,14 +31,14 @@ class ChunkReader:
             raise CorruptFileError(source, 0, f"chunk has {len(data)} bytes, the index expects {expected_size}")
         return data
 
-    def check_chunk(self, digest: bytes) -> int:
-        """What verify can prove about one chunk; returns its decoded size, or 0 if encrypted and
-        no key is loaded (then only the CRC was checked)."""
+    def check_chunk(self, digest: bytes) -> int | None:
+        """What verify can prove about one chunk; returns its decoded size, or None if it is
+        encrypted and no key is loaded (then only the CRC was checked)."""
         raw = self.chunk_store.read_raw(digest)
         source = str(self.chunk_store.chunk_path(digest))
         kind = inspect_blob(raw, source).kind
         if kind.encrypted and self.crypt_config is None:
-            return 0
+            return None
         try:
             return len(self.read_chunk(digest))
         except CryptoError as exc:

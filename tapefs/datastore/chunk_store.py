@@ -5,6 +5,7 @@ the plaintext, never of the file bytes, so two writers may store different bytes
 digest. Inserts follow PBS's rules for which copy wins.
 """
 
+import ctypes
 import logging
 import os
 import re
@@ -21,8 +22,9 @@ log = logging.getLogger(__name__)
 CHUNK_DIR_NAME = ".chunks"
 PREFIX_DIR_COUNT = 1 << 16
 CHUNK_FILE_NAME = re.compile(r"[0-9a-f]{64}")
-BAD_CHUNK_FILE_NAME = re.compile(r"([0-9a-f]{64})\.([0-9])\.bad")
 MAX_BAD_COPIES = 10
+
+_libc = ctypes.CDLL(None, use_errno=True)
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,19 @@ class ChunkStore:
             except FileNotFoundError:
                 pass
             raise
+
+    def sync(self) -> None:
+        """Make every chunk written so far durable, before an index that names them appears.
+
+        One syncfs() of the datastore's file system is far cheaper than an fsync per chunk;
+        PBS's default sync level ("filesystem") does the same."""
+        fd = os.open(self.chunk_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            if _libc.syncfs(fd) != 0:
+                error = ctypes.get_errno()
+                raise OSError(error, os.strerror(error), str(self.chunk_dir))
+        finally:
+            os.close(fd)
 
     def iter_digests(self):
         """Every chunk digest in the store (files named by exactly 64 hex digits)."""

@@ -30,6 +30,7 @@ class ArchiveResult:
 class ChunkingWriter:
     def __init__(self, uploader: ChunkUploader, index_path: str | os.PathLike, average_chunk_size: int, sync: bool = True):
         self._uploader = uploader
+        self._sync = sync
         self._chunker = Chunker(average_chunk_size)
         self._index = DynamicIndexWriter(index_path, sync)
         self._buffer = bytearray()
@@ -76,6 +77,8 @@ class ChunkingWriter:
             self._buffer.clear()
             self._scanned = 0
         self._drain(0)
+        if self._sync:
+            self._uploader.chunk_store.sync()
         index_csum = self._index.close()
         return ArchiveResult(self._index.size, index_csum, self._index.chunk_count)
 

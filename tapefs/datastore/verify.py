@@ -1,0 +1,125 @@
+"""Verify a datastore: every snapshot's manifest and indexes, then every chunk (spec §4.3).
+
+Indexes must match the checksum and size the manifest recorded; each chunk must pass its CRC
+and, unless it is encrypted and no key is loaded, decode to content with the right digest and
+length. The report lists bad chunks with the snapshots that reference them.
+"""
+
+import hashlib
+import logging
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from tapefs.datastore.blob import inspect_blob
+from tapefs.datastore.chunk_reader import ChunkReader
+from tapefs.datastore.crypt_config import CryptConfig
+from tapefs.datastore.datastore import Datastore
+from tapefs.datastore.errors import DatastoreError
+from tapefs.datastore.manifest import Manifest
+from tapefs.datastore.snapshot_reader import check_index_against_manifest, load_index
+
+log = logging.getLogger(__name__)
+
+VERIFY_WORKERS = 2
+
+
+@dataclass
+class VerifyReport:
+    snapshot_count: int = 0
+    chunk_count: int = 0
+    #: chunks that were only CRC-checked: encrypted, and no key loaded
+    crc_only_count: int = 0
+    #: digest -> what is wrong with it
+    bad_chunks: dict[bytes, str] = field(default_factory=dict)
+    #: digest -> snapshots (as "ns:type/id/time" or "type/id/time") referencing it
+    users: dict[bytes, set[str]] = field(default_factory=lambda: defaultdict(set))
+    #: snapshot -> problems with its manifest, blobs or indexes
+    snapshot_errors: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+
+    @property
+    def ok(self) -> bool:
+        return not self.bad_chunks and not self.snapshot_errors
+
+    def affected_snapshots(self) -> set[str]:
+        affected = set(self.snapshot_errors)
+        for digest in self.bad_chunks:
+            affected |= self.users.get(digest, set())
+        return affected
+
+
+def _snapshot_label(info) -> str:
+    namespace = str(info.snapshot.group.namespace)
+    return f"{namespace}:{info.snapshot}" if namespace else str(info.snapshot)
+
+
+def _check_snapshot(datastore: Datastore, info, report: VerifyReport, expected_sizes: dict[bytes, int]) -> None:
+    label = _snapshot_label(info)
+    try:
+        manifest = Manifest.load(info.path)
+    except (DatastoreError, OSError) as exc:
+        report.snapshot_errors[label].append(str(exc))
+        return
+    for file_info in manifest.files:
+        path = info.path / file_info.filename
+        try:
+            if file_info.filename.endswith(".blob"):
+                raw = path.read_bytes()
+                inspect_blob(raw, str(path))
+                if hashlib.sha256(raw).digest() != file_info.csum or len(raw) != file_info.size:
+                    raise DatastoreError(f"{path}: checksum or size differs from the manifest")
+                continue
+            index = load_index(path, file_info.filename)
+            check_index_against_manifest(index, file_info)
+        except (DatastoreError, OSError) as exc:
+            report.snapshot_errors[label].append(str(exc))
+            continue
+        for i, digest in enumerate(index.digests):
+            report.users[digest].add(label)
+            start, end = index.chunk_range(i)
+            expected_sizes.setdefault(digest, end - start)
+
+
+def verify_datastore(datastore: Datastore, crypt_config: CryptConfig | None = None, mark_bad: bool = False) -> VerifyReport:
+    """Check everything; with ``mark_bad`` rename corrupt chunks to ``<digest>.<n>.bad`` as PBS
+    does, so the next backup stores them again."""
+    report = VerifyReport()
+    expected_sizes: dict[bytes, int] = {}
+    for namespace in datastore.list_namespaces():
+        for group in datastore.list_groups(namespace):
+            for info in datastore.list_snapshots(group):
+                report.snapshot_count += 1
+                _check_snapshot(datastore, info, report, expected_sizes)
+
+    chunk_reader = ChunkReader(datastore.chunk_store, crypt_config)
+    stored = set(datastore.chunk_store.iter_digests())
+    for digest in expected_sizes.keys() - stored:
+        report.bad_chunks[digest] = "missing"
+
+    def check(digest: bytes) -> tuple[bytes, str | None, bool]:
+        try:
+            size = chunk_reader.check_chunk(digest)
+        except (DatastoreError, OSError) as exc:
+            return digest, str(exc), False
+        if size is None:
+            return digest, None, True
+        expected = expected_sizes.get(digest)
+        if expected is not None and size != expected:
+            return digest, f"chunk has {size} bytes, an index expects {expected}", False
+        return digest, None, False
+
+    with ThreadPoolExecutor(max_workers=VERIFY_WORKERS, thread_name_prefix="verify") as pool:
+        for digest, problem, crc_only in pool.map(check, sorted(stored)):
+            report.chunk_count += 1
+            report.crc_only_count += crc_only
+            if problem is not None:
+                report.bad_chunks[digest] = problem
+                log.warning("bad chunk %s: %s", digest.hex(), problem)
+    if mark_bad:
+        for digest, problem in report.bad_chunks.items():
+            if problem != "missing":
+                try:
+                    datastore.chunk_store.mark_bad(digest)
+                except FileNotFoundError:
+                    pass
+    return report

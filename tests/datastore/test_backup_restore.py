@@ -1,0 +1,165 @@
+import os
+import random
+import subprocess
+import sys
+
+import pytest
+
+from tapefs.datastore.backup import CATALOG_NAME, BackupSource, backup, parse_sources
+from tapefs.datastore.crypt_config import CryptConfig
+from tapefs.datastore.datastore import Datastore
+from tapefs.datastore.dynamic_index import DynamicIndex
+from tapefs.datastore.errors import CorruptFileError, CryptoError, DatastoreError
+from tapefs.datastore.naming import BackupGroup, BackupNamespace
+from tapefs.datastore.restore import restore
+from tapefs.datastore.snapshot_reader import SnapshotReader
+from tapefs.datastore.verify import verify_datastore
+from tapefs.pxar.catalog import CatalogReader
+
+
+@pytest.fixture
+def datastore(tmp_path):
+    return Datastore.create(tmp_path / "store", prefix_dirs=False)
+
+
+@pytest.fixture
+def tree(tmp_path):
+    root = tmp_path / "tree"
+    (root / "sub" / "deeper").mkdir(parents=True)
+    (root / "a.txt").write_text("hello\n")
+    (root / "sub" / "big.bin").write_bytes(random.Random(3).randbytes(3 << 20))
+    (root / "sub" / "deeper" / "empty").write_bytes(b"")
+    os.symlink("../a.txt", root / "sub" / "link")
+    os.link(root / "a.txt", root / "hardlink")
+    os.utime(root / "a.txt", ns=(1_600_000_000_123_456_789, 1_600_000_000_123_456_789))
+    os.chmod(root / "sub" / "big.bin", 0o640)
+    return root
+
+
+def same_tree(a, b):
+    result = subprocess.run(["diff", "-r", "--no-dereference", str(a), str(b)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for dirpath, dirnames, filenames in os.walk(a):
+        for name in dirnames + filenames:
+            left = os.lstat(os.path.join(dirpath, name))
+            right = os.lstat(os.path.join(b, os.path.relpath(dirpath, a), name))
+            assert left.st_mode == right.st_mode, name
+            if not os.path.isdir(os.path.join(dirpath, name)):
+                assert left.st_mtime_ns == right.st_mtime_ns, name
+
+
+def test_directory_backup_and_restore(datastore, tree, tmp_path):
+    group = BackupGroup.parse("host/box")
+    result = backup(datastore, group, parse_sources([str(tree)]))
+    snapshot_dir = datastore.snapshot_path(result.snapshot)
+    assert sorted(os.listdir(snapshot_dir)) == ["catalog.pcat1.didx", "index.json.blob", "root.pxar.didx"]
+    assert [f.filename for f in result.manifest.files] == ["root.pxar.didx", CATALOG_NAME]
+    assert result.manifest.signature is None
+
+    target = tmp_path / "restored"
+    restored = restore(datastore, result.snapshot, "root.pxar", target)
+    assert restored.size == result.manifest.files[0].size
+    same_tree(tree, target)
+
+    reader = SnapshotReader(datastore, result.snapshot)
+    with reader.open_archive(CATALOG_NAME) as catalog_source:
+        catalog = CatalogReader(catalog_source)
+        names = sorted(path for path, _ in catalog.walk())
+    assert b"root.pxar.didx/sub/big.bin" in names
+    assert verify_datastore(datastore).ok
+
+
+def test_image_backup_and_sparse_restore(datastore, tmp_path):
+    image = tmp_path / "disk.raw"
+    content = random.Random(5).randbytes(1 << 20) + bytes(9 << 20) + b"tail"
+    image.write_bytes(content)
+    result = backup(datastore, BackupGroup.parse("vm/100"), parse_sources([str(image)]))
+    assert [f.filename for f in result.manifest.files] == ["disk.img.fidx"]
+    assert result.manifest.files[0].size == len(content)
+    target = tmp_path / "out.raw"
+    restore(datastore, result.snapshot, "disk.img.fidx", target)
+    assert target.read_bytes() == content
+    assert target.stat().st_blocks * 512 < len(content)  # the all-zero chunk stayed a hole
+    with pytest.raises(DatastoreError, match="already exists"):
+        restore(datastore, result.snapshot, "disk.img", target)
+
+
+def test_namespace_and_encryption(datastore, tree, tmp_path):
+    key = CryptConfig(b"\x42" * 32)
+    group = BackupGroup(BackupNamespace.parse("site/a"), "host", "box")
+    result = backup(datastore, group, parse_sources([str(tree)]), crypt_config=key)
+    assert (datastore.root / "ns" / "site" / "ns" / "a" / "host" / "box").is_dir()
+    assert {f.crypt_mode for f in result.manifest.files} == {"encrypt"}
+    assert result.manifest.unprotected["key-fingerprint"] == key.fingerprint_text()
+    with pytest.raises(CryptoError, match="key is needed"):
+        restore(datastore, result.snapshot, "root.pxar", tmp_path / "x")
+    with pytest.raises(CryptoError):
+        restore(datastore, result.snapshot, "root.pxar", tmp_path / "x", CryptConfig(b"\x43" * 32))
+    restore(datastore, result.snapshot, "root.pxar", tmp_path / "ok", key)
+    same_tree(tree, tmp_path / "ok")
+    report = verify_datastore(datastore)
+    assert report.ok and report.crc_only_count == report.chunk_count
+    assert verify_datastore(datastore, key).crc_only_count == 0
+
+
+def test_consecutive_backups_get_later_times_and_dedup(datastore, tree):
+    group = BackupGroup.parse("host/box")
+    first = backup(datastore, group, parse_sources([str(tree)]))
+    second = backup(datastore, group, parse_sources([str(tree)]))
+    assert second.snapshot.backup_time > first.snapshot.backup_time
+    assert second.stats.stored_size == 0
+    assert [str(s.snapshot) for s in datastore.list_snapshots(group)] == [str(first.snapshot), str(second.snapshot)]
+
+
+def test_failed_backup_leaves_no_snapshot(datastore, tmp_path):
+    sources = [BackupSource("root", "pxar", tmp_path / "missing")]
+    with pytest.raises(OSError):
+        backup(datastore, BackupGroup.parse("host/x"), sources)
+    assert not (datastore.root / "host" / "x").exists() or os.listdir(datastore.root / "host" / "x") == ["owner"]
+
+
+def test_source_naming(tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "disk.qcow.raw").write_bytes(b"x")
+    sources = parse_sources([str(tmp_path / "d"), str(tmp_path / "disk.qcow.raw"), f"etc.pxar:{tmp_path / 'd'}"])
+    assert [s.filename for s in sources] == ["root.pxar.didx", "disk_qcow.img.fidx", "etc.pxar.didx"]
+    with pytest.raises(DatastoreError, match="both be named"):
+        parse_sources([str(tmp_path / "d"), str(tmp_path / "d")])
+    with pytest.raises(DatastoreError, match="No such file"):
+        parse_sources([str(tmp_path / "nope")])
+
+
+def test_verify_reports_bad_chunk_and_its_snapshots(datastore, tree):
+    group = BackupGroup.parse("host/box")
+    result = backup(datastore, group, parse_sources([str(tree)]))
+    index = DynamicIndex.load(datastore.snapshot_path(result.snapshot) / "root.pxar.didx")
+    bad_digest = index.digests[0]
+    chunk_path = datastore.chunk_store.chunk_path(bad_digest)
+    raw = bytearray(chunk_path.read_bytes())
+    raw[20] ^= 0x55
+    chunk_path.write_bytes(bytes(raw))
+    report = verify_datastore(datastore)
+    assert list(report.bad_chunks) == [bad_digest]
+    assert "CRC" in report.bad_chunks[bad_digest]
+    assert report.affected_snapshots() == {str(result.snapshot)}
+    verify_datastore(datastore, mark_bad=True)
+    assert not chunk_path.exists() and chunk_path.with_name(chunk_path.name + ".0.bad").exists()
+    assert verify_datastore(datastore).bad_chunks == {bad_digest: "missing"}
+
+
+def test_restore_detects_swapped_index(datastore, tree, tmp_path):
+    result = backup(datastore, BackupGroup.parse("host/box"), parse_sources([str(tree)]))
+    snapshot_dir = datastore.snapshot_path(result.snapshot)
+    os.replace(snapshot_dir / "catalog.pcat1.didx", snapshot_dir / "root.pxar.didx")
+    with pytest.raises(CorruptFileError, match="differs from the manifest"):
+        restore(datastore, result.snapshot, "root.pxar", tmp_path / "out")
+
+
+@pytest.mark.slow
+def test_python_stdlib_round_trip(datastore, tmp_path):
+    stdlib = os.path.dirname(os.__file__)
+    source = tmp_path / "stdlib"
+    subprocess.run(["cp", "-a", stdlib, str(source)], check=True)
+    result = backup(datastore, BackupGroup.parse("host/stdlib"), parse_sources([str(source)]))
+    restore(datastore, result.snapshot, "root.pxar", tmp_path / "restored")
+    same_tree(source, tmp_path / "restored")
