@@ -57,11 +57,14 @@ class BlockCipher:
         nonce = os.urandom(NONCE_SIZE)
         return nonce + self._aead.encrypt(nonce, bytes(data), None), FLAG_ENCRYPTED, self.key_id
 
+    def require_plain_allowed(self) -> None:
+        if self.decryption_mode == DECRYPT_ON:
+            raise CheckCondition(sense.DATA_PROTECT, 0x74, 0x02)  # unencrypted data in DECRYPT mode
+
     def open(self, entry: Entry, stored: bytes) -> bytes:
         """The plain block, or the DATA PROTECT sense SSC prescribes."""
         if not entry.encrypted:
-            if self.decryption_mode == DECRYPT_ON:
-                raise CheckCondition(sense.DATA_PROTECT, 0x74, 0x02)  # unencrypted data in DECRYPT mode
+            self.require_plain_allowed()
             return stored
         if self.decryption_mode == DECRYPT_RAW:
             return stored

@@ -86,6 +86,17 @@ def _unpack_entry(raw: bytes) -> Entry | None:
     return Entry(e.offset, e.stored_length, e.length, e.kind, e.flags, e.key_id)
 
 
+@dataclasses.dataclass(frozen=True)
+class FileRegion:
+    """Bytes of a cartridge's data file, for the daemon to send without copying them."""
+    fd: int
+    offset: int
+    length: int
+
+    def __len__(self) -> int:
+        return self.length
+
+
 class CartridgeError(Exception):
     pass
 
@@ -190,6 +201,9 @@ class Cartridge:
         if len(data) != entry.stored_length:
             raise CartridgeError(f"cartridge {self.barcode}: block at byte {entry.offset} is truncated")
         return data
+
+    def payload_region(self, entry: Entry) -> FileRegion:
+        return FileRegion(self._data_fd, entry.offset, entry.stored_length)
 
     def filemarks_before(self, position: int) -> int:
         return bisect.bisect_left(self.filemarks, position)

@@ -9,6 +9,16 @@ from . import frame
 SOCKET_BUFFER = 4 * 1024 * 1024
 
 
+def tune_buffers(sock: socket.socket) -> None:
+    """Ask for big socket buffers; root may exceed the system's default maximum."""
+    for force, plain in ((getattr(socket, "SO_SNDBUFFORCE", None), socket.SO_SNDBUF),
+                         (getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF)):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, force or plain, SOCKET_BUFFER)
+        except (OSError, TypeError):
+            sock.setsockopt(socket.SOL_SOCKET, plain, SOCKET_BUFFER)
+
+
 def send_parts(sock: socket.socket, parts: list) -> None:
     """sendmsg the parts without joining them, resuming after short sends."""
     views = [memoryview(p).cast("B") for p in parts if len(p)]
@@ -33,8 +43,7 @@ class DeviceClient:
             self.sock.settimeout(connect_timeout)
             self.sock.connect(self.path)
             self.sock.settimeout(None)
-            for opt in (socket.SO_SNDBUF, socket.SO_RCVBUF):
-                self.sock.setsockopt(socket.SOL_SOCKET, opt, SOCKET_BUFFER)
+            tune_buffers(self.sock)
         except OSError:
             self.sock.close()
             raise

@@ -11,7 +11,7 @@ import time
 
 from . import media, sense
 from .block_cipher import BlockCipher
-from .cartridge import Cartridge
+from .cartridge import Cartridge, Entry, FileRegion
 from .sense import CheckCondition
 from .spc import ModePage, ScsiDevice, ascii_field, command
 
@@ -207,8 +207,8 @@ class TapeDrive(ScsiDevice):
             return self._read_fixed(cart, length)
         return self._read_variable(cart, length, sili)
 
-    def _next_block(self, cart: Cartridge, residue: int, done: bytes = b"") -> bytes:
-        """The plain data of the block at the position, advancing past it.
+    def _next_entry(self, cart: Cartridge, residue: int, done: bytes = b"") -> Entry:
+        """The block at the position, advancing past it.
 
         A filemark or end of data ends the command with its sense; ``residue``
         goes into INFORMATION and ``done`` is the data already transferred.
@@ -222,13 +222,21 @@ class TapeDrive(ScsiDevice):
             raise CheckCondition(sense.NO_SENSE, 0x00, 0x01, information=residue, filemark=True, transferred=done)
         if self.position - 1 in cart.meta.get("media_errors", ()):
             raise CheckCondition(sense.MEDIUM_ERROR, 0x11, 0x00, information=residue, transferred=done)
-        data = self.cipher.open(entry, cart.read_payload(entry))
-        self.load_counters["bytes_to_host"] += len(data)
+        self.load_counters["bytes_to_host"] += entry.length
         self.load_counters["datasets_read"] += 1
-        return data
+        return entry
 
-    def _read_variable(self, cart: Cartridge, length: int, sili: int) -> bytes:
-        data = self._next_block(cart, length)
+    def _next_block(self, cart: Cartridge, residue: int, done: bytes = b"") -> bytes:
+        entry = self._next_entry(cart, residue, done)
+        return self.cipher.open(entry, cart.read_payload(entry))
+
+    def _read_variable(self, cart: Cartridge, length: int, sili: int) -> bytes | FileRegion:
+        entry = self._next_entry(cart, length)
+        if not entry.encrypted and (entry.length == length or (sili and entry.length < length)):
+            # The common case goes from the cartridge file to the socket without a copy.
+            self.cipher.require_plain_allowed()
+            return cart.payload_region(entry)
+        data = self.cipher.open(entry, cart.read_payload(entry))
         if len(data) == length or (sili and (len(data) < length or self.block_length == 0)):
             return data[:length]
         raise CheckCondition(sense.NO_SENSE, 0x00, 0x00, information=length - len(data), ili=True,

@@ -14,11 +14,12 @@ class EventLog:
 
     def command(self, device: str, name: str, cdb: bytes, status: int, sense: bytes,
                 data_out_len: int, data_in_len: int, latency_us: int) -> None:
-        event = {"t": round(time.time(), 6), "device": device, "command": name, "cdb": cdb.hex(),
-                 "status": status, "out": data_out_len, "in": data_in_len, "us": latency_us}
-        if status == CHECK_CONDITION and len(sense) >= 14:
-            event["sense"] = f"{sense[2] & 0x0F:X}/{sense[12]:02X}/{sense[13]:02X}"
-        self._file.write(json.dumps(event) + "\n")
+        # Formatted by hand: json.dumps per command is a measurable share of a 256 KiB WRITE.
+        sense_field = f', "sense": "{sense[2] & 0x0F:X}/{sense[12]:02X}/{sense[13]:02X}"' \
+            if status == CHECK_CONDITION and len(sense) >= 14 else ""
+        self._file.write(f'{{"t": {time.time():.6f}, "device": "{device}", "command": "{name}", '
+                         f'"cdb": "{cdb.hex()}", "status": {status}, "out": {data_out_len}, "in": {data_in_len}, '
+                         f'"us": {latency_us}{sense_field}}}\n')
 
     def note(self, **fields) -> None:
         self._file.write(json.dumps({"t": round(time.time(), 6), **fields}) + "\n")

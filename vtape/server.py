@@ -14,6 +14,7 @@ import signal
 import socket
 import struct
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -21,7 +22,8 @@ from pathlib import Path
 import trio
 
 from . import frame, operator
-from .client import SOCKET_BUFFER
+from .client import send_parts, tune_buffers
+from .cartridge import FileRegion
 from .eventlog import EventLog
 from .library import Library, LibraryError, load_config
 from .sense import CHECK_CONDITION, HARDWARE_ERROR, CheckCondition
@@ -30,6 +32,31 @@ from .spc import Outcome
 log = logging.getLogger(__name__)
 
 CONTROL_LINE_LIMIT = 64 * 1024
+MAX_CONNECTIONS = 256
+
+
+def send_file_region(conn: socket.socket, region: FileRegion) -> None:
+    offset, end = region.offset, region.offset + region.length
+    while offset < end:
+        sent = os.sendfile(conn.fileno(), region.fd, offset, end - offset)
+        if sent == 0:
+            raise frame.FrameError("cartridge data file ended early")
+        offset += sent
+
+
+class AllLocks:
+    """Hold every device lock, always taken in the same order."""
+
+    def __init__(self, locks: dict[str, threading.Lock]):
+        self.locks = [locks[name] for name in sorted(locks)]
+
+    def __enter__(self):
+        for lock in self.locks:
+            lock.acquire()
+
+    def __exit__(self, *exc):
+        for lock in reversed(self.locks):
+            lock.release()
 
 
 class DaemonError(Exception):
@@ -85,36 +112,6 @@ def _peer_uid(sock: trio.socket.SocketType) -> int:
     return struct.unpack("3i", creds)[1]
 
 
-async def _receive_exactly(stream: trio.SocketStream, size: int) -> bytearray | None:
-    """size bytes, or None if the peer closed before sending any; FrameError if it closed mid-way."""
-    buf = bytearray(size)
-    view = memoryview(buf)
-    got = 0
-    sock = stream.socket
-    while got < size:
-        n = await sock.recv_into(view[got:])
-        if n == 0:
-            if got == 0:
-                return None
-            raise frame.FrameError(f"connection closed after {got} of {size} bytes")
-        got += n
-    return buf
-
-
-async def _send_parts(stream: trio.SocketStream, parts: list) -> None:
-    views = [memoryview(p).cast("B") for p in parts if len(p)]
-    sock = stream.socket
-    while views:
-        sent = await sock.sendmsg(views)
-        while sent:
-            if sent >= len(views[0]):
-                sent -= len(views[0])
-                views.pop(0)
-            else:
-                views[0] = views[0][sent:]
-                sent = 0
-
-
 class Daemon:
     def __init__(self, libdir: Path):
         self.libdir = Path(libdir).resolve()
@@ -122,6 +119,9 @@ class Daemon:
         self.events: EventLog | None = None
         self.allowed_uids = {os.getuid(), 0}
         self.stop_requested = trio.Event()
+        self._connections: set[socket.socket] = set()
+        self._threads = trio.CapacityLimiter(MAX_CONNECTIONS)
+        self._locks: dict[str, threading.Lock] = {}
 
     async def run(self, task_status=trio.TASK_STATUS_IGNORED) -> None:
         config = load_config(self.libdir)
@@ -134,13 +134,12 @@ class Daemon:
             allow_all = config.get("allow_other_users", False)
             devices = {"changer": self.library.changer}
             devices.update({f"drive{d.index}": d for d in self.library.drives})
+            self._locks = {name: threading.Lock() for name in devices}
             async with trio.open_nursery() as nursery:
                 for name, device in devices.items():
                     listener, path = await self._listen(name, allow_all)
                     socket_paths.append(path)
-                    lock_for_device = trio.Lock()
-                    await nursery.start(trio.serve_listeners,
-                                        self._device_handler(name, device, lock_for_device), [listener])
+                    await nursery.start(trio.serve_listeners, self._device_handler(name, device), [listener])
                 listener, path = await self._listen("control", allow_all)
                 socket_paths.append(path)
                 await nursery.start(trio.serve_listeners, self._control_handler, [listener])
@@ -149,6 +148,7 @@ class Daemon:
                 log.info("serving %s: %s", self.libdir, ", ".join(p.name for p in socket_paths))
                 task_status.started()
                 await self.stop_requested.wait()
+                await self._close_connections()
                 nursery.cancel_scope.cancel()
         finally:
             for path in socket_paths:
@@ -183,53 +183,78 @@ class Daemon:
             return False
         return True
 
-    def _device_handler(self, name: str, device, device_lock: trio.Lock):
+    def _device_handler(self, name: str, device):
         async def handle(stream: trio.SocketStream) -> None:
             async with stream:
                 if not self._peer_allowed(stream):
                     return
-                for opt in (socket.SO_SNDBUF, socket.SO_RCVBUF):
-                    stream.socket.setsockopt(socket.SOL_SOCKET, opt, SOCKET_BUFFER)
+                # Commands run on a blocking socket in a worker thread: one thread per
+                # connection moves 256 KiB records without a trio round trip per chunk,
+                # and the system calls release the GIL so two drives stream at once.
+                conn = socket.socket(fileno=os.dup(stream.socket.fileno()))
+                conn.setblocking(True)
+                tune_buffers(conn)
+                self._connections.add(conn)
                 try:
-                    await self._serve_connection(name, device, device_lock, stream)
-                except frame.FrameError as e:
-                    log.warning("%s: dropped a connection: %s", name, e)
-                except (BrokenPipeError, ConnectionResetError, trio.BrokenResourceError, trio.ClosedResourceError):
-                    log.debug("%s: client went away", name)
-                except Exception:
-                    # One bad connection must never take the library down.
-                    log.error("%s: connection failed\n%s", name, traceback.format_exc())
+                    await trio.to_thread.run_sync(self._serve_connection, name, device, conn,
+                                                  limiter=self._threads)
+                finally:
+                    self._connections.discard(conn)
+                    conn.close()
         return handle
 
-    async def _serve_connection(self, name, device, device_lock, stream) -> None:
-        while True:
-            raw = await _receive_exactly(stream, frame.REQUEST_HEADER_SIZE)
-            if raw is None:
-                return
-            try:
-                request = frame.decode_request_header(bytes(raw))
-            except frame.FrameError as e:
-                await _send_parts(stream, [frame.encode_reply_header(frame.Reply(0, host_status=frame.HOST_ERROR))])
-                raise e
-            data_out = b""
-            if request.data_out_len:
-                data_out = await _receive_exactly(stream, request.data_out_len)
-                if data_out is None:
-                    raise frame.FrameError("connection closed before the data-out bytes")
-            async with device_lock:
-                started = time.perf_counter()
-                outcome = self._execute(name, device, request, data_out)
-                delay = device.take_delay() if hasattr(device, "take_delay") else 0.0
-                if delay:
-                    await trio.sleep(delay)
-                elapsed_us = int((time.perf_counter() - started) * 1e6)
+    def _serve_connection(self, name: str, device, conn: socket.socket) -> None:
+        try:
+            while self._serve_one(name, device, conn):
+                pass
+        except frame.FrameError as e:
+            log.warning("%s: dropped a connection: %s", name, e)
+        except (BrokenPipeError, ConnectionResetError):
+            log.debug("%s: client went away", name)
+        except Exception:
+            # One bad connection must never take the library down.
+            log.error("%s: connection failed\n%s", name, traceback.format_exc())
+
+    def _serve_one(self, name: str, device, conn: socket.socket) -> bool:
+        """Answer one request; False once the client has hung up."""
+        raw = frame.recv_exactly(conn, frame.REQUEST_HEADER_SIZE, eof_ok=True)
+        if raw is None:
+            return False
+        try:
+            request = frame.decode_request_header(bytes(raw))
+        except frame.FrameError:
+            conn.sendall(frame.encode_reply_header(frame.Reply(0, host_status=frame.HOST_ERROR)))
+            raise
+        data_out = frame.recv_exactly(conn, request.data_out_len) if request.data_out_len else b""
+        with self._locks_for(name):
+            started = time.perf_counter()
+            outcome = self._execute(name, device, request, data_out)
+            delay = device.take_delay() if hasattr(device, "take_delay") else 0.0
+            if delay:
+                time.sleep(delay)
+            elapsed_us = int((time.perf_counter() - started) * 1e6)
+        if isinstance(outcome.data, FileRegion):
+            region = outcome.data
+            data = FileRegion(region.fd, region.offset, min(region.length, request.data_in_len))
+        else:
             data = memoryview(outcome.data)[:request.data_in_len]
-            residual = request.data_in_len - len(data) if not request.data_out_len else 0
-            reply = frame.Reply(outcome.status, sense=outcome.sense, data=data, residual=residual,
-                                duration_us=elapsed_us)
-            self.events.command(name, device.command_name(request.cdb[0]), request.cdb, outcome.status,
-                                outcome.sense, request.data_out_len, len(data), elapsed_us)
-            await _send_parts(stream, [frame.encode_reply_header(reply), outcome.sense, data])
+        residual = request.data_in_len - len(data) if not request.data_out_len else 0
+        reply = frame.Reply(outcome.status, sense=outcome.sense, data=data, residual=residual,
+                            duration_us=elapsed_us)
+        self.events.command(name, device.command_name(request.cdb[0]), request.cdb, outcome.status,
+                            outcome.sense, request.data_out_len, len(data), elapsed_us)
+        if isinstance(data, FileRegion):
+            send_parts(conn, [frame.encode_reply_header(reply), outcome.sense])
+            send_file_region(conn, data)
+        else:
+            send_parts(conn, [frame.encode_reply_header(reply), outcome.sense, data])
+        return True
+
+    def _locks_for(self, name: str):
+        """A drive command locks its drive; changer commands and control requests lock everything."""
+        if name.startswith("drive"):
+            return self._locks[name]
+        return AllLocks(self._locks)
 
     def _execute(self, name, device, request, data_out):
         try:
@@ -239,6 +264,17 @@ class Daemon:
             # drive would report an internal failure, and log it loudly.
             log.error("%s: internal error on CDB %s\n%s", name, request.cdb.hex(), traceback.format_exc())
             return Outcome(CHECK_CONDITION, sense=CheckCondition(HARDWARE_ERROR, 0x44, 0x00).sense())
+
+    async def _close_connections(self) -> None:
+        """Wake every worker thread blocked on a client and wait until they have returned."""
+        for conn in list(self._connections):
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        with trio.move_on_after(30):
+            while self._connections:
+                await trio.sleep(0.01)
 
     async def _control_handler(self, stream: trio.SocketStream) -> None:
         async with stream:
@@ -258,9 +294,9 @@ class Daemon:
                     return
                 while b"\n" in buffer:
                     line, buffer = buffer.split(b"\n", 1)
-                    await self._send_json(stream, self._control(line))
+                    await self._send_json(stream, await self._control(line))
 
-    def _control(self, line: bytes) -> dict:
+    async def _control(self, line: bytes) -> dict:
         try:
             request = json.loads(line)
             if not isinstance(request, dict):
@@ -271,7 +307,7 @@ class Daemon:
             self.stop_requested.set()
             return {"ok": True, "stopping": True}
         try:
-            result = operator.run(self.library, request)
+            result = await trio.to_thread.run_sync(self._operate, request)
         except (LibraryError, ValueError) as e:
             return {"ok": False, "error": str(e)}
         except KeyError as e:
@@ -280,6 +316,10 @@ class Daemon:
             return {"ok": False, "error": f"bad control request: {e}"}
         self.events.note(control=request.get("op"), request=request)
         return {"ok": True, **result}
+
+    def _operate(self, request: dict) -> dict:
+        with AllLocks(self._locks):
+            return operator.run(self.library, request)
 
     @staticmethod
     async def _send_json(stream, obj) -> None:
