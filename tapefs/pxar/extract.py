@@ -57,8 +57,11 @@ def _open_directory(dir_fd: int, name: bytes) -> int:
 
 
 class _Extractor:
-    def __init__(self, target_fd: int, reader, restore_owners: bool, stats: ExtractStats):
+    def __init__(self, target_fd: int, reader, restore_owners: bool, stats: ExtractStats,
+                 subtree: bytes):
         self.target_fd = target_fd
+        # hardlink targets are stored relative to the archive root
+        self.link_prefix = subtree + b"/" if subtree else b""
         self.reader = reader
         self.restore_owners = restore_owners
         self.stats = stats
@@ -140,6 +143,8 @@ class _Extractor:
     def extract(self, path: bytes, entry: Entry) -> None:
         self.stats.entries += 1
         if not path:
+            if entry.kind is not Kind.DIRECTORY:
+                raise UnsafePathError(f"refusing {entry.kind.value} entry with an empty path")
             self.open_dirs[0] = (b"", self.target_fd, entry.metadata)
             return
         _components(path, "archive path")
@@ -179,6 +184,11 @@ class _Extractor:
 
     def extract_hardlink(self, dir_fd: int, name: bytes, path: bytes, entry: Entry) -> None:
         target = _components(entry.hardlink_target.lstrip(b"/"), "hardlink target")
+        joined = b"/".join(target)
+        if not joined.startswith(self.link_prefix):
+            self.copy_hardlink_target(dir_fd, name, path, entry)
+            return
+        target = joined[len(self.link_prefix):].split(b"/")
         source_fd = self.target_fd
         opened = []
         try:
@@ -189,12 +199,15 @@ class _Extractor:
                 target[-1], temp, src_dir_fd=source_fd, dst_dir_fd=dir_fd,
                 follow_symlinks=False))
         except FileNotFoundError:
-            # the target lies outside an extracted subtree: store a copy of its contents
-            file = self.reader.resolve_hardlink(entry)
-            self.place(dir_fd, name, lambda temp: self.write_file(dir_fd, temp, path, file))
+            self.copy_hardlink_target(dir_fd, name, path, entry)
         finally:
             for fd in opened:
                 os.close(fd)
+
+    def copy_hardlink_target(self, dir_fd: int, name: bytes, path: bytes, entry: Entry) -> None:
+        """A hardlink whose target was not extracted gets a copy of the target file."""
+        file = self.reader.resolve_hardlink(entry)
+        self.place(dir_fd, name, lambda temp: self.write_file(dir_fd, temp, path, file))
 
     def extract_node(self, dir_fd: int, name: bytes, path: bytes, entry: Entry) -> None:
         file_type = {Kind.FIFO: stat.S_IFIFO, Kind.SOCKET: stat.S_IFSOCK,
@@ -245,11 +258,9 @@ def extract(reader, target: str | os.PathLike, subtree: bytes | str = b"",
     os.makedirs(target, exist_ok=True)
     target_fd = os.open(target, _DIR_FLAGS)
     stats = ExtractStats()
-    extractor = _Extractor(target_fd, reader, restore_owners, stats)
+    extractor = _Extractor(target_fd, reader, restore_owners, stats, subtree)
     try:
         for path, entry in _subtree_entries(reader, subtree):
-            if path == b"" and entry.kind is not Kind.DIRECTORY:
-                continue
             extractor.extract(path, entry)
         extractor.close_directories(0)
     finally:
