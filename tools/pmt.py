@@ -251,14 +251,19 @@ def write(drive: Drive, source, block_size: int):
 @click.option("--block-size", type=click.IntRange(1, MAX_BLOCK_SIZE), default=DEFAULT_BLOCK_SIZE, show_default=True,
               help="Read buffer: the largest block expected.")
 def read(drive: Drive, target, block_size: int):
-    """Read blocks from the current position to the end of the file (its filemark is passed)."""
+    """Read blocks from the current position to the end of the file (its filemark is passed).
+    Fails at end of data when there was nothing left to read."""
+    blocks = 0
     while True:
         try:
             target.write(drive.read_block(block_size))
         except FilemarkDetected:
             return
         except EndOfData:
+            if blocks == 0:
+                raise
             return
+        blocks += 1
 
 
 @pmt.command("scan")

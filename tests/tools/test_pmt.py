@@ -1,0 +1,274 @@
+"""Every pmt subcommand as a real subprocess against a real vtape daemon."""
+import json
+
+import pytest
+
+from tests.tools.cli import clean_env, error_line, run, run_json
+
+pytestmark = pytest.mark.vtape
+
+
+@pytest.fixture
+def env(vtape_library, tmp_path):
+    return clean_env(tmp_path, TAPE=vtape_library.drives[0], CHANGER=vtape_library.changer)
+
+
+@pytest.fixture
+def loaded(env):
+    """Drive 0 holds VT0001L8, its unit attention already consumed by a status."""
+    run("pmtx", "load", "1", env=env)
+    run("pmt", "status", env=env)
+    return env
+
+
+def position(env) -> tuple[int, int]:
+    status = run_json("pmt", "status", env=env)
+    return status["file-number"], status["block-number"]
+
+
+def write_file(env, data: bytes) -> None:
+    run("pmt", "write", env=env, input=data)
+    run("pmt", "weof", env=env)
+
+
+def test_status_text_and_json(loaded):
+    text = run("pmt", "status", env=loaded).stdout.decode()
+    rows = dict(line.split(None, 1) for line in text.splitlines() if line.strip())
+    assert rows["density"].strip() == "LTO8" and rows["medium-present"].strip() == "yes"
+    data = run_json("pmt", "status", env=loaded)
+    assert (data["vendor"], data["product"], data["density"]) == ("IBM", "ULT3580-TD8", "LTO8")
+    assert (data["file-number"], data["block-number"], data["compression"]) == (0, 0, True)
+    assert data["volume-mounts"] >= 1 and data["manufactured"] and data["alert-flags"] == []
+
+
+def test_status_of_an_empty_drive(env):
+    data = run_json("pmt", "status", env=env)
+    assert data["medium-present"] is False and data["file-number"] is None
+
+
+@pytest.mark.slow
+def test_write_read_session_with_weof_fsf_bsf_asf_eod(loaded):
+    write_file(loaded, b"file zero\n")
+    write_file(loaded, b"file one\n")
+    write_file(loaded, b"file two\n")
+    assert position(loaded) == (3, 6)
+    run("pmt", "rewind", env=loaded)
+    assert position(loaded) == (0, 0)
+    run("pmt", "fsf", "2", env=loaded)
+    assert position(loaded) == (2, 4)
+    assert run("pmt", "read", env=loaded).stdout == b"file two\n"
+    run("pmt", "bsf", "2", env=loaded)              # before the filemark that ends file 1
+    assert position(loaded) == (1, 3)
+    run("pmt", "asf", "1", env=loaded)
+    assert position(loaded) == (1, 2)
+    assert run("pmt", "read", env=loaded).stdout == b"file one\n"
+    run("pmt", "asf", "0", env=loaded)
+    assert run("pmt", "read", env=loaded).stdout == b"file zero\n"
+    run("pmt", "eod", env=loaded)
+    assert position(loaded) == (3, 6)
+
+
+@pytest.mark.slow
+def test_record_and_filemark_spacing(loaded):
+    run("pmt", "write", "--block-size", "4", env=loaded, input=b"aaaabbbbcccc")  # three records
+    run("pmt", "weof", "2", env=loaded)
+    assert position(loaded) == (2, 5)
+    run("pmt", "rewind", env=loaded)
+    run("pmt", "fsr", "2", env=loaded)
+    assert run("pmt", "read", "--block-size", "4", env=loaded).stdout == b"cccc"
+    assert position(loaded) == (1, 4)              # the read passed the filemark
+    run("pmt", "bsfm", "1", env=loaded)             # back before the filemark, then over it again
+    assert position(loaded) == (1, 4)
+    line = error_line(run("pmt", "bsr", "1", env=loaded, check=False))
+    assert "SPACE(6): filemark detected (sense 0/00/01" in line
+    assert position(loaded) == (0, 3)              # stopped on the filemark's beginning side
+    run("pmt", "bsr", "2", env=loaded)
+    assert position(loaded) == (0, 1)
+    run("pmt", "rewind", env=loaded)
+    run("pmt", "fsfm", "2", env=loaded)             # over two filemarks, then back before the second
+    assert position(loaded) == (1, 4)
+
+
+def test_fsf_past_end_of_data(loaded):
+    write_file(loaded, b"only")
+    run("pmt", "rewind", env=loaded)
+    line = error_line(run("pmt", "fsf", "5", env=loaded, check=False))
+    assert "SPACE(6): end of data (sense 8/00/05" in line
+
+
+def test_weof_default_and_count(loaded):
+    run("pmt", "weof", env=loaded)
+    run("pmt", "weof", "3", env=loaded)
+    assert position(loaded) == (4, 4)
+
+
+@pytest.mark.slow
+def test_eject_and_load(loaded):
+    run("pmt", "eject", env=loaded)
+    assert run_json("pmt", "status", env=loaded)["medium-present"] is False
+    run("pmt", "load", env=loaded)
+    run("pmt", "status", env=loaded)                # consumes the unit attention of the load
+    assert run_json("pmt", "status", env=loaded)["medium-present"] is True
+
+
+def test_lock_and_unlock(loaded, vtape_library):
+    run("pmt", "lock", env=loaded)
+    line = error_line(run("pmt", "eject", env=loaded, check=False))
+    assert line.startswith(f"pmt: eject: {vtape_library.drives[0]}: LOAD/UNLOAD: medium removal prevented")
+    assert "medium removal prevented" in error_line(run("pmtx", "unload", env=loaded, check=False))
+    run("pmt", "unlock", env=loaded)
+    run("pmtx", "unload", env=loaded)
+
+
+@pytest.mark.slow
+def test_erase_from_the_current_position(loaded):
+    write_file(loaded, b"first")
+    write_file(loaded, b"second")
+    run("pmt", "asf", "1", env=loaded)
+    run("pmt", "erase", env=loaded)
+    run("pmt", "rewind", env=loaded)
+    run("pmt", "eod", env=loaded)
+    assert position(loaded) == (1, 2)
+    run("pmt", "rewind", env=loaded)
+    run("pmt", "erase", "--no-fast", env=loaded)
+    run("pmt", "eod", env=loaded)
+    assert position(loaded) == (0, 0)
+
+
+@pytest.mark.slow
+def test_format(loaded):
+    write_file(loaded, b"data")
+    run("pmt", "format", env=loaded)
+    assert position(loaded) == (0, 0)
+    line = error_line(run("pmt", "read", env=loaded, check=False))
+    assert "READ(6): end of data" in line
+
+
+def test_options(loaded):
+    data = run_json("pmt", "options", "--compression", "false", "--blocksize", "65536", env=loaded)
+    assert data == {"compression": False, "blocksize": 65536, "buffer-mode": True}
+    assert run_json("pmt", "status", env=loaded)["blocksize"] == 65536
+    assert run_json("pmt", "options", "--buffer_mode", "false", env=loaded)["buffer-mode"] is False
+    text = run("pmt", "options", "--defaults", env=loaded).stdout.decode()
+    assert "compression  yes" in text and "blocksize    0" in text
+
+
+def test_tape_alert_flags(loaded, vtape_library):
+    assert run("pmt", "tape-alert-flags", env=loaded).stdout.decode().strip() == "no TapeAlert flags set"
+    vtape_library.control("fault", device="drive0", tape_alerts=[0x14])
+    assert run("pmt", "tape-alert-flags", env=loaded).stdout.decode().strip() == "0x14 clean now"
+    assert run_json("pmt", "tape-alert-flags", env=loaded) == [{"flag": 20, "name": "clean now"}]
+    assert run_json("pmt", "status", env=loaded)["alert-flags"] == ["clean now"]
+
+
+def test_volume_statistics(loaded):
+    data = run_json("pmt", "volume-statistics", env=loaded)
+    assert data["barcode"] == "VT0001L8" and data["volume-mounts"] >= 1 and 0 <= data["medium-wearout"] < 1
+    text = run("pmt", "volume-statistics", env=loaded).stdout.decode()
+    assert any(line.startswith("barcode") and "VT0001L8" in line for line in text.splitlines())
+
+
+def test_cartridge_memory(loaded):
+    attributes = {a["id"]: a for a in run_json("pmt", "cartridge-memory", env=loaded)}
+    assert attributes["0806"]["value"] == "VT0001L8" and attributes["0806"]["name"] == "Barcode"
+    assert len(attributes["0406"]["value"]) == 8
+    text = run("pmt", "cartridge-memory", env=loaded).stdout.decode()
+    assert any("0003" in line and "Load Count" in line for line in text.splitlines())
+
+
+def test_scan(env, vtape_library):
+    lines = run("pmt", "scan", "--vtape-library", str(vtape_library.path), env=env).stdout.decode().splitlines()
+    assert [line.split(" (")[0] for line in lines] == vtape_library.drives
+    assert lines[0].endswith("/IBM/ULT3580-TD8/" + lines[0].rsplit("/", 1)[1]) or "(IBM/ULT3580-TD8/" in lines[0]
+    found = run_json("pmt", "scan", env=dict(env, VTAPE_LIBRARIES=str(vtape_library.path)))
+    assert [d["kind"] for d in found] == ["drive", "drive"] and all(d["serial"] for d in found)
+
+
+def test_raw_inquiry_hex_dump(env):
+    out = run("pmt", "raw", "12", "00", "00", "00", "24", "00", env=env).stdout.decode()
+    assert out.startswith("INQUIRY [12 00 00 00 24 00]: GOOD, 36 bytes in")
+    assert "49 42 4d 20" in out and "IBM" in out
+
+
+def test_raw_check_condition_shows_decoded_sense(env):
+    proc = run("pmt", "raw", "01 00 00 00 00 00", env=env, check=False)
+    assert proc.returncode == 1
+    out = proc.stdout.decode()
+    assert "CHECK CONDITION" in out and "sense: medium not present (sense 2/3A/00 NOT READY" in out
+    data = json.loads(run("pmt", "raw", "010000000000", "--output-format", "json", env=env, check=False).stdout)
+    assert data["sense"]["asc"] == 0x3A and data["status"] == 2
+
+
+def test_raw_with_data_out_writes_a_block(loaded):
+    run("pmt", "raw", "0a 00 00 00 05 00", "--data-out-hex", "68656c6c6f", env=loaded)
+    run("pmt", "rewind", env=loaded)
+    assert run("pmt", "read", env=loaded).stdout == b"hello"
+
+
+def test_raw_rejects_a_bad_cdb(env):
+    line = error_line(run("pmt", "raw", "12", "00", env=env, check=False))
+    assert line == "pmt: raw: a CDB is 6 to 16 bytes, '12 00' has 2"
+
+
+def test_trace_prints_cdbs_status_sense_and_duration(env, vtape_library):
+    proc = run("pmt", "--trace", "rewind", env=env, check=False)
+    trace = [line for line in proc.stderr.decode().splitlines() if line.startswith("trace: ")]
+    assert trace[0].startswith(f"trace: {vtape_library.drives[0]}: INQUIRY [12 00 00 00 24 00] out=0 in=36 -> GOOD")
+    assert "REWIND [01 00 00 00 00 00]" in trace[1] and "sense: medium not present" in trace[1]
+    assert " ms)" in trace[1]
+
+
+def test_empty_drive_error_line(env, vtape_library):
+    line = error_line(run("pmt", "rewind", env=env, check=False))
+    assert line == (f"pmt: rewind: {vtape_library.drives[0]}: REWIND: medium not present "
+                    "(sense 2/3A/00 NOT READY, medium not present)")
+
+
+def test_unit_attention_after_a_load_fails_the_first_command_once(env):
+    run("pmtx", "load", "1", env=env)
+    assert "medium may have changed" in error_line(run("pmt", "rewind", env=env, check=False))
+    run("pmt", "rewind", env=env)
+
+
+def test_write_protected_cartridge(env, vtape_library):
+    vtape_library.control("write-protect", barcode="VT0002L8", on=True)
+    run("pmtx", "load", "2", env=env)
+    run("pmt", "status", env=env)
+    line = error_line(run("pmt", "weof", env=env, check=False))
+    assert "WRITE FILEMARKS(6): write protected (sense 7/27/00" in line
+
+
+def test_a_changer_is_not_a_drive(env, vtape_library):
+    line = error_line(run("pmt", "status", "--device", vtape_library.changer, env=env, check=False))
+    assert line == f"pmt: status: {vtape_library.changer}: not a tape drive (INQUIRY reports changer)"
+
+
+@pytest.mark.parametrize("name, make", [
+    ("missing", None),
+    ("regular", lambda p: p.write_text("not a tape")),
+    ("directory", lambda p: p.mkdir()),
+])
+def test_paths_that_are_not_drives(env, tmp_path, name, make):
+    path = tmp_path / name
+    if make:
+        make(path)
+    line = error_line(run("pmt", "rewind", "--device", str(path), env=env, check=False))
+    assert line.startswith(f"pmt: rewind: {path}: ")
+    assert ("no such device" if make is None else "not a vtape device socket or a SCSI generic device") in line
+
+
+def test_no_device_given(tmp_path):
+    proc = run("pmt", "status", env=clean_env(tmp_path), check=False)
+    assert proc.returncode == 2
+    assert error_line(proc) == ("pmt: status: no drive/device specified "
+                                "(use --drive, --device or the TAPE environment variable)")
+
+
+def test_drive_by_name_from_tape_cfg(vtape_library, tmp_path):
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "tape.cfg").write_text(f"lto: left\n\tpath {vtape_library.drives[0]}\n\n"
+                                     f"lto: right\n\tpath {vtape_library.drives[1]}\n")
+    env = clean_env(tmp_path)
+    assert run_json("pmt", "status", "--drive", "right", env=env)["serial"].endswith("01")
+    assert run_json("pmt", "status", env=dict(env, PROXMOX_TAPE_DRIVE="left"))["serial"].endswith("00")
