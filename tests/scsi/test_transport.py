@@ -1,0 +1,81 @@
+"""Opening devices by path, the vtape socket transport and the channel's error mapping."""
+import socket
+
+import pytest
+
+from tapefs.scsi import cdb, errors
+from tapefs.scsi.channel import Channel
+from tapefs.scsi.timeouts import DEFAULT_TIMEOUT, HOUR, LONG_ERASE_TIMEOUT, timeout_for
+from tapefs.scsi.transport import CHECK_CONDITION, GOOD, open_transport
+from tapefs.scsi.vtape_transport import VtapeTransport
+
+
+def test_missing_path(tmp_path):
+    with pytest.raises(errors.DeviceNotFound, match="no such device"):
+        open_transport(tmp_path / "nothing")
+
+
+def test_regular_file_and_directory_are_not_devices(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(errors.NotAScsiDevice, match="is a regular file"):
+        open_transport(tmp_path / "file")
+    with pytest.raises(errors.NotAScsiDevice, match="is a directory"):
+        open_transport(tmp_path)
+
+
+def test_socket_without_a_daemon_is_refused(tmp_path):
+    path = tmp_path / "drive0"
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(path))
+    stale.close()
+    with pytest.raises(errors.TransportError, match="refuses connections"):
+        open_transport(path)
+
+
+def test_character_device_goes_to_sg_io():
+    with pytest.raises(errors.NotAScsiDevice, match="is not a SCSI generic or tape node"):
+        open_transport("/dev/null")
+
+
+def test_timeouts_are_generous_per_command():
+    assert timeout_for(cdb.read_6(10)) == DEFAULT_TIMEOUT >= 600
+    assert timeout_for(cdb.format_medium()) >= 2 * HOUR
+    assert timeout_for(cdb.erase(long=True)) == LONG_ERASE_TIMEOUT > timeout_for(cdb.erase())
+    assert timeout_for(cdb.locate_16(1)) >= HOUR and timeout_for(cdb.load_unload(True)) >= 2 * HOUR
+
+
+@pytest.mark.vtape
+def test_vtape_transport_inquiry(vtape_library):
+    with open_transport(vtape_library.drives[0]) as transport:
+        assert isinstance(transport, VtapeTransport)
+        result = transport.execute(cdb.inquiry(36), data_in_len=36)
+    assert result.status == GOOD and len(result.data) == 36 and result.residual == 0
+    assert result.data[0] == 0x01 and result.data[8:11] == b"IBM"
+
+
+@pytest.mark.vtape
+def test_execute_returns_check_condition_and_run_raises(vtape_library):
+    with Channel.open(vtape_library.drives[0]) as channel:
+        result, sense = channel.execute(cdb.rewind())
+        assert result.status == CHECK_CONDITION and sense.condition == "medium not present"
+        with pytest.raises(errors.MediumNotPresent) as raised:
+            channel.run(cdb.rewind())
+    assert raised.value.device == vtape_library.drives[0] and raised.value.command == "REWIND"
+
+
+@pytest.mark.vtape
+def test_unsupported_opcode(vtape_library):
+    with Channel.open(vtape_library.drives[0]) as channel:
+        with pytest.raises(errors.InvalidOpcode, match="opcode 0xff: command not supported"):
+            channel.run(bytes([0xFF, 0, 0, 0, 0, 0]))
+
+
+@pytest.mark.vtape
+def test_daemon_gone_mid_session_is_a_transport_error(vtape_library):
+    records = []
+    with Channel.open(vtape_library.drives[0], records.append) as channel:
+        channel.run(cdb.inquiry(36), data_in_len=36)
+        vtape_library.kill()
+        with pytest.raises(errors.TransportError, match="INQUIRY: vtape connection lost"):
+            channel.run(cdb.inquiry(36), data_in_len=36)
+    assert records[-1].status is None and "FAILED" in records[-1].format()
