@@ -11,9 +11,9 @@ import time
 
 from . import media, sense
 from .block_cipher import BlockCipher
-from .cartridge import Cartridge, Entry, FileRegion
+from .cartridge import Cartridge, CartridgeError, Entry, FileRegion
 from .sense import CheckCondition
-from .spc import ModePage, ScsiDevice, ascii_field, command
+from .spc import ModePage, Outcome, ScsiDevice, ascii_field, command
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +133,14 @@ class TapeDrive(ScsiDevice):
     def shutdown(self) -> None:
         if self.cartridge is not None and self.threaded:
             self._save_usage()
+
+    def execute(self, cdb, data_out, allocation):
+        try:
+            return super().execute(cdb, data_out, allocation)
+        except CartridgeError as e:
+            # Damaged cartridge files look to the host like a damaged tape.
+            log.error("drive%d: %s", self.index, e)
+            return Outcome(sense.CHECK_CONDITION, sense=CheckCondition(sense.MEDIUM_ERROR, 0x31, 0x00).sense())
 
     # -- readiness ---------------------------------------------------------------
 
@@ -317,8 +325,9 @@ class TapeDrive(ScsiDevice):
     # -- positioning -------------------------------------------------------------
 
     def _move_to(self, cart: Cartridge, position: int) -> None:
-        distance = abs(cart.data_offset(position) - cart.data_offset(self.position))
-        self._delay(self.timing["full_wind_seconds"] * distance / cart.capacity)
+        if self.timing["enabled"]:
+            distance = abs(cart.data_offset(position) - cart.data_offset(self.position))
+            self._delay(self.timing["full_wind_seconds"] * distance / cart.capacity)
         self.position = position
 
     @command(0x11, "SPACE(6)", 6)

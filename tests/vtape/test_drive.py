@@ -398,3 +398,16 @@ def test_cleaning_cartridge_cleans_and_uses_a_cycle(vtape_library):
     cleaning = [c for c in vtape_library.control("status")["cartridges"] if c["cleaning"]]
     meta = (vtape_library.path / "cartridges" / "CLN001L1" / "meta.json").read_text()
     assert cleaning and '"cleaning_cycles_left": 49' in meta
+
+
+def test_damaged_cartridge_index_gives_medium_error_not_a_crash(vtape_library):
+    drive = load(vtape_library)
+    write_records(drive, b"one", b"two")
+    ok(drive.execute(REWIND))
+    index = vtape_library.path / "cartridges" / "VT0001L8" / "index"
+    with open(index, "r+b") as f:
+        f.seek(3)
+        f.write(b"\xff")
+    assert sense(drive.execute(read(64), data_in_len=64)).code == (3, 0x31, 0)
+    ok(drive.execute(locate16(1)))
+    assert bytes(ok(drive.execute(read(64), data_in_len=64)).data) == b"two"
