@@ -11,7 +11,7 @@ import functools
 import time
 from typing import TYPE_CHECKING, Callable
 
-from construct import BitsInteger, BitStruct, Flag, Int8ub, Padding, Struct
+from construct import BitStruct, Flag, Int8ub, Padding, Struct
 
 from . import drive as drive_module
 from .spc import LogParameter, ascii_field
@@ -202,8 +202,7 @@ def volume_statistics(drive: TapeDrive) -> list[LogParameter]:
     if cart is None:
         return [_counter(0x0000, 0, 1)]
     meta, counters = cart.meta, drive.load_counters
-    threaded = drive.threaded
-    mount_seconds = int(time.monotonic() - drive.ready_at) if threaded else 0
+    mount_seconds = max(int(time.monotonic() - drive.ready_at), 0) if drive.threaded else 0
     return [
         _counter(0x0000, 1, 1),
         _counter(0x0001, meta["load_count"], 4),
@@ -225,8 +224,8 @@ def volume_statistics(drive: TapeDrive) -> list[LogParameter]:
         _counter(0x0011, lifetime_bytes_read(drive) // MB, 8),
         _counter(0x0012, COMPRESSION_RATIO_PERCENT, 2),
         _counter(0x0013, COMPRESSION_RATIO_PERCENT, 2),
-        _counter(0x0014, max(mount_seconds, 0), 6),
-        _counter(0x0015, max(mount_seconds, 0), 6),
+        _counter(0x0014, mount_seconds, 6),
+        _counter(0x0015, mount_seconds, 6),
         _counter(0x0016, cart.capacity // MB, 4),
         _counter(0x0017, cart.data_end // MB, 4),
         _ascii(0x0040, meta["serial"], 32),

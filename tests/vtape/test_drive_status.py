@@ -322,6 +322,23 @@ def test_sequential_access_counts_this_load_and_the_positions(bench):
     assert number(page[0x0100]) == 0
 
 
+def test_optional_counter_pages_follow_the_transfers(bench):
+    bench.load()
+    written = 3 * MIB + 12345
+    write_record(bench, os.urandom(written))
+    assert number(parameters(bench.data(log_sense(0x02, 512)), 0x02)[0x0005]) == written
+    assert number(parameters(bench.data(log_sense(0x03, 512)), 0x03)[0x0005]) == 0
+    compression = parameters(bench.data(log_sense(0x32, 512)), 0x32)
+    assert number(compression[0x0000]) == number(compression[0x0001]) == 100
+    assert (number(compression[0x0006]), number(compression[0x0007])) == divmod(written, MB)
+    assert (number(compression[0x0008]), number(compression[0x0009])) == divmod(written, MB)
+    assert number(compression[0x0002]) == number(compression[0x0003]) == 0
+    usage = parameters(bench.data(log_sense(0x30, 512)), 0x30)
+    assert number(usage[0x0001]) == 1 and number(usage[0x0002]) == 1
+    temperature = parameters(bench.data(log_sense(0x0D, 512)), 0x0D)
+    assert 0 < number(temperature[0x0000]) < number(temperature[0x0001])
+
+
 # -- over a real daemon ---------------------------------------------------------------------
 
 
