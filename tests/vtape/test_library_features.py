@@ -21,6 +21,8 @@ try:
     s.connect(sys.argv[1])
     s.sendall(b"VTQ1" + bytes(12) + bytes([6, 0, 0, 0]) + bytes(16))
     print("answered" if s.recv(20) else "closed")
+except (ConnectionResetError, BrokenPipeError):
+    print("closed")
 except PermissionError:
     print("permission denied")
 """
