@@ -3,6 +3,8 @@ import json
 
 import pytest
 
+from tapefs.device.changer import Changer
+from tapefs.device.drive import Drive
 from tests.tools.cli import clean_env, error_line, run, run_json
 
 pytestmark = pytest.mark.vtape
@@ -14,10 +16,13 @@ def env(vtape_library, tmp_path):
 
 
 @pytest.fixture
-def loaded(env):
-    """Drive 0 holds VT0001L8, its unit attention already consumed by a status."""
-    run("pmtx", "load", "1", env=env)
-    run("pmt", "status", env=env)
+def loaded(env, vtape_library):
+    """Drive 0 holds VT0001L8, its unit attention already consumed (set up through the API,
+    so each test spends its subprocesses on what it tests)."""
+    with Changer.open(vtape_library.changer) as changer:
+        changer.load(1, 0)
+    with Drive.open(vtape_library.drives[0]) as drive:
+        drive.request_sense()
     return env
 
 
@@ -111,6 +116,7 @@ def test_eject_and_load(loaded):
     assert run_json("pmt", "status", env=loaded)["medium-present"] is True
 
 
+@pytest.mark.slow
 def test_lock_and_unlock(loaded, vtape_library):
     run("pmt", "lock", env=loaded)
     line = error_line(run("pmt", "eject", env=loaded, check=False))
