@@ -2,12 +2,12 @@
 
 Each layout is a construct Struct declared once; the builder functions take the command's
 arguments by name and return the CDB bytes. The byte layouts follow SPC-4, SSC-4 and SMC-3
-(restated in docs/../specs/scsi-emulation.md §2-§4).
+(restated in the project's SCSI emulation spec, scsi-emulation.md §2-§4).
 """
 from __future__ import annotations
 
 from construct import (
-    BitsInteger, BitStruct, Bytes, Const, Flag, Int8ub, Int16ub, Int24sb, Int24ub, Int32ub, Int64sb, Int64ub,
+    BitsInteger, BitStruct, Const, Flag, Int8ub, Int16ub, Int24sb, Int24ub, Int32ub, Int64sb, Int64ub,
     Padding, Struct,
 )
 

@@ -10,11 +10,12 @@ import logging
 import time
 
 from tapefs.scsi import cdb as cdbs
-from tapefs.scsi.errors import CheckCondition, StatusError, TransportError, error_class_for
+from tapefs.scsi.errors import StatusError, TransportError, error_class_for
 from tapefs.scsi.sense import Sense, SenseFormatError, decode_sense
 from tapefs.scsi.timeouts import timeout_for
 from tapefs.scsi.trace import TraceRecord, Tracer
-from tapefs.scsi.transport import CHECK_CONDITION, GOOD, CommandResult, Transport, open_transport
+from tapefs.scsi.device_path import open_transport
+from tapefs.scsi.transport import CHECK_CONDITION, GOOD, CommandResult, Transport
 
 log = logging.getLogger(__name__)
 

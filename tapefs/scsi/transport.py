@@ -1,17 +1,14 @@
 """The transport interface: send one CDB, get status, sense, data and residual back.
 
 Two implementations: `tapefs.scsi.vtape_transport` (a vtape device socket) and
-`tapefs.scsi.sg_io` (a Linux SCSI generic node). `open_transport` picks one by what the path is.
+`tapefs.scsi.sg_io` (a Linux SCSI generic node); `tapefs.scsi.device_path.open_transport` picks
+one by what the path is.
 """
 from __future__ import annotations
 
 import abc
 import dataclasses
 import logging
-import os
-import stat
-
-from tapefs.scsi.errors import DeviceNotFound, NotAScsiDevice, TransportError
 
 log = logging.getLogger(__name__)
 
@@ -52,22 +49,3 @@ class Transport(abc.ABC):
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def open_transport(path: str | os.PathLike) -> Transport:
-    """Open a device by path: a Unix socket is a vtape device, a character device is SG_IO."""
-    path = os.fspath(path)
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise DeviceNotFound(path, "", "no such device") from None
-    except OSError as exc:
-        raise TransportError(path, "", exc.strerror or str(exc)) from None
-    if stat.S_ISSOCK(st.st_mode):
-        from tapefs.scsi.vtape_transport import VtapeTransport
-        return VtapeTransport(path)
-    if stat.S_ISCHR(st.st_mode):
-        from tapefs.scsi.sg_io import SgIoTransport
-        return SgIoTransport(path)
-    kind = "a directory" if stat.S_ISDIR(st.st_mode) else "a regular file" if stat.S_ISREG(st.st_mode) else "not a device"
-    raise NotAScsiDevice(path, "", f"is {kind}, not a vtape device socket or a SCSI generic device")

@@ -1,6 +1,7 @@
 """Transport over a vtape device socket (LIBDIR/drive0, LIBDIR/changer, ...)."""
 from __future__ import annotations
 
+import errno
 import logging
 import socket
 import time
@@ -27,7 +28,7 @@ class VtapeTransport(Transport):
         except ConnectionRefusedError:
             raise TransportError(path, "", "vtape device socket refuses connections (is `vtape serve` running?)") from None
         except OSError as exc:
-            if exc.errno == 88:  # ENOTSOCK
+            if exc.errno == errno.ENOTSOCK:
                 raise NotAScsiDevice(path, "", "not a vtape device socket") from None
             raise TransportError(path, "", exc.strerror or str(exc)) from None
 
