@@ -24,11 +24,10 @@ import dataclasses
 import datetime
 import logging
 import os
+import struct
 import zlib
 from array import array
 from pathlib import Path
-
-from construct import Int8ul, Int16ul, Int32ul, Int64ul, Struct
 
 from . import atomic, media
 
@@ -38,16 +37,10 @@ BLOCK = 1
 FILEMARK = 2
 FLAG_ENCRYPTED = 0x01
 
-ENTRY = Struct(
-    "offset" / Int64ul,
-    "stored_length" / Int32ul,
-    "length" / Int32ul,
-    "kind" / Int8ul,
-    "flags" / Int8ul,
-    "reserved" / Int16ul,
-    "key_id" / Int64ul,
-    "crc" / Int32ul,
-).compile()
+# One index entry, little-endian: data offset, stored length, logical length,
+# kind, flags, reserved, key id, then a CRC-32 of those 28 bytes. struct rather
+# than construct: an entry is packed per WRITE and parsed per READ.
+ENTRY = struct.Struct("<QIIBBHQ")
 ENTRY_SIZE = 32
 KIND_OFFSET = 16
 
@@ -71,8 +64,7 @@ class Entry:
 
 
 def _pack_entry(offset: int, stored_length: int, length: int, kind: int, flags: int, key_id: int) -> bytes:
-    head = ENTRY.build(dict(offset=offset, stored_length=stored_length, length=length, kind=kind,
-                            flags=flags, reserved=0, key_id=key_id, crc=0))[:28]
+    head = ENTRY.pack(offset, stored_length, length, kind, flags, 0, key_id)
     return head + zlib.crc32(head).to_bytes(4, "little")
 
 
@@ -80,10 +72,10 @@ def _unpack_entry(raw: bytes) -> Entry | None:
     """The entry, or None if it is torn (bad CRC or kind)."""
     if len(raw) != ENTRY_SIZE or zlib.crc32(raw[:28]) != int.from_bytes(raw[28:], "little"):
         return None
-    e = ENTRY.parse(raw)
-    if e.kind not in (BLOCK, FILEMARK):
+    offset, stored_length, length, kind, flags, _, key_id = ENTRY.unpack_from(raw)
+    if kind not in (BLOCK, FILEMARK):
         return None
-    return Entry(e.offset, e.stored_length, e.length, e.kind, e.flags, e.key_id)
+    return Entry(offset, stored_length, length, kind, flags, key_id)
 
 
 @dataclasses.dataclass(frozen=True)
