@@ -43,7 +43,8 @@ class ArchiveReader:
         self._last_chunk = -2
         self._lock = threading.Lock()
 
-    def _load(self, i: int) -> bytes:
+    def load_chunk(self, i: int) -> bytes:
+        """Decoded data of chunk ``i``, bypassing cache and readahead (safe from any thread)."""
         start, end = self.index.chunk_range(i)
         return self.chunk_reader.read_chunk(self.index.digests[i], end - start)
 
@@ -60,8 +61,8 @@ class ArchiveReader:
             if self._pool is not None and sequential:
                 for ahead in range(i + 1, min(i + 1 + self._readahead_chunks, self.index.chunk_count)):
                     if ahead not in self._cache and ahead not in self._prefetch:
-                        self._prefetch[ahead] = self._pool.submit(self._load, ahead)
-        data = future.result() if future is not None else self._load(i)
+                        self._prefetch[ahead] = self._pool.submit(self.load_chunk, ahead)
+        data = future.result() if future is not None else self.load_chunk(i)
         with self._lock:
             self._cache[i] = data
             while len(self._cache) > self._cache_chunks:

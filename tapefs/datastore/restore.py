@@ -8,9 +8,11 @@ import logging
 import os
 import stat
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from tapefs.datastore.archive_reader import ArchiveReader
 from tapefs.datastore.crypt_config import CryptConfig
 from tapefs.datastore.datastore import Datastore
 from tapefs.datastore.errors import DatastoreError
@@ -21,8 +23,10 @@ from tapefs.pxar.extract import extract
 
 log = logging.getLogger(__name__)
 
-#: readahead for a whole-archive pass: both cores decode while the writer consumes
+#: readahead for a pxar pass: both cores decode while the extractor consumes
 RESTORE_READAHEAD_CHUNKS = 4
+#: image chunks are decoded and written in parallel, each with pwrite at its offset
+IMAGE_RESTORE_WORKERS = 2
 
 
 @dataclass
@@ -36,13 +40,15 @@ class RestoreResult:
 
 
 def restore(datastore: Datastore, snapshot: BackupSnapshot, archive_name: str, target: str | os.PathLike,
-            crypt_config: CryptConfig | None = None) -> RestoreResult:
+            crypt_config: CryptConfig | None = None, sync: bool = False) -> RestoreResult:
+    """Restore one archive. Files appear under their final name only when complete; ``sync``
+    also fsyncs a restored image before that (off by default, as for tar or cp)."""
     filename = server_archive_name(archive_name)
     reader = SnapshotReader(datastore, snapshot, crypt_config)
     if filename.endswith(".pxar.didx"):
         return _restore_pxar(reader, filename, Path(target))
     if filename.endswith(".img.fidx"):
-        return _restore_image(reader, filename, Path(target))
+        return _restore_image(reader, filename, Path(target), sync)
     raise DatastoreError(f"cannot restore {filename}: only .pxar and .img archives can be restored")
 
 
@@ -54,26 +60,34 @@ def _restore_pxar(reader: SnapshotReader, filename: str, target: Path) -> Restor
         return RestoreResult(filename, target, archive.size, stats.entries, stats.skipped)
 
 
-def _restore_image(reader: SnapshotReader, filename: str, target: Path) -> RestoreResult:
+def _restore_image(reader: SnapshotReader, filename: str, target: Path, sync: bool) -> RestoreResult:
     try:
         mode = target.stat().st_mode
     except FileNotFoundError:
         mode = None
-    with reader.open_archive(filename, readahead_chunks=RESTORE_READAHEAD_CHUNKS) as archive:
+    with reader.open_archive(filename, readahead_chunks=0) as archive:
         if mode is not None and stat.S_ISBLK(mode):
-            with open(target, "r+b", buffering=0) as device:
-                _copy_chunks(archive, device, sparse=False)
+            fd = os.open(target, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                _write_chunks(archive, fd, sparse=False)
+                if sync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
             return RestoreResult(filename, target, archive.size)
         if mode is not None:
             raise DatastoreError(f"restore target {target} already exists")
         # a temp name until complete, so an interrupted restore never looks like a whole image
         fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
         try:
-            with os.fdopen(fd, "r+b", buffering=0) as output:
-                _copy_chunks(archive, output, sparse=True)
-                output.truncate(archive.size)
-                os.fsync(output.fileno())
-            os.chmod(temp_name, 0o644 & ~_umask())
+            try:
+                _write_chunks(archive, fd, sparse=True)
+                os.ftruncate(fd, archive.size)
+                os.fchmod(fd, 0o644 & ~_umask())
+                if sync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
             os.rename(temp_name, target)
         except BaseException:
             try:
@@ -90,17 +104,23 @@ def _umask() -> int:
     return mask
 
 
-def _copy_chunks(archive, output, sparse: bool) -> None:
-    zeros = b""
-    for data in archive.iter_chunks():
-        if sparse:
-            if len(zeros) != len(data):
-                zeros = bytes(len(data))
-            if data == zeros:
-                # leave a hole; truncate() at the end fixes the size
-                output.seek(len(data), os.SEEK_CUR)
-                continue
+def _write_chunks(archive: ArchiveReader, fd: int, sparse: bool) -> None:
+    """Decode and write chunks on worker threads, each at its own offset; with ``sparse`` an
+    all-zero chunk is skipped and stays a hole (the caller sets the final size)."""
+
+    zeros = bytes(archive.index.chunk_size)  # .img archives always have a fixed index
+
+    def write_chunk(i: int) -> None:
+        start, _ = archive.index.chunk_range(i)
+        data = archive.load_chunk(i)
+        if sparse and data == zeros[: len(data)]:
+            return
         view = memoryview(data)
         while view:
-            written = output.write(view)
+            written = os.pwrite(fd, view, start)
             view = view[written:]
+            start += written
+
+    with ThreadPoolExecutor(max_workers=IMAGE_RESTORE_WORKERS, thread_name_prefix="image-restore") as pool:
+        for _ in pool.map(write_chunk, range(archive.index.chunk_count)):
+            pass
