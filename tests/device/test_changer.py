@@ -123,3 +123,14 @@ def test_library_without_import_export_slots(make_vtape_library):
 def test_drive_is_not_a_changer(vtape_library):
     with pytest.raises(errors.WrongDeviceType, match="not a medium changer"):
         Changer.open(vtape_library.drives[0])
+
+
+def test_more_than_1000_slots_are_read_in_batches(make_vtape_library):
+    library = make_vtape_library(storage_slots=1100, cartridges=3, cleaning_cartridges=0, import_export_slots=0)
+    records = []
+    with Changer.open(library.changer, records.append) as changer:
+        status = changer.status()
+    assert len(status.slots) == 1100 and status.slot(3).barcode == "VT0003L8"
+    storage_queries = [r.cdb for r in records if r.cdb[0] == 0xB8 and r.cdb[1] & 0x0F == 2]
+    assert len(storage_queries) == 2
+    assert int.from_bytes(storage_queries[1][2:4], "big") == status.slot(1000).address + 1
