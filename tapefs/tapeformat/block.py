@@ -1,0 +1,216 @@
+"""The block layer (spec §1): a tape file is a stream of 256 KiB blocks, each a 16-byte header
+(magic, flags, payload size, sequence number) and payload, closed by an END_OF_STREAM block and
+one filemark."""
+from __future__ import annotations
+
+import logging
+
+from construct import Bytes, Int8ul, Int24ul, Int32ul, Struct
+
+from tapefs.tapeformat import magic
+from tapefs.tapeformat.block_device import BLOCK_SIZE, BlockDevice, Mark
+from tapefs.tapeformat.errors import (
+    BadMagic, BlockSizeError, HeaderError, MissingEndMarker, SequenceError, TapeFormatError,
+    UnexpectedEndOfData,
+)
+
+log = logging.getLogger(__name__)
+
+HEADER_SIZE = 16
+PAYLOAD_SIZE = BLOCK_SIZE - HEADER_SIZE  # 262128
+
+END_OF_STREAM = 0x01
+INCOMPLETE = 0x02
+
+BLOCK_HEADER = Struct(
+    "magic" / Bytes(8),
+    "flags" / Int8ul,
+    "size" / Int24ul,
+    "seq_nr" / Int32ul,
+).compile()
+
+_ZERO_PAYLOAD = bytes(PAYLOAD_SIZE)
+
+
+def build_block_header(flags: int, size: int, seq_nr: int) -> bytes:
+    return BLOCK_HEADER.build({"magic": magic.BLOCK_HEADER, "flags": flags, "size": size, "seq_nr": seq_nr})
+
+
+def blocks_for_stream(length: int) -> int:
+    """Blocks a stream of `length` bytes takes: full blocks plus the end block (which may be empty)."""
+    return length // PAYLOAD_SIZE + 1
+
+
+class BlockedWriter:
+    """Packs one tape file's byte stream into full blocks. Early warning is sticky and reported
+    to the caller, which decides when to stop (spec §1.3); the writer keeps accepting data."""
+
+    def __init__(self, device: BlockDevice):
+        self.device = device
+        self._block = bytearray(BLOCK_SIZE)
+        self._fill = 0
+        self.seq_nr = 0
+        #: Stream bytes accepted so far: the offset the next write lands at.
+        self.bytes_written = 0
+        self.leom = False
+        self.closed = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> bool:
+        """Append to the stream; True once any block has reported early warning."""
+        view = memoryview(data).cast("B")
+        while view:
+            take = min(PAYLOAD_SIZE - self._fill, len(view))
+            start = HEADER_SIZE + self._fill
+            self._block[start:start + take] = view[:take]
+            self._fill += take
+            self.bytes_written += take
+            view = view[take:]
+            if self._fill == PAYLOAD_SIZE:
+                self._write_block(0)
+        return self.leom
+
+    def _write_block(self, flags: int) -> None:
+        self._block[:HEADER_SIZE] = build_block_header(flags, self._fill, self.seq_nr)
+        if self.device.write_block(self._block):
+            if not self.leom:
+                log.debug("early warning at block %d", self.seq_nr)
+            self.leom = True
+        self.seq_nr += 1
+        self._fill = 0
+
+    def finish(self, incomplete: bool = False) -> bool:
+        """Write the END_OF_STREAM block (flagged INCOMPLETE if asked) and the filemark."""
+        end = HEADER_SIZE + self._fill
+        self._block[end:] = _ZERO_PAYLOAD[:BLOCK_SIZE - end]
+        self._write_block(END_OF_STREAM | (INCOMPLETE if incomplete else 0))
+        self.device.write_filemark()
+        self.closed = True
+        return self.leom
+
+    def abort(self) -> None:
+        """Close the file with a filemark and no end marker: readers then discard it."""
+        self.device.write_filemark()
+        self.closed = True
+
+
+class BlockedReader:
+    """Reads one tape file's byte stream back, checking every block header (spec §1.1) and
+    consuming the closing filemark. Use `open_next_file` or `open_at_block` to make one."""
+
+    def __init__(self, device: BlockDevice, file_number: int, first_block: bytes, seq_nr: int = 0):
+        self.device = device
+        self.file_number = file_number
+        self._seq_nr = seq_nr
+        self._payload = memoryview(b"")
+        self._pos = 0
+        self.end_of_stream = False
+        self.incomplete = False
+        #: True when the file ended at a filemark without an END_OF_STREAM block.
+        self.missing_end_marker = False
+        self._accept(first_block)
+
+    def _error(self, cls, message: str, block: int | None = None) -> TapeFormatError:
+        return cls(message, self.file_number, self._seq_nr if block is None else block)
+
+    def _accept(self, block: bytes) -> None:
+        if len(block) != BLOCK_SIZE:
+            raise self._error(BlockSizeError, f"got a block of {len(block)} bytes, expected {BLOCK_SIZE}")
+        header = BLOCK_HEADER.parse(block[:HEADER_SIZE])
+        if header.magic != magic.BLOCK_HEADER:
+            raise self._error(BadMagic, "unknown block magic - not written by PBS or tapefs")
+        if header.seq_nr != self._seq_nr:
+            raise self._error(SequenceError, f"block sequence number {header.seq_nr}, expected {self._seq_nr}")
+        if header.size > PAYLOAD_SIZE:
+            raise self._error(HeaderError, f"block payload size {header.size} exceeds {PAYLOAD_SIZE}")
+        end = bool(header.flags & END_OF_STREAM)
+        if not end and header.size != PAYLOAD_SIZE:
+            # PBS always fills blocks before the last; a short one means foreign or damaged data.
+            raise self._error(HeaderError, f"block of {header.size} payload bytes before the end of stream")
+        self._payload = memoryview(block)[HEADER_SIZE:HEADER_SIZE + header.size]
+        self._pos = 0
+        self._seq_nr += 1
+        if end:
+            self.end_of_stream = True
+            self.incomplete = bool(header.flags & INCOMPLETE)
+            self._consume_filemark()
+
+    def _consume_filemark(self) -> None:
+        after = self.device.read_block()
+        if after is Mark.END_OF_DATA:
+            raise self._error(UnexpectedEndOfData, "end of data instead of the filemark after the end marker")
+        if after is not Mark.FILEMARK:
+            raise self._error(TapeFormatError, "block found after the end-of-stream marker")
+
+    def _next_block(self) -> bool:
+        """Load the next block; False at the end of the stream."""
+        if self.end_of_stream or self.missing_end_marker:
+            return False
+        block = self.device.read_block()
+        if block is Mark.FILEMARK:
+            self.missing_end_marker = True
+            return False
+        if block is Mark.END_OF_DATA:
+            raise self._error(UnexpectedEndOfData, "end of data inside a tape file")
+        self._accept(block)
+        return True
+
+    @property
+    def block_index(self) -> int:
+        """Index in this file of the block the next byte comes from."""
+        return self._seq_nr - 1
+
+    def read(self, size: int) -> bytes:
+        """Up to `size` bytes; b"" at the end. A file without end marker is an error here."""
+        out = bytearray()
+        while len(out) < size:
+            if self._pos == len(self._payload) and not self._next_block():
+                if self.missing_end_marker:
+                    raise self._error(MissingEndMarker, "stream ends without end marker (writer aborted)")
+                break
+            take = min(size - len(out), len(self._payload) - self._pos)
+            out += self._payload[self._pos:self._pos + take]
+            self._pos += take
+        return bytes(out)
+
+    def skip(self, size: int) -> int:
+        """Pass over up to `size` bytes of the stream; the number passed over."""
+        done = 0
+        while done < size:
+            if self._pos == len(self._payload) and not self._next_block():
+                break
+            take = min(size - done, len(self._payload) - self._pos)
+            self._pos += take
+            done += take
+        return done
+
+    def skip_data(self) -> int:
+        """Read to the end of the file, tolerating a missing end marker; the bytes passed over."""
+        skipped = len(self._payload) - self._pos
+        self._pos = len(self._payload)
+        while self._next_block():
+            skipped += len(self._payload)
+            self._pos = len(self._payload)
+        return skipped
+
+    def at_end(self) -> bool:
+        return self._pos == len(self._payload) and (self.end_of_stream or self.missing_end_marker)
+
+
+def open_next_file(device: BlockDevice) -> BlockedReader | Mark:
+    """Open the tape file at the position. Mark.FILEMARK: an empty file (the filemark is passed
+    over); Mark.END_OF_DATA: no more files."""
+    file_number = device.position().file_number
+    first = device.read_block()
+    if isinstance(first, Mark):
+        return first
+    return BlockedReader(device, file_number, first)
+
+
+def open_at_block(device: BlockDevice, file_number: int, file_first_block: int, block_index: int) -> BlockedReader:
+    """One LOCATE straight to block `block_index` of a file whose block 0 has logical object
+    number `file_first_block`; the reader checks the block is the one expected."""
+    device.locate_block(file_first_block + block_index)
+    first = device.read_block()
+    if isinstance(first, Mark):
+        raise UnexpectedEndOfData(f"{first.value} where block {block_index} should be", file_number, block_index)
+    return BlockedReader(device, file_number, first, seq_nr=block_index)

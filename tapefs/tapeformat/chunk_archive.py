@@ -1,0 +1,207 @@
+"""Chunk archive v1.1 (spec §2.4): header JSON {"store": ...}, then entries of a 48-byte header
+(magic, digest, blob size) and the blob, packed.
+
+Early warning, better than PBS (§14.3): the writer never cuts a chunk. It finishes the entry
+that met early warning, closes the part INCOMPLETE and, given a `next_volume` callback, goes
+on with part_number + 1 (same content UUID) on the next tape. Every part is a valid chunk archive
+on its own, so PBS reads each tape independently. Each entry's stream offset is recorded so that
+a catalog can fetch one chunk with a single LOCATE (`read_chunk_at`).
+"""
+from __future__ import annotations
+
+import logging
+import uuid as uuidlib
+from collections.abc import Callable, Iterator
+from typing import NoReturn
+
+from construct import Bytes, Int64ul, Struct
+
+from tapefs.tapeformat import magic
+from tapefs.tapeformat.archive_part import ArchivePart, ChunkLocation
+from tapefs.tapeformat.block import BLOCK_SIZE, PAYLOAD_SIZE, BlockedWriter, blocks_for_stream, open_at_block
+from tapefs.tapeformat.block_device import BlockDevice
+from tapefs.tapeformat.content_header import pretty_json, write_content_start
+from tapefs.tapeformat.errors import (
+    ArchiveAborted, BadMagic, HeaderError, PhysicalEndOfTape, TapeFormatError, TruncatedData,
+)
+from tapefs.tapeformat.tape_file import TapeFile
+
+log = logging.getLogger(__name__)
+
+ENTRY_HEADER_SIZE = 48
+#: PBS starts a new chunk archive once one has used 4 GiB of tape.
+MAX_CHUNK_ARCHIVE_SIZE = 4 * 1024**3
+#: PBS's largest DataBlob; a bigger size field is damage.
+MAX_BLOB_SIZE = 128 * 1024**2
+
+ENTRY_HEADER = Struct(
+    "magic" / Bytes(8),
+    "digest" / Bytes(32),
+    "size" / Int64ul,
+).compile()
+
+#: Called with the finished part when the tape is at early warning; returns the device of the
+#: next tape, positioned where the continuation is to be written (normally end of data).
+NextVolume = Callable[[ArchivePart], BlockDevice]
+
+
+def build_entry_header(digest: bytes, size: int) -> bytes:
+    if len(digest) != 32:
+        raise ValueError(f"chunk digest of {len(digest)} bytes, expected 32")
+    return ENTRY_HEADER.build({"magic": magic.CHUNK_ARCHIVE_ENTRY, "digest": digest, "size": size})
+
+
+class ChunkArchiveWriter:
+    """Appends chunks to a new chunk archive at the device's position.
+
+    Without `next_volume`, early warning closes the archive as PBS does (not INCOMPLETE) and
+    sets `tape_full`; the caller finishes and goes on with a new archive on the next tape.
+    """
+
+    def __init__(self, device: BlockDevice, store: str, next_volume: NextVolume | None = None,
+                 content_uuid: uuidlib.UUID | None = None, ctime: int | None = None,
+                 max_size: int = MAX_CHUNK_ARCHIVE_SIZE):
+        self.store = store
+        self.next_volume = next_volume
+        self.max_size = max_size
+        self.content_uuid = content_uuid or uuidlib.uuid4()
+        self.ctime = ctime
+        self.parts: list[ArchivePart] = []
+        self.tape_full = False
+        self._start_part(device, 0)
+
+    def _start_part(self, device: BlockDevice, part_number: int) -> None:
+        position = device.position()
+        self._writer = BlockedWriter(device)
+        self._part = ArchivePart("chunk", self.content_uuid, part_number, position.file_number, position.block_number)
+        self.parts.append(self._part)
+        try:
+            header = write_content_start(self._writer, magic.CHUNK_ARCHIVE_1_1, pretty_json({"store": self.store}),
+                                         self.content_uuid, self.ctime, part_number)
+        except PhysicalEndOfTape:
+            self._abort()
+        self.ctime = header.ctime  # every part repeats the first part's header
+
+    @property
+    def part(self) -> ArchivePart:
+        """The part being written."""
+        return self._part
+
+    @property
+    def size_limit_reached(self) -> bool:
+        """True once this part has used `max_size` of tape: finish, then start a new archive."""
+        return blocks_for_stream(self._writer.bytes_written) * BLOCK_SIZE > self.max_size
+
+    def add_chunk(self, digest: bytes, blob: bytes | memoryview) -> ChunkLocation:
+        """Append one entry; its location in the part `self.part` had when it was written."""
+        if self._writer.closed:
+            raise RuntimeError("chunk archive is closed (tape full)")
+        location = ChunkLocation(digest, self._writer.bytes_written, len(blob))
+        part = self._part
+        try:
+            self._writer.write(build_entry_header(digest, len(blob)))
+            self._writer.write(blob)
+        except PhysicalEndOfTape:
+            self._abort()
+        part.chunks.append(location)
+        if self._writer.leom:
+            self._cut_at_early_warning()
+        return location
+
+    def _abort(self) -> NoReturn:
+        self._writer.abort()
+        log.warning("physical end of tape in chunk archive part %d, tape file %d: %d chunks to rewrite",
+                    self._part.part_number, self._part.file_number, len(self._part.chunks))
+        raise ArchiveAborted(self._part)
+
+    def _close_part(self, continued: bool) -> None:
+        self._part.continued = continued
+        self._part.size = self._writer.bytes_written
+        try:
+            self._writer.finish(incomplete=continued)
+        except PhysicalEndOfTape:
+            self._abort()
+
+    def _cut_at_early_warning(self) -> None:
+        if self.next_volume is None:
+            self._close_part(continued=False)
+            self.tape_full = True
+            return
+        self._close_part(continued=True)
+        log.info("early warning: chunk archive %s continues in part %d", self.content_uuid, self._part.part_number + 1)
+        device = self.next_volume(self._part)
+        self._start_part(device, self._part.part_number + 1)
+
+    def finish(self) -> list[ArchivePart]:
+        """Close the archive; all its parts, in order."""
+        if not self._writer.closed:
+            self._close_part(continued=False)
+        return self.parts
+
+
+class ChunkArchiveReader:
+    """Iterates over (digest, blob) of one chunk archive file. Blobs are returned as stored; the
+    caller checks their CRC and digest. A stream without end marker raises MissingEndMarker at
+    the end of the iteration: register none of its chunks then, the writer was aborted."""
+
+    def __init__(self, tape_file: TapeFile):
+        tape_file.require(magic.CHUNK_ARCHIVE_1_1)
+        self.tape_file = tape_file
+        self.store = tape_file.header_json.get("store")
+        if not isinstance(self.store, str):
+            raise HeaderError("chunk archive header has no store name", tape_file.file_number)
+        #: Digest of an entry cut short at the end of the stream (PBS does that at early warning).
+        self.truncated_entry: bytes | None = None
+
+    @property
+    def incomplete(self) -> bool:
+        """The archive goes on in the next part (valid once the iteration is over)."""
+        return self.tape_file.reader.incomplete
+
+    def __iter__(self) -> Iterator[tuple[bytes, bytes]]:
+        reader = self.tape_file.reader
+        while True:
+            offset_block = reader.block_index
+            raw = reader.read(ENTRY_HEADER_SIZE)
+            if not raw:
+                return
+            if len(raw) != ENTRY_HEADER_SIZE:
+                raise TruncatedData("stream ends inside a chunk entry header", reader.file_number, offset_block)
+            entry = ENTRY_HEADER.parse(raw)
+            _check_entry(entry, reader.file_number, offset_block)
+            blob = reader.read(entry.size)
+            if len(blob) != entry.size:
+                # PBS closes an archive at early warning even inside a blob and calls that a
+                # normal end; say so instead of hiding it.
+                self.truncated_entry = entry.digest
+                log.warning("tape file %d: last chunk %s cut short (%d of %d bytes); it is on another tape",
+                            reader.file_number, entry.digest.hex(), len(blob), entry.size)
+                return
+            yield entry.digest, blob
+
+
+def _check_entry(entry, file_number: int, block: int) -> None:
+    if entry.magic != magic.CHUNK_ARCHIVE_ENTRY:
+        raise BadMagic("wrong chunk entry magic", file_number, block)
+    if entry.size > MAX_BLOB_SIZE:
+        raise HeaderError(f"chunk entry of {entry.size} bytes exceeds {MAX_BLOB_SIZE}", file_number, block)
+
+
+def read_chunk_at(device: BlockDevice, file_number: int, first_block: int, location: ChunkLocation) -> bytes:
+    """The blob of one chunk, after a single LOCATE to the block holding its entry header."""
+    reader = open_at_block(device, file_number, first_block, location.block_index)
+    if reader.skip(location.offset % PAYLOAD_SIZE) != location.offset % PAYLOAD_SIZE:
+        raise TruncatedData("stream ends before the chunk entry", file_number, location.block_index)
+    raw = reader.read(ENTRY_HEADER_SIZE)
+    if len(raw) != ENTRY_HEADER_SIZE:
+        raise TruncatedData("stream ends inside a chunk entry header", file_number, location.block_index)
+    entry = ENTRY_HEADER.parse(raw)
+    _check_entry(entry, file_number, location.block_index)
+    if entry.digest != location.digest:
+        raise TapeFormatError(f"entry holds chunk {entry.digest.hex()}, catalog says {location.digest.hex()}",
+                              file_number, location.block_index)
+    blob = reader.read(entry.size)
+    if len(blob) != entry.size:
+        raise TruncatedData(f"chunk {entry.digest.hex()} cut short", file_number, reader.block_index)
+    return blob
+
