@@ -45,6 +45,13 @@ class DeviceGroup(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:
+            # Whoever read our output went away (`pmt read | head`); there is nobody to tell.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(1)
+        except KeyboardInterrupt:
+            click.echo(f"{ctx.info_name}: {ctx.invoked_subcommand}: interrupted", err=True)
+            ctx.exit(130)
         except EXPECTED_ERRORS as exc:
             state = ctx.find_object(CliState)
             message = str(exc) or type(exc).__name__

@@ -233,6 +233,35 @@ def cartridge_memory(drive: Drive, output_format: str):
     emit(output_format, data, render)
 
 
+@drive_command("encryption")
+@click.option("--key-file", type=click.File("rb"), default=None,
+              help="Encrypt from now on with this AES-256 key (32 bytes, raw or as 64 hex digits).")
+@click.option("--clear", is_flag=True, default=False, help="Switch hardware encryption off.")
+@output_format_option
+def encryption(drive: Drive, key_file, clear: bool, output_format: str):
+    """Show the drive's hardware encryption state; set or clear the key."""
+    if key_file is not None and clear:
+        raise click.UsageError("give --key-file or --clear, not both")
+    if key_file is not None:
+        drive.set_encryption_key(_read_key(key_file.read()))
+    elif clear:
+        drive.clear_encryption_key()
+    data = drive.encryption_status().to_dict()
+    emit(output_format, data, lambda out: out.print(key_value_table(list(data.items()))))
+
+
+def _read_key(raw: bytes) -> bytes:
+    text = raw.strip()
+    if len(text) == 64:
+        try:
+            return bytes.fromhex(text.decode("ascii"))
+        except ValueError:
+            pass
+    if len(raw) != 32:
+        raise ValueError(f"an AES-256 key is 32 bytes or 64 hex digits; the key file has {len(raw)} bytes")
+    return raw
+
+
 @drive_command("write")
 @click.argument("source", type=click.File("rb"), default="-")
 @click.option("--block-size", type=click.IntRange(1, MAX_BLOCK_SIZE), default=DEFAULT_BLOCK_SIZE, show_default=True)

@@ -85,9 +85,9 @@ class EncryptionStatus:
                               f"{DECRYPTION_MODES.get(self.decryption_mode, self.decryption_mode)}")
 
     def to_dict(self) -> dict:
-        return {"mode": self.mode, "encryption_mode": self.encryption_mode,
-                "decryption_mode": self.decryption_mode, "algorithm_index": self.algorithm_index,
-                "key_instance_counter": self.key_instance_counter}
+        return {"mode": self.mode, "encryption-mode": self.encryption_mode,
+                "decryption-mode": self.decryption_mode, "algorithm-index": self.algorithm_index,
+                "key-instance-counter": self.key_instance_counter}
 
 
 def find_aes_gcm_algorithm(data: bytes) -> int | None:

@@ -278,3 +278,15 @@ def test_drive_by_name_from_tape_cfg(vtape_library, tmp_path):
     env = clean_env(tmp_path)
     assert run_json("pmt", "status", "--drive", "right", env=env)["serial"].endswith("01")
     assert run_json("pmt", "status", env=dict(env, PROXMOX_TAPE_DRIVE="left"))["serial"].endswith("00")
+
+
+def test_hardware_encryption(loaded, tmp_path):
+    assert run_json("pmt", "encryption", env=loaded)["mode"] == "off"
+    key = tmp_path / "key"
+    key.write_text("00112233445566778899aabbccddeeff" * 2 + "\n")
+    status = run_json("pmt", "encryption", "--key-file", str(key), env=loaded)
+    assert status["mode"] == "mixed" and status["key-instance-counter"] >= 1
+    assert run_json("pmt", "encryption", "--clear", env=loaded)["mode"] == "off"
+    key.write_bytes(b"short")
+    line = error_line(run("pmt", "encryption", "--key-file", str(key), env=loaded, check=False))
+    assert line.endswith("an AES-256 key is 32 bytes or 64 hex digits; the key file has 5 bytes")
