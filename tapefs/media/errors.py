@@ -1,0 +1,25 @@
+"""Exceptions of the media-management layer. Each message is one line a user can act on."""
+
+import logging
+
+log = logging.getLogger(__name__)
+
+
+class MediaError(Exception):
+    """Base class: anything wrong with the inventory, a pool, a media set or a tape config."""
+
+
+class InventoryError(MediaError):
+    """Unknown media, ambiguous label text, an inconsistent media set, a bad inventory file."""
+
+
+class MediaSetError(MediaError):
+    """The current media set of a pool must not be written to any more (spec §6.4)."""
+
+
+class NoWritableMediaError(MediaError):
+    """No tape of the pool, no expired tape and no unassigned tape can be allocated (spec §6.5)."""
+
+
+class LockTimeoutError(MediaError):
+    """A pool or media-set lock is held by another process for longer than we wait."""
