@@ -251,6 +251,14 @@ class Cartridge:
         self.truncate(0)
         self.flush()
 
+    def note_modification(self) -> None:
+        """Count the first change of data or MAM after each load (MAM volume change reference)."""
+        meta = self.meta
+        if meta.get("volume_change_load") != meta["load_count"]:
+            meta["volume_change_reference"] += 1
+            meta["volume_change_load"] = meta["load_count"]
+            self.save_meta()
+
     def save_meta(self) -> None:
         atomic.write_json(self.directory / "meta.json", self.meta)
 

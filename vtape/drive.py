@@ -130,6 +130,11 @@ class TapeDrive(ScsiDevice):
         counters["saved_datasets_read"] = counters["datasets_read"]
         self.cartridge.save_meta()
 
+    def reset_log_counters(self) -> None:
+        if self.cartridge is not None and self.threaded:
+            self._save_usage()  # lifetime totals keep what the per-load counters held
+        self.load_counters = self._zero_counters()
+
     def shutdown(self) -> None:
         if self.cartridge is not None and self.threaded:
             self._save_usage()
@@ -174,6 +179,7 @@ class TapeDrive(ScsiDevice):
     def _writable(self) -> Cartridge:
         cart = self._loaded()
         if cart.meta["write_protected"]:
+            self.tape_alerts.add(ALERT_WRITE_PROTECT)  # as drives do: on the refused write, not at load
             raise sense.write_protected()
         if not media.can_write(self.generation, cart.meta["generation"]):
             raise CheckCondition(sense.DATA_PROTECT, 0x30, 0x05)  # cannot write medium: incompatible format
@@ -284,6 +290,7 @@ class TapeDrive(ScsiDevice):
         cart.truncate(self.position)
         if cart.data_end + total > cart.capacity:
             raise CheckCondition(sense.VOLUME_OVERFLOW, 0x00, 0x02, eom=True, information=length)
+        cart.note_modification()
         if cart.count == 0 and cart.meta["density"] == 0:
             self._record_density(cart)
         for start in range(0, total, block_size):
@@ -313,6 +320,7 @@ class TapeDrive(ScsiDevice):
         cart = self._writable()
         self._refuse_worm_overwrite(cart)
         cart.truncate(self.position)
+        cart.note_modification()
         if cart.count == 0 and cart.meta["density"] == 0:
             self._record_density(cart)
         cart.append_filemarks(count)
@@ -487,6 +495,7 @@ class TapeDrive(ScsiDevice):
         if cart.meta["worm"]:
             raise sense.worm_overwrite()
         cart.truncate(self.position)
+        cart.note_modification()
         if self.position == 0:
             cart.meta["density"] = 0
         cart.flush()
@@ -503,6 +512,7 @@ class TapeDrive(ScsiDevice):
         if cart.meta["worm"]:
             raise sense.worm_overwrite()
         cart.erase()
+        cart.note_modification()
         cart.meta["density"] = 0
         cart.meta["initialization_count"] += 1
         cart.save_meta()

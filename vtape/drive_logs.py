@@ -78,8 +78,6 @@ def active_tape_alerts(drive: TapeDrive) -> set[int]:
     flags = set(drive.tape_alerts)
     cart = _medium(drive)
     if cart is not None:
-        if cart.meta["write_protected"]:
-            flags.add(drive_module.ALERT_WRITE_PROTECT)
         if max(cart.meta["bop_passes"], cart.meta["mot_passes"]) > drive_module.MEDIA_LIFE_PASSES:
             flags.add(drive_module.ALERT_MEDIA_LIFE)
     if drive.cleaning_required:

@@ -124,15 +124,6 @@ def _number(value: int, size: int) -> bytes:
     return min(value, (1 << (8 * size)) - 1).to_bytes(size, "big")
 
 
-def record_volume_change(cart: Cartridge) -> None:
-    """Count the first change of data or MAM after each load in the volume change reference."""
-    meta = cart.meta
-    if meta.get("volume_change_load") != meta["load_count"]:
-        meta["volume_change_reference"] += 1
-        meta["volume_change_load"] = meta["load_count"]
-        cart.save_meta()
-
-
 def _stored(cart: Cartridge) -> dict[int, bytes]:
     return {int(key, 16): bytes.fromhex(value) for key, value in cart.meta["attributes"].items()}
 
@@ -206,8 +197,6 @@ def read_attribute(drive: TapeDrive, cdb: bytes) -> bytes:
         raise sense.invalid_field_in_cdb(1, bit=4)
     _check_volume_and_partition(fields.volume, fields.partition)
     cart = _accessible_cartridge(drive)
-    if drive.load_counters["datasets_written"]:
-        record_volume_change(cart)  # data written in this load changed the volume
     first = fields.first_attribute
     if service_action in (SA_VOLUMES, SA_PARTITIONS):
         # available data 2, first volume/partition 0, one of them
@@ -277,6 +266,6 @@ def write_attribute(drive: TapeDrive, cdb: bytes, data_out: memoryview) -> None:
             stored.pop(key, None)
         else:
             stored[key] = value.hex()
-    record_volume_change(cart)
+    cart.note_modification()
     cart.save_meta()
 

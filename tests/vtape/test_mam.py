@@ -251,6 +251,15 @@ def test_volume_change_reference_counts_the_first_change_of_each_load(bench):
     assert number(mam(bench)[0x0009]) == 1
     ok(bench.run(write(512), os.urandom(512)))
     assert number(mam(bench)[0x0009]) == 2
+    bench.unload()
+    bench.load()
+    ok(bench.run(bytes([0x10, 0, 0, 0, 1, 0])))   # a filemark alone changes the volume
+    ok(bench.run(bytes([0x10, 0, 0, 0, 1, 0])))
+    assert number(mam(bench)[0x0009]) == 3
+    bench.unload()
+    bench.load()
+    ok(bench.run(bytes([0x19, 0, 0, 0, 0, 0])))   # so does an erase
+    assert number(mam(bench)[0x0009]) == 4
 
 
 @pytest.mark.vtape
