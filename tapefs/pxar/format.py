@@ -133,43 +133,45 @@ def htype_name(htype: int) -> str:
 _MASK64 = 0xFFFFFFFFFFFFFFFF
 
 
-def _rotl(value: int, shift: int) -> int:
-    return ((value << shift) | (value >> (64 - shift))) & _MASK64
-
-
 def siphash24(k0: int, k1: int, data: bytes) -> int:
     """SipHash-2-4 of ``data`` with the 128-bit key given as two little-endian u64 halves."""
+    # Rounds and rotations are written out inline: this runs once per file name when encoding
+    # and decoding, and Python function calls would triple its cost.
+    m = _MASK64
     v0 = k0 ^ 0x736F6D6570736575
     v1 = k1 ^ 0x646F72616E646F6D
     v2 = k0 ^ 0x6C7967656E657261
     v3 = k1 ^ 0x7465646279746573
     length = len(data)
     tail_start = length - (length % 8)
-
-    def rounds(v0, v1, v2, v3, count):
-        for _ in range(count):
-            v0 = (v0 + v1) & _MASK64
-            v1 = _rotl(v1, 13) ^ v0
-            v0 = _rotl(v0, 32)
-            v2 = (v2 + v3) & _MASK64
-            v3 = _rotl(v3, 16) ^ v2
-            v0 = (v0 + v3) & _MASK64
-            v3 = _rotl(v3, 21) ^ v0
-            v2 = (v2 + v1) & _MASK64
-            v1 = _rotl(v1, 17) ^ v2
-            v2 = _rotl(v2, 32)
-        return v0, v1, v2, v3
-
-    for (word,) in struct.iter_unpack("<Q", data[:tail_start]):
+    words = [word for (word,) in struct.iter_unpack("<Q", data[:tail_start])]
+    words.append((length & 0xFF) << 56 | int.from_bytes(data[tail_start:], "little"))
+    for word in words:
         v3 ^= word
-        v0, v1, v2, v3 = rounds(v0, v1, v2, v3, 2)
+        for _ in range(2):
+            v0 = (v0 + v1) & m
+            v1 = ((v1 << 13) | (v1 >> 51)) & m ^ v0
+            v0 = ((v0 << 32) | (v0 >> 32)) & m
+            v2 = (v2 + v3) & m
+            v3 = ((v3 << 16) | (v3 >> 48)) & m ^ v2
+            v0 = (v0 + v3) & m
+            v3 = ((v3 << 21) | (v3 >> 43)) & m ^ v0
+            v2 = (v2 + v1) & m
+            v1 = ((v1 << 17) | (v1 >> 47)) & m ^ v2
+            v2 = ((v2 << 32) | (v2 >> 32)) & m
         v0 ^= word
-    last = (length & 0xFF) << 56 | int.from_bytes(data[tail_start:], "little")
-    v3 ^= last
-    v0, v1, v2, v3 = rounds(v0, v1, v2, v3, 2)
-    v0 ^= last
     v2 ^= 0xFF
-    v0, v1, v2, v3 = rounds(v0, v1, v2, v3, 4)
+    for _ in range(4):
+        v0 = (v0 + v1) & m
+        v1 = ((v1 << 13) | (v1 >> 51)) & m ^ v0
+        v0 = ((v0 << 32) | (v0 >> 32)) & m
+        v2 = (v2 + v3) & m
+        v3 = ((v3 << 16) | (v3 >> 48)) & m ^ v2
+        v0 = (v0 + v3) & m
+        v3 = ((v3 << 21) | (v3 >> 43)) & m ^ v0
+        v2 = (v2 + v1) & m
+        v1 = ((v1 << 17) | (v1 >> 47)) & m ^ v2
+        v2 = ((v2 << 32) | (v2 >> 32)) & m
     return v0 ^ v1 ^ v2 ^ v3
 
 
