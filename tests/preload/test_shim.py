@@ -285,6 +285,23 @@ def test_no_daemon_fails_fast(make_vtape_library, shim):
     assert out == {"e": "ENOENT"}
 
 
+def _wait_stopped(pid: int) -> None:
+    """SIGSTOP takes effect as each thread next runs: wait until every thread is stopped."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        states = []
+        for task in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{task}/stat") as f:
+                    states.append(f.read().rsplit(")", 1)[1].split()[0])
+            except FileNotFoundError:
+                continue
+        if states and all(s in "Tt" for s in states):
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"daemon {pid} did not stop")
+
+
 def test_daemon_dying_mid_command_gives_eio(make_vtape_library, shim):
     lib = make_vtape_library()
     code = f"""
@@ -307,6 +324,7 @@ def test_daemon_dying_mid_command_gives_eio(make_vtape_library, shim):
     try:
         assert child.stdout.readline().strip() == "ready"
         lib.process.send_signal(signal.SIGSTOP)
+        _wait_stopped(lib.process.pid)
         child.stdin.write("go\n")
         child.stdin.flush()
         time.sleep(0.5)          # the command is now in flight, waiting for a reply
