@@ -1,0 +1,91 @@
+import calendar
+import time
+
+import pytest
+
+from tapefs.media.calendar import CalendarEvent, CalendarEventError
+
+
+def utc(year, month, day, hour=0, minute=0, second=0) -> int:
+    return calendar.timegm((year, month, day, hour, minute, second))
+
+
+# 2026-11-22 is a Sunday.
+SUNDAY_NOON = utc(2026, 11, 22, 12, 0, 0)
+
+
+@pytest.mark.parametrize("event, expected", [
+    ("daily UTC", utc(2026, 11, 23)),
+    ("weekly UTC", utc(2026, 11, 23)),
+    ("monthly UTC", utc(2026, 12, 1)),
+    ("yearly UTC", utc(2027, 1, 1)),
+    ("annually UTC", utc(2027, 1, 1)),
+    ("quarterly UTC", utc(2027, 1, 1)),
+    ("semiannually UTC", utc(2027, 1, 1)),
+    ("semi-annually UTC", utc(2027, 1, 1)),
+    ("hourly UTC", utc(2026, 11, 22, 13)),
+    ("minutely UTC", utc(2026, 11, 22, 12, 1)),
+    ("Mon *-*-* 00:00 UTC", utc(2026, 11, 23)),
+    ("mon UTC", utc(2026, 11, 23)),
+    ("sat,sun 18:30 UTC", utc(2026, 11, 22, 18, 30)),
+    ("mon..fri 08:00 UTC", utc(2026, 11, 23, 8)),
+    ("fri..mon 08:00 UTC", utc(2026, 11, 23, 8)),
+    ("*:0/15 UTC", utc(2026, 11, 22, 12, 15)),
+    ("*:20/15 UTC", utc(2026, 11, 22, 12, 20)),
+    ("12:00 UTC", utc(2026, 11, 23, 12)),  # strictly after: noon today is not next
+    ("12:00:01 UTC", utc(2026, 11, 22, 12, 0, 1)),
+    ("*-12-24 UTC", utc(2026, 12, 24)),
+    ("2027-02-03 04:05:06 UTC", utc(2027, 2, 3, 4, 5, 6)),
+    ("*-*-1..3 02:00 UTC", utc(2026, 12, 1, 2)),
+    ("*-2-29 UTC", utc(2028, 2, 29)),
+    ("mon *-*-13 UTC", utc(2027, 9, 13)),
+    ("*-*-* 10,14:00 UTC", utc(2026, 11, 22, 14)),
+    ("2020-01-01 UTC", None),
+])
+def test_next_event_after(event, expected):
+    assert CalendarEvent.parse(event).next_after(SUNDAY_NOON) == expected
+
+
+def test_next_event_is_strictly_after_even_on_a_match():
+    event = CalendarEvent.parse("daily UTC")
+    midnight = utc(2026, 11, 23)
+    assert event.next_after(midnight - 1) == midnight
+    assert event.next_after(midnight) == utc(2026, 11, 24)
+
+
+def test_events_without_utc_use_local_time(monkeypatch):
+    monkeypatch.setenv("TZ", "Europe/Vienna")
+    time.tzset()
+    try:
+        # Vienna is UTC+1 in November: local midnight is 23:00 UTC the day before.
+        assert CalendarEvent.parse("daily").next_after(SUNDAY_NOON) == utc(2026, 11, 22, 23)
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+
+
+def test_never_matching_date_gives_none():
+    assert CalendarEvent.parse("*-02-30 UTC").next_after(SUNDAY_NOON) is None
+
+
+@pytest.mark.parametrize("event, message", [
+    ("", "empty"),
+    ("dialy", "unknown weekday 'dialy'"),
+    ("*:60", "minute value 60 out of range 0..59"),
+    ("25:00", "hour value 25 out of range 0..23"),
+    ("*-13-01", "month value 13 out of range 1..12"),
+    ("*-*-0", "day value 0 out of range 1..31"),
+    ("12", "cannot tell what '12' is"),
+    ("1:2:3:4", "is not HOUR:MINUTE[:SECOND]"),
+    ("1-2-3-4", "is not [YEAR-]MONTH-DAY"),
+    ("*:x", "minute value 'x' is not a number"),
+    ("*-*-5..2", "day range '5..2' ends before it starts"),
+    ("*:0/0", "out of range"),
+    ("10:00 11:00", "more than one time part"),
+    ("UTC", "needs at least a weekday, a date or a time"),
+])
+def test_bad_events_name_the_problem(event, message):
+    with pytest.raises(CalendarEventError) as info:
+        CalendarEvent.parse(event)
+    assert message in str(info.value)
+    assert repr(event) in str(info.value)
