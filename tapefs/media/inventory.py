@@ -114,7 +114,8 @@ class Inventory:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
         if version > _SCHEMA_VERSION:
             raise InventoryError(f"{self.db_path}: inventory schema version {version} is newer than this tapefs")
-        self._create_schema()
+        if version < _SCHEMA_VERSION:
+            self._create_schema()
 
     def _create_schema(self) -> None:
         # executescript commits by itself, so it runs outside our explicit transactions.
@@ -440,17 +441,21 @@ def _entry_to_json(entry: InventoryEntry) -> dict:
     return result
 
 
+class _JsonShapeError(InventoryError):
+    """A missing key or a value of the wrong JSON type; the message already says where."""
+
+
 def _json_field(obj: dict, key: str, kind: type | tuple, where: str, required: bool = True):
     if not isinstance(obj, dict):
-        raise InventoryError(f"{where}: expected a JSON object")
+        raise _JsonShapeError(f"{where}: expected a JSON object")
     if key not in obj or obj[key] is None:
         if required:
-            raise InventoryError(f"{where}: missing {key!r}")
+            raise _JsonShapeError(f"{where}: missing {key!r}")
         return None
     value = obj[key]
     # bool is an int in Python; JSON true is never a valid number here.
     if isinstance(value, bool) or not isinstance(value, kind):
-        raise InventoryError(f"{where}: {key!r} has the wrong type ({type(value).__name__})")
+        raise _JsonShapeError(f"{where}: {key!r} has the wrong type ({type(value).__name__})")
     return value
 
 
@@ -485,7 +490,7 @@ def _entry_from_json(item: dict, where: str) -> InventoryEntry:
             status=MediaStatus(status_text) if status_text is not None else None,
             bytes_used=_json_field(item, "bytes_used", int, where, required=False),
         )
-    except InventoryError:
+    except _JsonShapeError:
         raise
-    except ValueError as exc:
+    except (InventoryError, ValueError) as exc:
         raise InventoryError(f"{where}: {exc}") from None
