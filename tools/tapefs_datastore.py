@@ -179,12 +179,14 @@ def backup_command(name: str, group_name: str, sources: tuple[str, ...], namespa
 @click.argument("target", type=click.Path())
 @namespace_option
 @keyfile_option
-def restore_command(name: str, snapshot_name: str, archive: str, target: str, namespace: str, keyfile: str | None) -> None:
+@click.option("--sync", is_flag=True, help="fsync a restored image before it gets its final name.")
+def restore_command(name: str, snapshot_name: str, archive: str, target: str, namespace: str, keyfile: str | None,
+                    sync: bool) -> None:
     """Restore ARCHIVE of SNAPSHOT (TYPE/ID/TIME) to TARGET: a .pxar archive into a directory,
     an .img archive into a new file (or an existing block device)."""
     store = DatastoreRegistry().lookup(name)
     snapshot = BackupSnapshot.parse(snapshot_name, BackupNamespace.parse(namespace))
-    result = restore(store, snapshot, archive, target, _load_key(keyfile))
+    result = restore(store, snapshot, archive, target, _load_key(keyfile), sync)
     detail = f", {result.entries} entries" if result.entries else ""
     skipped = f", {result.skipped} skipped (see warnings)" if result.skipped else ""
     click.echo(f"restored {result.archive} to {result.target} ({_human_size(result.size)}{detail}{skipped})")
