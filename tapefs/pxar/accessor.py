@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from . import format as fmt
 from .decoder import (ItemReader, entry_from_body, iter_content, read_archive_start,
-                      read_child, read_content, read_entry, read_filename, resolve_hardlink)
+                      read_child, read_content, read_entry, read_filename, resolve_hardlink,
+                      walk_directory)
 from .entry import Entry, Kind
 from .errors import NotADirectory, NotFoundError
 from .source import Source
@@ -163,6 +164,26 @@ class Accessor:
     def list_dir(self, directory: Entry | bytes | str) -> list[Entry]:
         """The children of a directory sorted by name bytes."""
         return sorted(self.iter_dir(directory), key=lambda entry: entry.name)
+
+    def iter_subtree(self, path: bytes | str) -> Iterator[Entry]:
+        """The entry at ``path`` and, for a directory, everything below it in archive order.
+
+        Jumps to the directory through the goodbye tables, then decodes only its range.
+        """
+        entry = self.lookup(path)
+        yield entry
+        if entry.kind is not Kind.DIRECTORY:
+            return
+        reader = ItemReader(self.reader.source, name=self.reader.name,
+                            read_ahead_limit=min(entry.entry_end, self.reader.size))
+        if entry.filename_offset is None:
+            body_end = read_entry(reader, self._root_offset, reader.size, self.version)
+        else:
+            body_end = read_entry(reader, entry.entry_offset, entry.entry_end, self.version)
+        end = yield from walk_directory(reader, self.version, entry, body_end.next_offset)
+        if end != entry.entry_end:
+            raise reader.error(f"directory {entry.path!r} ends at {end}, its parent's goodbye "
+                               f"table says {entry.entry_end}", end)
 
     def resolve_hardlink(self, link: Entry) -> Entry:
         """The regular file a HARDLINK entry refers to; other entries are returned as they are."""

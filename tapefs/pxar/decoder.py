@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from . import format as fmt
 from .entry import Acl, AclDefault, AclEntry, Entry, Kind, Metadata, kind_of_mode
-from .errors import FormatError, UnsafePathError
+from .errors import FormatError, NotFoundError, UnsafePathError
 from .source import Source
 
 log = logging.getLogger(__name__)
@@ -24,11 +24,13 @@ CONTENT_BLOCK = 1 << 20
 class ItemReader:
     """Reads items from a source through one small read-ahead window."""
 
-    def __init__(self, source: Source, window: int = SEQUENTIAL_WINDOW, name: str | None = None):
+    def __init__(self, source: Source, window: int = SEQUENTIAL_WINDOW, name: str | None = None,
+                 read_ahead_limit: int | None = None):
         self.source = source
         self.size = source.size
         self.name = name or getattr(source, "name", None)
         self._window = window
+        self._read_ahead_limit = source.size if read_ahead_limit is None else read_ahead_limit
         self._buf = b""
         self._buf_start = 0
 
@@ -46,7 +48,8 @@ class ItemReader:
         if length >= self._window:
             data = self.source.read_at(offset, length)
         else:
-            self._buf = self.source.read_at(offset, min(self._window, self.size - offset))
+            fill = max(length, min(self._window, self._read_ahead_limit - offset))
+            self._buf = self.source.read_at(offset, fill)
             self._buf_start = offset
             data = self._buf[:length]
         if len(data) != length:
@@ -326,6 +329,72 @@ class _OpenDirectory:
     children: list[tuple[int, int, int, int]] = field(default_factory=list)
 
 
+def walk_directory(reader: ItemReader, version: int, directory: Entry,
+                   children_offset: int) -> Iterator[Entry]:
+    """Yield everything below ``directory`` (whose children start at ``children_offset``),
+    checking each goodbye table; returns the offset just after the directory."""
+    stack = [_OpenDirectory(directory.path, directory.filename_offset, directory.entry_offset)]
+    pos = children_offset
+    while stack:
+        current = stack[-1]
+        htype, full_size = reader.header(pos)
+        if htype == fmt.FILENAME:
+            entry, child_body = read_child(reader, pos, reader.size, version, current.path)
+            if entry.kind is Kind.DIRECTORY:
+                stack.append(_OpenDirectory(entry.path, pos, entry.entry_offset))
+                pos = child_body.next_offset
+            else:
+                current.children.append((fmt.name_hash(entry.name), pos,
+                                         entry.entry_end - pos, entry.size))
+                pos = entry.entry_end
+            yield entry
+        elif htype == fmt.GOODBYE:
+            _check_goodbye(reader, current, pos, full_size)
+            pos += full_size
+            stack.pop()
+            if stack:
+                name = current.path.rsplit(b"/", 1)[-1]
+                stack[-1].children.append((fmt.name_hash(name), current.filename_offset,
+                                           pos - current.filename_offset, 0))
+        else:
+            raise reader.error(
+                f"expected FILENAME or GOODBYE, found {fmt.htype_name(htype)}", pos)
+    return pos
+
+
+def _check_goodbye(reader: ItemReader, directory: _OpenDirectory, offset: int,
+                   full_size: int) -> None:
+    table_size = full_size - fmt.HEADER_SIZE
+    if table_size % fmt.GOODBYE_ITEM_SIZE or table_size == 0:
+        raise reader.error(f"GOODBYE table of {table_size} bytes is not a whole number of "
+                           "items", offset)
+    items = list(fmt.iter_goodbye_items(reader.content(offset, full_size)))
+    tail_hash, tail_offset, tail_size = items.pop()
+    if tail_hash != fmt.GOODBYE_TAIL_MARKER:
+        raise reader.error("GOODBYE table does not end with the tail marker", offset)
+    if tail_offset != offset - directory.entry_start or tail_size != full_size:
+        raise reader.error(
+            f"GOODBYE tail (offset {tail_offset}, size {tail_size}) does not match the "
+            f"directory at {directory.entry_start}", offset)
+    expected = {offset - start: (hash_, size, file_size)
+                for hash_, start, size, file_size in directory.children}
+    if len(items) != len(expected):
+        raise reader.error(f"GOODBYE table lists {len(items)} children, the directory has "
+                           f"{len(expected)}", offset)
+    for index, (hash_, child_offset, size) in enumerate(items):
+        child = expected.get(child_offset)
+        if child is None or child[0] != hash_ or size not in (child[1], child[1] + child[2]):
+            raise reader.error(f"GOODBYE item {index} does not match any child "
+                               f"(hash {hash_:#018x}, offset {child_offset})", offset)
+        for branch in (2 * index + 1, 2 * index + 2):
+            if branch < len(items):
+                lower, upper = (items[branch][0], hash_) if branch % 2 else \
+                    (hash_, items[branch][0])
+                if lower > upper:
+                    raise reader.error(f"GOODBYE table is not in search-tree order at "
+                                       f"item {index}", offset)
+
+
 class Decoder:
     """Sequential reader of a whole archive.
 
@@ -340,74 +409,36 @@ class Decoder:
         self.version, self.prelude, self.root_offset = read_archive_start(self.reader)
 
     def __iter__(self) -> Iterator[Entry]:
-        reader, version = self.reader, self.version
-        body = read_entry(reader, self.root_offset, reader.size, version)
+        reader = self.reader
+        body = read_entry(reader, self.root_offset, reader.size, self.version)
         if body.kind is not Kind.DIRECTORY:
             raise reader.error("the archive root is not a directory", self.root_offset)
         root = entry_from_body(b"", body, None, 0)
         root.entry_end = reader.size
         yield root
-        stack = [_OpenDirectory(b"", None, 0)]
-        pos = body.next_offset
-        while stack:
-            directory = stack[-1]
-            htype, full_size = reader.header(pos)
-            if htype == fmt.FILENAME:
-                entry, child_body = read_child(reader, pos, reader.size, version, directory.path)
-                if entry.kind is Kind.DIRECTORY:
-                    stack.append(_OpenDirectory(entry.path, pos, entry.entry_offset))
-                    pos = child_body.next_offset
-                else:
-                    directory.children.append((fmt.name_hash(entry.name), pos,
-                                               entry.entry_end - pos, entry.size))
-                    pos = entry.entry_end
-                yield entry
-            elif htype == fmt.GOODBYE:
-                self._check_goodbye(directory, pos, full_size)
-                pos += full_size
-                stack.pop()
-                if stack:
-                    name = directory.path.rsplit(b"/", 1)[-1]
-                    stack[-1].children.append((fmt.name_hash(name), directory.filename_offset,
-                                               pos - directory.filename_offset, 0))
-            else:
-                raise reader.error(
-                    f"expected FILENAME or GOODBYE, found {fmt.htype_name(htype)}", pos)
-        if pos != reader.size:
-            raise reader.error(f"{reader.size - pos} unexpected bytes after the root directory",
-                               pos)
+        end = yield from walk_directory(reader, self.version, root, body.next_offset)
+        if end != reader.size:
+            raise reader.error(f"{reader.size - end} unexpected bytes after the root directory",
+                               end)
 
-    def _check_goodbye(self, directory: _OpenDirectory, offset: int, full_size: int) -> None:
-        reader = self.reader
-        table_size = full_size - fmt.HEADER_SIZE
-        if table_size % fmt.GOODBYE_ITEM_SIZE or table_size == 0:
-            raise reader.error(f"GOODBYE table of {table_size} bytes is not a whole number of "
-                               "items", offset)
-        items = list(fmt.iter_goodbye_items(reader.content(offset, full_size)))
-        tail_hash, tail_offset, tail_size = items.pop()
-        if tail_hash != fmt.GOODBYE_TAIL_MARKER:
-            raise reader.error("GOODBYE table does not end with the tail marker", offset)
-        if tail_offset != offset - directory.entry_start or tail_size != full_size:
-            raise reader.error(
-                f"GOODBYE tail (offset {tail_offset}, size {tail_size}) does not match the "
-                f"directory at {directory.entry_start}", offset)
-        expected = {offset - start: (hash_, size, file_size)
-                    for hash_, start, size, file_size in directory.children}
-        if len(items) != len(expected):
-            raise reader.error(f"GOODBYE table lists {len(items)} children, the directory has "
-                               f"{len(expected)}", offset)
-        for index, (hash_, child_offset, size) in enumerate(items):
-            child = expected.get(child_offset)
-            if child is None or child[0] != hash_ or size not in (child[1], child[1] + child[2]):
-                raise reader.error(f"GOODBYE item {index} does not match any child "
-                                   f"(hash {hash_:#018x}, offset {child_offset})", offset)
-            for branch in (2 * index + 1, 2 * index + 2):
-                if branch < len(items):
-                    lower, upper = (items[branch][0], hash_) if branch % 2 else \
-                        (hash_, items[branch][0])
-                    if lower > upper:
-                        raise reader.error(f"GOODBYE table is not in search-tree order at "
-                                           f"item {index}", offset)
+    def iter_subtree(self, path: bytes) -> Iterator[Entry]:
+        """The entry at ``path`` and everything below it (this decoder reads the whole archive
+        to get there; the ``Accessor`` jumps)."""
+        if not path:
+            yield from self
+            return
+        prefix = path + b"/"
+        found = False
+        for entry in self:
+            if entry.path == path:
+                found = True
+                yield entry
+            elif entry.path.startswith(prefix):
+                yield entry
+            elif found:
+                return
+        if not found:
+            raise NotFoundError(f"no entry {path!r} in the archive")
 
     def resolve_hardlink(self, link: Entry) -> Entry:
         return resolve_hardlink(self.reader, self.version, link)

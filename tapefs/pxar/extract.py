@@ -223,30 +223,27 @@ class _Extractor:
             self._warn_skip(path, entry.kind.value, error)
 
 
-def _subtree_entries(entries: Iterable[Entry], subtree: bytes):
-    """(path relative to the extraction target, entry) for ``subtree`` and what lies below."""
+def _relative_entries(entries: Iterable[Entry], subtree: bytes):
+    """(path relative to the extraction target, entry) for a subtree's entries."""
     if not subtree:
         for entry in entries:
             yield entry.path, entry
         return
-    prefix = subtree + b"/"
-    found = False
+    prefix_length = len(subtree) + 1
     for entry in entries:
         if entry.path == subtree:
-            found = True
             yield (b"" if entry.kind is Kind.DIRECTORY else entry.name), entry
-        elif entry.path.startswith(prefix):
-            yield entry.path[len(prefix):], entry
-    if not found:
-        raise PxarError(f"no entry {subtree!r} in the archive")
+        else:
+            yield entry.path[prefix_length:], entry
 
 
 def extract(reader, target: str | os.PathLike, subtree: bytes | str = b"",
             restore_owners: bool | None = None) -> ExtractStats:
-    """Extract everything ``reader`` (a ``Decoder``) yields into the directory ``target``.
+    """Extract an archive, or the part at ``subtree``, into the directory ``target``.
 
-    With ``subtree``, only that path and what lies below it are extracted, a directory's
-    contents straight into ``target``.  Owners are restored when running as root unless
+    ``reader`` is a ``Decoder`` or an ``Accessor`` (anything with ``iter_subtree``,
+    ``iter_content`` and ``resolve_hardlink``); an accessor reads only the subtree.  A
+    directory's contents go straight into ``target``, a single file into ``target/name``.  Owners are restored when running as root unless
     ``restore_owners`` says otherwise; device nodes and other things the process may not create
     are skipped with a warning and counted in ``ExtractStats.skipped``.  Unsafe names, a corrupt
     archive or a failed write raise a ``PxarError`` (or ``OSError``) and leave no partly
@@ -260,7 +257,7 @@ def extract(reader, target: str | os.PathLike, subtree: bytes | str = b"",
     stats = ExtractStats()
     extractor = _Extractor(target_fd, reader, restore_owners, stats, subtree)
     try:
-        for path, entry in _subtree_entries(reader, subtree):
+        for path, entry in _relative_entries(reader.iter_subtree(subtree), subtree):
             extractor.extract(path, entry)
         extractor.close_directories(0)
     finally:

@@ -2,16 +2,19 @@
 
 import os
 import stat
+import subprocess
 
 import pytest
 
+from tapefs.pxar.accessor import Accessor
 from tapefs.pxar.decoder import Decoder
 from tapefs.pxar.entry import Entry, Kind, Metadata
 from tapefs.pxar.errors import FormatError, PxarError, UnsafePathError
 from tapefs.pxar.extract import extract
 from tapefs.pxar.source import BytesSource
 
-from .fixtures import GENERATED, ORACLE, load_bytes, oracle_rows, row_path, running_as_root, sha256
+from .fixtures import (GENERATED, ORACLE, CountingSource, load_bytes, oracle_rows, row_path,
+                       running_as_root, sha256)
 
 TYPE_BITS = {"dir": stat.S_IFDIR, "file": stat.S_IFREG, "symlink": stat.S_IFLNK,
              "fifo": stat.S_IFIFO, "socket": stat.S_IFSOCK, "chardev": stat.S_IFCHR,
@@ -72,6 +75,25 @@ def test_subtree_extraction_keeps_hardlinks_inside_it(tmp_path):
         os.stat(tmp_path / "b" / "second.bin").st_ino
 
 
+def test_subtree_extraction_through_accessor_reads_only_the_subtree(tmp_path):
+    source = CountingSource(load_bytes(ORACLE / "tree-v1.pxar"))
+    extract(Accessor(source), tmp_path / "fast", subtree="links", restore_owners=False)
+    assert source.bytes_read < 20000
+    extract(_oracle_decoder("v1"), tmp_path / "slow", subtree="links", restore_owners=False)
+    diff = subprocess.run(["diff", "-r", "--no-dereference", tmp_path / "fast", tmp_path / "slow"],
+                          capture_output=True)
+    assert diff.returncode == 0, diff.stdout
+    assert os.stat(tmp_path / "fast" / "a" / "first.bin").st_ino == \
+        os.stat(tmp_path / "fast" / "third.bin").st_ino
+
+
+def test_single_file_subtree_lands_under_its_name(tmp_path):
+    extract(Accessor(load_bytes(GENERATED / "v1.pxar")), tmp_path, subtree="b/c.bin",
+            restore_owners=False)
+    assert os.listdir(tmp_path) == ["c.bin"]
+    assert (tmp_path / "c.bin").read_bytes() == bytes(range(256)) + bytes(range(44))
+
+
 def test_missing_subtree_is_reported(tmp_path):
     with pytest.raises(PxarError, match="no entry b'nope'"):
         extract(Decoder(load_bytes(GENERATED / "v1.pxar")), tmp_path, subtree="nope")
@@ -84,7 +106,8 @@ class _FakeArchive:
         self.entries = entries
         self.contents = contents or {}
 
-    def __iter__(self):
+    def iter_subtree(self, path):
+        assert path == b""
         return iter(self.entries)
 
     def iter_content(self, entry):
