@@ -38,7 +38,6 @@ def drive_command(name: str, **kwargs):
         @click.pass_context
         def command(ctx, drive, device, **arguments):
             return fn(open_drive(ctx, drive, device), **arguments)
-        command.__doc__ = fn.__doc__
         command.help = fn.__doc__
         for param in reversed(getattr(fn, "__click_params__", [])):
             command.params.append(param)
@@ -175,11 +174,10 @@ def format_(drive: Drive, fast: bool):
 def options(drive: Drive, compression, blocksize, buffer_mode, defaults, output_format):
     """Set drive options; print the options in effect."""
     if defaults:
-        result = drive.set_default_options()
+        drive.set_default_options()
     if compression is not None or blocksize is not None or buffer_mode is not None:
-        result = drive.set_options(compression=compression, block_length=blocksize, buffer_mode=buffer_mode)
-    elif not defaults:
-        result = drive.options()
+        drive.set_options(compression=compression, block_length=blocksize, buffer_mode=buffer_mode)
+    result = drive.options()
     data = {"compression": result.compression, "blocksize": result.block_length, "buffer-mode": result.buffer_mode}
     emit(output_format, data, lambda out: out.print(key_value_table(list(data.items()))))
 

@@ -20,15 +20,18 @@ from tapefs.device.element_status import (
 )
 from tapefs.scsi import cdb as cdbs
 from tapefs.scsi.channel import Channel
-from tapefs.scsi.errors import CheckCondition, ScsiError, WrongDeviceType
+from tapefs.scsi.errors import CheckCondition, ScsiError, UnitAttention, WrongDeviceType
 from tapefs.scsi.inquiry import PERIPHERAL_CHANGER, InquiryData, inquiry
 from tapefs.scsi.trace import Tracer
+from tapefs.scsi.transport import CommandResult
 
 log = logging.getLogger(__name__)
 
 ELEMENTS_PER_QUERY = 1000
 ELEMENT_STATUS_ALLOCATION = 0xFFFF
 MODE_SENSE_6_ALLOCATION = 0xFF
+#: A changer may queue several unit attentions (reset, then I/E access); each is reported once.
+UNIT_ATTENTION_RETRIES = 4
 
 
 class ChangerError(ScsiError):
@@ -67,7 +70,7 @@ class StorageSlot:
 
 
 @dataclasses.dataclass
-class Transport:
+class TransportElement:
     address: int
     full: bool
     barcode: str | None
@@ -78,7 +81,7 @@ class Transport:
 
 @dataclasses.dataclass
 class ChangerStatus:
-    transports: list[Transport]
+    transports: list[TransportElement]
     drives: list[DriveSlot]
     slots: list[StorageSlot]
 
@@ -133,8 +136,18 @@ class Changer:
             self._inquiry = inquiry(self.channel)
         return self._inquiry
 
+    def _run_past_unit_attentions(self, cdb: bytes, data_in_len: int = 0) -> CommandResult:
+        """Run a command, repeating it after unit attentions. For a changer they only report
+        that an operator used the mail slot or the library was reset (PBS retries too)."""
+        for _ in range(UNIT_ATTENTION_RETRIES):
+            try:
+                return self.channel.run(cdb, data_in_len=data_in_len)
+            except UnitAttention as exc:
+                log.info("%s: %s", self.path, exc.sense.condition)
+        return self.channel.run(cdb, data_in_len=data_in_len)
+
     def address_assignment(self) -> AddressAssignment:
-        result = self.channel.run(
+        result = self._run_past_unit_attentions(
             cdbs.mode_sense_6(ELEMENT_ADDRESS_ASSIGNMENT_PAGE, MODE_SENSE_6_ALLOCATION, disable_block_descriptors=True),
             data_in_len=MODE_SENSE_6_ALLOCATION)
         return parse_address_assignment(result.data)
@@ -176,7 +189,7 @@ class Changer:
             loaded_slot = slot_by_address.get(element.source_address) if element.full else None
             drive_slots.append(DriveSlot(number, element.address, element.volume_tag, element.full, loaded_slot,
                                          serial, vendor, product))
-        return ChangerStatus([Transport(e.address, e.full, e.volume_tag) for e in transports], drive_slots, slots)
+        return ChangerStatus([TransportElement(e.address, e.full, e.volume_tag) for e in transports], drive_slots, slots)
 
     def _drive_identifiers(self) -> dict[int, tuple[str | None, str | None, str | None]]:
         try:
@@ -230,4 +243,4 @@ class Changer:
 
     def inventory(self) -> None:
         """INITIALIZE ELEMENT STATUS: the library rescans its barcodes."""
-        self.channel.run(cdbs.initialize_element_status())
+        self._run_past_unit_attentions(cdbs.initialize_element_status())

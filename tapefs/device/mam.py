@@ -83,7 +83,6 @@ ATTRIBUTES = {a.id: a for a in (
 MANUFACTURE_DATE = 0x0406
 TOTAL_MIB_WRITTEN = 0x0220
 TOTAL_MIB_READ = 0x0221
-LOAD_COUNT = 0x0003
 
 
 @dataclasses.dataclass(frozen=True)

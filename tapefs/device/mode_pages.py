@@ -37,13 +37,6 @@ DATA_COMPRESSION = Struct(
 )
 DATA_COMPRESSION_LENGTH = 16
 
-MEDIUM_CONFIGURATION = Struct(
-    "page_code" / Int8ub,
-    "page_length" / Int8ub,
-    "flags" / BitStruct(Padding(7), "worm_medium" / Flag),
-    "rest" / Bytes(29),
-)
-
 
 @dataclasses.dataclass
 class ModeData:

@@ -234,9 +234,7 @@ LOCATE_16_CDB = Struct(
     "control" / Const(0, Int8ub),
 )
 
-READ_POSITION_SHORT = 0x00
 READ_POSITION_LONG = 0x06
-READ_POSITION_EXTENDED = 0x08
 
 READ_POSITION_CDB = Struct(
     _opcode(READ_POSITION),
@@ -440,13 +438,6 @@ def format_medium(*, immediate: bool = False, partitioning: int = 0) -> bytes:
 
 def report_density_support(allocation_length: int, *, media: bool = False) -> bytes:
     return REPORT_DENSITY_SUPPORT_CDB.build(dict(flags=dict(media=media), allocation_length=allocation_length))
-
-
-ELEMENT_ALL = 0
-ELEMENT_TRANSPORT = 1
-ELEMENT_STORAGE = 2
-ELEMENT_IMPORT_EXPORT = 3
-ELEMENT_DATA_TRANSFER = 4
 
 
 def read_element_status(element_type: int, *, starting_address: int = 0, number_of_elements: int = 1000,

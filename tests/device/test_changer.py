@@ -134,3 +134,15 @@ def test_more_than_1000_slots_are_read_in_batches(make_vtape_library):
     storage_queries = [r.cdb for r in records if r.cdb[0] == 0xB8 and r.cdb[1] & 0x0F == 2]
     assert len(storage_queries) == 2
     assert int.from_bytes(storage_queries[1][2:4], "big") == status.slot(1000).address + 1
+
+
+def test_unit_attention_after_mail_slot_import_does_not_fail_status(vtape_library):
+    vtape_library.control("add-cartridge", barcode="VT0100L8", shelf=True)
+    vtape_library.control("insert", barcode="VT0100L8")
+    records = []
+    with Changer.open(vtape_library.changer, records.append) as changer:
+        status = changer.status()
+        assert status.slot(17).barcode == "VT0100L8" and status.slot(17).import_export
+        changer.load(17, 0)
+        assert changer.status().drive(0).loaded_slot == 17
+    assert [r.sense.condition for r in records if r.sense] == ["import/export element accessed"]
