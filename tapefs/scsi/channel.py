@@ -11,7 +11,7 @@ import time
 
 from tapefs.scsi import cdb as cdbs
 from tapefs.scsi.errors import StatusError, TransportError, error_class_for
-from tapefs.scsi.sense import Sense, SenseFormatError, decode_sense
+from tapefs.scsi.sense import RECOVERED_ERROR, Sense, SenseFormatError, decode_sense
 from tapefs.scsi.timeouts import timeout_for
 from tapefs.scsi.trace import TraceRecord, Tracer
 from tapefs.scsi.device_path import open_transport
@@ -64,6 +64,10 @@ class Channel:
             return result
         name = cdbs.command_name(cdb)
         if result.status == CHECK_CONDITION and sense is not None:
+            if sense.key == RECOVERED_ERROR:
+                # The command succeeded after the device retried internally.
+                log.info("%s: %s: %s", self.path, name, sense.describe())
+                return result
             raise error_class_for(sense)(self.path, name, sense, result)
         detail = "no sense data" if result.status == CHECK_CONDITION else ""
         raise StatusError(self.path, name, result.status, detail)

@@ -41,6 +41,7 @@ SENSE_BUFFER_SIZE = 64
 HOST_STATUS_TEXT = {1: "no connection to the device", 2: "bus busy", 3: "command timed out",
                     4: "bad target", 5: "command aborted", 7: "host adapter error", 8: "bus reset"}
 DID_TIME_OUT = 3
+DRIVER_TIMEOUT = 0x06
 
 SG_IO_HDR = Struct(
     "interface_id" / Int32sn,       # 0
@@ -152,7 +153,7 @@ class SgIoTransport(Transport):
             except OSError as exc:
                 raise TransportError(self.path, command_name(cdb), f"SG_IO failed: {os.strerror(exc.errno)}") from None
         reply = SG_IO_HDR.parse(bytes(header))
-        if reply.host_status == DID_TIME_OUT:
+        if reply.host_status == DID_TIME_OUT or reply.driver_status & 0x0F == DRIVER_TIMEOUT:
             raise CommandTimeout(self.path, command_name(cdb), f"no completion within {timeout:g} s")
         if reply.host_status:
             text = HOST_STATUS_TEXT.get(reply.host_status, f"host status {reply.host_status}")

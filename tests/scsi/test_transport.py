@@ -80,3 +80,12 @@ def test_daemon_gone_mid_session_is_a_transport_error(vtape_library):
         with pytest.raises(errors.TransportError, match="INQUIRY: vtape connection lost"):
             channel.run(cdb.inquiry(36), data_in_len=36)
     assert records[-1].status is None and "FAILED" in records[-1].format()
+
+
+@pytest.mark.vtape
+def test_recovered_error_counts_as_success(vtape_library):
+    vtape_library.control("fault", device="drive0", fail_next=1, sense_code="1/17/01")
+    records = []
+    with Channel.open(vtape_library.drives[0], records.append) as channel:
+        result = channel.run(cdb.read_block_limits(), data_in_len=6)
+    assert result.status == CHECK_CONDITION and records[-1].sense.key == 1
