@@ -122,13 +122,13 @@ def _parse_stat(reader: ItemReader, htype: int, offset: int, full_size: int) -> 
     if htype == fmt.ENTRY:
         if len(content) != 40:
             raise reader.error(f"ENTRY content is {len(content)} bytes, expected 40", offset)
-        stat = fmt.Stat.parse(content) if content[36:40] == b"\0\0\0\0" else None
-        if stat is None:
+        mode, flags, uid, gid, secs, nanos, padding = fmt.unpack_stat(content)
+        if padding:
             raise reader.error("ENTRY padding is not zero", offset)
-        if stat.mtime_nanos >= 1_000_000_000:
-            raise reader.error(f"ENTRY mtime nanoseconds {stat.mtime_nanos} out of range", offset)
-        return Metadata(mode=stat.mode, flags=stat.flags, uid=stat.uid, gid=stat.gid,
-                        mtime_secs=stat.mtime_secs, mtime_nanos=stat.mtime_nanos)
+        if nanos >= 1_000_000_000:
+            raise reader.error(f"ENTRY mtime nanoseconds {nanos} out of range", offset)
+        return Metadata(mode=mode, flags=flags, uid=uid, gid=gid, mtime_secs=secs,
+                        mtime_nanos=nanos)
     if len(content) != 32:
         raise reader.error(f"ENTRY_V1 content is {len(content)} bytes, expected 32", offset)
     stat = fmt.StatV1.parse(content)

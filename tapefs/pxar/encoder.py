@@ -20,6 +20,8 @@ from .fsmeta import read_metadata
 log = logging.getLogger(__name__)
 
 FLUSH_THRESHOLD = 1 << 20
+# File contents at least this big bypass the item buffer instead of being copied into it.
+DIRECT_WRITE_SIZE = 1 << 16
 READ_BLOCK = 1 << 20
 
 
@@ -79,9 +81,9 @@ class Encoder:
     def _write_entry(self, metadata: Metadata) -> None:
         if not 0 <= metadata.mtime_nanos < 1_000_000_000:
             raise ValueError(f"mtime nanoseconds {metadata.mtime_nanos} out of range")
-        self._item(fmt.ENTRY, fmt.Stat.build(dict(
-            mode=metadata.mode, flags=metadata.flags, uid=metadata.uid, gid=metadata.gid,
-            mtime_secs=metadata.mtime_secs, mtime_nanos=metadata.mtime_nanos, padding=0)))
+        self._item(fmt.ENTRY, fmt.pack_stat(metadata.mode, metadata.flags, metadata.uid,
+                                            metadata.gid, metadata.mtime_secs,
+                                            metadata.mtime_nanos))
         for name, value in metadata.xattrs:
             self._item(fmt.XATTR, _c_string(name) + value)
         acl = metadata.acl
@@ -147,7 +149,7 @@ class Encoder:
         return start
 
     def _write_content(self, data) -> None:
-        if len(data) < FLUSH_THRESHOLD:
+        if len(data) < DIRECT_WRITE_SIZE:
             self._write(data)
             return
         self._flush()

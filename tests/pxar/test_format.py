@@ -85,3 +85,14 @@ def test_goodbye_permutation_is_a_search_tree(count):
         return in_order(2 * position + 1) + [order[position]] + in_order(2 * position + 2)
 
     assert in_order(0) == list(range(count))
+
+
+@pytest.mark.parametrize("values", [
+    dict(mode=0o100644, flags=0, uid=1000, gid=100, mtime_secs=1700000000, mtime_nanos=5),
+    dict(mode=0o40755, flags=0x2000000, uid=2**32 - 1, gid=0, mtime_secs=-(2**63),
+         mtime_nanos=999_999_999),
+])
+def test_fast_stat_layout_agrees_with_construct_declaration(values):
+    packed = fmt.pack_stat(**values)
+    assert packed == fmt.Stat.build(dict(values, padding=0))
+    assert fmt.unpack_stat(packed)[:6] == tuple(fmt.Stat.parse(packed)[key] for key in values)
