@@ -9,7 +9,6 @@ This job module sits above both the datastore and the pxar layer.
 """
 
 import logging
-import os
 import re
 import shutil
 import stat

@@ -38,11 +38,6 @@ class ChunkingWriter:
         self._emitted = 0
         self._pending: deque = deque()
 
-    @property
-    def position(self) -> int:
-        """Bytes written so far."""
-        return self._emitted + len(self._buffer)
-
     def write(self, data) -> int:
         self._buffer += data
         if len(self._buffer) - self._scanned >= SCAN_BATCH_SIZE:
@@ -50,13 +45,12 @@ class ChunkingWriter:
         return len(data)
 
     def _scan(self) -> None:
-        with memoryview(self._buffer) as view:
-            cuts = self._chunker.scan(view[self._scanned :])
         start = 0
-        for cut in cuts:
-            end = self._scanned + cut
-            self._emit(bytes(self._buffer[start:end]))
-            start = end
+        with memoryview(self._buffer) as view:
+            for cut in self._chunker.scan(view[self._scanned :]):
+                end = self._scanned + cut
+                self._emit(bytes(view[start:end]))
+                start = end
         del self._buffer[:start]
         self._scanned = len(self._buffer)
 

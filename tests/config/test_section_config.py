@@ -100,3 +100,14 @@ def test_save_failure_leaves_old_file(tmp_path, monkeypatch):
         section_config.save(path, SectionConfig([Section("datastore", "new", {"path": "/n"})]))
     assert section_config.load(path).get("old") is not None
     assert os.listdir(tmp_path) == ["datastore.cfg"]
+
+
+def test_set_keeps_place_and_remove():
+    config = section_config.parse(PBS_DATASTORE_CFG)
+    config.set(Section("datastore", "store1", {"path": "/new"}))
+    assert [s.id for s in config] == ["store1", "store2"]
+    assert config.get("store1").properties == {"path": "/new"}
+    assert config.remove("store1").id == "store1"
+    assert "store1" not in config and [s.id for s in config.of_type("datastore")] == ["store2"]
+    with pytest.raises(ValueError):
+        config.add(Section("media-pool", "store2"))
