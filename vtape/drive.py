@@ -627,6 +627,10 @@ class TapeDrive(ScsiDevice):
         from . import drive_logs
         return drive_logs.log_pages(self)
 
+    def log_page_read(self, page: int, complete: bool) -> None:
+        if page == 0x2E and complete:
+            self.tape_alerts.clear()  # SSC: reading the TapeAlert page clears the event flags
+
     @command(0x8C, "READ ATTRIBUTE", 16)
     def read_attribute(self, cdb, data_out, allocation):
         from . import mam

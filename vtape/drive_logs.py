@@ -243,10 +243,10 @@ def volume_statistics(drive: TapeDrive) -> list[LogParameter]:
 def tape_alert(drive: TapeDrive) -> list[LogParameter]:
     """2Eh: flags 01h..40h, one byte each (tapeinfo aborts on any other code).
 
-    Reading the page clears the event flags, as SSC prescribes.
+    Reading the whole page clears the event flags, as SSC prescribes (TapeDrive.log_page_read:
+    a truncated read such as sg_logs' 4-byte length probe leaves them set).
     """
     active = active_tape_alerts(drive)
-    drive.tape_alerts.clear()
     return [LogParameter(flag, bytes([1 if flag in active else 0]), BINARY_LIST)
             for flag in range(1, TAPE_ALERT_FLAGS + 1)]
 

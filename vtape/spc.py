@@ -339,7 +339,13 @@ class ScsiDevice:
             head = bytes([page, 0x00])
         else:
             raise sense.invalid_field_in_cdb(2, bit=5)
-        return (head + len(body).to_bytes(2, "big") + body)[:length]
+        response = head + len(body).to_bytes(2, "big") + body
+        self.log_page_read(page, complete=length >= len(response))
+        return response[:length]
+
+    def log_page_read(self, page: int, complete: bool) -> None:
+        """After a LOG SENSE of page; complete = the whole page fit in the allocation length
+        (sg_logs first probes every page with 4 bytes: that must not count as reading it)."""
 
     @command(0x4C, "LOG SELECT", 10)
     def log_select(self, cdb, data_out, allocation):
