@@ -214,9 +214,10 @@ class CalendarEvent:
             moment = datetime.datetime.fromtimestamp(start)
         day = moment.date()
         earliest = (moment.hour, moment.minute, moment.second)
-        last_year = min(_MAX_YEAR, day.year + _GREGORIAN_CYCLE_YEARS)
-        if self.years.values is not None:
-            last_year = min(last_year, max(self.years.values))
+        if self.years.values is None:
+            last_year = min(_MAX_YEAR, day.year + _GREGORIAN_CYCLE_YEARS)
+        else:
+            last_year = max(self.years.values)
         while day.year <= last_year:
             if not self.years.matches(day.year):
                 day = datetime.date(day.year + 1, 1, 1) if day.year < _MAX_YEAR else None
@@ -284,6 +285,3 @@ def _next_second(clock: tuple[int, int, int]) -> tuple[int, int, int] | None:
         return None
     return total // 3600, total // 60 % 60, total % 60
 
-
-def parse_calendar_event(text: str) -> CalendarEvent:
-    return CalendarEvent.parse(text)

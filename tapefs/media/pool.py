@@ -23,6 +23,7 @@ from tapefs.media.media_id import (
     MediaStatus,
 )
 from tapefs.media.media_set import MediaSet
+from tapefs.media.tape_config import MediaPoolConfig
 from tapefs.media.policy import (
     AllocationPolicy,
     AlwaysCreate,
@@ -97,14 +98,14 @@ class MediaPool:
                   len(self.current_set.members))
 
     @classmethod
-    def from_config(cls, config, inventory: Inventory, **options) -> "MediaPool":
-        """Build from a :class:`tapefs.media.tape_config.MediaPoolConfig`."""
+    def from_config(cls, config: MediaPoolConfig, inventory: Inventory, **options) -> "MediaPool":
+        """Build from a media-pool.cfg section; ``options`` as for the constructor."""
         return cls(config.name, inventory, allocation=config.allocation_policy, retention=config.retention_policy,
                    encrypt_fingerprint=config.encrypt, **options)
 
     # -- locks -------------------------------------------------------------------------------
 
-    def _pool_lock(self) -> FileLock | None:
+    def _pool_lock(self) -> "FileLock | _NoLock":
         return _NoLock() if self.no_media_set_locking else lock_pool(self.inventory.status_dir, self.name)
 
     def _lock_current_set(self) -> None:

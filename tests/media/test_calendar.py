@@ -41,6 +41,9 @@ SUNDAY_NOON = utc(2026, 11, 22, 12, 0, 0)
     ("mon *-*-13 UTC", utc(2027, 9, 13)),
     ("*-*-* 10,14:00 UTC", utc(2026, 11, 22, 14)),
     ("2020-01-01 UTC", None),
+    ("2500-01-01 UTC", utc(2500, 1, 1)),
+    ("2026..2030-11-22 12:00:00 UTC", utc(2027, 11, 22, 12)),
+    ("*-*-* *:*:*/20 UTC", utc(2026, 11, 22, 12, 0, 20)),
 ])
 def test_next_event_after(event, expected):
     assert CalendarEvent.parse(event).next_after(SUNDAY_NOON) == expected

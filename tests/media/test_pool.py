@@ -1,11 +1,12 @@
 """The media pool rules of spec §6: computed status, location availability, current set,
 starting sets, allocation and expiry. Times are fixed epoch seconds so boundaries are exact."""
 import calendar
+import time
 
 import pytest
 
-from tapefs.media.errors import MediaSetError, NoWritableMediaError, LockTimeoutError
-from tapefs.media.locks import lock_media_set
+from tapefs.media.errors import LockTimeoutError, MediaSetError, NoWritableMediaError
+from tapefs.media.locks import lock_media_set, lock_pool
 from tapefs.media.media_id import (
     ZERO_UUID,
     MediaId,
@@ -596,3 +597,13 @@ def test_pool_from_config(inventory):
         tape = pool.alloc_writable_media(T0)
         assert set_label_of(inventory, inventory.get(tape).id).encryption_key_fingerprint == FP1
         assert pool.retention.seconds == 14 * DAY
+
+
+def test_lock_waits_then_times_out_and_pool_names_with_dots_do_not_share_a_lock(inventory):
+    with lock_pool(inventory.status_dir, "a.b"):
+        lock_pool(inventory.status_dir, "a.c", timeout=0).release()
+        started = time.monotonic()
+        with pytest.raises(LockTimeoutError, match=r"\.pool-a\.b\.lck"):
+            lock_pool(inventory.status_dir, "a.b", timeout=0.2)
+        assert time.monotonic() - started >= 0.2
+    lock_pool(inventory.status_dir, "a.b", timeout=0).release()
