@@ -90,6 +90,7 @@ def main() -> None:
             return paths
 
         paths = measure("decode metadata + contents", size, lambda: decode(True))
+        print(f"({len(paths)} entries)")
         measure("decode metadata only", size, lambda: decode(False))
 
         accessor = Accessor(FileSource(archive_path))
