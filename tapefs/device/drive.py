@@ -26,7 +26,7 @@ from tapefs.device.volume_statistics import VolumeStatistics, parse_volume_stati
 from tapefs.scsi import cdb as cdbs
 from tapefs.scsi.channel import Channel
 from tapefs.scsi.errors import (
-    BecomingReady, CheckCondition, EarlyWarning, IllegalRequest, NotReady, ScsiError,
+    BecomingReady, CheckCondition, EarlyWarning, IllegalRequest, NotReady, ScsiError, UnitAttention,
     WrongDeviceType,
 )
 from tapefs.scsi.inquiry import PERIPHERAL_TAPE, InquiryData, inquiry, unit_serial_number
@@ -44,6 +44,8 @@ LOG_SENSE_ALLOCATION = 8192
 SECURITY_PROTOCOL_ALLOCATION = 8196
 #: How often to poll TEST UNIT READY while an immediate FORMAT runs.
 READY_POLL_INTERVAL = 1.0
+#: A drive may queue several unit attentions (reset, then medium change); each is reported once.
+UNIT_ATTENTION_RETRIES = 4
 
 
 class PositionError(ScsiError):
@@ -138,11 +140,19 @@ class Drive:
         self.channel.run(cdbs.test_unit_ready())
 
     def is_ready(self) -> bool:
-        try:
-            self.test_unit_ready()
-        except NotReady:
-            return False
-        return True
+        """True when a medium is loaded and ready; unit attentions met on the way are consumed."""
+        retries = UNIT_ATTENTION_RETRIES
+        while True:
+            try:
+                self.test_unit_ready()
+                return True
+            except NotReady:
+                return False
+            except UnitAttention as exc:
+                if retries == 0:
+                    raise
+                retries -= 1
+                log.info("%s: %s", self.path, exc.sense.condition)
 
     def request_sense(self) -> Sense | None:
         """The drive's current sense; also clears a pending unit attention."""

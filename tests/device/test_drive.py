@@ -255,3 +255,11 @@ def test_trace_sees_every_command(vtape_library):
     assert [r.cdb[0] for r in records] == [0x12, 0x01]
     assert records[1].sense.condition == "medium not present"
     assert "REWIND [01 00 00 00 00 00]" in records[1].format() and "CHECK CONDITION" in records[1].format()
+
+
+def test_readiness_check_consumes_the_unit_attention_of_a_reload(drive):
+    drive.eject()
+    assert not drive.is_ready()
+    drive.load()                   # queues "medium may have changed"
+    assert drive.is_ready()
+    drive.rewind()                 # the unit attention is gone
