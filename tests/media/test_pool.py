@@ -18,7 +18,7 @@ from tapefs.media.media_id import (
 from tapefs.media.policy import parse_allocation_policy, parse_retention_policy
 from tapefs.media.pool import NEVER, MediaPool
 from tapefs.media.tape_config import MediaPoolConfig
-from tests.media.conftest import make_media_id
+from tests.media.conftest import LIB, add
 
 T0 = 1_700_000_000
 HOUR = 3600
@@ -26,24 +26,8 @@ DAY = 86400
 FP1 = ":".join(["11"] * 32)
 FP2 = ":".join(["22"] * 32)
 OFFLINE = MediaLocation.offline()
-LIB = MediaLocation.online("lib0")
 OTHER_LIB = MediaLocation.online("lib1")
 VAULT = MediaLocation.vault("offsite")
-
-
-def add(inventory, label_text, ctime, *, pool=None, set_uuid=None, seq_nr=0, set_ctime=None, set_pool=None,
-        fingerprint=None, location=LIB, status=None, uuid=None) -> MediaId:
-    set_label = None
-    if set_uuid is not None:
-        set_label = MediaSetLabel(set_pool or pool or "p1", set_uuid, seq_nr,
-                                  ctime if set_ctime is None else set_ctime, fingerprint)
-    media = make_media_id(label_text, ctime, pool=pool, set_label=set_label, uuid=uuid)
-    inventory.store(media)
-    if location is not None:
-        inventory.set_location(media.uuid, location)
-    if status is not None:
-        inventory.set_status(media.uuid, status)
-    return media
 
 
 @pytest.fixture
