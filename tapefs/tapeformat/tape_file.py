@@ -35,3 +35,47 @@ def open_tape_file(device: BlockDevice) -> TapeFile | Mark:
         return reader
     header, header_json = read_content_start(reader)
     return TapeFile(header, header_json, reader)
+
+
+@dataclasses.dataclass(frozen=True)
+class ScannedFile:
+    """One line of a tape listing (PBS's `debug scan`)."""
+    file_number: int
+    #: None for an empty file (two filemarks in a row).
+    header: ContentHeader | None
+    #: Stream bytes after the content header and its JSON.
+    content_bytes: int
+    incomplete: bool
+    missing_end_marker: bool
+
+
+def scan_files(device: BlockDevice):
+    """Every file from the position to end of data, read through and described."""
+    while True:
+        file_number = device.position().file_number
+        tape_file = open_tape_file(device)
+        if tape_file is Mark.END_OF_DATA:
+            return
+        if tape_file is Mark.FILEMARK:
+            yield ScannedFile(file_number, None, 0, False, False)
+            continue
+        skipped = tape_file.reader.skip_data()
+        reader = tape_file.reader
+        yield ScannedFile(file_number, tape_file.header, skipped, reader.incomplete, reader.missing_end_marker)
+
+
+def move_to_end_of_data(device: BlockDevice) -> int:
+    """Stand at end of data ready to append; the number of the file the next write starts.
+
+    A writer that crashed may have left its last blocks without the closing filemark. If the last
+    object before end of data is a block, one filemark is written to end that file (PBS's
+    `write_missing_eof`), so the next file starts where its number says."""
+    device.space_to_end_of_data()
+    end = device.position()
+    if end.block_number == 0:
+        return 0
+    device.locate_block(end.block_number - 1)
+    if device.read_block() is not Mark.FILEMARK:
+        log.warning("tape file %d has no closing filemark (interrupted write); writing one", end.file_number)
+        device.write_filemark()
+    return device.position().file_number

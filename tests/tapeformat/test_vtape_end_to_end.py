@@ -16,7 +16,7 @@ from tapefs.tapeformat.errors import ArchiveAborted, MissingEndMarker
 from tapefs.tapeformat.labels import MediaLabel, MediaSetLabel, read_labels, write_media_label, write_media_set_label
 from tapefs.tapeformat.media_catalog_log import MediaCatalogLog, parse_catalog
 from tapefs.tapeformat.snapshot_archive import SnapshotArchiveReader, write_snapshot_archive
-from tapefs.tapeformat.tape_file import open_tape_file
+from tapefs.tapeformat.tape_file import move_to_end_of_data, open_tape_file, scan_files
 
 pytestmark = pytest.mark.vtape
 
@@ -60,6 +60,7 @@ def test_labels_round_trip_on_a_real_drive(small_library):
         device.drive.close()
 
 
+@pytest.mark.slow
 def test_chunk_archives_past_early_warning_then_snapshot_and_catalog(small_library, tmp_path):
     set_uuid = uuid.uuid4()
     first, second = open_drive(small_library, 1, 0), open_drive(small_library, 2, 1)
@@ -132,6 +133,23 @@ def test_chunk_archives_past_early_warning_then_snapshot_and_catalog(small_libra
     finally:
         first.drive.close()
         second.drive.close()
+
+
+def test_append_after_interrupted_write_on_a_real_drive(small_library):
+    device = open_drive(small_library, 1, 0)
+    try:
+        label(device, "SM0001L8", uuid.uuid4(), 0)
+        writer = ChunkArchiveWriter(device, "store")
+        writer.add_chunk(bytes(32), os.urandom(600000))  # two blocks out, then the "crash"
+        device.rewind()
+        assert move_to_end_of_data(device) == 3
+        device.rewind()
+        assert move_to_end_of_data(device) == 3  # already closed: nothing more written
+        read_labels(device)
+        files = list(scan_files(device))
+        assert [(f.file_number, f.missing_end_marker) for f in files] == [(2, True)]
+    finally:
+        device.drive.close()
 
 
 def test_physical_end_on_a_real_drive_keeps_finished_snapshots(small_library):
