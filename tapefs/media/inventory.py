@@ -20,7 +20,6 @@ from tapefs.config import paths
 from tapefs.media.errors import InventoryError
 from tapefs.media.media_id import (
     STORABLE_STATUSES,
-    ZERO_UUID,
     InventoryEntry,
     LocationKind,
     MediaId,
@@ -268,8 +267,11 @@ class Inventory:
         return members
 
     def media_set_start_time(self, media_set_uuid: str) -> int | None:
-        """The ctime of the set's member number 0; None if that tape is not in the inventory."""
-        row = self._db.execute("SELECT set_ctime FROM media WHERE set_uuid = ? AND set_seq_nr = 0 ORDER BY uuid",
+        """The ctime of the set's member number 0; None if that tape is not in the inventory.
+
+        Should two tapes claim number 0, the one with the greater UUID counts, as in PBS.
+        """
+        row = self._db.execute("SELECT set_ctime FROM media WHERE set_uuid = ? AND set_seq_nr = 0 ORDER BY uuid DESC",
                                (normalize_uuid(media_set_uuid),)).fetchone()
         return row[0] if row else None
 
@@ -283,9 +285,10 @@ class Inventory:
         if not members:
             return None
         this_set = members[0].id.media_set_label
+        # As in PBS, a zero-UUID pool assignment counts as another set here.
         row = self._db.execute(
-            "SELECT MIN(set_ctime) FROM media WHERE set_pool = ? AND set_uuid != ? AND set_uuid != ? AND set_ctime > ?",
-            (this_set.pool, this_set.uuid, ZERO_UUID, this_set.ctime)).fetchone()
+            "SELECT MIN(set_ctime) FROM media WHERE set_pool = ? AND set_uuid != ? AND set_ctime > ?",
+            (this_set.pool, this_set.uuid, this_set.ctime)).fetchone()
         return row[0]
 
     def latest_media_set(self, pool: str) -> str | None:

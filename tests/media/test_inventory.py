@@ -202,6 +202,21 @@ def test_next_start_time_uses_the_first_member_in_uuid_order(inventory):
     assert inventory.media_set_next_start_time(new_uuid()) is None
 
 
+def test_next_start_time_counts_a_later_zero_uuid_pool_assignment_as_pbs_does(inventory):
+    inventory.store(make_media_id("A0", 100, set_label=set_label(SET_A, 0, 100)))
+    inventory.store(make_media_id("Z0", 400, set_label=set_label(ZERO_UUID, 0, 400)))
+    inventory.store(make_media_id("Y0", 500, set_label=set_label(ZERO_UUID, 0, 500, pool="p2")))
+    assert inventory.media_set_next_start_time(SET_A) == 400
+
+
+def test_set_start_time_with_two_members_zero_takes_the_greater_uuid(inventory):
+    inventory.store(make_media_id("A", 1, uuid="aaaaaaaa-0000-4000-8000-000000000000",
+                                  set_label=set_label(SET_A, 0, 100)))
+    inventory.store(make_media_id("B", 1, uuid="bbbbbbbb-0000-4000-8000-000000000000",
+                                  set_label=set_label(SET_A, 0, 200)))
+    assert inventory.media_set_start_time(SET_A) == 200
+
+
 def test_media_set_name(inventory, monkeypatch):
     assert inventory.media_set_name(SET_A) == SET_A
     inventory.store(make_media_id("A0", 0, set_label=set_label(SET_A, 0, 86400)))
