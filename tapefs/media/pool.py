@@ -165,12 +165,17 @@ class MediaPool:
         return [self.pool_media(entry) for entry in self.inventory.list_pool_media(self.name)]
 
     def lookup_media(self, uuid: str) -> PoolMedia:
-        """A tape of this pool; an error if it is unknown or belongs to another pool."""
+        """A tape of this pool (or of no pool); an error if it is unknown or belongs to another pool."""
         entry = self.inventory.get(uuid)
-        if entry.id.pool != self.name:
+        if entry.id.pool is not None and entry.id.pool != self.name:
             raise InventoryError(f"media {entry.id.label_text} ({uuid}) does not belong to pool "
                                  f"{self.name!r} but to {entry.id.pool!r}")
         return self.pool_media(entry)
+
+    def set_media_status_full(self, uuid: str) -> None:
+        """Record that a tape of this pool is full (the drive reported the end of the tape)."""
+        if self.lookup_media(uuid).status is not MediaStatus.FULL:
+            self.inventory.set_status(uuid, MediaStatus.FULL)
 
     # -- current set -------------------------------------------------------------------------
 
@@ -181,21 +186,20 @@ class MediaPool:
         if not members:
             return False
         last_is_writable = False
-        set_fingerprint: str | None = None
         for seq_nr, uuid in enumerate(members):
             if uuid is None:
                 raise MediaSetError("media set is incomplete (missing media information)")
             media = self.lookup_media(uuid)
             set_label = media.id.media_set_label
             if set_label is None:
-                raise MediaSetError(f"media {media.id.label_text} has no media set label")
-            if set_label.seq_nr != seq_nr:
-                raise MediaSetError(f"media sequence error ({set_label.seq_nr} != {seq_nr})")
+                raise MediaSetError("media owner error (no owner)")
             if set_label.uuid != self.current_set.uuid:
                 raise MediaSetError(f"media owner error ({set_label.uuid} != {self.current_set.uuid})")
-            if seq_nr > 0 and set_label.encryption_key_fingerprint != set_fingerprint:
-                raise MediaSetError("inconsistent media encryption key")
-            set_fingerprint = set_label.encryption_key_fingerprint
+            if set_label.seq_nr != seq_nr:
+                raise MediaSetError(f"media sequence error ({set_label.seq_nr} != {seq_nr})")
+            # Every member must carry the pool's key, so members cannot disagree among themselves.
+            if set_label.encryption_key_fingerprint != self.encrypt_fingerprint:
+                raise MediaSetError("pool encryption key changed")
             is_last = seq_nr == len(members) - 1
             if media.status is MediaStatus.FULL:
                 continue
@@ -206,8 +210,6 @@ class MediaPool:
                     raise MediaSetError(f"writable media offsite in vault {media.location.name!r}")
                 continue
             raise MediaSetError(f"unable to use media set - wrong media status {media.status.value}")
-        if set_fingerprint != self.encrypt_fingerprint:
-            raise MediaSetError("pool encryption key changed")
         return last_is_writable
 
     def start_write_session(self, now: int, force: bool = False) -> str | None:
@@ -316,8 +318,10 @@ class MediaPool:
 
     def alloc_writable_media(self, now: int) -> str:
         """Spec §6.5: the UUID of the tape to write, adding a tape to the current set if needed."""
-        if not self.no_media_set_locking and self._set_lock is None:
-            raise MediaSetError(f"pool {self.name}: the media set lock is not held (pool closed?)")
+        if self._set_lock is None:
+            # Only the holder of the set lock may add tapes to the set; a pool opened without
+            # locking is for listing and guessing.
+            raise MediaSetError(f"pool {self.name}: the media set lock is not held (pool closed or opened without locking)")
         if self.current_set_usable():
             return self.current_set.last_media
         with self._pool_lock():

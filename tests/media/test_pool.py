@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from tapefs.media.errors import LockTimeoutError, MediaSetError, NoWritableMediaError
+from tapefs.media.errors import InventoryError, LockTimeoutError, MediaSetError, NoWritableMediaError
 from tapefs.media.locks import lock_media_set, lock_pool
 from tapefs.media.media_id import (
     ZERO_UUID,
@@ -314,12 +314,25 @@ def test_pool_encryption_key_change_starts_a_new_set(inventory, make_pool):
         assert pool.start_write_session(T0 + 1) == "pool encryption key changed"
 
 
-def test_members_with_different_keys_are_inconsistent(inventory, make_pool):
+def test_members_with_different_keys_fail_on_the_first_that_differs_from_the_pool(inventory, make_pool):
     set_uuid = new_uuid()
     add(inventory, "MEMB00", T0, pool="p1", set_uuid=set_uuid, seq_nr=0, fingerprint=FP1)
     add(inventory, "MEMB01", T0 + 1, pool="p1", set_uuid=set_uuid, seq_nr=1, fingerprint=FP2)
-    pool = make_pool(encrypt=FP2)
-    assert pool.start_write_session(T0 + 2) == "inconsistent media encryption key"
+    for encrypt in (FP1, FP2):
+        pool = make_pool(encrypt=encrypt, no_media_set_locking=True)
+        with pytest.raises(MediaSetError, match="pool encryption key changed"):
+            pool.current_set_usable()
+
+
+def test_set_media_status_full_checks_the_pool(inventory, make_pool):
+    mine = add(inventory, "MINE00", T0, pool="p1")
+    theirs = add(inventory, "THEI00", T0, pool="p2")
+    pool = make_pool()
+    pool.set_media_status_full(mine.uuid)
+    assert inventory.get(mine.uuid).status is MediaStatus.FULL
+    with pytest.raises(InventoryError, match="does not belong to pool 'p1' but to 'p2'"):
+        pool.set_media_status_full(theirs.uuid)
+    assert inventory.get(theirs.uuid).status is None
 
 
 def test_latest_set_tie_means_a_fresh_set(inventory, make_pool):
@@ -516,11 +529,13 @@ def test_expired_tapes_of_a_set_in_use_are_skipped(inventory, make_pool):
     assert pool.alloc_writable_media(T0 + DAY) == old.uuid
 
 
-def test_without_set_locking_a_set_in_use_is_reused(inventory, make_pool):
+def test_without_set_locking_a_set_in_use_is_guessed_but_nothing_is_allocated(inventory, make_pool):
     old, set_a, _ = two_sets(inventory)
     pool = make_pool(retention="overwrite", no_media_set_locking=True)
     with lock_media_set(inventory.status_dir, set_a):
-        assert pool.alloc_writable_media(T0 + DAY) == old.uuid
+        assert pool.guess_next_writable_media(T0 + DAY) == old.uuid
+        with pytest.raises(MediaSetError, match="opened without locking"):
+            pool.alloc_writable_media(T0 + DAY)
 
 
 def test_free_tapes_come_before_expired_ones_and_expired_before_unassigned(inventory, make_pool):
