@@ -14,6 +14,8 @@ from vtape.demo import run_demo
 from vtape.library import CreateOptions, LibraryError, create_library
 from vtape.server import DaemonError, serve as serve_library
 
+from tools.vtape_run_with import run_with
+
 LIBDIR = click.argument("libdir", type=click.Path(path_type=Path))
 
 
@@ -204,6 +206,9 @@ def demo(libdir):
         run_demo(libdir, click.echo)
     except (DaemonError, LibraryError) as e:
         fail(str(e))
+
+
+main.add_command(run_with)
 
 
 if __name__ == "__main__":

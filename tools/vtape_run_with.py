@@ -1,13 +1,14 @@
 """``vtape run-with LIBDIR -- COMMAND...``: run a program with the vtape SG_IO shim preloaded."""
 from __future__ import annotations
 
+import shlex
 import socket
 import sys
 from pathlib import Path
 
 import click
 
-from vtape.preload import PreloadError, exec_with, check_library, shim_path
+from vtape.preload import PreloadError, check_library, exec_with, preload_env
 
 
 def _daemon_answers(path: Path) -> bool:
@@ -27,7 +28,9 @@ def _daemon_answers(path: Path) -> bool:
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.option("--no-daemon-check", is_flag=True,
               help="run even if no daemon serves LIBDIR yet (device opens then fail with ECONNREFUSED)")
-@click.option("--print-env", is_flag=True, help="print the LD_PRELOAD setting instead of running COMMAND")
+@click.option("--print-env", is_flag=True,
+              help="print shell export lines (LD_PRELOAD, CHANGER, TAPE) instead of running a command; "
+                   'use as: eval "$(vtape run-with --print-env LIBDIR)"')
 def run_with(libdir: Path, command: tuple[str, ...], no_daemon_check: bool, print_env: bool) -> None:
     """Run COMMAND with the vtape LD_PRELOAD shim, so LIBDIR/changer and LIBDIR/driveN act as /dev/sgN.
 
@@ -38,15 +41,16 @@ def run_with(libdir: Path, command: tuple[str, ...], no_daemon_check: bool, prin
     """
     if command and command[0] == "--":  # click keeps "--" once positional parsing has started
         command = command[1:]
-    if not command:
+    if not command and not print_env:
         raise click.UsageError("no COMMAND given (vtape run-with LIBDIR -- COMMAND...)")
     try:
         lib = check_library(libdir)
-        so = shim_path()
+        env = preload_env({}, lib)
     except PreloadError as e:
         raise click.ClickException(str(e)) from None
     if print_env:
-        click.echo(f"LD_PRELOAD={so}")
+        for name in ("LD_PRELOAD", "CHANGER", "TAPE"):
+            click.echo(f"export {name}={shlex.quote(env[name])}")
         return
     if not no_daemon_check and not _daemon_answers(lib / "changer"):
         raise click.ClickException(f"no vtape daemon is serving {libdir} (start it with: vtape start {libdir})")
