@@ -146,7 +146,10 @@ def run_raw(state: CliState, path: str, cdb_words: tuple[str, ...], data_in_len:
         raise click.UsageError("give --data-out-hex or --data-out-file, not both")
     data_out = b""
     if data_out_hex is not None:
-        data_out = bytes.fromhex(data_out_hex.replace(" ", "").replace(":", ""))
+        try:
+            data_out = bytes.fromhex(data_out_hex.replace(" ", "").replace(":", ""))
+        except ValueError:
+            raise click.BadParameter(f"{data_out_hex!r} is not hex", param_hint="--data-out-hex") from None
     elif data_out_file is not None:
         with open(data_out_file, "rb") as source:
             data_out = source.read()

@@ -290,3 +290,8 @@ def test_hardware_encryption(loaded, tmp_path):
     key.write_bytes(b"short")
     line = error_line(run("pmt", "encryption", "--key-file", str(key), env=loaded, check=False))
     assert line.endswith("an AES-256 key is 32 bytes or 64 hex digits; the key file has 5 bytes")
+
+
+def test_raw_rejects_bad_data_out_hex(env):
+    proc = run("pmt", "raw", "0a 00 00 00 01 00", "--data-out-hex", "zz", env=env, check=False)
+    assert proc.returncode == 2 and "Invalid value for --data-out-hex: 'zz' is not hex" in proc.stderr.decode()
