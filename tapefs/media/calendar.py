@@ -2,11 +2,11 @@
 
 Grammar (PBS "Calendar Events", a dialect of systemd.time(7))::
 
-    [WEEKDAYS] [[YEARS-]MONTHS-DAYS] [HOURS:MINUTES[:SECONDS]] [UTC]
+    [WEEKDAYS] [[YEARS-]MONTHS-DAYS] [[HOURS:]MINUTES[:SECONDS]] [UTC]
 
-Each field is a comma list of ``*``, ``N``, ``A..B`` (a range) or ``N/S`` (from N every S).
-A missing weekday or date part means every day; a missing time part means 00:00:00; a missing
-seconds part means :00. Special names: minutely, hourly, daily, weekly, monthly, yearly,
+Each field is ``*``, ``*/S`` or a comma list of ``N``, ``A..B`` (a range), ``N/S`` (from N every
+S) and ``A..B/S``. A missing weekday or date part means every day; a missing time part means
+00:00:00; a missing hour means every hour, missing seconds mean :00. Special names: minutely, hourly, daily, weekly, monthly, yearly,
 annually, quarterly, semiannually, semi-annually. Events are evaluated in local time unless
 they end in ``UTC``; :meth:`CalendarEvent.next_after` returns the first match strictly after
 the given time, as PBS's ``compute_next_event``.
@@ -39,7 +39,8 @@ SPECIAL_EVENTS = {
 # The proleptic Gregorian calendar, weekdays included, repeats every 400 years: an event that
 # has not matched within that many years of an unrestricted year field never will.
 _GREGORIAN_CYCLE_YEARS = 400
-_MAX_YEAR = 9999
+# PBS (like systemd) accepts years up to 2199.
+_MAX_YEAR = 2199
 
 _NUMBER = re.compile(r"[0-9]+")
 
@@ -80,24 +81,24 @@ def _parse_number(text: str, field: str, low: int, high: int, event: str) -> int
 
 
 def _parse_numeric_field(text: str, field: str, low: int, high: int, event: str) -> _Field:
+    """``*``, ``*/STEP`` or a comma list of ``N``, ``A..B``, ``N/STEP`` and ``A..B/STEP``."""
+    if text.startswith("*"):
+        if text == "*":
+            return _Field(field, None)
+        if text.startswith("*/"):
+            step = _parse_number(text[2:], field + " repetition", 1, high, event)
+            return _Field(field, frozenset(range(low, high + 1, step)))
+        raise CalendarEventError(event, f"{field} list {text!r}: '*' stands alone or as '*/STEP'")
     values: set[int] = set()
     for item in text.split(","):
-        if item == "*":
-            return _Field(field, None)
-        if "/" in item:
-            start_text, step_text = item.split("/", 1)
-            start = low if start_text == "*" else _parse_number(start_text, field, low, high, event)
-            step = _parse_number(step_text, field + " repetition", 1, high - low + 1 if high > low else 1, event)
-            values.update(range(start, high + 1, step))
-        elif ".." in item:
-            start_text, end_text = item.split("..", 1)
-            start = _parse_number(start_text, field, low, high, event)
-            end = _parse_number(end_text, field, low, high, event)
-            if end < start:
-                raise CalendarEventError(event, f"{field} range {item!r} ends before it starts")
-            values.update(range(start, end + 1))
-        else:
-            values.add(_parse_number(item, field, low, high, event))
+        item_range, slash, step_text = item.partition("/")
+        start_text, dots, end_text = item_range.partition("..")
+        start = _parse_number(start_text, field, low, high, event)
+        end = _parse_number(end_text, field, low, high, event) if dots else (high if slash else start)
+        if end < start:
+            raise CalendarEventError(event, f"{field} range {item!r} ends before it starts")
+        step = _parse_number(step_text, field + " repetition", 1, high, event) if slash else 1
+        values.update(range(start, end + 1, step))
     return _Field(field, frozenset(values))
 
 
@@ -152,7 +153,7 @@ class CalendarEvent:
             raise CalendarEventError(text, "empty")
         tokens = spec.split()
         utc = False
-        if tokens[-1].upper() == "UTC":
+        if tokens[-1] == "UTC":
             utc = True
             tokens = tokens[:-1]
         if len(tokens) == 1 and tokens[0].lower() in SPECIAL_EVENTS:
@@ -166,16 +167,15 @@ class CalendarEvent:
 
         date_text = time_text = None
         for token in tokens:
-            if ":" in token:
-                if time_text is not None:
-                    raise CalendarEventError(event_text, f"more than one time part ({time_text!r}, {token!r})")
-                time_text = token
-            elif "-" in token:
-                if date_text is not None or time_text is not None:
-                    raise CalendarEventError(event_text, f"unexpected date part {token!r}")
+            if time_text is not None:
+                raise CalendarEventError(event_text, f"unexpected {token!r} after the time {time_text!r}")
+            if "-" in token and ":" not in token:
+                if date_text is not None:
+                    raise CalendarEventError(event_text, f"more than one date part ({date_text!r}, {token!r})")
                 date_text = token
             else:
-                raise CalendarEventError(event_text, f"cannot tell what {token!r} is (dates need '-', times ':')")
+                # As in PBS, a lone number list is a minute spec: "30" is every hour at :30.
+                time_text = token
 
         years = _Field("year", None)
         months = _Field("month", None)
@@ -183,7 +183,7 @@ class CalendarEvent:
         if date_text is not None:
             parts = date_text.split("-")
             if len(parts) == 3:
-                years = _parse_numeric_field(parts.pop(0), "year", 1970, _MAX_YEAR, event_text)
+                years = _parse_numeric_field(parts.pop(0), "year", 0, _MAX_YEAR, event_text)
             if len(parts) != 2:
                 raise CalendarEventError(event_text, f"date {date_text!r} is not [YEAR-]MONTH-DAY")
             months = _parse_numeric_field(parts[0], "month", 1, 12, event_text)
@@ -194,10 +194,14 @@ class CalendarEvent:
         seconds = _Field("second", frozenset({0}))
         if time_text is not None:
             parts = time_text.split(":")
-            if len(parts) not in (2, 3):
-                raise CalendarEventError(event_text, f"time {time_text!r} is not HOUR:MINUTE[:SECOND]")
-            hours = _parse_numeric_field(parts[0], "hour", 0, 23, event_text)
-            minutes = _parse_numeric_field(parts[1], "minute", 0, 59, event_text)
+            if len(parts) > 3:
+                raise CalendarEventError(event_text, f"time {time_text!r} is not [HOUR:]MINUTE[:SECOND]")
+            if len(parts) == 1:
+                hours = _Field("hour", None)
+                minutes = _parse_numeric_field(parts[0], "minute", 0, 59, event_text)
+            else:
+                hours = _parse_numeric_field(parts[0], "hour", 0, 23, event_text)
+                minutes = _parse_numeric_field(parts[1], "minute", 0, 59, event_text)
             if len(parts) == 3:
                 seconds = _parse_numeric_field(parts[2], "second", 0, 59, event_text)
         return cls(event_text, weekdays, years, months, days, hours, minutes, seconds, utc)
