@@ -185,7 +185,7 @@ def test_cartridge_memory(loaded):
 def test_scan(env, vtape_library):
     lines = run("pmt", "scan", "--vtape-library", str(vtape_library.path), env=env).stdout.decode().splitlines()
     assert [line.split(" (")[0] for line in lines] == vtape_library.drives
-    assert lines[0].endswith("/IBM/ULT3580-TD8/" + lines[0].rsplit("/", 1)[1]) or "(IBM/ULT3580-TD8/" in lines[0]
+    assert all(" (IBM/ULT3580-TD8/VT" in line and line.endswith(")") for line in lines)
     found = run_json("pmt", "scan", env=dict(env, VTAPE_LIBRARIES=str(vtape_library.path)))
     assert [d["kind"] for d in found] == ["drive", "drive"] and all(d["serial"] for d in found)
 
