@@ -35,4 +35,7 @@ class ArchivePart:
     size: int = 0
     #: True when the part ends INCOMPLETE because the archive goes on in part_number + 1.
     continued: bool = False
+    #: True when the part was closed INCOMPLETE at early warning and the whole archive was
+    #: written again on the next tape: register nothing from it.
+    abandoned: bool = False
     chunks: list[ChunkLocation] = dataclasses.field(default_factory=list)

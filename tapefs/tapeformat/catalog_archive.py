@@ -23,14 +23,17 @@ CATALOG_MAGICS = (magic.CATALOG_ARCHIVE_1_0, magic.CATALOG_ARCHIVE_1_1)
 
 def write_catalog_archive(device: BlockDevice, media_uuid: uuidlib.UUID, media_set_uuid: uuidlib.UUID,
                           seq_nr: int, catalog: bytes, next_volume: NextVolume, namespaces: bool = True,
-                          content_uuid: uuidlib.UUID | None = None, ctime: int | None = None) -> list[ArchivePart]:
+                          ctime: int | None = None) -> list[ArchivePart]:
     """Write the `.log` bytes of tape `media_uuid` (member `seq_nr` of the set) as an archive.
     `namespaces` selects v1.1, which PBS writes unless the job is root-only (max-depth 0)."""
     content_magic = magic.CATALOG_ARCHIVE_1_1 if namespaces else magic.CATALOG_ARCHIVE_1_0
     header = {"uuid": str(media_uuid), "media_set_uuid": str(media_set_uuid), "seq_nr": seq_nr}
     view = memoryview(catalog)
-    pieces = (view[start:start + PAYLOAD_SIZE] for start in range(0, len(view), PAYLOAD_SIZE))
-    return write_stream_archive(device, "catalog", content_magic, header, pieces, next_volume, content_uuid, ctime)
+
+    def pieces():
+        return (view[start:start + PAYLOAD_SIZE] for start in range(0, len(view), PAYLOAD_SIZE))
+
+    return write_stream_archive(device, "catalog", content_magic, header, pieces, next_volume, ctime)
 
 
 class CatalogArchiveReader(StreamArchiveReader):

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import uuid as uuidlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 from tapefs.tapeformat import magic
 from tapefs.tapeformat.archive_part import ArchivePart
 from tapefs.tapeformat.block_device import BlockDevice
 from tapefs.tapeformat.content_header import ContentHeader
 from tapefs.tapeformat.errors import HeaderError
-from tapefs.tapeformat.stream_archive import NextVolume, StreamArchiveReader, write_stream_archive
+from tapefs.tapeformat.stream_archive import NextVolume, OpenStream, StreamArchiveReader, write_stream_archive
 from tapefs.tapeformat.tape_file import TapeFile
 
 log = logging.getLogger(__name__)
@@ -50,14 +49,14 @@ def snapshot_magic(snapshot: str) -> bytes:
     return magic.SNAPSHOT_ARCHIVE_1_2 if SnapshotPath.parse(snapshot).namespace else magic.SNAPSHOT_ARCHIVE_1_1
 
 
-def write_snapshot_archive(device: BlockDevice, store: str, snapshot: str, pxar: Iterable[bytes],
-                           next_volume: NextVolume, content_uuid: uuidlib.UUID | None = None,
-                           ctime: int | None = None) -> list[ArchivePart]:
-    """Write the archive at the device's position; its parts, one per tape. Register the snapshot
-    only once this returns: ArchiveAborted means nothing usable was written."""
+def write_snapshot_archive(device: BlockDevice, store: str, snapshot: str, open_pxar: OpenStream,
+                           next_volume: NextVolume, ctime: int | None = None) -> list[ArchivePart]:
+    """Write the archive at the device's position; its parts, one per tape. `open_pxar()` gives
+    the pxar stream from its start (twice if the archive is written again on the next tape).
+    Register the snapshot only once this returns: ArchiveAborted means nothing usable was written."""
     # Key order is the struct order PBS prints: snapshot, then store.
     return write_stream_archive(device, "snapshot", snapshot_magic(snapshot), {"snapshot": snapshot, "store": store},
-                                pxar, next_volume, content_uuid, ctime)
+                                open_pxar, next_volume, ctime)
 
 
 class SnapshotArchiveReader(StreamArchiveReader):

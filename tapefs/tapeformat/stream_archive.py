@@ -5,10 +5,14 @@ PBS gives up on a snapshot archive at early warning and rewrites it whole on the
 snapshot larger than a tape can never be written, and it ignores early warning inside catalog
 archives until the physical end fails the job (§14.4, §14.12). Here the part that met early
 warning is closed INCOMPLETE at once (the rest of the early-warning zone stays free for that end
-block) and the stream goes on in part_number + 1, with the same content header, on the tape
-`next_volume` returns. Only the physical end aborts an archive: that part then has no end marker,
-readers ignore it, and `ArchiveAborted` tells the caller to write the archive again. Archives
-finished earlier are never touched.
+block) and `next_volume` supplies the next tape. There the archive is first written again whole,
+as PBS does, because PBS's restore reads every tape file on its own and cannot follow parts. Only
+an archive that meets early warning a second time, on a tape where it started near the front, is
+bigger than a tape could ever hold: it goes on in part_number + 1, with the same content header.
+
+Only the physical end aborts an archive: that part then has no end marker, readers ignore it,
+and `ArchiveAborted` tells the caller to write the archive again. Archives finished earlier are
+never touched.
 """
 from __future__ import annotations
 
@@ -26,14 +30,37 @@ from tapefs.tapeformat.tape_file import TapeFile, open_tape_file
 log = logging.getLogger(__name__)
 
 NextVolume = Callable[[ArchivePart], BlockDevice]
+#: Returns the archive's content stream from its start; called again when the archive is
+#: written anew on the next tape.
+OpenStream = Callable[[], Iterable[bytes]]
+
+
+class _WriteAgain(Exception):
+    """Early warning in the first attempt: write the archive whole on `device`."""
+
+    def __init__(self, device: BlockDevice):
+        self.device = device
 
 
 def write_stream_archive(device: BlockDevice, kind: str, content_magic: bytes, header_json: dict,
-                         pieces: Iterable[bytes], next_volume: NextVolume,
-                         content_uuid: uuidlib.UUID | None = None, ctime: int | None = None) -> list[ArchivePart]:
-    """Write header and stream at the device's position; the parts written, one per tape."""
+                         open_stream: OpenStream, next_volume: NextVolume,
+                         ctime: int | None = None) -> list[ArchivePart]:
+    """Write header and stream at the device's position; the parts of the archive as it stands
+    complete on tape, one per tape. An attempt abandoned at early warning went to `next_volume`
+    with `abandoned` set and is not among them."""
     header_data = pretty_json(header_json)
-    content_uuid = content_uuid or uuidlib.uuid4()
+    try:
+        return _write_parts(device, kind, content_magic, header_data, open_stream(), next_volume, ctime,
+                            first_attempt=True)
+    except _WriteAgain as again:
+        return _write_parts(again.device, kind, content_magic, header_data, open_stream(), next_volume, ctime,
+                            first_attempt=False)
+
+
+def _write_parts(device: BlockDevice, kind: str, content_magic: bytes, header_data: bytes,
+                 pieces: Iterable[bytes], next_volume: NextVolume, ctime: int | None,
+                 first_attempt: bool) -> list[ArchivePart]:
+    content_uuid = uuidlib.uuid4()
     parts: list[ArchivePart] = []
 
     def start(device: BlockDevice, part_number: int) -> tuple[BlockedWriter, ArchivePart, ContentHeader]:
@@ -54,13 +81,18 @@ def write_stream_archive(device: BlockDevice, kind: str, content_magic: bytes, h
             if writer.leom:
                 # Cut only when more data follows: a stream that ends in the early-warning
                 # zone is simply finished there.
-                close(writer, part, continued=True)
+                close(writer, part, incomplete=True)
+                if first_attempt:
+                    part.abandoned = True
+                    log.info("early warning: %s archive written again on the next tape", kind)
+                    raise _WriteAgain(next_volume(part))
+                part.continued = True
                 log.info("early warning: %s archive %s continues in part %d", kind, content_uuid, part.part_number + 1)
                 writer, part, _ = start(next_volume(part), part.part_number + 1)
             take = PAYLOAD_SIZE - writer.bytes_written % PAYLOAD_SIZE
             guarded(writer, part, lambda: writer.write(view[:take]))
             view = view[take:]
-    close(writer, part, continued=False)
+    close(writer, part, incomplete=False)
     return parts
 
 
@@ -75,10 +107,9 @@ def guarded(writer: BlockedWriter, part: ArchivePart, action):
         raise ArchiveAborted(part) from None
 
 
-def close(writer: BlockedWriter, part: ArchivePart, continued: bool) -> None:
+def close(writer: BlockedWriter, part: ArchivePart, incomplete: bool) -> None:
     part.size = writer.bytes_written
-    part.continued = continued
-    guarded(writer, part, lambda: writer.finish(incomplete=continued))
+    guarded(writer, part, lambda: writer.finish(incomplete=incomplete))
 
 
 class StreamArchiveReader:

@@ -40,7 +40,7 @@ def open_at(tape, file_number):
 def test_snapshot_archive_version_header_and_round_trip(path, content_magic):
     tape = MemoryTape()
     data = pxar_bytes(1, 700000)
-    [part] = write_snapshot_archive(tape, "store1", path, pieces(data), no_next_volume)
+    [part] = write_snapshot_archive(tape, "store1", path, lambda: pieces(data), no_next_volume)
     block = tape.objects[0]
     body = f'{{\n  "snapshot": "{path}",\n  "store": "store1"\n}}'.encode()
     assert block[24:32] == content_magic and block[64:64 + len(body)] == body
@@ -57,7 +57,38 @@ def test_snapshot_path_parsing():
             SnapshotPath.parse(bad)
 
 
-def test_snapshot_cut_at_early_warning_continues_on_next_tapes_and_reads_whole():
+def test_snapshot_cut_at_early_warning_is_written_whole_on_the_next_tape():
+    first = MemoryTape(capacity=3 * MiB, early_warning=2 * MiB)
+    write_snapshot_archive(first, "s", "vm/1/2020-01-01T00:00:00Z", lambda: [b"kept"], no_next_volume)
+    write_snapshot_archive(first, "s", "vm/9/2020-01-01T00:00:00Z", lambda: [bytes(700000)], no_next_volume)
+    second = MemoryTape()
+    handed_over, opened = [], []
+
+    def next_volume(part):
+        handed_over.append(part)
+        return second
+
+    def open_pxar():
+        opened.append(1)
+        return pieces(data)
+
+    data = pxar_bytes(2, int(1.5 * MiB))
+    [part] = write_snapshot_archive(first, "s", "vm/2/2020-01-01T00:00:00Z", open_pxar, next_volume)
+    [abandoned] = handed_over
+    assert abandoned.abandoned and not abandoned.continued and abandoned.file_number == 2
+    assert len(opened) == 2 and (part.file_number, part.part_number, part.continued) == (0, 0, False)
+    assert part.content_uuid != abandoned.content_uuid
+    # The attempt on the first tape ends INCOMPLETE, right after the block that met early warning.
+    assert first.objects[-2][8] & INCOMPLETE and first.used <= MiB + 2 * 262144
+    # Each tape file stands on its own, as PBS's restore reads them.
+    assert SnapshotArchiveReader(open_at(second, 0)).read() == data
+    assert SnapshotArchiveReader(open_at(first, 0)).read() == b"kept"
+    with pytest.raises(TapeFormatError, match="part 0 is incomplete"):
+        SnapshotArchiveReader(open_at(first, 2)).read()
+
+
+def write_across_three_tapes(data):
+    """A stream bigger than a tape: cut on tape 0, written again on tape 1, continued on tape 2."""
     tapes = [MemoryTape(capacity=3 * MiB, early_warning=2 * MiB), MemoryTape(capacity=3 * MiB, early_warning=2 * MiB),
              MemoryTape()]
     tapes[2].write_filemark()  # the continuation need not be file 0
@@ -67,41 +98,38 @@ def test_snapshot_cut_at_early_warning_continues_on_next_tapes_and_reads_whole()
         handed_over.append(part)
         return tapes[len(handed_over)]
 
+    parts = write_snapshot_archive(tapes[0], "s", "vm/1/2020-01-01T00:00:00Z", lambda: pieces(data, 3 * MiB),
+                                   next_volume)
+    return tapes, parts, handed_over
+
+
+def test_snapshot_bigger_than_a_tape_continues_in_parts_and_reads_whole():
     data = pxar_bytes(2, 5 * MiB)
-    parts = write_snapshot_archive(tapes[0], "s", "vm/1/2020-01-01T00:00:00Z", pieces(data, 3 * MiB), next_volume)
-    assert [p.part_number for p in parts] == [0, 1, 2] and handed_over == parts[:2]
-    assert [p.continued for p in parts] == [True, True, False] and parts[2].file_number == 1
+    tapes, parts, handed_over = write_across_three_tapes(data)
+    assert handed_over[0].abandoned and handed_over[1] is parts[0]
+    assert [(p.part_number, p.file_number, p.continued) for p in parts] == [(0, 0, True), (1, 1, False)]
     assert len({p.content_uuid for p in parts}) == 1
-    for tape in tapes[:2]:
-        assert tape.objects[-2][8] & INCOMPLETE
-        # Cut right after the block that met early warning: the zone is barely used.
-        assert tape.used < 1 * MiB + 3 * 262144
+    assert tapes[1].objects[-2][8] & INCOMPLETE and tapes[1].used < MiB + 3 * 262144
     wanted = []
 
     def next_part(header):
         wanted.append(header.part_number + 1)
-        tape = tapes[header.part_number + 1]
-        tape.locate_file(parts[header.part_number + 1].file_number)
-        return tape
+        tapes[2].locate_file(parts[header.part_number + 1].file_number)
+        return tapes[2]
 
-    reader = SnapshotArchiveReader(open_at(tapes[0], 0), next_part)
-    assert reader.read() == data and wanted == [1, 2]
+    reader = SnapshotArchiveReader(open_at(tapes[1], 0), next_part)
+    assert reader.read() == data and wanted == [1]
 
 
 def test_continuation_reader_checks_the_next_part_belongs_to_the_archive():
-    first, other = MemoryTape(capacity=2 * MiB, early_warning=MiB), MemoryTape()
-    write_snapshot_archive(other, "s", "vm/2/2020-01-01T00:00:00Z", [b"x"], no_next_volume)
-    second = MemoryTape()
-    write_snapshot_archive(first, "s", "vm/1/2020-01-01T00:00:00Z", pieces(pxar_bytes(3, 2 * MiB)),
-                           lambda part: second)
-    reader = SnapshotArchiveReader(open_at(first, 0), lambda header: (other.rewind(), other)[1])
+    tapes, parts, _ = write_across_three_tapes(pxar_bytes(3, 5 * MiB))
+    other = MemoryTape()
+    write_snapshot_archive(other, "s", "vm/2/2020-01-01T00:00:00Z", lambda: [b"x"], no_next_volume)
+    reader = SnapshotArchiveReader(open_at(tapes[1], 0), lambda header: (other.rewind(), other)[1])
     with pytest.raises(WrongContent, match="expected part 1 of snapshot archive v1.1"):
         reader.read()
-    reader = SnapshotArchiveReader(open_at(first, 0))
-    with pytest.raises(TapeFormatError, match="part 0 is incomplete and no next volume was given"):
-        reader.read()
     with pytest.raises(TapeFormatError, match="starts with part 1"):
-        SnapshotArchiveReader(open_at(second, 0))
+        SnapshotArchiveReader(open_at(tapes[2], 1))
 
 
 def test_physical_end_never_loses_a_finished_snapshot():
@@ -113,7 +141,7 @@ def test_physical_end_never_loses_a_finished_snapshot():
         for n in range(100):
             path = f"vm/{n}/2020-01-01T00:00:00Z"
             data = pxar_bytes(n, 400000)
-            [part] = write_snapshot_archive(tape, "s", path, pieces(data), no_next_volume)
+            [part] = write_snapshot_archive(tape, "s", path, lambda: pieces(data), no_next_volume)
             finished[path] = (part.file_number, data)
     lost = aborted.value.part
     assert len(finished) == 6 and lost.file_number == len(finished)
@@ -125,31 +153,32 @@ def test_physical_end_never_loses_a_finished_snapshot():
         reader.read()
     # The caller writes the aborted snapshot again on the next tape.
     retry = pxar_bytes(len(finished), 400000)
-    write_snapshot_archive(spare, "s", f"vm/{len(finished)}/2020-01-01T00:00:00Z", pieces(retry), no_next_volume)
+    write_snapshot_archive(spare, "s", f"vm/{len(finished)}/2020-01-01T00:00:00Z", lambda: pieces(retry),
+                           no_next_volume)
     assert SnapshotArchiveReader(open_at(spare, 0)).read() == retry
 
 
 def test_early_warning_then_physical_end_of_the_next_tape_keeps_earlier_parts_and_snapshots():
     first = MemoryTape(capacity=3 * MiB, early_warning=MiB)
-    write_snapshot_archive(first, "s", "vm/1/2020-01-01T00:00:00Z", [b"kept"], no_next_volume)
+    write_snapshot_archive(first, "s", "vm/1/2020-01-01T00:00:00Z", lambda: [b"kept"], no_next_volume)
     tiny = MemoryTape(capacity=MiB)
     with pytest.raises(ArchiveAborted) as aborted:
-        write_snapshot_archive(first, "s", "vm/2/2020-01-01T00:00:00Z", pieces(pxar_bytes(4, 4 * MiB)),
+        write_snapshot_archive(first, "s", "vm/2/2020-01-01T00:00:00Z", lambda: pieces(pxar_bytes(4, 4 * MiB)),
                                lambda part: tiny)
-    assert aborted.value.part.part_number == 1
+    assert (aborted.value.part.part_number, aborted.value.part.file_number) == (0, 0)
     assert SnapshotArchiveReader(open_at(first, 0)).read() == b"kept"
 
 
-def test_catalog_archive_header_versions_and_continuation():
+def test_catalog_archive_header_versions_and_rewrite_on_next_tape():
     media, media_set = uuid.UUID(int=1), uuid.UUID(int=2)
     catalog = magic.MEDIA_CATALOG_1_1 + pxar_bytes(5, 3 * MiB)
     first, second = MemoryTape(capacity=3 * MiB, early_warning=2 * MiB), MemoryTape()
-    parts = write_catalog_archive(first, media, media_set, 4, catalog, lambda part: second)
-    assert len(parts) == 2 and first.objects[0][24:32] == magic.CATALOG_ARCHIVE_1_1
+    [part] = write_catalog_archive(first, media, media_set, 4, catalog, lambda part: second)
+    assert first.objects[0][24:32] == magic.CATALOG_ARCHIVE_1_1 and first.objects[-2][8] & INCOMPLETE
     body = (b'{\n  "uuid": "00000000-0000-0000-0000-000000000001",\n'
             b'  "media_set_uuid": "00000000-0000-0000-0000-000000000002",\n  "seq_nr": 4\n}')
     assert first.objects[0][64:64 + len(body)] == body
-    reader = CatalogArchiveReader(open_at(first, 0), lambda header: (second.rewind(), second)[1])
+    reader = CatalogArchiveReader(open_at(second, 0))
     assert (reader.media_uuid, reader.media_set_uuid, reader.seq_nr) == (media, media_set, 4)
     assert reader.read() == catalog
     old = MemoryTape()

@@ -16,7 +16,7 @@ def test_scan_lists_every_file_with_its_state():
     write_media_label(tape, MediaLabel(uuid.UUID(int=1), "T", 1))
     tape.write_filemark()  # an empty file
     second = MemoryTape()
-    write_snapshot_archive(tape, "s", "vm/1/t", [bytes(3 * 1024 * 1024)], lambda part: second)
+    write_snapshot_archive(tape, "s", "vm/1/t", lambda: [bytes(3 * 1024 * 1024)], lambda part: second)
     aborted = BlockedWriter(tape)
     write_content_start(aborted, magic.CHUNK_ARCHIVE_1_1, b'{"store": "s"}')
     aborted.write(b"x" * 300000)

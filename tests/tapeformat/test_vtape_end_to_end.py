@@ -99,7 +99,7 @@ def test_chunk_archives_past_early_warning_then_snapshot_and_catalog(small_libra
         catalogs[1].register_chunk_archive(parts[1].file_number, parts[1].content_uuid, "store",
                                            [c.digest for c in parts[1].chunks])
         pxar = os.urandom(3 * MiB + 5)
-        [snapshot_part] = write_snapshot_archive(second, "store", SNAPSHOT, [pxar], next_volume)
+        [snapshot_part] = write_snapshot_archive(second, "store", SNAPSHOT, lambda: [pxar], next_volume)
         catalogs[1].register_snapshot(snapshot_part.file_number, snapshot_part.content_uuid, "store", SNAPSHOT)
         catalogs[1].commit()
         [catalog_part] = write_catalog_archive(second, media[1].uuid, set_uuid, 1, catalogs[1].contents(),
@@ -162,7 +162,7 @@ def test_physical_end_on_a_real_drive_keeps_finished_snapshots(small_library):
         with pytest.raises(ArchiveAborted) as aborted:
             for n in range(20):
                 pxar = os.urandom(600000)
-                [part] = write_snapshot_archive(device, "store", f"vm/{n}/2024-06-05T10:00:00Z", [pxar],
+                [part] = write_snapshot_archive(device, "store", f"vm/{n}/2024-06-05T10:00:00Z", lambda: [pxar],
                                                 lambda part: pytest.fail("no early warning expected"))
                 finished.append((part.file_number, pxar))
         assert len(finished) == 3
