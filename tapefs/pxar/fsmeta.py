@@ -186,9 +186,12 @@ def acl_to_xattrs(acl: Acl, mode: int) -> dict[bytes, bytes]:
         values[ACL_ACCESS_XATTR] = _build_acl_xattr(_with_mask(entries, mask))
     if acl.default is not None or acl.default_users or acl.default_groups:
         default = acl.default or AclDefault()
-        entries = [(tag, perm, _UNDEFINED_ID) for tag, perm in (
-            (ACL_USER_OBJ, default.user_obj), (ACL_GROUP_OBJ, default.group_obj),
-            (ACL_OTHER, default.other)) if perm != fmt.NO_MASK]
+        # a default ACL needs all three base entries; take missing ones from the mode, as
+        # setfacl -d does
+        entries = [(tag, (mode >> shift) & 7 if perm == fmt.NO_MASK else perm, _UNDEFINED_ID)
+                   for tag, perm, shift in ((ACL_USER_OBJ, default.user_obj, 6),
+                                            (ACL_GROUP_OBJ, default.group_obj, 3),
+                                            (ACL_OTHER, default.other, 0))]
         entries += [(ACL_USER, entry.permissions, entry.id) for entry in acl.default_users]
         entries += [(ACL_GROUP, entry.permissions, entry.id) for entry in acl.default_groups]
         mask = None if default.mask == fmt.NO_MASK else default.mask

@@ -84,6 +84,7 @@ def test_v2_generated_archive_reencodes_to_v1():
     assert out.getvalue() == V1
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not running_as_root(), reason="owners and device nodes need root")
 def test_walking_extracted_oracle_tree_reproduces_archive(tmp_path):
     extract(Decoder(load_bytes(ORACLE / "tree-v1.pxar")), tmp_path / "tree")

@@ -27,6 +27,7 @@ def _oracle_decoder(version):
     return Decoder(load_bytes(ORACLE / "tree-v2.mpxar"), load_bytes(ORACLE / "tree-v2.ppxar"))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not running_as_root(), reason="owners and device nodes need root")
 @pytest.mark.parametrize("version", ["v1", "v2"])
 def test_oracle_tree_extracts_with_all_metadata(tmp_path, version):

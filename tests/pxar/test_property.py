@@ -15,6 +15,7 @@ from tapefs.pxar.decoder import Decoder
 from tapefs.pxar.encoder import encode_entries, encode_tree
 from tapefs.pxar.entry import Acl, AclDefault, AclEntry, Entry, Kind, Metadata
 from tapefs.pxar.extract import extract
+from tapefs.pxar.fsmeta import acl_to_xattrs
 from tapefs.pxar.source import BytesSource
 
 from .fixtures import running_as_root
@@ -50,9 +51,16 @@ def metadata(file_type: int, wide: bool):
 
 
 def with_attributes(base, wide: bool, directory: bool):
-    """In memory, any attributes; on disk, the ones every file system here keeps."""
+    """In memory, any attributes; on disk, user xattrs and ACLs the kernel accepts."""
     if not wide:
-        return st.builds(lambda meta, xattrs: _replace(meta, xattrs=xattrs), base, xattr_lists)
+        disk_acls = st.builds(
+            Acl, users=acl_entries, groups=acl_entries, group_obj=st.none() | st.integers(0, 7),
+            default=(st.none() | st.builds(AclDefault, st.integers(0, 7), st.integers(0, 7),
+                                           st.integers(0, 7), st.integers(0, 7)))
+            if directory else st.none(),
+            default_users=acl_entries if directory else st.just(()))
+        return st.builds(lambda meta, xattrs, acl: _replace(meta, xattrs=xattrs, acl=acl),
+                         base, xattr_lists, disk_acls)
     acls = st.builds(Acl, users=acl_entries, groups=acl_entries,
                      group_obj=st.none() | st.integers(0, 7),
                      default=(st.none() | st.builds(AclDefault, st.integers(0, 7),
@@ -78,10 +86,12 @@ def nodes(wide: bool):
         lambda meta: _replace(meta, mode=stat.S_IFLNK | 0o777)),
         st.binary(min_size=1, max_size=200).filter(lambda target: b"\0" not in target))
     fifo = st.tuples(st.just("fifo"), metadata(stat.S_IFIFO, wide), st.none())
-    device = st.tuples(st.just("device"), metadata(stat.S_IFCHR, wide),
+    socket = st.tuples(st.just("socket"), metadata(stat.S_IFSOCK, wide), st.none())
+    device = st.tuples(st.just("device"), st.one_of(metadata(stat.S_IFCHR, wide),
+                                                    metadata(stat.S_IFBLK, wide)),
                        st.tuples(st.integers(0, 4095), st.integers(0, 2**20 - 1)))
     hardlink = st.tuples(st.just("hardlink"), st.none(), st.integers(0, 50))
-    leaves = st.one_of(file, file, symlink, fifo, device, hardlink)
+    leaves = st.one_of(file, file, symlink, fifo, socket, device, hardlink)
     return st.recursive(leaves, lambda children: st.tuples(
         st.just("dir"), with_attributes(metadata(stat.S_IFDIR, wide), wide, True),
         st.dictionaries(names, children, max_size=5)), max_leaves=25)
@@ -119,11 +129,10 @@ def flatten(tree):
             elif kind == "symlink":
                 entries.append(Entry(path=path, kind=Kind.SYMLINK, metadata=meta,
                                      symlink_target=extra))
-            elif kind == "fifo":
-                entries.append(Entry(path=path, kind=Kind.FIFO, metadata=meta))
+            elif kind in ("fifo", "socket"):
+                entries.append(Entry(path=path, kind=meta.kind, metadata=meta))
             else:
-                entries.append(Entry(path=path, kind=Kind.CHAR_DEVICE, metadata=meta,
-                                     device=extra))
+                entries.append(Entry(path=path, kind=meta.kind, metadata=meta, device=extra))
 
     add(b"", children)
     return entries, contents
@@ -179,7 +188,7 @@ def _check_round_trip(tree):
     catalog_listing = [(path, item.kind, item.size, item.mtime)
                        for path, item in CatalogReader(catalog_out.getvalue()).walk()]
     kinds = {Kind.DIRECTORY: b"d", Kind.FILE: b"f", Kind.SYMLINK: b"l", Kind.HARDLINK: b"h",
-             Kind.FIFO: b"p", Kind.CHAR_DEVICE: b"c"}
+             Kind.FIFO: b"p", Kind.SOCKET: b"s", Kind.CHAR_DEVICE: b"c", Kind.BLOCK_DEVICE: b"b"}
     assert catalog_listing == [
         (entry.path, kinds[entry.kind], entry.size if entry.kind is Kind.FILE else None,
          entry.metadata.mtime_secs if entry.kind is Kind.FILE else None)
@@ -207,12 +216,12 @@ def _snapshot(root: bytes) -> dict:
                 inodes.setdefault(st_.st_ino, []).append(rel)
             elif stat.S_ISLNK(st_.st_mode):
                 info.append(os.readlink(path))
-            elif stat.S_ISCHR(st_.st_mode):
+            elif stat.S_ISCHR(st_.st_mode) or stat.S_ISBLK(st_.st_mode):
                 info.append(st_.st_rdev)
             if stat.S_ISREG(st_.st_mode) or stat.S_ISDIR(st_.st_mode):
                 info.append(sorted((name, os.getxattr(path, name)) for name in
                                    map(os.fsencode, os.listxattr(path))
-                                   if name.startswith(b"user.")))
+                                   if name.startswith((b"user.", b"system.posix_acl_"))))
             state[rel] = tuple(info)
     state["hardlink groups"] = sorted(sorted(group) for group in inodes.values()
                                       if len(group) > 1)
@@ -231,10 +240,10 @@ def _build_on_disk(root: bytes, entries, contents) -> None:
             os.link(os.path.join(root, entry.hardlink_target), path)
         elif entry.kind is Kind.SYMLINK:
             os.symlink(entry.symlink_target, path)
-        elif entry.kind is Kind.FIFO:
-            os.mkfifo(path)
+        elif entry.kind in (Kind.FIFO, Kind.SOCKET):
+            os.mknod(path, stat.S_IFMT(entry.metadata.mode) | 0o600)
         else:
-            os.mknod(path, stat.S_IFCHR | 0o600, os.makedev(*entry.device))
+            os.mknod(path, stat.S_IFMT(entry.metadata.mode) | 0o600, os.makedev(*entry.device))
     for entry in reversed(entries):
         if entry.kind is Kind.HARDLINK:
             continue
@@ -244,6 +253,8 @@ def _build_on_disk(root: bytes, entries, contents) -> None:
         if entry.kind is not Kind.SYMLINK:
             os.chmod(path, stat.S_IMODE(meta.mode))
         for name, value in meta.xattrs:
+            os.setxattr(path, name, value)
+        for name, value in acl_to_xattrs(meta.acl, meta.mode).items():
             os.setxattr(path, name, value)
         os.utime(path, ns=(meta.mtime_ns, meta.mtime_ns), follow_symlinks=False)
 
