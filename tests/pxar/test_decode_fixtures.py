@@ -1,12 +1,15 @@
 """Every fixture decodes to its documented contents, sequentially and through the accessor."""
 
 import stat
+import struct
 
 import pytest
 
+from tapefs.pxar import format as fmt
 from tapefs.pxar.accessor import Accessor
 from tapefs.pxar.decoder import Decoder
 from tapefs.pxar.entry import Kind
+from tapefs.pxar.source import BytesSource
 
 from .fixtures import (C_BIN, GENERATED, GENERATED_TREE, ORACLE, UPSTREAM, load_bytes,
                        oracle_rows, row_path, sha256)
@@ -143,3 +146,28 @@ def test_oracle_tree_directory_listings_match(version):
             path = row_path(row)
             assert [entry.path for entry in accessor.list_dir(path)] == \
                 sorted(children.get(path, [])), path
+
+
+def _item(htype, content):
+    return fmt.pack_header(htype, len(content)) + content
+
+
+def test_legacy_entry_v1_stat_is_converted():
+    """Very old archives carry a 32-byte ENTRY with the mtime in nanoseconds."""
+    def stat_v1(mode, mtime_ns):
+        return _item(fmt.ENTRY_V1, struct.pack("<QQIIQ", mode, 0, 1000, 100, mtime_ns))
+
+    root = stat_v1(0o40755, 1_500_000_000_123_456_789)
+    child = _item(fmt.FILENAME, b"f\0") + stat_v1(0o100600, 5) + _item(fmt.PAYLOAD, b"hi")
+    goodbye_start = len(root) + len(child)
+    table = fmt.pack_goodbye_item(fmt.name_hash(b"f"), goodbye_start - len(root), len(child))
+    table += fmt.pack_goodbye_item(fmt.GOODBYE_TAIL_MARKER, goodbye_start, 16 + 48)
+    data = root + child + _item(fmt.GOODBYE, table)
+    decoder = Decoder(BytesSource(data))
+    root_entry, file_entry = list(decoder)
+    assert (root_entry.metadata.mtime_secs, root_entry.metadata.mtime_nanos) == \
+        (1_500_000_000, 123_456_789)
+    assert (file_entry.path, file_entry.mode, file_entry.uid, file_entry.gid) == \
+        (b"f", 0o100600, 1000, 100)
+    assert decoder.read_content(file_entry) == b"hi"
+    assert Accessor(BytesSource(data)).read("f") == b"hi"
