@@ -278,8 +278,9 @@ static int fake_fd(int fd, struct vt_dev *dev)
 
     if (fd < 0 || sys_fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode))
         return -1;
-    if (idx >= 0) {
-        pthread_mutex_lock(&slots_lock);
+    /* trylock, never lock: a signal handler writing to a socket must not deadlock on a
+     * lookup it interrupted.  Without the lock the answer is simply computed afresh. */
+    if (idx >= 0 && pthread_mutex_trylock(&slots_lock) == 0) {
         struct fd_slot *s = &slots[idx];
         if (s->known && s->sdev == (unsigned long long)st.st_dev && s->sino == (unsigned long long)st.st_ino) {
             ours = s->ours;
@@ -292,8 +293,7 @@ static int fake_fd(int fd, struct vt_dev *dev)
     }
     memset(&sa, 0, sizeof sa);
     ours = getsockname(fd, (struct sockaddr *)&sa, &len) == 0 && parse_name(&sa, len, dev);
-    if (idx >= 0) {
-        pthread_mutex_lock(&slots_lock);
+    if (idx >= 0 && pthread_mutex_trylock(&slots_lock) == 0) {
         struct fd_slot *s = &slots[idx];
         memset(s, 0, sizeof *s);
         s->known = 1;
@@ -625,11 +625,8 @@ EXPORT int close(int fd)
 {
     /* Closing a fake fd just closes the socket: the daemon must not rewind or
      * unload on close.  Forget the cached verdict for this fd number. */
-    if (fd >= 0 && fd < CACHE_FDS) {
-        pthread_mutex_lock(&slots_lock);
-        slots[fd].known = 0;
-        pthread_mutex_unlock(&slots_lock);
-    }
+    if (fd >= 0 && fd < CACHE_FDS)
+        __atomic_store_n(&slots[fd].known, 0, __ATOMIC_RELAXED); /* lock-free: close is async-signal-safe */
     NEED(close, -1);
     return REAL(close)(fd);
 }
