@@ -92,6 +92,8 @@ class _Checker:
         self.last_file: int | None = None
         self.labels = 0
         self.open_archive: tuple[int, uuidlib.UUID, str] | None = None
+        #: Bytes up to the end of the last entry that left no chunk archive open.
+        self.consistent_end = 0
 
     def label(self, file_number: int, uuid: uuidlib.UUID, seq_nr: int) -> None:
         if self.open_archive:
@@ -148,8 +150,15 @@ class _Checker:
         self.content.content_uuids[file_number] = uuid
 
 
-def parse_catalog(data: bytes, content: CatalogContent | None = None) -> tuple[CatalogContent, _Checker]:
-    """Check and decode `.log` bytes; `content` may carry the expected media and set."""
+class _TornEntry(MediaCatalogError):
+    """The data ends inside an entry."""
+
+
+def parse_catalog(data: bytes, content: CatalogContent | None = None,
+                  tolerate_torn_tail: bool = False) -> tuple[CatalogContent, _Checker]:
+    """Check and decode `.log` bytes; `content` may carry the expected media and set. With
+    `tolerate_torn_tail`, an entry cut short at the end (a commit interrupted by a crash) ends the
+    parse instead of failing it; `consistent_end` then tells where the intact part ends."""
     content = content or CatalogContent()
     checker = _Checker(content)
     if not data:
@@ -159,43 +168,57 @@ def parse_catalog(data: bytes, content: CatalogContent | None = None) -> tuple[C
     if data[:8] != magic.MEDIA_CATALOG_1_1:
         raise MediaCatalogError("wrong magic number - not a media catalog")
     view, pos = memoryview(data), 8
+    checker.consistent_end = pos
     while pos < len(view):
-        kind = bytes(view[pos:pos + 1])
-        size = ENTRY_SIZES.get(kind)
-        if size is None:
-            raise MediaCatalogError(f"unknown entry type {kind!r} at byte {pos}")
-        body = view[pos + 1:pos + 1 + size]
-        if len(body) != size:
-            raise MediaCatalogError(f"truncated {kind.decode()} entry at byte {pos}")
-        start, pos = pos, pos + 1 + size
-        if kind == CHUNK:
-            checker.chunk(bytes(body))
-        elif kind == LABEL:
-            entry = LABEL_ENTRY.parse(body)
-            checker.label(entry.file_number, uuidlib.UUID(bytes=entry.uuid), entry.seq_nr)
-        elif kind == CHUNK_ARCHIVE_END:
-            entry = CHUNK_ARCHIVE_END_ENTRY.parse(body)
-            checker.end_archive(entry.file_number, uuidlib.UUID(bytes=entry.uuid))
-        elif kind == CHUNK_ARCHIVE_START:
-            entry = CHUNK_ARCHIVE_START_ENTRY.parse(body)
-            store, pos = _take(view, pos, entry.store_name_len, start), pos + entry.store_name_len
-            checker.start_archive(entry.file_number, uuidlib.UUID(bytes=entry.uuid), store.decode())
-        else:
-            entry = SNAPSHOT_ENTRY.parse(body)
-            store = _take(view, pos, entry.store_name_len, start)
-            pos += entry.store_name_len
-            if _take(view, pos, 1, start) != b":":
-                raise MediaCatalogError(f"snapshot entry at byte {start} lacks the ':' separator")
-            name = _take(view, pos + 1, entry.name_len, start)
-            pos += 1 + entry.name_len
-            checker.snapshot(entry.file_number, uuidlib.UUID(bytes=entry.uuid), store.decode(), name.decode())
+        try:
+            pos = _parse_entry(view, pos, checker)
+        except _TornEntry:
+            if not tolerate_torn_tail:
+                raise
+            break
+        if checker.open_archive is None:
+            checker.consistent_end = pos
     return content, checker
+
+
+def _parse_entry(view: memoryview, pos: int, checker: _Checker) -> int:
+    """Check and apply the entry at `pos`; the position after it."""
+    kind = bytes(view[pos:pos + 1])
+    size = ENTRY_SIZES.get(kind)
+    if size is None:
+        raise MediaCatalogError(f"unknown entry type {kind!r} at byte {pos}")
+    body = view[pos + 1:pos + 1 + size]
+    if len(body) != size:
+        raise _TornEntry(f"truncated {kind.decode()} entry at byte {pos}")
+    start, pos = pos, pos + 1 + size
+    if kind == CHUNK:
+        checker.chunk(bytes(body))
+    elif kind == LABEL:
+        entry = LABEL_ENTRY.parse(body)
+        checker.label(entry.file_number, uuidlib.UUID(bytes=entry.uuid), entry.seq_nr)
+    elif kind == CHUNK_ARCHIVE_END:
+        entry = CHUNK_ARCHIVE_END_ENTRY.parse(body)
+        checker.end_archive(entry.file_number, uuidlib.UUID(bytes=entry.uuid))
+    elif kind == CHUNK_ARCHIVE_START:
+        entry = CHUNK_ARCHIVE_START_ENTRY.parse(body)
+        store, pos = _take(view, pos, entry.store_name_len, start), pos + entry.store_name_len
+        checker.start_archive(entry.file_number, uuidlib.UUID(bytes=entry.uuid), store.decode())
+    else:
+        entry = SNAPSHOT_ENTRY.parse(body)
+        store = _take(view, pos, entry.store_name_len, start)
+        pos += entry.store_name_len
+        if _take(view, pos, 1, start) != b":":
+            raise MediaCatalogError(f"snapshot entry at byte {start} lacks the ':' separator")
+        name = _take(view, pos + 1, entry.name_len, start)
+        pos += 1 + entry.name_len
+        checker.snapshot(entry.file_number, uuidlib.UUID(bytes=entry.uuid), store.decode(), name.decode())
+    return pos
 
 
 def _take(view: memoryview, pos: int, size: int, entry_start: int) -> bytes:
     data = bytes(view[pos:pos + size])
     if len(data) != size:
-        raise MediaCatalogError(f"truncated entry at byte {entry_start}")
+        raise _TornEntry(f"truncated entry at byte {entry_start}")
     return data
 
 
@@ -229,16 +252,29 @@ class MediaCatalogLog:
 
     @classmethod
     def load(cls, path: Path, media_uuid: uuidlib.UUID | None = None,
-             media_set: tuple[uuidlib.UUID, int] | None = None) -> "MediaCatalogLog":
-        """Read and check a catalog; the expected media and set, when given, must match."""
-        expected = CatalogContent(media_uuid, *(media_set or (None, None)))
-        with open(path, "rb") as file:
+             media_set: tuple[uuidlib.UUID, int] | None = None, repair: bool = False) -> "MediaCatalogLog":
+        """Read and check a catalog; the expected media and set, when given, must match.
+
+        `repair` cuts off what a commit interrupted by a crash left behind (a torn last entry,
+        a chunk archive without its end), which PBS would refuse or could not append to. Those
+        archives are then simply not registered; the tape still holds them."""
+        def expected() -> CatalogContent:
+            return CatalogContent(media_uuid, *(media_set or (None, None)))
+
+        with open(path, "r+b" if repair else "rb") as file:
             fcntl.flock(file, fcntl.LOCK_EX)
             data = file.read()
-        try:
-            content, checker = parse_catalog(data, expected)
-        except MediaCatalogError as error:
-            raise MediaCatalogError(f"{path}: {error}") from None
+            try:
+                content, checker = parse_catalog(data, expected(), tolerate_torn_tail=repair)
+                if repair and data and checker.consistent_end < len(data):
+                    log.warning("%s: dropping %d bytes of an interrupted commit", path,
+                                len(data) - checker.consistent_end)
+                    data = data[:checker.consistent_end]
+                    file.truncate(len(data))
+                    os.fsync(file.fileno())
+                    content, checker = parse_catalog(data, expected())
+            except MediaCatalogError as error:
+                raise MediaCatalogError(f"{path}: {error}") from None
         return cls(path, content, checker, len(data))
 
     def register_label(self, file_number: int, uuid: uuidlib.UUID, seq_nr: int) -> None:

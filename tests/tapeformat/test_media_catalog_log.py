@@ -158,3 +158,32 @@ def test_commit_if_large_waits_for_the_threshold_and_refuses_inside_an_archive(t
     catalog.register_snapshot(3, CONTENT, "a", "vm/1/t")
     catalog.commit_if_large()
     assert catalog.pending
+
+
+def test_torn_commit_is_an_error_unless_repaired(tmp_path):
+    catalog = MediaCatalogLog.create(tmp_path, MEDIA, (SET, 0))
+    catalog.register_snapshot(2, CONTENT, "a", "vm/1/t")
+    catalog.commit()
+    intact = catalog.path.read_bytes()
+    archive = encode_chunk_archive_start(3, CONTENT, "a") + encode_chunk(DIGEST) + encode_chunk_archive_end(3, CONTENT)
+    with open(catalog.path, "ab") as file:
+        file.write(archive[:-5])  # the crash hit in the middle of the append
+    with pytest.raises(MediaCatalogError, match=f"{catalog.path}: truncated E entry"):
+        MediaCatalogLog.load(catalog.path)
+    repaired = MediaCatalogLog.load(catalog.path, MEDIA, (SET, 0), repair=True)
+    assert catalog.path.read_bytes() == intact and repaired.content.chunks == {}
+    repaired.register_chunk_archive(3, CONTENT, "a", [DIGEST])
+    repaired.commit()
+    assert MediaCatalogLog.load(catalog.path).content.chunks == {"a": {DIGEST: 3}}
+
+
+def test_repair_drops_an_archive_left_open_and_keeps_a_clean_file(tmp_path):
+    catalog = MediaCatalogLog.create(tmp_path, MEDIA)
+    clean = catalog.path.read_bytes()
+    MediaCatalogLog.load(catalog.path, repair=True)
+    assert catalog.path.read_bytes() == clean
+    with open(catalog.path, "ab") as file:
+        file.write(encode_chunk_archive_start(2, CONTENT, "a") + encode_chunk(DIGEST))
+    assert MediaCatalogLog.load(catalog.path).content.chunks == {"a": {DIGEST: 2}}  # PBS tolerates it
+    assert MediaCatalogLog.load(catalog.path, repair=True).content.chunks == {}
+    assert catalog.path.read_bytes() == clean
