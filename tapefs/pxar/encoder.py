@@ -305,8 +305,8 @@ class _TreeWalker:
         self.hardlinks: dict[tuple[int, int], tuple[bytes, int]] = {}
 
     def walk(self, dir_fd: int, path: bytes, device: int) -> None:
-        for name in sorted(os.listdir(dir_fd)):
-            name = os.fsencode(name)
+        # sort the bytes: str order differs for undecodable names (surrogate escapes)
+        for name in sorted(map(os.fsencode, os.listdir(dir_fd))):
             child_path = path + b"/" + name if path else name
             try:
                 self.add(dir_fd, name, child_path, device)

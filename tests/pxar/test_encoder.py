@@ -189,3 +189,14 @@ def test_file_that_shrinks_while_read_is_zero_padded():
     contents = {entry.path: decoder.read_content(entry) for entry in decoder
                 if entry.kind is Kind.FILE}
     assert contents == {b"f": b"abc" + bytes(7), b"g": b"ab"}
+
+
+def test_tree_walk_orders_names_by_bytes_not_by_decoded_text(tmp_path):
+    names = [b"\xff-undecodable", "😀-emoji".encode(), b"plain", "é".encode()]
+    for name in names:
+        (tmp_path / os.fsdecode(name)).write_bytes(name)
+    out = io.BytesIO()
+    encode_tree(tmp_path, out)
+    decoded = [entry.path for entry in Decoder(BytesSource(out.getvalue()))][1:]
+    assert decoded == sorted(names)
+    assert sorted(names) != sorted(names, key=os.fsdecode)
