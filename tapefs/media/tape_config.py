@@ -13,11 +13,12 @@ Loading checks every section and property and reports the first problem as
 """
 
 import difflib
+import hashlib
 import logging
 import os
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
 
 from tapefs.config import paths, section_config
@@ -442,6 +443,100 @@ def save_tape_job_config(jobs: dict[str, TapeJobConfig], path: str | os.PathLike
 
 def config_keys(cls: type) -> list[str]:
     """The file keys of a typed section class, for command lines that build --delete choices."""
-    schema = {DriveConfig: _DRIVE_SCHEMA, ChangerConfig: _CHANGER_SCHEMA, MediaPoolConfig: _POOL_SCHEMA,
-              TapeJobConfig: _TAPE_JOB_SCHEMA}[cls]
-    return [prop.key for prop in schema.properties]
+    return [prop.key for prop in _SCHEMAS[cls].properties]
+
+
+# -- create, update, remove (the command lines' "create", "update --delete", "remove") ----------
+
+class ConfigChangeError(ValueError):
+    """A create, update or remove that cannot be done: name taken, unknown, still in use, or the
+    file changed since it was read (digest mismatch)."""
+
+
+def config_digest(path: str | os.PathLike) -> str:
+    """SHA-256 of the file as it is now (of nothing if missing), for update --digest."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        data = b""
+    return hashlib.sha256(data).hexdigest()
+
+
+_FILES = {
+    DRIVE_SECTION: (TAPE_CONFIG_NAME, (_DRIVE_SCHEMA, _CHANGER_SCHEMA)),
+    CHANGER_SECTION: (TAPE_CONFIG_NAME, (_DRIVE_SCHEMA, _CHANGER_SCHEMA)),
+    POOL_SECTION: (MEDIA_POOL_CONFIG_NAME, (_POOL_SCHEMA,)),
+    TAPE_JOB_SECTION: (TAPE_JOB_CONFIG_NAME, (_TAPE_JOB_SCHEMA,)),
+}
+_SCHEMAS = {schema.cls: schema for schema in (_DRIVE_SCHEMA, _CHANGER_SCHEMA, _POOL_SCHEMA, _TAPE_JOB_SCHEMA)}
+
+
+def _edit(section_type: str, path: str | os.PathLike | None, digest: str | None,
+          change: Callable[[dict[str, dict[str, object]]], None]) -> None:
+    name, schemas = _FILES[section_type]
+    path = _config_path(path, name)
+    if digest is not None and digest != config_digest(path):
+        raise ConfigChangeError(f"{path} was changed by someone else since it was read (digest mismatch)")
+    sections, _ = _load(path, schemas)
+    change(sections)
+    if section_type in (DRIVE_SECTION, CHANGER_SECTION):
+        save_tape_config(TapeDeviceConfig(sections[DRIVE_SECTION], sections[CHANGER_SECTION]), path)
+    else:
+        schema = schemas[0]
+        _save(path, [(obj, schema) for obj in sections[section_type].values()])
+
+
+def create_section(obj, path: str | os.PathLike | None = None) -> None:
+    """Add a drive, changer, pool or tape job; fails if the name is taken in its file."""
+    schema = _SCHEMAS[type(obj)]
+    name = getattr(obj, schema.id_attribute)
+
+    def change(sections):
+        for kind, existing in sections.items():
+            if name in existing:
+                raise ConfigChangeError(f"{_FILES[schema.section_type][0]} already has an entry named {name!r} ({kind})")
+        sections[schema.section_type][name] = obj
+
+    _edit(schema.section_type, path, None, change)
+
+
+def _defaults(cls: type) -> dict[str, object]:
+    return {f.name: f.default for f in fields(cls) if f.default is not MISSING}
+
+
+def update_section(cls: type, name: str, changes: Mapping[str, object] | None = None, delete: Iterable[str] = (),
+                   path: str | os.PathLike | None = None, digest: str | None = None) -> None:
+    """Set the fields in ``changes`` (dataclass field names) and clear the file keys in ``delete``."""
+    schema = _SCHEMAS[cls]
+
+    def change(sections):
+        current = sections[schema.section_type].get(name)
+        if current is None:
+            raise ConfigChangeError(f"no {schema.kind} named {name!r}")
+        values = dict(changes or {})
+        for key in delete:
+            prop = schema.property(key)
+            if prop is None:
+                raise ConfigChangeError(f"{schema.kind} {name!r}: cannot delete unknown property {key!r}")
+            if prop.required:
+                raise ConfigChangeError(f"{schema.kind} {name!r}: property {key!r} is required")
+            values[prop.attribute] = _defaults(cls)[prop.attribute]
+        sections[schema.section_type][name] = replace(current, **values)
+
+    _edit(schema.section_type, path, digest, change)
+
+
+def remove_section(cls: type, name: str, path: str | os.PathLike | None = None, digest: str | None = None) -> None:
+    """Remove an entry; a changer that drives still name cannot be removed."""
+    schema = _SCHEMAS[cls]
+
+    def change(sections):
+        if name not in sections[schema.section_type]:
+            raise ConfigChangeError(f"no {schema.kind} named {name!r}")
+        if schema.section_type == CHANGER_SECTION:
+            users = [d.name for d in sections[DRIVE_SECTION].values() if d.changer == name]
+            if users:
+                raise ConfigChangeError(f"changer {name!r} is used by drive(s) {', '.join(users)}")
+        del sections[schema.section_type][name]
+
+    _edit(schema.section_type, path, digest, change)

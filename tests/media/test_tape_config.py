@@ -5,18 +5,23 @@ from tapefs.media.calendar import CalendarEvent
 from tapefs.media.policy import AlwaysCreate, ContinueCurrent, CreateAt, KeepForever, OverwriteAlways, ProtectFor
 from tapefs.media.tape_config import (
     ChangerConfig,
+    ConfigChangeError,
     DriveConfig,
     MediaPoolConfig,
     TapeConfigError,
     TapeDeviceConfig,
     TapeJobConfig,
+    config_digest,
     config_keys,
+    create_section,
     load_media_pool_config,
     load_tape_config,
     load_tape_job_config,
+    remove_section,
     save_media_pool_config,
     save_tape_config,
     save_tape_job_config,
+    update_section,
 )
 
 TAPE_CFG = """\
@@ -226,3 +231,51 @@ def test_tape_job_cfg_errors(tmp_path, old, new, line, message):
 def test_config_keys_for_delete_options():
     assert config_keys(DriveConfig) == ["path", "changer", "changer-drivenum"]
     assert config_keys(MediaPoolConfig) == ["allocation", "retention", "template", "encrypt", "comment"]
+
+
+def test_create_update_remove_drives_and_changers(tmp_path):
+    create_section(ChangerConfig("lib0", "/run/vtape/lib0/changer", (15,)))
+    create_section(DriveConfig("drive0", "/run/vtape/lib0/drive0", "lib0", 0))
+    with pytest.raises(ConfigChangeError, match="already has an entry named 'lib0'"):
+        create_section(DriveConfig("lib0", "/dev/nst0"))
+    with pytest.raises(ValueError, match="no changer named 'nolib'"):
+        create_section(DriveConfig("drive1", "/dev/nst1", "nolib"))
+    update_section(DriveConfig, "drive0", {"changer_drivenum": 3})
+    assert load_tape_config().drive("drive0").changer_drivenum == 3
+    with pytest.raises(ConfigChangeError, match="changer 'lib0' is used by drive\\(s\\) drive0"):
+        remove_section(ChangerConfig, "lib0")
+    update_section(DriveConfig, "drive0", delete=["changer", "changer-drivenum"])
+    assert load_tape_config().drive("drive0") == DriveConfig("drive0", "/run/vtape/lib0/drive0")
+    update_section(ChangerConfig, "lib0", delete=["export-slots"])
+    assert load_tape_config().changer("lib0").export_slots == ()
+    remove_section(ChangerConfig, "lib0")
+    assert load_tape_config().changers == {}
+    with pytest.raises(ConfigChangeError, match="property 'path' is required"):
+        update_section(DriveConfig, "drive0", delete=["path"])
+    with pytest.raises(ConfigChangeError, match="cannot delete unknown property 'pth'"):
+        update_section(DriveConfig, "drive0", delete=["pth"])
+    with pytest.raises(ConfigChangeError, match="no drive named 'drive9'"):
+        remove_section(DriveConfig, "drive9")
+
+
+def test_update_with_a_stale_digest_is_refused(tmp_path):
+    create_section(MediaPoolConfig("daily", allocation="daily"))
+    path = tmp_path / "config" / "media-pool.cfg"
+    digest = config_digest(path)
+    update_section(MediaPoolConfig, "daily", {"retention": "7days"}, digest=digest)
+    with pytest.raises(ConfigChangeError, match="digest mismatch"):
+        update_section(MediaPoolConfig, "daily", {"retention": "keep"}, digest=digest)
+    assert load_media_pool_config()["daily"].retention == "7days"
+    with pytest.raises(ValueError, match="invalid calendar event 'sometimes'"):
+        update_section(MediaPoolConfig, "daily", {"allocation": "sometimes"})
+    assert load_media_pool_config()["daily"].allocation == "daily"
+    remove_section(MediaPoolConfig, "daily", digest=config_digest(path))
+    assert load_media_pool_config() == {}
+
+
+def test_create_tape_job(tmp_path):
+    job = TapeJobConfig("nightly", store="store1", pool="daily", drive="drive0", schedule="21:00")
+    create_section(job)
+    assert load_tape_job_config() == {"nightly": job}
+    assert (tmp_path / "config" / "tape-job.cfg").read_text() == (
+        "backup: nightly\n\tstore store1\n\tpool daily\n\tdrive drive0\n\tschedule 21:00\n")
