@@ -119,8 +119,9 @@ class BlockedReader:
         self.missing_end_marker = False
         self._accept(first_block)
 
-    def _error(self, cls, message: str, block: int | None = None) -> TapeFormatError:
-        return cls(message, self.file_number, self._seq_nr if block is None else block)
+    def _error(self, cls, message: str) -> TapeFormatError:
+        """An error at the block expected next (the one being checked, or the missing one)."""
+        return cls(message, self.file_number, self._seq_nr)
 
     def _accept(self, block: bytes) -> None:
         if len(block) != BLOCK_SIZE:

@@ -93,17 +93,20 @@ class ChunkArchiveWriter:
         return blocks_for_stream(self._writer.bytes_written) * BLOCK_SIZE > self.max_size
 
     def add_chunk(self, digest: bytes, blob: bytes | memoryview) -> ChunkLocation:
-        """Append one entry; its location in the part `self.part` had when it was written."""
+        """Append one entry; its location, listed in the `chunks` of the part it went into.
+
+        ArchiveAborted (physical end): the chunks of the aborted part, this one included, are
+        not on tape and go to the next tape; earlier parts stay valid."""
         if self._writer.closed:
             raise RuntimeError("chunk archive is closed (tape full)")
         location = ChunkLocation(digest, self._writer.bytes_written, len(blob))
         part = self._part
+        part.chunks.append(location)
         try:
             self._writer.write(build_entry_header(digest, len(blob)))
             self._writer.write(blob)
         except PhysicalEndOfTape:
             self._abort()
-        part.chunks.append(location)
         if self._writer.leom:
             self._cut_at_early_warning()
         return location

@@ -105,10 +105,9 @@ def _read_label_file(device: BlockDevice, content_magic: bytes, what: str) -> di
     header, value = read_content_start(reader)
     if header.content_magic != content_magic:
         raise WrongContent(f"expected a {what}, found a {header.content_name}", reader.file_number)
+    # Reading on also checks the end marker: MissingEndMarker if the label was never finished.
     if reader.read(1):
         raise HeaderError(f"unexpected data after the {what}", reader.file_number, reader.block_index)
-    if reader.missing_end_marker:
-        raise HeaderError(f"{what} without end marker", reader.file_number)
     return value
 
 
