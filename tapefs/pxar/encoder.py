@@ -5,7 +5,6 @@
 proxmox-backup-client does and can feed a ``CatalogWriter`` in the same pass.
 """
 
-import errno
 import logging
 import os
 import stat
@@ -325,12 +324,16 @@ class _TreeWalker:
                 encoder.add_hardlink(name, *known)
                 return
         if kind in (stat.S_IFREG, stat.S_IFDIR):
-            flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY
+            # O_NONBLOCK: if the name was swapped for a fifo since lstat, open must not hang
+            flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK
             if kind == stat.S_IFDIR:
                 flags |= os.O_DIRECTORY
             fd = os.open(name, flags, dir_fd=dir_fd)
             try:
                 st = os.fstat(fd)
+                if stat.S_IFMT(st.st_mode) != kind:
+                    log.warning("%r changed type while being archived; skipped", path)
+                    return
                 metadata = read_metadata(st, fd)
                 if kind == stat.S_IFREG:
                     with os.fdopen(fd, "rb", buffering=0, closefd=False) as reader:
@@ -372,10 +375,6 @@ def encode_tree(source: str | os.PathLike, out, catalog: CatalogWriter | None = 
         encoder = Encoder(out, read_metadata(st, fd), catalog)
         _TreeWalker(encoder, one_file_system).walk(fd, b"", st.st_dev)
         encoder.finish()
-    except OSError as error:
-        if error.errno == errno.ENOTDIR:
-            raise NotADirectoryError(f"{os.fspath(source)!r} is not a directory") from None
-        raise
     finally:
         os.close(fd)
     return encoder.position
