@@ -263,3 +263,18 @@ def test_readiness_check_consumes_the_unit_attention_of_a_reload(drive):
     drive.load()                   # queues "medium may have changed"
     assert drive.is_ready()
     drive.rewind()                 # the unit attention is gone
+
+
+def test_lto9_format_is_immediate_and_polled(make_vtape_library):
+    library = make_vtape_library(generation=9, drives=1, cartridges=1, cleaning_cartridges=0)
+    with Changer.open(library.changer) as changer:
+        changer.load(1, 0)
+    records: list[TraceRecord] = []
+    with Drive.open(library.drives[0], records.append) as drive:
+        drive.request_sense()
+        drive.write_block(b"old")
+        drive.format_medium(fast=True)
+        with pytest.raises(errors.EndOfData):
+            drive.read_block()
+    formats = [r.cdb for r in records if r.cdb[0] == 0x04]
+    assert formats == [bytes.fromhex("04 01 00 00 00 00")]
