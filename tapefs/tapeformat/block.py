@@ -124,7 +124,9 @@ class BlockedReader:
         return cls(message, self.file_number, self._seq_nr)
 
     def _accept(self, block: bytes) -> None:
-        if len(block) != BLOCK_SIZE:
+        if len(block) > BLOCK_SIZE:
+            raise self._error(BlockSizeError, f"got a block longer than {BLOCK_SIZE} bytes")
+        if len(block) < BLOCK_SIZE:
             raise self._error(BlockSizeError, f"got a block of {len(block)} bytes, expected {BLOCK_SIZE}")
         header = BLOCK_HEADER.parse(block[:HEADER_SIZE])
         if header.magic != magic.BLOCK_HEADER:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import uuid as uuidlib
 from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 from tapefs.tapeformat.archive_part import ArchivePart
 from tapefs.tapeformat.block import PAYLOAD_SIZE, BlockedReader, BlockedWriter
@@ -29,6 +30,7 @@ from tapefs.tapeformat.tape_file import TapeFile, open_tape_file
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 NextVolume = Callable[[ArchivePart], BlockDevice]
 #: Returns the archive's content stream from its start; called again when the archive is
 #: written anew on the next tape.
@@ -96,7 +98,7 @@ def _write_parts(device: BlockDevice, kind: str, content_magic: bytes, header_da
     return parts
 
 
-def guarded(writer: BlockedWriter, part: ArchivePart, action):
+def guarded(writer: BlockedWriter, part: ArchivePart, action: Callable[[], T]) -> T:
     """Run a write; at the physical end close the file without end marker and abort the archive."""
     try:
         return action()

@@ -12,7 +12,7 @@ from tapefs.device.drive import Drive
 from tapefs.tapeformat.block_device import DriveBlockDevice, Mark
 from tapefs.tapeformat.catalog_archive import CatalogArchiveReader, write_catalog_archive
 from tapefs.tapeformat.chunk_archive import ChunkArchiveReader, ChunkArchiveWriter, read_chunk_at
-from tapefs.tapeformat.errors import ArchiveAborted, MissingEndMarker
+from tapefs.tapeformat.errors import ArchiveAborted, BlockSizeError, MissingEndMarker
 from tapefs.tapeformat.labels import MediaLabel, MediaSetLabel, read_labels, write_media_label, write_media_set_label
 from tapefs.tapeformat.media_catalog_log import MediaCatalogLog, parse_catalog
 from tapefs.tapeformat.snapshot_archive import SnapshotArchiveReader, write_snapshot_archive
@@ -148,6 +148,24 @@ def test_append_after_interrupted_write_on_a_real_drive(small_library):
         read_labels(device)
         files = list(scan_files(device))
         assert [(f.file_number, f.missing_end_marker) for f in files] == [(2, True)]
+    finally:
+        device.drive.close()
+
+
+@pytest.mark.parametrize("size, message", [
+    (1000, "tape file 1, block 0: got a block of 1000 bytes, expected 262144"),
+    (300000, "tape file 1, block 0: got a block longer than 262144 bytes"),
+])
+def test_foreign_block_sizes_are_refused_on_a_real_drive(small_library, size, message):
+    device = open_drive(small_library, 1, 0)
+    try:
+        label(device, "SM0001L8", uuid.uuid4(), 0)
+        device.locate_file(1)
+        device.drive.write_block(os.urandom(size))
+        device.write_filemark()
+        device.locate_file(1)
+        with pytest.raises(BlockSizeError, match=message):
+            open_tape_file(device)
     finally:
         device.drive.close()
 
