@@ -9,6 +9,7 @@ other's updates, and every read sees the latest committed state.
 
 import json
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Collection, Iterator, Mapping
@@ -105,8 +106,12 @@ class Inventory:
 
     def __init__(self, db_path: str | Path):
         self.db_path = Path(db_path)
-        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        # Catalogs and the inventory say what is on which tape: not for every local user.
+        self.db_path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
+        created = not self.db_path.exists()
         self._db = sqlite3.connect(self.db_path, isolation_level=None, timeout=10.0)
+        if created:
+            os.chmod(self.db_path, 0o640)
         self._db.execute("PRAGMA journal_mode=WAL")
         # The inventory is small and rarely written; losing a media-set assignment is not.
         self._db.execute("PRAGMA synchronous=FULL")

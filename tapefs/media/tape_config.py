@@ -9,7 +9,9 @@
 * ``tape-job.cfg``: ``backup: ID`` tape backup jobs.
 
 Loading checks every section and property and reports the first problem as
-``FILE:LINE: <what> 'NAME': property 'KEY': <why>``, so a typo names its place.
+``FILE:LINE: <what> 'NAME': property 'KEY': <why>``, so a typo names its place. Saving checks
+the same rules; ``create_section``, ``update_section`` and ``remove_section`` are the
+command lines' create, update (with ``--delete`` and ``--digest``) and remove.
 """
 
 import difflib

@@ -372,3 +372,8 @@ def test_store_label_round_trip_with_set_label_and_fingerprint(inventory):
     media = MediaId(MediaLabel(new_uuid(), "T", 5, "p1"), set_label(SET_A, 3, 6, fingerprint="aa:" * 31 + "aa"))
     inventory.store(media)
     assert inventory.get(media.uuid).id == media
+
+
+def test_inventory_file_is_not_world_readable(inventory):
+    assert inventory.db_path.stat().st_mode & 0o777 == 0o640
+    assert inventory.status_dir.stat().st_mode & 0o007 == 0
