@@ -107,6 +107,11 @@ def encode_blob(
     return header + ciphertext
 
 
+def blob_kind(raw: bytes) -> BlobKind | None:
+    """The kind named by the magic, without any check of the rest."""
+    return _KIND_BY_MAGIC.get(bytes(raw[:8]))
+
+
 def inspect_blob(raw: bytes, source: str = "<blob>") -> BlobInfo:
     """Check magic, length and CRC without decrypting or decompressing."""
     if len(raw) < PLAIN_HEADER.sizeof():

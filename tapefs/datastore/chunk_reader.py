@@ -2,7 +2,7 @@
 
 import logging
 
-from tapefs.datastore.blob import decode_blob, inspect_blob
+from tapefs.datastore.blob import blob_kind, decode_blob, inspect_blob
 from tapefs.datastore.chunk_store import ChunkStore
 from tapefs.datastore.crypt_config import CryptConfig, plain_digest
 from tapefs.datastore.errors import CorruptFileError, CryptoError
@@ -19,9 +19,8 @@ class ChunkReader:
         """Decoded chunk data; checks CRC, GCM tag, digest and (if given) the length."""
         raw = self.chunk_store.read_raw(digest)
         source = str(self.chunk_store.chunk_path(digest))
-        kind = inspect_blob(raw, source).kind
         data = decode_blob(raw, self.crypt_config, source)
-        if kind.encrypted:
+        if blob_kind(raw).encrypted:
             actual = self.crypt_config.digest(data)
         else:
             actual = plain_digest(data)

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tapefs.datastore.blob import BlobKind
+from tapefs.datastore.blob import blob_kind
 from tapefs.datastore.errors import ChunkMissingError, CorruptFileError
 
 log = logging.getLogger(__name__)
@@ -25,6 +25,7 @@ CHUNK_FILE_NAME = re.compile(r"[0-9a-f]{64}")
 MAX_BAD_COPIES = 10
 
 _libc = ctypes.CDLL(None, use_errno=True)
+SYNC_FILE_RANGE_WRITE = 2
 
 
 @dataclass(frozen=True)
@@ -32,13 +33,6 @@ class InsertResult:
     is_duplicate: bool
     #: bytes of the chunk file as it now stands in the store
     stored_size: int
-
-
-def _blob_kind(magic: bytes) -> BlobKind | None:
-    try:
-        return BlobKind(magic)
-    except ValueError:
-        return None
 
 
 class ChunkStore:
@@ -103,9 +97,9 @@ class ChunkStore:
         if existing_size == len(encoded):
             self._touch_stat(path, stat)
             return InsertResult(True, existing_size)
-        new_kind = _blob_kind(encoded[:8])
+        new_kind = blob_kind(encoded)
         with open(path, "rb") as existing:
-            old_kind = _blob_kind(existing.read(8))
+            old_kind = blob_kind(existing.read(8))
         if new_kind is not None and new_kind.encrypted:
             if old_kind is None or not old_kind.encrypted:
                 raise CorruptFileError(path, 0, "refusing to replace an unencrypted chunk with an encrypted one")
@@ -130,9 +124,13 @@ class ChunkStore:
         try:
             with os.fdopen(fd, "wb") as temp:
                 temp.write(encoded)
+                temp.flush()
                 if sync:
-                    temp.flush()
                     os.fsync(temp.fileno())
+                else:
+                    # start writeback now, without waiting: the disk works while we chunk on,
+                    # and the syncfs() before the index is published finds little left to do
+                    _libc.sync_file_range(temp.fileno(), ctypes.c_int64(0), ctypes.c_int64(0), SYNC_FILE_RANGE_WRITE)
             os.chmod(temp_name, 0o644)
             os.rename(temp_name, path)
         except BaseException:
