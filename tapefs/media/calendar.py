@@ -6,10 +6,10 @@ Grammar (PBS "Calendar Events", a dialect of systemd.time(7))::
 
 Each field is ``*``, ``*/S`` or a comma list of ``N``, ``A..B`` (a range), ``N/S`` (from N every
 S) and ``A..B/S``. A missing weekday or date part means every day; a missing time part means
-00:00:00; a missing hour means every hour, missing seconds mean :00. Special names: minutely, hourly, daily, weekly, monthly, yearly,
-annually, quarterly, semiannually, semi-annually. Events are evaluated in local time unless
-they end in ``UTC``; :meth:`CalendarEvent.next_after` returns the first match strictly after
-the given time, as PBS's ``compute_next_event``.
+00:00:00; a missing hour means every hour, missing seconds mean :00. Special names: minutely,
+hourly, daily, weekly, monthly, yearly, annually, quarterly, semiannually, semi-annually.
+Events are evaluated in local time unless they end in ``UTC``; :meth:`CalendarEvent.next_after`
+returns the first match strictly after the given time, as PBS's ``compute_next_event``.
 """
 
 import datetime

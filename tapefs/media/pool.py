@@ -23,7 +23,6 @@ from tapefs.media.media_id import (
     MediaStatus,
 )
 from tapefs.media.media_set import MediaSet
-from tapefs.media.tape_config import MediaPoolConfig
 from tapefs.media.policy import (
     AllocationPolicy,
     AlwaysCreate,
@@ -34,6 +33,7 @@ from tapefs.media.policy import (
     ProtectFor,
     RetentionPolicy,
 )
+from tapefs.media.tape_config import MediaPoolConfig
 
 log = logging.getLogger(__name__)
 
@@ -321,7 +321,8 @@ class MediaPool:
         if self._set_lock is None:
             # Only the holder of the set lock may add tapes to the set; a pool opened without
             # locking is for listing and guessing.
-            raise MediaSetError(f"pool {self.name}: the media set lock is not held (pool closed or opened without locking)")
+            raise MediaSetError(
+                f"pool {self.name}: the media set lock is not held (pool closed or opened without locking)")
         if self.current_set_usable():
             return self.current_set.last_media
         with self._pool_lock():
@@ -329,7 +330,7 @@ class MediaPool:
             if media is not None:
                 self.add_media_to_current_set(media.id, now)
                 return media.uuid
-        with _NoLock() if self.no_media_set_locking else lock_unassigned_media(self.inventory.status_dir):
+        with lock_unassigned_media(self.inventory.status_dir):
             media = self.next_unassigned_media()
             if media is not None:
                 self.add_media_to_current_set(media.id, now)
