@@ -1,4 +1,4 @@
-"""pxar v1 encoding, byte-compatible with proxmox-backup-client (spec §7.10).
+"""pxar encoding, byte-compatible with proxmox-backup-client and the pxar crate (spec §7.10).
 
 ``Encoder`` writes entries as it is told (an entry-level API for in-memory trees and tests);
 ``encode_entries`` re-encodes decoded entries; ``encode_tree`` walks a local directory the way
@@ -33,6 +33,30 @@ class _OpenDirectory:
     children: list[tuple[int, int, int]] = field(default_factory=list)
 
 
+class _OutputStream:
+    """Counts the bytes written to ``out`` and batches small writes into large ones."""
+
+    def __init__(self, out):
+        self._out = out
+        self._buffer = bytearray()
+        self.position = 0
+
+    def write(self, data) -> None:
+        if len(data) >= DIRECT_WRITE_SIZE:
+            self.flush()
+            self._out.write(data)
+        else:
+            self._buffer += data
+            if len(self._buffer) >= FLUSH_THRESHOLD:
+                self.flush()
+        self.position += len(data)
+
+    def flush(self) -> None:
+        if self._buffer:
+            self._out.write(bytes(self._buffer))
+            self._buffer.clear()
+
+
 def _c_string(data: bytes) -> bytes:
     if b"\0" in data:
         raise ValueError(f"{data!r} contains a NUL byte")
@@ -40,39 +64,51 @@ def _c_string(data: bytes) -> bytes:
 
 
 class Encoder:
-    """Writes one v1 archive to ``out`` (anything with ``write(bytes)``).
+    """Writes one archive to ``out`` (anything with ``write(bytes)``).
 
     The root directory is opened by the constructor; add its children in the order they should
     appear (byte-sorted names for output identical to proxmox-backup-client), open and close
     subdirectories with ``begin_directory``/``end_directory``, and call ``finish`` at the end.
     If ``catalog`` is given, the same walk is recorded there (names, kinds, sizes, mtimes).
+
+    With ``payload_out`` the archive is a v2 split archive: ``out`` receives the metadata stream
+    (``.mpxar``, with ``prelude`` if given) and ``payload_out`` the file contents (``.ppxar``).
+    ``payload_boundary`` is then called with the payload-stream offset of each file's PAYLOAD
+    header, the points PBS's payload chunker prefers to cut at (spec §6.4).
     """
 
-    def __init__(self, out, root: Metadata, catalog: CatalogWriter | None = None):
+    def __init__(self, out, root: Metadata, catalog: CatalogWriter | None = None,
+                 payload_out=None, prelude: bytes | None = None,
+                 payload_boundary: Callable[[int], None] | None = None):
         if stat.S_IFMT(root.mode) != fmt.S_IFDIR:
             raise ValueError("the archive root must be a directory")
-        self._out = out
-        self._buffer = bytearray()
-        self._position = 0
+        if prelude is not None and payload_out is None:
+            raise ValueError("a prelude needs a v2 archive (payload_out)")
+        self._meta = _OutputStream(out)
+        self._payload = _OutputStream(payload_out) if payload_out is not None else None
+        self._payload_boundary = payload_boundary
         self._catalog = catalog
+        if self._payload is not None:
+            self._item(fmt.FORMAT_VERSION, fmt.U64.build(fmt.FORMAT_VERSION_2))
+            if prelude is not None:
+                self._item(fmt.PRELUDE, prelude)
+            self._payload.write(fmt.pack_header(fmt.PAYLOAD_START_MARKER, 0))
         self._write_entry(root)
+        # the root's goodbye tail points at offset 0, before any FORMAT_VERSION (spec §7.5)
         self._stack = [_OpenDirectory(b"", 0, None)]
 
     @property
     def position(self) -> int:
-        """Bytes written so far: the archive offset of the next item."""
-        return self._position
+        """Bytes written so far to the (metadata) archive: the offset of the next item."""
+        return self._meta.position
+
+    @property
+    def payload_position(self) -> int | None:
+        """Bytes written so far to the payload stream of a v2 archive."""
+        return self._payload.position if self._payload is not None else None
 
     def _write(self, data: bytes) -> None:
-        self._buffer += data
-        self._position += len(data)
-        if len(self._buffer) >= FLUSH_THRESHOLD:
-            self._flush()
-
-    def _flush(self) -> None:
-        if self._buffer:
-            self._out.write(bytes(self._buffer))
-            self._buffer.clear()
+        self._meta.write(data)
 
     def _item(self, htype: int, content: bytes) -> None:
         self._write(fmt.pack_header(htype, len(content)) + content)
@@ -113,13 +149,15 @@ class Encoder:
             raise ValueError(f"invalid file name {name!r}")
         if len(self._stack) == 0:
             raise ValueError("the archive is already finished")
-        start = self._position
+        start = self.position
         self._item(fmt.FILENAME, name + b"\0")
         return name, start
 
-    def _end_child(self, name: bytes, filename_offset: int) -> None:
+    def _end_child(self, name: bytes, filename_offset: int, payload_size: int = 0) -> None:
+        # v2 file sizes in the goodbye table include the payload, as the pxar crate writes them
         self._stack[-1].children.append(
-            (fmt.name_hash(name), filename_offset, self._position - filename_offset))
+            (fmt.name_hash(name), filename_offset,
+             self.position - filename_offset + payload_size))
 
     def _check_kind(self, metadata: Metadata, *kinds: int) -> None:
         if stat.S_IFMT(metadata.mode) not in kinds:
@@ -133,29 +171,31 @@ class Encoder:
         FILENAME offset, which a later ``add_hardlink`` to this file needs.
         """
         self._check_kind(metadata, fmt.S_IFREG)
+        if isinstance(content, (bytes, bytearray, memoryview)) and len(content) != size:
+            raise ValueError(f"content is {len(content)} bytes, size says {size}")
         name, start = self._begin_child(name)
         self._write_entry(metadata)
-        self._write(fmt.pack_header(fmt.PAYLOAD, size))
+        stream = self._payload if self._payload is not None else self._meta
+        payload_offset = stream.position
+        if self._payload is not None and self._payload_boundary is not None:
+            self._payload_boundary(payload_offset)
+        stream.write(fmt.pack_header(fmt.PAYLOAD, size))
         if isinstance(content, (bytes, bytearray, memoryview)):
-            if len(content) != size:
-                raise ValueError(f"content is {len(content)} bytes, size says {size}")
-            self._write_content(content)
+            stream.write(content)
         else:
-            self._copy_content(content, size, name)
-        self._end_child(name, start)
+            self._copy_content(stream, content, size, name)
+        if self._payload is not None:
+            self._item(fmt.PAYLOAD_REF, fmt.PayloadRef.build(dict(offset=payload_offset,
+                                                                  size=size)))
+            self._end_child(name, start, size)
+        else:
+            self._end_child(name, start)
         if self._catalog is not None:
             self._catalog.add_file(name, size, metadata.mtime_secs)
         return start
 
-    def _write_content(self, data) -> None:
-        if len(data) < DIRECT_WRITE_SIZE:
-            self._write(data)
-            return
-        self._flush()
-        self._out.write(data)
-        self._position += len(data)
-
-    def _copy_content(self, reader, size: int, name: bytes) -> None:
+    @staticmethod
+    def _copy_content(stream: _OutputStream, reader, size: int, name: bytes) -> None:
         remaining = size
         while remaining:
             data = reader.read(min(READ_BLOCK, remaining))
@@ -163,7 +203,7 @@ class Encoder:
                 log.warning("%r shrank while being archived; padding %d bytes with zeros",
                             name, remaining)
                 data = bytes(min(READ_BLOCK, remaining))
-            self._write_content(data)
+            stream.write(data)
             remaining -= len(data)
         if reader.read(1):
             log.warning("%r grew while being archived; stored the first %d bytes", name, size)
@@ -216,14 +256,14 @@ class Encoder:
     def begin_directory(self, name: bytes | str, metadata: Metadata) -> None:
         self._check_kind(metadata, fmt.S_IFDIR)
         name, start = self._begin_child(name)
-        entry_offset = self._position
+        entry_offset = self.position
         self._write_entry(metadata)
         self._stack.append(_OpenDirectory(name, entry_offset, start))
         if self._catalog is not None:
             self._catalog.start_directory(name)
 
     def _write_goodbye(self, directory: _OpenDirectory) -> None:
-        goodbye_offset = self._position
+        goodbye_offset = self.position
         children = sorted(directory.children, key=lambda child: child[0])
         order = fmt.goodbye_permutation(len(children))
         table_size = fmt.HEADER_SIZE + fmt.GOODBYE_ITEM_SIZE * (len(children) + 1)
@@ -249,21 +289,25 @@ class Encoder:
         if len(self._stack) != 1:
             raise ValueError(f"{len(self._stack) - 1} directories are still open")
         self._write_goodbye(self._stack.pop())
-        self._flush()
+        self._meta.flush()
+        if self._payload is not None:
+            self._payload.write(fmt.pack_header(fmt.PAYLOAD_TAIL_MARKER, 0))
+            self._payload.flush()
 
 
 def encode_entries(out, entries: Iterable[Entry], content_of: Callable[[Entry], bytes],
-                   catalog: CatalogWriter | None = None) -> int:
-    """Encode decoded entries (root first, then depth-first archive order) as a v1 archive.
+                   catalog: CatalogWriter | None = None, **options) -> int:
+    """Encode decoded entries (root first, then depth-first archive order).
 
-    ``content_of(entry)`` returns a regular file's bytes or a binary file object.  Returns the
-    archive size.
+    ``content_of(entry)`` returns a regular file's bytes or a binary file object; ``options``
+    go to ``Encoder`` (``payload_out`` and ``prelude`` for a v2 archive).  Returns the
+    (metadata) archive size.
     """
     iterator = iter(entries)
     root = next(iterator)
     if root.path != b"" or root.kind is not Kind.DIRECTORY:
         raise ValueError("the first entry must be the root directory")
-    encoder = Encoder(out, root.metadata, catalog)
+    encoder = Encoder(out, root.metadata, catalog, **options)
     open_paths = [b""]
     file_offsets: dict[bytes, int] = {}
     for entry in iterator:
@@ -361,18 +405,19 @@ class _TreeWalker:
 
 
 def encode_tree(source: str | os.PathLike, out, catalog: CatalogWriter | None = None,
-                one_file_system: bool = True) -> int:
-    """Archive the directory ``source`` as a v1 pxar stream written to ``out``.
+                one_file_system: bool = True, **options) -> int:
+    """Archive the directory ``source`` as a pxar stream written to ``out``.
 
     Children are added in byte-sorted name order with metadata from ``lstat``, chattr flags,
     ``user.*``/``trusted.*`` xattrs, POSIX ACLs, file capabilities and quota project ids, as
     proxmox-backup-client does.  With ``one_file_system`` a mount point below ``source`` is
-    stored as an empty directory.  Returns the archive size.
+    stored as an empty directory.  ``options`` go to ``Encoder`` (``payload_out``, ``prelude``
+    and ``payload_boundary`` for a v2 archive).  Returns the (metadata) archive size.
     """
     fd = os.open(source, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         st = os.fstat(fd)
-        encoder = Encoder(out, read_metadata(st, fd), catalog)
+        encoder = Encoder(out, read_metadata(st, fd), catalog, **options)
         _TreeWalker(encoder, one_file_system).walk(fd, b"", st.st_dev)
         encoder.finish()
     finally:

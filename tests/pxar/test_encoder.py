@@ -20,7 +20,8 @@ from tapefs.pxar.extract import extract
 from tapefs.pxar.fsmeta import ACL_ACCESS_XATTR, ACL_DEFAULT_XATTR, FCAPS_XATTR, acl_to_xattrs
 from tapefs.pxar.source import BytesSource
 
-from .fixtures import (C_BIN, GENERATED, GENERATED_TREE, ORACLE, load_bytes, running_as_root)
+from .fixtures import (C_BIN, GENERATED, GENERATED_TREE, ORACLE, UPSTREAM, load_bytes,
+                       running_as_root)
 
 V1 = (GENERATED / "v1.pxar").read_bytes()
 TREE_V1 = (ORACLE / "tree-v1.pxar").read_bytes()
@@ -200,3 +201,56 @@ def test_tree_walk_orders_names_by_bytes_not_by_decoded_text(tmp_path):
     decoded = [entry.path for entry in Decoder(BytesSource(out.getvalue()))][1:]
     assert decoded == sorted(names)
     assert sorted(names) != sorted(names, key=os.fsdecode)
+
+
+GENERATED_PRELUDE = b'{"exclude-patterns":"/tmp\\n"}'
+
+
+def _encode_v2(decoder, prelude=None, content_of=None):
+    metadata, payload, boundaries = io.BytesIO(), io.BytesIO(), []
+    encode_entries(metadata, decoder, content_of or decoder.read_content, payload_out=payload,
+                   prelude=prelude, payload_boundary=boundaries.append)
+    return metadata.getvalue(), payload.getvalue(), boundaries
+
+
+def test_v2_encoder_reproduces_generated_split_archive():
+    metadata, payload, boundaries = _encode_v2(Decoder(BytesSource(V1)), GENERATED_PRELUDE)
+    assert metadata == (GENERATED / "v2.mpxar").read_bytes()
+    assert payload == (GENERATED / "v2.ppxar").read_bytes()
+    assert boundaries == [16, 38, 54]
+
+
+@pytest.mark.parametrize("archive, payload", [
+    ("tree-v1.pxar", None), ("tree-v2.mpxar", "tree-v2.ppxar"),
+])
+def test_v2_encoder_reproduces_oracle_split_archive(archive, payload):
+    decoder = Decoder(load_bytes(ORACLE / archive),
+                      load_bytes(ORACLE / payload) if payload else None)
+    metadata, payload_stream, _ = _encode_v2(decoder)
+    assert metadata == (ORACLE / "tree-v2.mpxar").read_bytes()
+    assert payload_stream == (ORACLE / "tree-v2.ppxar").read_bytes()
+
+
+def test_v2_encoder_reproduces_upstream_backup_client_metadata_stream():
+    """The upstream fixture's files are 1 MiB of zeros; its payload stream is not shipped."""
+    data = (UPSTREAM / "backup-client-pxar-data.mpxar").read_bytes()
+    metadata, payload, boundaries = _encode_v2(
+        Decoder(BytesSource(data)), content_of=lambda entry: bytes(entry.size))
+    assert metadata == data
+    assert len(payload) == 104859232
+    assert boundaries == [16 + k * 1048592 for k in range(100)]
+
+
+def test_prelude_needs_a_split_archive():
+    with pytest.raises(ValueError, match="prelude"):
+        Encoder(io.BytesIO(), Metadata(mode=stat.S_IFDIR | 0o755), prelude=b"{}")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not running_as_root(), reason="owners and device nodes need root")
+def test_walking_extracted_oracle_tree_reproduces_split_archive(tmp_path):
+    extract(Decoder(load_bytes(ORACLE / "tree-v1.pxar")), tmp_path / "tree")
+    metadata, payload = io.BytesIO(), io.BytesIO()
+    encode_tree(tmp_path / "tree", metadata, payload_out=payload)
+    assert metadata.getvalue() == (ORACLE / "tree-v2.mpxar").read_bytes()
+    assert payload.getvalue() == (ORACLE / "tree-v2.ppxar").read_bytes()
