@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
@@ -109,7 +110,9 @@ class Inventory:
         # Catalogs and the inventory say what is on which tape: not for every local user.
         self.db_path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
         created = not self.db_path.exists()
-        self._db = sqlite3.connect(self.db_path, isolation_level=None, timeout=10.0)
+        # Jobs hand the inventory to worker threads; one connection, used one call at a time.
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(self.db_path, isolation_level=None, timeout=10.0, check_same_thread=False)
         if created:
             os.chmod(self.db_path, 0o640)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -145,16 +148,21 @@ class Inventory:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _query(self, sql: str, parameters: tuple = ()) -> list[tuple]:
+        with self._lock:
+            return self._db.execute(sql, parameters).fetchall()
 
     def _select(self, where: str = "", parameters: tuple = ()) -> list[InventoryEntry]:
-        rows = self._db.execute(f"SELECT {_COLUMNS} FROM media {where} ORDER BY uuid", parameters).fetchall()
+        rows = self._query(f"SELECT {_COLUMNS} FROM media {where} ORDER BY uuid", parameters)
         return [_entry_from_row(row) for row in rows]
 
     # -- single media ------------------------------------------------------------------------
@@ -276,9 +284,9 @@ class Inventory:
 
         Should two tapes claim number 0, the one with the greater UUID counts, as in PBS.
         """
-        row = self._db.execute("SELECT set_ctime FROM media WHERE set_uuid = ? AND set_seq_nr = 0 ORDER BY uuid DESC",
-                               (normalize_uuid(media_set_uuid),)).fetchone()
-        return row[0] if row else None
+        rows = self._query("SELECT set_ctime FROM media WHERE set_uuid = ? AND set_seq_nr = 0 ORDER BY uuid DESC",
+                           (normalize_uuid(media_set_uuid),))
+        return rows[0][0] if rows else None
 
     def media_set_next_start_time(self, media_set_uuid: str) -> int | None:
         """The earliest set-label ctime of another set of the same pool that is later than this set.
@@ -291,10 +299,10 @@ class Inventory:
             return None
         this_set = members[0].id.media_set_label
         # As in PBS, a zero-UUID pool assignment counts as another set here.
-        row = self._db.execute(
+        rows = self._query(
             "SELECT MIN(set_ctime) FROM media WHERE set_pool = ? AND set_uuid != ? AND set_ctime > ?",
-            (this_set.pool, this_set.uuid, this_set.ctime)).fetchone()
-        return row[0]
+            (this_set.pool, this_set.uuid, this_set.ctime))
+        return rows[0][0]
 
     def latest_media_set(self, pool: str) -> str | None:
         """The set of ``pool`` whose member has the highest ctime (spec §5.2).

@@ -1,4 +1,5 @@
 import json
+import threading
 import logging
 
 import pytest
@@ -377,3 +378,18 @@ def test_store_label_round_trip_with_set_label_and_fingerprint(inventory):
 def test_inventory_file_is_not_world_readable(inventory):
     assert inventory.db_path.stat().st_mode & 0o777 == 0o640
     assert inventory.status_dir.stat().st_mode & 0o007 == 0
+
+
+def test_members_in_several_pools_are_an_error(inventory):
+    inventory.store(make_media_id("A0", 1, set_label=set_label(SET_A, 0, 1, pool="p1")))
+    inventory.store(make_media_id("A1", 2, set_label=set_label(SET_A, 1, 2, pool="p2")))
+    with pytest.raises(InventoryError, match="has members in several pools \\(p1, p2\\)"):
+        inventory.lookup_media_set_pool(SET_A)
+
+
+def test_inventory_can_be_used_from_another_thread(inventory):
+    media = make_media_id("THRD01", 1)
+    worker = threading.Thread(target=inventory.store, args=(media,))
+    worker.start()
+    worker.join()
+    assert inventory.get(media.uuid).id == media
