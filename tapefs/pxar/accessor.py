@@ -101,6 +101,14 @@ class Accessor:
             self._tables.popitem(last=False)
         return table
 
+    def _table_of(self, directory: Entry) -> GoodbyeTable:
+        table = self.goodbye_table(directory.entry_end)
+        if table.entry_offset != directory.entry_offset:
+            raise self.reader.error(
+                f"goodbye table of {directory.path!r} belongs to the entry at "
+                f"{table.entry_offset}, not {directory.entry_offset}", table.goodbye_offset)
+        return table
+
     def _child(self, directory: Entry, table: GoodbyeTable, item: tuple[int, int, int]) -> Entry:
         _, back, size = item
         filename_offset = table.goodbye_offset - back
@@ -112,7 +120,7 @@ class Accessor:
         return entry
 
     def _find_child(self, directory: Entry, name: bytes) -> Entry | None:
-        table = self.goodbye_table(directory.entry_end)
+        table = self._table_of(directory)
         items = table.items
         wanted = fmt.name_hash(name)
         pending = [0]
@@ -157,7 +165,7 @@ class Accessor:
         if directory.kind is not Kind.DIRECTORY:
             raise NotADirectory(f"{directory.path!r} is a {directory.kind.value}, "
                                 "not a directory")
-        table = self.goodbye_table(directory.entry_end)
+        table = self._table_of(directory)
         for item in table.items:
             yield self._child(directory, table, item)
 

@@ -136,3 +136,16 @@ def test_every_v1_file_in_oracle_reads_the_same_through_accessor_and_decoder():
     for entry in decoder:
         if entry.kind is Kind.FILE and entry.path.startswith(b"tree/d0a"):
             assert sha256(accessor.read(entry.path)) == sha256(decoder.read_content(entry))
+
+
+def test_subdirectory_range_pointing_at_another_table_is_refused():
+    data = bytearray((GENERATED / "v1.pxar").read_bytes())
+    # the root's goodbye item for "b" (slot 3): grow b's size so its range ends at the root's
+    # own table, whose tail points at the root entry, not at b's
+    root_goodbye = _root_goodbye_offset(data)
+    slot = root_goodbye + 16 + 3 * 24
+    assert int.from_bytes(data[slot:slot + 8], "little") == fmt.name_hash(b"b")
+    filename_offset = root_goodbye - int.from_bytes(data[slot + 8:slot + 16], "little")
+    data[slot + 16:slot + 24] = (len(data) - filename_offset).to_bytes(8, "little")
+    with pytest.raises(FormatError, match="belongs to the entry at 0, not 398"):
+        Accessor(BytesSource(bytes(data))).lookup("b/c.bin")
