@@ -1,4 +1,5 @@
 import calendar
+import random
 import time
 
 import pytest
@@ -102,3 +103,60 @@ def test_bad_events_name_the_problem(event, message):
         CalendarEvent.parse(event)
     assert message in str(info.value)
     assert repr(event) in str(info.value)
+
+
+def _random_list(rng, low, high, max_items=3):
+    values = sorted(rng.sample(range(low, high + 1), rng.randint(1, max_items)))
+    return ",".join(str(v) for v in values)
+
+
+def _random_event(rng) -> str:
+    parts = []
+    if rng.random() < 0.4:
+        parts.append(",".join(rng.sample(["mon", "tue", "wed", "thu", "fri", "sat", "sun"], rng.randint(1, 3))))
+    if rng.random() < 0.5:
+        parts.append("*-*-" + _random_list(rng, 1, 31))
+    hour = rng.choice(["*", _random_list(rng, 0, 23), f"{rng.randint(0, 5)}/{rng.randint(1, 6)}"])
+    minute = rng.choice([_random_list(rng, 0, 59), f"{rng.randint(0, 10)}/{rng.randint(5, 30)}", "*"])
+    parts.append(f"{hour}:{minute}")
+    return " ".join(parts) + " UTC"
+
+
+def _brute_force_next(event_text: str, after: int, window: int):
+    """The first whole minute after ``after`` that matches, by checking every minute."""
+    spec = event_text.split()
+    weekdays = spec[0].split(",") if spec[0][0].isalpha() and spec[0] != "UTC" else None
+    days = next((p.split("-")[2] for p in spec if p.startswith("*-*-")), None)
+    hour_text, minute_text = next(p for p in spec if ":" in p).split(":")
+
+    def allowed(text, value):
+        if text == "*":
+            return True
+        if "/" in text:
+            start, step = map(int, text.split("/"))
+            return value >= start and (value - start) % step == 0
+        return value in {int(v) for v in text.split(",")}
+
+    moment = after - after % 60 + 60
+    while moment <= after + window:
+        tm = time.gmtime(moment)
+        if ((weekdays is None or ["mon", "tue", "wed", "thu", "fri", "sat", "sun"][tm.tm_wday] in weekdays)
+                and (days is None or tm.tm_mday in {int(v) for v in days.split(",")})
+                and allowed(hour_text, tm.tm_hour) and allowed(minute_text, tm.tm_min)):
+            return moment
+        moment += 60
+    return None
+
+
+def test_next_event_agrees_with_a_minute_by_minute_search():
+    rng = random.Random(20261122)
+    window = 35 * 86400
+    for _ in range(60):
+        event_text = _random_event(rng)
+        after = SUNDAY_NOON + rng.randint(0, 400 * 86400)
+        expected = _brute_force_next(event_text, after, window)
+        found = CalendarEvent.parse(event_text).next_after(after)
+        if expected is None:
+            assert found is None or found > after + window, event_text
+        else:
+            assert found == expected, (event_text, after)
