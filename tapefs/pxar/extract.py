@@ -58,12 +58,13 @@ def _open_directory(dir_fd: int, name: bytes) -> int:
 
 class _Extractor:
     def __init__(self, target_fd: int, reader, restore_owners: bool, stats: ExtractStats,
-                 subtree: bytes):
+                 subtree: bytes, fsync: bool):
         self.target_fd = target_fd
         # hardlink targets are stored relative to the archive root
         self.link_prefix = subtree + b"/" if subtree else b""
         self.reader = reader
         self.restore_owners = restore_owners
+        self.fsync = fsync
         self.stats = stats
         # (path, fd, metadata) of the directories on the way to the current entry
         self.open_dirs: list[tuple[bytes, int, Metadata | None]] = [(b"", target_fd, None)]
@@ -179,6 +180,8 @@ class _Extractor:
                     view = view[os.write(fd, view):]
             self.stats.bytes += entry.size
             self.apply_metadata(path, entry.metadata, fd=fd)
+            if self.fsync:
+                os.fsync(fd)
         finally:
             os.close(fd)
 
@@ -238,24 +241,27 @@ def _relative_entries(entries: Iterable[Entry], subtree: bytes):
 
 
 def extract(reader, target: str | os.PathLike, subtree: bytes | str = b"",
-            restore_owners: bool | None = None) -> ExtractStats:
+            restore_owners: bool | None = None, fsync: bool = False) -> ExtractStats:
     """Extract an archive, or the part at ``subtree``, into the directory ``target``.
 
     ``reader`` is a ``Decoder`` or an ``Accessor`` (anything with ``iter_subtree``,
     ``iter_content`` and ``resolve_hardlink``); an accessor reads only the subtree.  A
-    directory's contents go straight into ``target``, a single file into ``target/name``.  Owners are restored when running as root unless
-    ``restore_owners`` says otherwise; device nodes and other things the process may not create
-    are skipped with a warning and counted in ``ExtractStats.skipped``.  Unsafe names, a corrupt
+    directory's contents go straight into ``target``, a single file into ``target/name``.
+    Owners are restored when running as root unless ``restore_owners`` says otherwise; device
+    nodes and other things the process may not create are skipped with a warning and counted
+    in ``ExtractStats.skipped``.  Unsafe names, a corrupt
     archive or a failed write raise a ``PxarError`` (or ``OSError``) and leave no partly
-    written file under its final name.
+    written file under its final name; with ``fsync`` each file is also on disk before it
+    gets that name, so a crash cannot leave one either.
     """
     if restore_owners is None:
         restore_owners = os.geteuid() == 0
     subtree = b"/".join(part for part in os.fsencode(subtree).split(b"/") if part)
     os.makedirs(target, exist_ok=True)
-    target_fd = os.open(target, _DIR_FLAGS)
+    # the target itself may be a symlink the operator chose; nothing below it may be
+    target_fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     stats = ExtractStats()
-    extractor = _Extractor(target_fd, reader, restore_owners, stats, subtree)
+    extractor = _Extractor(target_fd, reader, restore_owners, stats, subtree, fsync)
     try:
         for path, entry in _relative_entries(reader.iter_subtree(subtree), subtree):
             extractor.extract(path, entry)

@@ -215,3 +215,11 @@ def test_generated_archive_extracts_as_documented(tmp_path):
         assert os.lstat(tmp_path / "a.txt").st_uid == 1000
         assert stat.S_ISCHR(os.lstat(tmp_path / "dev").st_mode)
         assert stats.skipped == 0
+
+
+def test_target_given_as_symlink_is_followed_and_fsync_mode_works(tmp_path):
+    (tmp_path / "real").mkdir()
+    os.symlink(tmp_path / "real", tmp_path / "alias")
+    extract(Decoder(load_bytes(GENERATED / "v1.pxar")), tmp_path / "alias",
+            restore_owners=False, fsync=True)
+    assert (tmp_path / "real" / "b" / "c.bin").stat().st_size == 300
