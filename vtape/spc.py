@@ -103,6 +103,9 @@ class ScsiDevice:
         try:
             if spec is None:
                 raise sense.invalid_opcode()
+            if len(cdb) != spec.cdb_length:
+                # The opcode's group fixes the CDB length; a different one is a malformed command.
+                raise sense.invalid_field_in_cdb(0)
             if not spec.ua_exempt:
                 if self.unit_attentions:
                     raise self.unit_attentions.popleft()

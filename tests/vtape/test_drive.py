@@ -411,3 +411,11 @@ def test_damaged_cartridge_index_gives_medium_error_not_a_crash(vtape_library):
     assert sense(drive.execute(read(64), data_in_len=64)).code == (3, 0x31, 0)
     ok(drive.execute(locate16(1)))
     assert bytes(ok(drive.execute(read(64), data_in_len=64)).data) == b"two"
+
+
+def test_a_cdb_of_the_wrong_length_for_its_opcode_is_refused(vtape_library):
+    drive = load(vtape_library)
+    s = sense(drive.execute(bytes([0x92, 0x08]) + bytes(13)))  # LOCATE(16) with 15 bytes
+    assert s.code == (5, 0x24, 0) and s.field_pointer == 0
+    assert sense(drive.execute(bytes(7))).code == (5, 0x24, 0)   # a 7-byte TEST UNIT READY
+    assert position(drive) == (0, 0)
