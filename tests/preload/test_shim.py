@@ -406,3 +406,38 @@ def test_run_with_errors(make_vtape_library, shim, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "tools.vtape_run_with", "--no-daemon-check", str(lib.path),
                            "--", "no-such-command-xyz"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 127 and "command not found" in proc.stderr
+
+
+def test_shim_needs_no_python(shim):
+    """The .so is loaded into C programs: libc (and libdl) only, no libpython."""
+    needed = subprocess.run(["ldd", str(shim)], capture_output=True, text=True, timeout=30).stdout
+    assert "libpython" not in needed and "libc.so" in needed, needed
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="struct stat offsets below are x86_64's")
+def test_old_glibc_stat_entry_points(vtape_library, shim):
+    """Binaries built against glibc < 2.33 call __xstat/__lxstat/__fxstat(_STAT_VER, ...)."""
+    lib = vtape_library
+    out = run_python(f"""
+        import ctypes, os
+        libc = ctypes.CDLL(None, use_errno=True)
+        def mode_rdev(buf):
+            return int.from_bytes(buf.raw[24:28], "little"), os.major(int.from_bytes(buf.raw[40:48], "little"))
+        r = {{}}
+        buf = ctypes.create_string_buffer(144)
+        assert libc.__xstat(1, {lib.drives[0]!r}.encode(), buf) == 0
+        r["xstat"] = mode_rdev(buf)
+        assert libc.__lxstat64(1, {lib.changer!r}.encode(), buf) == 0
+        r["lxstat64"] = mode_rdev(buf)
+        fd = os.open({lib.drives[1]!r}, os.O_RDWR)
+        assert libc.__fxstat64(1, fd, buf) == 0
+        r["fxstat64"] = mode_rdev(buf)
+        assert libc.fstatat64(fd, b"", buf, 0x1000) == 0       # AT_EMPTY_PATH
+        r["fstatat64"] = mode_rdev(buf)
+        assert libc.__xstat(1, b"/etc/hostname", buf) == 0
+        r["plain"] = mode_rdev(buf)
+        print(json.dumps(r))
+    """, lib)
+    for name in ("xstat", "lxstat64", "fxstat64", "fstatat64"):
+        assert out[name] == [0o20660, 21], (name, out)
+    assert out["plain"][0] & 0o170000 == 0o100000
