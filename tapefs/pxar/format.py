@@ -76,7 +76,6 @@ S_IFDIR = 0o040000
 S_IFCHR = 0o020000
 S_IFIFO = 0o010000
 
-Header = cs.Struct("htype" / cs.Int64ul, "full_size" / cs.Int64ul).compile()
 Stat = cs.Struct(
     "mode" / cs.Int64ul,
     "flags" / cs.Int64ul,
@@ -99,12 +98,13 @@ AclDefault = cs.Struct(
     "user_obj" / cs.Int64ul, "group_obj" / cs.Int64ul, "other" / cs.Int64ul, "mask" / cs.Int64ul
 ).compile()
 PayloadRef = cs.Struct("offset" / cs.Int64ul, "size" / cs.Int64ul).compile()
-GoodbyeItem = cs.Struct("hash" / cs.Int64ul, "offset" / cs.Int64ul, "size" / cs.Int64ul).compile()
 U64 = cs.Int64ul
 
 # Plain struct for the layouts handled once per item or entry: construct's compiled parser
 # still builds a Container per call (about 15 us), and its builder takes over 100 us for a Stat,
-# which dominated encoding small files.  tests/pxar/test_format.py checks both agree.
+# which dominated encoding small files.  tests/pxar/test_format.py checks that _STAT and Stat
+# agree.  Item header: htype u64, full_size u64 (header included).  Goodbye slot: hash u64,
+# offset u64 (back from the GOODBYE item), size u64.
 _HEADER = struct.Struct("<QQ")
 _GOODBYE_ITEM = struct.Struct("<QQQ")
 _STAT = struct.Struct("<QQIIqII")

@@ -171,3 +171,15 @@ def test_legacy_entry_v1_stat_is_converted():
         (b"f", 0o100600, 1000, 100)
     assert decoder.read_content(file_entry) == b"hi"
     assert Accessor(BytesSource(data)).read("f") == b"hi"
+
+
+@pytest.mark.parametrize("name, first_ref", [
+    ("backup-client-pxar-data.mpxar", 16), ("backup-client-pxar-expected.mpxar", 32),
+])
+def test_upstream_metadata_archives_random_access(name, first_ref):
+    accessor = Accessor(load_bytes(UPSTREAM / name))
+    assert [entry.name for entry in accessor.list_dir("")] == [
+        f"folder_{d}".encode() for d in range(10)]
+    for k in (0, 37, 99):
+        entry = accessor.lookup(f"folder_{k // 10}/file_{k % 10}")
+        assert (entry.size, entry.payload_ref_offset) == (1048576, first_ref + k * 1048592)
