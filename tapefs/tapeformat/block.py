@@ -107,9 +107,11 @@ class BlockedReader:
     """Reads one tape file's byte stream back, checking every block header (spec §1.1) and
     consuming the closing filemark. Use `open_next_file` or `open_at_block` to make one."""
 
-    def __init__(self, device: BlockDevice, file_number: int, first_block: bytes, seq_nr: int = 0):
+    def __init__(self, device: BlockDevice, file_number: int, file_first_block: int, block: bytes, seq_nr: int = 0):
         self.device = device
         self.file_number = file_number
+        #: Logical object number of the file's block 0.
+        self.file_first_block = file_first_block
         self._seq_nr = seq_nr
         self._payload = memoryview(b"")
         self._pos = 0
@@ -117,7 +119,7 @@ class BlockedReader:
         self.incomplete = False
         #: True when the file ended at a filemark without an END_OF_STREAM block.
         self.missing_end_marker = False
-        self._accept(first_block)
+        self._accept(block)
 
     def _error(self, cls, message: str) -> TapeFormatError:
         """An error at the block expected next (the one being checked, or the missing one)."""
@@ -172,6 +174,12 @@ class BlockedReader:
         """Index in this file of the block the next byte comes from."""
         return self._seq_nr - 1
 
+    @property
+    def offset(self) -> int:
+        """Stream offset of the next byte. Every block before the current one is full (the
+        reader refuses anything else), so the block index says where the current block starts."""
+        return self.block_index * PAYLOAD_SIZE + self._pos
+
     def read(self, size: int) -> bytes | bytearray:
         """Up to `size` bytes; empty at the end. A file without end marker is an error here.
         Reads that span blocks return a bytearray the caller owns, which saves a copy."""
@@ -220,11 +228,11 @@ class BlockedReader:
 def open_next_file(device: BlockDevice) -> BlockedReader | Mark:
     """Open the tape file at the position. Mark.FILEMARK: an empty file (the filemark is passed
     over); Mark.END_OF_DATA: no more files."""
-    file_number = device.position().file_number
+    position = device.position()
     first = device.read_block()
     if isinstance(first, Mark):
         return first
-    return BlockedReader(device, file_number, first)
+    return BlockedReader(device, position.file_number, position.block_number, first)
 
 
 def open_at_block(device: BlockDevice, file_number: int, file_first_block: int, block_index: int) -> BlockedReader:
@@ -234,4 +242,4 @@ def open_at_block(device: BlockDevice, file_number: int, file_first_block: int, 
     first = device.read_block()
     if isinstance(first, Mark):
         raise UnexpectedEndOfData(f"{first.value} where block {block_index} should be", file_number, block_index)
-    return BlockedReader(device, file_number, first, seq_nr=block_index)
+    return BlockedReader(device, file_number, file_first_block, first, seq_nr=block_index)

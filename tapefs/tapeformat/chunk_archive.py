@@ -155,6 +155,18 @@ class ChunkArchiveReader:
             raise HeaderError("chunk archive header has no store name", tape_file.file_number)
         #: Digest of an entry cut short at the end of the stream (PBS does that at early warning).
         self.truncated_entry: bytes | None = None
+        #: Where each entry read so far lies, as the writer reports it: a scan of a tape
+        #: rebuilds the per-chunk offsets of the catalog from these.
+        self.locations: list[ChunkLocation] = []
+
+    @property
+    def file_number(self) -> int:
+        return self.tape_file.file_number
+
+    @property
+    def first_block(self) -> int:
+        """Logical object number of the archive's block 0, for `read_chunk_at`."""
+        return self.tape_file.reader.file_first_block
 
     @property
     def incomplete(self) -> bool:
@@ -164,7 +176,8 @@ class ChunkArchiveReader:
     def __iter__(self) -> Iterator[tuple[bytes, bytes]]:
         reader = self.tape_file.reader
         while True:
-            offset_block = reader.block_index
+            offset = reader.offset
+            offset_block = offset // PAYLOAD_SIZE
             raw = reader.read(ENTRY_HEADER_SIZE)
             if not raw:
                 return
@@ -180,6 +193,7 @@ class ChunkArchiveReader:
                 log.warning("tape file %d: last chunk %s cut short (%d of %d bytes); it is on another tape",
                             reader.file_number, entry.digest.hex(), len(blob), entry.size)
                 return
+            self.locations.append(ChunkLocation(entry.digest, offset, entry.size))
             yield entry.digest, blob
 
 

@@ -75,6 +75,9 @@ def test_every_recorded_offset_reads_its_chunk_after_one_locate():
         tape.locates = 0
         assert read_chunk_at(tape, part.file_number, part.first_block, location) == blob
         assert tape.locates == 1
+    # A scan finds the same locations, so a rebuilt catalog gets the offsets back.
+    _, reader = read_archive(tape, 1)
+    assert reader.locations == locations and (reader.file_number, reader.first_block) == (1, 1)
 
 
 def test_read_chunk_at_names_block_of_wrong_entry():

@@ -114,6 +114,7 @@ def test_chunk_archives_past_early_warning_then_snapshot_and_catalog(small_libra
             reader = ChunkArchiveReader(open_tape_file(device))
             seen.update(reader)
             assert reader.incomplete == (seq_nr == 0) and reader.truncated_entry is None
+            assert reader.locations == parts[seq_nr].chunks and reader.first_block == parts[seq_nr].first_block
         assert seen == chunks
         snapshot = SnapshotArchiveReader(open_tape_file(second))
         assert snapshot.snapshot == SNAPSHOT and snapshot.read() == pxar
