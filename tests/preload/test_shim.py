@@ -441,3 +441,36 @@ def test_old_glibc_stat_entry_points(vtape_library, shim):
     for name in ("xstat", "lxstat64", "fxstat64", "fstatat64"):
         assert out[name] == [0o20660, 21], (name, out)
     assert out["plain"][0] & 0o170000 == 0o100000
+
+
+def test_daemon_restart_needs_a_reopen(make_vtape_library, shim):
+    """A descriptor from before a daemon restart keeps failing with EIO (its connection is gone);
+    a new open reaches the new daemon."""
+    lib = make_vtape_library()
+    code = f"""
+        import os
+        from sgio_helper import *
+        fd = os.open({lib.drives[0]!r}, os.O_RDWR)
+        sg_io(fd, inquiry_cdb(36), FROM_DEV, 36)
+        print("ready", flush=True)
+        sys.stdin.readline()
+        old = errno_of(sg_io, fd, inquiry_cdb(36), FROM_DEV, 36)
+        fd2 = os.open({lib.drives[0]!r}, os.O_RDWR)
+        new = sg_io(fd2, inquiry_cdb(36), FROM_DEV, 36)["status"]
+        print(json.dumps(dict(old=old, new=new)))
+    """
+    import json
+    import textwrap
+    from vtape.preload import preload_env
+    prologue = f"import sys, json\nsys.path.insert(0, {os.path.dirname(__file__)!r})\n"
+    child = subprocess.Popen([sys.executable, "-c", prologue + textwrap.dedent(code)], env=preload_env(None, lib.path),
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        assert lib.stop() == 0
+        lib.start()
+        out, err = child.communicate("go\n", timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert json.loads(out.strip().splitlines()[-1]) == {"old": "EIO", "new": 0}, err
