@@ -57,10 +57,14 @@ class WrongContent(TapeFormatError):
 class PhysicalEndOfTape(Exception):
     """The drive refused a block at the physical end of the medium; the block was not written."""
 
+    exit_code = 1
+
 
 class ArchiveAborted(Exception):
     """The tape ran out in the middle of an archive. The file was closed with a filemark and no
     end marker, so readers ignore all of it; ``part`` tells what has to be written again."""
+
+    exit_code = 1
 
     def __init__(self, part):
         self.part = part
@@ -70,3 +74,5 @@ class ArchiveAborted(Exception):
 
 class MediaCatalogError(Exception):
     """A binary media catalog (`.log`) that does not follow spec §4.2."""
+
+    exit_code = 1

@@ -2,6 +2,8 @@
 import hashlib
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tapefs.tapeformat import magic
 from tapefs.tapeformat.block import (
@@ -176,3 +178,24 @@ def test_block_after_end_marker_is_an_error():
     tape.rewind()
     with pytest.raises(TapeFormatError, match="block found after the end-of-stream marker"):
         open_next_file(tape)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=3 * PAYLOAD_SIZE), min_size=1, max_size=3),
+       st.integers(min_value=4096, max_value=2 * PAYLOAD_SIZE))
+def test_any_stream_split_into_any_writes_reads_back_in_any_read_size(lengths, read_size):
+    tape = MemoryTape()
+    pieces = [bytes([n % 251]) * length for n, length in enumerate(lengths)]
+    writer = BlockedWriter(tape)
+    for piece in pieces:
+        writer.write(piece)
+    writer.finish()
+    data = b"".join(pieces)
+    assert len(tape.objects) == blocks_for_stream(len(data)) + 1
+    tape.rewind()
+    reader = open_next_file(tape)
+    out = bytearray()
+    while chunk := reader.read(read_size):
+        assert reader.offset == len(out) + len(chunk)
+        out += chunk
+    assert out == data and reader.at_end()
