@@ -162,3 +162,13 @@ def test_loaderinfo(vtape_library):
     assert fields["Number of Data Transfer Elements"] == "2"
     assert fields["Number of Medium Transport Elements"] == "1"
     assert fields["Bar Code Reader"] == "Yes"
+
+
+def test_status_of_a_large_library(make_vtape_library):
+    """More element data than mtx's first READ ELEMENT STATUS allocation: mtx must re-issue it with
+    the byte count the changer reports."""
+    lib = make_vtape_library(drives=4, storage_slots=120, import_export_slots=6, cartridges=90)
+    status = parse_status(mtx(lib, "status").stdout)
+    assert status == library_view(lib)
+    assert status["header"] == (4, 126, 6)
+    assert sum(1 for b in status["slots"].values() if b) == 91   # 90 data + 1 cleaning cartridge
