@@ -96,7 +96,8 @@ def write_media_set_label(device: BlockDevice, label: MediaSetLabel) -> None:
     log.info("wrote media-set label %s seq %d (pool %s)", label.uuid, label.seq_nr, label.pool)
 
 
-def _read_label_file(device: BlockDevice, content_magic: bytes, what: str) -> dict | None:
+def _read_label_file(device: BlockDevice, content_magic: bytes, what: str, label_class):
+    """The label of the file at the position, or None at end of data."""
     reader = open_next_file(device)
     if reader is Mark.END_OF_DATA:
         return None
@@ -108,19 +109,18 @@ def _read_label_file(device: BlockDevice, content_magic: bytes, what: str) -> di
     # Reading on also checks the end marker: MissingEndMarker if the label was never finished.
     if reader.read(1):
         raise HeaderError(f"unexpected data after the {what}", reader.file_number, reader.block_index)
-    return value
+    try:
+        return label_class.from_json(value)
+    except KeyError as error:
+        raise HeaderError(f"{what} JSON lacks {error}", reader.file_number) from None
+    except (ValueError, TypeError) as error:
+        raise HeaderError(f"{what} JSON: {error}", reader.file_number) from None
 
 
 def read_labels(device: BlockDevice) -> TapeLabels:
     """Rewind and read files 0 and 1; afterwards the tape stands at file 2."""
     device.rewind()
-    media = _read_label_file(device, magic.MEDIA_LABEL, "media label")
+    media = _read_label_file(device, magic.MEDIA_LABEL, "media label", MediaLabel)
     if media is None:
         return TapeLabels(None, None)
-    try:
-        media_label = MediaLabel.from_json(media)
-        set_json = _read_label_file(device, magic.MEDIA_SET_LABEL, "media-set label")
-        media_set = MediaSetLabel.from_json(set_json) if set_json is not None else None
-    except (KeyError, ValueError, TypeError) as error:
-        raise HeaderError(f"label JSON lacks or mangles {error}") from None
-    return TapeLabels(media_label, media_set)
+    return TapeLabels(media, _read_label_file(device, magic.MEDIA_SET_LABEL, "media-set label", MediaSetLabel))

@@ -143,3 +143,13 @@ def test_header_data_not_json():
     write_raw(tape, ContentHeader(magic.SNAPSHOT_ARCHIVE_1_1, MEDIA_UUID, 0, 3).build() + b"{x}")
     with pytest.raises(HeaderError, match="tape file 0: snapshot archive v1.1 header data is not JSON"):
         open_tape_file(tape)
+
+
+def test_label_json_without_a_required_key_names_the_file():
+    tape = MemoryTape()
+    write_media_label(tape, MediaLabel(MEDIA_UUID, "T1", 1))
+    writer = BlockedWriter(tape)
+    write_content_start(writer, magic.MEDIA_SET_LABEL, pretty_json({"pool": "p", "seq_nr": 0, "ctime": 1}))
+    writer.finish()
+    with pytest.raises(HeaderError, match="tape file 1: media-set label JSON lacks 'uuid'"):
+        read_labels(tape)
