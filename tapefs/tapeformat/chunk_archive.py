@@ -54,8 +54,8 @@ def build_entry_header(digest: bytes, size: int) -> bytes:
 class ChunkArchiveWriter:
     """Appends chunks to a new chunk archive at the device's position.
 
-    Without `next_volume`, early warning closes the archive as PBS does (not INCOMPLETE) and
-    sets `tape_full`; the caller finishes and goes on with a new archive on the next tape.
+    Without `next_volume`, the caller watches `tape_full` and then finishes the archive, which is
+    closed as PBS does (not INCOMPLETE), and goes on with a new archive on the next tape.
     """
 
     def __init__(self, device: BlockDevice, store: str, next_volume: NextVolume | None = None,
@@ -67,7 +67,6 @@ class ChunkArchiveWriter:
         self.content_uuid = content_uuid or uuidlib.uuid4()
         self.ctime = ctime
         self.parts: list[ArchivePart] = []
-        self.tape_full = False
         self._start_part(device, 0)
 
     def _start_part(self, device: BlockDevice, part_number: int) -> None:
@@ -92,13 +91,21 @@ class ChunkArchiveWriter:
         """True once this part has used `max_size` of tape: finish, then start a new archive."""
         return blocks_for_stream(self._writer.bytes_written) * BLOCK_SIZE > self.max_size
 
+    @property
+    def tape_full(self) -> bool:
+        """The tape of the current part is in the early-warning zone. Without `next_volume`,
+        finish the archive then; with it, the next chunk starts a new part on the next tape."""
+        return self._writer.leom
+
     def add_chunk(self, digest: bytes, blob: bytes | memoryview) -> ChunkLocation:
         """Append one entry; its location, listed in the `chunks` of the part it went into.
 
         ArchiveAborted (physical end): the chunks of the aborted part, this one included, are
         not on tape and go to the next tape; earlier parts stay valid."""
         if self._writer.closed:
-            raise RuntimeError("chunk archive is closed (tape full)")
+            raise RuntimeError("chunk archive is already finished")
+        if self._writer.leom:
+            self._continue_on_next_volume()
         location = ChunkLocation(digest, self._writer.bytes_written, len(blob))
         part = self._part
         part.chunks.append(location)
@@ -107,8 +114,6 @@ class ChunkArchiveWriter:
             self._writer.write(blob)
         except PhysicalEndOfTape:
             self._abort()
-        if self._writer.leom:
-            self._cut_at_early_warning()
         return location
 
     def _abort(self) -> NoReturn:
@@ -125,11 +130,11 @@ class ChunkArchiveWriter:
         except PhysicalEndOfTape:
             self._abort()
 
-    def _cut_at_early_warning(self) -> None:
+    def _continue_on_next_volume(self) -> None:
+        # Cut between entries, only once another chunk is to be written: an archive that ends
+        # in the early-warning zone is simply finished there.
         if self.next_volume is None:
-            self._close_part(continued=False)
-            self.tape_full = True
-            return
+            raise RuntimeError("tape is at early warning: finish this archive, go on with a new one on the next tape")
         self._close_part(continued=True)
         log.info("early warning: chunk archive %s continues in part %d", self.content_uuid, self._part.part_number + 1)
         device = self.next_volume(self._part)

@@ -133,16 +133,30 @@ def test_early_warning_without_next_volume_closes_archive_as_pbs_does():
             break
         written.append(chunk(n, 300000))
         writer.add_chunk(*written[-1])
+    with pytest.raises(RuntimeError, match="early warning: finish this archive"):
+        writer.add_chunk(*chunk(99, 10))
     [part] = writer.finish()
     assert writer.tape_full and not part.continued and 3 < len(written) < 20
     got, reader = read_archive(tape, 0)
     assert got == written and not reader.incomplete
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(RuntimeError, match="already finished"):
         writer.add_chunk(*chunk(99, 10))
 
 
+def test_archive_ending_in_the_early_warning_zone_is_finished_without_a_new_part():
+    tape = MemoryTape(capacity=4 * MiB, early_warning=2 * MiB)
+    writer = ChunkArchiveWriter(tape, "s", next_volume=lambda part: pytest.fail("no tape change expected"))
+    chunks = [chunk(n, 300000) for n in range(7)]  # the last one reaches the zone
+    for c in chunks:
+        writer.add_chunk(*c)
+    assert writer.tape_full
+    [part] = writer.finish()
+    got, reader = read_archive(tape, 0)
+    assert got == chunks and not reader.incomplete and not part.continued
+
+
 def test_physical_end_aborts_only_the_open_archive():
-    tape = MemoryTape(capacity=3 * MiB)  # a drive that never warned
+    tape = MemoryTape(capacity=3 * MiB + 1000)  # a drive that never warned (never exactly full)
     earlier = ChunkArchiveWriter(tape, "s")
     earlier_chunks = [chunk(n, 100000) for n in range(5)]
     for c in earlier_chunks:
