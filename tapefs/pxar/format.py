@@ -4,6 +4,7 @@ Everything here is fixed by the Proxmox pxar format (spec §7.1–7.5) and share
 encoder, the sequential decoder and the accessor.
 """
 
+import functools
 import logging
 import struct
 
@@ -187,8 +188,12 @@ def siphash24(k0: int, k1: int, data: bytes) -> int:
     return v0 ^ v1 ^ v2 ^ v3
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def name_hash(name: bytes) -> int:
-    """Goodbye-table hash of a file name (without its NUL)."""
+    """Goodbye-table hash of a file name (without its NUL).
+
+    Cached: trees repeat names (``__init__.py``, ``Makefile``) and pure-Python SipHash is slow.
+    """
     return siphash24(HASH_KEY_1, HASH_KEY_2, name)
 
 
