@@ -1,8 +1,9 @@
 """Linux file metadata as pxar stores it: stat, chattr flags, xattrs, POSIX ACLs, fcaps, projid.
 
 Reading follows proxmox-backup-client: xattrs, ACLs, flags and project ids only for regular
-files and directories; only ``user.*`` and ``trusted.*`` xattrs, sorted by name; ACLs decoded
-from their ``system.posix_acl_*`` xattrs; ``security.capability`` as FCAPS.
+files and directories; only ``user.*``, ``trusted.*`` and ``security.NTACL`` (Samba's Windows
+ACLs) xattrs, sorted by name; ACLs decoded from their ``system.posix_acl_*`` xattrs;
+``security.capability`` as FCAPS.
 """
 
 import errno
@@ -21,6 +22,7 @@ ACL_ACCESS_XATTR = b"system.posix_acl_access"
 ACL_DEFAULT_XATTR = b"system.posix_acl_default"
 FCAPS_XATTR = b"security.capability"
 _STORED_XATTR_PREFIXES = (b"user.", b"trusted.")
+_STORED_XATTR_NAMES = (b"security.NTACL",)
 
 # Errors meaning "this file system has no such feature", which are not a problem.
 _UNSUPPORTED = {errno.EOPNOTSUPP, errno.ENOTTY, errno.ENOSYS, errno.EINVAL, errno.EBADF,
@@ -209,7 +211,8 @@ def read_metadata(st: os.stat_result, fd: int | None) -> Metadata:
     metadata.flags = _chattr_flags(fd)
     xattrs = _xattrs(fd)
     metadata.xattrs = sorted((name, value) for name, value in xattrs.items()
-                             if name.startswith(_STORED_XATTR_PREFIXES))
+                             if name.startswith(_STORED_XATTR_PREFIXES)
+                             or name in _STORED_XATTR_NAMES)
     metadata.fcaps = xattrs.get(FCAPS_XATTR)
     metadata.acl = acl_from_xattrs(xattrs.get(ACL_ACCESS_XATTR), xattrs.get(ACL_DEFAULT_XATTR))
     metadata.quota_project_id = _quota_project_id(fd)

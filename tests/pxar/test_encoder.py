@@ -254,3 +254,17 @@ def test_walking_extracted_oracle_tree_reproduces_split_archive(tmp_path):
     encode_tree(tmp_path / "tree", metadata, payload_out=payload)
     assert metadata.getvalue() == (ORACLE / "tree-v2.mpxar").read_bytes()
     assert payload.getvalue() == (ORACLE / "tree-v2.ppxar").read_bytes()
+
+
+@pytest.mark.skipif(not running_as_root(), reason="trusted.* and security.* xattrs need root")
+def test_tree_walk_stores_only_the_xattrs_pbs_stores(tmp_path):
+    target = tmp_path / "f"
+    target.write_bytes(b"")
+    wanted = [(b"security.NTACL", b"nt"), (b"trusted.t", b"2"), (b"user.b", b"1")]
+    for name, value in [(b"user.b", b"1"), (b"trusted.t", b"2"), (b"security.NTACL", b"nt"),
+                        (b"security.other", b"x")]:
+        _settable(target, name, value)
+    out = io.BytesIO()
+    encode_tree(tmp_path, out)
+    entry = [entry for entry in Decoder(BytesSource(out.getvalue()))][1]
+    assert entry.xattrs == wanted
