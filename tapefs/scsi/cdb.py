@@ -6,6 +6,8 @@ arguments by name and return the CDB bytes. The byte layouts follow SPC-4, SSC-4
 """
 from __future__ import annotations
 
+import functools
+
 from construct import (
     BitsInteger, BitStruct, Const, Flag, Int8ub, Int16ub, Int24sb, Int24ub, Int32ub, Int64sb, Int64ub,
     Padding, Struct,
@@ -389,10 +391,14 @@ def security_protocol_out(page: int, transfer_length: int, protocol: int = TAPE_
         flags=dict(inc_512=False), length=transfer_length))
 
 
+# READ and WRITE go out once per 256 KiB block with the same few lengths, and a
+# construct build costs ~100 us: remember the bytes.
+@functools.lru_cache(maxsize=64)
 def read_6(transfer_length: int, *, sili: bool = True, fixed: bool = False) -> bytes:
     return READ_6_CDB.build(dict(flags=dict(sili=sili, fixed=fixed), transfer_length=transfer_length))
 
 
+@functools.lru_cache(maxsize=64)
 def write_6(transfer_length: int, *, fixed: bool = False) -> bytes:
     return WRITE_6_CDB.build(dict(flags=dict(fixed=fixed), transfer_length=transfer_length))
 
