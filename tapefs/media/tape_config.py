@@ -26,6 +26,7 @@ from pathlib import Path
 from tapefs.config import paths, section_config
 from tapefs.config.section_config import Section, SectionConfig, SectionConfigError
 from tapefs.media.calendar import CalendarEvent
+from tapefs.media.locks import FileLock
 from tapefs.media.media_id import SAFE_ID, check_fingerprint
 from tapefs.media.policy import AllocationPolicy, RetentionPolicy, parse_allocation_policy, parse_retention_policy
 
@@ -39,6 +40,8 @@ DRIVE_SECTION = "lto"
 CHANGER_SECTION = "changer"
 POOL_SECTION = "pool"
 TAPE_JOB_SECTION = "backup"
+
+CONFIG_LOCK_TIMEOUT = 10.0
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -477,6 +480,13 @@ def _edit(section_type: str, path: str | os.PathLike | None, digest: str | None,
           change: Callable[[dict[str, dict[str, object]]], None]) -> None:
     name, schemas = _FILES[section_type]
     path = _config_path(path, name)
+    # Two commands editing the same file must not lose each other's change.
+    with FileLock(path.parent / f".{path.name}.lck", CONFIG_LOCK_TIMEOUT):
+        _edit_locked(section_type, path, schemas, digest, change)
+
+
+def _edit_locked(section_type: str, path: Path, schemas: tuple[_SectionSchema, ...], digest: str | None,
+                 change: Callable[[dict[str, dict[str, object]]], None]) -> None:
     if digest is not None and digest != config_digest(path):
         raise ConfigChangeError(f"{path} was changed by someone else since it was read (digest mismatch)")
     sections, _ = _load(path, schemas)

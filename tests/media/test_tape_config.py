@@ -1,6 +1,9 @@
 import pytest
 
 from tapefs.config import section_config
+from tapefs.media import tape_config
+from tapefs.media.errors import LockTimeoutError
+from tapefs.media.locks import FileLock
 from tapefs.media.calendar import CalendarEvent
 from tapefs.media.policy import AlwaysCreate, ContinueCurrent, CreateAt, KeepForever, OverwriteAlways, ProtectFor
 from tapefs.media.tape_config import (
@@ -279,3 +282,13 @@ def test_create_tape_job(tmp_path):
     assert load_tape_job_config() == {"nightly": job}
     assert (tmp_path / "config" / "tape-job.cfg").read_text() == (
         "backup: nightly\n\tstore store1\n\tpool daily\n\tdrive drive0\n\tschedule 21:00\n")
+
+
+def test_edits_wait_for_the_config_lock(tmp_path, monkeypatch):
+    monkeypatch.setattr(tape_config, "CONFIG_LOCK_TIMEOUT", 0.1)
+    lock_path = tmp_path / "config" / ".media-pool.cfg.lck"
+    with FileLock(lock_path):
+        with pytest.raises(LockTimeoutError, match="media-pool.cfg.lck"):
+            create_section(MediaPoolConfig("daily"))
+    create_section(MediaPoolConfig("daily"))
+    assert list(load_media_pool_config()) == ["daily"]
