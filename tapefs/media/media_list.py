@@ -38,27 +38,25 @@ class MediaListEntry:
 
 
 def _row(inventory: Inventory, entry: InventoryEntry, status: MediaStatus, pool: str | None, *,
-         expired: bool = False, template: str | None = None, named: bool = True) -> MediaListEntry:
+         expired: bool = False, template: str | None = None, empty_needs_catalog: bool = False) -> MediaListEntry:
     set_label = entry.id.media_set_label
     if set_label is not None and set_label.is_unassigned:
         set_label = None
-    catalog = set_label is None or (inventory.status_dir / f"{entry.uuid}.log").is_file()
-    set_name = None
-    if set_label is not None:
-        set_name = inventory.media_set_name(set_label.uuid, template) if named else set_label.uuid
+    has_catalog = (inventory.status_dir / f"{entry.uuid}.log").is_file()
     return MediaListEntry(
         uuid=entry.uuid,
         label_text=entry.id.label_text,
         ctime=entry.id.label.ctime,
         pool=pool,
         media_set_uuid=set_label.uuid if set_label else None,
-        media_set_name=set_name,
+        media_set_name=inventory.media_set_name(set_label.uuid, template) if set_label else None,
         media_set_ctime=set_label.ctime if set_label else None,
         seq_nr=set_label.seq_nr if set_label else None,
         status=status,
         location=entry.effective_location,
         expired=expired,
-        catalog=catalog,
+        # An empty tape needs no catalog; PBS still asks for one on tapes of unconfigured pools.
+        catalog=has_catalog or (set_label is None and not empty_needs_catalog),
         bytes_used=entry.bytes_used,
     )
 
@@ -84,5 +82,5 @@ def list_media(inventory: Inventory, pool_configs: Mapping[str, MediaPoolConfig]
         entry_pool = entry.id.pool
         if entry_pool is None or entry_pool in pool_configs or (pool is not None and entry_pool != pool):
             continue
-        rows.append(_row(inventory, entry, MediaStatus.UNKNOWN, entry_pool, named=False))
+        rows.append(_row(inventory, entry, MediaStatus.UNKNOWN, entry_pool, empty_needs_catalog=True))
     return rows

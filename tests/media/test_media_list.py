@@ -1,3 +1,5 @@
+import time
+
 from tapefs.media.media_id import MediaLocation, MediaStatus, new_uuid
 from tapefs.media.media_list import list_media
 from tapefs.media.tape_config import MediaPoolConfig
@@ -32,7 +34,9 @@ def test_media_list_shows_what_a_job_would_see(inventory):
     assert (rows["UNAS00"].pool, rows["UNAS00"].status) == (None, MediaStatus.WRITABLE)
     assert rows["UDMG00"].status is MediaStatus.DAMAGED
     assert (rows["ORPH00"].pool, rows["ORPH00"].status) == ("gone", MediaStatus.UNKNOWN)
-    assert rows["ORPH00"].media_set_name == rows["ORPH00"].media_set_uuid
+    # An unconfigured pool has no template: the set is named by PBS's default, %c of its start.
+    assert rows["ORPH00"].media_set_name == time.strftime("%c", time.localtime(T0))
+    assert rows["ORPH00"].catalog is False
     assert {rows[name].uuid for name in rows} == {m.uuid for m in (old, current, free, unassigned,
                                                                        damaged_unassigned, orphan)}
 
