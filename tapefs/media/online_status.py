@@ -39,8 +39,12 @@ def query_changer(config: ChangerConfig, open_changer: Callable[[str], Changer] 
     return label_texts_in_changer(status, config.export_slots)
 
 
-def update_online_status(inventory: Inventory, tape_config: TapeDeviceConfig,
+def update_online_status(inventory: Inventory, tape_config: TapeDeviceConfig, changer: str | None = None,
                          open_changer: Callable[[str], Changer] = Changer.open) -> dict[str, MediaLocation]:
-    """Query every configured changer and update the inventory; returns the tapes that moved."""
-    contents = {name: query_changer(config, open_changer) for name, config in tape_config.changers.items()}
+    """Query every configured changer (or only ``changer``: the others count as not queried)
+    and update the inventory; returns the tapes that moved."""
+    if changer is not None and changer not in tape_config.changers:
+        raise KeyError(f"no changer named {changer!r} in tape.cfg")
+    contents = {name: query_changer(config, open_changer) if changer in (None, name) else None
+                for name, config in tape_config.changers.items()}
     return inventory.update_online_status(contents)

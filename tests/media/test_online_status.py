@@ -42,3 +42,18 @@ def test_import_export_and_configured_export_slots_do_not_count():
     )
     assert label_texts_in_changer(status) == {"IN_DRIVE", "IN_SLOT1", "IN_SLOT2"}
     assert label_texts_in_changer(status, export_slots=[2]) == {"IN_DRIVE", "IN_SLOT1"}
+
+
+@pytest.mark.vtape
+def test_updating_one_changer_leaves_the_others_alone(vtape_library, inventory):
+    in_library = make_media_id("VT0001L8", 1)
+    in_other = make_media_id("OTHER1", 2)
+    inventory.store(in_library)
+    inventory.store(in_other)
+    inventory.set_location(in_other.uuid, MediaLocation.online("lib1"))
+    config = TapeDeviceConfig({}, {"lib0": ChangerConfig("lib0", vtape_library.changer),
+                                   "lib1": ChangerConfig("lib1", "/nonexistent/changer")})
+    assert update_online_status(inventory, config, changer="lib0") == {in_library.uuid: MediaLocation.online("lib0")}
+    assert inventory.get(in_other.uuid).location == MediaLocation.online("lib1")
+    with pytest.raises(KeyError, match="no changer named 'lib9'"):
+        update_online_status(inventory, config, changer="lib9")
