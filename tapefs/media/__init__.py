@@ -1,6 +1,7 @@
 """Media management: the tape inventory, media pools and media sets, and the tape configuration
 files (tape.cfg, media-pool.cfg, tape-job.cfg), following PBS (spec pbs-tape-format.md §4.1, §5, §6).
 
-This layer sits above the datastore and the on-tape formats and below jobs and command lines;
-it never talks to a drive itself: callers report what changers hold and which tape they wrote.
+This layer sits above the datastore and the on-tape formats and below jobs and command lines.
+It never loads, reads or writes a tape: jobs tell it which tape they labelled, wrote or filled.
+The one device access is ``online_status``, which asks changers which tapes they hold.
 """
