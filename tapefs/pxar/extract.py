@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from .entry import Entry, Kind, Metadata
 from .errors import PxarError, UnsafePathError
-from .fsmeta import FCAPS_XATTR, acl_to_xattrs
+from .fsmeta import FCAPS_XATTR, acl_to_xattrs, apply_pxar_flags, apply_quota_project_id
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +75,11 @@ class _Extractor:
 
     def apply_metadata(self, path: bytes, metadata: Metadata, *, fd: int | None = None,
                        dir_fd: int | None = None, name: bytes | None = None) -> None:
-        """Owner, mode, xattrs, ACLs, fcaps and mtime, in the order that keeps them all.
+        """Owner, mode, xattrs, ACLs, fcaps, project id, mtime and chattr flags, in the order
+        that keeps them all.
 
-        chown clears setuid bits and file capabilities, so it goes first and fcaps last.
+        chown clears setuid bits and file capabilities, so it goes first; flags such as
+        immutable or append-only would block everything else, so they go last.
         """
         is_symlink = stat.S_IFMT(metadata.mode) == stat.S_IFLNK
         where = {"dir_fd": dir_fd, "follow_symlinks": False} if fd is None else {}
@@ -102,11 +104,21 @@ class _Extractor:
                         os.setxattr(fd, key, value)
                     except OSError as error:
                         self._warn_skip(path, f"xattr {key!r}", error)
+                if metadata.quota_project_id is not None:
+                    try:
+                        apply_quota_project_id(fd, metadata.quota_project_id)
+                    except OSError as error:
+                        self._warn_skip(path, "quota project id", error)
         mtime = metadata.mtime_ns
         try:
             os.utime(target, ns=(mtime, mtime), **where)
         except OSError as error:
             self._warn_skip(path, "mtime", error)
+        if fd is not None and metadata.flags:
+            try:
+                apply_pxar_flags(fd, metadata.flags)
+            except OSError as error:
+                self._warn_skip(path, "file attributes (chattr)", error)
 
     def close_directories(self, keep: int) -> None:
         while len(self.open_dirs) > keep:

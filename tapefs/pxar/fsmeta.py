@@ -29,7 +29,9 @@ _UNSUPPORTED = {errno.EOPNOTSUPP, errno.ENOTTY, errno.ENOSYS, errno.EINVAL, errn
                 errno.ENODATA, errno.EPERM, errno.EACCES}
 
 FS_IOC_GETFLAGS = 0x80086601
+FS_IOC_SETFLAGS = 0x40086602
 FS_IOC_FSGETXATTR = 0x801C581F
+FS_IOC_FSSETXATTR = 0x401C5820
 _FSXATTR_SIZE = 28
 
 # chattr bit -> pxar ENTRY.flags bit (pbs-client pxar flags table)
@@ -64,6 +66,24 @@ def _chattr_flags(fd: int) -> int:
         raise
     chattr = int.from_bytes(buf[:4], "little")
     return sum(pxar for bit, pxar in _CHATTR_TO_PXAR if chattr & bit)
+
+
+def apply_pxar_flags(fd: int, flags: int) -> None:
+    """Set the chattr bits that pxar ``flags`` stand for, keeping the file's other bits."""
+    chattr = sum(bit for bit, pxar in _CHATTR_TO_PXAR if flags & pxar)
+    if not chattr:
+        return
+    buf = bytearray(8)
+    fcntl.ioctl(fd, FS_IOC_GETFLAGS, buf)
+    current = int.from_bytes(buf[:4], "little")
+    fcntl.ioctl(fd, FS_IOC_SETFLAGS, (current | chattr).to_bytes(4, "little") + bytes(4))
+
+
+def apply_quota_project_id(fd: int, projid: int) -> None:
+    buf = bytearray(_FSXATTR_SIZE)
+    fcntl.ioctl(fd, FS_IOC_FSGETXATTR, buf)
+    buf[12:16] = projid.to_bytes(4, "little")
+    fcntl.ioctl(fd, FS_IOC_FSSETXATTR, bytes(buf))
 
 
 def _quota_project_id(fd: int) -> int | None:
