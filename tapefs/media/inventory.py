@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tapefs.config import paths
@@ -65,6 +65,16 @@ _COLUMNS = (
     "uuid, label_text, ctime, label_pool, set_uuid, set_pool, set_seq_nr, set_ctime, "
     "set_key_fingerprint, location, status, bytes_used"
 )
+
+
+@dataclass(frozen=True)
+class MediaSetInfo:
+    uuid: str
+    pool: str
+    #: the set's start (its member 0's ctime), or its earliest member's if member 0 is unknown
+    ctime: int
+    #: media UUIDs by sequence number, None where the inventory lacks that tape
+    members: list[str | None]
 
 
 def tape_status_dir() -> Path:
@@ -341,6 +351,35 @@ class Inventory:
             return normalize_uuid(media_set_uuid)
         template = (template or DEFAULT_MEDIA_SET_NAME_TEMPLATE).replace("%id%", normalize_uuid(media_set_uuid))
         return time.strftime(template, time.localtime(start))
+
+    def list_media_sets(self, pool: str | None = None) -> list[MediaSetInfo]:
+        """Every media set (of ``pool``), oldest first: the sets a restore can choose from."""
+        by_set: dict[str, list[InventoryEntry]] = {}
+        for entry in self.list_used_media():
+            if pool is None or entry.id.media_set_label.pool == pool:
+                by_set.setdefault(entry.id.media_set_label.uuid, []).append(entry)
+        sets = []
+        for set_uuid, entries in by_set.items():
+            start = self.media_set_start_time(set_uuid)
+            first_ctime = min(entry.id.media_set_label.ctime for entry in entries)
+            sets.append(MediaSetInfo(
+                uuid=set_uuid,
+                pool=entries[0].id.media_set_label.pool,
+                ctime=start if start is not None else first_ctime,
+                members=self.compute_media_set_members(set_uuid),
+            ))
+        return sorted(sets, key=lambda info: (info.ctime, info.uuid))
+
+    def destroy_media(self, uuid: str, force: bool = False) -> InventoryEntry:
+        """Forget a tape; one that belongs to a media set only with ``force`` (its data would be
+        unreachable for restores). Returns what was removed."""
+        entry = self.get(uuid)
+        set_label = entry.id.media_set_label
+        if not force and set_label is not None and not set_label.is_unassigned:
+            raise InventoryError(f"media {entry.id.label_text} ({entry.uuid}) contains data of media set "
+                                 f"{set_label.uuid} (use force to remove it anyway)")
+        self.remove_media(entry.uuid)
+        return entry
 
     # -- online and offline tracking ---------------------------------------------------------
 

@@ -393,3 +393,30 @@ def test_inventory_can_be_used_from_another_thread(inventory):
     worker.start()
     worker.join()
     assert inventory.get(media.uuid).id == media
+
+
+def test_list_media_sets_oldest_first_per_pool(inventory):
+    set_c = new_uuid()
+    a0 = make_media_id("A0", 1, set_label=set_label(SET_A, 0, 300))
+    a1 = make_media_id("A1", 1, set_label=set_label(SET_A, 1, 400))
+    b1 = make_media_id("B1", 1, set_label=set_label(SET_B, 1, 200))  # member 0 unknown
+    c0 = make_media_id("C0", 1, set_label=set_label(set_c, 0, 100, pool="p2"))
+    for media in (a0, a1, b1, c0, make_media_id("FREE", 1), make_media_id("Z", 1, set_label=set_label(ZERO_UUID, 0, 9))):
+        inventory.store(media)
+    sets = inventory.list_media_sets()
+    assert [(s.uuid, s.pool, s.ctime) for s in sets] == [(set_c, "p2", 100), (SET_B, "p1", 200), (SET_A, "p1", 300)]
+    assert sets[2].members == [a0.uuid, a1.uuid]
+    assert sets[1].members == [None, b1.uuid]
+    assert [s.uuid for s in inventory.list_media_sets("p1")] == [SET_B, SET_A]
+
+
+def test_destroy_media_refuses_tapes_with_data_unless_forced(inventory):
+    member = make_media_id("MEMB", 1, set_label=set_label(SET_A, 0, 1))
+    assigned = make_media_id("ASSG", 1, set_label=set_label(ZERO_UUID, 0, 1))
+    for media in (member, assigned):
+        inventory.store(media)
+    with pytest.raises(InventoryError, match=f"media MEMB \\({member.uuid}\\) contains data of media set {SET_A}"):
+        inventory.destroy_media(member.uuid)
+    assert inventory.destroy_media(assigned.uuid).id == assigned
+    assert inventory.destroy_media(member.uuid, force=True).id == member
+    assert inventory.list_media() == []

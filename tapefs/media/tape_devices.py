@@ -1,0 +1,173 @@
+"""The drives and changers of ``tape.cfg`` as a command line uses them: which one a command means,
+and moving tapes between slots and drives by label text or slot number (proxmox-tape's
+``load-media``, ``load-media-from-slot``, ``unload``, ``changer status`` and ``transfer``).
+
+Drive choice follows proxmox-tape: ``--drive NAME``, else env ``PROXMOX_TAPE_DRIVE``, else the
+only configured drive. A changer command without a name uses the changer of that drive, or the
+only configured changer.
+"""
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from tapefs.device.changer import Changer, ChangerStatus
+from tapefs.device.drive import Drive
+from tapefs.media.errors import MediaError
+from tapefs.media.inventory import Inventory
+from tapefs.media.tape_config import TAPE_CONFIG_NAME, ChangerConfig, DriveConfig, TapeDeviceConfig
+
+log = logging.getLogger(__name__)
+
+DRIVE_NAME_ENV = "PROXMOX_TAPE_DRIVE"
+
+
+class TapeDeviceError(MediaError):
+    """No such drive or changer, a drive without a changer, a tape that is not where asked."""
+
+
+def choose_drive(config: TapeDeviceConfig, name: str | None = None,
+                 environ: Mapping[str, str] | None = None) -> DriveConfig:
+    environ = os.environ if environ is None else environ
+    name = name or environ.get(DRIVE_NAME_ENV) or None
+    if name is not None:
+        if name not in config.drives:
+            known = ", ".join(config.drives) or "none configured"
+            raise TapeDeviceError(f"no drive named {name!r} in {TAPE_CONFIG_NAME} (drives: {known})")
+        return config.drives[name]
+    if len(config.drives) == 1:
+        return next(iter(config.drives.values()))
+    if not config.drives:
+        raise TapeDeviceError(f"no drive configured in {TAPE_CONFIG_NAME} (add one with 'tapefs drive create')")
+    raise TapeDeviceError(f"{len(config.drives)} drives are configured ({', '.join(config.drives)}): choose one with --drive")
+
+
+def choose_changer(config: TapeDeviceConfig, name: str | None = None, drive_name: str | None = None,
+                   environ: Mapping[str, str] | None = None) -> ChangerConfig:
+    """The named changer, else the changer of the chosen drive, else the only changer."""
+    if name is not None:
+        if name not in config.changers:
+            known = ", ".join(config.changers) or "none configured"
+            raise TapeDeviceError(f"no changer named {name!r} in {TAPE_CONFIG_NAME} (changers: {known})")
+        return config.changers[name]
+    environ = os.environ if environ is None else environ
+    if drive_name or environ.get(DRIVE_NAME_ENV):
+        return changer_of(config, choose_drive(config, drive_name, environ))[0]
+    if len(config.changers) == 1:
+        return next(iter(config.changers.values()))
+    if not config.changers:
+        raise TapeDeviceError(f"no changer configured in {TAPE_CONFIG_NAME} (add one with 'tapefs changer create')")
+    raise TapeDeviceError(f"{len(config.changers)} changers are configured ({', '.join(config.changers)}): name one")
+
+
+def changer_of(config: TapeDeviceConfig, drive: DriveConfig) -> tuple[ChangerConfig, int]:
+    """The drive's changer and its drive number in it."""
+    if drive.changer is None:
+        raise TapeDeviceError(f"drive {drive.name!r} is not in a changer (set one with 'tapefs drive update --changer')")
+    return config.changer(drive.changer), drive.changer_drivenum or 0
+
+
+def _eject_if_required(changer: ChangerConfig, drive: DriveConfig) -> None:
+    # Some libraries only take a cartridge the drive has unthreaded (PBS fix #4904).
+    if changer.eject_before_unload:
+        with Drive.open(drive.path) as opened:
+            opened.eject()
+
+
+def _unload(changer: Changer, changer_config: ChangerConfig, drive: DriveConfig, drivenum: int,
+            target_slot: int | None) -> int:
+    _eject_if_required(changer_config, drive)
+    return changer.unload(target_slot, drivenum)
+
+
+def load_media(config: TapeDeviceConfig, drive: DriveConfig, label_text: str) -> int:
+    """Load the tape with this barcode into the drive, unloading whatever it holds first.
+    Returns the slot the tape came from (0 if it was already in the drive)."""
+    changer_config, drivenum = changer_of(config, drive)
+    with Changer.open(changer_config.path) as changer:
+        status = changer.status()
+        in_drive = status.drive(drivenum)
+        if in_drive.full and in_drive.barcode == label_text:
+            return 0
+        slot = next((s for s in status.slots if s.full and s.barcode == label_text), None)
+        if slot is None:
+            raise TapeDeviceError(f"media {label_text!r} is not in a slot of changer {changer_config.name!r}")
+        if slot.import_export or slot.number in changer_config.export_slots:
+            raise TapeDeviceError(f"media {label_text!r} is in import/export slot {slot.number}; "
+                                  "move it to a storage slot first ('tapefs changer transfer')")
+        if in_drive.full:
+            _unload(changer, changer_config, drive, drivenum, None)
+        changer.load(slot.number, drivenum)
+        return slot.number
+
+
+def load_media_from_slot(config: TapeDeviceConfig, drive: DriveConfig, slot: int) -> str | None:
+    """Load the tape in ``slot`` into the drive (unloading the drive first); returns its barcode."""
+    changer_config, drivenum = changer_of(config, drive)
+    with Changer.open(changer_config.path) as changer:
+        status = changer.status()
+        source = status.slot(slot)
+        if not source.full:
+            raise TapeDeviceError(f"slot {slot} of changer {changer_config.name!r} is empty")
+        if status.drive(drivenum).full:
+            _unload(changer, changer_config, drive, drivenum, None)
+        changer.load(slot, drivenum)
+        return source.barcode
+
+
+def unload_media(config: TapeDeviceConfig, drive: DriveConfig, target_slot: int | None = None) -> int:
+    """Put the drive's tape back (by default into the slot it came from); returns the slot."""
+    changer_config, drivenum = changer_of(config, drive)
+    with Changer.open(changer_config.path) as changer:
+        return _unload(changer, changer_config, drive, drivenum, target_slot)
+
+
+def transfer_media(changer_config: ChangerConfig, from_slot: int, to_slot: int) -> None:
+    with Changer.open(changer_config.path) as changer:
+        status = changer.status()
+        if not status.slot(from_slot).full:
+            raise TapeDeviceError(f"slot {from_slot} of changer {changer_config.name!r} is empty")
+        if status.slot(to_slot).full:
+            raise TapeDeviceError(f"slot {to_slot} of changer {changer_config.name!r} is full")
+        changer.transfer(from_slot, to_slot)
+
+
+@dataclass(frozen=True)
+class ChangerEntry:
+    """One row of ``changer status``: a drive, storage slot or import/export slot."""
+    kind: str  # "drive", "slot" or "import-export"
+    id: int
+    label_text: str | None
+    #: for a drive, the slot its tape came from
+    loaded_slot: int | None
+    #: the inventory's UUID for that label text, if the tape is known (and not ambiguous)
+    uuid: str | None
+
+    def to_dict(self) -> dict:
+        return {"entry-kind": self.kind, "entry-id": self.id, "label-text": self.label_text,
+                "loaded-slot": self.loaded_slot, "uuid": self.uuid}
+
+
+def _known_uuid(inventory: Inventory, label_text: str | None) -> str | None:
+    if not label_text:
+        return None
+    entries = inventory.find_all_media_by_label_text(label_text)
+    return entries[0].uuid if len(entries) == 1 else None
+
+
+def changer_entries(status: ChangerStatus, changer_config: ChangerConfig, inventory: Inventory) -> list[ChangerEntry]:
+    entries = [ChangerEntry("drive", d.number, d.barcode if d.full else None, d.loaded_slot,
+                            _known_uuid(inventory, d.barcode if d.full else None)) for d in status.drives]
+    for slot in status.slots:
+        kind = "import-export" if slot.import_export or slot.number in changer_config.export_slots else "slot"
+        label_text = slot.barcode if slot.full else None
+        entries.append(ChangerEntry(kind, slot.number, label_text, None, _known_uuid(inventory, label_text)))
+    return entries
+
+
+def changer_status(changer_config: ChangerConfig, inventory: Inventory) -> list[ChangerEntry]:
+    """What each drive and slot of the changer holds, with the inventory's UUID of each tape."""
+    with Changer.open(changer_config.path) as changer:
+        status = changer.status()
+    return changer_entries(status, changer_config, inventory)
