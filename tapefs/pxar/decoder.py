@@ -484,6 +484,11 @@ def iter_content(reader: ItemReader, payload: ItemReader | None, entry: Entry,
     if end > stream.size:
         raise stream.error(f"content of {entry.path!r} runs past the end of the archive "
                            f"({end} > {stream.size})", start)
+    if entry.size <= block:
+        # small contents usually sit in the read-ahead window already
+        if entry.size:
+            yield stream.read(start, entry.size)
+        return
     pos = start
     while pos < end:
         data = stream.source.read_at(pos, min(block, end - pos))
