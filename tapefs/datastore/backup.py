@@ -33,7 +33,6 @@ from tapefs.pxar.encoder import encode_tree
 log = logging.getLogger(__name__)
 
 CATALOG_NAME = "catalog.pcat1.didx"
-LABEL = re.compile(r"[A-Za-z0-9_-]+")
 SOURCE_SPEC = re.compile(r"(?P<label>[A-Za-z0-9_-]+)\.(?P<kind>pxar|img):(?P<path>.+)", re.DOTALL)
 
 
@@ -96,7 +95,7 @@ def _next_backup_time(datastore: Datastore, group: BackupGroup) -> int:
     newest = max((info.snapshot.backup_time for info in datastore.list_snapshots(group, include_unfinished=True)), default=None)
     now = int(time.time())
     if newest is not None and newest >= now:
-        time.sleep(newest + 1 - time.time())
+        time.sleep(max(0.0, newest + 1 - time.time()))
         now = newest + 1
     return now
 

@@ -81,9 +81,6 @@ class BackupNamespace:
     def is_root(self) -> bool:
         return not self.components
 
-    def child(self, name: str) -> "BackupNamespace":
-        return BackupNamespace.parse("/".join(self.components + (name,)))
-
     def relative_path(self) -> Path:
         path = Path()
         for component in self.components:
