@@ -1,6 +1,6 @@
 """Encode, decode, random-access and extract throughput of tapefs.pxar.
 
-    .venv/bin/python bench/pxar.py [--tree DIR] [--size-mb N] [--files N]
+    .venv/bin/python bench/pxar.py [--tree DIR] [--size-mb N] [--files N] [--extract-to DIR]
 
 Without --tree, a synthetic tree of --size-mb MiB is generated: --files small files (0-64 KiB)
 spread over directories plus a few large ones holding the rest.  MB/s figures are archive bytes
@@ -63,6 +63,8 @@ def main() -> None:
     parser.add_argument("--tree", help="directory to archive (default: a synthetic tree)")
     parser.add_argument("--size-mb", type=int, default=256)
     parser.add_argument("--files", type=int, default=4000)
+    parser.add_argument("--extract-to", help="parent directory for the extraction test "
+                        "(default: the scratch directory; /dev/shm separates CPU from disk)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR", "/var/tmp")) as scratch:
         tree = args.tree
@@ -101,9 +103,13 @@ def main() -> None:
         elapsed = time.perf_counter() - start
         print(f"{'accessor lookups':<34} {len(sample) / elapsed:9.0f} lookups/s")
 
-        target = os.path.join(scratch, "restored")
-        measure("extract", size, lambda: extract(Decoder(FileSource(archive_path)), target))
-        shutil.rmtree(target)
+        target = os.path.join(args.extract_to or scratch, f"restored-{os.getpid()}")
+        try:
+            stats = measure("extract", size,
+                            lambda: extract(Decoder(FileSource(archive_path)), target))
+            print(f"({stats.entries} entries extracted into {target})")
+        finally:
+            shutil.rmtree(target, ignore_errors=True)
 
 
 if __name__ == "__main__":
