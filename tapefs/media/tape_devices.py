@@ -16,6 +16,9 @@ from tapefs.device.changer import Changer, ChangerStatus
 from tapefs.device.drive import Drive
 from tapefs.media.errors import MediaError
 from tapefs.media.inventory import Inventory
+from tapefs.scsi.channel import Channel
+from tapefs.scsi.errors import ScsiError
+from tapefs.scsi.inquiry import inquiry, unit_serial_number
 from tapefs.media.tape_config import TAPE_CONFIG_NAME, ChangerConfig, DriveConfig, TapeDeviceConfig
 
 log = logging.getLogger(__name__)
@@ -68,10 +71,23 @@ def changer_of(config: TapeDeviceConfig, drive: DriveConfig) -> tuple[ChangerCon
     return config.changer(drive.changer), drive.changer_drivenum or 0
 
 
+def open_drive(drive: DriveConfig, need_medium: bool = False) -> Drive:
+    """Open a configured drive, consuming the unit attention a freshly loaded tape raises, so
+    that the first real command does not fail with "medium may have changed"."""
+    opened = Drive.open(drive.path)
+    try:
+        if not opened.is_ready() and need_medium:
+            raise TapeDeviceError(f"drive {drive.name!r} has no tape loaded")
+    except BaseException:
+        opened.close()
+        raise
+    return opened
+
+
 def _eject_if_required(changer: ChangerConfig, drive: DriveConfig) -> None:
     # Some libraries only take a cartridge the drive has unthreaded (PBS fix #4904).
     if changer.eject_before_unload:
-        with Drive.open(drive.path) as opened:
+        with open_drive(drive) as opened:
             opened.eject()
 
 
@@ -123,6 +139,17 @@ def unload_media(config: TapeDeviceConfig, drive: DriveConfig, target_slot: int 
         return _unload(changer, changer_config, drive, drivenum, target_slot)
 
 
+def eject_media(config: TapeDeviceConfig, drive: DriveConfig) -> int | None:
+    """Eject the drive's tape; in a changer, also put it back into a slot (returned)."""
+    with open_drive(drive) as opened:
+        opened.eject()
+    if drive.changer is None:
+        return None
+    changer_config, drivenum = changer_of(config, drive)
+    with Changer.open(changer_config.path) as changer:
+        return changer.unload(None, drivenum)
+
+
 def transfer_media(changer_config: ChangerConfig, from_slot: int, to_slot: int) -> None:
     with Changer.open(changer_config.path) as changer:
         status = changer.status()
@@ -131,6 +158,25 @@ def transfer_media(changer_config: ChangerConfig, from_slot: int, to_slot: int) 
         if status.slot(to_slot).full:
             raise TapeDeviceError(f"slot {to_slot} of changer {changer_config.name!r} is full")
         changer.transfer(from_slot, to_slot)
+
+
+@dataclass(frozen=True)
+class DeviceIdentity:
+    vendor: str | None
+    model: str | None
+    serial: str | None
+
+
+def device_identity(path: str) -> DeviceIdentity:
+    """Vendor, model and serial of a configured device; all None when it does not answer
+    (a list of configured devices must not fail because one of them is switched off)."""
+    try:
+        with Channel.open(path) as channel:
+            identity = inquiry(channel)
+            return DeviceIdentity(identity.vendor, identity.product, unit_serial_number(channel))
+    except (ScsiError, OSError) as exc:
+        log.info("%s does not answer: %s", path, exc)
+        return DeviceIdentity(None, None, None)
 
 
 @dataclass(frozen=True)

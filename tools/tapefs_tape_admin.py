@@ -1,0 +1,517 @@
+"""``tapefs changer|drive|pool|media`` and the tape commands of proxmox-tape (label,
+barcode-label, read-label, inventory, load-media, unload, eject, rewind, format, status,
+cartridge-memory, volume-statistics). Each command parses, calls one library function in
+``tapefs.media`` or ``tapefs.device`` and renders a table or JSON; failures become one line
+through the ``tapefs`` group.
+"""
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from tapefs.config.paths import config_file
+from tapefs.device import discovery
+from tapefs.device.tape_alert import flag_name
+from tapefs.media import labeling, tape_devices
+from tapefs.media.inventory import Inventory
+from tapefs.media.media_content import media_content
+from tapefs.media.media_list import list_media
+from tapefs.media.online_status import update_online_status
+from tapefs.media.tape_config import (
+    MEDIA_POOL_CONFIG_NAME, TAPE_CONFIG_NAME, ChangerConfig, DriveConfig, MediaPoolConfig, config_digest, config_keys, create_section,
+    load_media_pool_config, load_tape_config, remove_section, update_section,
+)
+from tools.device_cli import emit, format_value, key_value_table, output_format_option, simple_table
+
+BOOL = click.BOOL
+
+
+def _slot_list(_ctx, _param, value: str | None) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    try:
+        return tuple(int(item) for item in value.replace(";", ",").split(",") if item.strip())
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of slot numbers") from None
+
+
+def drive_option(fn: Callable) -> Callable:
+    return click.option("--drive", "drive_name", default=None,
+                        help="Drive name from tape.cfg (default: env PROXMOX_TAPE_DRIVE, else the only drive).")(fn)
+
+
+def _drive(drive_name: str | None) -> DriveConfig:
+    return tape_devices.choose_drive(load_tape_config(), drive_name)
+
+
+@contextlib.contextmanager
+def progress_bar() -> Iterator[Callable[[str, int, int], None]]:
+    """A rich progress bar on stderr (only on a terminal), fed by library progress callbacks."""
+    console = Console(stderr=True)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, disable=not console.is_terminal, refresh_per_second=5) as progress:
+        task = progress.add_task("", total=None)
+
+        def update(message: str, done: int, total: int) -> None:
+            progress.update(task, description=message, completed=done, total=total)
+        yield update
+
+
+def _rows_table(columns: tuple[str, ...], rows: list[dict]):
+    table = simple_table(*columns)
+    for row in rows:
+        table.add_row(*(format_value(row.get(column)) for column in columns))
+    return table
+
+
+def _emit_rows(output_format: str, rows: list[dict], columns: tuple[str, ...], empty: str) -> None:
+    def render(out) -> None:
+        out.print(_rows_table(columns, rows) if rows else empty)
+    emit(output_format, rows, render)
+
+
+def _emit_mapping(output_format: str, data: dict) -> None:
+    emit(output_format, data, lambda out: out.print(key_value_table(list(data.items()))))
+
+
+def _config_dict(obj, digest: str) -> dict:
+    data = {key.replace("_", "-"): value for key, value in vars(obj).items() if value not in (None, ())}
+    data["digest"] = digest
+    return data
+
+
+def _tape_cfg_digest() -> str:
+    return config_digest(config_file(TAPE_CONFIG_NAME))
+
+
+# -- changer -------------------------------------------------------------------------------------
+
+@click.group("changer")
+def changer() -> None:
+    """Configure and use tape changers (tape.cfg)."""
+
+
+@changer.command("scan")
+@click.option("--vtape-library", "libraries", multiple=True, metavar="LIBDIR",
+              help="Also list the changer of this vtape library (repeatable; env VTAPE_LIBRARIES).")
+@output_format_option
+def changer_scan(libraries, output_format: str) -> None:
+    """List changer devices attached to this host (and of running vtape libraries)."""
+    rows = [d.to_dict() for d in discovery.scan(list(libraries), kind="changer")]
+    _emit_rows(output_format, rows, ("path", "vendor", "model", "serial"), "no changers found")
+
+
+@changer.command("list")
+@output_format_option
+def changer_list(output_format: str) -> None:
+    """The configured changers, with what each device says it is."""
+    rows = []
+    for config in load_tape_config().changers.values():
+        identity = tape_devices.device_identity(config.path)
+        rows.append({"name": config.name, "path": config.path, "vendor": identity.vendor,
+                     "model": identity.model, "serial": identity.serial})
+    _emit_rows(output_format, rows, ("name", "path", "vendor", "model", "serial"), "no changers configured")
+
+
+@changer.command("config")
+@click.argument("name")
+@output_format_option
+def changer_config(name: str, output_format: str) -> None:
+    """Show one changer's configuration."""
+    config = tape_devices.choose_changer(load_tape_config(), name)
+    _emit_mapping(output_format, _config_dict(config, _tape_cfg_digest()))
+
+
+@changer.command("create")
+@click.argument("name")
+@click.option("--path", required=True, help="Device node (/dev/sgN, /dev/tape/by-id/…) or vtape changer socket.")
+@click.option("--export-slots", callback=_slot_list, default=None, help="Import/export slots, e.g. 15,16.")
+@click.option("--eject-before-unload", type=BOOL, default=None, help="Eject the drive before the robot unloads it.")
+def changer_create(name: str, path: str, export_slots, eject_before_unload) -> None:
+    """Add a changer to tape.cfg."""
+    create_section(ChangerConfig(name, path, export_slots or (), eject_before_unload))
+
+
+@changer.command("update")
+@click.argument("name")
+@click.option("--path", default=None, help="New device path.")
+@click.option("--export-slots", callback=_slot_list, default=None, help="Import/export slots, e.g. 15,16.")
+@click.option("--eject-before-unload", type=BOOL, default=None, help="Eject the drive before the robot unloads it.")
+@click.option("--delete", multiple=True, type=click.Choice(["export-slots", "eject-before-unload"]),
+              help="Remove a property (repeatable).")
+@click.option("--digest", default=None, help="Refuse if tape.cfg changed since this digest was shown.")
+def changer_update(name: str, path, export_slots, eject_before_unload, delete, digest) -> None:
+    """Change a changer's configuration."""
+    changes = {"path": path, "export_slots": export_slots, "eject_before_unload": eject_before_unload}
+    update_section(ChangerConfig, name, {k: v for k, v in changes.items() if v is not None}, delete, digest=digest)
+
+
+@changer.command("remove")
+@click.argument("name")
+def changer_remove(name: str) -> None:
+    """Remove a changer from tape.cfg (no drive may still use it)."""
+    remove_section(ChangerConfig, name)
+
+
+@changer.command("status")
+@click.argument("name", required=False)
+@drive_option
+@output_format_option
+def changer_status(name: str | None, drive_name: str | None, output_format: str) -> None:
+    """What the changer's drives and slots hold (default: the changer of the drive)."""
+    config = tape_devices.choose_changer(load_tape_config(), name, drive_name)
+    with Inventory.open() as inventory:
+        rows = [entry.to_dict() for entry in tape_devices.changer_status(config, inventory)]
+    _emit_rows(output_format, rows, ("entry-kind", "entry-id", "label-text", "loaded-slot", "uuid"), "no elements")
+
+
+@changer.command("transfer")
+@click.argument("name", required=False)
+@click.option("--from", "from_slot", type=click.IntRange(1), required=True, help="Source slot.")
+@click.option("--to", "to_slot", type=click.IntRange(1), required=True, help="Target slot.")
+@drive_option
+def changer_transfer(name: str | None, from_slot: int, to_slot: int, drive_name: str | None) -> None:
+    """Move a tape from one slot to another."""
+    tape_devices.transfer_media(tape_devices.choose_changer(load_tape_config(), name, drive_name), from_slot, to_slot)
+
+
+# -- drive ---------------------------------------------------------------------------------------
+
+@click.group("drive")
+def drive() -> None:
+    """Configure tape drives (tape.cfg)."""
+
+
+@drive.command("scan")
+@click.option("--vtape-library", "libraries", multiple=True, metavar="LIBDIR",
+              help="Also list the drives of this vtape library (repeatable; env VTAPE_LIBRARIES).")
+@output_format_option
+def drive_scan(libraries, output_format: str) -> None:
+    """List tape drives attached to this host (and of running vtape libraries)."""
+    rows = [d.to_dict() for d in discovery.scan(list(libraries), kind="drive")]
+    _emit_rows(output_format, rows, ("path", "vendor", "model", "serial"), "no drives found")
+
+
+@drive.command("list")
+@output_format_option
+def drive_list(output_format: str) -> None:
+    """The configured drives, with their changer and what each device says it is."""
+    rows = []
+    for config in load_tape_config().drives.values():
+        identity = tape_devices.device_identity(config.path)
+        rows.append({"name": config.name, "path": config.path, "changer": config.changer,
+                     "changer-drivenum": config.changer_drivenum, "vendor": identity.vendor,
+                     "model": identity.model, "serial": identity.serial})
+    _emit_rows(output_format, rows, ("name", "path", "changer", "changer-drivenum", "vendor", "model", "serial"),
+               "no drives configured")
+
+
+@drive.command("config")
+@click.argument("name")
+@output_format_option
+def drive_config(name: str, output_format: str) -> None:
+    """Show one drive's configuration."""
+    _emit_mapping(output_format, _config_dict(_drive(name), _tape_cfg_digest()))
+
+
+@drive.command("create")
+@click.argument("name")
+@click.option("--path", required=True, help="Device node (/dev/sgN, /dev/tape/by-id/…) or vtape drive socket.")
+@click.option("--changer", "changer_name", default=None, help="The changer this drive is in.")
+@click.option("--changer-drivenum", type=click.IntRange(0, 255), default=None, help="Its drive number there.")
+def drive_create(name: str, path: str, changer_name, changer_drivenum) -> None:
+    """Add a drive to tape.cfg."""
+    create_section(DriveConfig(name, path, changer_name, changer_drivenum))
+
+
+@drive.command("update")
+@click.argument("name")
+@click.option("--path", default=None, help="New device path.")
+@click.option("--changer", "changer_name", default=None, help="The changer this drive is in.")
+@click.option("--changer-drivenum", type=click.IntRange(0, 255), default=None, help="Its drive number there.")
+@click.option("--delete", multiple=True, type=click.Choice(["changer", "changer-drivenum"]),
+              help="Remove a property (repeatable).")
+@click.option("--digest", default=None, help="Refuse if tape.cfg changed since this digest was shown.")
+def drive_update(name: str, path, changer_name, changer_drivenum, delete, digest) -> None:
+    """Change a drive's configuration."""
+    changes = {"path": path, "changer": changer_name, "changer_drivenum": changer_drivenum}
+    update_section(DriveConfig, name, {k: v for k, v in changes.items() if v is not None}, delete, digest=digest)
+
+
+@drive.command("remove")
+@click.argument("name")
+def drive_remove(name: str) -> None:
+    """Remove a drive from tape.cfg."""
+    remove_section(DriveConfig, name)
+
+
+# -- pool ----------------------------------------------------------------------------------------
+
+POOL_COLUMNS = ("name", "allocation", "retention", "template", "encrypt", "comment")
+
+
+@click.group("pool")
+def pool() -> None:
+    """Configure media pools (media-pool.cfg)."""
+
+
+@pool.command("list")
+@output_format_option
+def pool_list(output_format: str) -> None:
+    """The configured media pools."""
+    rows = [{key.replace("_", "-"): value for key, value in vars(config).items()}
+            for config in load_media_pool_config().values()]
+    _emit_rows(output_format, rows, POOL_COLUMNS, "no pools configured")
+
+
+def _named_pool(name: str) -> MediaPoolConfig:
+    pools = load_media_pool_config()
+    if name not in pools:
+        raise click.ClickException(f"no pool named {name!r} (pools: {', '.join(pools) or 'none configured'})")
+    return pools[name]
+
+
+@pool.command("config")
+@click.argument("name")
+@output_format_option
+def pool_config(name: str, output_format: str) -> None:
+    """Show one pool's configuration."""
+    _emit_mapping(output_format, _config_dict(_named_pool(name), config_digest(config_file(MEDIA_POOL_CONFIG_NAME))))
+
+
+def pool_options(fn: Callable) -> Callable:
+    for option in reversed((
+        click.option("--allocation", default=None, help="continue, always or a calendar event (when a new set starts)."),
+        click.option("--retention", default=None, help="keep, overwrite or a time span (when a full tape may be reused)."),
+        click.option("--template", default=None, help="strftime template of media-set names."),
+        click.option("--encrypt", default=None, help="Fingerprint of the tape encryption key."),
+        click.option("--comment", default=None, help="Free text."),
+    )):
+        fn = option(fn)
+    return fn
+
+
+@pool.command("create")
+@click.argument("name")
+@pool_options
+def pool_create(name: str, **properties) -> None:
+    """Add a media pool."""
+    create_section(MediaPoolConfig(name, **properties))
+
+
+@pool.command("update")
+@click.argument("name")
+@pool_options
+@click.option("--delete", multiple=True, type=click.Choice(config_keys(MediaPoolConfig)),
+              help="Remove a property (repeatable).")
+@click.option("--digest", default=None, help="Refuse if media-pool.cfg changed since this digest was shown.")
+def pool_update(name: str, delete, digest, **properties) -> None:
+    """Change a media pool."""
+    update_section(MediaPoolConfig, name, {k: v for k, v in properties.items() if v is not None}, delete,
+                   digest=digest)
+
+
+@pool.command("remove")
+@click.argument("name")
+def pool_remove(name: str) -> None:
+    """Remove a media pool."""
+    remove_section(MediaPoolConfig, name)
+
+
+# -- media ---------------------------------------------------------------------------------------
+
+MEDIA_COLUMNS = ("label-text", "pool", "media-set-name", "seq-nr", "status", "location", "catalog", "uuid")
+
+
+@click.group("media")
+def media() -> None:
+    """The inventory's tapes and what they hold."""
+
+
+@media.command("list")
+@click.option("--pool", "pool_name", default=None, help="Only the tapes of this pool.")
+@click.option("--update-status", type=BOOL, default=True, show_default=True,
+              help="Ask the configured changers which tapes are online first.")
+@output_format_option
+def media_list(pool_name: str | None, update_status: bool, output_format: str) -> None:
+    """Every tape with its pool, media set, status and location."""
+    with Inventory.open() as inventory:
+        if update_status:
+            update_online_status(inventory, load_tape_config())
+        entries = list_media(inventory, load_media_pool_config(), int(time.time()), pool_name)
+    rows = [{"label-text": e.label_text, "pool": e.pool, "media-set-name": e.media_set_name,
+             "media-set-uuid": e.media_set_uuid, "seq-nr": e.seq_nr, "status": e.status.value,
+             "location": str(e.location), "expired": e.expired, "catalog": e.catalog, "uuid": e.uuid,
+             "ctime": e.ctime, "bytes-used": e.bytes_used} for e in entries]
+    _emit_rows(output_format, rows, MEDIA_COLUMNS, "no media in the inventory")
+
+
+@media.command("content")
+@click.option("--pool", "pool_name", default=None, help="Only tapes of this pool.")
+@click.option("--label-text", default=None, help="Only this tape.")
+@click.option("--media-set", default=None, help="Only tapes of this media set (UUID).")
+@output_format_option
+def media_content_command(pool_name, label_text, media_set, output_format: str) -> None:
+    """The snapshots on each tape, from the media catalogs on disk."""
+    with Inventory.open() as inventory:
+        rows = [row.to_dict() for row in media_content(inventory, pool_name, label_text, media_set)]
+    _emit_rows(output_format, rows, ("label-text", "pool", "seq-nr", "store", "snapshot", "file-number"),
+               "no cataloged snapshots")
+
+
+# -- tapes in drives -------------------------------------------------------------------------------
+
+def _media_id_dict(media_id) -> dict:
+    data = {"label-text": media_id.label_text, "uuid": media_id.uuid, "ctime": media_id.label.ctime,
+            "pool": media_id.pool}
+    set_label = media_id.media_set_label
+    if set_label is not None:
+        data.update({"media-set-uuid": set_label.uuid, "seq-nr": set_label.seq_nr,
+                     "media-set-ctime": set_label.ctime, "encryption-key-fingerprint": set_label.encryption_key_fingerprint})
+    return data
+
+
+@click.command("label")
+@click.option("--label-text", required=True, help="The label text (usually the barcode).")
+@click.option("--pool", "pool_name", default=None, help="Reserve the tape for this pool.")
+@click.option("--force", is_flag=True, default=False, help="Overwrite a tape that holds data.")
+@drive_option
+@output_format_option
+def label(label_text: str, pool_name: str | None, force: bool, drive_name: str | None, output_format: str) -> None:
+    """Label the tape in the drive (refuses a tape that holds data unless --force)."""
+    with progress_bar() as progress:
+        media_id = labeling.label_tape(_drive(drive_name), label_text, pool_name, force, progress=progress)
+    _emit_mapping(output_format, _media_id_dict(media_id))
+
+
+OUTCOME_COLUMNS = ("label-text", "slot", "result", "uuid", "message")
+
+
+@click.command("barcode-label")
+@click.option("--pool", "pool_name", default=None, help="Reserve the tapes for this pool.")
+@drive_option
+@output_format_option
+def barcode_label(pool_name: str | None, drive_name: str | None, output_format: str) -> None:
+    """Label every tape of the changer the inventory does not know, with its barcode."""
+    with progress_bar() as progress:
+        outcomes = labeling.barcode_label(load_tape_config(), _drive(drive_name), pool_name, progress=progress)
+    _emit_rows(output_format, [o.to_dict() for o in outcomes], OUTCOME_COLUMNS, "no unlabelled tapes")
+
+
+@click.command("read-label")
+@click.option("--inventorize", is_flag=True, default=False, help="Store the labels in the inventory.")
+@drive_option
+@output_format_option
+def read_label(inventorize: bool, drive_name: str | None, output_format: str) -> None:
+    """Read the labels of the tape in the drive."""
+    reading = labeling.read_label(_drive(drive_name), inventorize)
+    if reading.media_id is None:
+        raise click.ClickException("the tape in the drive is not labelled")
+    data = _media_id_dict(reading.media_id)
+    data["inventorized"] = reading.inventorized
+    _emit_mapping(output_format, data)
+
+
+@click.command("inventory")
+@click.option("--read-labels", is_flag=True, default=False, help="Load tapes the inventory does not know and read their labels.")
+@click.option("--read-all-labels", is_flag=True, default=False, help="Load every tape and read its label.")
+@drive_option
+@output_format_option
+def inventory(read_labels: bool, read_all_labels: bool, drive_name: str | None, output_format: str) -> None:
+    """List the changer's tapes and their UUIDs; optionally read labels into the inventory."""
+    with progress_bar() as progress:
+        outcomes = labeling.update_inventory(load_tape_config(), _drive(drive_name), read_labels, read_all_labels,
+                                             progress=progress)
+    _emit_rows(output_format, [o.to_dict() for o in outcomes], OUTCOME_COLUMNS, "no tapes in the changer")
+
+
+@click.command("load-media")
+@click.argument("label_text")
+@drive_option
+def load_media(label_text: str, drive_name: str | None) -> None:
+    """Load the tape with this barcode into the drive."""
+    tape_devices.load_media(load_tape_config(), _drive(drive_name), label_text)
+
+
+@click.command("load-media-from-slot")
+@click.argument("slot", type=click.IntRange(1))
+@drive_option
+def load_media_from_slot(slot: int, drive_name: str | None) -> None:
+    """Load the tape in SLOT into the drive."""
+    tape_devices.load_media_from_slot(load_tape_config(), _drive(drive_name), slot)
+
+
+@click.command("unload")
+@click.option("--target-slot", type=click.IntRange(1), default=None, help="Default: the slot the tape came from.")
+@drive_option
+def unload(target_slot: int | None, drive_name: str | None) -> None:
+    """Put the drive's tape back into a slot."""
+    tape_devices.unload_media(load_tape_config(), _drive(drive_name), target_slot)
+
+
+@click.command("eject")
+@drive_option
+def eject(drive_name: str | None) -> None:
+    """Eject the tape (in a changer: and put it back into its slot)."""
+    tape_devices.eject_media(load_tape_config(), _drive(drive_name))
+
+
+@click.command("rewind")
+@drive_option
+def rewind(drive_name: str | None) -> None:
+    """Rewind the tape in the drive."""
+    with tape_devices.open_drive(_drive(drive_name), need_medium=True) as opened:
+        opened.rewind()
+
+
+@click.command("format")
+@click.option("--fast", type=BOOL, default=True, show_default=True, help="0 adds a long erase (and LTO-9 optimisation).")
+@click.option("--label-text", default=None, help="Only format if the tape carries this label.")
+@drive_option
+def format_(fast: bool, label_text: str | None, drive_name: str | None) -> None:
+    """Erase the tape in the drive and drop it from the inventory."""
+    with progress_bar() as progress:
+        labeling.format_tape(_drive(drive_name), fast, label_text, progress=progress)
+
+
+@click.command("status")
+@drive_option
+@output_format_option
+def status(drive_name: str | None, output_format: str) -> None:
+    """Drive and medium status."""
+    with tape_devices.open_drive(_drive(drive_name)) as opened:
+        data = opened.status().to_dict()
+    data["alert-flags"] = [flag_name(n) for n in data["alert-flags"]]
+    _emit_mapping(output_format, data)
+
+
+@click.command("cartridge-memory")
+@drive_option
+@output_format_option
+def cartridge_memory(drive_name: str | None, output_format: str) -> None:
+    """Cartridge memory (MAM) attributes of the tape in the drive."""
+    with tape_devices.open_drive(_drive(drive_name), need_medium=True) as opened:
+        rows = [a.to_dict() for a in opened.cartridge_memory()]
+    _emit_rows(output_format, rows, ("id", "name", "value"), "no attributes")
+
+
+@click.command("volume-statistics")
+@drive_option
+@output_format_option
+def volume_statistics(drive_name: str | None, output_format: str) -> None:
+    """Volume statistics of the tape in the drive (log page 17h)."""
+    with tape_devices.open_drive(_drive(drive_name), need_medium=True) as opened:
+        statistics = opened.volume_statistics()
+    data = {key.replace("_", "-"): value for key, value in statistics.to_dict().items()}
+    data["medium-passes"], data["medium-wearout"] = statistics.medium_passes, statistics.wearout
+    _emit_mapping(output_format, data)
+
+
+#: What ``tools.tapefs_cli`` registers on the ``tapefs`` group.
+COMMANDS = (changer, drive, pool, media, label, barcode_label, read_label, inventory, load_media,
+            load_media_from_slot, unload, eject, rewind, format_, status, cartridge_memory, volume_statistics)
