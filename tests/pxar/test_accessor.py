@@ -24,6 +24,16 @@ def test_lookup_in_large_directory_reads_only_its_goodbye_table_and_a_few_items(
     table_bytes = 1201 * 24 + 16
     assert source.bytes_read < table_bytes + 8192
     assert source.bytes_read < source.size / 100
+    assert source.calls <= 10
+
+
+def test_deep_lookup_costs_a_few_small_reads_per_component():
+    source = CountingSource(load_bytes(ORACLE / "tree-v1.pxar"))
+    path = "tree/d2a/d3a/d4a/d5a/d6a/d7a/d8b-ü/f1"
+    assert Accessor(source).lookup(path).kind is Kind.FILE
+    components = path.count("/") + 1
+    assert source.calls <= 4 * components
+    assert source.bytes_read <= 2048 * components
 
 
 def test_reading_a_range_of_a_big_file_reads_only_that_range():
