@@ -84,13 +84,13 @@ class Accessor:
                 or back > goodbye_offset):
             raise reader.error(f"goodbye tail with impossible size {table_size} or offset {back}",
                                tail_offset)
-        htype, full_size = fmt.unpack_header(reader.read(goodbye_offset, fmt.HEADER_SIZE))
+        # header and items in one read; the tail is known already
+        table_bytes = reader.read(goodbye_offset, table_size - fmt.GOODBYE_ITEM_SIZE)
+        htype, full_size = fmt.unpack_header(table_bytes)
         if htype != fmt.GOODBYE or full_size != table_size:
             raise reader.error(f"goodbye tail points at {fmt.htype_name(htype)} of {full_size} "
                                f"bytes, expected GOODBYE of {table_size}", goodbye_offset)
-        items = tuple(fmt.iter_goodbye_items(
-            reader.read(goodbye_offset + fmt.HEADER_SIZE, table_size - fmt.HEADER_SIZE
-                        - fmt.GOODBYE_ITEM_SIZE)))
+        items = tuple(fmt.iter_goodbye_items(table_bytes[fmt.HEADER_SIZE:]))
         for index, (_, child_back, _) in enumerate(items):
             if child_back == 0 or child_back > goodbye_offset:
                 raise reader.error(f"goodbye item {index} points outside the archive",
