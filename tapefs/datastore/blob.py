@@ -112,8 +112,8 @@ def blob_kind(raw: bytes) -> BlobKind | None:
     return _KIND_BY_MAGIC.get(bytes(raw[:8]))
 
 
-def inspect_blob(raw: bytes, source: str = "<blob>") -> BlobInfo:
-    """Check magic, length and CRC without decrypting or decompressing."""
+def _split(raw: bytes, source: str) -> tuple[BlobKind, bytes, memoryview]:
+    """Magic and length checks; returns the kind, the header and a view of the payload."""
     if len(raw) < PLAIN_HEADER.sizeof():
         raise CorruptFileError(source, len(raw), f"truncated blob: {len(raw)} bytes, header needs 12")
     kind = _KIND_BY_MAGIC.get(bytes(raw[:8]))
@@ -123,29 +123,52 @@ def inspect_blob(raw: bytes, source: str = "<blob>") -> BlobInfo:
         raise CorruptFileError(
             source, len(raw), f"truncated encrypted blob: {len(raw)} bytes, header needs {kind.header_size}"
         )
-    stored_crc = PLAIN_HEADER.parse(raw[:12]).crc
-    actual_crc = zlib.crc32(memoryview(raw)[kind.header_size :])
+    return kind, bytes(raw[: kind.header_size]), memoryview(raw)[kind.header_size :]
+
+
+def _check_crc(kind: BlobKind, header: bytes, payload, source: str) -> BlobInfo:
+    stored_crc = PLAIN_HEADER.parse(header[:12]).crc
+    actual_crc = zlib.crc32(payload)
     if stored_crc != actual_crc:
         raise CorruptFileError(source, 8, f"blob CRC mismatch: stored {stored_crc:08x}, computed {actual_crc:08x}")
     return BlobInfo(kind, stored_crc, kind.header_size)
 
 
+def inspect_blob(raw: bytes, source: str = "<blob>") -> BlobInfo:
+    """Check magic, length and CRC without decrypting or decompressing."""
+    kind, header, payload = _split(raw, source)
+    return _check_crc(kind, header, payload, source)
+
+
 def decode_blob(raw: bytes, crypt_config: CryptConfig | None = None, source: str = "<blob>") -> bytes:
     """Return the data of a blob, checking its CRC (and GCM tag when encrypted)."""
-    info = inspect_blob(raw, source)
-    payload = memoryview(raw)[info.header_size :]
-    if info.kind.encrypted:
+    kind, header, payload = _split(raw, source)
+    return _decode(kind, header, payload, crypt_config, source)
+
+
+def decode_blob_parts(header: bytes, payload: bytes, crypt_config: CryptConfig | None = None, source: str = "<blob>") -> bytes:
+    """``decode_blob`` for a blob read as header and payload separately: an uncompressed
+    payload is returned as is, without copying it out of a larger buffer."""
+    if len(header) < PLAIN_HEADER.sizeof() or blob_kind(header) is None or len(header) != blob_kind(header).header_size:
+        # let the whole-blob checks name the problem and its offset
+        return decode_blob(header + payload, crypt_config, source)
+    return _decode(blob_kind(header), header, payload, crypt_config, source)
+
+
+def _decode(kind: BlobKind, header: bytes, payload, crypt_config: CryptConfig | None, source: str) -> bytes:
+    _check_crc(kind, header, payload, source)
+    if kind.encrypted:
         if crypt_config is None:
             raise CryptoError(f"{source}: blob is encrypted, no key given")
-        header = ENCRYPTED_HEADER.parse(raw[: info.header_size])
+        fields = ENCRYPTED_HEADER.parse(header)
         try:
-            payload = crypt_config.decrypt(header.iv, header.tag, bytes(payload))
+            payload = crypt_config.decrypt(fields.iv, fields.tag, bytes(payload))
         except CryptoError as exc:
             raise CryptoError(f"{source}: {exc}") from None
-    if not info.kind.compressed:
-        return bytes(payload)
+    if not kind.compressed:
+        return payload if type(payload) is bytes else bytes(payload)
     try:
         # PBS <= 3.x streams frames without a content size, and several frames are allowed
         return _decompressor().decompressobj(read_across_frames=True).decompress(payload)
     except zstandard.ZstdError as exc:
-        raise CorruptFileError(source, info.header_size, f"zstd decompression failed: {exc}") from None
+        raise CorruptFileError(source, kind.header_size, f"zstd decompression failed: {exc}") from None

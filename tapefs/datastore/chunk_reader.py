@@ -2,7 +2,7 @@
 
 import logging
 
-from tapefs.datastore.blob import blob_kind, decode_blob, inspect_blob
+from tapefs.datastore.blob import blob_kind, decode_blob_parts, inspect_blob
 from tapefs.datastore.chunk_store import ChunkStore
 from tapefs.datastore.crypt_config import CryptConfig, plain_digest
 from tapefs.datastore.errors import CorruptFileError, CryptoError
@@ -17,10 +17,10 @@ class ChunkReader:
 
     def read_chunk(self, digest: bytes, expected_size: int | None = None) -> bytes:
         """Decoded chunk data; checks CRC, GCM tag, digest and (if given) the length."""
-        raw = self.chunk_store.read_raw(digest)
+        header, payload = self.chunk_store.read_blob_parts(digest)
         source = str(self.chunk_store.chunk_path(digest))
-        data = decode_blob(raw, self.crypt_config, source)
-        if blob_kind(raw).encrypted:
+        data = decode_blob_parts(header, payload, self.crypt_config, source)
+        if blob_kind(header).encrypted:
             actual = self.crypt_config.digest(data)
         else:
             actual = plain_digest(data)

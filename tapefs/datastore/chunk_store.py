@@ -35,6 +35,21 @@ class InsertResult:
     stored_size: int
 
 
+def _pread_all(fd: int, length: int, offset: int) -> bytes:
+    data = os.pread(fd, length, offset)
+    if len(data) == length:
+        return data
+    parts = [data]
+    done = len(data)
+    while done < length:
+        more = os.pread(fd, length - done, offset + done)
+        if not more:
+            break  # the file shrank under us; decoding reports the short blob
+        parts.append(more)
+        done += len(more)
+    return b"".join(parts)
+
+
 class ChunkStore:
     def __init__(self, base: str | os.PathLike):
         self.base = Path(base)
@@ -76,6 +91,27 @@ class ChunkStore:
         if not raw:
             raise ChunkMissingError(digest, path)
         return raw
+
+    def read_blob_parts(self, digest: bytes) -> tuple[bytes, bytes]:
+        """A chunk as (header, payload), read separately so the payload needs no copy.
+
+        An unknown magic or a short file comes back whole as the "header"; decoding then
+        reports it with the right offset."""
+        path = self.chunk_path(digest)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise ChunkMissingError(digest, path) from None
+        try:
+            size = os.fstat(fd).st_size
+            if size == 0:
+                raise ChunkMissingError(digest, path)
+            kind = blob_kind(os.pread(fd, 8, 0))
+            if kind is None or size < kind.header_size:
+                return _pread_all(fd, size, 0), b""
+            return _pread_all(fd, kind.header_size, 0), _pread_all(fd, size - kind.header_size, kind.header_size)
+        finally:
+            os.close(fd)
 
     def touch(self, digest: bytes) -> None:
         """Set atime to now (mtime untouched), so garbage collection keeps the chunk."""

@@ -151,3 +151,23 @@ def test_fixed_index_reader(tmp_path, stream):
     with ArchiveReader(index, ChunkReader(store)) as reader:
         assert reader.read_at(chunk_size - 5, 10) == data[chunk_size - 5 : chunk_size + 5]
         assert b"".join(reader.iter_chunks()) == data
+
+
+def test_truncated_and_foreign_chunk_files_name_offset(tmp_path):
+    from tapefs.datastore.blob import encode_blob
+
+    store = ChunkStore(tmp_path)
+    data = b"chunk data" * 1000
+    digest = CryptConfig(b"\x05" * 32).digest(data)
+    store.insert(digest, encode_blob(data, CryptConfig(b"\x05" * 32)))
+    path = store.chunk_path(digest)
+    reader = ChunkReader(store, CryptConfig(b"\x05" * 32))
+    assert reader.read_chunk(digest) == data
+    path.write_bytes(path.read_bytes()[:30])  # inside the 44-byte encrypted header
+    with pytest.raises(CorruptFileError) as info:
+        reader.read_chunk(digest)
+    assert (info.value.path, info.value.offset) == (str(path), 30)
+    path.write_bytes(b"PK\x03\x04 not a blob at all")
+    with pytest.raises(CorruptFileError) as info:
+        reader.read_chunk(digest)
+    assert info.value.offset == 0 and "magic" in str(info.value)
