@@ -246,6 +246,20 @@ class MediaCatalog:
                 places[bytes(row[6])] = ChunkPlace(*row[:6], bytes(row[6]))
         return places
 
+    def media_archives(self, media_uuid: str) -> dict[int, tuple[str, str, str | list[bytes]]]:
+        """File number → ("snapshot", content uuid, path) or ("chunk", content uuid, digests)."""
+        archives: dict[int, tuple[str, str, str | list[bytes]]] = {}
+        rows = self._query("SELECT id, file_number, kind, content_uuid, snapshot FROM archive WHERE media_uuid = ?",
+                           (media_uuid,))
+        for archive_id, file_number, kind, content_uuid, snapshot in rows:
+            if kind == "snapshot":
+                archives[file_number] = (kind, content_uuid, snapshot)
+            else:
+                digests = [bytes(row[0]) for row in self._query(
+                    "SELECT digest FROM chunk WHERE archive_id = ? ORDER BY seq", (archive_id,))]
+                archives[file_number] = (kind, content_uuid, digests)
+        return archives
+
     def media_content(self, media_uuid: str) -> list[tuple]:
         """(file_number, kind, store, snapshot, chunk count) of every file named, for listings."""
         return self._query(

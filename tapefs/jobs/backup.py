@@ -1,0 +1,237 @@
+"""Tape backup of a datastore to a media pool (spec §8, write sequence §3.2).
+
+Per snapshot: the chunks not yet on the media set go into chunk archives, then the snapshot
+archive follows; each archive is registered in the catalog once it is closed on tape. At the end
+the catalog archive of the last tape is appended. Early warning continues an archive on the next
+tape (the format writers cut cleanly); the physical end aborts only the archive being written,
+which is written again on the next tape, so nothing finished is lost.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from tapefs.catalog.media_catalog import MediaCatalog
+from tapefs.datastore.blob import decode_blob, inspect_blob
+from tapefs.datastore.datastore import Datastore
+from tapefs.datastore.errors import DatastoreError
+from tapefs.datastore.naming import BackupNamespace, BackupSnapshot
+from tapefs.jobs.drive_session import DriveSession
+from tapefs.jobs.errors import JobError
+from tapefs.jobs.pool_writer import PoolWriter
+from tapefs.jobs.progress import ProgressCallback, ProgressMeter
+from tapefs.jobs.snapshot_files import encode_snapshot_pxar, snapshot_digests, tape_snapshot_path
+from tapefs.jobs.snapshot_selection import GroupFilter, select_snapshots
+from tapefs.media.inventory import Inventory
+from tapefs.media.pool import MediaPool
+from tapefs.media.tape_config import MediaPoolConfig
+from tapefs.tapeformat.block import PAYLOAD_SIZE
+from tapefs.tapeformat.chunk_archive import ChunkArchiveWriter
+from tapefs.tapeformat.errors import ArchiveAborted
+from tapefs.tapeformat.snapshot_archive import write_snapshot_archive
+
+log = logging.getLogger(__name__)
+
+#: A snapshot archive may meet the physical end once and be written again; twice is an error.
+SNAPSHOT_ATTEMPTS = 2
+
+
+@dataclass(frozen=True)
+class BackupRequest:
+    pool: str
+    namespace: str | None = None
+    max_depth: int | None = None
+    group_filters: tuple[str, ...] = ()
+    latest_only: bool = False
+    eject_media: bool = False
+    export_media_set: bool = False
+    force_media_set: bool = False
+
+
+@dataclass
+class BackupResult:
+    media_set: str
+    new_media_set_reason: str | None
+    snapshots_written: list[str] = field(default_factory=list)
+    snapshots_skipped: list[str] = field(default_factory=list)
+    snapshots_failed: dict[str, str] = field(default_factory=dict)
+    tapes: list[str] = field(default_factory=list)
+    chunks_written: int = 0
+    #: Chunk bytes written (blobs as stored in the datastore).
+    bytes_written: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {"media-set": self.media_set, "new-media-set-reason": self.new_media_set_reason,
+                "snapshots": self.snapshots_written, "skipped": self.snapshots_skipped,
+                "failed": self.snapshots_failed, "tapes": self.tapes, "chunks": self.chunks_written,
+                "bytes": self.bytes_written, "seconds": round(self.seconds, 3)}
+
+
+def backup_datastore(datastore: Datastore, pool_config: MediaPoolConfig, request: BackupRequest,
+                     session: DriveSession, inventory: Inventory, catalog: MediaCatalog,
+                     progress: ProgressCallback | None = None, clock=time.time) -> BackupResult:
+    started = time.monotonic()
+    filters = [GroupFilter.parse(text) for text in request.group_filters]
+    namespace = BackupNamespace.parse(request.namespace)
+    # PBS writes catalog archive v1.1 unless the job is root-only (§2.6).
+    namespaces = not namespace.is_root or request.max_depth != 0
+    snapshots = select_snapshots(datastore, namespace, request.max_depth, filters, request.latest_only)
+    meter = ProgressMeter("backup", progress)
+    session.update_online_status(inventory)
+    with MediaPool.from_config(pool_config, inventory, changer=session.setup.changer_name) as pool:
+        reason = pool.start_write_session(int(clock()), force=request.force_media_set)
+        writer = PoolWriter(pool, session, inventory, catalog, namespaces, clock,
+                            on_tape=lambda label: meter.emit("tape-loaded", label))
+        result = BackupResult(pool.current_set.uuid, reason)
+        job = _BackupJob(datastore, writer, catalog, meter, result)
+        todo = [s for s in snapshots if not catalog.snapshot_in_set(writer.set_uuid, datastore.name,
+                                                                     tape_snapshot_path(s))]
+        result.snapshots_skipped = [tape_snapshot_path(s) for s in snapshots if s not in todo]
+        meter.total = job.bytes_to_write(todo)
+        try:
+            for snapshot in todo:
+                job.back_up(snapshot)
+            if todo:
+                writer.write_catalog()
+        finally:
+            result.tapes = list(dict.fromkeys(writer.used_tapes))
+            result.seconds = time.monotonic() - started
+            result.bytes_written = meter.current
+        if request.export_media_set:
+            missing = session.export([inventory.get(uuid).id.label_text for uuid in pool.current_set.members
+                                      if uuid is not None])
+            for label_text in missing:
+                log.warning("tape %s of the media set is not online, not exported", label_text)
+        elif request.eject_media:
+            session.eject()
+    if result.snapshots_failed:
+        failed = ", ".join(f"{name}: {error}" for name, error in result.snapshots_failed.items())
+        raise JobError(f"tape backup finished with some errors: {failed}")
+    return result
+
+
+class _BackupJob:
+    def __init__(self, datastore: Datastore, writer: PoolWriter, catalog: MediaCatalog, meter: ProgressMeter,
+                 result: BackupResult):
+        self.datastore = datastore
+        self.store = datastore.name
+        self.writer = writer
+        self.catalog = catalog
+        self.meter = meter
+        self.result = result
+        self.on_set = catalog.chunks_in_set(writer.set_uuid, self.store)
+
+    def bytes_to_write(self, snapshots: list[BackupSnapshot]) -> int:
+        """Chunk bytes not yet on the set, for the progress total (one stat per chunk)."""
+        total, seen = 0, set(self.on_set)
+        for snapshot in snapshots:
+            try:
+                digests = snapshot_digests(self.datastore, snapshot)
+            except (DatastoreError, OSError):
+                continue  # reported when the snapshot is written
+            for digest in digests:
+                if digest not in seen:
+                    seen.add(digest)
+                    try:
+                        total += os.stat(self.datastore.chunk_store.chunk_path(digest)).st_size
+                    except OSError:
+                        pass
+        return total
+
+    def back_up(self, snapshot: BackupSnapshot) -> None:
+        name = tape_snapshot_path(snapshot)
+        try:
+            digests = snapshot_digests(self.datastore, snapshot)
+            pxar = encode_snapshot_pxar(self.datastore, snapshot)
+        except FileNotFoundError:
+            log.info("snapshot %s vanished, skipping it", name)
+            return
+        except (DatastoreError, OSError) as error:
+            log.error("snapshot %s: %s", name, error)
+            self.result.snapshots_failed[name] = str(error)
+            return
+        try:
+            self._write_chunks([d for d in digests if d not in self.on_set])
+        except JobError as error:
+            # What is on tape stays registered; the snapshot is not written without its chunks.
+            log.error("snapshot %s: %s", name, error)
+            self.result.snapshots_failed[name] = str(error)
+            return
+        self._write_snapshot(name, pxar)
+        self.result.snapshots_written.append(name)
+        self.meter.emit("snapshot-done", name)
+
+    def _read_chunk(self, digest: bytes) -> bytes:
+        """The blob as stored, checked: a corrupt chunk must not reach the tape as if it were good."""
+        path = self.datastore.chunk_store.chunk_path(digest)
+        try:
+            raw = self.datastore.chunk_store.read_raw(digest)
+            info = inspect_blob(raw, str(path))
+            if not info.kind.encrypted:
+                if hashlib.sha256(decode_blob(raw, source=str(path))).digest() != digest:
+                    raise JobError(f"chunk {path}: content does not match its digest")
+        except DatastoreError as error:
+            raise JobError(f"datastore {self.store}: {error}") from None
+        return raw
+
+    def _write_chunks(self, digests: list[bytes]) -> None:
+        pending = deque(digests)
+        while pending:
+            device = self.writer.writable_device()
+            archive = ChunkArchiveWriter(device, self.store, self.writer.next_volume_for(self.store))
+            try:
+                while pending:
+                    digest = pending.popleft()
+                    blob = self._read_chunk(digest)
+                    archive.add_chunk(digest, blob)
+                    self.on_set.add(digest)
+                    self.result.chunks_written += 1
+                    self.meter.add(len(blob))
+                    if archive.size_limit_reached:
+                        break
+                parts = archive.finish()
+            except ArchiveAborted as aborted:
+                # Physical end: the part's chunks never made it; they go first on the next tape.
+                lost = [location.digest for location in aborted.part.chunks]
+                pending.extendleft(reversed(lost))
+                self.on_set.difference_update(lost)
+                self.result.chunks_written -= len(lost)
+                self.meter.current -= sum(location.size for location in aborted.part.chunks)
+                self.writer.tape_full()
+                continue
+            except BaseException:
+                # A datastore error mid-archive: close what is on tape so it stays readable
+                # and registered; the job then fails on the snapshot.
+                try:
+                    parts = archive.finish()
+                    self._registered(parts[-1])
+                except ArchiveAborted:
+                    self.writer.tape_full()
+                raise
+            self._registered(parts[-1])
+
+    def _registered(self, part) -> None:
+        self.writer.register_chunk_part(part, self.store)
+
+    def _write_snapshot(self, name: str, pxar: bytes) -> None:
+        view = memoryview(pxar)
+
+        def pieces():
+            return (view[start:start + PAYLOAD_SIZE] for start in range(0, len(view), PAYLOAD_SIZE))
+
+        for _ in range(SNAPSHOT_ATTEMPTS):
+            device = self.writer.writable_device()
+            try:
+                parts = write_snapshot_archive(device, self.store, name, pieces, self.writer.next_volume_for(self.store))
+            except ArchiveAborted:
+                self.writer.tape_full()
+                continue
+            if len(parts) == 1:
+                self.writer.register_snapshot(parts[0], self.store, name)
+            return
+        raise JobError(f"snapshot {name}: physical end of tape twice in a row")

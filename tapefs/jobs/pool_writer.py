@@ -1,0 +1,150 @@
+"""Writing to a media pool's current set, tape after tape (spec §3.2, PBS's PoolWriter).
+
+The writer keeps one tape loaded. `writable_device` allocates it through the pool, loads it,
+checks its media label against the inventory and, for a tape new to the set, resets its catalog,
+writes the set label and the catalogs of the set's earlier members (§3.1). `next_volume` is the
+early-warning callback of the format writers: it registers the finished part, marks the tape
+full and returns the next tape at its end of data. `tape_full` does the same after a physical
+end (ArchiveAborted), where nothing of the aborted part is registered.
+"""
+from __future__ import annotations
+
+import logging
+import time
+import uuid as uuidlib
+from collections.abc import Callable
+
+from tapefs.catalog.media_catalog import MediaCatalog
+from tapefs.jobs.drive_session import DriveSession
+from tapefs.jobs.errors import JobError
+from tapefs.media.inventory import Inventory
+from tapefs.media.pool import MediaPool
+from tapefs.tapeformat.archive_part import ArchivePart
+from tapefs.tapeformat.block_device import BlockDevice
+from tapefs.tapeformat.catalog_archive import write_catalog_archive
+from tapefs.tapeformat.errors import ArchiveAborted
+from tapefs.tapeformat.labels import MediaSetLabel, write_media_set_label
+from tapefs.tapeformat.tape_file import move_to_end_of_data
+
+log = logging.getLogger(__name__)
+
+
+class PoolWriter:
+    def __init__(self, pool: MediaPool, session: DriveSession, inventory: Inventory, catalog: MediaCatalog,
+                 namespaces: bool = True, clock: Callable[[], float] = time.time,
+                 on_tape: Callable[[str], None] | None = None):
+        self.pool = pool
+        self.session = session
+        self.inventory = inventory
+        self.catalog = catalog
+        self.namespaces = namespaces
+        self.clock = clock
+        self.on_tape = on_tape
+        self.device: BlockDevice | None = None
+        self.media_uuid: str | None = None
+        #: Label texts of the tapes written in this job, in order.
+        self.used_tapes: list[str] = []
+
+    @property
+    def set_uuid(self) -> str:
+        return self.pool.current_set.uuid
+
+    def writable_device(self) -> BlockDevice:
+        """The loaded writable tape at its end of data."""
+        if self.device is not None:
+            return self.device
+        media_uuid = self.pool.alloc_writable_media(int(self.clock()))
+        entry = self.inventory.get(media_uuid)
+        label_text = entry.id.label_text
+        set_label = entry.id.media_set_label
+        device, labels = self.session.read_labels(label_text)
+        if str(labels.media.uuid) != media_uuid:
+            raise JobError(f"tape {label_text} carries media uuid {labels.media.uuid}, the inventory says "
+                           f"{media_uuid}: label it again or update the inventory")
+        on_tape = labels.media_set
+        if on_tape is not None and str(on_tape.uuid) == set_label.uuid:
+            if on_tape.seq_nr != set_label.seq_nr:
+                raise JobError(f"tape {label_text}: set sequence number {on_tape.seq_nr} on tape, "
+                               f"{set_label.seq_nr} in the inventory")
+            if not self.catalog.has_media(media_uuid):
+                raise JobError(f"no media catalog for tape {label_text} ({media_uuid}) of the current set; "
+                               "restore its catalog first")
+            move_to_end_of_data(device)
+        else:
+            if on_tape is not None:
+                log.info("writing new media set label on %s (overwrite '%s/%d')", label_text, on_tape.uuid,
+                         on_tape.seq_nr)
+            # Catalog first: a crash before the label is written leaves the old label, and the
+            # next run writes it again; a crash after it leaves labels and an empty catalog.
+            self.catalog.reset_media(media_uuid, set_label.uuid, set_label.seq_nr)
+            write_media_set_label(device, MediaSetLabel(set_label.pool, uuidlib.UUID(set_label.uuid),
+                                                        set_label.seq_nr, set_label.ctime,
+                                                        set_label.encryption_key_fingerprint))
+            self._write_start_catalogs(device, set_label.seq_nr, label_text)
+        if set_label.seq_nr >= 20:
+            log.warning("media set %s has %d tapes", set_label.uuid, set_label.seq_nr + 1)
+        self.device, self.media_uuid = device, media_uuid
+        self.used_tapes.append(label_text)
+        if self.on_tape is not None:
+            self.on_tape(label_text)
+        return device
+
+    def _write_start_catalogs(self, device: BlockDevice, seq_nr: int, label_text: str) -> None:
+        members = self.pool.current_set.members[:seq_nr]
+        for member_seq, member in enumerate(members):
+            def no_room(part: ArchivePart) -> BlockDevice:
+                raise JobError(f"tape {label_text}: early warning while writing the start catalogs")
+            try:
+                write_catalog_archive(device, uuidlib.UUID(member), uuidlib.UUID(self.set_uuid), member_seq,
+                                      self.catalog.log_bytes(member), no_room, self.namespaces)
+            except ArchiveAborted:
+                raise JobError(f"tape {label_text}: end of tape while writing the start catalogs") from None
+
+    def tape_full(self) -> None:
+        """The loaded tape takes nothing more: mark it full; the next write loads another."""
+        if self.media_uuid is None:
+            return
+        label_text = self.inventory.get(self.media_uuid).id.label_text
+        log.info("tape %s is full", label_text)
+        try:
+            self.device.sync()
+        finally:
+            self.pool.set_media_status_full(self.media_uuid)
+            self.device, self.media_uuid = None, None
+
+    def next_volume_for(self, store: str) -> Callable[[ArchivePart], BlockDevice]:
+        """The early-warning callback for archives of `store`."""
+        def next_volume(part: ArchivePart) -> BlockDevice:
+            if part.kind == "chunk" and not part.abandoned:
+                self.catalog.register_chunk_archive(self.media_uuid, part, store)
+            elif part.kind == "snapshot" and part.continued:
+                # Bigger than a tape: register nothing; PBS could not restore it either.
+                log.warning("snapshot archive %s larger than a tape", part.content_uuid)
+            self.tape_full()
+            return self.writable_device()
+        return next_volume
+
+    def register_chunk_part(self, part: ArchivePart, store: str) -> None:
+        self.catalog.register_chunk_archive(self.media_uuid, part, store)
+
+    def register_snapshot(self, part: ArchivePart, store: str, snapshot: str) -> None:
+        self.catalog.register_snapshot(self.media_uuid, part.file_number, part.content_uuid, store, snapshot)
+
+    def write_catalog(self) -> None:
+        """The catalog archive of the last tape written, at its end (§3.2 step 4)."""
+        for attempt in range(2):
+            device = self.writable_device()
+            media_uuid = self.media_uuid
+            seq_nr = self.catalog.media_set_of(media_uuid)[1]
+
+            def next_volume(part: ArchivePart) -> BlockDevice:
+                self.tape_full()
+                return self.writable_device()
+            try:
+                write_catalog_archive(device, uuidlib.UUID(media_uuid), uuidlib.UUID(self.set_uuid), seq_nr,
+                                      self.catalog.log_bytes(media_uuid), next_volume, self.namespaces)
+                self.device.sync()
+                return
+            except ArchiveAborted:
+                self.tape_full()
+        raise JobError("could not write the catalog archive on two tapes")

@@ -1,0 +1,49 @@
+"""Tape backup and restore end to end on a vtape library with small cartridges."""
+import pytest
+
+from tapefs.jobs.backup import BackupRequest, backup_datastore
+from tapefs.jobs.errors import JobError
+from tapefs.media.tape_config import load_media_pool_config
+from tests.jobs.conftest import add_cartridges, read_tape
+
+pytestmark = pytest.mark.vtape
+
+
+def run_backup(setup, pool="daily", progress=None, **options):
+    with setup.inventory() as inventory, setup.catalog() as catalog, setup.session() as session:
+        return backup_datastore(setup.datastore, load_media_pool_config()[pool], BackupRequest(pool, **options),
+                                session, inventory, catalog, progress)
+
+
+def assert_catalog_matches_tapes(setup, media_set):
+    with setup.inventory() as inventory, setup.catalog() as catalog:
+        members = inventory.compute_media_set_members(media_set)
+        expected = {uuid: catalog.media_archives(uuid) for uuid in members}
+        labels = {uuid: inventory.get(uuid).id.label_text for uuid in members}
+    for uuid in members:
+        assert read_tape(setup, labels[uuid]) == expected[uuid]
+
+
+def test_backup_spans_tapes_at_early_warning_and_catalog_matches(tape_setup):
+    add_cartridges(tape_setup.library, 3, "16MiB", "4MiB")
+    tape_setup.label("SM0001L8", "SM0002L8", "SM0003L8")
+    first = tape_setup.add_snapshot("vm/100", 3)
+    second = tape_setup.add_snapshot("ct/200", 2, ns="site")
+    events = []
+    result = run_backup(tape_setup, progress=events.append)
+    assert result.snapshots_written == ["ns/site/ct/200/" + second.split("/", 2)[2], first]
+    assert len(result.tapes) >= 2 and result.chunks_written == 5
+    assert events[-1].current >= 5 * 4 * 1024 * 1024 and events[-1].total == events[-1].current
+    assert_catalog_matches_tapes(tape_setup, result.media_set)
+    # Everything is on the set now: a second run writes nothing.
+    again = run_backup(tape_setup)
+    assert again.media_set == result.media_set and again.snapshots_written == []
+    assert len(again.snapshots_skipped) == 2
+
+
+def test_unknown_pool_and_no_writable_media_fail_clearly(tape_setup):
+    with pytest.raises(KeyError):
+        load_media_pool_config()["nosuchpool"]
+    tape_setup.add_snapshot("vm/100", 1)
+    with pytest.raises(Exception, match="no usable media found"):
+        run_backup(tape_setup)
