@@ -2,25 +2,13 @@
 from __future__ import annotations
 
 import shlex
-import socket
 import sys
 from pathlib import Path
 
 import click
 
+from vtape.daemon import accepts
 from vtape.preload import PreloadError, check_library, exec_with, preload_env
-
-
-def _daemon_answers(path: Path) -> bool:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(5)
-    try:
-        sock.connect(str(path))
-        return True
-    except OSError:
-        return False
-    finally:
-        sock.close()
 
 
 @click.command("run-with", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
@@ -52,7 +40,7 @@ def run_with(libdir: Path, command: tuple[str, ...], no_daemon_check: bool, prin
         for name in ("LD_PRELOAD", "CHANGER", "TAPE"):
             click.echo(f"export {name}={shlex.quote(env[name])}")
         return
-    if not no_daemon_check and not _daemon_answers(lib / "changer"):
+    if not no_daemon_check and not accepts(lib / "changer"):
         raise click.ClickException(f"no vtape daemon is serving {libdir} (start it with: vtape start {libdir})")
     try:
         exec_with(list(command), lib)

@@ -58,14 +58,15 @@ def start(libdir: Path) -> int:
         if process.poll() is not None:
             tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] or ["(no output)"]
             raise DaemonError(f"the daemon exited with status {process.returncode}: {tail[0]}")
-        if all(_accepts(p) for p in sockets):
+        if all(accepts(p) for p in sockets):
             return process.pid
         time.sleep(0.05)
     process.terminate()
     raise DaemonError(f"{libdir}: the daemon did not open its sockets within {START_TIMEOUT:.0f} s (see {log_path})")
 
 
-def _accepts(path: Path) -> bool:
+def accepts(path: Path) -> bool:
+    """Whether a daemon accepts connections on this socket path."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.connect(str(path))

@@ -1,7 +1,6 @@
 """A real ``vtape serve`` subprocess over a library in a short temporary directory."""
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
@@ -11,6 +10,7 @@ import time
 from pathlib import Path
 
 from vtape import daemon
+from vtape.daemon import accepts
 from vtape.client import DeviceClient
 from vtape.library import CreateOptions, create_library
 
@@ -39,7 +39,7 @@ class VtapeLibrary:
                                             stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + START_TIMEOUT
         sockets = [self.changer, *self.drives, str(self.path / "control")]
-        while not all(_accepts(p) for p in sockets):
+        while not all(accepts(p) for p in sockets):
             if self.process.poll() is not None:
                 raise RuntimeError(f"vtape serve exited {self.process.returncode}:\n{self.log()}")
             if time.monotonic() > deadline:
@@ -73,15 +73,3 @@ class VtapeLibrary:
             self.process.kill()
             self.process.wait()
         shutil.rmtree(self.root, ignore_errors=True)
-
-
-def _accepts(path: str) -> bool:
-    import socket
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.connect(path)
-        return True
-    except OSError:
-        return False
-    finally:
-        sock.close()

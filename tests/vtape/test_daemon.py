@@ -11,7 +11,6 @@ import threading
 import pytest
 
 from tests.helpers.cdb import REWIND, load, ok, position, read, sense, write, write_filemarks
-from tests.helpers.vtape_process import VtapeLibrary
 from vtape import frame
 from vtape.client import DeviceClient
 
