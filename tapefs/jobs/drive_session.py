@@ -66,6 +66,11 @@ class DriveSession:
     def __exit__(self, *exc_info) -> None:
         self.close()
 
+    @property
+    def device(self) -> DriveBlockDevice | None:
+        """The loaded tape where it stands, or None when no drive is open."""
+        return DriveBlockDevice(self._drive) if self._drive is not None else None
+
     def open_device(self) -> DriveBlockDevice:
         if self._drive is None:
             self._drive = Drive.open(self.setup.path)

@@ -47,3 +47,46 @@ def test_unknown_pool_and_no_writable_media_fail_clearly(tape_setup):
     tape_setup.add_snapshot("vm/100", 1)
     with pytest.raises(Exception, match="no usable media found"):
         run_backup(tape_setup)
+
+
+def run_restore(setup, media_set, targets, snapshots=None, progress=None):
+    from tapefs.jobs.restore import StoreMap, restore_media_set
+    with setup.inventory() as inventory, setup.catalog() as catalog, setup.session("drive1") as session:
+        return restore_media_set(media_set, StoreMap(targets), session, inventory, catalog, snapshots, progress)
+
+
+def snapshot_tree(datastore):
+    """Relative path → bytes of every snapshot file and every chunk of a datastore."""
+    root = datastore.root
+    return {str(path.relative_to(root)): path.read_bytes() for path in root.rglob("*")
+            if path.is_file() and path.name not in (".lock", "owner") and ".tmp" not in path.parts}
+
+
+def test_full_restore_into_a_new_datastore_is_byte_identical(tape_setup, tmp_path):
+    from tapefs.datastore.datastore import Datastore
+    add_cartridges(tape_setup.library, 3, "16MiB", "4MiB")
+    tape_setup.label("SM0001L8", "SM0002L8", "SM0003L8")
+    tape_setup.add_snapshot("vm/100", 3)
+    tape_setup.add_snapshot("vm/100", 1)
+    tape_setup.add_snapshot("ct/200", 1, ns="site")
+    result = run_backup(tape_setup)
+    target = Datastore.create(tmp_path / "restored", "restored", prefix_dirs=False)
+    restored = run_restore(tape_setup, result.media_set, {"store": target})
+    assert len(restored.snapshots_restored) == 3
+    assert snapshot_tree(target) == snapshot_tree(tape_setup.datastore)
+
+
+def test_selective_restore_reads_only_the_named_snapshot_and_its_chunks(tape_setup, tmp_path):
+    from tapefs.datastore.datastore import Datastore
+    add_cartridges(tape_setup.library, 3, "16MiB", "4MiB")
+    tape_setup.label("SM0001L8", "SM0002L8", "SM0003L8")
+    tape_setup.add_snapshot("vm/100", 2)
+    wanted = tape_setup.add_snapshot("vm/101", 3)
+    result = run_backup(tape_setup)
+    target = Datastore.create(tmp_path / "restored", "restored", prefix_dirs=False)
+    restored = run_restore(tape_setup, result.media_set, {"store": target}, [f"store:{wanted}"])
+    assert restored.snapshots_restored == [f"store:{wanted}"] and restored.chunks_restored == 3
+    source = {k: v for k, v in snapshot_tree(tape_setup.datastore).items() if not k.startswith("vm/100")}
+    tree = snapshot_tree(target)
+    assert {k for k in tree if not k.startswith(".chunks")} == {k for k in source if k.startswith("vm/101")}
+    assert all(source[k] == v for k, v in tree.items())

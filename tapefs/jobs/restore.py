@@ -1,0 +1,294 @@
+"""Restore of a media set into datastores (spec §9).
+
+Full restore: every tape of the set in sequence order, every file from 2 to end of data; chunks
+are inserted as their archives pass by, snapshots when their archive comes (always after its
+chunks). Selective restore (named snapshots): the catalog says where each snapshot and each chunk
+lies; the snapshot archives are read first, then only the missing chunks, in tape order, each after
+one LOCATE. Every chunk's CRC is checked and, for unencrypted chunks, its digest; a bad or
+missing chunk fails the restore with the tape, file number and offset.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+
+from tapefs.catalog.media_catalog import MediaCatalog
+from tapefs.datastore.blob import decode_blob, inspect_blob
+from tapefs.datastore.datastore import Datastore
+from tapefs.datastore.errors import DatastoreError
+from tapefs.jobs.drive_session import DriveSession
+from tapefs.jobs.errors import JobError
+from tapefs.jobs.progress import ProgressCallback, ProgressMeter
+from tapefs.jobs.snapshot_files import (
+    decode_snapshot_pxar, manifest_digests, parse_tape_snapshot_path, write_snapshot_files,
+)
+from tapefs.media.inventory import Inventory
+from tapefs.media.locks import lock_media_set
+from tapefs.tapeformat.block_device import BlockDevice, Mark
+from tapefs.tapeformat.chunk_archive import ChunkArchiveReader, read_chunk_at
+from tapefs.tapeformat.errors import MissingEndMarker, TapeFormatError
+from tapefs.tapeformat.magic import CHUNK_ARCHIVE_1_1
+from tapefs.tapeformat.snapshot_archive import SNAPSHOT_MAGICS, SnapshotArchiveReader
+from tapefs.tapeformat.tape_file import TapeFile, open_tape_file
+
+log = logging.getLogger(__name__)
+
+
+class StoreMap:
+    """`source=target` items and at most one bare default target (spec §9)."""
+
+    def __init__(self, targets: dict[str, Datastore], default: Datastore | None = None):
+        self.targets = targets
+        self.default = default
+
+    @classmethod
+    def parse(cls, items: list[str], lookup) -> "StoreMap":
+        targets, default = {}, None
+        for item in items:
+            for part in item.split(","):
+                source, sep, target = part.partition("=")
+                if not sep:
+                    if default is not None:
+                        raise JobError(f"store map {item!r}: more than one default target")
+                    default = lookup(source)
+                else:
+                    targets[source] = lookup(target)
+        return cls(targets, default)
+
+    def target(self, source_store: str) -> Datastore | None:
+        return self.targets.get(source_store, self.default)
+
+
+@dataclass
+class RestoreResult:
+    media_set: str
+    snapshots_restored: list[str] = field(default_factory=list)
+    snapshots_skipped: list[str] = field(default_factory=list)
+    chunks_restored: int = 0
+    bytes_read: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {"media-set": self.media_set, "snapshots": self.snapshots_restored,
+                "skipped": self.snapshots_skipped, "chunks": self.chunks_restored,
+                "bytes": self.bytes_read, "seconds": round(self.seconds, 3)}
+
+
+def verify_chunk(digest: bytes, blob: bytes, where: str) -> None:
+    """CRC always; the digest too unless the chunk is encrypted (its digest is keyed)."""
+    try:
+        info = inspect_blob(blob, where)
+        if not info.kind.encrypted and hashlib.sha256(decode_blob(blob, source=where)).digest() != digest:
+            raise JobError(f"{where}: chunk {digest.hex()} does not match its digest")
+    except DatastoreError as error:
+        raise JobError(f"{where}: chunk {digest.hex()}: {error}") from None
+
+
+def restore_media_set(media_set: str, store_map: StoreMap, session: DriveSession, inventory: Inventory,
+                      catalog: MediaCatalog, snapshots: list[str] | None = None,
+                      progress: ProgressCallback | None = None) -> RestoreResult:
+    """`snapshots`: `store:path` or `path` items (as in the catalog); None restores everything."""
+    started = time.monotonic()
+    members = inventory.compute_media_set_members(media_set)
+    if not members:
+        raise JobError(f"media set {media_set} is not in the inventory")
+    if None in members:
+        raise JobError(f"media set {media_set} is incomplete (member {members.index(None)} unknown)")
+    result = RestoreResult(media_set)
+    labels = [inventory.get(uuid).id.label_text for uuid in members]
+    with lock_media_set(inventory.status_dir, media_set):
+        job = _Restore(media_set, members, labels, store_map, session, catalog, result)
+        if snapshots is None:
+            job.meter = ProgressMeter("restore", progress, sum(inventory.get(u).bytes_used or 0 for u in members)
+                                      or None)
+            job.full()
+        else:
+            job.meter = ProgressMeter("restore", progress)
+            job.selective(snapshots)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+class _Restore:
+    def __init__(self, media_set, members, labels, store_map, session, catalog, result):
+        self.media_set = media_set
+        self.members = members
+        self.labels = labels
+        self.store_map = store_map
+        self.session = session
+        self.catalog = catalog
+        self.result = result
+        self.meter: ProgressMeter | None = None
+        #: Digests checked and present per target store in this run (verify once, spec §3.3).
+        self.present: dict[str, set[bytes]] = {}
+
+    def _load(self, seq_nr: int) -> BlockDevice:
+        label_text = self.labels[seq_nr]
+        device, labels = self.session.read_labels(label_text)
+        if labels.media_set is None or str(labels.media_set.uuid) != self.media_set:
+            raise JobError(f"tape {label_text} is not in media set {self.media_set}")
+        if labels.media_set.seq_nr != seq_nr:
+            raise JobError(f"tape {label_text} is number {labels.media_set.seq_nr} of the set, expected {seq_nr}")
+        self.meter.emit("tape-loaded", label_text)
+        return device
+
+    def _insert(self, target: Datastore, digest: bytes, blob: bytes, where: str) -> None:
+        present = self.present.setdefault(str(target.root), set())
+        if digest in present:
+            return
+        verify_chunk(digest, blob, where)
+        target.chunk_store.insert(digest, blob)
+        present.add(digest)
+        self.result.chunks_restored += 1
+
+    # -- full ------------------------------------------------------------------------------
+
+    def full(self) -> None:
+        for seq_nr in range(len(self.members)):
+            device = self._load(seq_nr)
+            while True:
+                try:
+                    tape_file = open_tape_file(device)
+                except TapeFormatError as error:
+                    raise JobError(f"tape {self.labels[seq_nr]}: {error}") from None
+                if tape_file is Mark.END_OF_DATA:
+                    break
+                if tape_file is Mark.FILEMARK:
+                    continue
+                self._restore_file(seq_nr, tape_file)
+        for target in {str(t.root): t for t in [*self.store_map.targets.values(), self.store_map.default] if t}.values():
+            target.chunk_store.sync()
+
+    def _restore_file(self, seq_nr: int, tape_file: TapeFile) -> None:
+        magic = tape_file.header.content_magic
+        label_text = self.labels[seq_nr]
+        if magic == CHUNK_ARCHIVE_1_1:
+            reader = ChunkArchiveReader(tape_file)
+            target = self.store_map.target(reader.store)
+            if target is None:
+                tape_file.reader.skip_data()
+                return
+            try:
+                for digest, blob in reader:
+                    offset = reader.locations[-1].offset
+                    self._insert(target, digest, blob,
+                                 f"tape {label_text} file {tape_file.file_number} offset {offset}")
+                    self.meter.add(len(blob))
+            except MissingEndMarker:
+                # An archive cut by a crash or the physical end: its chunks were written again
+                # after it; those read so far are checked and fine to keep.
+                log.info("tape %s file %d: archive without end marker", label_text, tape_file.file_number)
+            return
+        if magic in SNAPSHOT_MAGICS:
+            reader = SnapshotArchiveReader(tape_file)
+            try:
+                data = reader.read()
+            except (MissingEndMarker, TapeFormatError):
+                log.info("tape %s file %d: skipping incomplete snapshot %s", label_text, tape_file.file_number,
+                         reader.snapshot)
+                return
+            if tape_file.reader.incomplete:
+                log.info("tape %s file %d: skipping incomplete snapshot %s", label_text, tape_file.file_number,
+                         reader.snapshot)
+                return
+            self.meter.add(len(data))
+            self._restore_snapshot(reader.store, reader.snapshot, data,
+                                   f"tape {label_text} file {tape_file.file_number}")
+            return
+        tape_file.reader.skip_data()
+
+    def _restore_snapshot(self, store: str, path: str, data: bytes, where: str) -> None:
+        target = self.store_map.target(store)
+        name = f"{store}:{path}"
+        if target is None:
+            return
+        snapshot = parse_tape_snapshot_path(path)
+        if target.snapshot_path(snapshot).exists():
+            log.info("snapshot %s already exists in %s, skipping it", path, target.name)
+            self.result.snapshots_skipped.append(name)
+            return
+        files = decode_snapshot_pxar(data, where)
+        temp = target.root / ".tmp" / self.media_set / store / path
+        shutil.rmtree(temp, ignore_errors=True)
+        temp.mkdir(parents=True)
+        try:
+            write_snapshot_files(temp, files)
+            missing = [d for d in manifest_digests(temp, files) if not target.chunk_store.chunk_path(d).exists()]
+            if missing:
+                raise JobError(f"snapshot {path} ({where}): {len(missing)} chunks are not on the media set, "
+                               f"first {missing[0].hex()}")
+            directory = target.create_snapshot_dir(snapshot)
+            write_snapshot_files(directory, files)
+        finally:
+            shutil.rmtree(temp, ignore_errors=True)
+        self.result.snapshots_restored.append(name)
+        self.meter.emit("snapshot-done", name)
+
+    # -- selective -------------------------------------------------------------------------
+
+    def selective(self, wanted: list[str]) -> None:
+        places = self.catalog.snapshots_in_set(self.media_set)
+        chosen = []
+        for item in wanted:
+            store, sep, path = item.partition(":")
+            if "/" in store:  # no store given: the colon was inside the snapshot time
+                store, sep, path = "", "", item
+            matches = [p for p in places if p.snapshot == path and (not sep or p.store == store)]
+            if not matches:
+                raise JobError(f"snapshot {item} is not in the catalog of media set {self.media_set}")
+            chosen.append(matches[0])
+        # Snapshot archives first, in tape order, kept in memory (they are small).
+        archives = {}
+        for place in sorted(chosen, key=lambda p: (p.seq_nr, p.file_number)):
+            device = self._load(place.seq_nr)
+            device.locate_file(place.file_number)
+            tape_file = open_tape_file(device)
+            where = f"tape {self.labels[place.seq_nr]} file {place.file_number}"
+            if not isinstance(tape_file, TapeFile) or tape_file.header.content_magic not in SNAPSHOT_MAGICS:
+                raise JobError(f"{where}: the catalog names snapshot {place.snapshot}, the tape does not hold it")
+            archives[place] = (SnapshotArchiveReader(tape_file).read(), where)
+        # Then the chunks those snapshots need, in tape order, one LOCATE each.
+        for place, (data, where) in archives.items():
+            target = self.store_map.target(place.store)
+            if target is None:
+                raise JobError(f"no target datastore for store {place.store}")
+            files = decode_snapshot_pxar(data, where)
+            temp = target.root / ".tmp" / self.media_set / place.store / place.snapshot
+            shutil.rmtree(temp, ignore_errors=True)
+            temp.mkdir(parents=True)
+            try:
+                write_snapshot_files(temp, files)
+                digests = manifest_digests(temp, files)
+            finally:
+                shutil.rmtree(temp, ignore_errors=True)
+            self._fetch_chunks(place.store, target, [d for d in digests
+                                                     if not target.chunk_store.chunk_path(d).exists()])
+            target.chunk_store.sync()
+            self._restore_snapshot(place.store, place.snapshot, data, where)
+
+    def _fetch_chunks(self, store: str, target: Datastore, digests: list[bytes]) -> None:
+        places = self.catalog.chunk_places(self.media_set, store, digests)
+        missing = [d for d in digests if d not in places]
+        if missing:
+            raise JobError(f"chunk {missing[0].hex()} (and {len(missing) - 1} more) of store {store} "
+                           f"is not on media set {self.media_set} according to the catalog")
+        for place in sorted(places.values(), key=lambda p: (p.seq_nr, p.file_number, p.offset or 0)):
+            where = f"tape {self.labels[place.seq_nr]} file {place.file_number} offset {place.offset}"
+            device = self._load_once(place.seq_nr)
+            if place.offset is None or place.first_block is None:
+                raise JobError(f"{where}: the catalog has no chunk offsets (imported from a .log); "
+                               "run a full restore")
+            try:
+                blob = read_chunk_at(device, place.file_number, place.first_block, place.location())
+            except TapeFormatError as error:
+                raise JobError(f"{where}: chunk {place.digest.hex()}: {error}") from None
+            self._insert(target, place.digest, blob, where)
+            self.meter.add(len(blob))
+
+    def _load_once(self, seq_nr: int) -> BlockDevice:
+        if self.session.label_text == self.labels[seq_nr] and self.session.device is not None:
+            return self.session.device
+        return self._load(seq_nr)
