@@ -7,6 +7,7 @@ import sys
 import click
 
 from tools.tapefs_datastore import datastore
+from tools.tapefs_tape_jobs import backup, restore
 from tools.tapefs_tape_admin import COMMANDS as TAPE_ADMIN_COMMANDS
 
 LOG_LEVEL_ENV = "TAPEFS_LOG"
@@ -40,5 +41,6 @@ def main(verbose: bool) -> None:
 
 
 main.add_command(datastore)
+main.add_command(backup); main.add_command(restore)
 for command in TAPE_ADMIN_COMMANDS:
     main.add_command(command)

@@ -67,6 +67,8 @@ class PoolWriter:
                 raise JobError(f"tape {label_text}: set sequence number {on_tape.seq_nr} on tape, "
                                f"{set_label.seq_nr} in the inventory")
             if not self.catalog.has_media(media_uuid):
+                self._import_log(media_uuid, label_text)
+            if not self.catalog.has_media(media_uuid):
                 raise JobError(f"no media catalog for tape {label_text} ({media_uuid}) of the current set; "
                                "restore its catalog first")
             move_to_end_of_data(device)
@@ -80,6 +82,7 @@ class PoolWriter:
             write_media_set_label(device, MediaSetLabel(set_label.pool, uuidlib.UUID(set_label.uuid),
                                                         set_label.seq_nr, set_label.ctime,
                                                         set_label.encryption_key_fingerprint))
+            self._export_log(media_uuid)
             self._write_start_catalogs(device, set_label.seq_nr, label_text)
         if set_label.seq_nr >= 20:
             log.warning("media set %s has %d tapes", set_label.uuid, set_label.seq_nr + 1)
@@ -100,6 +103,18 @@ class PoolWriter:
             except ArchiveAborted:
                 raise JobError(f"tape {label_text}: end of tape while writing the start catalogs") from None
 
+    def _import_log(self, media_uuid: str, label_text: str) -> None:
+        """A member whose catalog exists only as PBS `.log` (restored by other tools): take it."""
+        path = self.inventory.status_dir / f"{media_uuid}.log"
+        if path.is_file():
+            log.info("tape %s: importing its catalog from %s", label_text, path)
+            self.catalog.import_log(path.read_bytes(), str(path))
+
+    def _export_log(self, media_uuid: str) -> None:
+        """Refresh `<uuid>.log` in the status directory (PBS's catalog, read by `media content`).
+        SQLite is the truth; the `.log` is brought up to date at every tape change and job end."""
+        self.catalog.export_log(media_uuid, self.inventory.status_dir)
+
     def tape_full(self) -> None:
         """The loaded tape takes nothing more: mark it full; the next write loads another."""
         if self.media_uuid is None:
@@ -109,6 +124,7 @@ class PoolWriter:
         try:
             self.device.sync()
         finally:
+            self._export_log(self.media_uuid)
             self.pool.set_media_status_full(self.media_uuid)
             self.device, self.media_uuid = None, None
 
@@ -141,6 +157,7 @@ class PoolWriter:
                 self.tape_full()
                 return self.writable_device()
             try:
+                self._export_log(media_uuid)
                 write_catalog_archive(device, uuidlib.UUID(media_uuid), uuidlib.UUID(self.set_uuid), seq_nr,
                                       self.catalog.log_bytes(media_uuid), next_volume, self.namespaces)
                 self.device.sync()

@@ -15,8 +15,9 @@ from tapefs.datastore.datastore import Datastore
 from tapefs.datastore.naming import BackupGroup, BackupNamespace
 from tapefs.datastore.registry import DatastoreRegistry
 from tapefs.jobs.drive_session import DriveSession, drive_setup
-from tapefs.jobs.label import label_media
 from tapefs.media.inventory import Inventory
+from tapefs.media.labeling import label_drive_tape
+from tapefs.media.media_id import MediaLocation
 from tapefs.media.tape_config import (
     ChangerConfig, DriveConfig, MediaPoolConfig, TapeDeviceConfig, load_tape_config, save_media_pool_config,
     save_tape_config,
@@ -48,9 +49,10 @@ class TapeSetup:
         return DriveSession(drive_setup(load_tape_config(), drive))
 
     def label(self, *label_texts: str, pool: str | None = "daily") -> None:
-        with self.inventory() as inventory, self.catalog() as catalog, self.session() as session:
+        with self.inventory() as inventory, self.session() as session:
             for label_text in label_texts:
-                label_media(session, inventory, catalog, label_text, pool)
+                device = session.load(label_text)
+                label_drive_tape(device.drive, label_text, inventory, pool, location=MediaLocation.online("lib"))
             session.eject()
 
     def add_snapshot(self, group: str, chunks: int, ns: str | None = None, seed: int | None = None,

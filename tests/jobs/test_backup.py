@@ -3,6 +3,7 @@ import pytest
 
 from tapefs.jobs.backup import BackupRequest, backup_datastore
 from tapefs.jobs.errors import JobError
+from tapefs.media.media_content import media_content
 from tapefs.media.tape_config import load_media_pool_config
 from tests.jobs.conftest import add_cartridges, read_tape
 
@@ -35,6 +36,10 @@ def test_backup_spans_tapes_at_early_warning_and_catalog_matches(tape_setup):
     assert len(result.tapes) >= 2 and result.chunks_written == 5
     assert events[-1].current >= 5 * 4 * 1024 * 1024 and events[-1].total == events[-1].current
     assert_catalog_matches_tapes(tape_setup, result.media_set)
+    # The PBS .log files beside the inventory agree, so `tapefs media content` lists the snapshots.
+    with tape_setup.inventory() as inventory:
+        listed = {row.snapshot for row in media_content(inventory, media_set=result.media_set)}
+    assert listed == set(result.snapshots_written)
     # Everything is on the set now: a second run writes nothing.
     again = run_backup(tape_setup)
     assert again.media_set == result.media_set and again.snapshots_written == []

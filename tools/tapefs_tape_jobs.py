@@ -1,0 +1,116 @@
+"""``tapefs backup`` and ``tapefs restore``: thin commands over ``tapefs.jobs``."""
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn,
+)
+
+from tapefs.catalog.media_catalog import MediaCatalog
+from tapefs.datastore.registry import DatastoreRegistry
+from tapefs.jobs.backup import BackupRequest, backup_datastore
+from tapefs.jobs.drive_session import DriveSession, drive_setup
+from tapefs.jobs.progress import ProgressEvent
+from tapefs.jobs.restore import StoreMap, restore_media_set
+from tapefs.media.inventory import Inventory
+from tapefs.media.tape_config import load_media_pool_config, load_tape_config
+
+OUTPUT_FORMATS = ("text", "json", "json-pretty")
+#: Redraws per second (Borg's default progress rate).
+REFRESH_PER_SECOND = 5
+
+output_format_option = click.option("--output-format", type=click.Choice(OUTPUT_FORMATS), default="text",
+                                    show_default=True, help="Output format.")
+drive_option = click.option("--drive", help="Drive name from tape.cfg (default: the only drive).")
+
+
+@contextlib.contextmanager
+def progress_bar(description: str, enabled: bool):
+    """A callback for job progress events, drawn on stderr with bytes, rate and ETA."""
+    if not enabled:
+        yield None
+        return
+    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                  TimeRemainingColumn(), console=Console(stderr=True),
+                  refresh_per_second=REFRESH_PER_SECOND) as bar:
+        task = bar.add_task(description, total=None)
+
+        def on_event(event: ProgressEvent) -> None:
+            if event.message == "tape-loaded":
+                bar.update(task, description=f"{description} [{event.detail}]")
+            bar.update(task, completed=event.current, total=event.total)
+
+        yield on_event
+
+
+def emit(value: dict, output_format: str, text_lines: list[str]) -> None:
+    if output_format == "text":
+        for line in text_lines:
+            click.echo(line)
+    else:
+        click.echo(json.dumps(value, indent=2 if output_format == "json-pretty" else None, ensure_ascii=False))
+
+
+@click.command("backup")
+@click.argument("store")
+@click.argument("pool")
+@drive_option
+@click.option("--latest-only", is_flag=True, help="Only the newest snapshot of each group.")
+@click.option("--ns", "namespace", help="Namespace to back up (default: root), with its children.")
+@click.option("--max-depth", type=click.IntRange(0, 7), help="Namespace levels below --ns (default: all).")
+@click.option("--group", "group_filters", multiple=True,
+              help="[include:|exclude:]type:T | group:T/ID | regex:RE (repeatable).")
+@click.option("--eject-media", is_flag=True, help="Eject the tape at the end.")
+@click.option("--export-media-set", is_flag=True, help="Move the set's tapes to import/export slots at the end.")
+@click.option("--force-media-set", is_flag=True, help="Start a new media set.")
+@output_format_option
+def backup(store, pool, drive, latest_only, namespace, max_depth, group_filters, eject_media,
+           export_media_set, force_media_set, output_format):
+    """Back up datastore STORE to media pool POOL."""
+    datastore = DatastoreRegistry().lookup(store)
+    pools = load_media_pool_config()
+    if pool not in pools:
+        raise click.ClickException(f"no media pool named {pool!r} in media-pool.cfg")
+    request = BackupRequest(pool, namespace, max_depth, tuple(group_filters), latest_only, eject_media,
+                            export_media_set, force_media_set)
+    with (Inventory.open() as inventory, MediaCatalog.open() as catalog,
+          DriveSession(drive_setup(load_tape_config(), drive)) as session,
+          progress_bar(f"backup {store}", sys.stderr.isatty()) as progress):
+        result = backup_datastore(datastore, pools[pool], request, session, inventory, catalog, progress)
+    rate = result.bytes_written / result.seconds / 1e6 if result.seconds else 0.0
+    emit(result.to_dict(), output_format, [
+        f"media set {result.media_set}" + (f" (new: {result.new_media_set_reason})"
+                                           if result.new_media_set_reason else ""),
+        *(f"wrote {name}" for name in result.snapshots_written),
+        *(f"already on the set: {name}" for name in result.snapshots_skipped),
+        f"{len(result.snapshots_written)} snapshots, {result.chunks_written} chunks, "
+        f"{result.bytes_written} bytes in {result.seconds:.1f} s ({rate:.1f} MB/s) on {', '.join(result.tapes) or 'no tape'}",
+    ])
+
+
+@click.command("restore")
+@click.argument("media_set")
+@click.argument("store_map")
+@click.argument("snapshots", nargs=-1)
+@drive_option
+@output_format_option
+def restore(media_set, store_map, snapshots, drive, output_format):
+    """Restore MEDIA-SET (uuid) into datastores: STORE-MAP is TARGET or SOURCE=TARGET[,…];
+    SNAPSHOT is [STORE:][ns/NS/…]TYPE/ID/TIME (default: everything)."""
+    registry = DatastoreRegistry()
+    targets = StoreMap.parse([store_map], registry.lookup)
+    with (Inventory.open() as inventory, MediaCatalog.open() as catalog,
+          DriveSession(drive_setup(load_tape_config(), drive)) as session,
+          progress_bar("restore", sys.stderr.isatty()) as progress):
+        result = restore_media_set(media_set, targets, session, inventory, catalog, list(snapshots) or None,
+                                   progress)
+    emit(result.to_dict(), output_format, [
+        *(f"restored {name}" for name in result.snapshots_restored),
+        *(f"already present: {name}" for name in result.snapshots_skipped),
+        f"{len(result.snapshots_restored)} snapshots, {result.chunks_restored} chunks in {result.seconds:.1f} s",
+    ])
