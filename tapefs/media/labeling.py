@@ -14,6 +14,7 @@ import uuid as uuidlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from tapefs.catalog.media_catalog import MediaCatalog
 from tapefs.device.changer import Changer
 from tapefs.device.drive import Drive
 from tapefs.media.errors import MediaError
@@ -27,7 +28,6 @@ from tapefs.scsi.errors import ScsiError
 from tapefs.tapeformat import labels as tape_labels
 from tapefs.tapeformat.block_device import DriveBlockDevice, Mark
 from tapefs.tapeformat.errors import TapeFormatError
-from tapefs.tapeformat.media_catalog_log import MediaCatalogLog
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,8 @@ def _forget_media(inventory: Inventory, uuid: str) -> None:
     """Drop a tape that is about to be overwritten from the inventory, and its media catalog."""
     if inventory.lookup(uuid) is not None:
         inventory.remove_media(uuid)
-    (inventory.status_dir / f"{uuid}.log").unlink(missing_ok=True)
+    with MediaCatalog.open(inventory.status_dir) as catalog:
+        catalog.forget_media(uuid)
 
 
 def _write_mam(drive: Drive, label_text: str, pool: str | None) -> None:
@@ -145,7 +146,8 @@ def label_drive_tape(drive: Drive, label_text: str, inventory: Inventory, pool: 
     if media_id is None or media_id.uuid != str(label.uuid) or media_id.pool != pool:
         raise LabelError(f"label {label_text!r} did not read back as written")
     _write_mam(drive, label_text, pool)
-    MediaCatalogLog.create(inventory.status_dir, label.uuid)
+    with MediaCatalog.open(inventory.status_dir) as catalog:
+        catalog.reset_media(media_id.uuid, None, None)
     inventory.store(media_id, clear_status=True)
     if location is not None:
         inventory.set_location(media_id.uuid, location)
@@ -269,8 +271,11 @@ def _store_read_labels(inventory: Inventory, media_id: MediaId, location: MediaL
     # A catalog belongs to one media set: after the tape was relabelled or reused in another
     # set, the old catalog describes data that is gone (spec §10, "destroy an unrelated catalog").
     old = inventory.lookup(media_id.uuid)
-    if old is not None and _set_uuid(old.id) != _set_uuid(media_id):
-        (inventory.status_dir / f"{media_id.uuid}.log").unlink(missing_ok=True)
+    new_set = _set_uuid(media_id)
+    if old is not None and _set_uuid(old.id) != new_set:
+        seq_nr = media_id.media_set_label.seq_nr if new_set is not None else None
+        with MediaCatalog.open(inventory.status_dir) as catalog:
+            catalog.reset_media(media_id.uuid, new_set, seq_nr)
     inventory.store(media_id)
     inventory.set_location(media_id.uuid, location)
 

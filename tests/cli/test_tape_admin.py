@@ -5,11 +5,15 @@ import json
 import os
 import subprocess
 import sys
+import uuid as uuidlib
 from pathlib import Path
 
 import pytest
 
+from tapefs.catalog.media_catalog import MediaCatalog
 from tapefs.device.drive import Drive
+from tapefs.media.inventory import Inventory
+from tapefs.media.media_id import MediaId, MediaSetLabel
 
 pytestmark = pytest.mark.vtape
 
@@ -326,3 +330,23 @@ def test_media_list_text_and_content_without_catalog(configured, env):
     assert "daily" in row and "writable" in row and "online-lib0" in row
     assert tapefs_json("media", "content", env=env) == []
     assert "no cataloged snapshots" in tapefs("media", "content", "--pool", "daily", env=env).stdout
+
+
+def test_media_content_lists_cataloged_snapshots(configured, env):
+    tapefs("load-media", "VT0002L8", "--drive", "drive0", env=env)
+    labelled = tapefs_json("label", "--label-text", "VT0002L8", "--pool", "daily", "--drive", "drive0", env=env)
+    # what a backup job records after writing one snapshot archive as file 2 of set member 0
+    status_dir = Path(env["TAPEFS_STATE_DIR"]) / "tape"
+    set_uuid = str(uuidlib.uuid4())
+    with Inventory.open(status_dir) as inventory:
+        media = inventory.get(labelled["uuid"]).id
+        inventory.store(MediaId(media.label, MediaSetLabel("daily", set_uuid, 0, labelled["ctime"])))
+    with MediaCatalog.open(status_dir) as catalog:
+        catalog.reset_media(labelled["uuid"], set_uuid, 0)
+        catalog.register_snapshot(labelled["uuid"], 2, uuidlib.uuid4(), "store1", "vm/100/2026-11-22T04:00:00Z")
+    content = tapefs_json("media", "content", "--pool", "daily", env=env)
+    assert content == [{"label-text": "VT0002L8", "uuid": labelled["uuid"], "pool": "daily",
+                        "media-set-uuid": set_uuid, "seq-nr": 0, "store": "store1",
+                        "snapshot": "vm/100/2026-11-22T04:00:00Z", "file-number": 2}]
+    assert tapefs_json("media", "content", "--label-text", "VT0001L8", env=env) == []
+    assert "vm/100/2026-11-22T04:00:00Z" in tapefs("media", "content", env=env).stdout
