@@ -188,10 +188,12 @@ class _BackupJob:
                 while pending:
                     digest = pending.popleft()
                     blob = self._read_chunk(digest)
-                    archive.add_chunk(digest, blob)
+                    # Counted first: if the physical end aborts the part, the whole part is
+                    # taken back below, this chunk included.
                     self.on_set.add(digest)
                     self.result.chunks_written += 1
                     self.meter.add(len(blob))
+                    archive.add_chunk(digest, blob)
                     if archive.size_limit_reached:
                         break
                 parts = archive.finish()

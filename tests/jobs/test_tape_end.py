@@ -1,0 +1,53 @@
+"""The physical end of a tape and bad chunks in the datastore: clear errors, nothing finished lost."""
+import pytest
+
+from tapefs.datastore.datastore import Datastore
+from tapefs.jobs.errors import JobError
+from tapefs.jobs.snapshot_files import snapshot_digests
+from tests.jobs.conftest import add_cartridges
+from tests.jobs.test_backup import assert_catalog_matches_tapes, run_backup, run_restore, snapshot_tree
+
+pytestmark = pytest.mark.vtape
+
+
+def test_physical_end_rewrites_the_aborted_archive_on_the_next_tape(tape_setup, tmp_path):
+    # No early-warning zone: the writer meets the physical end in the middle of a chunk.
+    tape_setup.library.control("add-cartridge", barcode="NW0001L8", capacity="6MiB", early_warning="0")
+    add_cartridges(tape_setup.library, 1, "32MiB", "4MiB")
+    tape_setup.label("NW0001L8", "SM0001L8")
+    tape_setup.add_snapshot("vm/100", 1)
+    tape_setup.add_snapshot("vm/101", 1)
+    result = run_backup(tape_setup)
+    assert result.tapes == ["NW0001L8", "SM0001L8"] and result.chunks_written == 2
+    assert len(result.snapshots_written) == 2
+    assert_catalog_matches_tapes(tape_setup, result.media_set)
+    target = Datastore.create(tmp_path / "restored", "restored", prefix_dirs=False)
+    run_restore(tape_setup, result.media_set, {"store": target})
+    assert snapshot_tree(target) == snapshot_tree(tape_setup.datastore)
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "missing"])
+def test_bad_chunk_in_the_datastore_fails_its_snapshot_and_keeps_the_rest(tape_setup, tmp_path, damage):
+    add_cartridges(tape_setup.library, 2, "32MiB", "4MiB")
+    tape_setup.label("SM0001L8", "SM0002L8")
+    good = tape_setup.add_snapshot("vm/100", 1)
+    bad = tape_setup.add_snapshot("vm/101", 2)
+    group = tape_setup.datastore.list_groups()[1]
+    digest = snapshot_digests(tape_setup.datastore, tape_setup.datastore.list_snapshots(group)[0].snapshot)[1]
+    path = tape_setup.datastore.chunk_store.chunk_path(digest)
+    if damage == "corrupt":
+        data = bytearray(path.read_bytes())
+        data[100] ^= 0xFF
+        path.write_bytes(bytes(data))
+    else:
+        path.unlink()
+    with pytest.raises(JobError, match=f"finished with some errors: {bad}: .*{digest.hex()}"):
+        run_backup(tape_setup)
+    with tape_setup.inventory() as inventory:
+        media_set = inventory.latest_media_set("daily")
+    assert_catalog_matches_tapes(tape_setup, media_set)
+    with tape_setup.catalog() as catalog:
+        assert [place.snapshot for place in catalog.snapshots_in_set(media_set)] == [good]
+    target = Datastore.create(tmp_path / "restored", "restored", prefix_dirs=False)
+    restored = run_restore(tape_setup, media_set, {"store": target})
+    assert restored.snapshots_restored == [f"store:{good}"]
