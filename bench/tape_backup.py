@@ -1,0 +1,114 @@
+"""Tape backup and restore of incompressible chunks through a vtape library; print MB/s each way.
+
+    .venv/bin/python bench/tape_backup.py [--size 4GiB] [--dir /var/tmp]
+
+Builds a datastore holding one snapshot of SIZE of random data (4 MiB fixed chunks, stored
+uncompressed because zstd cannot shrink them), then times the whole job layer: `backup_datastore`
+to a pool on an LTO-8-sized vtape cartridge (chunk read and CRC/digest check from the datastore,
+chunk archives, snapshot archive, catalog in SQLite, catalog archive), and `restore_media_set`
+into an empty datastore (every chunk's CRC and SHA-256 checked, inserted, synced). Target: 400 MB/s
+each way. Setting up the datastore is not timed.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tapefs.catalog.media_catalog import MediaCatalog  # noqa: E402
+from tapefs.datastore.backup import backup, parse_sources  # noqa: E402
+from tapefs.datastore.datastore import Datastore  # noqa: E402
+from tapefs.datastore.naming import BackupGroup  # noqa: E402
+from tapefs.jobs.backup import BackupRequest, backup_datastore  # noqa: E402
+from tapefs.jobs.drive_session import DriveSession, drive_setup  # noqa: E402
+from tapefs.jobs.restore import StoreMap, restore_media_set  # noqa: E402
+from tapefs.media.inventory import Inventory  # noqa: E402
+from tapefs.media.labeling import label_drive_tape  # noqa: E402
+from tapefs.media.media_id import MediaLocation  # noqa: E402
+from tapefs.media.tape_config import (  # noqa: E402
+    ChangerConfig, DriveConfig, MediaPoolConfig, TapeDeviceConfig, load_tape_config, save_media_pool_config,
+    save_tape_config,
+)
+from vtape import daemon  # noqa: E402
+from vtape.library import CreateOptions, create_library  # noqa: E402
+
+PIECE = 64 * 1024 * 1024
+
+
+def parse_size(text: str) -> int:
+    units = {"KiB": 1024, "MiB": 1024**2, "GiB": 1024**3}
+    for unit, factor in units.items():
+        if text.endswith(unit):
+            return int(float(text[:-len(unit)]) * factor)
+    return int(text)
+
+
+def make_datastore(root: Path, size: int) -> Datastore:
+    datastore = Datastore.create(root / "store", "store", prefix_dirs=False)
+    image = root / "disk.raw"
+    with open(image, "wb") as file:
+        for _ in range(size // PIECE):
+            file.write(os.urandom(PIECE))
+    backup(datastore, BackupGroup.parse("vm/100"), parse_sources([f"disk.img:{image}"]), sync=False)
+    image.unlink()
+    return datastore
+
+
+def run(size: int, directory: Path) -> None:
+    os.environ["TAPEFS_CONFIG_DIR"] = str(directory / "config")
+    os.environ["TAPEFS_STATE_DIR"] = str(directory / "state")
+    libdir = directory / "lib"
+    create_library(libdir, CreateOptions(drives=2, cartridges=2, cleaning_cartridges=0, capacity=size * 2))
+    save_tape_config(TapeDeviceConfig(
+        drives={f"drive{n}": DriveConfig(f"drive{n}", str(libdir / f"drive{n}"), "lib", n) for n in range(2)},
+        changers={"lib": ChangerConfig("lib", str(libdir / "changer"))}))
+    pool = MediaPoolConfig("bench")
+    save_media_pool_config({"bench": pool})
+    print(f"preparing a datastore with {size / 2**30:.1f} GiB of random chunks ...", flush=True)
+    datastore = make_datastore(directory, size)
+    chunk_bytes = sum(path.stat().st_size for path in (datastore.root / ".chunks").rglob("*") if path.is_file())
+    daemon.start(libdir)
+    try:
+        with Inventory.open() as inventory, MediaCatalog.open() as catalog:
+            with DriveSession(drive_setup(load_tape_config(), "drive0")) as session:
+                device = session.load("VT0001L8")
+                label_drive_tape(device.drive, "VT0001L8", inventory, "bench", location=MediaLocation.online("lib"))
+                started = time.perf_counter()
+                result = backup_datastore(datastore, pool, BackupRequest("bench"), session, inventory, catalog)
+                backup_seconds = time.perf_counter() - started
+                session.eject()
+            target = Datastore.create(directory / "restored", "restored", prefix_dirs=False)
+            with DriveSession(drive_setup(load_tape_config(), "drive1")) as session:
+                started = time.perf_counter()
+                restored = restore_media_set(result.media_set, StoreMap({"store": target}), session, inventory,
+                                             catalog)
+                restore_seconds = time.perf_counter() - started
+    finally:
+        daemon.stop(libdir)
+    assert restored.chunks_restored == result.chunks_written
+    print(f"{result.chunks_written} chunks, {chunk_bytes / 1e6:.0f} MB of blobs")
+    print(f"backup:  {chunk_bytes / backup_seconds / 1e6:7.1f} MB/s ({backup_seconds:.1f} s)")
+    print(f"restore: {chunk_bytes / restore_seconds / 1e6:7.1f} MB/s ({restore_seconds:.1f} s)")
+    print(f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="4GiB")
+    parser.add_argument("--dir", default="/var/tmp")
+    args = parser.parse_args()
+    directory = Path(tempfile.mkdtemp(prefix="tb", dir=args.dir))
+    try:
+        run(parse_size(args.size), directory)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
