@@ -14,6 +14,7 @@ from rich.table import Table
 
 from tapefs.datastore.backup import backup, parse_sources
 from tapefs.datastore.crypt_config import CryptConfig
+from tapefs.datastore.errors import DatastoreError
 from tapefs.datastore.key_config import KeyConfig
 from tapefs.datastore.naming import BackupGroup, BackupNamespace, BackupSnapshot
 from tapefs.datastore.registry import DatastoreRegistry
@@ -123,25 +124,32 @@ def snapshots(name: str, namespace: str, output_format: str) -> None:
     for ns in store.list_namespaces(BackupNamespace.parse(namespace)):
         for group in store.list_groups(ns):
             for info in store.list_snapshots(group):
-                manifest = store.load_manifest(info.snapshot)
-                rows.append(
-                    {
-                        "ns": str(ns),
-                        "group": str(group),
-                        "snapshot": str(info.snapshot),
-                        "backup-time": info.snapshot.backup_time,
-                        "size": sum(f.size for f in manifest.files),
-                        "files": [{"filename": f.filename, "size": f.size, "crypt-mode": f.crypt_mode} for f in manifest.files],
-                    }
-                )
+                row = {"ns": str(ns), "group": str(group), "snapshot": str(info.snapshot),
+                       "backup-time": info.snapshot.backup_time}
+                try:
+                    manifest = store.load_manifest(info.snapshot)
+                except DatastoreError as exc:
+                    # one unreadable manifest must not hide the rest of the listing
+                    row.update({"size": None, "files": [], "error": str(exc)})
+                else:
+                    row["size"] = sum(f.size for f in manifest.files)
+                    row["files"] = [{"filename": f.filename, "size": f.size, "crypt-mode": f.crypt_mode} for f in manifest.files]
+                rows.append(row)
     if output_format != "text":
         _emit_json(rows, output_format)
     elif rows:
         _print_table(
             ["namespace", "snapshot", "size", "files"],
-            [[r["ns"] or "/", r["snapshot"], _human_size(r["size"]), " ".join(f["filename"] for f in r["files"])] for r in rows],
+            [
+                [r["ns"] or "/", r["snapshot"], _human_size(r["size"]) if r["size"] is not None else "?",
+                 "(unreadable, see below)" if "error" in r else " ".join(f["filename"] for f in r["files"])]
+                for r in rows
+            ],
             right_aligned=("size",),
         )
+        for row in rows:
+            if "error" in row:
+                click.echo(f"{row['snapshot']}: {row['error']}")
     else:
         click.echo(f"no snapshots in datastore {name}")
 

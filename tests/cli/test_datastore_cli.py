@@ -168,3 +168,16 @@ def test_create_makes_pbs_layout(env, tmp_path):
     assert (tmp_path / "fresh" / ".lock").exists()
     again = tapefs("datastore", "create", "fresh", tmp_path / "fresh2", env=env, check=False)
     assert "already exists" in one_error_line(again)
+
+
+def test_snapshots_lists_around_a_corrupt_manifest(store, env, tree):
+    tapefs("datastore", "backup", "main", "host/a", tree, env=env)
+    tapefs("datastore", "backup", "main", "host/b", tree, env=env)
+    first, second = snapshot_names(env)
+    (store / first / "index.json.blob").write_bytes(b"garbage, not a blob")
+    rows = json.loads(tapefs("datastore", "snapshots", "main", "--output-format", "json", env=env).stdout)
+    assert [r["snapshot"] for r in rows] == [first, second]
+    assert "unknown blob magic" in rows[0]["error"] and rows[0]["size"] is None
+    assert rows[1]["size"] > 0
+    text = tapefs("datastore", "snapshots", "main", env=env).stdout
+    assert "unknown blob magic" in text and second in text
