@@ -170,13 +170,14 @@ def backup_command(name: str, group_name: str, sources: tuple[str, ...], namespa
     group = BackupGroup.parse(group_name, BackupNamespace.parse(namespace))
     result = backup(store, group, parse_sources(list(sources)), _load_key(keyfile))
     stats = result.stats
-    rate = stats.size / result.seconds / 1e6 if result.seconds else 0.0
     click.echo(f"snapshot {result.snapshot}")
     for info in result.manifest.files:
         click.echo(f"  {info.filename}: {_human_size(info.size)}")
+    # a rate over a fraction of a second (mostly the final sync) says nothing
+    rate = f", {stats.size / result.seconds / 1e6:.0f} MB/s" if stats.size >= 64 << 20 and result.seconds else ""
     click.echo(
         f"{_human_size(stats.size)} in {stats.chunk_count} chunks ({stats.duplicate_count} known), "
-        f"{_human_size(stats.stored_size)} stored, {result.seconds:.1f} s, {rate:.0f} MB/s"
+        f"{_human_size(stats.stored_size)} stored, {result.seconds:.1f} s{rate}"
     )
 
 
