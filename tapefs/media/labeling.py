@@ -20,10 +20,11 @@ from tapefs.device.drive import Drive
 from tapefs.media.errors import MediaError
 from tapefs.media.inventory import CLEANING_TAPE_PREFIX, Inventory
 from tapefs.media.media_id import SAFE_ID, MediaId, MediaLabel, MediaLocation, MediaSetLabel
-from tapefs.media.tape_config import MEDIA_POOL_CONFIG_NAME, ChangerConfig, DriveConfig, TapeDeviceConfig, \
-    load_media_pool_config
 from tapefs.media.online_status import update_online_status
-from tapefs.media.tape_devices import changer_of, open_drive, load_media_from_slot, unload_media
+from tapefs.media.tape_config import (
+    MEDIA_POOL_CONFIG_NAME, ChangerConfig, DriveConfig, TapeDeviceConfig, load_media_pool_config,
+)
+from tapefs.media.tape_devices import changer_of, load_media_from_slot, open_drive, unload_media
 from tapefs.scsi.errors import ScsiError
 from tapefs.tapeformat import labels as tape_labels
 from tapefs.tapeformat.block_device import DriveBlockDevice, Mark
@@ -132,8 +133,6 @@ def label_drive_tape(drive: Drive, label_text: str, inventory: Inventory, pool: 
     for entry in inventory.find_all_media_by_label_text(label_text):
         if previous is None or entry.uuid != previous.uuid:
             raise LabelError(f"label text {label_text!r} is already used by media {entry.uuid} in the inventory")
-    if previous is not None:
-        _forget_media(inventory, previous.uuid)
     progress(f"formatting {label_text}", 1, steps)
     _clear_encryption(drive)
     drive.format_medium(fast=True)
@@ -146,6 +145,9 @@ def label_drive_tape(drive: Drive, label_text: str, inventory: Inventory, pool: 
     if media_id is None or media_id.uuid != str(label.uuid) or media_id.pool != pool:
         raise LabelError(f"label {label_text!r} did not read back as written")
     _write_mam(drive, label_text, pool)
+    # Only now is the old tape gone for good: until here a failure leaves its inventory entry.
+    if previous is not None:
+        _forget_media(inventory, previous.uuid)
     with MediaCatalog.open(inventory.status_dir) as catalog:
         catalog.reset_media(media_id.uuid, None, None)
     inventory.store(media_id, clear_status=True)

@@ -16,10 +16,10 @@ from tapefs.device.changer import Changer, ChangerStatus
 from tapefs.device.drive import Drive
 from tapefs.media.errors import MediaError
 from tapefs.media.inventory import Inventory
+from tapefs.media.tape_config import TAPE_CONFIG_NAME, ChangerConfig, DriveConfig, TapeDeviceConfig
 from tapefs.scsi.channel import Channel
 from tapefs.scsi.errors import ScsiError
 from tapefs.scsi.inquiry import inquiry, unit_serial_number
-from tapefs.media.tape_config import TAPE_CONFIG_NAME, ChangerConfig, DriveConfig, TapeDeviceConfig
 
 log = logging.getLogger(__name__)
 
