@@ -9,10 +9,12 @@ which is written again on the next tape, so nothing finished is lost.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import os
 import time
 from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from tapefs.catalog.media_catalog import MediaCatalog
@@ -36,6 +38,9 @@ from tapefs.tapeformat.snapshot_archive import write_snapshot_archive
 
 log = logging.getLogger(__name__)
 
+READ_AHEAD_THREADS = 2
+#: Chunks read ahead of the one being written (at most 4 MiB each).
+READ_AHEAD_CHUNKS = 4
 #: A snapshot archive may meet the physical end once and be written again; twice is an error.
 SNAPSHOT_ATTEMPTS = 2
 
@@ -99,6 +104,7 @@ def backup_datastore(datastore: Datastore, pool_config: MediaPoolConfig, request
             if todo:
                 writer.write_catalog()
         finally:
+            job.close()
             result.tapes = list(dict.fromkeys(writer.used_tapes))
             result.seconds = time.monotonic() - started
             result.bytes_written = meter.current
@@ -125,6 +131,22 @@ class _BackupJob:
         self.meter = meter
         self.result = result
         self.on_set = catalog.chunks_in_set(writer.set_uuid, self.store)
+        # Reading and checking chunks (file I/O, CRC, SHA-256: all release the GIL) runs
+        # ahead of the tape in worker threads, so the drive is not kept waiting for the disk.
+        self._readers = ThreadPoolExecutor(READ_AHEAD_THREADS, thread_name_prefix="chunk-read")
+        self._reads: dict[bytes, Future] = {}
+
+    def close(self) -> None:
+        self._readers.shutdown(cancel_futures=True)
+
+    def _read_ahead(self, pending: deque) -> None:
+        for digest in itertools.islice(pending, READ_AHEAD_CHUNKS):
+            if digest not in self._reads:
+                self._reads[digest] = self._readers.submit(self._read_chunk, digest)
+
+    def _take_chunk(self, digest: bytes) -> bytes:
+        future = self._reads.pop(digest, None) or self._readers.submit(self._read_chunk, digest)
+        return future.result()
 
     def bytes_to_write(self, snapshots: list[BackupSnapshot]) -> int:
         """Chunk bytes not yet on the set, for the progress total (one stat per chunk)."""
@@ -159,6 +181,7 @@ class _BackupJob:
             self._write_chunks([d for d in digests if d not in self.on_set])
         except JobError as error:
             # What is on tape stays registered; the snapshot is not written without its chunks.
+            self._reads.clear()
             log.error("snapshot %s: %s", name, error)
             self.result.snapshots_failed[name] = str(error)
             return
@@ -187,7 +210,8 @@ class _BackupJob:
             try:
                 while pending:
                     digest = pending.popleft()
-                    blob = self._read_chunk(digest)
+                    self._read_ahead(pending)
+                    blob = self._take_chunk(digest)
                     # Counted first: if the physical end aborts the part, the whole part is
                     # taken back below, this chunk included.
                     self.on_set.add(digest)

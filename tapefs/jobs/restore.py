@@ -13,6 +13,8 @@ import hashlib
 import logging
 import shutil
 import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from tapefs.catalog.media_catalog import MediaCatalog
@@ -35,6 +37,10 @@ from tapefs.tapeformat.snapshot_archive import SNAPSHOT_MAGICS, SnapshotArchiveR
 from tapefs.tapeformat.tape_file import TapeFile, open_tape_file
 
 log = logging.getLogger(__name__)
+
+WRITER_THREADS = 2
+#: Chunks handed to the writers and not yet stored (at most 4 MiB each).
+WRITES_IN_FLIGHT = 6
 
 
 class StoreMap:
@@ -87,6 +93,11 @@ def verify_chunk(digest: bytes, blob: bytes, where: str) -> None:
         raise JobError(f"{where}: chunk {digest.hex()}: {error}") from None
 
 
+def _verify_and_insert(target: Datastore, digest: bytes, blob: bytes, where: str) -> None:
+    verify_chunk(digest, blob, where)
+    target.chunk_store.insert(digest, blob)
+
+
 def restore_media_set(media_set: str, store_map: StoreMap, session: DriveSession, inventory: Inventory,
                       catalog: MediaCatalog, snapshots: list[str] | None = None,
                       progress: ProgressCallback | None = None) -> RestoreResult:
@@ -101,13 +112,16 @@ def restore_media_set(media_set: str, store_map: StoreMap, session: DriveSession
     labels = [inventory.get(uuid).id.label_text for uuid in members]
     with lock_media_set(inventory.status_dir, media_set):
         job = _Restore(media_set, members, labels, store_map, session, catalog, result)
-        if snapshots is None:
-            job.meter = ProgressMeter("restore", progress, sum(inventory.get(u).bytes_used or 0 for u in members)
-                                      or None)
-            job.full()
-        else:
-            job.meter = ProgressMeter("restore", progress)
-            job.selective(snapshots)
+        try:
+            if snapshots is None:
+                job.meter = ProgressMeter("restore", progress,
+                                          sum(inventory.get(u).bytes_used or 0 for u in members) or None)
+                job.full()
+            else:
+                job.meter = ProgressMeter("restore", progress)
+                job.selective(snapshots)
+        finally:
+            job.close()
     result.seconds = time.monotonic() - started
     return result
 
@@ -124,6 +138,9 @@ class _Restore:
         self.meter: ProgressMeter | None = None
         #: Digests checked and present per target store in this run (verify once, spec §3.3).
         self.present: dict[str, set[bytes]] = {}
+        # Hashing and writing release the GIL: PBS uses 4 writer threads too (spec §9).
+        self._writers = ThreadPoolExecutor(WRITER_THREADS, thread_name_prefix="chunk-write")
+        self._writes: deque[Future] = deque()
 
     def _load(self, seq_nr: int) -> BlockDevice:
         label_text = self.labels[seq_nr]
@@ -136,13 +153,23 @@ class _Restore:
         return device
 
     def _insert(self, target: Datastore, digest: bytes, blob: bytes, where: str) -> None:
+        """Check and store a chunk in a worker thread, while the tape reads on."""
         present = self.present.setdefault(str(target.root), set())
         if digest in present:
             return
-        verify_chunk(digest, blob, where)
-        target.chunk_store.insert(digest, blob)
         present.add(digest)
         self.result.chunks_restored += 1
+        while len(self._writes) >= WRITES_IN_FLIGHT:
+            self._writes.popleft().result()
+        self._writes.append(self._writers.submit(_verify_and_insert, target, digest, blob, where))
+
+    def wait_for_writes(self) -> None:
+        """Every chunk handed to the writers is stored; the first error among them is raised."""
+        while self._writes:
+            self._writes.popleft().result()
+
+    def close(self) -> None:
+        self._writers.shutdown(cancel_futures=True)
 
     # -- full ------------------------------------------------------------------------------
 
@@ -159,6 +186,7 @@ class _Restore:
                 if tape_file is Mark.FILEMARK:
                     continue
                 self._restore_file(seq_nr, tape_file)
+        self.wait_for_writes()
         for target in {str(t.root): t for t in [*self.store_map.targets.values(), self.store_map.default] if t}.values():
             target.chunk_store.sync()
 
@@ -201,6 +229,7 @@ class _Restore:
         tape_file.reader.skip_data()
 
     def _restore_snapshot(self, store: str, path: str, data: bytes, where: str) -> None:
+        self.wait_for_writes()
         target = self.store_map.target(store)
         name = f"{store}:{path}"
         if target is None:
@@ -220,6 +249,8 @@ class _Restore:
             if missing:
                 raise JobError(f"snapshot {path} ({where}): {len(missing)} chunks are not on the media set, "
                                f"first {missing[0].hex()}")
+            # Its chunks are durable before the snapshot appears, as for a datastore backup.
+            target.chunk_store.sync()
             directory = target.create_snapshot_dir(snapshot)
             write_snapshot_files(directory, files)
         finally:
@@ -266,6 +297,7 @@ class _Restore:
                 shutil.rmtree(temp, ignore_errors=True)
             self._fetch_chunks(place.store, target, [d for d in digests
                                                      if not target.chunk_store.chunk_path(d).exists()])
+            self.wait_for_writes()
             target.chunk_store.sync()
             self._restore_snapshot(place.store, place.snapshot, data, where)
 
