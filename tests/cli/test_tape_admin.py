@@ -173,6 +173,8 @@ def test_missing_device_is_one_line(env, tmp_path):
     assert "no-such-socket" in line
     # a list of configured devices still works when one of them is switched off
     assert tapefs_json("drive", "list", env=env)[0]["vendor"] is None
+    line = one_error_line(tapefs("load-media", "VT0001L8", env=env, check=False))
+    assert "drive 'ghost' is not in a changer" in line
 
 
 @pytest.mark.slow
@@ -256,10 +258,7 @@ def test_label_refuses_a_label_text_in_use_and_unknown_pool(configured, env):
 
 def test_label_refuses_a_tape_with_foreign_data(configured, env, library):
     tapefs("load-media", "VT0004L8", "--drive", "drive0", env=env)
-    with Drive.open(library.drives[0]) as drive:
-        assert drive.is_ready()
-        drive.write_block(b"not a tapefs label" * 100)
-        drive.write_filemarks(1)
+    write_foreign_data(library.drives[0])
     line = one_error_line(tapefs("label", "--label-text", "VT0004L8", "--drive", "drive0", env=env, check=False))
     assert "media is not empty" in line and "not a tapefs/PBS label" in line
 
@@ -350,3 +349,36 @@ def test_media_content_lists_cataloged_snapshots(configured, env):
                         "snapshot": "vm/100/2026-11-22T04:00:00Z", "file-number": 2}]
     assert tapefs_json("media", "content", "--label-text", "VT0001L8", env=env) == []
     assert "vm/100/2026-11-22T04:00:00Z" in tapefs("media", "content", env=env).stdout
+
+
+def write_foreign_data(drive_path: str) -> None:
+    with Drive.open(drive_path) as drive:
+        assert drive.is_ready()
+        drive.write_block(b"not a tapefs label" * 100)
+        drive.write_filemarks(1)
+
+
+@pytest.mark.slow
+def test_barcode_label_skips_tapes_with_data_and_inventory_skips_mismatched_labels(configured, env, library):
+    tapefs("load-media", "VT0002L8", "--drive", "drive0", env=env)
+    write_foreign_data(library.drives[0])
+    tapefs("load-media", "VT0003L8", "--drive", "drive0", env=env)      # VT0002L8 goes back to slot 2
+    tapefs("label", "--label-text", "OTHER3", "--drive", "drive0", env=env)
+    tapefs("unload", "--drive", "drive0", env=env)
+    outcomes = {o["label-text"]: o for o in tapefs_json("barcode-label", "--drive", "drive1", env=env)}
+    assert {text: o["result"] for text, o in outcomes.items()} == {
+        "VT0001L8": "labelled", "VT0002L8": "skipped", "VT0004L8": "labelled", "VT0003L8": "skipped"}
+    assert "not a tapefs/PBS label" in outcomes["VT0002L8"]["message"]
+    assert "labelled 'OTHER3'" in outcomes["VT0003L8"]["message"]
+    # the tape with data is untouched: still not labelled
+    tapefs("load-media", "VT0002L8", "--drive", "drive0", env=env)
+    assert "not a tapefs/PBS label" in one_error_line(tapefs("label", "--label-text", "VT0002L8", "--drive", "drive0",
+                                                             env=env, check=False))
+    tapefs("unload", "--drive", "drive0", env=env)
+
+    (Path(env["TAPEFS_STATE_DIR"]) / "tape" / "inventory.db").unlink()
+    read = {o["label-text"]: o for o in tapefs_json("inventory", "--read-labels", "--drive", "drive0", env=env)}
+    assert {text: o["result"] for text, o in read.items()} == {
+        "VT0001L8": "read", "VT0002L8": "failed", "VT0003L8": "skipped", "VT0004L8": "read"}
+    assert "label text 'OTHER3' does not match the barcode" in read["VT0003L8"]["message"]
+    assert sorted(m["label-text"] for m in tapefs_json("media", "list", env=env)) == ["VT0001L8", "VT0004L8"]
