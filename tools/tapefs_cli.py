@@ -7,6 +7,7 @@ import sys
 import click
 
 from tools.tapefs_datastore import datastore
+from tools.tapefs_keys import key
 from tools.tapefs_tape_jobs import backup, restore
 from tools.tapefs_tape_admin import COMMANDS as TAPE_ADMIN_COMMANDS
 
@@ -41,6 +42,7 @@ def main(verbose: bool) -> None:
 
 
 main.add_command(datastore)
+main.add_command(key)
 main.add_command(backup); main.add_command(restore)
 for command in TAPE_ADMIN_COMMANDS:
     main.add_command(command)

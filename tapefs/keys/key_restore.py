@@ -10,7 +10,10 @@ from tapefs.datastore.key_config import KeyConfig
 from tapefs.keys.errors import KeyInputError, TapeKeyError
 from tapefs.keys.key_store import TapeKeyStore, normalize_fingerprint, unlock_key
 from tapefs.keys.paperkey import parse_key_text
-from tapefs.tapeformat.labels import MediaSetLabel
+from tapefs.media.tape_config import DriveConfig
+from tapefs.media.tape_devices import open_drive
+from tapefs.tapeformat.block_device import DriveBlockDevice
+from tapefs.tapeformat.labels import MediaSetLabel, read_labels
 
 log = logging.getLogger(__name__)
 
@@ -47,3 +50,15 @@ def restore_from_media_set_label(store: TapeKeyStore, label: MediaSetLabel, pass
     store.insert(key, key_config, force=True)
     log.info("restored tape encryption key %s from media set %s", fingerprint, label.uuid)
     return fingerprint
+
+
+def restore_from_drive(store: TapeKeyStore, drive: DriveConfig, password: bytes) -> str:
+    """Read the labels of the tape in ``drive`` (no key loaded: labels are never encrypted) and
+    restore the key its media-set label carries."""
+    with open_drive(drive, need_medium=True) as opened:
+        labels = read_labels(DriveBlockDevice(opened))
+    if labels.media is None:
+        raise TapeKeyError(f"the tape in drive {drive.name!r} is not labelled")
+    if labels.media_set is None:
+        raise TapeKeyError(f"tape {labels.media.label_text} has no media-set label")
+    return restore_from_media_set_label(store, labels.media_set, password)
