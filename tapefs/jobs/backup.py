@@ -232,12 +232,14 @@ class _BackupJob:
                 continue
             except BaseException:
                 # A datastore error mid-archive: close what is on tape so it stays readable
-                # and registered; the job then fails on the snapshot.
-                try:
-                    parts = archive.finish()
-                    self._registered(parts[-1])
-                except ArchiveAborted:
-                    self.writer.tape_full()
+                # and registered; the job then fails on the snapshot. A part closed for the
+                # next tape was registered by next_volume already (which failed if we are here).
+                if not archive.part.continued and self.writer.media_uuid is not None:
+                    try:
+                        parts = archive.finish()
+                        self._registered(parts[-1])
+                    except ArchiveAborted:
+                        self.writer.tape_full()
                 raise
             self._registered(parts[-1])
 

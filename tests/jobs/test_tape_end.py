@@ -51,3 +51,32 @@ def test_bad_chunk_in_the_datastore_fails_its_snapshot_and_keeps_the_rest(tape_s
     target = Datastore.create(tmp_path / "restored", "restored", prefix_dirs=False)
     restored = run_restore(tape_setup, media_set, {"store": target})
     assert restored.snapshots_restored == [f"store:{good}"]
+
+
+def test_tape_full_and_no_writable_media_left_keeps_what_was_written(tape_setup, tmp_path):
+    add_cartridges(tape_setup.library, 1, "16MiB", "4MiB")
+    tape_setup.label("SM0001L8")
+    first = tape_setup.add_snapshot("vm/100", 2)
+    tape_setup.add_snapshot("vm/101", 2)
+    with pytest.raises(Exception, match="no usable media found"):
+        run_backup(tape_setup)
+    with tape_setup.inventory() as inventory:
+        media_set = inventory.latest_media_set("daily")
+        assert inventory.find_media_by_label_text("SM0001L8").status.value == "full"
+    assert_catalog_matches_tapes(tape_setup, media_set)
+    target = Datastore.create(tmp_path / "restored", "restored", prefix_dirs=False)
+    restored = run_restore(tape_setup, media_set, {"store": target})
+    assert restored.snapshots_restored == [f"store:{first}"]
+
+
+def test_export_media_set_moves_the_sets_tapes_to_import_export_slots(tape_setup):
+    from tapefs.device.changer import Changer
+    add_cartridges(tape_setup.library, 3, "16MiB", "4MiB")
+    tape_setup.label("SM0001L8", "SM0002L8", "SM0003L8")
+    tape_setup.add_snapshot("vm/100", 4)
+    result = run_backup(tape_setup, export_media_set=True)
+    assert result.tapes == ["SM0001L8", "SM0002L8"]
+    with Changer.open(tape_setup.library.changer) as changer:
+        status = changer.status()
+    exported = {slot.barcode for slot in status.slots if slot.import_export and slot.full}
+    assert exported == {"SM0001L8", "SM0002L8"} and not any(drive.full for drive in status.drives)
