@@ -59,11 +59,12 @@ def paperkey_html(key_config: KeyConfig, subject: str | None = None) -> str:
     _qr_code(lines).save(svg, kind="svg", border=4)
     # PBS embeds the SVG as unpadded standard base64.
     svg_uri = "data:image/svg+xml;base64," + base64.b64encode(svg.getvalue()).decode("ascii").rstrip("=")
-    block = "<br>\n".join(html.escape(line).replace(" ", "&nbsp;") for line in [BEGIN_MARKER, *lines, END_MARKER])
+    # <pre>, not PBS's <p> with &nbsp;: text copied from the page must parse as JSON again.
+    block = html.escape("\n".join([BEGIN_MARKER, *lines, END_MARKER]))
     subject_html = f"<p>Subject: {html.escape(subject)}</p>\n" if subject else ""
     return (f"<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n<title>{HTML_TITLE}</title>\n"
             "<style>.paperkey { page-break-inside: avoid; font-family: monospace; }</style>\n</head>\n<body>\n"
-            f"{subject_html}<div class=\"paperkey\">\n<p>\n{block}\n</p>\n"
+            f"{subject_html}<div class=\"paperkey\">\n<pre>\n{block}\n</pre>\n"
             f"<img alt=\"QR code of the key\" width=\"500pt\" height=\"500pt\" src=\"{svg_uri}\">\n"
             "</div>\n</body>\n</html>\n")
 
@@ -71,6 +72,8 @@ def paperkey_html(key_config: KeyConfig, subject: str | None = None) -> str:
 def parse_key_text(text: str) -> tuple[KeyConfig, bool]:
     """A KeyConfig from a key file's JSON or from paper key text (the lines between the markers,
     anything around them ignored). Returns it and whether it came from a paper key."""
+    # Text copied from a PBS paper key page carries its &nbsp; indentation as U+00A0.
+    text = text.replace("\u00a0", " ")
     try:
         value = json.loads(text)
     except ValueError:
