@@ -184,7 +184,8 @@ def test_load_unload_by_label_and_slot(configured, env):
     assert (drive["entry-kind"], drive["entry-id"], drive["loaded-slot"]) == ("drive", 1, 3)
     status = tapefs("changer", "status", "--drive", "drive1", env=env).stdout
     assert any(line.split()[:3] == ["drive", "1", "VT0003L8"] for line in status.splitlines())
-    # loading another tape puts the first one back first
+    # loading another tape puts the first one back first (ejecting it first, as this library now asks)
+    tapefs("changer", "update", "lib0", "--eject-before-unload", "1", env=env)
     tapefs("load-media-from-slot", "2", "--drive", "drive1", env=env)
     assert slot_of(env, "VT0003L8")["entry-kind"] == "slot" and slot_of(env, "VT0002L8")["entry-kind"] == "drive"
     tapefs("unload", "--drive", "drive1", "--target-slot", "9", env=env)
