@@ -55,11 +55,11 @@ class TapeSetup:
                 label_drive_tape(device.drive, label_text, inventory, pool, location=MediaLocation.online("lib"))
             session.eject()
 
-    def add_snapshot(self, group: str, chunks: int, ns: str | None = None, seed: int | None = None,
+    def add_snapshot(self, group: str, chunks: int = 0, ns: str | None = None, data: bytes = b"",
                      backup_time: int | None = None) -> str:
-        """A snapshot of an image of `chunks` random 4 MiB chunks; its path."""
+        """A snapshot of an image of `data` followed by `chunks` random 4 MiB chunks; its path."""
         image = self.root / f"disk-{uuid.uuid4().hex[:8]}.raw"
-        image.write_bytes(os.urandom(chunks * CHUNK))
+        image.write_bytes(data + os.urandom(chunks * CHUNK))
         result = backup(self.datastore, BackupGroup.parse(group, BackupNamespace.parse(ns)),
                         parse_sources([f"disk.img:{image}"]), backup_time=backup_time, sync=False)
         image.unlink()

@@ -1,11 +1,13 @@
 """Tape backup and restore end to end on a vtape library with small cartridges."""
+import os
+
 import pytest
 
 from tapefs.jobs.backup import BackupRequest, backup_datastore
 from tapefs.jobs.errors import JobError
 from tapefs.media.media_content import media_content
 from tapefs.media.tape_config import load_media_pool_config
-from tests.jobs.conftest import add_cartridges, read_tape
+from tests.jobs.conftest import CHUNK, add_cartridges, read_tape
 
 pytestmark = pytest.mark.vtape
 
@@ -102,3 +104,43 @@ def test_selective_restore_reads_only_the_named_snapshot_and_its_chunks(tape_set
     tree = snapshot_tree(target)
     assert {k for k in tree if not k.startswith(".chunks")} == {k for k in source if k.startswith("vm/101")}
     assert all(source[k] == v for k, v in tree.items())
+
+
+def test_second_job_appends_to_the_set_and_skips_chunks_already_on_it(tape_setup):
+    add_cartridges(tape_setup.library, 2, "32MiB", "4MiB")
+    tape_setup.label("SM0001L8", "SM0002L8")
+    shared = os.urandom(2 * CHUNK)
+    tape_setup.add_snapshot("vm/100", data=shared)
+    first = run_backup(tape_setup)
+    # The next snapshot shares two chunks with the first: only its new chunk goes to tape.
+    newer = tape_setup.add_snapshot("vm/100", 1, data=shared)
+    second = run_backup(tape_setup)
+    assert second.media_set == first.media_set and second.snapshots_written == [newer]
+    assert second.chunks_written == 1 and second.tapes == ["SM0001L8"]
+    assert_catalog_matches_tapes(tape_setup, first.media_set)
+    # A forced new set writes everything again, on the next tape.
+    forced = run_backup(tape_setup, force_media_set=True)
+    assert forced.media_set != first.media_set and forced.new_media_set_reason == "forced"
+    assert forced.chunks_written == 3 and forced.tapes == ["SM0002L8"]
+
+
+def test_tape_whose_label_does_not_match_the_inventory_is_refused(tape_setup):
+    import time
+    import uuid
+
+    from tapefs.tapeformat.labels import MediaLabel, write_media_label
+    add_cartridges(tape_setup.library, 1, "32MiB", "4MiB")
+    tape_setup.label("SM0001L8")
+    with tape_setup.session() as session:
+        # Someone labelled the tape again behind the inventory's back.
+        write_media_label(session.load("SM0001L8"), MediaLabel(uuid.uuid4(), "SM0001L8", int(time.time()), "daily"))
+    tape_setup.add_snapshot("vm/100", 1)
+    with pytest.raises(JobError, match="tape SM0001L8 carries media uuid .*, the inventory says"):
+        run_backup(tape_setup)
+
+
+def test_restore_of_an_unknown_media_set_fails_clearly(tape_setup, tmp_path):
+    from tapefs.datastore.datastore import Datastore
+    target = Datastore.create(tmp_path / "restored", "restored", prefix_dirs=False)
+    with pytest.raises(JobError, match="media set 0000.* is not in the inventory"):
+        run_restore(tape_setup, "00000000-0000-0000-0000-000000000001", {"store": target})
