@@ -29,6 +29,7 @@ from tapefs.jobs.snapshot_files import (
 )
 from tapefs.media.inventory import Inventory
 from tapefs.media.locks import lock_media_set
+from tapefs.tapeformat.archive_part import ArchivePart
 from tapefs.tapeformat.block_device import BlockDevice, Mark
 from tapefs.tapeformat.chunk_archive import ChunkArchiveReader, read_chunk_at
 from tapefs.tapeformat.errors import MissingEndMarker, TapeFormatError
@@ -176,6 +177,9 @@ class _Restore:
     def full(self) -> None:
         for seq_nr in range(len(self.members)):
             device = self._load(seq_nr)
+            # A tape without catalog here (inventory brought from elsewhere) gets one rebuilt
+            # from what this pass reads, chunk offsets included; an existing one is kept.
+            found: list[tuple] | None = None if self.catalog.has_media(self.members[seq_nr]) else []
             while True:
                 try:
                     tape_file = open_tape_file(device)
@@ -185,30 +189,50 @@ class _Restore:
                     break
                 if tape_file is Mark.FILEMARK:
                     continue
-                self._restore_file(seq_nr, tape_file)
+                self._restore_file(seq_nr, tape_file, found)
+            if found is not None:
+                self._rebuild_catalog(seq_nr, found)
         self.wait_for_writes()
         for target in {str(t.root): t for t in [*self.store_map.targets.values(), self.store_map.default] if t}.values():
             target.chunk_store.sync()
 
-    def _restore_file(self, seq_nr: int, tape_file: TapeFile) -> None:
+    def _rebuild_catalog(self, seq_nr: int, found: list[tuple]) -> None:
+        media_uuid = self.members[seq_nr]
+        self.catalog.reset_media(media_uuid, self.media_set, seq_nr)
+        for kind, store, value in found:
+            if kind == "chunk":
+                self.catalog.register_chunk_archive(media_uuid, value, store)
+            else:
+                file_number, content_uuid, snapshot = value
+                self.catalog.register_snapshot(media_uuid, file_number, content_uuid, store, snapshot)
+        log.info("rebuilt the catalog of tape %s: %d archives", self.labels[seq_nr], len(found))
+
+    def _restore_file(self, seq_nr: int, tape_file: TapeFile, found: list[tuple] | None) -> None:
         magic = tape_file.header.content_magic
         label_text = self.labels[seq_nr]
         if magic == CHUNK_ARCHIVE_1_1:
             reader = ChunkArchiveReader(tape_file)
             target = self.store_map.target(reader.store)
-            if target is None:
+            if target is None and found is None:
                 tape_file.reader.skip_data()
                 return
             try:
                 for digest, blob in reader:
-                    offset = reader.locations[-1].offset
-                    self._insert(target, digest, blob,
-                                 f"tape {label_text} file {tape_file.file_number} offset {offset}")
+                    if target is not None:
+                        offset = reader.locations[-1].offset
+                        self._insert(target, digest, blob,
+                                     f"tape {label_text} file {tape_file.file_number} offset {offset}")
                     self.meter.add(len(blob))
             except MissingEndMarker:
                 # An archive cut by a crash or the physical end: its chunks were written again
                 # after it; those read so far are checked and fine to keep.
                 log.info("tape %s file %d: archive without end marker", label_text, tape_file.file_number)
+                return
+            if found is not None and reader.truncated_entry is None:
+                header = tape_file.header
+                found.append(("chunk", reader.store, ArchivePart(
+                    "chunk", header.uuid, header.part_number, tape_file.file_number, reader.first_block,
+                    chunks=list(reader.locations))))
             return
         if magic in SNAPSHOT_MAGICS:
             reader = SnapshotArchiveReader(tape_file)
@@ -225,6 +249,9 @@ class _Restore:
             self.meter.add(len(data))
             self._restore_snapshot(reader.store, reader.snapshot, data,
                                    f"tape {label_text} file {tape_file.file_number}")
+            if found is not None:
+                found.append(("snapshot", reader.store, (tape_file.file_number, tape_file.header.uuid,
+                                                         reader.snapshot)))
             return
         tape_file.reader.skip_data()
 

@@ -144,3 +144,24 @@ def test_restore_of_an_unknown_media_set_fails_clearly(tape_setup, tmp_path):
     target = Datastore.create(tmp_path / "restored", "restored", prefix_dirs=False)
     with pytest.raises(JobError, match="media set 0000.* is not in the inventory"):
         run_restore(tape_setup, "00000000-0000-0000-0000-000000000001", {"store": target})
+
+
+def test_full_restore_rebuilds_a_lost_catalog_with_chunk_offsets(tape_setup, tmp_path):
+    from tapefs.datastore.datastore import Datastore
+    add_cartridges(tape_setup.library, 3, "16MiB", "4MiB")
+    tape_setup.label("SM0001L8", "SM0002L8", "SM0003L8")
+    tape_setup.add_snapshot("vm/100", 4)
+    result = run_backup(tape_setup)
+    with tape_setup.inventory() as inventory, tape_setup.catalog() as catalog:
+        members = inventory.compute_media_set_members(result.media_set)
+        before = {uuid: catalog.media_archives(uuid) for uuid in members}
+        digests = [d for archives in before.values() for kind, _, value in archives.values() if kind == "chunk"
+                   for d in value]
+        places = catalog.chunk_places(result.media_set, "store", digests)
+        for uuid in members:
+            catalog.forget_media(uuid)
+    target = Datastore.create(tmp_path / "restored", "restored", prefix_dirs=False)
+    run_restore(tape_setup, result.media_set, {"store": target})
+    with tape_setup.catalog() as catalog:
+        assert {uuid: catalog.media_archives(uuid) for uuid in members} == before
+        assert catalog.chunk_places(result.media_set, "store", digests) == places
