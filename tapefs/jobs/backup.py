@@ -81,6 +81,9 @@ def backup_datastore(datastore: Datastore, pool_config: MediaPoolConfig, request
                      session: DriveSession, inventory: Inventory, catalog: MediaCatalog,
                      progress: ProgressCallback | None = None, clock=time.time) -> BackupResult:
     started = time.monotonic()
+    if pool_config.encrypt:
+        # The set label would announce a key while the drive wrote plain data.
+        raise JobError(f"pool {pool_config.name} is encrypted: tape encryption is not supported yet")
     filters = [GroupFilter.parse(text) for text in request.group_filters]
     namespace = BackupNamespace.parse(request.namespace)
     # PBS writes catalog archive v1.1 unless the job is root-only (§2.6).

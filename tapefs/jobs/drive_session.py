@@ -151,10 +151,9 @@ class DriveSession:
 
     def export(self, label_texts: list[str]) -> list[str]:
         """Move the tapes that are in the changer to import/export slots; those not found."""
-        if self.setup.changer_path is None:
-            self.eject()
-            return []
         self.eject()
+        if self.setup.changer_path is None:
+            return []
         missing = []
         with Changer.open(self.setup.changer_path) as changer:
             for label_text in label_texts:

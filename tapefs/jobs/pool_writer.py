@@ -20,7 +20,7 @@ from tapefs.jobs.errors import JobError
 from tapefs.media.inventory import Inventory
 from tapefs.media.pool import MediaPool
 from tapefs.tapeformat.archive_part import ArchivePart
-from tapefs.tapeformat.block_device import BlockDevice
+from tapefs.tapeformat.block_device import BLOCK_SIZE, BlockDevice
 from tapefs.tapeformat.catalog_archive import write_catalog_archive
 from tapefs.tapeformat.errors import ArchiveAborted
 from tapefs.tapeformat.labels import MediaSetLabel, write_media_set_label
@@ -115,6 +115,10 @@ class PoolWriter:
         SQLite is the truth; the `.log` is brought up to date at every tape change and job end."""
         self.catalog.export_log(media_uuid, self.inventory.status_dir)
 
+    def _record_bytes_used(self) -> None:
+        """Blocks up to the end of data, for `media list` and the restore's progress total."""
+        self.inventory.set_bytes_used(self.media_uuid, self.device.position().block_number * BLOCK_SIZE)
+
     def tape_full(self) -> None:
         """The loaded tape takes nothing more: mark it full; the next write loads another."""
         if self.media_uuid is None:
@@ -123,6 +127,7 @@ class PoolWriter:
         log.info("tape %s is full", label_text)
         try:
             self.device.sync()
+            self._record_bytes_used()
         finally:
             self._export_log(self.media_uuid)
             self.pool.set_media_status_full(self.media_uuid)
@@ -161,6 +166,7 @@ class PoolWriter:
                 write_catalog_archive(device, uuidlib.UUID(media_uuid), uuidlib.UUID(self.set_uuid), seq_nr,
                                       self.catalog.log_bytes(media_uuid), next_volume, self.namespaces)
                 self.device.sync()
+                self._record_bytes_used()
                 return
             except ArchiveAborted:
                 self.tape_full()

@@ -85,8 +85,11 @@ def test_full_restore_into_a_new_datastore_is_byte_identical(tape_setup, tmp_pat
     tape_setup.add_snapshot("ct/200", 1, ns="site")
     result = run_backup(tape_setup)
     target = Datastore.create(tmp_path / "restored", "restored", prefix_dirs=False)
-    restored = run_restore(tape_setup, result.media_set, {"store": target})
+    events = []
+    restored = run_restore(tape_setup, result.media_set, {"store": target}, progress=events.append)
     assert len(restored.snapshots_restored) == 3
+    # The tapes' bytes used, recorded by the backup, give the restore a total for its ETA.
+    assert events[-1].total >= events[-1].current >= 5 * CHUNK and events[-1].rate > 0
     assert snapshot_tree(target) == snapshot_tree(tape_setup.datastore)
 
 
@@ -165,3 +168,11 @@ def test_full_restore_rebuilds_a_lost_catalog_with_chunk_offsets(tape_setup, tmp
     with tape_setup.catalog() as catalog:
         assert {uuid: catalog.media_archives(uuid) for uuid in members} == before
         assert catalog.chunk_places(result.media_set, "store", digests) == places
+
+
+def test_encrypted_pool_is_refused_before_anything_is_written(tape_setup):
+    from tapefs.media.tape_config import MediaPoolConfig
+    with tape_setup.inventory() as inventory, tape_setup.catalog() as catalog, tape_setup.session() as session:
+        with pytest.raises(JobError, match="tape encryption is not supported yet"):
+            backup_datastore(tape_setup.datastore, MediaPoolConfig("daily", encrypt="aa:bb"), BackupRequest("daily"),
+                             session, inventory, catalog)
