@@ -14,10 +14,10 @@ import click
 from tapefs.datastore.crypt_config import format_fingerprint
 from tapefs.datastore.key_config import KeyConfig
 from tapefs.keys import key_restore
-from tapefs.keys.key_store import KDF_NAMES, MAX_HINT_LENGTH, TapeKeyStore
+from tapefs.keys.key_store import KDF_NAMES, MAX_HINT_LENGTH, TapeKeyStore, normalize_fingerprint
 from tapefs.keys.paperkey import paperkey_html, paperkey_text
 from tapefs.media import tape_devices
-from tapefs.media.tape_config import load_tape_config
+from tapefs.media.tape_config import load_media_pool_config, load_tape_config
 from tools.device_cli import emit, format_value, key_value_table, output_format_option, simple_table
 from tools.tapefs_tape_admin import drive_option
 
@@ -158,6 +158,14 @@ def key_restore_command(key_text: str | None, key_file: Path | None, drive_name:
 
 @key.command("remove")
 @click.argument("fingerprint")
-def key_remove(fingerprint: str) -> None:
+@click.option("--force", is_flag=True, default=False, help="Remove it even if a media pool still encrypts with it.")
+def key_remove(fingerprint: str, force: bool) -> None:
     """Remove a tape key (both copies). Tapes written with it stay unreadable until it is restored."""
+    fingerprint = normalize_fingerprint(fingerprint)
+    users = [pool.name for pool in load_media_pool_config().values()
+             if pool.encrypt and normalize_fingerprint(pool.encrypt) == fingerprint]
+    if users and not force:
+        # The next backup of such a pool would fail for want of the key (tapefs checks; PBS does not).
+        raise click.ClickException(f"key {fingerprint} is used by media pool {', '.join(users)}: "
+                                   "change the pool's encrypt setting first, or use --force")
     TapeKeyStore().remove(fingerprint)

@@ -3,6 +3,7 @@ one-line errors that change nothing, and no key bytes in any output or log line.
 import base64
 import json
 import os
+import pty
 import stat
 import subprocess
 import sys
@@ -95,7 +96,10 @@ def test_create_list_show_remove_without_showing_the_key(cli):
     key = cli.raw_key(fingerprint)
     cli.run("key", "paperkey", fingerprint, "--output-format", "text")
     cli.run("key", "paperkey", fingerprint)
-    cli.run("key", "remove", fingerprint)
+    cli.run("pool", "create", "daily", "--encrypt", fingerprint)
+    assert "used by media pool daily" in cli.error("key", "remove", fingerprint)
+    assert len(cli.json("key", "list")) == 1
+    cli.run("key", "remove", fingerprint, "--force")
     assert cli.json("key", "list") == [] and "no tape encryption keys" in cli.run("key", "list").stdout
     assert cli.error("key", "show", fingerprint) == f"tapefs: error: tape encryption key {fingerprint} not found"
     cli.assert_no_key_material(key, derive_drive_key(key, str(uuid.uuid4())))
@@ -181,3 +185,32 @@ def test_restore_from_the_media_set_label_of_a_tape(cli, make_vtape_library, mon
     assert cli.error("key", "restore", "--drive", "drive0", "--password-fd", FD, passwords=[PASSWORD]) == \
         "tapefs: error: media does not contain any encryption key configuration"
     cli.assert_no_key_material(key, derive_drive_key(key, str(set_uuid)))
+
+
+@pytest.mark.slow
+def test_create_asks_for_the_password_twice_on_a_terminal(cli):
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: tapefs on the pty as its controlling terminal
+        os.execve(TAPEFS, [TAPEFS, "key", "create", "--hint", "typed in"], cli.env)
+    transcript = b""
+    for answer in (PASSWORD, PASSWORD):
+        while b":" not in transcript.rsplit(b"\n", 1)[-1]:
+            transcript += os.read(terminal, 1024)
+        os.write(terminal, answer + b"\n")
+        transcript += b"\n"
+    _, status = os.waitpid(pid, 0)
+    while True:
+        try:
+            chunk = os.read(terminal, 1024)
+        except OSError:  # EIO: the child is gone and the pty drained
+            break
+        if not chunk:
+            break
+        transcript += chunk
+    os.close(terminal)
+    assert os.waitstatus_to_exitcode(status) == 0, transcript
+    assert b"Tape key password" in transcript and b"Repeat for confirmation" in transcript
+    assert PASSWORD not in transcript  # not echoed
+    (created,) = TapeKeyStore(cli.config_dir).key_configs()
+    assert created.hint == "typed in"
+    assert created.fingerprint.hex(":") in transcript.decode()
