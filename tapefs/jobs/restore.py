@@ -32,7 +32,7 @@ from tapefs.media.locks import lock_media_set
 from tapefs.tapeformat.archive_part import ArchivePart
 from tapefs.tapeformat.block_device import BlockDevice, Mark
 from tapefs.tapeformat.chunk_archive import ChunkArchiveReader, read_chunk_at
-from tapefs.tapeformat.errors import MissingEndMarker, TapeFormatError
+from tapefs.tapeformat.errors import MissingEndMarker, TapeFormatError, UnexpectedEndOfData
 from tapefs.tapeformat.magic import CHUNK_ARCHIVE_1_1
 from tapefs.tapeformat.snapshot_archive import SNAPSHOT_MAGICS, SnapshotArchiveReader
 from tapefs.tapeformat.tape_file import TapeFile, open_tape_file
@@ -183,6 +183,9 @@ class _Restore:
             while True:
                 try:
                     tape_file = open_tape_file(device)
+                except UnexpectedEndOfData:
+                    log.info("tape %s: last file cut short (writer interrupted)", self.labels[seq_nr])
+                    break
                 except TapeFormatError as error:
                     raise JobError(f"tape {self.labels[seq_nr]}: {error}") from None
                 if tape_file is Mark.END_OF_DATA:
@@ -223,9 +226,9 @@ class _Restore:
                         self._insert(target, digest, blob,
                                      f"tape {label_text} file {tape_file.file_number} offset {offset}")
                     self.meter.add(len(blob))
-            except MissingEndMarker:
+            except (MissingEndMarker, UnexpectedEndOfData):
                 # An archive cut by a crash or the physical end: its chunks were written again
-                # after it; those read so far are checked and fine to keep.
+                # after it (or never referenced); those read so far are checked and fine to keep.
                 log.info("tape %s file %d: archive without end marker", label_text, tape_file.file_number)
                 return
             if found is not None and reader.truncated_entry is None:

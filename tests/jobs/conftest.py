@@ -24,7 +24,7 @@ from tapefs.media.tape_config import (
 )
 from tapefs.tapeformat.block_device import Mark
 from tapefs.tapeformat.chunk_archive import ChunkArchiveReader
-from tapefs.tapeformat.errors import MissingEndMarker
+from tapefs.tapeformat.errors import MissingEndMarker, UnexpectedEndOfData
 from tapefs.tapeformat.magic import CHUNK_ARCHIVE_1_1
 from tapefs.tapeformat.snapshot_archive import SNAPSHOT_MAGICS, SnapshotArchiveReader
 from tapefs.tapeformat.tape_file import open_tape_file
@@ -103,14 +103,14 @@ def read_tape(setup: TapeSetup, label_text: str) -> dict[int, tuple]:
                 reader = ChunkArchiveReader(tape_file)
                 try:
                     digests = [digest for digest, _ in reader]
-                except MissingEndMarker:
+                except (MissingEndMarker, UnexpectedEndOfData):  # cut by the physical end or a kill
                     continue
                 found[number] = ("chunk", str(tape_file.header.uuid), digests)
             elif magic in SNAPSHOT_MAGICS:
                 reader = SnapshotArchiveReader(tape_file)
                 try:
                     reader.read()
-                except MissingEndMarker:
+                except (MissingEndMarker, UnexpectedEndOfData):
                     continue
                 if not tape_file.reader.incomplete:
                     found[number] = ("snapshot", str(tape_file.header.uuid), reader.snapshot)

@@ -81,6 +81,12 @@ def test_backup_killed_with_sigkill_then_run_again_restores_everything(tape_setu
     with tape_setup.inventory() as inventory:
         media_set = inventory.latest_media_set("daily")
     assert_catalog_matches_tapes(tape_setup, media_set, exact=False)
+    # Right after the crash, the snapshots the catalog names restore fine.
+    with tape_setup.catalog() as catalog:
+        registered = {f"store:{place.snapshot}" for place in catalog.snapshots_in_set(media_set)}
+    DatastoreRegistry().create("early", tmp_path / "early")
+    early = json.loads(tapefs("restore", media_set, "early", "--drive", "drive1", "--output-format", "json").stdout)
+    assert registered <= set(early["snapshots"])
 
     second = json.loads(tapefs("backup", "store", "daily", "--drive", "drive0", "--output-format", "json").stdout)
     assert second["media-set"] == media_set and len(second["skipped"]) >= 2
