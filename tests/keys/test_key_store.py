@@ -1,5 +1,7 @@
 """The tape key store: both files, their modes and checks, passwords and --force (spec §7.2, §7.3)."""
+import base64
 import json
+import logging
 import stat
 
 import pytest
@@ -8,6 +10,9 @@ from tapefs.datastore.crypt_config import CryptConfig
 from tapefs.datastore.key_config import KeyConfig
 from tapefs.keys.errors import KeyExists, KeyNotFound, KeyStoreCorrupt, TapeKeyError
 from tapefs.keys.key_store import KEY_CONFIGS_FILE, RAW_KEYS_FILE, TapeKeyStore, protect_key, unlock_key
+from tapefs.keys.media_set_key import media_set_encryption
+
+log = logging.getLogger(__name__)
 
 KEY = bytes(range(32))
 FINGERPRINT = CryptConfig(KEY).fingerprint_text()
@@ -151,3 +156,15 @@ def test_store_files_have_pbs_names_in_the_config_dir(monkeypatch, tmp_path):
     store.insert(KEY, fast_config())
     assert sorted(p.name for p in (tmp_path / "cfg").iterdir() if not p.name.startswith(".")) == sorted(
         [RAW_KEYS_FILE, KEY_CONFIGS_FILE])
+
+
+def test_key_operations_log_fingerprints_but_never_key_bytes(store, caplog):
+    caplog.set_level("DEBUG")
+    store.insert(KEY, fast_config())
+    store.change_passphrase(FINGERPRINT, b"new password", old_password=b"password", kdf="pbkdf2")
+    encryption = media_set_encryption(FINGERPRINT, "00000000-0000-0000-0000-000000000001", store)
+    log.debug("job would log %s", encryption)
+    store.remove(FINGERPRINT)
+    assert FINGERPRINT in caplog.text
+    for secret in (KEY, encryption.drive_key):
+        assert secret.hex() not in caplog.text and base64.b64encode(secret).decode().rstrip("=") not in caplog.text
