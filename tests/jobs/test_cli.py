@@ -70,9 +70,9 @@ def test_backup_killed_with_sigkill_then_run_again_restores_everything(tape_setu
     process = subprocess.Popen([*TAPEFS, "backup", "store", "daily", "--drive", "drive0"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
     deadline = time.monotonic() + 120
-    with tape_setup.catalog() as catalog:
+    with tape_setup.catalog() as catalog, tape_setup.inventory() as inventory:
         # Kill once some snapshots are on tape and the job is in the middle of the next one.
-        while len(catalog._query("SELECT 1 FROM archive WHERE kind = 'snapshot'")) < 2:
+        while len(catalog.snapshots_in_set(inventory.latest_media_set("daily") or "")) < 2:
             assert process.poll() is None and time.monotonic() < deadline
             time.sleep(0.01)
     time.sleep(0.15)
