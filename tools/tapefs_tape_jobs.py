@@ -26,7 +26,8 @@ REFRESH_PER_SECOND = 5
 
 output_format_option = click.option("--output-format", type=click.Choice(OUTPUT_FORMATS), default="text",
                                     show_default=True, help="Output format.")
-drive_option = click.option("--drive", help="Drive name from tape.cfg (default: the only drive).")
+drive_option = click.option("--drive", envvar="PROXMOX_TAPE_DRIVE",
+                            help="Drive name from tape.cfg (default: env PROXMOX_TAPE_DRIVE, else the only drive).")
 
 
 @contextlib.contextmanager
@@ -89,7 +90,8 @@ def backup(store, pool, drive, latest_only, namespace, max_depth, group_filters,
         *(f"wrote {name}" for name in result.snapshots_written),
         *(f"already on the set: {name}" for name in result.snapshots_skipped),
         f"{len(result.snapshots_written)} snapshots, {result.chunks_written} chunks, "
-        f"{result.bytes_written} bytes in {result.seconds:.1f} s ({rate:.1f} MB/s) on {', '.join(result.tapes) or 'no tape'}",
+        f"{result.bytes_written} bytes in {result.seconds:.1f} s ({rate:.1f} MB/s) "
+        f"on {', '.join(result.tapes) or 'no tape'}",
     ])
 
 

@@ -14,6 +14,7 @@ import logging
 import os
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -79,7 +80,7 @@ class BackupResult:
 
 def backup_datastore(datastore: Datastore, pool_config: MediaPoolConfig, request: BackupRequest,
                      session: DriveSession, inventory: Inventory, catalog: MediaCatalog,
-                     progress: ProgressCallback | None = None, clock=time.time) -> BackupResult:
+                     progress: ProgressCallback | None = None, clock: Callable[[], float] = time.time) -> BackupResult:
     started = time.monotonic()
     if pool_config.encrypt:
         # The set label would announce a key while the drive wrote plain data.
@@ -258,7 +259,8 @@ class _BackupJob:
         for _ in range(SNAPSHOT_ATTEMPTS):
             device = self.writer.writable_device()
             try:
-                parts = write_snapshot_archive(device, self.store, name, pieces, self.writer.next_volume_for(self.store))
+                parts = write_snapshot_archive(device, self.store, name, pieces,
+                                               self.writer.next_volume_for(self.store))
             except ArchiveAborted:
                 self.writer.tape_full()
                 continue

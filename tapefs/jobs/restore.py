@@ -68,6 +68,11 @@ class StoreMap:
     def target(self, source_store: str) -> Datastore | None:
         return self.targets.get(source_store, self.default)
 
+    def all_targets(self) -> list[Datastore]:
+        """Each target datastore once."""
+        unique = {str(t.root): t for t in [*self.targets.values(), self.default] if t is not None}
+        return list(unique.values())
+
 
 @dataclass
 class RestoreResult:
@@ -196,7 +201,7 @@ class _Restore:
             if found is not None:
                 self._rebuild_catalog(seq_nr, found)
         self.wait_for_writes()
-        for target in {str(t.root): t for t in [*self.store_map.targets.values(), self.store_map.default] if t}.values():
+        for target in self.store_map.all_targets():
             target.chunk_store.sync()
 
     def _rebuild_catalog(self, seq_nr: int, found: list[tuple]) -> None:

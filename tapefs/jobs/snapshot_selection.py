@@ -28,7 +28,8 @@ class GroupFilter:
                 body, exclude = text[len(prefix):], is_exclude
         kind, _, value = body.partition(":")
         if kind not in ("type", "group", "regex") or not value:
-            raise JobError(f"invalid group filter {text!r} (expected [include:|exclude:]type:T, group:T/ID or regex:RE)")
+            raise JobError(f"invalid group filter {text!r} "
+                           "(expected [include:|exclude:]type:T, group:T/ID or regex:RE)")
         if kind == "regex":
             try:
                 re.compile(value)
