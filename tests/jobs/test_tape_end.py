@@ -80,3 +80,35 @@ def test_export_media_set_moves_the_sets_tapes_to_import_export_slots(tape_setup
         status = changer.status()
     exported = {slot.barcode for slot in status.slots if slot.import_export and slot.full}
     assert exported == {"SM0001L8", "SM0002L8"} and not any(drive.full for drive in status.drives)
+
+
+def flip_byte_on_tape(library, barcode: str, needle: bytes) -> None:
+    """Damage the cartridge's stored data where `needle` lies, as a bad spot on tape would."""
+    data_path = library.path / "cartridges" / barcode / "data"
+    data = bytearray(data_path.read_bytes())
+    position = data.find(needle)
+    assert position > 0, "chunk bytes not found on the cartridge"
+    data[position] ^= 0xFF
+    data_path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("selective", [False, True])
+def test_chunk_damaged_on_tape_fails_the_restore_naming_tape_file_and_offset(tape_setup, tmp_path, selective):
+    add_cartridges(tape_setup.library, 1, "32MiB", "4MiB")
+    tape_setup.label("SM0001L8")
+    snapshot = tape_setup.add_snapshot("vm/100", 2)
+    result = run_backup(tape_setup)
+    digest = snapshot_digests(tape_setup.datastore, tape_setup.datastore.list_snapshots(
+        tape_setup.datastore.list_groups()[0])[0].snapshot)[1]
+    blob = tape_setup.datastore.chunk_store.read_raw(digest)
+    tape_setup.library.stop()
+    flip_byte_on_tape(tape_setup.library, "SM0001L8", blob[100_000:100_064])
+    tape_setup.library.start()
+    with tape_setup.catalog() as catalog:
+        place = catalog.chunk_places(result.media_set, "store", [digest])[digest]
+    target = Datastore.create(tmp_path / "restored", "restored", prefix_dirs=False)
+    pattern = (f"tape SM0001L8 file {place.file_number} offset {place.offset}: "
+               f"chunk {digest.hex()}: .*CRC mismatch")
+    with pytest.raises(JobError, match=pattern):
+        run_restore(tape_setup, result.media_set, {"store": target}, [snapshot] if selective else None)
+    assert not list(target.root.glob("vm/100/*/index.json.blob"))
