@@ -85,9 +85,11 @@ def output_format_option(fn: Callable) -> Callable:
 
 
 def console() -> Console:
-    # Pipes get a wide console, so tables are never wrapped in the middle of a barcode.
+    # Pipes get a wide console, so tables are never wrapped in the middle of a barcode. Values are
+    # data, not rich markup: without emoji=False a key fingerprint's ":ab:" prints as an emoji,
+    # and without markup=False a comment like "[old]" vanishes.
     width = shutil.get_terminal_size((160, 24)).columns if sys.stdout.isatty() else 160
-    return Console(width=width, soft_wrap=False, highlight=False)
+    return Console(width=width, soft_wrap=False, highlight=False, emoji=False, markup=False)
 
 
 def emit(output_format: str, data: Any, render_text: Callable[[Console], None]) -> None:

@@ -62,7 +62,7 @@ def _key_row(key_config: KeyConfig) -> dict:
 
 
 def _emit_fingerprint(output_format: str, fingerprint: str) -> None:
-    emit(output_format, {"fingerprint": fingerprint}, lambda out: out.print(fingerprint))
+    emit(output_format, {"fingerprint": fingerprint}, lambda _out: click.echo(fingerprint))
 
 
 @click.group("key")

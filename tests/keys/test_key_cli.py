@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tapefs.keys.key_store import KEY_CONFIGS_FILE, RAW_KEYS_FILE, TapeKeyStore
+from tapefs.datastore.crypt_config import CryptConfig
+from tapefs.keys.key_store import KEY_CONFIGS_FILE, RAW_KEYS_FILE, TapeKeyStore, protect_key
 from tapefs.keys.media_set_key import derive_drive_key
 from tapefs.media import tape_devices
 from tapefs.media.tape_config import load_tape_config
@@ -214,3 +215,14 @@ def test_create_asks_for_the_password_twice_on_a_terminal(cli):
     (created,) = TapeKeyStore(cli.config_dir).key_configs()
     assert created.hint == "typed in"
     assert created.fingerprint.hex(":") in transcript.decode()
+
+
+def test_text_output_prints_fingerprints_verbatim_even_where_they_look_like_emoji_codes(cli):
+    # rich turns ":ab:" into an emoji unless told not to; 1 in ~8 fingerprints contains it.
+    store = TapeKeyStore(cli.config_dir)
+    key = next(key for key in (os.urandom(32) for _ in range(1000))
+               if ":ab:" in CryptConfig(key).fingerprint_text())
+    fingerprint = store.insert(key, protect_key(key, PASSWORD, kdf="pbkdf2", hint="[not markup]"))
+    assert fingerprint in cli.run("key", "list").stdout
+    shown = cli.run("key", "show", fingerprint).stdout
+    assert fingerprint in shown and "[not markup]" in shown
