@@ -93,7 +93,10 @@ def read_tape(setup: TapeSetup, label_text: str) -> dict[int, tuple]:
     with setup.session("drive1") as session:
         device, _ = session.read_labels(label_text)
         while True:
-            tape_file = open_tape_file(device)
+            try:
+                tape_file = open_tape_file(device)
+            except UnexpectedEndOfData:  # a one-block file whose filemark a kill cut off: the last file
+                break
             if tape_file is Mark.END_OF_DATA:
                 break
             if tape_file is Mark.FILEMARK:
