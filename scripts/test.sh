@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs everything, then runs the whole test suite (pass -m "not slow" for the quick subset).
+# Installs everything, then runs the whole test suite (pass -m "not slow" for the quick subset)
+# on every core: the tests spend most of their time waiting on daemons and subprocesses.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
-exec .venv/bin/python -m pytest "$@"
+exec .venv/bin/python -m pytest -n auto "$@"

@@ -68,6 +68,7 @@ def test_add_and_list(store, env, tmp_path):
     assert (tmp_path / "config" / "datastore.cfg").read_text() == f"datastore: main\n\tpath {store}\n"
 
 
+@pytest.mark.slow
 def test_backup_snapshots_restore_verify(store, env, tree, tmp_path):
     proc = tapefs("datastore", "backup", "main", "host/web", tree, env=env)
     assert proc.stdout.startswith("snapshot host/web/")
@@ -86,6 +87,7 @@ def test_backup_snapshots_restore_verify(store, env, tree, tmp_path):
     assert verify.stdout.strip().endswith(": ok")
 
 
+@pytest.mark.slow
 def test_image_backup_in_namespace(store, env, tmp_path):
     image = tmp_path / "vm-disk.raw"
     image.write_bytes(random.Random(2).randbytes(5 << 20))
@@ -97,6 +99,7 @@ def test_image_backup_in_namespace(store, env, tmp_path):
     assert (tmp_path / "out.raw").read_bytes() == image.read_bytes()
 
 
+@pytest.mark.slow
 def test_encrypted_backup_with_keyfile(store, env, tree, tmp_path):
     keyfile = tmp_path / "key.json"
     KeyConfig.create(b"\x09" * 32, b"long passphrase", "PBKDF2").save(keyfile)
@@ -170,6 +173,7 @@ def test_create_makes_pbs_layout(env, tmp_path):
     assert "already exists" in one_error_line(again)
 
 
+@pytest.mark.slow
 def test_snapshots_lists_around_a_corrupt_manifest(store, env, tree):
     tapefs("datastore", "backup", "main", "host/a", tree, env=env)
     tapefs("datastore", "backup", "main", "host/b", tree, env=env)

@@ -15,7 +15,8 @@ from tapefs.device.drive import Drive
 from tapefs.media.inventory import Inventory
 from tapefs.media.media_id import MediaId, MediaSetLabel
 
-pytestmark = pytest.mark.vtape
+# Every test here runs several tapefs subprocesses against a daemon: end to end, so slow.
+pytestmark = [pytest.mark.vtape, pytest.mark.slow]
 
 TAPEFS = str(Path(sys.executable).parent / "tapefs")
 

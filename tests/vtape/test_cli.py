@@ -72,6 +72,7 @@ def test_serve_and_stop_on_a_missing_library(libdir):
     one_line_error(vtape("stop", libdir, check=False), "no vtape library here")
 
 
+@pytest.mark.slow
 def test_operator_actions_without_and_with_a_daemon(libdir):
     vtape("create", libdir, "--cartridges", "2")
     assert "on the shelf" in vtape("add-cartridge", libdir, "EX0001L8", "--shelf").stdout
