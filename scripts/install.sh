@@ -24,4 +24,4 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -e '.[test,fuse]'
-echo "installed: $(pwd)/.venv (commands in .venv/bin: vtape)"
+echo "installed: $(pwd)/.venv (commands in .venv/bin: vtape, pmt, pmtx, tapefs)"
