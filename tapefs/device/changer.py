@@ -18,11 +18,10 @@ from tapefs.device.element_status import (
     DATA_TRANSFER, ELEMENT_ADDRESS_ASSIGNMENT_PAGE, IMPORT_EXPORT, STORAGE, TRANSPORT, AddressAssignment,
     ElementDescriptor, parse_address_assignment, parse_element_status,
 )
+from tapefs.device.handle import DeviceHandle
 from tapefs.scsi import cdb as cdbs
-from tapefs.scsi.channel import Channel
-from tapefs.scsi.errors import CheckCondition, ScsiError, UnitAttention, WrongDeviceType
-from tapefs.scsi.inquiry import PERIPHERAL_CHANGER, InquiryData, inquiry
-from tapefs.scsi.trace import Tracer
+from tapefs.scsi.errors import CheckCondition, ScsiError, UnitAttention
+from tapefs.scsi.inquiry import PERIPHERAL_CHANGER
 from tapefs.scsi.transport import CommandResult
 
 log = logging.getLogger(__name__)
@@ -100,41 +99,9 @@ class ChangerStatus:
                 "slots": [s.to_dict() for s in self.slots]}
 
 
-class Changer:
-    def __init__(self, channel: Channel):
-        self.channel = channel
-        self._inquiry: InquiryData | None = None
-
-    @classmethod
-    def open(cls, path: str, tracer: Tracer | None = None) -> "Changer":
-        channel = Channel.open(path, tracer)
-        changer = cls(channel)
-        try:
-            identity = changer.inquiry()
-            if identity.device_type != PERIPHERAL_CHANGER:
-                raise WrongDeviceType(path, "medium changer", identity.device_type_name)
-        except BaseException:
-            channel.close()
-            raise
-        return changer
-
-    @property
-    def path(self) -> str:
-        return self.channel.path
-
-    def close(self) -> None:
-        self.channel.close()
-
-    def __enter__(self) -> "Changer":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def inquiry(self) -> InquiryData:
-        if self._inquiry is None:
-            self._inquiry = inquiry(self.channel)
-        return self._inquiry
+class Changer(DeviceHandle):
+    peripheral_type = PERIPHERAL_CHANGER
+    kind = "medium changer"
 
     def _run_past_unit_attentions(self, cdb: bytes, data_in_len: int = 0) -> CommandResult:
         """Run a command, repeating it after unit attentions. For a changer they only report

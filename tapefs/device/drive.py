@@ -23,16 +23,14 @@ from tapefs.device.mode_pages import (
 from tapefs.device.position import LONG_FORM_LENGTH, Position, parse_long_form
 from tapefs.device.tape_alert import parse_tape_alert_response
 from tapefs.device.volume_statistics import VolumeStatistics, parse_volume_statistics
+from tapefs.device.handle import DeviceHandle
 from tapefs.scsi import cdb as cdbs
-from tapefs.scsi.channel import Channel
 from tapefs.scsi.errors import (
     BecomingReady, CheckCondition, EarlyWarning, IllegalRequest, NotReady, ScsiError, UnitAttention,
-    WrongDeviceType,
 )
-from tapefs.scsi.inquiry import PERIPHERAL_TAPE, InquiryData, inquiry, unit_serial_number
+from tapefs.scsi.inquiry import PERIPHERAL_TAPE, unit_serial_number
 from tapefs.scsi.sense import Sense, SenseFormatError, decode_sense
 from tapefs.scsi.timeouts import timeout_for
-from tapefs.scsi.trace import Tracer
 
 log = logging.getLogger(__name__)
 
@@ -91,44 +89,9 @@ class DriveStatus:
         return {key.replace("_", "-"): value for key, value in dataclasses.asdict(self).items()}
 
 
-class Drive:
-    def __init__(self, channel: Channel):
-        self.channel = channel
-        self._inquiry: InquiryData | None = None
-
-    @classmethod
-    def open(cls, path: str, tracer: Tracer | None = None) -> "Drive":
-        """Open a tape drive; WrongDeviceType if the device is something else (a changer, a disk)."""
-        channel = Channel.open(path, tracer)
-        drive = cls(channel)
-        try:
-            identity = drive.inquiry()
-            if identity.device_type != PERIPHERAL_TAPE:
-                raise WrongDeviceType(path, "tape drive", identity.device_type_name)
-        except BaseException:
-            channel.close()
-            raise
-        return drive
-
-    @property
-    def path(self) -> str:
-        return self.channel.path
-
-    def close(self) -> None:
-        self.channel.close()
-
-    def __enter__(self) -> "Drive":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    # --- identity and readiness ---------------------------------------------------------
-
-    def inquiry(self) -> InquiryData:
-        if self._inquiry is None:
-            self._inquiry = inquiry(self.channel)
-        return self._inquiry
+class Drive(DeviceHandle):
+    peripheral_type = PERIPHERAL_TAPE
+    kind = "tape drive"
 
     def serial_number(self) -> str | None:
         try:
