@@ -14,6 +14,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from tapefs.device import discovery
 from tapefs.device.changer import ChangerError
 from tapefs.device.drive import PositionError
 from tapefs.device.selection import DeviceSelectionError
@@ -177,6 +178,25 @@ def run_raw(state: CliState, path: str, cdb_words: tuple[str, ...], data_in_len:
 
     emit(output_format, data, render)
     return 0 if result.status == GOOD else 1
+
+
+def scan_command(group: click.Group, kind: str, plural: str) -> None:
+    """Register `scan` on a group: list the devices of one kind ("drive" or "changer")."""
+
+    @group.command("scan", help=f"List {plural}: path (vendor/model/serial).")
+    @click.option("--vtape-library", "libraries", multiple=True, metavar="LIBDIR",
+                  help=f"Also list this vtape library's {kind}s (repeatable; env VTAPE_LIBRARIES).")
+    @output_format_option
+    @trace_option
+    def scan(libraries, output_format: str):
+        devices = discovery.scan(list(libraries), kind=kind)
+
+        def render(out):
+            if not devices:
+                out.print(f"no {plural} found")
+            for d in devices:
+                out.print(f"{d.path} ({d.vendor}/{d.model}/{d.serial})", markup=False)
+        emit(output_format, [d.to_dict() for d in devices], render)
 
 
 def raw_command(group: click.Group, select_path: Callable[..., str], device_options: Callable) -> None:

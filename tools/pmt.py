@@ -5,14 +5,13 @@ import sys
 
 import click
 
-from tapefs.device import discovery
 from tapefs.device.drive import DEFAULT_BLOCK_SIZE, MAX_BLOCK_SIZE, Drive
 from tapefs.device.selection import select_drive
 from tapefs.device.tape_alert import flag_name
 from tapefs.scsi.errors import EndOfData, FilemarkDetected
 from tools.device_cli import (
-    DeviceGroup, emit, format_value, key_value_table, output_format_option, raw_command, setup_logging, simple_table,
-    state_of, trace_option,
+    DeviceGroup, emit, format_value, key_value_table, output_format_option, raw_command, scan_command, setup_logging,
+    simple_table, state_of, trace_option,
 )
 
 COUNT = click.IntRange(1, 2**31 - 1)
@@ -293,24 +292,7 @@ def read(drive: Drive, target, block_size: int):
         blocks += 1
 
 
-@pmt.command("scan")
-@click.option("--vtape-library", "libraries", multiple=True, metavar="LIBDIR",
-              help="Also list the drives of this vtape library (repeatable; env VTAPE_LIBRARIES).")
-@output_format_option
-@trace_option
-def scan(libraries, output_format: str):
-    """List tape drives: path (vendor/model/serial)."""
-    devices = discovery.scan(list(libraries), kind="drive")
-    data = [d.to_dict() for d in devices]
-
-    def render(out):
-        if not devices:
-            out.print("no tape drives found")
-        for d in devices:
-            out.print(f"{d.path} ({d.vendor}/{d.model}/{d.serial})", markup=False)
-    emit(output_format, data, render)
-
-
+scan_command(pmt, "drive", "tape drives")
 raw_command(pmt, lambda drive, device: select_drive(drive, device), device_options)
 
 

@@ -5,12 +5,11 @@ import sys
 
 import click
 
-from tapefs.device import discovery
 from tapefs.device.changer import Changer, ChangerStatus
 from tapefs.device.selection import select_changer
 from tools.device_cli import (
-    DeviceGroup, emit, format_value, key_value_table, output_format_option, raw_command, setup_logging, simple_table,
-    state_of, trace_option,
+    DeviceGroup, emit, format_value, key_value_table, output_format_option, raw_command, scan_command, setup_logging,
+    simple_table, state_of, trace_option,
 )
 
 SLOT = click.IntRange(1)
@@ -120,24 +119,7 @@ def status(changer: Changer, output_format: str):
     emit(output_format, result.to_dict(), _render_status(result))
 
 
-@pmtx.command("scan")
-@click.option("--vtape-library", "libraries", multiple=True, metavar="LIBDIR",
-              help="Also list the changer of this vtape library (repeatable; env VTAPE_LIBRARIES).")
-@output_format_option
-@trace_option
-def scan(libraries, output_format: str):
-    """List changers: path (vendor/model/serial)."""
-    devices = discovery.scan(list(libraries), kind="changer")
-    data = [d.to_dict() for d in devices]
-
-    def render(out):
-        if not devices:
-            out.print("no changers found")
-        for d in devices:
-            out.print(f"{d.path} ({d.vendor}/{d.model}/{d.serial})", markup=False)
-    emit(output_format, data, render)
-
-
+scan_command(pmtx, "changer", "changers")
 raw_command(pmtx, lambda changer, device: select_changer(changer, device), device_options)
 
 
