@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import threading
 import uuid as uuidlib
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from tapefs.media.inventory import tape_status_dir
+from tapefs.media.state_database import StateDatabase
 from tapefs.tapeformat import magic
 from tapefs.tapeformat.archive_part import ArchivePart, ChunkLocation
 from tapefs.tapeformat.media_catalog_log import (
@@ -101,53 +100,21 @@ class SnapshotPlace:
     snapshot: str
 
 
-class MediaCatalog:
+class MediaCatalog(StateDatabase):
     """The catalog database; open with :meth:`open`, usable as a context manager."""
 
-    def __init__(self, db_path: str | Path):
-        self.db_path = Path(db_path)
-        self.db_path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
-        self._lock = threading.RLock()
-        self._db = sqlite3.connect(self.db_path, isolation_level=None, timeout=30.0, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # A registration that returned must survive a power cut: it describes data on tape.
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if version > _SCHEMA_VERSION:
-            raise CatalogError(f"{self.db_path}: catalog schema version {version} is newer than this tapefs")
-        if version < _SCHEMA_VERSION:
-            self._db.executescript(_SCHEMA + f"PRAGMA user_version = {_SCHEMA_VERSION};")
+    schema = _SCHEMA
+    schema_version = _SCHEMA_VERSION
+    kind = "catalog"
+
+    def version_error(self, message: str) -> Exception:
+        return CatalogError(message)
 
     @classmethod
     def open(cls, status_dir: str | Path | None = None) -> "MediaCatalog":
         if status_dir is None:
             status_dir = tape_status_dir()
         return cls(Path(status_dir) / CATALOG_DB_NAME)
-
-    def close(self) -> None:
-        self._db.close()
-
-    def __enter__(self) -> "MediaCatalog":
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-
-    def _query(self, sql: str, parameters: tuple = ()) -> list[tuple]:
-        with self._lock:
-            return self._db.execute(sql, parameters).fetchall()
 
     # -- writing ---------------------------------------------------------------------------
 

@@ -9,17 +9,14 @@ other's updates, and every read sees the latest committed state.
 
 import json
 import logging
-import os
-import sqlite3
-import threading
 import time
-from collections.abc import Collection, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tapefs.config import paths
 from tapefs.media.errors import InventoryError
+from tapefs.media.state_database import StateDatabase
 from tapefs.media.media_id import (
     STORABLE_STATUSES,
     InventoryEntry,
@@ -112,31 +109,18 @@ def _row_from_entry(entry: InventoryEntry) -> tuple:
     )
 
 
-class Inventory:
+class Inventory(StateDatabase):
     """The inventory database. Open with :meth:`open`; usable as a context manager."""
 
-    def __init__(self, db_path: str | Path):
-        self.db_path = Path(db_path)
-        # Catalogs and the inventory say what is on which tape: not for every local user.
-        self.db_path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
-        created = not self.db_path.exists()
-        # Jobs hand the inventory to worker threads; one connection, used one call at a time.
-        self._lock = threading.RLock()
-        self._db = sqlite3.connect(self.db_path, isolation_level=None, timeout=10.0, check_same_thread=False)
-        if created:
-            os.chmod(self.db_path, 0o640)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # The inventory is small and rarely written; losing a media-set assignment is not.
-        self._db.execute("PRAGMA synchronous=FULL")
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if version > _SCHEMA_VERSION:
-            raise InventoryError(f"{self.db_path}: inventory schema version {version} is newer than this tapefs")
-        if version < _SCHEMA_VERSION:
-            self._create_schema()
+    schema = _SCHEMA
+    schema_version = _SCHEMA_VERSION
+    kind = "inventory"
 
-    def _create_schema(self) -> None:
-        # executescript commits by itself, so it runs outside our explicit transactions.
-        self._db.executescript(_SCHEMA + f"PRAGMA user_version = {_SCHEMA_VERSION};")
+    def __init__(self, db_path: str | Path):
+        super().__init__(db_path, timeout=10.0)
+
+    def version_error(self, message: str) -> Exception:
+        return InventoryError(message)
 
     @classmethod
     def open(cls, status_dir: str | Path | None = None) -> "Inventory":
@@ -146,30 +130,6 @@ class Inventory:
     @property
     def status_dir(self) -> Path:
         return self.db_path.parent
-
-    def close(self) -> None:
-        self._db.close()
-
-    def __enter__(self) -> "Inventory":
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-
-    def _query(self, sql: str, parameters: tuple = ()) -> list[tuple]:
-        with self._lock:
-            return self._db.execute(sql, parameters).fetchall()
 
     def _select(self, where: str = "", parameters: tuple = ()) -> list[InventoryEntry]:
         rows = self._query(f"SELECT {_COLUMNS} FROM media {where} ORDER BY uuid", parameters)
@@ -195,7 +155,7 @@ class Inventory:
         assignment).
         """
         media_id = _normalized_media_id(media_id)
-        with self._write():
+        with self._transaction():
             old = self.lookup(media_id.uuid)
             if old is None:
                 entry = InventoryEntry(media_id)
@@ -213,14 +173,14 @@ class Inventory:
 
     def _update(self, uuid: str, column: str, value) -> None:
         uuid = normalize_uuid(uuid)
-        with self._write():
+        with self._transaction():
             cursor = self._db.execute(f"UPDATE media SET {column} = ? WHERE uuid = ?", (value, uuid))
             if cursor.rowcount == 0:
                 raise InventoryError(f"no such media {uuid} in the inventory")
 
     def remove_media(self, uuid: str) -> None:
         uuid = normalize_uuid(uuid)
-        with self._write():
+        with self._transaction():
             if self._db.execute("DELETE FROM media WHERE uuid = ?", (uuid,)).rowcount == 0:
                 raise InventoryError(f"no such media {uuid} in the inventory")
 
@@ -391,7 +351,7 @@ class Inventory:
         the tapes whose location changed, with their new location.
         """
         changes: dict[str, MediaLocation] = {}
-        with self._write():
+        with self._transaction():
             entries = self._select()
             by_label: dict[str, list[InventoryEntry]] = {}
             for entry in entries:
@@ -449,7 +409,7 @@ class Inventory:
         if not isinstance(data, list):
             raise InventoryError(f"{source}: expected a JSON array of media entries")
         entries = [_entry_from_json(item, f"{source}: entry {index}") for index, item in enumerate(data)]
-        with self._write():
+        with self._transaction():
             for entry in entries:
                 self._put(entry)
         log.info("imported %d media from %s", len(entries), source)
