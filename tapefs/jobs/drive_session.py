@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from tapefs.device.changer import Changer
 from tapefs.device.drive import Drive
-from tapefs.jobs.errors import JobError
+from tapefs.jobs.errors import JobError, MediaOffline
 from tapefs.media.inventory import Inventory
 from tapefs.media.online_status import query_changer
 from tapefs.media.tape_config import ChangerConfig, TapeDeviceConfig
@@ -117,7 +117,7 @@ class DriveSession:
         slots = [slot for slot in status.slots if slot.full and slot.barcode == label_text
                  and not slot.import_export and slot.number not in self.setup.export_slots]
         if not slots:
-            raise JobError(f"tape {label_text} is not in changer {self.setup.changer_name}")
+            raise MediaOffline(label_text, f"tape {label_text} is not in changer {self.setup.changer_name}")
         changer.load(slots[0].number, number)
         log.info("loaded %s into drive %s", label_text, self.setup.name)
 

@@ -5,3 +5,12 @@ class JobError(Exception):
     """An expected failure: bad input, wrong tape, no writable media, damaged data."""
 
     exit_code = 1
+
+
+class MediaOffline(JobError):
+    """The tape a job needs is not in the library (offline, vaulted, or in an import/export slot
+    nobody moved it from)."""
+
+    def __init__(self, label_text: str, message: str):
+        super().__init__(message)
+        self.label_text = label_text
