@@ -8,6 +8,7 @@ import click
 
 from tools.tapefs_datastore import datastore
 from tools.tapefs_keys import key
+from tools.tapefs_mount import mount, umount
 from tools.tapefs_tape_jobs import backup, restore
 from tools.tapefs_tape_admin import COMMANDS as TAPE_ADMIN_COMMANDS
 
@@ -44,5 +45,6 @@ def main(verbose: bool) -> None:
 main.add_command(datastore)
 main.add_command(key)
 main.add_command(backup); main.add_command(restore)
+main.add_command(mount); main.add_command(umount)
 for command in TAPE_ADMIN_COMMANDS:
     main.add_command(command)

@@ -63,6 +63,10 @@ class StateDatabase:
                 raise
             self._db.execute("COMMIT")
 
+    def data_version(self) -> int:
+        """Changes whenever another connection commits: readers use it to see that they are stale."""
+        return self._query("PRAGMA data_version")[0][0]
+
     def _query(self, sql: str, parameters: tuple = ()) -> list[tuple]:
         with self._lock:
             return self._db.execute(sql, parameters).fetchall()

@@ -1,0 +1,185 @@
+"""The pyfuse3 adapter: FUSE requests in, `Tree` calls out, domain errors to errno.
+
+Catalog queries are short and indexed, so they run on the trio loop; reads may wait minutes for a
+drive, so they run in threads (bounded by a limiter) and the loop keeps answering `ls` meanwhile.
+No lookup counts are kept: every inode can be rebuilt from its number (see tree.py), so a
+`forget` has nothing to drop.
+"""
+from __future__ import annotations
+
+import errno
+import itertools
+import logging
+import os
+import threading
+import time
+
+import pyfuse3
+import trio
+
+from tapefs.mount.errors import MountReadError
+from tapefs.mount.tree import ENTRY_BIT, FileReader, Node, Tree, TreeError
+
+log = logging.getLogger(__name__)
+
+#: Archive contents never change: the kernel may keep their names and attributes for long.
+ARCHIVE_TIMEOUT = 3600.0
+#: Views change when a backup or catalog command runs during the mount.
+VIEW_TIMEOUT = 5.0
+#: Reads waiting for tapes at the same time (each holds a thread).
+CONCURRENT_READS = 32
+BLOCK_SIZE = 512
+WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
+
+
+class ReadStatistics:
+    """What the status file reports about reads through the mount."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.reads = 0
+        self.bytes = 0
+        self.errors = 0
+        self.started = time.monotonic()
+
+    def add(self, size: int) -> None:
+        with self._lock:
+            self.reads += 1
+            self.bytes += size
+
+    def failed(self) -> None:
+        with self._lock:
+            self.errors += 1
+
+    def to_dict(self) -> dict:
+        with self._lock:
+            elapsed = max(time.monotonic() - self.started, 1e-9)
+            return {"reads": self.reads, "bytes": self.bytes, "errors": self.errors,
+                    "mean-mb-per-s": round(self.bytes / elapsed / 1e6, 3)}
+
+
+class Operations(pyfuse3.Operations):
+    def __init__(self, tree: Tree):
+        super().__init__()
+        self.tree = tree
+        self.statistics = ReadStatistics()
+        self._handles: dict[int, FileReader] = {}
+        self._handle_numbers = itertools.count(1)
+        self._read_limiter = trio.CapacityLimiter(CONCURRENT_READS)
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _call(self, function, *args):
+        """Run a tree call; its domain error becomes the errno it carries."""
+        try:
+            return function(*args)
+        except (TreeError, MountReadError) as error:
+            if error.errno not in (errno.ENOENT, pyfuse3.ENOATTR):
+                log.warning("%s", error)
+            raise pyfuse3.FUSEError(error.errno) from None
+        except pyfuse3.FUSEError:
+            raise
+        except Exception:
+            # Anything else would end pyfuse3's loop and the mount with it.
+            log.exception("unexpected error in %s", getattr(function, "__name__", function))
+            raise pyfuse3.FUSEError(errno.EIO) from None
+
+    def attributes(self, node: Node) -> pyfuse3.EntryAttributes:
+        attrs = pyfuse3.EntryAttributes()
+        attrs.st_ino = node.inode
+        attrs.generation = 0
+        attrs.st_mode = node.mode
+        attrs.st_nlink = node.nlink
+        attrs.st_uid = node.uid
+        attrs.st_gid = node.gid
+        attrs.st_rdev = node.rdev
+        attrs.st_size = node.size
+        attrs.st_blksize = 128 * 1024
+        attrs.st_blocks = (node.size + BLOCK_SIZE - 1) // BLOCK_SIZE
+        attrs.st_atime_ns = attrs.st_mtime_ns = attrs.st_ctime_ns = node.mtime_ns
+        timeout = ARCHIVE_TIMEOUT if node.inode & ENTRY_BIT else VIEW_TIMEOUT
+        attrs.entry_timeout = attrs.attr_timeout = timeout
+        return attrs
+
+    # -- metadata --------------------------------------------------------------------------
+
+    async def lookup(self, parent_inode, name, ctx=None):
+        return self.attributes(self._call(self.tree.lookup, parent_inode, name))
+
+    async def getattr(self, inode, ctx=None):
+        return self.attributes(self._call(self.tree.node, inode))
+
+    async def readlink(self, inode, ctx):
+        node = self._call(self.tree.node, inode)
+        if node.target is None:
+            raise pyfuse3.FUSEError(errno.EINVAL)
+        return node.target
+
+    async def opendir(self, inode, ctx):
+        node = self._call(self.tree.node, inode)
+        if not node.is_dir:
+            raise pyfuse3.FUSEError(errno.ENOTDIR)
+        return inode
+
+    async def readdir(self, fh, start_id, token):
+        for node, offset in self._call(lambda: list(_take_listing(self.tree.readdir(fh, start_id)))):
+            if not pyfuse3.readdir_reply(token, node.name, self.attributes(node), offset):
+                return
+
+    async def releasedir(self, fh):
+        pass
+
+    async def statfs(self, ctx):
+        data = pyfuse3.StatvfsData()
+        data.f_bsize = data.f_frsize = BLOCK_SIZE
+        data.f_namemax = 255
+        return data
+
+    async def getxattr(self, inode, name, ctx):
+        value = self._call(self.tree.getxattr, inode, name)
+        if value is None:
+            raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
+        return value
+
+    async def listxattr(self, inode, ctx):
+        return list(self._call(self.tree.node, inode).xattrs)
+
+    # -- contents --------------------------------------------------------------------------
+
+    async def open(self, inode, flags, ctx):
+        if flags & WRITE_FLAGS:
+            raise pyfuse3.FUSEError(errno.EROFS)
+        node, reader = self._call(self.tree.open, inode)
+        fh = next(self._handle_numbers)
+        self._handles[fh] = reader
+        # Archived contents never change: let the page cache keep them between opens.
+        return pyfuse3.FileInfo(fh=fh, direct_io=node.direct_io, keep_cache=not node.direct_io)
+
+    async def read(self, fh, off, size):
+        reader = self._handles.get(fh)
+        if reader is None:
+            raise pyfuse3.FUSEError(errno.EBADF)
+        try:
+            if reader.blocking:
+                data = await trio.to_thread.run_sync(self._call, reader.read, off, size,
+                                                     limiter=self._read_limiter)
+            else:
+                data = self._call(reader.read, off, size)
+        except pyfuse3.FUSEError:
+            self.statistics.failed()
+            raise
+        self.statistics.add(len(data))
+        return data
+
+    async def release(self, fh):
+        reader = self._handles.pop(fh, None)
+        if reader is not None:
+            reader.close()
+
+
+#: Entries handed to the kernel per readdir call at most; it asks again with the last offset.
+READDIR_BATCH = 1000
+
+
+def _take_listing(listing):
+    return itertools.islice(listing, READDIR_BATCH)

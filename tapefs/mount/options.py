@@ -1,0 +1,25 @@
+"""What `tapefs mount` is asked to do (kept free of pyfuse3, so the command line loads fast)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_CACHE_SIZE = 4 * 1024 ** 3
+DEFAULT_READ_TIMEOUT = 300.0
+
+
+class MountError(Exception):
+    """The mount could not start: bad mount point, no catalog, FUSE unavailable."""
+
+
+@dataclass(frozen=True)
+class MountOptions:
+    mountpoint: Path
+    cache_dir: Path | None = None
+    cache_size: int = DEFAULT_CACHE_SIZE
+    allow_other: bool = False
+    read_timeout: float = DEFAULT_READ_TIMEOUT
+    #: drive names of tape.cfg the mount may use; empty: every configured drive
+    drives: tuple[str, ...] = field(default_factory=tuple)
+    status_dir: Path | None = None
+    debug_fuse: bool = False

@@ -1,0 +1,191 @@
+"""The life of one mount: open the databases, the chunk cache and the read planner, serve FUSE
+until unmounted or told to stop (SIGTERM, SIGINT, `tapefs umount`), then release everything.
+
+Stopping fails the reads still waiting for a tape first (their threads return), then ends the
+FUSE loop and unmounts; a crash leaves the mount point disconnected (ENOTCONN), never an empty
+directory that looks like a mount with nothing on tape.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from pathlib import Path
+
+import pyfuse3
+import trio
+
+from tapefs.catalog.file_catalog import FileCatalog
+from tapefs.catalog.media_catalog import MediaCatalog
+from tapefs.jobs.drive_session import drive_setup
+from tapefs.media.inventory import Inventory, tape_status_dir
+from tapefs.media.tape_config import load_tape_config
+from tapefs.mount.chunk_cache import ChunkCache
+from tapefs.mount.operations import Operations
+from tapefs.mount.options import MountError, MountOptions
+from tapefs.mount.read_planner import ReadPlanner
+from tapefs.mount.tree import STATUS_NAME, Tree
+
+log = logging.getLogger(__name__)
+
+CACHE_DIR_NAME = "mount-cache"
+
+
+def fuse_options(options: MountOptions) -> set[str]:
+    result = set(pyfuse3.default_options)
+    result |= {"fsname=tapefs", "subtype=tapefs", "ro"}
+    if options.allow_other:
+        result.add("allow_other")
+    if options.debug_fuse:
+        result.add("debug")
+    return result
+
+
+def check_mountpoint(mountpoint: Path) -> None:
+    if not mountpoint.is_dir():
+        raise MountError(f"mount point {mountpoint} is not a directory")
+    if os.path.ismount(mountpoint):
+        raise MountError(f"{mountpoint} is already a mount point")
+    if any(mountpoint.iterdir()):
+        raise MountError(f"mount point {mountpoint} is not empty")
+
+
+def open_planner(options: MountOptions, cache: ChunkCache, status_dir: Path) -> ReadPlanner | None:
+    config = load_tape_config()
+    names = list(options.drives) or sorted(config.drives)
+    unknown = [name for name in names if name not in config.drives]
+    if unknown:
+        raise MountError(f"drive {unknown[0]} is not in tape.cfg (drives: {', '.join(sorted(config.drives)) or 'none'})")
+    if not names:
+        log.warning("no drive in tape.cfg: the tree can be browsed, reading a file fails")
+        return None
+    return ReadPlanner([drive_setup(config, name) for name in names], cache, read_timeout=options.read_timeout,
+                       status_dir=status_dir)
+
+
+class MountService:
+    """Everything one mount holds; `run` serves until stopped."""
+
+    def __init__(self, options: MountOptions):
+        self.options = options
+        self.started = time.time()
+        self._stack = ExitStack()
+        status_dir = Path(options.status_dir) if options.status_dir else tape_status_dir()
+        try:
+            self.inventory = self._stack.enter_context(Inventory.open(status_dir))
+            self.media_catalog = self._stack.enter_context(MediaCatalog.open(status_dir))
+            self.file_catalog = self._stack.enter_context(FileCatalog.open(status_dir))
+            cache_dir = Path(options.cache_dir) if options.cache_dir else status_dir / CACHE_DIR_NAME
+            self.cache = ChunkCache(cache_dir, options.cache_size)
+            self.planner = open_planner(options, self.cache, status_dir)
+            if self.planner is not None:
+                self.planner.start()
+                self._stack.callback(self.planner.close)
+            self.tree = Tree(self.inventory, self.media_catalog, self.file_catalog, self.planner,
+                             status=self.status, uid=os.getuid(), gid=os.getgid())
+            self.operations = Operations(self.tree)
+        except BaseException:
+            self._stack.close()
+            raise
+
+    def status(self) -> dict:
+        """The status file's content."""
+        return {"pid": os.getpid(), "mountpoint": str(self.options.mountpoint),
+                "mounted-at": int(self.started), "uptime-seconds": round(time.time() - self.started, 1),
+                "read-timeout-seconds": self.options.read_timeout,
+                "reads": self.operations.statistics.to_dict(),
+                "tapes": self.planner.stats() if self.planner is not None else {"drives": []},
+                "cache": self.cache.stats(), "tree": self.tree.stats()}
+
+    def run(self, ready: Callable[[], None] | None = None) -> None:
+        """Mount, call `ready`, serve until unmounted or signalled, unmount."""
+        check_mountpoint(self.options.mountpoint)
+        try:
+            pyfuse3.init(self.operations, str(self.options.mountpoint), fuse_options(self.options))
+        except RuntimeError as error:
+            self._stack.close()
+            raise MountError(f"cannot mount {self.options.mountpoint}: {error} (is /dev/fuse usable?)") from None
+        log.info("mounted %s", self.options.mountpoint)
+        if ready is not None:
+            ready()
+        clean = False
+        try:
+            trio.run(self._serve)
+            clean = True
+        finally:
+            # Pending reads fail now, so no handler thread is left waiting for a drive.
+            self._stack.close()
+            pyfuse3.close(unmount=clean)
+            log.info("unmounted %s", self.options.mountpoint)
+
+    async def _serve(self) -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._stop_on_signal, nursery.cancel_scope)
+            await pyfuse3.main()
+            nursery.cancel_scope.cancel()
+
+    async def _stop_on_signal(self, cancel_scope: trio.CancelScope) -> None:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for signum in signals:
+                log.info("%s: unmounting", signal.Signals(signum).name)
+                if self.planner is not None:
+                    await trio.to_thread.run_sync(self.planner.close)
+                pyfuse3.terminate()
+                return
+
+
+def mount_pid(mountpoint: Path) -> int | None:
+    """The pid serving `mountpoint`, from its status file (None when it does not answer)."""
+    try:
+        return int(json.loads((Path(mountpoint) / STATUS_NAME.decode()).read_text())["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def unmount(mountpoint: Path, timeout: float = 60.0) -> None:
+    """Stop the mount's server and wait until the mount point is gone. Reads still waiting for a
+    tape fail with EIO. A server that no longer answers is detached lazily."""
+    mountpoint = Path(mountpoint)
+    if not os.path.ismount(mountpoint):
+        raise MountError(f"{mountpoint} is not mounted")
+    pid = mount_pid(mountpoint)
+    if pid is None:
+        log.warning("%s does not answer: detaching it", mountpoint)
+        _detach(mountpoint)
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not os.path.ismount(mountpoint) and not _alive(pid):
+            return
+        time.sleep(0.05)
+    raise MountError(f"the server of {mountpoint} (pid {pid}) did not stop within {timeout:.0f} s")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie has stopped serving; its parent just has not reaped it yet.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _detach(mountpoint: Path) -> None:
+    for command in (["fusermount3", "-u", "-z", str(mountpoint)], ["umount", "-l", str(mountpoint)]):
+        try:
+            if subprocess.run(command, capture_output=True).returncode == 0:
+                return
+        except FileNotFoundError:
+            continue
+    raise MountError(f"cannot unmount {mountpoint}: neither fusermount3 nor umount succeeded")

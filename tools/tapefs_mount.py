@@ -1,0 +1,108 @@
+"""``tapefs mount`` and ``tapefs umount``: the tape archive as a read-only file tree."""
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from tapefs.media.inventory import tape_status_dir
+from tapefs.mount.options import DEFAULT_READ_TIMEOUT, MountError, MountOptions
+from vtape.media import parse_size
+
+LOG_NAME = "mount.log"
+#: How long `tapefs mount` waits for its server to report the mount ready.
+READY_TIMEOUT = 60.0
+
+
+def _size(ctx, param, value: str) -> int:
+    try:
+        return parse_size(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+
+
+@click.command("mount")
+@click.argument("mountpoint", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--foreground", is_flag=True, help="Stay attached and log to stderr.")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where read chunks are kept [default: STATE_DIR/mount-cache].")
+@click.option("--cache-size", default="4GiB", show_default=True, callback=_size,
+              help="Bound of the chunk cache.")
+@click.option("--allow-other", is_flag=True, help="Let other users see the mount (FUSE allow_other).")
+@click.option("--read-timeout", type=click.FloatRange(min=0), default=DEFAULT_READ_TIMEOUT, show_default=True,
+              help="Seconds a read waits for a tape that is not in the library before it fails (ENOMEDIUM).")
+@click.option("--drive", "drives", multiple=True, help="Drive of tape.cfg to use (repeat; default: all).")
+@click.option("--log-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Log of the background server [default: STATE_DIR/mount.log].")
+@click.option("--ready-fd", type=int, hidden=True)
+def mount(mountpoint: Path, foreground: bool, cache_dir, cache_size: int, allow_other: bool, read_timeout: float,
+          drives: tuple[str, ...], log_file, ready_fd) -> None:
+    """Show everything on tape under MOUNTPOINT; reading a file loads the tapes it needs."""
+    options = MountOptions(mountpoint.absolute(), cache_dir, cache_size, allow_other, read_timeout, drives)
+    if not foreground:
+        _start_in_background(log_file or tape_status_dir() / LOG_NAME)
+        click.echo(f"mounted {mountpoint}")
+        return
+    if ready_fd is None:
+        # Attached to a terminal: INFO lines tell the operator which tape to insert.
+        logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
+    # pyfuse3 and the planner load only for the server, not for every tapefs command.
+    from tapefs.mount.service import MountService
+    try:
+        service = MountService(options)
+        service.run(ready=lambda: _report_ready(ready_fd))
+    except MountError as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _report_ready(ready_fd: int | None) -> None:
+    if ready_fd is not None:
+        os.write(ready_fd, b"1")
+        os.close(ready_fd)
+
+
+def _start_in_background(log_file: Path) -> None:
+    """Run this command again with --foreground, detached, and return once it has mounted."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    read_end, write_end = os.pipe()
+    arguments = [arg for arg in sys.argv[1:]]
+    command = [sys.executable, "-c", "from tools.tapefs_cli import main; main()", "--verbose", *arguments,
+               "--foreground", "--ready-fd", str(write_end)]
+    with open(log_file, "ab") as log:
+        child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(write_end,),
+                                 start_new_session=True,
+                                 env={**os.environ, "PYTHONPATH": _code_root() + os.pathsep
+                                      + os.environ.get("PYTHONPATH", "")})
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as ready:
+        answer = ready.read(1)
+    if answer != b"1":
+        code = child.wait(timeout=READY_TIMEOUT)
+        raise click.ClickException(f"the mount server exited ({code}): {_last_error(log_file)}")
+
+
+def _code_root() -> str:
+    return str(Path(__file__).resolve().parents[1])
+
+
+def _last_error(log_file: Path) -> str:
+    lines = log_file.read_text(errors="replace").strip().splitlines()
+    errors = [line for line in lines if "error" in line.lower()]
+    return (errors or lines or [f"see {log_file}"])[-1]
+
+
+@click.command("umount")
+@click.argument("mountpoint", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--timeout", type=click.FloatRange(min=0), default=60.0, show_default=True,
+              help="Seconds to wait for the server to stop.")
+def umount(mountpoint: Path, timeout: float) -> None:
+    """Unmount a tapefs mount; reads still waiting for a tape fail."""
+    from tapefs.mount.service import unmount
+    try:
+        unmount(mountpoint, timeout)
+    except MountError as error:
+        raise click.ClickException(str(error)) from None
