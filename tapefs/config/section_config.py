@@ -13,11 +13,16 @@ A section starts with an unindented ``type: id`` line; its properties follow as 
 ``key value`` lines (the value is the rest of the line, possibly empty); sections are separated
 by blank lines; lines starting with ``#`` are comments. Section ids are unique within a file,
 whatever their type, as in PBS.
+
+A property is given once, except array properties: PBS writes one line per item (``group-filter``
+in tape-job.cfg), so the caller declares which keys of which section type are arrays; their value
+is a list of strings, in file order. Any other repeated key is an error naming file and line.
 """
 
 import logging
 import os
 import re
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,7 +47,12 @@ class SectionConfigError(ValueError):
 class Section:
     type: str
     id: str
-    properties: dict[str, str] = field(default_factory=dict)
+    #: A string per property; a list of strings for an array property.
+    properties: dict[str, str | list[str]] = field(default_factory=dict)
+
+
+#: Section type -> keys that may repeat (array properties).
+ArrayKeys = Mapping[str, Collection[str]]
 
 
 class SectionConfig:
@@ -85,8 +95,9 @@ class SectionConfig:
         for section in self._sections.values():
             lines = [f"{section.type}: {section.id}"]
             for key, value in section.properties.items():
-                _check_value(key, value)
-                lines.append(f"\t{key} {value}" if value != "" else f"\t{key}")
+                for item in value if isinstance(value, (list, tuple)) else [value]:
+                    _check_value(key, item)
+                    lines.append(f"\t{key} {item}" if item != "" else f"\t{key}")
             blocks.append("\n".join(lines) + "\n")
         return "\n".join(blocks)
 
@@ -96,10 +107,12 @@ def _check_value(key: str, value: str) -> None:
         raise ValueError(f"property {key!r}: value must not contain a line break")
 
 
-def parse(text: str, filename: str = "<string>") -> SectionConfig:
+def parse(text: str, filename: str = "<string>", array_keys: ArrayKeys | None = None) -> SectionConfig:
+    """``array_keys``: the keys that may repeat, per section type (see the module docstring)."""
     config = SectionConfig()
     current: Section | None = None
     first_line: dict[str, int] = {}
+    property_line: dict[str, int] = {}
     for line_number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             current = None
@@ -112,10 +125,16 @@ def parse(text: str, filename: str = "<string>") -> SectionConfig:
             match = _PROPERTY.match(line)
             if not match:
                 raise SectionConfigError(filename, line_number, f"malformed property line {line.strip()!r}")
-            key = match["key"]
-            if key in current.properties:
-                raise SectionConfigError(filename, line_number, f"duplicate property {key!r} in section {current.id!r}")
-            current.properties[key] = match["value"] or ""
+            key, value = match["key"], match["value"] or ""
+            if key in (array_keys or {}).get(current.type, ()):
+                current.properties.setdefault(key, []).append(value)
+            elif key in current.properties:
+                raise SectionConfigError(
+                    filename, line_number, f"duplicate property {key!r} in section {current.id!r} "
+                    f"(first at line {property_line[key]}; only list properties may repeat)")
+            else:
+                current.properties[key] = value
+                property_line[key] = line_number
             continue
         match = _HEADER.match(line)
         if not match:
@@ -126,11 +145,12 @@ def parse(text: str, filename: str = "<string>") -> SectionConfig:
             )
         first_line[match["id"]] = line_number
         current = Section(match["type"], match["id"])
+        property_line = {}
         config.add(current)
     return config
 
 
-def load(path: str | os.PathLike) -> SectionConfig:
+def load(path: str | os.PathLike, array_keys: ArrayKeys | None = None) -> SectionConfig:
     """Read a section-config file; a missing file is an empty configuration."""
     path = Path(path)
     try:
@@ -142,7 +162,7 @@ def load(path: str | os.PathLike) -> SectionConfig:
     except UnicodeDecodeError as exc:
         line_number = raw.count(b"\n", 0, exc.start) + 1
         raise SectionConfigError(str(path), line_number, "not valid UTF-8") from None
-    return parse(text, str(path))
+    return parse(text, str(path), array_keys)
 
 
 def save(path: str | os.PathLike, config: SectionConfig, mode: int = 0o644) -> None:

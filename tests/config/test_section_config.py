@@ -111,3 +111,70 @@ def test_set_keeps_place_and_remove():
     assert "store1" not in config and [s.id for s in config.of_type("datastore")] == ["store2"]
     with pytest.raises(ValueError):
         config.add(Section("media-pool", "store2"))
+
+
+PBS_TAPE_JOB_CFG = """\
+backup: nightly
+\tstore store1
+\tgroup-filter type:vm
+\tpool daily
+\tgroup-filter exclude:group:vm/100
+\tgroup-filter regex:^ct/
+
+backup: weekly
+\tstore store1
+"""
+TAPE_JOB_ARRAYS = {"backup": {"group-filter"}}
+
+
+def test_repeated_array_key_is_a_list_in_file_order():
+    config = section_config.parse(PBS_TAPE_JOB_CFG, array_keys=TAPE_JOB_ARRAYS)
+    assert config.get("nightly").properties == {
+        "store": "store1", "pool": "daily",
+        "group-filter": ["type:vm", "exclude:group:vm/100", "regex:^ct/"],
+    }
+    assert "group-filter" not in config.get("weekly").properties
+
+
+def test_array_key_given_once_is_a_list_of_one():
+    config = section_config.parse("backup: a\n\tgroup-filter type:ct\n", array_keys=TAPE_JOB_ARRAYS)
+    assert config.get("a").properties == {"group-filter": ["type:ct"]}
+
+
+def test_array_round_trips_one_line_per_item():
+    config = section_config.parse(PBS_TAPE_JOB_CFG, array_keys=TAPE_JOB_ARRAYS)
+    text = config.format()
+    # Items stay on their own lines in their order; the other properties keep their order too.
+    assert text == (
+        "backup: nightly\n\tstore store1\n\tgroup-filter type:vm\n\tgroup-filter exclude:group:vm/100\n"
+        "\tgroup-filter regex:^ct/\n\tpool daily\n\nbackup: weekly\n\tstore store1\n")
+    assert section_config.parse(text, array_keys=TAPE_JOB_ARRAYS).get("nightly").properties == \
+        config.get("nightly").properties
+
+
+def test_empty_array_writes_no_line():
+    config = SectionConfig([Section("backup", "a", {"store": "s", "group-filter": []})])
+    assert config.format() == "backup: a\n\tstore s\n"
+
+
+def test_array_keys_are_per_section_type():
+    text = "pool: a\n\tgroup-filter type:vm\n\tgroup-filter type:ct\n"
+    with pytest.raises(SectionConfigError) as info:
+        section_config.parse(text, "/etc/tapefs/media-pool.cfg", array_keys=TAPE_JOB_ARRAYS)
+    assert str(info.value) == ("/etc/tapefs/media-pool.cfg:3: duplicate property 'group-filter' in section 'a' "
+                               "(first at line 2; only list properties may repeat)")
+
+
+def test_repeated_key_that_is_not_an_array_names_file_line_and_key(tmp_path):
+    path = tmp_path / "tape-job.cfg"
+    path.write_text("backup: a\n\tstore s1\n\tgroup-filter type:vm\n\n# x\n\tstore s2\n".replace("\n\n# x\n", "\n"))
+    with pytest.raises(SectionConfigError) as info:
+        section_config.load(path, TAPE_JOB_ARRAYS)
+    assert info.value.line_number == 4
+    assert str(info.value).startswith(f"{path}:4: duplicate property 'store' in section 'a' (first at line 2")
+
+
+def test_array_value_with_newline_is_refused():
+    config = SectionConfig([Section("backup", "a", {"group-filter": ["type:vm", "type:ct\ntype:host"]})])
+    with pytest.raises(ValueError, match="line break"):
+        config.format()
