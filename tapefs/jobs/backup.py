@@ -29,6 +29,7 @@ from tapefs.jobs.pool_writer import PoolWriter
 from tapefs.jobs.progress import ProgressCallback, ProgressMeter
 from tapefs.jobs.snapshot_files import encode_snapshot_pxar, snapshot_digests, tape_snapshot_path
 from tapefs.jobs.snapshot_selection import GroupFilter, select_snapshots
+from tapefs.jobs.tape_encryption import media_set_encryption_for_pool
 from tapefs.media.inventory import Inventory
 from tapefs.media.pool import MediaPool
 from tapefs.media.tape_config import MediaPoolConfig
@@ -82,9 +83,6 @@ def backup_datastore(datastore: Datastore, pool_config: MediaPoolConfig, request
                      session: DriveSession, inventory: Inventory, catalog: MediaCatalog,
                      progress: ProgressCallback | None = None, clock: Callable[[], float] = time.time) -> BackupResult:
     started = time.monotonic()
-    if pool_config.encrypt:
-        # The set label would announce a key while the drive wrote plain data.
-        raise JobError(f"pool {pool_config.name} is encrypted: tape encryption is not supported yet")
     filters = [GroupFilter.parse(text) for text in request.group_filters]
     namespace = BackupNamespace.parse(request.namespace)
     # PBS writes catalog archive v1.1 unless the job is root-only (§2.6).
@@ -94,8 +92,9 @@ def backup_datastore(datastore: Datastore, pool_config: MediaPoolConfig, request
     session.update_online_status(inventory)
     with MediaPool.from_config(pool_config, inventory, changer=session.setup.changer_name) as pool:
         reason = pool.start_write_session(int(clock()), force=request.force_media_set)
+        encryption = media_set_encryption_for_pool(pool.name, pool.encrypt_fingerprint, pool.current_set.uuid)
         writer = PoolWriter(pool, session, inventory, catalog, namespaces, clock,
-                            on_tape=lambda label: meter.emit("tape-loaded", label))
+                            on_tape=lambda label: meter.emit("tape-loaded", label), encryption=encryption)
         result = BackupResult(pool.current_set.uuid, reason)
         job = _BackupJob(datastore, writer, catalog, meter, result)
         todo = [s for s in snapshots if not catalog.snapshot_in_set(writer.set_uuid, datastore.name,
@@ -112,6 +111,7 @@ def backup_datastore(datastore: Datastore, pool_config: MediaPoolConfig, request
             result.tapes = list(dict.fromkeys(writer.used_tapes))
             result.seconds = time.monotonic() - started
             result.bytes_written = meter.current
+            writer.clear_drive_key()
         if request.export_media_set:
             missing = session.export([inventory.get(uuid).id.label_text for uuid in pool.current_set.members
                                       if uuid is not None])

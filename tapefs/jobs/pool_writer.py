@@ -6,6 +6,10 @@ writes the set label and the catalogs of the set's earlier members (§3.1). `nex
 early-warning callback of the format writers: it registers the finished part, marks the tape
 full and returns the next tape at its end of data. `tape_full` does the same after a physical
 end (ArchiveAborted), where nothing of the aborted part is registered.
+
+For an encrypted pool the set label carries the key's fingerprint and its password-protected key
+config, and is written plain; the drive gets the set's key after the labels, before any data file
+of every tape it loads (§7.3). Tapes of a plain set get a drive without key.
 """
 from __future__ import annotations
 
@@ -17,6 +21,9 @@ from collections.abc import Callable
 from tapefs.catalog.media_catalog import MediaCatalog
 from tapefs.jobs.drive_session import DriveSession
 from tapefs.jobs.errors import JobError
+from tapefs.jobs.tape_encryption import clear_drive_key, enable_encryption_for_writing
+from tapefs.keys.key_store import normalize_fingerprint
+from tapefs.keys.media_set_key import MediaSetEncryption
 from tapefs.media.inventory import Inventory
 from tapefs.media.pool import MediaPool
 from tapefs.tapeformat.archive_part import ArchivePart
@@ -32,7 +39,7 @@ log = logging.getLogger(__name__)
 class PoolWriter:
     def __init__(self, pool: MediaPool, session: DriveSession, inventory: Inventory, catalog: MediaCatalog,
                  namespaces: bool = True, clock: Callable[[], float] = time.time,
-                 on_tape: Callable[[str], None] | None = None):
+                 on_tape: Callable[[str], None] | None = None, encryption: MediaSetEncryption | None = None):
         self.pool = pool
         self.session = session
         self.inventory = inventory
@@ -40,6 +47,8 @@ class PoolWriter:
         self.namespaces = namespaces
         self.clock = clock
         self.on_tape = on_tape
+        #: The set's key, when the pool encrypts (`tape_encryption.media_set_encryption_for_pool`).
+        self.encryption = encryption
         self.device: BlockDevice | None = None
         self.media_uuid: str | None = None
         #: Label texts of the tapes written in this job, in order.
@@ -57,6 +66,7 @@ class PoolWriter:
         entry = self.inventory.get(media_uuid)
         label_text = entry.id.label_text
         set_label = entry.id.media_set_label
+        self._check_encryption(set_label.encryption_key_fingerprint)
         device, labels = self.session.read_labels(label_text)
         if str(labels.media.uuid) != media_uuid:
             raise JobError(f"tape {label_text} carries media uuid {labels.media.uuid}, the inventory says "
@@ -71,6 +81,8 @@ class PoolWriter:
             if not self.catalog.has_media(media_uuid):
                 raise JobError(f"no media catalog for tape {label_text} ({media_uuid}) of the current set; "
                                "restore its catalog first")
+            self._check_encryption(on_tape.encryption_key_fingerprint, f"tape {label_text}")
+            self._set_drive_key(device)
             move_to_end_of_data(device)
         else:
             if on_tape is not None:
@@ -79,9 +91,11 @@ class PoolWriter:
             # Catalog first: a crash before the label is written leaves the old label, and the
             # next run writes it again; a crash after it leaves labels and an empty catalog.
             self.catalog.reset_media(media_uuid, set_label.uuid, set_label.seq_nr)
-            write_media_set_label(device, MediaSetLabel(set_label.pool, uuidlib.UUID(set_label.uuid),
-                                                        set_label.seq_nr, set_label.ctime,
-                                                        set_label.encryption_key_fingerprint))
+            clear_drive_key(device.drive)  # labels are always plain: key restore reads them keyless
+            write_media_set_label(device, MediaSetLabel(
+                set_label.pool, uuidlib.UUID(set_label.uuid), set_label.seq_nr, set_label.ctime,
+                set_label.encryption_key_fingerprint, self.encryption.key_config if self.encryption else None))
+            self._set_drive_key(device)
             self._export_log(media_uuid)
             self._write_start_catalogs(device, set_label.seq_nr, label_text)
         if set_label.seq_nr >= 20:
@@ -91,6 +105,27 @@ class PoolWriter:
         if self.on_tape is not None:
             self.on_tape(label_text)
         return device
+
+    def _check_encryption(self, fingerprint: str | None, where: str = "the inventory") -> None:
+        """The set's fingerprint (from the inventory or the tape) is the one this job encrypts with."""
+        expected = self.encryption.fingerprint if self.encryption else None
+        found = normalize_fingerprint(fingerprint) if fingerprint else None
+        if found != expected:
+            raise JobError(f"media set {self.set_uuid}: {where} names encryption key {found or 'none'}, "
+                           f"the job writes with {expected or 'none'}")
+
+    def _set_drive_key(self, device: BlockDevice) -> None:
+        """Before any data file of the tape: the set's key in the drive, or no key."""
+        if self.encryption is None:
+            clear_drive_key(device.drive)
+        else:
+            enable_encryption_for_writing(device.drive, self.encryption)
+
+    def clear_drive_key(self) -> None:
+        """At the end of the job (also after an error): take the key out of the drive."""
+        device = self.session.device
+        if device is not None and self.encryption is not None:
+            clear_drive_key(device.drive)
 
     def _write_start_catalogs(self, device: BlockDevice, seq_nr: int, label_text: str) -> None:
         members = self.pool.current_set.members[:seq_nr]

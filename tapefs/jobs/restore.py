@@ -27,6 +27,7 @@ from tapefs.jobs.progress import ProgressCallback, ProgressMeter
 from tapefs.jobs.snapshot_files import (
     decode_snapshot_pxar, manifest_digests, parse_tape_snapshot_path, write_snapshot_files,
 )
+from tapefs.jobs.tape_encryption import set_drive_key_for_set
 from tapefs.media.inventory import Inventory
 from tapefs.media.locks import lock_media_set
 from tapefs.tapeformat.archive_part import ArchivePart
@@ -155,6 +156,8 @@ class _Restore:
             raise JobError(f"tape {label_text} is not in media set {self.media_set}")
         if labels.media_set.seq_nr != seq_nr:
             raise JobError(f"tape {label_text} is number {labels.media_set.seq_nr} of the set, expected {seq_nr}")
+        # Before any data file is read: the set's key, or none (fails naming a key not in the store).
+        set_drive_key_for_set(device.drive, labels)
         self.meter.emit("tape-loaded", label_text)
         return device
 

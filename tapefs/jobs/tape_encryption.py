@@ -14,7 +14,7 @@ from tapefs.device.drive import Drive
 from tapefs.jobs.errors import JobError
 from tapefs.keys.errors import KeyNotFound
 from tapefs.keys.key_store import TapeKeyStore, normalize_fingerprint
-from tapefs.keys.media_set_key import MediaSetEncryption, drive_key_for_reading
+from tapefs.keys.media_set_key import MediaSetEncryption, drive_key_for_reading, media_set_encryption
 from tapefs.scsi.errors import ScsiError
 from tapefs.tapeformat.labels import TapeLabels
 
@@ -59,6 +59,20 @@ def set_drive_key_for_set(drive: Drive, labels: TapeLabels, store: TapeKeyStore 
     return fingerprint
 
 
+def media_set_encryption_for_pool(pool: str, fingerprint: str | None, media_set_uuid: str,
+                                  store: TapeKeyStore | None = None) -> MediaSetEncryption | None:
+    """What writing the pool's current set needs (None for a plain pool); a key missing from the
+    store fails the job before any tape is touched."""
+    if fingerprint is None:
+        return None
+    try:
+        return media_set_encryption(fingerprint, media_set_uuid, store)
+    except KeyNotFound as error:
+        raise KeyNotFound(error.fingerprint, f"media pool {pool} encrypts with it; get it back with "
+                                             f"'tapefs key restore', or give the pool another key with "
+                                             f"'tapefs pool update {pool} --encrypt FINGERPRINT'") from None
+
+
 def enable_encryption_for_writing(drive: Drive, encryption: MediaSetEncryption) -> None:
     """Encrypt everything written from now on with the media set's drive key."""
     _load_key(drive, encryption.drive_key, encryption.fingerprint)
@@ -80,5 +94,5 @@ def _load_key(drive: Drive, drive_key: bytes, fingerprint: str) -> None:
     except ScsiError as error:
         raise EncryptionNotEnabled(drive, fingerprint, str(error)) from None
     if mode != KEYED_MODE:
-        raise EncryptionNotEnabled(drive, fingerprint, f"the drive reports encryption mode {mode!r} after the key was set")
+        raise EncryptionNotEnabled(drive, fingerprint, f"with the key set, the drive reports mode {mode!r}")
     log.info("%s: tape encryption on (key %s)", drive.path, fingerprint)

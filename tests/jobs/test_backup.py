@@ -168,11 +168,3 @@ def test_full_restore_rebuilds_a_lost_catalog_with_chunk_offsets(tape_setup, tmp
     with tape_setup.catalog() as catalog:
         assert {uuid: catalog.media_archives(uuid) for uuid in members} == before
         assert catalog.chunk_places(result.media_set, "store", digests) == places
-
-
-def test_encrypted_pool_is_refused_before_anything_is_written(tape_setup):
-    from tapefs.media.tape_config import MediaPoolConfig
-    with tape_setup.inventory() as inventory, tape_setup.catalog() as catalog, tape_setup.session() as session:
-        with pytest.raises(JobError, match="tape encryption is not supported yet"):
-            backup_datastore(tape_setup.datastore, MediaPoolConfig("daily", encrypt="aa:bb"), BackupRequest("daily"),
-                             session, inventory, catalog)
