@@ -1,8 +1,8 @@
 """``tapefs changer|drive|pool|media`` and the tape commands of proxmox-tape (label,
-barcode-label, read-label, inventory, load-media, unload, eject, rewind, format, status,
-cartridge-memory, volume-statistics). Each command parses, calls one library function in
-``tapefs.media`` or ``tapefs.device`` and renders a table or JSON; failures become one line
-through the ``tapefs`` group.
+barcode-label, read-label, inventory, load-media, unload, eject, export-media, clean, rewind,
+format, status, cartridge-memory, volume-statistics). Each command parses, calls one library
+function in ``tapefs.media``, ``tapefs.jobs`` or ``tapefs.device`` and renders a table or JSON;
+failures become one line through the ``tapefs`` group.
 """
 from __future__ import annotations
 
@@ -17,9 +17,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from tapefs.config.paths import config_file
 from tapefs.device import discovery
 from tapefs.device.tape_alert import flag_name
-from tapefs.media import labeling, tape_devices
+from tapefs.jobs.cleaning import clean_drive
+from tapefs.media import labeling, media_admin, tape_devices
 from tapefs.media.inventory import Inventory
 from tapefs.media.media_content import media_content
+from tapefs.media.media_id import MediaLocation, MediaStatus
 from tapefs.media.media_list import list_media
 from tapefs.media.online_status import update_online_status
 from tapefs.media.tape_config import (
@@ -364,6 +366,65 @@ def media_content_command(pool_name, label_text, media_set, output_format: str) 
                "no cataloged snapshots")
 
 
+def _media_entry_dict(entry) -> dict:
+    return {"label-text": entry.id.label_text, "uuid": entry.uuid, "status": entry.status.value if entry.status else None,
+            "location": str(entry.effective_location)}
+
+
+uuid_option = click.option("--uuid", default=None, help="The tape's UUID, when several tapes carry the label text.")
+
+
+@media.command("move")
+@click.argument("label_text")
+@uuid_option
+@click.option("--vault", "vault_name", default=None, help="The vault the tape is kept in (3 to 32 characters).")
+@click.option("--offline", is_flag=True, default=False, help="Out of the library, in no vault.")
+@output_format_option
+def media_move(label_text: str, uuid: str | None, vault_name: str | None, offline: bool, output_format: str) -> None:
+    """Record where a tape outside the library is kept: a vault, or just offline."""
+    if (vault_name is None) == (not offline):
+        raise click.UsageError("give either --vault NAME or --offline")
+    try:
+        location = MediaLocation.vault(vault_name) if vault_name is not None else MediaLocation.offline()
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--vault") from None
+    with Inventory.open() as inventory:
+        update_online_status(inventory, load_tape_config())
+        entry = media_admin.find_media(inventory, label_text, uuid)
+        media_admin.move_media(inventory, entry, location)
+        _emit_mapping(output_format, _media_entry_dict(inventory.get(entry.uuid)))
+
+
+@media.command("status")
+@click.argument("label_text")
+@uuid_option
+@click.option("--set", "new_status", type=click.Choice([s.value for s in (MediaStatus.FULL, MediaStatus.DAMAGED,
+                                                                          MediaStatus.RETIRED)]),
+              default=None, help="Store this status.")
+@click.option("--clear", is_flag=True, default=False, help="Remove the stored status.")
+@output_format_option
+def media_status(label_text: str, uuid: str | None, new_status: str | None, clear: bool, output_format: str) -> None:
+    """Show, set (full, damaged, retired) or clear the stored status of a tape."""
+    if new_status is not None and clear:
+        raise click.UsageError("give --set or --clear, not both")
+    with Inventory.open() as inventory:
+        entry = media_admin.find_media(inventory, label_text, uuid)
+        if new_status is not None or clear:
+            media_admin.set_media_status(inventory, entry, MediaStatus(new_status) if new_status else None)
+        _emit_mapping(output_format, _media_entry_dict(inventory.get(entry.uuid)))
+
+
+@media.command("destroy")
+@click.argument("label_text")
+@uuid_option
+@click.option("--force", is_flag=True, default=False, help="Even if the pool's retention still protects its data.")
+def media_destroy(label_text: str, uuid: str | None, force: bool) -> None:
+    """Remove a tape from the inventory and the media catalog."""
+    with Inventory.open() as inventory:
+        entry = media_admin.find_media(inventory, label_text, uuid)
+        media_admin.destroy_media(inventory, entry, load_media_pool_config(), force)
+
+
 # -- tapes in drives -------------------------------------------------------------------------------
 
 def _media_id_dict(media_id) -> dict:
@@ -458,7 +519,35 @@ def unload(target_slot: int | None, drive_name: str | None) -> None:
 @drive_option
 def eject(drive_name: str | None) -> None:
     """Eject the tape (in a changer: and put it back into its slot)."""
-    tape_devices.eject_media(load_tape_config(), _drive(drive_name))
+    config = load_tape_config()
+    drive_config = _drive(drive_name)
+    tape_devices.eject_media(config, drive_config)
+    if drive_config.changer is not None:
+        with Inventory.open() as inventory:
+            update_online_status(inventory, config, drive_config.changer)
+
+
+@click.command("export-media")
+@click.argument("label_text")
+@drive_option
+@output_format_option
+def export_media(label_text: str, drive_name: str | None, output_format: str) -> None:
+    """Move a tape to a free import/export slot of the drive's changer; it becomes offline."""
+    config = load_tape_config()
+    changer_config, _ = tape_devices.changer_of(config, _drive(drive_name))
+    with Inventory.open() as inventory:
+        slot = media_admin.export_media(changer_config, label_text, inventory, config.drives.values())
+    _emit_mapping(output_format, {"label-text": label_text, "changer": changer_config.name, "slot": slot,
+                                  "location": "offline"})
+
+
+@click.command("clean")
+@drive_option
+@output_format_option
+def clean(drive_name: str | None, output_format: str) -> None:
+    """Clean the drive with a cleaning cartridge (CLN…) of its changer; its tape goes back in."""
+    result = clean_drive(load_tape_config(), _drive(drive_name))
+    _emit_mapping(output_format, result.to_dict())
 
 
 @click.command("rewind")
@@ -514,4 +603,5 @@ def volume_statistics(drive_name: str | None, output_format: str) -> None:
 
 #: What ``tools.tapefs_cli`` registers on the ``tapefs`` group.
 COMMANDS = (changer, drive, pool, media, label, barcode_label, read_label, inventory, load_media,
-            load_media_from_slot, unload, eject, rewind, format_, status, cartridge_memory, volume_statistics)
+            load_media_from_slot, unload, eject, export_media, clean, rewind, format_, status, cartridge_memory,
+            volume_statistics)

@@ -15,6 +15,7 @@ from tapefs.catalog.media_catalog import MediaCatalog
 from tapefs.datastore.registry import DatastoreRegistry
 from tapefs.jobs.backup import BackupRequest, backup_datastore
 from tapefs.jobs.drive_session import DriveSession, drive_setup
+from tapefs.jobs.operator_wait import OperatorWait
 from tapefs.jobs.progress import ProgressEvent
 from tapefs.jobs.restore import StoreMap, restore_media_set
 from tapefs.media.inventory import Inventory
@@ -28,6 +29,15 @@ output_format_option = click.option("--output-format", type=click.Choice(OUTPUT_
                                     show_default=True, help="Output format.")
 drive_option = click.option("--drive", envvar="PROXMOX_TAPE_DRIVE",
                             help="Drive name from tape.cfg (default: env PROXMOX_TAPE_DRIVE, else the only drive).")
+wait_option = click.option("--wait", "wait_seconds", type=click.FloatRange(min=0), default=0, show_default=True,
+                           metavar="SECONDS",
+                           help="When a tape is not in the library, ask for it and wait this long for it to be "
+                                "inserted (0: fail at once).")
+
+
+def drive_session(drive: str | None, wait_seconds: float, inventory: Inventory) -> DriveSession:
+    wait = OperatorWait(wait_seconds, inventory) if wait_seconds else None
+    return DriveSession(drive_setup(load_tape_config(), drive), wait)
 
 
 @contextlib.contextmanager
@@ -69,9 +79,10 @@ def emit(value: dict, output_format: str, text_lines: list[str]) -> None:
 @click.option("--eject-media", is_flag=True, help="Eject the tape at the end.")
 @click.option("--export-media-set", is_flag=True, help="Move the set's tapes to import/export slots at the end.")
 @click.option("--force-media-set", is_flag=True, help="Start a new media set.")
+@wait_option
 @output_format_option
 def backup(store, pool, drive, latest_only, namespace, max_depth, group_filters, eject_media,
-           export_media_set, force_media_set, output_format):
+           export_media_set, force_media_set, wait_seconds, output_format):
     """Back up datastore STORE to media pool POOL."""
     datastore = DatastoreRegistry().lookup(store)
     pools = load_media_pool_config()
@@ -80,7 +91,7 @@ def backup(store, pool, drive, latest_only, namespace, max_depth, group_filters,
     request = BackupRequest(pool, namespace, max_depth, tuple(group_filters), latest_only, eject_media,
                             export_media_set, force_media_set)
     with (Inventory.open() as inventory, MediaCatalog.open() as catalog,
-          DriveSession(drive_setup(load_tape_config(), drive)) as session,
+          drive_session(drive, wait_seconds, inventory) as session,
           progress_bar(f"backup {store}", sys.stderr.isatty()) as progress):
         result = backup_datastore(datastore, pools[pool], request, session, inventory, catalog, progress)
     rate = result.bytes_written / result.seconds / 1e6 if result.seconds else 0.0
@@ -100,14 +111,15 @@ def backup(store, pool, drive, latest_only, namespace, max_depth, group_filters,
 @click.argument("store_map")
 @click.argument("snapshots", nargs=-1)
 @drive_option
+@wait_option
 @output_format_option
-def restore(media_set, store_map, snapshots, drive, output_format):
+def restore(media_set, store_map, snapshots, drive, wait_seconds, output_format):
     """Restore MEDIA-SET (uuid) into datastores: STORE-MAP is TARGET or SOURCE=TARGET[,…];
     SNAPSHOT is [STORE:][ns/NS/…]TYPE/ID/TIME (default: everything)."""
     registry = DatastoreRegistry()
     targets = StoreMap.parse([store_map], registry.lookup)
     with (Inventory.open() as inventory, MediaCatalog.open() as catalog,
-          DriveSession(drive_setup(load_tape_config(), drive)) as session,
+          drive_session(drive, wait_seconds, inventory) as session,
           progress_bar("restore", sys.stderr.isatty()) as progress):
         result = restore_media_set(media_set, targets, session, inventory, catalog, list(snapshots) or None,
                                    progress)

@@ -114,7 +114,7 @@ def backup_datastore(datastore: Datastore, pool_config: MediaPoolConfig, request
             writer.clear_drive_key()
         if request.export_media_set:
             missing = session.export([inventory.get(uuid).id.label_text for uuid in pool.current_set.members
-                                      if uuid is not None])
+                                      if uuid is not None], inventory)
             for label_text in missing:
                 log.warning("tape %s of the media set is not online, not exported", label_text)
         elif request.eject_media:

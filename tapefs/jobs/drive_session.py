@@ -1,5 +1,9 @@
 """One drive for one job: bring the tape with a given label text into it (through the drive's
-changer, or by checking what a standalone drive holds) and check its labels."""
+changer, or by checking what a standalone drive holds) and check its labels.
+
+A tape that is not in the changer raises MediaOffline at once, unless the session was given an
+OperatorWait: then the operator is asked to insert it and the session waits (the FUSE mount
+relies on the immediate error and does its own waiting)."""
 from __future__ import annotations
 
 import logging
@@ -8,7 +12,9 @@ from dataclasses import dataclass
 from tapefs.device.changer import Changer
 from tapefs.device.drive import Drive
 from tapefs.jobs.errors import JobError, MediaOffline
+from tapefs.jobs.operator_wait import OperatorWait
 from tapefs.media.inventory import Inventory
+from tapefs.media.media_admin import MediaAdminError, export_media, is_cleaning_cartridge, is_mail_slot
 from tapefs.media.online_status import query_changer
 from tapefs.media.tape_config import ChangerConfig, TapeDeviceConfig
 from tapefs.tapeformat.block_device import DriveBlockDevice
@@ -50,8 +56,9 @@ def drive_setup(tape_config: TapeDeviceConfig, name: str | None = None) -> Drive
 class DriveSession:
     """Holds the drive open between tape changes; `close` releases it."""
 
-    def __init__(self, setup: DriveSetup):
+    def __init__(self, setup: DriveSetup, wait: OperatorWait | None = None):
         self.setup = setup
+        self.wait = wait
         self._drive: Drive | None = None
         self.label_text: str | None = None
 
@@ -80,6 +87,8 @@ class DriveSession:
 
     def load(self, label_text: str) -> DriveBlockDevice:
         """The device with tape `label_text` in the drive, rewound."""
+        if is_cleaning_cartridge(label_text):
+            raise JobError(f"tape {label_text} is a cleaning cartridge, not a data tape (clean with 'tapefs clean')")
         if self.setup.changer_path is None:
             device = self.open_device()
             labels = read_labels(device)
@@ -93,18 +102,31 @@ class DriveSession:
         if self.label_text != label_text:
             self.close()
             with Changer.open(self.setup.changer_path) as changer:
-                self._bring_into_drive(changer, label_text)
+                loaded = self._bring_into_drive(changer, label_text)
+            if not loaded:
+                if self.wait is None or self.wait.timeout == 0:
+                    raise MediaOffline(label_text, f"tape {label_text} is not in changer {self.setup.changer_name}")
+                self.wait.wait_for_tape(self._changer_config(), label_text)
+                with Changer.open(self.setup.changer_path) as changer:
+                    if not self._bring_into_drive(changer, label_text):
+                        raise MediaOffline(label_text, f"tape {label_text} left changer {self.setup.changer_name} "
+                                                       "again before it could be loaded")
             self.label_text = label_text
         device = self.open_device()
         device.rewind()
         return device
 
-    def _bring_into_drive(self, changer: Changer, label_text: str) -> None:
+    def _changer_config(self) -> ChangerConfig:
+        return ChangerConfig(self.setup.changer_name, self.setup.changer_path, self.setup.export_slots)
+
+    def _bring_into_drive(self, changer: Changer, label_text: str) -> bool:
+        """Load the tape from its storage slot; False if it is not in the changer (a tape in an
+        import/export slot counts as not there: an operator put it there to take it away)."""
         number = self.setup.drive_number
         status = changer.status()
         ours = status.drive(number)
         if ours.full and ours.barcode == label_text:
-            return
+            return True
         if ours.full:
             changer.unload(drive=number)
         status = changer.status()
@@ -114,19 +136,20 @@ class DriveSession:
                          other.number, self.setup.changer_name)
                 changer.unload(drive=other.number)
                 status = changer.status()
+        config = self._changer_config()
         slots = [slot for slot in status.slots if slot.full and slot.barcode == label_text
-                 and not slot.import_export and slot.number not in self.setup.export_slots]
+                 and not is_mail_slot(slot, config)]
         if not slots:
-            raise MediaOffline(label_text, f"tape {label_text} is not in changer {self.setup.changer_name}")
+            return False
         changer.load(slots[0].number, number)
         log.info("loaded %s into drive %s", label_text, self.setup.name)
+        return True
 
     def update_online_status(self, inventory: Inventory) -> None:
         """Record which tapes are in this drive's changer (spec §8 step 1)."""
         if self.setup.changer_path is None:
             return
-        config = ChangerConfig(self.setup.changer_name, self.setup.changer_path, self.setup.export_slots)
-        inventory.update_online_status({self.setup.changer_name: query_changer(config)})
+        inventory.update_online_status({self.setup.changer_name: query_changer(self._changer_config())})
 
     def read_labels(self, label_text: str) -> tuple[DriveBlockDevice, TapeLabels]:
         device = self.load(label_text)
@@ -149,23 +172,17 @@ class DriveSession:
                     changer.unload(drive=self.setup.drive_number)
         self.label_text = None
 
-    def export(self, label_texts: list[str]) -> list[str]:
-        """Move the tapes that are in the changer to import/export slots; those not found."""
+    def export(self, label_texts: list[str], inventory: Inventory | None = None) -> list[str]:
+        """Move the tapes that are in the changer to import/export slots and record them
+        offline; returns those not exported (not in the changer, or no free mail slot)."""
         self.eject()
         if self.setup.changer_path is None:
             return []
         missing = []
-        with Changer.open(self.setup.changer_path) as changer:
-            for label_text in label_texts:
-                status = changer.status()
-                source = next((slot for slot in status.slots if slot.full and slot.barcode == label_text
-                               and not slot.import_export), None)
-                target = next((slot for slot in status.slots if not slot.full
-                               and (slot.import_export or slot.number in self.setup.export_slots)), None)
-                if source is None or target is None:
-                    log.warning("tape %s: %s", label_text,
-                                "not online" if source is None else "no free import/export slot")
-                    missing.append(label_text)
-                    continue
-                changer.transfer(source.number, target.number)
+        for label_text in label_texts:
+            try:
+                export_media(self._changer_config(), label_text, inventory)
+            except MediaAdminError as error:
+                log.warning("%s", error)
+                missing.append(label_text)
         return missing

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from tapefs.device.changer import Changer, ChangerStatus
 from tapefs.device.drive import Drive
 from tapefs.media.errors import MediaError
-from tapefs.media.inventory import Inventory
+from tapefs.media.inventory import CLEANING_TAPE_PREFIX, Inventory
 from tapefs.media.tape_config import TAPE_CONFIG_NAME, ChangerConfig, DriveConfig, TapeDeviceConfig
 from tapefs.scsi.channel import Channel
 from tapefs.scsi.errors import ScsiError
@@ -100,6 +100,8 @@ def _unload(changer: Changer, changer_config: ChangerConfig, drive: DriveConfig,
 def load_media(config: TapeDeviceConfig, drive: DriveConfig, label_text: str) -> int:
     """Load the tape with this barcode into the drive, unloading whatever it holds first.
     Returns the slot the tape came from (0 if it was already in the drive)."""
+    if label_text.startswith(CLEANING_TAPE_PREFIX):
+        raise TapeDeviceError(f"{label_text} is a cleaning cartridge, not a data tape (use 'tapefs clean')")
     changer_config, drivenum = changer_of(config, drive)
     with Changer.open(changer_config.path) as changer:
         status = changer.status()
@@ -126,6 +128,9 @@ def load_media_from_slot(config: TapeDeviceConfig, drive: DriveConfig, slot: int
         source = status.slot(slot)
         if not source.full:
             raise TapeDeviceError(f"slot {slot} of changer {changer_config.name!r} is empty")
+        if source.barcode and source.barcode.startswith(CLEANING_TAPE_PREFIX):
+            raise TapeDeviceError(f"slot {slot} holds cleaning cartridge {source.barcode}, not a data tape "
+                                  "(use 'tapefs clean')")
         if status.drive(drivenum).full:
             _unload(changer, changer_config, drive, drivenum, None)
         changer.load(slot, drivenum)
