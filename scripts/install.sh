@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 packages=(
     python3 python3-venv python3-dev gcc make pkg-config   # the venv and the C parts
-    fuse3 libfuse3-dev psmisc                               # the FUSE mount (pyfuse3, fusermount3, fuser)
+    fuse3 libfuse3-dev psmisc attr                          # the FUSE mount (pyfuse3, fusermount3, fuser, getfattr)
     mtx sg3-utils stenc                                     # SG_IO tools driven through the vtape preload shim
 )
 missing=()
