@@ -108,6 +108,15 @@ class TapeArchive:
             changer.transfer(source.number, target.number)
         self.library.control("remove", barcode=label_text)
 
+    def put_back(self, label_text: str) -> None:
+        """The operator returns the tape through a mail slot; it goes back to a storage slot."""
+        self.library.control("insert", barcode=label_text)
+        with Changer.open(self.library.changer) as changer:
+            status = changer.status()
+            source = next(slot for slot in status.slots if slot.barcode == label_text)
+            target = next(slot for slot in status.slots if not slot.import_export and not slot.full)
+            changer.transfer(source.number, target.number)
+
     def tapefs(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
         proc = subprocess.run([*TAPEFS, *args], cwd=REPO, env=self.env, capture_output=True, timeout=timeout)
         if check:
@@ -168,9 +177,9 @@ def _time(result) -> str:
     return str(result.snapshot).rsplit("/", 1)[-1]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def tape_archive(tmp_path_factory) -> TapeArchive:
-    require_fuse()
+    """Built once per test process: the mount tests share one xdist group, so one worker runs them."""
     archive = build_archive(tmp_path_factory.mktemp("archive"))
     yield archive
     try:
@@ -226,6 +235,7 @@ class MountedTree:
 @pytest.fixture
 def mount_tree(tape_archive, tmp_path):
     """Factory: mount_tree(*options) → a MountedTree; unmounted at the end, its exit and log checked."""
+    require_fuse()
     mounts: list[MountedTree] = []
 
     def make(*options: str, name: str = "mnt") -> MountedTree:

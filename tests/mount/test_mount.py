@@ -138,11 +138,19 @@ def _image_chunk_on(tape_archive, label_text: str) -> int:
 
 
 def test_tape_out_of_the_library_fails_with_enomedium_and_unmount_ends_a_waiting_read(tape_archive, mount_tree):
-    # Last in the module: the tape stays outside the library afterwards.
     missing, present = tape_archive.tapes[-1], tape_archive.tapes[0]
     offline_offset = _image_chunk_on(tape_archive, missing)
     online_offset = _image_chunk_on(tape_archive, present)
     tape_archive.take_out(missing)
+    try:
+        offline_read_fails_and_unmount_ends_a_waiting_read(tape_archive, mount_tree, missing, offline_offset,
+                                                           online_offset)
+    finally:
+        tape_archive.put_back(missing)
+
+
+def offline_read_fails_and_unmount_ends_a_waiting_read(tape_archive, mount_tree, missing, offline_offset,
+                                                       online_offset):
     mounted = mount_tree("--read-timeout", "2")
     image = snapshot_dir(mounted, tape_archive, tape_archive.image_snapshot) / "disk.img"
     started = time.monotonic()

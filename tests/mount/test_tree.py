@@ -1,0 +1,131 @@
+"""The mount's tree and its FUSE adapter without a kernel: views, lookups, stable readdir
+offsets, hardlinks, errors and errno mapping, over the catalogs of a real tape backup."""
+from __future__ import annotations
+
+import errno
+import json
+import os
+from pathlib import Path
+
+import pyfuse3
+import pytest
+
+from tapefs.catalog.file_catalog import FileCatalog
+from tapefs.catalog.media_catalog import MediaCatalog
+from tapefs.media.inventory import Inventory
+from tapefs.mount.operations import Operations
+from tapefs.mount.tree import ROOT_INODE, NodeNotFound, NotADirectory, Tree, TreeError
+from tests.mount.conftest import listing
+
+pytestmark = [pytest.mark.slow, pytest.mark.vtape, pytest.mark.xdist_group("mount")]
+
+
+@pytest.fixture
+def tree(tape_archive):
+    status_dir = Path(tape_archive.env["TAPEFS_STATE_DIR"]) / "tape"
+    with Inventory.open(status_dir) as inventory, MediaCatalog.open(status_dir) as media_catalog, \
+            FileCatalog.open(status_dir) as file_catalog:
+        yield Tree(inventory, media_catalog, file_catalog)
+
+
+def walk(tree: Tree, *names: str):
+    node = tree.node(ROOT_INODE)
+    for name in names:
+        node = tree.lookup(node.inode, name.encode())
+    return node
+
+
+def names(tree: Tree, node, after: int = 0) -> list[bytes]:
+    return [child.name for child, _ in tree.readdir(node.inode, after)]
+
+
+def test_root_holds_the_status_file_and_three_views(tree):
+    assert names(tree, tree.node(ROOT_INODE)) == [b".status", b"pools", b"snapshots", b"media"]
+
+
+def test_pxar_tree_matches_the_source_entry_by_entry(tree, tape_archive):
+    store, *path = ["store", *tape_archive.tree_snapshot.split("/")]
+    root = walk(tree, "snapshots", store, *path, "root.pxar")
+    found = {}
+
+    def visit(node, prefix):
+        for child, _ in tree.readdir(node.inode):
+            relative = prefix + child.name.decode()
+            found[relative] = child
+            if child.is_dir:
+                visit(child, relative + "/")
+
+    visit(root, "")
+    expected = listing(tape_archive.tree)
+    assert sorted(found) == sorted(expected)
+    for relative, (kind, mode, size, mtime, target, uid, gid) in expected.items():
+        node = found[relative]
+        assert (node.mode & 0o170000, node.mode & 0o7777, node.mtime_ns // 10**9) == (kind, mode, mtime), relative
+        if size:
+            assert node.size == size, relative
+        if target is not None:
+            assert node.target == target.encode(), relative
+
+
+def test_readdir_resumes_at_any_offset(tree, tape_archive):
+    store, *path = ["store", *tape_archive.tree_snapshot.split("/")]
+    directory = walk(tree, "snapshots", store, *path, "root.pxar", "email")
+    listed = list(tree.readdir(directory.inode))
+    assert len(listed) > 10
+    middle = listed[len(listed) // 2][1]
+    assert [child.name for child, _ in tree.readdir(directory.inode, middle)] == \
+        [child.name for child, _ in listed[len(listed) // 2 + 1:]]
+    offsets = [offset for _, offset in listed]
+    assert offsets == sorted(set(offsets)) and offsets[0] > 0
+
+
+def test_hardlinks_share_an_inode_and_symlinks_keep_their_target(tree, tape_archive):
+    extras = walk(tree, "snapshots", "store", *tape_archive.tree_snapshot.split("/"), "root.pxar", "tapefs-extras")
+    original = tree.lookup(extras.inode, b"original.txt")
+    hardlink = tree.lookup(extras.inode, b"hardlink.txt")
+    assert original.inode == hardlink.inode and original.nlink == 2
+    assert tree.lookup(extras.inode, b"symlink.txt").target == b"original.txt"
+    assert tree.node(original.inode).size == len("linked twice\n")
+
+
+def test_missing_names_and_lookups_below_files_fail_with_their_errno(tree, tape_archive):
+    with pytest.raises(NodeNotFound):
+        walk(tree, "snapshots", "no-such-store")
+    index = walk(tree, "snapshots", "store", *tape_archive.image_snapshot.split("/"), "index.json")
+    with pytest.raises(NotADirectory):
+        tree.lookup(index.inode, b"x")
+    assert json.loads(tree.open(index.inode)[1].read(0, 1 << 20))["backup-type"] == "vm"
+    image = walk(tree, "snapshots", "store", *tape_archive.image_snapshot.split("/"), "disk.img")
+    with pytest.raises(TreeError, match="no drives"):
+        tree.open(image.inode)
+
+
+def test_media_view_has_each_tape_with_its_label_and_content(tree, tape_archive):
+    media = walk(tree, "media")
+    assert set(tape_archive.tapes) <= {name.decode() for name in names(tree, media)}
+    tape = walk(tree, "media", tape_archive.tapes[0])
+    label = json.loads(tree.open(tree.lookup(tape.inode, b"label.json").inode)[1].read(0, 1 << 20))
+    assert label["media-set"]["uuid"] == tape_archive.media_set
+    assert tree.getxattr(tape.inode, b"user.tapefs.location").decode() == "online-lib"
+
+
+async def test_operations_map_tree_errors_to_errno(tree, tape_archive):
+    operations = Operations(tree)
+    with pytest.raises(pyfuse3.FUSEError) as failure:
+        await operations.lookup(ROOT_INODE, b"nothing-here")
+    assert failure.value.errno == errno.ENOENT
+    status = await operations.lookup(ROOT_INODE, b".status")
+    with pytest.raises(pyfuse3.FUSEError) as failure:
+        await operations.open(status.st_ino, os.O_WRONLY, None)
+    assert failure.value.errno == errno.EROFS
+    with pytest.raises(pyfuse3.FUSEError) as failure:
+        await operations.getxattr(status.st_ino, b"user.nothing", None)
+    assert failure.value.errno == pyfuse3.ENOATTR
+    info = await operations.open(status.st_ino, os.O_RDONLY, None)
+    assert info.direct_io
+    assert json.loads(await operations.read(info.fh, 0, 1 << 20)) == {}
+    await operations.release(info.fh)
+    pools = await operations.lookup(ROOT_INODE, b"pools")
+    with pytest.raises(pyfuse3.FUSEError) as failure:
+        await operations.open(pools.st_ino, os.O_RDONLY, None)
+    assert failure.value.errno == errno.EISDIR
