@@ -18,7 +18,7 @@ from construct import Bytes, Int64ul, Struct
 
 from tapefs.tapeformat import magic
 from tapefs.tapeformat.archive_part import ArchivePart, ChunkLocation
-from tapefs.tapeformat.block import BLOCK_SIZE, PAYLOAD_SIZE, BlockedWriter, blocks_for_stream, open_at_block
+from tapefs.tapeformat.block import BLOCK_SIZE, PAYLOAD_SIZE, BlockedReader, BlockedWriter, blocks_for_stream, open_at_block
 from tapefs.tapeformat.block_device import BlockDevice
 from tapefs.tapeformat.content_header import pretty_json, write_content_start
 from tapefs.tapeformat.errors import (
@@ -227,3 +227,46 @@ def read_chunk_at(device: BlockDevice, file_number: int, first_block: int, locat
         raise TruncatedData(f"chunk {entry.digest.hex()} cut short", file_number, reader.block_index)
     return blob
 
+
+
+#: Between two wanted chunks of a run, up to this many stream bytes are read and passed over
+#: rather than located past: a drive streams through a few MiB faster than it repositions.
+RUN_MAX_GAP = 16 * 1024**2
+
+
+def read_chunk_run(device: BlockDevice, file_number: int, first_block: int,
+                   locations: list[ChunkLocation]) -> Iterator[tuple[ChunkLocation, bytes | TapeFormatError, int]]:
+    """The blobs of several chunks of one archive in stream order, after one LOCATE: the bytes
+    between them are read and passed over unless the gap exceeds RUN_MAX_GAP. Yields (location,
+    blob or the TapeFormatError that chunk met, stream bytes read for it); after an error the
+    next chunk gets a LOCATE of its own, so one damaged block costs only the chunks it holds."""
+    reader: BlockedReader | None = None
+    for location in sorted(locations, key=lambda item: item.offset):
+        passed = 0
+        try:
+            if reader is None or not 0 <= location.offset - reader.offset <= RUN_MAX_GAP:
+                reader = open_at_block(device, file_number, first_block, location.block_index)
+            passed = location.offset - reader.offset
+            if reader.skip(passed) != passed:
+                raise TruncatedData("stream ends before the chunk entry", file_number, reader.block_index)
+            blob = _read_entry(reader, location, file_number)
+        except TapeFormatError as error:
+            reader = None
+            yield location, error, passed
+            continue
+        yield location, blob, passed + ENTRY_HEADER_SIZE + len(blob)
+
+
+def _read_entry(reader: BlockedReader, location: ChunkLocation, file_number: int) -> bytes:
+    raw = reader.read(ENTRY_HEADER_SIZE)
+    if len(raw) != ENTRY_HEADER_SIZE:
+        raise TruncatedData("stream ends inside a chunk entry header", file_number, location.block_index)
+    entry = ENTRY_HEADER.parse(raw)
+    _check_entry(entry, file_number, location.block_index)
+    if entry.digest != location.digest:
+        raise TapeFormatError(f"entry holds chunk {entry.digest.hex()}, catalog says {location.digest.hex()}",
+                              file_number, location.block_index)
+    blob = reader.read(entry.size)
+    if len(blob) != entry.size:
+        raise TruncatedData(f"chunk {entry.digest.hex()} cut short", file_number, reader.block_index)
+    return blob

@@ -1,0 +1,566 @@
+"""The read planner behind `tapefs mount`: turns chunk reads into tape loads and LOCATEs.
+
+Callers ask for chunks by digest (`fetch`, blocking, from any number of threads). Chunks in the
+chunk cache are answered at once; the others become jobs queued per tape, found through the
+media catalog (tape, file number, offset) and the inventory (label text, location). One worker
+thread per drive, each with its own DriveSession, takes a tape: the one already in its drive if
+it has work, else the tape whose oldest urgent request waits longest, never one another worker is
+serving or holds. It reads that tape's jobs in (file number, offset) order, the chunks of one
+archive as one run after a single LOCATE, checks every chunk (CRC; SHA-256 = digest, the chunks
+being unencrypted), fills the cache and answers every caller waiting for it. Readahead jobs ride
+along at low priority: they fill the cache and nobody waits for them.
+
+A tape that is not in the library is asked for once ("insert tape X"), shown in `stats`, and
+tried again every RETRY_INTERVAL seconds until `read_timeout`; then its requests fail with
+MediaUnavailable, while the other drives go on serving other tapes.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tapefs.catalog.media_catalog import ChunkPlace, MediaCatalog
+from tapefs.datastore.blob import blob_kind, decode_blob
+from tapefs.datastore.errors import DatastoreError
+from tapefs.jobs.drive_session import DriveSession, DriveSetup
+from tapefs.jobs.errors import MediaOffline
+from tapefs.keys.errors import TapeKeyError
+from tapefs.keys.media_set_key import drive_key_for_reading
+from tapefs.media.inventory import Inventory
+from tapefs.mount.chunk_cache import ChunkCache
+from tapefs.mount.errors import ChunkDamaged, ChunkNotOnTape, KeyUnavailable, MediaUnavailable, MountReadError
+from tapefs.tapeformat.block_device import BlockDevice
+from tapefs.tapeformat.chunk_archive import ENTRY_HEADER_SIZE, ChunkArchiveReader, read_chunk_run
+from tapefs.tapeformat.errors import TapeFormatError
+from tapefs.tapeformat.labels import TapeLabels, read_labels
+from tapefs.tapeformat.magic import CHUNK_ARCHIVE_1_1
+from tapefs.tapeformat.tape_file import TapeFile, open_tape_file
+
+log = logging.getLogger(__name__)
+
+#: Seconds between two attempts to load a tape that is not in the library.
+RETRY_INTERVAL = 1.5
+#: Chunks read from tape and waiting for their check: bounds memory while the drive reads on.
+CHECKS_IN_FLIGHT = 4
+#: Workers still busy this long after `close` are left behind (daemon threads).
+JOIN_TIMEOUT = 10.0
+
+#: `events(kind, details)`: "insert-tape" {tape, location}, "tape-loaded" {tape, drive},
+#: "media-unavailable" {tape, location}, "chunk-damaged" {tape, file, offset, digest, error}.
+EventCallback = Callable[[str, dict], None]
+
+_Key = tuple[str, str, bytes]  # (media set, store, digest)
+
+
+@dataclass(eq=False)
+class _ChunkJob:
+    key: _Key
+    place: ChunkPlace
+    label_text: str
+    #: Someone waits for it (False: readahead only).
+    urgent: bool
+    queued: float = field(default_factory=time.monotonic)
+    future: Future = field(default_factory=Future)
+
+    @property
+    def digest(self) -> bytes:
+        return self.key[2]
+
+    @property
+    def where(self) -> str:
+        offset = "unknown" if self.place.offset is None else self.place.offset
+        return f"tape {self.label_text} file {self.place.file_number} offset {offset}"
+
+
+@dataclass(eq=False)
+class _Worker:
+    setup: DriveSetup
+    session: DriveSession
+    thread: threading.Thread | None = None
+    #: Media UUID of the tape in the drive, labels checked and key given; None when unknown.
+    media: str | None = None
+    #: Media UUID of the tape this worker has taken, loaded or not.
+    serving: str | None = None
+    state: str = "idle"
+    drive_key_set: bool = False
+    #: (label text, location, wall-clock start) while asking for a tape that is not there.
+    waiting: tuple[str, str, float] | None = None
+    tapes_loaded: list[str] = field(default_factory=list)
+
+
+class ReadPlanner:
+    """Fetches chunks of media sets from tape through `drives`, into and out of `cache`.
+
+    `status_dir` is the tape status directory holding the inventory and the media catalog
+    (default: the configured one); both are only read."""
+
+    def __init__(self, drives: list[DriveSetup], cache: ChunkCache, read_timeout: float = 300,
+                 status_dir: str | Path | None = None, events: EventCallback | None = None):
+        if not drives:
+            raise ValueError("the read planner needs at least one drive")
+        self.cache = cache
+        self.read_timeout = read_timeout
+        self.status_dir = status_dir
+        self._events = events
+        self._cond = threading.Condition()
+        self._closed = threading.Event()
+        self._started = False
+        self._workers = [_Worker(setup, DriveSession(setup)) for setup in drives]
+        #: media UUID → jobs not yet taken by a worker.
+        self._queues: dict[str, dict[_Key, _ChunkJob]] = {}
+        #: every job not answered yet, queued or being read.
+        self._jobs: dict[_Key, _ChunkJob] = {}
+        self._labels: dict[str, str] = {}
+        # Two workers moving tapes through one changer at once could both pick the same slot state.
+        self._changer_lock = threading.Lock()
+        self._checks = ThreadPoolExecutor(CHECKS_IN_FLIGHT, thread_name_prefix="chunk-check")
+        self._check_slots = threading.Semaphore(CHECKS_IN_FLIGHT)
+        self._counters = {"loads": 0, "cache_hits": 0, "cache_misses": 0, "chunks_from_tape": 0,
+                          "bytes_from_tape": 0, "bytes_delivered": 0, "damaged": 0, "unavailable": 0}
+        self._reading_seconds = 0.0
+        self._catalog: MediaCatalog | None = None
+        self._inventory: Inventory | None = None
+
+    # -- life cycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._started:
+            raise RuntimeError("read planner already started")
+        self._started = True
+        self._catalog = MediaCatalog.open(self.status_dir)
+        self._inventory = Inventory.open(self.status_dir)
+        for worker in self._workers:
+            worker.thread = threading.Thread(target=self._run, args=(worker,), daemon=True,
+                                             name=f"tape-read-{worker.setup.name}")
+            worker.thread.start()
+
+    def close(self) -> None:
+        """Fail every request not answered yet and stop the workers (waits for one that is in the
+        middle of a tape operation to finish it)."""
+        with self._cond:
+            if self._closed.is_set():
+                return
+            self._closed.set()
+            pending = list(self._jobs.values())
+            self._jobs.clear()
+            self._queues.clear()
+            self._cond.notify_all()
+        for job in pending:
+            _settle(job.future, error=MountReadError(f"{job.where}: the tape reader was closed"))
+        for worker in self._workers:
+            if worker.thread is not None:
+                worker.thread.join(JOIN_TIMEOUT)
+                if worker.thread.is_alive():
+                    log.warning("drive %s still busy after close", worker.setup.name)
+        self._checks.shutdown(wait=True, cancel_futures=True)
+        for database in (self._catalog, self._inventory):
+            if database is not None:
+                database.close()
+
+    def __enter__(self) -> "ReadPlanner":
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    # -- requests ----------------------------------------------------------------------------
+
+    def fetch(self, set_uuid: str, store: str, digests: list[bytes],
+              readahead: Iterable[bytes] = ()) -> dict[bytes, bytes]:
+        """Decoded data of `digests` (blocking); `readahead` digests are queued, not waited for.
+        Raises a MountReadError for the first digest that cannot be read."""
+        if not self._started or self._closed.is_set():
+            raise MountReadError("the tape reader is not running")
+        results: dict[bytes, bytes] = {}
+        wanted = list(dict.fromkeys(digests))
+        jobs: dict[bytes, _ChunkJob] = {}
+        while wanted:
+            missing = []
+            for digest in wanted:
+                data = self.cache.get(digest)
+                if data is None:
+                    missing.append(digest)
+                else:
+                    results[digest] = data
+            self._count(cache_hits=len(wanted) - len(missing), cache_misses=len(missing))
+            attached, wanted = self._submit(set_uuid, store, missing, urgent=True)
+            jobs.update(attached)
+        ahead = [d for d in dict.fromkeys(readahead) if d not in results and d not in jobs]
+        if ahead:
+            self._submit(set_uuid, store, ahead, urgent=False)
+        for digest, job in jobs.items():
+            results[digest] = job.future.result()
+        self._count(bytes_delivered=sum(len(data) for data in results.values()))
+        return results
+
+    def _submit(self, set_uuid: str, store: str, digests: list[bytes],
+                urgent: bool) -> tuple[dict[bytes, _ChunkJob], list[bytes]]:
+        """Jobs for `digests`, joining those already queued; also the digests that reached the
+        cache meanwhile (read them from there). Readahead digests not on tape are left out."""
+        attached: dict[bytes, _ChunkJob] = {}
+        need = []
+        with self._cond:
+            for digest in digests:
+                job = self._jobs.get((set_uuid, store, digest))
+                if job is None:
+                    need.append(digest)
+                    continue
+                job.urgent = job.urgent or urgent
+                attached[digest] = job
+        if not urgent:
+            need = [digest for digest in need if digest not in self.cache]
+        if not need:
+            return attached, []
+        places = self._catalog.chunk_places(set_uuid, store, need)
+        unknown = [digest for digest in need if digest not in places]
+        if unknown and urgent:
+            raise ChunkNotOnTape(f"chunk {unknown[0].hex()} of store {store} is not on media set {set_uuid} "
+                                 "according to the catalog")
+        labels = {media: self._label_text(media) for media in {place.media_uuid for place in places.values()}}
+        in_cache = []
+        with self._cond:
+            for digest, place in places.items():
+                key = (set_uuid, store, digest)
+                job = self._jobs.get(key)
+                if job is None and digest in self.cache:
+                    # A job finished between our cache look-up and now: it is in the cache.
+                    in_cache.append(digest)
+                    continue
+                if job is None:
+                    job = _ChunkJob(key, place, labels[place.media_uuid], urgent)
+                    self._jobs[key] = job
+                    self._queues.setdefault(place.media_uuid, {})[key] = job
+                job.urgent = job.urgent or urgent
+                attached[digest] = job
+            self._cond.notify_all()
+        return attached, (in_cache if urgent else [])
+
+    def chunk_reader(self, set_uuid: str, store: str) -> "TapeChunkReader":
+        return TapeChunkReader(self, set_uuid, store)
+
+    # -- status ------------------------------------------------------------------------------
+
+    def stats(self) -> dict:
+        with self._cond:
+            counters = dict(self._counters)
+            queued = sum(len(queue) for queue in self._queues.values())
+            urgent = sum(1 for job in self._jobs.values() if job.urgent)
+            drives = [{"drive": w.setup.name, "tape": self._labels.get(w.media) if w.media else None,
+                       "serving": self._labels.get(w.serving) if w.serving else None, "state": w.state,
+                       "tapes_loaded": list(w.tapes_loaded)} for w in self._workers]
+            waiting = [{"tape": w.waiting[0], "location": w.waiting[1], "since": w.waiting[2],
+                        "drive": w.setup.name} for w in self._workers if w.waiting]
+            seconds = self._reading_seconds
+        rate = counters["bytes_from_tape"] / seconds / 1e6 if seconds > 0 else 0.0
+        return {**counters, "queued": queued, "pending": len(self._jobs), "pending_urgent": urgent,
+                "reading_seconds": round(seconds, 3), "mb_per_s": round(rate, 1), "drives": drives,
+                "waiting_for": waiting, "cache": self.cache.stats()}
+
+    def _count(self, **amounts: int) -> None:
+        with self._cond:
+            for name, amount in amounts.items():
+                self._counters[name] += amount
+
+    def _emit(self, kind: str, **details) -> None:
+        if self._events is not None:
+            try:
+                self._events(kind, details)
+            except Exception:
+                log.exception("event callback failed for %s", kind)
+
+    def _label_text(self, media_uuid: str) -> str:
+        label = self._labels.get(media_uuid)
+        if label is None:
+            entry = self._inventory.lookup(media_uuid)
+            label = entry.id.label_text if entry is not None else media_uuid
+            self._labels[media_uuid] = label
+        return label
+
+    def _location(self, media_uuid: str) -> str:
+        entry = self._inventory.lookup(media_uuid)
+        return str(entry.location) if entry is not None and entry.location is not None else "offline"
+
+    # -- workers -----------------------------------------------------------------------------
+
+    def _next_tape(self, worker: _Worker) -> str | None:
+        """The tape `worker` serves next (called with the lock held)."""
+        others = {w.serving for w in self._workers if w is not worker} | \
+                 {w.media for w in self._workers if w is not worker}
+        # Tapes someone waits for first; among them the one in the drive, then the longest waiting.
+        candidates = [(not any(job.urgent for job in queue.values()), media != worker.media,
+                       min(job.queued for job in queue.values()), media)
+                      for media, queue in self._queues.items() if queue and media not in others]
+        return min(candidates)[3] if candidates else None
+
+    def _urgent_elsewhere(self, worker: _Worker) -> bool:
+        taken = {w.serving for w in self._workers}
+        return any(job.urgent for media, queue in self._queues.items() if media not in taken
+                   for job in queue.values())
+
+    def _run(self, worker: _Worker) -> None:
+        try:
+            while not self._closed.is_set():
+                with self._cond:
+                    media = self._next_tape(worker)
+                    while media is None and not self._closed.is_set():
+                        worker.state = "idle"
+                        self._cond.wait()
+                        media = self._next_tape(worker)
+                    if media is None:
+                        return
+                    worker.serving = media
+                try:
+                    self._serve(worker, media)
+                except Exception as error:  # a drive or changer failure: fail this tape's reads, go on
+                    label = self._labels.get(media, media)
+                    log.exception("drive %s, tape %s", worker.setup.name, label)
+                    self._fail_tape(media, lambda job: MountReadError(f"{job.where}: {error}"))
+                    worker.media = None
+                    worker.session.close()
+                    worker.session.label_text = None
+                finally:
+                    with self._cond:
+                        worker.serving = None
+                        worker.waiting = None
+                        self._cond.notify_all()
+        finally:
+            worker.state = "stopped"
+            worker.session.close()
+
+    def _serve(self, worker: _Worker, media: str) -> None:
+        device = self._load(worker, media)
+        if device is None:
+            return
+        while not self._closed.is_set():
+            with self._cond:
+                queue = self._queues.get(media)
+                if not queue or (not any(job.urgent for job in queue.values()) and self._urgent_elsewhere(worker)):
+                    return  # only readahead left here: a tape someone waits for goes first
+                del self._queues[media]
+                worker.state = "reading"
+            started = time.monotonic()
+            self._read_jobs(device, list(queue.values()))
+            with self._cond:
+                self._reading_seconds += time.monotonic() - started
+
+    def _fail_tape(self, media: str, error_for: Callable[[_ChunkJob], MountReadError]) -> None:
+        with self._cond:
+            queue = self._queues.pop(media, {})
+        for job in queue.values():
+            self._finish(job, error=error_for(job))
+
+    def _load(self, worker: _Worker, media: str) -> BlockDevice | None:
+        """The tape in the worker's drive with its labels checked; None when its jobs were
+        failed instead (not in the library before the timeout, wrong tape, no key)."""
+        if worker.media == media and worker.session.device is not None:
+            return worker.session.device
+        worker.media = None  # whatever the drive holds is about to change
+        label = self._labels.get(media, media)
+        waiting_since = None
+        location = None
+        while True:
+            if self._closed.is_set():
+                return None
+            worker.state = f"loading {label}"
+            try:
+                with self._changer_lock:
+                    device = worker.session.load(label)
+                labels = read_labels(device)
+                break
+            except MediaOffline:
+                worker.media = None
+                worker.session.label_text = None
+            now = time.monotonic()
+            if waiting_since is None:
+                waiting_since = now
+                location = self._location(media)
+                worker.waiting = (label, location, time.time())
+                worker.state = f"waiting for {label}"
+                log.warning("insert tape %s (location %s) into the library: reads wait for it up to %gs",
+                            label, location, self.read_timeout)
+                self._emit("insert-tape", tape=label, location=location)
+            with self._cond:
+                wanted = bool(self._queues.get(media))
+            if not wanted:
+                return None
+            if now - waiting_since >= self.read_timeout:
+                log.error("tape %s (location %s) not inserted within %gs: its reads fail", label, location,
+                          self.read_timeout)
+                self._emit("media-unavailable", tape=label, location=location)
+                self._fail_tape(media, lambda job: MediaUnavailable(
+                    f"{job.where}: tape {label} is not in the library (location {location}); "
+                    f"not inserted within {self.read_timeout:g}s"))
+                return None
+            self._closed.wait(min(RETRY_INTERVAL, self.read_timeout - (now - waiting_since)))
+        worker.waiting = None
+        worker.tapes_loaded.append(label)
+        self._count(loads=1)
+        self._emit("tape-loaded", tape=label, drive=worker.setup.name)
+        log.info("drive %s: tape %s loaded for reading", worker.setup.name, label)
+        found = str(labels.media.uuid) if labels.media is not None else "an unlabelled tape"
+        if found != media:
+            worker.session.label_text = None
+            self._fail_tape(media, lambda job: MountReadError(
+                f"{job.where}: the tape in the slot of {label} is {found}, the catalog names media {media}"))
+            return None
+        error = self._give_drive_key(worker, device, labels)
+        if error is not None:
+            self._fail_tape(media, lambda job: KeyUnavailable(f"{job.where}: {error}"))
+            return None
+        worker.media = media
+        return device
+
+    def _give_drive_key(self, worker: _Worker, device, labels: TapeLabels) -> str | None:
+        """Give the drive the set's key when the set label names one; an error text if unknown."""
+        fingerprint = labels.media_set.encryption_key_fingerprint if labels.media_set else None
+        if fingerprint is None:
+            if worker.drive_key_set:
+                device.drive.clear_encryption_key()
+                worker.drive_key_set = False
+            return None
+        try:
+            key = drive_key_for_reading(fingerprint, str(labels.media_set.uuid))
+        except TapeKeyError as error:
+            log.error("tape %s: %s", labels.media.label_text, error)
+            return f"media set encrypted with tape key {fingerprint}, which is not known here: {error}"
+        device.drive.set_encryption_key(key)
+        worker.drive_key_set = True
+        return None
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def _read_jobs(self, device: BlockDevice, jobs: list[_ChunkJob]) -> None:
+        """One tape's jobs in tape order: per archive, one run after one LOCATE."""
+        by_file: dict[int, list[_ChunkJob]] = {}
+        for job in jobs:
+            by_file.setdefault(job.place.file_number, []).append(job)
+        for file_number in sorted(by_file):
+            if self._closed.is_set():
+                return
+            located = [job for job in by_file[file_number]
+                       if job.place.offset is not None and job.place.first_block is not None]
+            unlocated = [job for job in by_file[file_number] if job not in located]
+            if located:
+                self._read_run(device, file_number, located)
+            if unlocated:
+                self._scan_archive(device, file_number, unlocated)
+
+    def _read_run(self, device: BlockDevice, file_number: int, jobs: list[_ChunkJob]) -> None:
+        by_offset = {job.place.offset: job for job in jobs}
+        first_block = jobs[0].place.first_block
+        for location, blob, passed in read_chunk_run(device, file_number, first_block,
+                                                     [job.place.location() for job in jobs]):
+            self._count(bytes_from_tape=passed)
+            job = by_offset[location.offset]
+            if isinstance(blob, TapeFormatError):
+                self._damaged(job, str(blob))
+            else:
+                self._check_later(job, blob)
+            if self._closed.is_set():
+                return
+
+    def _scan_archive(self, device: BlockDevice, file_number: int, jobs: list[_ChunkJob]) -> None:
+        """Chunks whose offset the catalog lacks (imported from a .log): read their archive from
+        its start until all of them passed by."""
+        wanted = {job.digest: job for job in jobs}
+        label = jobs[0].label_text
+        try:
+            device.locate_file(file_number)
+            tape_file = open_tape_file(device)
+            if not isinstance(tape_file, TapeFile) or tape_file.header.content_magic != CHUNK_ARCHIVE_1_1:
+                raise TapeFormatError("no chunk archive here, although the catalog names one", file_number)
+            archive = ChunkArchiveReader(tape_file)
+            for digest, blob in archive:
+                self._count(bytes_from_tape=ENTRY_HEADER_SIZE + len(blob))
+                job = wanted.pop(digest, None)
+                if job is not None:
+                    self._check_later(job, blob)
+                if not wanted or self._closed.is_set():
+                    return
+        except TapeFormatError as error:
+            for job in wanted.values():
+                self._damaged(job, str(error))
+            return
+        for job in wanted.values():
+            self._finish(job, error=ChunkNotOnTape(
+                f"tape {label} file {file_number}: chunk {job.digest.hex()} is not in the archive the catalog "
+                "names"))
+
+    def _check_later(self, job: _ChunkJob, blob: bytes) -> None:
+        """Check and decode on another thread while the drive reads on (hashing and zstd release
+        the GIL)."""
+        self._check_slots.acquire()
+        try:
+            self._checks.submit(self._check, job, blob)
+        except RuntimeError:  # shut down by close
+            self._check_slots.release()
+
+    def _check(self, job: _ChunkJob, blob: bytes) -> None:
+        try:
+            kind = blob_kind(blob)
+            if kind is not None and kind.encrypted:
+                self._finish(job, error=KeyUnavailable(
+                    f"{job.where}: chunk {job.digest.hex()} is encrypted with a datastore encryption key, "
+                    "which the mount does not have"))
+                return
+            try:
+                data = decode_blob(blob, source=job.where)
+            except DatastoreError as error:
+                self._damaged(job, str(error))
+                return
+            if hashlib.sha256(data).digest() != job.digest:
+                self._damaged(job, "the chunk does not match its digest")
+                return
+            self._count(chunks_from_tape=1)
+            self._finish(job, data=data)
+        finally:
+            self._check_slots.release()
+
+    def _damaged(self, job: _ChunkJob, reason: str) -> None:
+        log.error("%s: chunk %s damaged: %s", job.where, job.digest.hex(), reason)
+        self._count(damaged=1)
+        self._emit("chunk-damaged", tape=job.label_text, file=job.place.file_number, offset=job.place.offset,
+                   digest=job.digest.hex(), error=reason)
+        self._finish(job, error=ChunkDamaged(f"{job.where}: chunk {job.digest.hex()} damaged: {reason}"))
+
+    def _finish(self, job: _ChunkJob, data: bytes | None = None, error: MountReadError | None = None) -> None:
+        if data is not None:
+            self.cache.put(job.digest, data)  # before the job goes: a new fetch then finds the data
+        with self._cond:
+            if self._jobs.get(job.key) is job:
+                del self._jobs[job.key]
+        _settle(job.future, data, error)
+
+
+def _settle(future: Future, data: bytes | None = None, error: Exception | None = None) -> None:
+    try:
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(data)
+    except InvalidStateError:  # close() answered it first
+        pass
+
+
+class TapeChunkReader:
+    """`read_chunk` over one store of one media set, through the planner (for tools that read
+    indexes and pxar archives from tape, like the datastore's ChunkReader)."""
+
+    def __init__(self, planner: ReadPlanner, set_uuid: str, store: str):
+        self.planner = planner
+        self.set_uuid = set_uuid
+        self.store = store
+
+    def read_chunk(self, digest: bytes, expected_size: int | None = None) -> bytes:
+        data = self.planner.fetch(self.set_uuid, self.store, [digest])[digest]
+        if expected_size is not None and len(data) != expected_size:
+            raise ChunkDamaged(f"chunk {digest.hex()} of store {self.store} has {len(data)} bytes, "
+                               f"the index expects {expected_size}")
+        return data

@@ -1,0 +1,85 @@
+"""One index-described stream (an image's `.fidx` or a pxar's `.didx`) whose chunks lie on tape,
+as a pxar Source (`size`, `read_at`): byte ranges map to chunk indexes, digests and the planner.
+
+A read that starts where the previous one ended is sequential: the chunks up to READAHEAD_BYTES
+past it are handed to the planner as readahead, so the drive keeps streaming while a `cp`
+consumes what is already in the cache.
+"""
+from __future__ import annotations
+
+import threading
+
+from tapefs.datastore.dynamic_index import DynamicIndex
+from tapefs.datastore.fixed_index import FixedIndex
+from tapefs.mount.read_planner import ReadPlanner
+
+READAHEAD_BYTES = 32 * 1024 * 1024
+
+
+class TapeStream:
+    def __init__(self, planner: ReadPlanner, set_uuid: str, store: str, index: DynamicIndex | FixedIndex,
+                 name: str):
+        self.planner = planner
+        self.set_uuid = set_uuid
+        self.store = store
+        self.index = index
+        self.name = name
+        self.size = index.size
+        self._lock = threading.Lock()
+        self._next_offset = 0
+        #: Chunks up to this index were already handed out as readahead.
+        self._readahead_until = -1
+        #: The chunk read last, kept because a reader takes it in many small pieces.
+        self._last: tuple[int, bytes] | None = None
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        """Up to `length` bytes at `offset`; fewer only at the end of the stream."""
+        if offset < 0 or length < 0:
+            raise ValueError(f"{self.name}: negative offset or length")
+        end = min(offset + length, self.size)
+        if offset >= end:
+            return b""
+        first, last = self.index.find_chunk(offset), self.index.find_chunk(end - 1)
+        chunks = self._chunks(first, last, sequential=self._advance(offset, end))
+        parts = []
+        for i in range(first, last + 1):
+            start, stop = self.index.chunk_range(i)
+            parts.append(chunks[i][max(offset, start) - start:min(end, stop) - start])
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def _advance(self, offset: int, end: int) -> bool:
+        with self._lock:
+            sequential = offset == self._next_offset
+            self._next_offset = end
+        return sequential
+
+    def _chunks(self, first: int, last: int, sequential: bool) -> dict[int, bytes]:
+        found: dict[int, bytes] = {}
+        last_read = self._last
+        if last_read is not None and first <= last_read[0] <= last:
+            found[last_read[0]] = last_read[1]
+        wanted = [i for i in range(first, last + 1) if i not in found]
+        if not sequential:
+            with self._lock:  # a seek: readahead starts afresh after the next sequential read
+                self._readahead_until = last
+        readahead = self._readahead(last) if sequential else []
+        if wanted or readahead:
+            digests = self.index.digests
+            data = self.planner.fetch(self.set_uuid, self.store, [digests[i] for i in wanted],
+                                      [digests[i] for i in readahead])
+            for i in wanted:
+                found[i] = data[digests[i]]
+        self._last = (last, found[last])
+        return found
+
+    def _readahead(self, last: int) -> list[int]:
+        """Chunk indexes after `last`, up to READAHEAD_BYTES, not handed out before."""
+        limit = self.index.chunk_range(last)[1] + READAHEAD_BYTES
+        ahead = []
+        i = max(last + 1, self._readahead_until + 1)
+        while i < self.index.chunk_count and self.index.chunk_range(i)[0] < limit:
+            ahead.append(i)
+            i += 1
+        with self._lock:
+            self._readahead_until = max(self._readahead_until, i - 1)
+        return ahead
