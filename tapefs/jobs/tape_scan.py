@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 
 from tapefs.datastore.blob import inspect_blob
 from tapefs.datastore.errors import DatastoreError
-from tapefs.jobs.progress import ProgressMeter
+from tapefs.jobs.drive_session import DriveSession
+from tapefs.jobs.progress import ProgressCallback, ProgressMeter
 from tapefs.scsi.errors import ScsiError
 from tapefs.tapeformat import magic
 from tapefs.tapeformat.archive_part import ArchivePart, ChunkLocation
@@ -230,3 +231,18 @@ def _read_chunks(tape_file: TapeFile, report: TapeFileReport, meter: ProgressMet
         log.info("tape file %d: last chunk cut short at early warning (PBS writes it again)", report.file_number)
     if bad:
         report.error = f"{len(bad)} damaged chunks, first {bad[0]}"
+
+
+def scan_tape(session: DriveSession, label_text: str | None = None, progress: ProgressCallback | None = None
+              ) -> list[TapeFileReport]:
+    """Every file of tape `label_text` (loaded through the changer) or of the tape in the drive,
+    from the beginning; the tape need not carry labels."""
+    device = session.load(label_text) if label_text is not None else session.open_device()
+    device.rewind()
+    meter = ProgressMeter("scan", progress)
+    meter.emit("tape-loaded", label_text or session.setup.name)
+    reports = []
+    for report in read_tape_files(device, meter):
+        reports.append(report)
+        meter.emit("file-done", str(report.file_number))
+    return reports
