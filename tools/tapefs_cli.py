@@ -6,6 +6,8 @@ import sys
 
 import click
 
+from tools.tapefs_backup_job import backup_job
+from tools.tapefs_catalog import COMMANDS as CATALOG_COMMANDS
 from tools.tapefs_datastore import datastore
 from tools.tapefs_keys import key
 from tools.tapefs_mount import mount, umount
@@ -44,7 +46,10 @@ def main(verbose: bool) -> None:
 
 main.add_command(datastore)
 main.add_command(key)
+for command in CATALOG_COMMANDS:
+    main.add_command(command)
 main.add_command(backup); main.add_command(restore)
+main.add_command(backup_job)
 main.add_command(mount); main.add_command(umount)
 for command in TAPE_ADMIN_COMMANDS:
     main.add_command(command)

@@ -6,7 +6,8 @@
   ``LIBDIR/changer``); it is not opened here.
 * ``media-pool.cfg``: ``pool: NAME`` (``allocation``, ``retention``, ``template``, ``encrypt``,
   ``comment``).
-* ``tape-job.cfg``: ``backup: ID`` tape backup jobs.
+* ``tape-job.cfg``: ``backup: ID`` tape backup jobs; ``group-filter`` is an array property,
+  one line per filter as PBS writes it.
 
 Loading checks every section and property and reports the first problem as
 ``FILE:LINE: <what> 'NAME': property 'KEY': <why>``, so a typo names its place. Saving checks
@@ -46,7 +47,7 @@ CONFIG_LOCK_TIMEOUT = 10.0
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 _MAX_NAMESPACE_DEPTH = 7
-_GROUP_FILTER = re.compile(r"(exclude:)?(type:(vm|ct|host)|group:(vm|ct|host)/[A-Za-z0-9_][A-Za-z0-9._\-]*|regex:.+)")
+_GROUP_FILTER = re.compile(r"(include:|exclude:)?(type:(vm|ct|host)|group:(vm|ct|host)/[A-Za-z0-9_][A-Za-z0-9._\-]*|regex:.+)")
 NOTIFICATION_MODES = ("legacy-sendmail", "notification-system")
 
 
@@ -55,10 +56,12 @@ class TapeConfigError(SectionConfigError):
 
 
 class _PropertyError(ValueError):
-    """A bad value, before we know which file and line it came from."""
+    """A bad value, before we know which file and line it came from (``index``: which item of an
+    array property)."""
 
-    def __init__(self, key: str | None, message: str):
+    def __init__(self, key: str | None, message: str, index: int = 0):
         self.key = key
+        self.index = index
         super().__init__(message)
 
 
@@ -151,10 +154,11 @@ def _namespace(text: str) -> str:
 
 def _group_filter(text: str) -> str:
     if not _GROUP_FILTER.fullmatch(text):
-        raise ValueError(f"invalid group filter {text!r} ([exclude:]type:TYPE, group:TYPE/ID or regex:REGEX)")
-    if text.removeprefix("exclude:").startswith("regex:"):
+        raise ValueError(f"invalid group filter {text!r} ([include:|exclude:]type:TYPE, group:TYPE/ID or regex:REGEX)")
+    body = re.sub(r"^(include|exclude):", "", text)
+    if body.startswith("regex:"):
         try:
-            re.compile(text.removeprefix("exclude:").removeprefix("regex:"))
+            re.compile(body.removeprefix("regex:"))
         except re.error as exc:
             raise ValueError(f"invalid regular expression in group filter {text!r}: {exc}") from None
     return text
@@ -177,6 +181,8 @@ class _Property:
     parse: Callable[[str], object]
     format: Callable[[object], str] = str
     required: bool = False
+    #: Repeated in the file, one line per item; a tuple in the dataclass.
+    array: bool = False
 
 
 # -- the typed sections ------------------------------------------------------------------------
@@ -227,11 +233,19 @@ class TapeJobConfig:
     latest_only: bool | None = None
     notify_user: str | None = None
     notification_mode: str | None = None
-    # section_config allows each key once, so only one filter (PBS repeats the key per filter).
-    group_filter: str | None = None
+    group_filter: tuple[str, ...] = ()
     ns: str | None = None
     max_depth: int | None = None
     comment: str | None = None
+
+    def next_run(self, now: float) -> int | None:
+        """Epoch seconds of the next scheduled run after ``now`` (None without a schedule).
+
+        Nothing runs a job by itself (tapefs has no daemon); this is for ``backup-job list``.
+        """
+        if self.schedule is None:
+            return None
+        return CalendarEvent.parse(self.schedule).next_after(int(now))
 
 
 @dataclass(frozen=True)
@@ -245,6 +259,9 @@ class _SectionSchema:
 
     def property(self, key: str) -> _Property | None:
         return next((p for p in self.properties if p.key == key), None)
+
+    def array_keys(self) -> set[str]:
+        return {p.key for p in self.properties if p.array}
 
 
 _DRIVE_SCHEMA = _SectionSchema(DRIVE_SECTION, "drive", DriveConfig, "name", _drive_name, (
@@ -274,7 +291,7 @@ _TAPE_JOB_SCHEMA = _SectionSchema(TAPE_JOB_SECTION, "tape backup job", TapeJobCo
     _Property("latest-only", "latest_only", _boolean, _format_boolean),
     _Property("notify-user", "notify_user", _text),
     _Property("notification-mode", "notification_mode", _notification_mode),
-    _Property("group-filter", "group_filter", _group_filter),
+    _Property("group-filter", "group_filter", _group_filter, array=True),
     _Property("ns", "ns", _namespace),
     _Property("max-depth", "max_depth", _int_in(0, _MAX_NAMESPACE_DEPTH)),
     _Property("comment", "comment", _text),
@@ -294,10 +311,14 @@ def _object_from_section(section: Section, schema: _SectionSchema):
             close = difflib.get_close_matches(key, known, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else f" (known: {', '.join(known)})"
             raise _PropertyError(key, f"unknown property{hint}")
-        try:
-            values[prop.attribute] = prop.parse(text)
-        except ValueError as exc:
-            raise _PropertyError(key, str(exc)) from None
+        items = text if prop.array else [text]
+        parsed = []
+        for index, item in enumerate(items):
+            try:
+                parsed.append(prop.parse(item))
+            except ValueError as exc:
+                raise _PropertyError(key, str(exc), index) from None
+        values[prop.attribute] = tuple(parsed) if prop.array else parsed[0]
     for prop in schema.properties:
         if prop.required and prop.attribute not in values:
             raise _PropertyError(None, f"missing required property {prop.key!r}")
@@ -311,7 +332,7 @@ def _section_from_object(obj, schema: _SectionSchema) -> Section:
         value = getattr(obj, prop.attribute)
         if value is None or value == ():
             continue
-        properties[prop.key] = prop.format(value)
+        properties[prop.key] = [prop.format(item) for item in value] if prop.array else prop.format(value)
     section = Section(schema.section_type, getattr(obj, schema.id_attribute), properties)
     try:
         _object_from_section(section, schema)
@@ -323,13 +344,13 @@ def _section_from_object(obj, schema: _SectionSchema) -> Section:
 
 # -- files -------------------------------------------------------------------------------------
 
-def _line_numbers(text: str) -> dict[tuple[str, str | None], int]:
-    """(section id, property key or None for the header) -> line number.
+def _line_numbers(text: str) -> dict[tuple[str, str | None], list[int]]:
+    """(section id, property key or None for the header) -> line numbers (one per item of an array).
 
     section_config does not keep line numbers, and our messages need them; this only locates
     lines of a file section_config has already accepted.
     """
-    lines: dict[tuple[str, str | None], int] = {}
+    lines: dict[tuple[str, str | None], list[int]] = {}
     current: str | None = None
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip() or line.lstrip().startswith("#"):
@@ -338,26 +359,26 @@ def _line_numbers(text: str) -> dict[tuple[str, str | None], int]:
             continue
         if line[0] in " \t":
             if current is not None:
-                lines.setdefault((current, line.split(None, 1)[0]), number)
+                lines.setdefault((current, line.split(None, 1)[0]), []).append(number)
         else:
             current = line.split(":", 1)[1].strip() if ":" in line else None
             if current is not None:
-                lines[(current, None)] = number
+                lines[(current, None)] = [number]
     return lines
 
 
 def _load(path: Path, schemas: tuple[_SectionSchema, ...]) -> tuple[dict[str, dict[str, object]], Callable]:
     """Parse ``path``; returns {section type: {id: object}} and a locator for later errors."""
-    config = section_config.load(path)
+    config = section_config.load(path, {schema.section_type: schema.array_keys() for schema in schemas})
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         text = ""
     lines = _line_numbers(text)
 
-    def error(section_id: str, key: str | None, message: str) -> TapeConfigError:
-        line = lines.get((section_id, key)) or lines.get((section_id, None), 0)
-        return TapeConfigError(str(path), line, message)
+    def error(section_id: str, key: str | None, message: str, index: int = 0) -> TapeConfigError:
+        found = lines.get((section_id, key)) or lines.get((section_id, None)) or [0]
+        return TapeConfigError(str(path), found[min(index, len(found) - 1)], message)
 
     by_type = {schema.section_type: schema for schema in schemas}
     result: dict[str, dict[str, object]] = {schema.section_type: {} for schema in schemas}
@@ -370,7 +391,7 @@ def _load(path: Path, schemas: tuple[_SectionSchema, ...]) -> tuple[dict[str, di
             result[section.type][section.id] = _object_from_section(section, schema)
         except _PropertyError as exc:
             where = f"{schema.kind} {section.id!r}" + (f": property {exc.key!r}" if exc.key else "")
-            raise error(section.id, exc.key, f"{where}: {exc}") from None
+            raise error(section.id, exc.key, f"{where}: {exc}", exc.index) from None
     return result, error
 
 
@@ -440,6 +461,19 @@ def save_media_pool_config(pools: dict[str, MediaPoolConfig], path: str | os.Pat
 def load_tape_job_config(path: str | os.PathLike | None = None) -> dict[str, TapeJobConfig]:
     sections, _ = _load(_config_path(path, TAPE_JOB_CONFIG_NAME), (_TAPE_JOB_SCHEMA,))
     return sections[TAPE_JOB_SECTION]
+
+
+class UnknownTapeJobError(LookupError):
+    """A tape backup job id that tape-job.cfg does not have."""
+
+
+def load_tape_job(job_id: str, path: str | os.PathLike | None = None) -> TapeJobConfig:
+    path = _config_path(path, TAPE_JOB_CONFIG_NAME)
+    jobs = load_tape_job_config(path)
+    if job_id not in jobs:
+        raise UnknownTapeJobError(f"no tape backup job named {job_id!r} in {path} "
+                                  f"(jobs: {', '.join(jobs) or 'none configured'})")
+    return jobs[job_id]
 
 
 def save_tape_job_config(jobs: dict[str, TapeJobConfig], path: str | os.PathLike | None = None) -> None:

@@ -208,7 +208,7 @@ def test_load_tape_job_cfg(tmp_path):
     assert jobs["nightly"] == TapeJobConfig(
         id="nightly", store="store1", pool="daily", drive="drive0", schedule="mon..fri 22:00", eject_media=True,
         export_media_set=False, latest_only=True, notify_user="root@pam", notification_mode="notification-system",
-        group_filter="exclude:type:ct", ns="prod/web", max_depth=2, comment="weeknights")
+        group_filter=("exclude:type:ct",), ns="prod/web", max_depth=2, comment="weeknights")
     save_tape_job_config(jobs, tmp_path / "copy.cfg")
     assert load_tape_job_config(tmp_path / "copy.cfg") == jobs
 

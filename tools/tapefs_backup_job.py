@@ -1,0 +1,144 @@
+"""``tapefs backup-job``: tape backup jobs in tape-job.cfg, as ``proxmox-tape backup-job``.
+
+``run ID`` is ``tapefs backup`` with the job's settings (the same command runs). tapefs has no
+daemon, so ``schedule`` is only kept and shown (``next-run``); run jobs from cron or a systemd
+timer. ``notify-user`` and ``notification-mode`` are kept for PBS and ignored.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import click
+
+from tapefs.config.paths import config_file
+from tapefs.media.tape_config import (
+    TAPE_JOB_CONFIG_NAME, TapeJobConfig, config_digest, config_keys, create_section, load_tape_job,
+    load_tape_job_config, remove_section, update_section,
+)
+from tools.device_cli import emit, format_value, key_value_table, output_format_option, simple_table
+from tools.tapefs_tape_jobs import backup
+
+LIST_COLUMNS = ("id", "store", "pool", "drive", "schedule", "next-run", "comment")
+IGNORED_NOTE = ("note: tapefs sends no notifications; notify-user and notification-mode are kept in "
+                "tape-job.cfg for PBS and ignored")
+
+
+def _job_dict(job: TapeJobConfig) -> dict:
+    data = {key.replace("_", "-"): value for key, value in vars(job).items() if value not in (None, ())}
+    if job.group_filter:
+        data["group-filter"] = list(job.group_filter)
+    return data
+
+
+def _format_time(epoch: int | None) -> str | None:
+    return None if epoch is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
+
+
+@click.group("backup-job")
+def backup_job() -> None:
+    """Tape backup jobs (tape-job.cfg)."""
+
+
+@backup_job.command("list")
+@output_format_option
+def job_list(output_format: str) -> None:
+    """The configured jobs, with the next scheduled time."""
+    now = time.time()
+    rows = [{**_job_dict(job), "next-run": job.next_run(now)} for job in load_tape_job_config().values()]
+
+    def render(out) -> None:
+        if not rows:
+            out.print("no tape backup jobs configured")
+            return
+        table = simple_table(*LIST_COLUMNS)
+        for row in rows:
+            values = {**row, "next-run": _format_time(row["next-run"])}
+            table.add_row(*(format_value(values.get(column)) for column in LIST_COLUMNS))
+        out.print(table)
+
+    emit(output_format, rows, render)
+
+
+@backup_job.command("show")
+@click.argument("job_id", metavar="ID")
+@output_format_option
+def job_show(job_id: str, output_format: str) -> None:
+    """One job's configuration."""
+    data = {**_job_dict(load_tape_job(job_id)), "digest": config_digest(config_file(TAPE_JOB_CONFIG_NAME))}
+    emit(output_format, data, lambda out: out.print(key_value_table(list(data.items()))))
+
+
+def job_options(required: bool) -> Callable[[Callable], Callable]:
+    def decorate(fn: Callable) -> Callable:
+        for option in reversed((
+            click.option("--store", required=required, help="Datastore to back up."),
+            click.option("--pool", required=required, help="Media pool to write to."),
+            click.option("--drive", required=required, help="Drive name from tape.cfg."),
+            click.option("--schedule", default=None, help="Calendar event (kept and shown; nothing runs it)."),
+            click.option("--eject-media", type=click.BOOL, default=None, help="Eject the tape at the end."),
+            click.option("--export-media-set", type=click.BOOL, default=None,
+                         help="Move the set's tapes to import/export slots at the end."),
+            click.option("--latest-only", type=click.BOOL, default=None,
+                         help="Only the newest snapshot of each group."),
+            click.option("--notify-user", default=None, help="Kept for PBS; tapefs sends no mail."),
+            click.option("--notification-mode", default=None, help="Kept for PBS; tapefs sends no mail."),
+            click.option("--group-filter", "group_filter", multiple=True,
+                         help="[include:|exclude:]type:T | group:T/ID | regex:RE (repeatable; "
+                              "on update the list replaces the old one)."),
+            click.option("--ns", default=None, help="Namespace to back up (default: root), with its children."),
+            click.option("--max-depth", type=int, default=None, help="Namespace levels below --ns (0..7)."),
+            click.option("--comment", default=None, help="Free text."),
+        )):
+            fn = option(fn)
+        return fn
+    return decorate
+
+
+def _changes(properties: dict) -> dict:
+    changes = {key: value for key, value in properties.items() if value is not None and key != "group_filter"}
+    if properties["group_filter"]:
+        changes["group_filter"] = tuple(properties["group_filter"])
+    if changes.get("notify_user") or changes.get("notification_mode"):
+        click.echo(IGNORED_NOTE, err=True)
+    return changes
+
+
+@backup_job.command("create")
+@click.argument("job_id", metavar="ID")
+@job_options(required=True)
+def job_create(job_id: str, **properties) -> None:
+    """Add a job."""
+    create_section(TapeJobConfig(job_id, **_changes(properties)))
+
+
+@backup_job.command("update")
+@click.argument("job_id", metavar="ID")
+@job_options(required=False)
+@click.option("--delete", multiple=True, type=click.Choice([key for key in config_keys(TapeJobConfig)
+                                                            if key not in ("store", "pool", "drive")]),
+              help="Remove a property (repeatable).")
+@click.option("--digest", default=None, help="Refuse if tape-job.cfg changed since this digest was shown.")
+def job_update(job_id: str, delete, digest, **properties) -> None:
+    """Change a job."""
+    update_section(TapeJobConfig, job_id, _changes(properties), delete, digest=digest)
+
+
+@backup_job.command("remove")
+@click.argument("job_id", metavar="ID")
+def job_remove(job_id: str) -> None:
+    """Remove a job."""
+    remove_section(TapeJobConfig, job_id)
+
+
+@backup_job.command("run")
+@click.argument("job_id", metavar="ID")
+@output_format_option
+@click.pass_context
+def job_run(ctx: click.Context, job_id: str, output_format: str) -> None:
+    """Run a job now: `tapefs backup` with the job's store, pool, drive and options."""
+    job = load_tape_job(job_id)
+    ctx.invoke(backup, store=job.store, pool=job.pool, drive=job.drive, latest_only=bool(job.latest_only),
+               namespace=job.ns, max_depth=job.max_depth, group_filters=job.group_filter,
+               eject_media=bool(job.eject_media), export_media_set=bool(job.export_media_set),
+               force_media_set=False, output_format=output_format)
