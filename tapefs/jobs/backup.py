@@ -18,6 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from tapefs.catalog.file_catalog_builder import record_backed_up_snapshot
 from tapefs.catalog.media_catalog import MediaCatalog
 from tapefs.datastore.blob import decode_blob, inspect_blob
 from tapefs.datastore.datastore import Datastore
@@ -189,6 +190,7 @@ class _BackupJob:
             log.error("snapshot %s: %s", name, error)
             self.result.snapshots_failed[name] = str(error)
             return
+        record_backed_up_snapshot(self.catalog.db_path.parent, self.datastore, snapshot, name)
         self._write_snapshot(name, pxar)
         self.result.snapshots_written.append(name)
         self.meter.emit("snapshot-done", name)
