@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 #: The mode a drive reports with a key loaded as PBS loads it (encrypt, decrypt mixed).
 KEYED_MODE = "mixed"
+UNKEYED_MODE = "off"
 
 
 class TapeKeyMissing(KeyNotFound):
@@ -84,6 +85,12 @@ def clear_drive_key(drive: Drive) -> None:
         drive.clear_encryption_key()
     except ScsiError as error:
         log.debug("%s: encryption not cleared: %s", drive.path, error)
+    try:
+        mode = drive.encryption_status().mode
+    except ScsiError:
+        return  # no encryption status: a drive that cannot encrypt
+    if mode != UNKEYED_MODE:
+        raise JobError(f"{drive.path}: the drive still reports encryption mode {mode!r} after its key was cleared")
 
 
 def _load_key(drive: Drive, drive_key: bytes, fingerprint: str) -> None:
