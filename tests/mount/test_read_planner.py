@@ -1,0 +1,330 @@
+"""The read planner on a real vtape library: a backup spread over three small tapes, every drive
+empty, chunks fetched by digest."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import random
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tapefs.datastore.backup import backup, parse_sources
+from tapefs.datastore.blob import decode_blob
+from tapefs.datastore.crypt_config import CryptConfig
+from tapefs.datastore.fixed_index import FixedIndex
+from tapefs.datastore.naming import BackupGroup, BackupNamespace
+from tapefs.jobs.drive_session import drive_setup
+from tapefs.media.tape_config import load_tape_config
+from tapefs.mount.chunk_cache import ChunkCache
+from tapefs.mount.errors import ChunkDamaged, ChunkNotOnTape, KeyUnavailable, MediaUnavailable, MountReadError
+from tapefs.mount.read_planner import ReadPlanner
+from tapefs.tapeformat.block import PAYLOAD_SIZE
+from tests.jobs.conftest import TapeSetup, add_cartridges, tape_setup  # noqa: F401
+from tests.jobs.test_backup import run_backup
+
+pytestmark = [pytest.mark.vtape, pytest.mark.slow]
+
+STORE = "store"
+ENTRY_HEADER = 48
+
+
+@dataclass
+class BackedUp:
+    setup: TapeSetup
+    set_uuid: str
+    index: FixedIndex
+    #: digest → (tape label, file number, offset, blob size)
+    places: dict[bytes, tuple[str, int, int, int]]
+    root: Path
+
+    def blob(self, digest: bytes) -> bytes:
+        return self.setup.datastore.chunk_store.chunk_path(digest).read_bytes()
+
+    def data(self, digest: bytes) -> bytes:
+        return decode_blob(self.blob(digest))
+
+    def on_tape(self, label: str) -> list[bytes]:
+        """The image's chunks on tape `label`, in tape order."""
+        return sorted((d for d, place in self.places.items() if place[0] == label), key=lambda d: self.places[d][1:3])
+
+    @property
+    def tapes(self) -> list[str]:
+        return sorted({place[0] for place in self.places.values()})
+
+    def planner(self, cache_dir: str = "cache", drives: int = 2, **options) -> ReadPlanner:
+        config = load_tape_config()
+        setups = [drive_setup(config, f"drive{n}") for n in range(drives)]
+        return ReadPlanner(setups, ChunkCache(self.root / cache_dir, 1 << 30), **options)
+
+    def export(self, label: str) -> None:
+        """Move a tape to an import/export slot: out of the library's reach."""
+        with self.setup.session() as session:
+            assert session.export([label]) == []
+
+
+@pytest.fixture
+def backed_up(tape_setup, tmp_path) -> BackedUp:  # noqa: F811
+    """An image of 9 random 4 MiB chunks backed up over three 16 MiB tapes; every drive empty."""
+    add_cartridges(tape_setup.library, 4, "16MiB", "4MiB")
+    tape_setup.label("SM0001L8", "SM0002L8", "SM0003L8", "SM0004L8")
+    tape_setup.add_snapshot("vm/100", 9)
+    result = run_backup(tape_setup, eject_media=True)
+    assert len(result.tapes) >= 3
+    index_path = next(tape_setup.datastore.root.rglob("disk.img.fidx"))
+    index = FixedIndex.load(index_path)
+    with tape_setup.inventory() as inventory, tape_setup.catalog() as catalog:
+        found = catalog.chunk_places(result.media_set, STORE, index.digests)
+        places = {digest: (inventory.get(p.media_uuid).id.label_text, p.file_number, p.offset, p.size)
+                  for digest, p in found.items()}
+    status = tape_setup.library.control("status")
+    assert all(not drive.get("barcode") for drive in status["drives"]), status["drives"]
+    return BackedUp(tape_setup, result.media_set, index, places, tmp_path)
+
+
+def test_fetch_loads_the_tape_and_reads_only_the_chunks_asked_for(backed_up):
+    label = backed_up.tapes[1]
+    digest = backed_up.on_tape(label)[-1]
+    with backed_up.planner() as planner:
+        data = planner.fetch(backed_up.set_uuid, STORE, [digest])
+        stats = planner.stats()
+    assert data == {digest: backed_up.data(digest)}
+    assert stats["loads"] == 1 and stats["chunks_from_tape"] == 1
+    # The entry and the part of its first block before it: nothing else.
+    offset = backed_up.places[digest][2]
+    assert stats["bytes_from_tape"] == offset % PAYLOAD_SIZE + ENTRY_HEADER + len(backed_up.blob(digest))
+    assert [d["tapes_loaded"] for d in stats["drives"] if d["tapes_loaded"]] == [[label]]
+    assert stats["cache_misses"] == 1 and stats["pending"] == 0
+
+
+def test_chunks_of_one_archive_are_read_as_one_run_in_tape_order(backed_up):
+    label = backed_up.tapes[0]
+    digests = backed_up.on_tape(label)
+    assert len(digests) >= 2
+    with backed_up.planner() as planner:
+        data = planner.fetch(backed_up.set_uuid, STORE, list(reversed(digests)))
+        stats = planner.stats()
+    assert data == {d: backed_up.data(d) for d in digests}
+    # Contiguous entries: exactly their bytes were read, no block twice.
+    first, last = backed_up.places[digests[0]], backed_up.places[digests[-1]]
+    if first[1] == last[1]:
+        assert stats["bytes_from_tape"] == last[2] + ENTRY_HEADER + last[3] - (first[2] - first[2] % PAYLOAD_SIZE)
+    assert stats["loads"] == 1
+
+
+def test_a_second_read_comes_from_the_cache_even_after_a_restart(backed_up):
+    digests = [backed_up.on_tape(label)[0] for label in backed_up.tapes]
+    with backed_up.planner() as planner:
+        planner.fetch(backed_up.set_uuid, STORE, digests)
+        assert planner.stats()["loads"] == len(digests)
+        again = planner.fetch(backed_up.set_uuid, STORE, digests)
+        stats = planner.stats()
+    assert again == {d: backed_up.data(d) for d in digests}
+    assert stats["loads"] == len(digests) and stats["cache_hits"] == len(digests)
+    with backed_up.planner() as planner:
+        assert planner.fetch(backed_up.set_uuid, STORE, digests) == again
+        assert planner.stats()["loads"] == 0
+
+
+def test_eight_threads_over_three_tapes_and_two_drives_finish(backed_up):
+    digests = list(backed_up.places)
+    results, errors = {}, []
+    with backed_up.planner() as planner:
+        def reader(seed: int) -> None:
+            rng = random.Random(seed)
+            try:
+                for _ in range(4):
+                    wanted = rng.sample(digests, 3)
+                    got = planner.fetch(backed_up.set_uuid, STORE, wanted, readahead=rng.sample(digests, 2))
+                    results.update(got)
+            except Exception as error:
+                errors.append(error)
+
+        threads = [threading.Thread(target=reader, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        assert not any(thread.is_alive() for thread in threads), planner.stats()
+        stats = planner.stats()
+    assert errors == []
+    assert all(results[d] == backed_up.data(d) for d in results)
+    used = [d for d in stats["drives"] if d["tapes_loaded"]]
+    assert len(used) == 2, stats["drives"]  # both drives served
+    assert stats["pending"] == 0
+
+
+def test_an_offline_tape_fails_after_the_timeout_while_other_tapes_are_served(backed_up, caplog):
+    offline, online = backed_up.tapes[0], backed_up.tapes[1]
+    backed_up.export(offline)
+    outcome = {}
+
+    def read_offline() -> None:
+        try:
+            planner.fetch(backed_up.set_uuid, STORE, [backed_up.on_tape(offline)[0]])
+        except MountReadError as error:
+            outcome["error"] = error
+        outcome["seconds"] = time.monotonic() - started
+
+    caplog.set_level(logging.WARNING, "tapefs.mount")
+    with backed_up.planner(read_timeout=4) as planner:
+        started = time.monotonic()
+        thread = threading.Thread(target=read_offline)
+        thread.start()
+        digest = backed_up.on_tape(online)[0]
+        assert planner.fetch(backed_up.set_uuid, STORE, [digest]) == {digest: backed_up.data(digest)}
+        assert time.monotonic() - started < 4
+        waiting = planner.stats()["waiting_for"]
+        assert [w["tape"] for w in waiting] == [offline] and waiting[0]["location"] == "online-lib"
+        thread.join(30)
+        assert planner.stats()["waiting_for"] == []
+    error = outcome["error"]
+    assert isinstance(error, MediaUnavailable) and error.errno == 123  # ENOMEDIUM
+    assert f"tape {offline}" in str(error) and "not in the library" in str(error)
+    assert 4 <= outcome["seconds"] < 15
+    asks = [r for r in caplog.records if f"insert tape {offline}" in r.getMessage()]
+    assert len(asks) == 1
+
+
+def test_a_tape_inserted_while_the_read_waits_is_read(backed_up):
+    label = backed_up.tapes[2]
+    backed_up.export(label)
+    digest = backed_up.on_tape(label)[0]
+    with backed_up.planner(read_timeout=60) as planner:
+        result = {}
+        thread = threading.Thread(target=lambda: result.update(planner.fetch(backed_up.set_uuid, STORE, [digest])))
+        thread.start()
+        deadline = time.monotonic() + 20
+        while not planner.stats()["waiting_for"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        from tapefs.device.changer import Changer
+        with Changer.open(backed_up.setup.library.changer) as changer:
+            status = changer.status()
+            source = next(s for s in status.slots if s.full and s.barcode == label)
+            target = next(s for s in status.slots if not s.full and not s.import_export)
+            changer.transfer(source.number, target.number)
+        thread.join(30)
+    assert result == {digest: backed_up.data(digest)}
+
+
+def test_close_while_a_read_waits_for_a_tape_returns_promptly(backed_up):
+    label = backed_up.tapes[0]
+    backed_up.export(label)
+    planner = backed_up.planner(read_timeout=300)
+    planner.start()
+    outcome = {}
+
+    def read() -> None:
+        try:
+            planner.fetch(backed_up.set_uuid, STORE, [backed_up.on_tape(label)[0]])
+        except MountReadError as error:
+            outcome["error"] = error
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not planner.stats()["waiting_for"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    started = time.monotonic()
+    planner.close()
+    thread.join(5)
+    assert time.monotonic() - started < 5
+    assert "closed" in str(outcome["error"])
+    with pytest.raises(MountReadError, match="not running"):
+        planner.fetch(backed_up.set_uuid, STORE, [backed_up.on_tape(label)[0]])
+
+
+def corrupt_on_cartridge(backed_up: BackedUp, digest: bytes) -> None:
+    """Flip one byte inside the chunk's blob where it lies in the cartridge's data file."""
+    label = backed_up.places[digest][0]
+    path = backed_up.setup.library.path / "cartridges" / label / "data"
+    blob = backed_up.blob(digest)
+    content = path.read_bytes()
+    for start in range(5000, len(blob), 100_000):
+        where = content.find(blob[start:start + 64])
+        if where >= 0:
+            with open(path, "r+b") as file:
+                file.seek(where + 10)
+                file.write(bytes([content[where + 10] ^ 0xFF]))
+            return
+    raise AssertionError(f"chunk {digest.hex()} not found on cartridge {label}")
+
+
+def test_a_chunk_damaged_on_tape_fails_only_its_reads(backed_up, caplog):
+    label = backed_up.tapes[0]
+    bad, good = backed_up.on_tape(label)[:2]
+    corrupt_on_cartridge(backed_up, bad)
+    caplog.set_level(logging.ERROR, "tapefs.mount")
+    with backed_up.planner() as planner:
+        with pytest.raises(ChunkDamaged) as raised:
+            planner.fetch(backed_up.set_uuid, STORE, [bad, good])
+        assert planner.fetch(backed_up.set_uuid, STORE, [good]) == {good: backed_up.data(good)}
+        assert planner.stats()["damaged"] == 1
+        assert planner.cache.get(bad) is None
+    _, file_number, offset, _ = backed_up.places[bad]
+    message = str(raised.value)
+    assert raised.value.errno == 5  # EIO
+    assert f"tape {label} file {file_number} offset {offset}" in message and bad.hex() in message
+    assert "CRC" in message
+    assert any(bad.hex() in r.getMessage() and f"file {file_number}" in r.getMessage() for r in caplog.records)
+
+
+def test_chunks_without_offsets_are_found_by_reading_their_archive(backed_up):
+    label = backed_up.tapes[1]
+    with backed_up.setup.inventory() as inventory, backed_up.setup.catalog() as catalog:
+        media = inventory.find_media_by_label_text(label).uuid
+        catalog.import_log(catalog.log_bytes(media))  # as if imported from PBS: no offsets
+        places = catalog.chunk_places(backed_up.set_uuid, STORE, backed_up.on_tape(label))
+        assert all(p.offset is None for p in places.values())
+    digest = backed_up.on_tape(label)[-1]
+    with backed_up.planner() as planner:
+        assert planner.fetch(backed_up.set_uuid, STORE, [digest]) == {digest: backed_up.data(digest)}
+        stats = planner.stats()
+    assert stats["bytes_from_tape"] >= backed_up.places[digest][2] - 4096
+
+
+def test_a_chunk_the_catalog_does_not_know_is_an_error(backed_up):
+    unknown = hashlib.sha256(b"not backed up").digest()
+    with backed_up.planner() as planner:
+        with pytest.raises(ChunkNotOnTape, match=f"chunk {unknown.hex()} of store store is not on media set"):
+            planner.fetch(backed_up.set_uuid, STORE, [unknown])
+        # Unknown readahead digests are ignored.
+        known = backed_up.on_tape(backed_up.tapes[0])[0]
+        assert known in planner.fetch(backed_up.set_uuid, STORE, [known], readahead=[unknown])
+
+
+def test_chunk_reader_checks_the_size_the_index_expects(backed_up):
+    digest = backed_up.on_tape(backed_up.tapes[0])[0]
+    with backed_up.planner() as planner:
+        reader = planner.chunk_reader(backed_up.set_uuid, STORE)
+        assert reader.read_chunk(digest, 4 * 1024 * 1024) == backed_up.data(digest)
+        with pytest.raises(ChunkDamaged, match="the index expects 100"):
+            reader.read_chunk(digest, 100)
+
+
+def test_a_client_encrypted_chunk_needs_a_datastore_key(tape_setup, tmp_path):  # noqa: F811
+    add_cartridges(tape_setup.library, 1, "64MiB", "4MiB")
+    tape_setup.label("SM0001L8")
+    image = tmp_path / "secret.raw"
+    image.write_bytes(os.urandom(1024 * 1024))
+    backup(tape_setup.datastore, BackupGroup.parse("vm/300", BackupNamespace.parse(None)),
+           parse_sources([f"disk.img:{image}"]), crypt_config=CryptConfig(b"\x07" * 32), sync=False)
+    result = run_backup(tape_setup, eject_media=True)
+    digest = FixedIndex.load(next(tape_setup.datastore.root.rglob("disk.img.fidx"))).digests[0]
+    setups = [drive_setup(load_tape_config(), "drive0")]
+    with ReadPlanner(setups, ChunkCache(tmp_path / "cache", 1 << 30)) as planner:
+        with pytest.raises(KeyUnavailable, match="a datastore encryption key") as raised:
+            planner.fetch(result.media_set, STORE, [digest])
+    assert raised.value.errno == 13 and "tape SM0001L8 file" in str(raised.value)
+
+
+def test_no_drives_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="at least one drive"):
+        ReadPlanner([], ChunkCache(tmp_path, 1000))
+
