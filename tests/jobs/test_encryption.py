@@ -207,3 +207,14 @@ def test_set_drive_key_for_set_loads_the_sets_key_or_clears_it(tape_setup):
         with pytest.raises(KeyNotFound, match=f"key {fingerprint} not found: tape SM0001L8 .*tapefs key restore"):
             set_drive_key_for_set(session.device.drive, labels)
         session.eject()
+
+
+def test_key_leaves_the_drive_when_the_backup_fails(tape_setup):
+    create_key(["daily"])
+    add_cartridges(tape_setup.library, 1, "16MiB", "4MiB")
+    tape_setup.label("SM0001L8")
+    tape_setup.add_snapshot("vm/100", 2)
+    tape_setup.add_snapshot("vm/101", 2)
+    with pytest.raises(Exception, match="no usable media found"):
+        run_backup(tape_setup)
+    assert drive_mode(tape_setup.library.drives[0]) == "off"
