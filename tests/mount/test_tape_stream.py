@@ -1,0 +1,93 @@
+"""TapeStream: an image on tape read back byte for byte, sequential reads streaming ahead."""
+from __future__ import annotations
+
+import random
+import time
+
+import pytest
+
+from tapefs.datastore.archive_reader import ArchiveReader
+from tapefs.datastore.chunk_reader import ChunkReader
+from tapefs.mount.errors import ChunkDamaged
+from tapefs.mount.tape_stream import READAHEAD_BYTES, TapeStream
+from tapefs.pxar.source import Source
+from tests.mount.test_read_planner import STORE, backed_up, corrupt_on_cartridge, tape_setup  # noqa: F401
+
+pytestmark = [pytest.mark.vtape, pytest.mark.slow]
+
+CHUNK = 4 * 1024 * 1024
+
+
+def image_bytes(backed_up) -> bytes:  # noqa: F811
+    datastore = backed_up.setup.datastore
+    with ArchiveReader(backed_up.index, ChunkReader(datastore.chunk_store), readahead_chunks=0) as reader:
+        return reader.read_at(0, reader.size)
+
+
+def stream(backed_up, planner) -> TapeStream:  # noqa: F811
+    return TapeStream(planner, backed_up.set_uuid, STORE, backed_up.index, "disk.img")
+
+
+def test_a_sequential_read_returns_the_image_and_streams_ahead(backed_up):  # noqa: F811
+    expected = image_bytes(backed_up)
+    with backed_up.planner() as planner:
+        image: Source = stream(backed_up, planner)
+        assert image.size == len(expected) == 9 * CHUNK
+        pieces = [image.read_at(offset, 128 * 1024) for offset in range(0, image.size, 128 * 1024)]
+        stats = planner.stats()
+    assert b"".join(pieces) == expected
+    # Every chunk came from tape once; readahead, not the reader, asked for most of them.
+    assert stats["chunks_from_tape"] == 9 and stats["loads"] == len(backed_up.tapes)
+    assert stats["cache_misses"] < 9
+
+
+def test_only_the_chunks_of_a_small_range_are_read_from_tape(backed_up):  # noqa: F811
+    expected = image_bytes(backed_up)
+    with backed_up.planner() as planner:
+        image = stream(backed_up, planner)
+        offset = 5 * CHUNK + 1000
+        assert image.read_at(offset, 10_000) == expected[offset:offset + 10_000]
+        stats = planner.stats()
+    blob = len(backed_up.blob(backed_up.index.digests[5]))
+    assert stats["chunks_from_tape"] == 1 and stats["loads"] == 1
+    assert stats["bytes_from_tape"] <= blob + 48 + 256 * 1024
+
+
+def test_random_reads_across_chunk_and_tape_boundaries(backed_up):  # noqa: F811
+    expected = image_bytes(backed_up)
+    rng = random.Random(8)
+    with backed_up.planner() as planner:
+        image = stream(backed_up, planner)
+        for _ in range(20):
+            offset = rng.randrange(image.size)
+            length = rng.choice([1, 4096, CHUNK + 7, 3 * CHUNK])
+            assert image.read_at(offset, length) == expected[offset:offset + length]
+        assert image.read_at(image.size - 10, 100) == expected[-10:]
+        assert image.read_at(image.size, 100) == b""
+        with pytest.raises(ValueError, match="disk.img: negative offset"):
+            image.read_at(-1, 10)
+
+
+def test_a_damaged_chunk_fails_its_range_and_the_rest_stays_readable(backed_up):  # noqa: F811
+    expected = image_bytes(backed_up)
+    bad = backed_up.index.digests[4]
+    corrupt_on_cartridge(backed_up, bad)
+    with backed_up.planner() as planner:
+        image = stream(backed_up, planner)
+        with pytest.raises(ChunkDamaged, match=bad.hex()):
+            image.read_at(4 * CHUNK + 100, 100)
+        assert image.read_at(3 * CHUNK, CHUNK) == expected[3 * CHUNK:4 * CHUNK]
+        assert image.read_at(5 * CHUNK, 2 * CHUNK) == expected[5 * CHUNK:7 * CHUNK]
+
+
+def test_readahead_covers_about_32_mib(backed_up):  # noqa: F811
+    with backed_up.planner() as planner:
+        image = stream(backed_up, planner)
+        image.read_at(0, 4096)
+        image.read_at(4096, 4096)  # sequential: chunks 1 .. 8 go to the planner
+        deadline_chunks = min(8, READAHEAD_BYTES // CHUNK)
+        for _ in range(200):
+            if planner.stats()["chunks_from_tape"] >= 1 + deadline_chunks:
+                break
+            time.sleep(0.05)
+        assert planner.stats()["chunks_from_tape"] == 1 + deadline_chunks
