@@ -46,6 +46,8 @@ V2_PAYLOAD_SUFFIX = ".ppxar.didx"
 #: Snapshot files whose mode the caller does not know: what PBS gives them.
 DEFAULT_FILE_MODE = stat.S_IFREG | 0o644
 FCAPS_XATTR = b"security.capability"
+#: SQLite integers are 64-bit: mtimes past 2262 (pxar allows ext4's 2446) are kept at the limit.
+MTIME_NS_RANGE = (-(1 << 63), (1 << 63) - 1)
 
 
 @dataclass(frozen=True)
@@ -185,7 +187,8 @@ class EntryListing:
             xattrs = [*xattrs, (FCAPS_XATTR, metadata.fcaps)]
         is_file = kind is Kind.FILE
         return (entry_id, self.archive_id, parent_id, entry.name, kind.value, metadata.mode, metadata.uid,
-                metadata.gid, metadata.mtime_ns, entry.size if is_file else 0,
+                metadata.gid, min(max(metadata.mtime_ns, MTIME_NS_RANGE[0]), MTIME_NS_RANGE[1]),
+                entry.size if is_file else 0,
                 entry.content_offset if is_file else None, entry.symlink_target, None,
                 os.makedev(*entry.device) if entry.device is not None else None, 1,
                 encode_xattrs(xattrs) if xattrs else None)
