@@ -29,6 +29,7 @@ from tapefs.media.tape_config import (
     load_media_pool_config, load_tape_config, remove_section, update_section,
 )
 from tools.device_cli import emit, format_value, key_value_table, output_format_option, simple_table
+from tools.tapefs_catalog import restore_read_catalogs
 
 BOOL = click.BOOL
 
@@ -481,14 +482,21 @@ def read_label(inventorize: bool, drive_name: str | None, output_format: str) ->
 @click.command("inventory")
 @click.option("--read-labels", is_flag=True, default=False, help="Load tapes the inventory does not know and read their labels.")
 @click.option("--read-all-labels", is_flag=True, default=False, help="Load every tape and read its label.")
+@click.option("--catalog", "restore_catalogs", is_flag=True, default=False,
+              help="Restore the missing catalogs of the tapes read, from their catalog archives.")
 @drive_option
 @output_format_option
-def inventory(read_labels: bool, read_all_labels: bool, drive_name: str | None, output_format: str) -> None:
+def inventory(read_labels: bool, read_all_labels: bool, restore_catalogs: bool, drive_name: str | None,
+              output_format: str) -> None:
     """List the changer's tapes and their UUIDs; optionally read labels into the inventory."""
     with progress_bar() as progress:
         outcomes = labeling.update_inventory(load_tape_config(), _drive(drive_name), read_labels, read_all_labels,
                                              progress=progress)
-    _emit_rows(output_format, [o.to_dict() for o in outcomes], OUTCOME_COLUMNS, "no tapes in the changer")
+    rows = [o.to_dict() for o in outcomes]
+    if restore_catalogs:
+        restore_read_catalogs(rows, _drive(drive_name).name)
+    columns = OUTCOME_COLUMNS + (("catalog",) if restore_catalogs else ())
+    _emit_rows(output_format, rows, columns, "no tapes in the changer")
 
 
 @click.command("load-media")
