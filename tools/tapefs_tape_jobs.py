@@ -17,6 +17,7 @@ from tapefs.jobs.backup import BackupRequest, backup_datastore
 from tapefs.jobs.drive_session import DriveSession, drive_setup
 from tapefs.jobs.operator_wait import OperatorWait
 from tapefs.jobs.progress import ProgressEvent
+from tapefs.jobs.namespace_map import NamespaceMap
 from tapefs.jobs.restore import StoreMap, restore_media_set
 from tapefs.media.inventory import Inventory
 from tapefs.media.tape_config import load_media_pool_config, load_tape_config
@@ -110,21 +111,27 @@ def backup(store, pool, drive, latest_only, namespace, max_depth, group_filters,
 @click.argument("media_set")
 @click.argument("store_map")
 @click.argument("snapshots", nargs=-1)
+@click.option("--namespaces", "--namespace", "namespaces", multiple=True,
+              metavar="store=SOURCE-STORE[,source=NS][,target=NS][,max-depth=N]",
+              help="Restore the snapshots of SOURCE-STORE under NS (default: root) into target NS "
+                   "(repeatable; with any mapping and no SNAPSHOT, only mapped stores are restored).")
 @drive_option
 @wait_option
 @output_format_option
-def restore(media_set, store_map, snapshots, drive, wait_seconds, output_format):
+def restore(media_set, store_map, snapshots, namespaces, drive, wait_seconds, output_format):
     """Restore MEDIA-SET (uuid) into datastores: STORE-MAP is TARGET or SOURCE=TARGET[,…];
     SNAPSHOT is [STORE:][ns/NS/…]TYPE/ID/TIME (default: everything)."""
     registry = DatastoreRegistry()
     targets = StoreMap.parse([store_map], registry.lookup)
+    namespace_map = NamespaceMap.parse(namespaces)
     with (Inventory.open() as inventory, MediaCatalog.open() as catalog,
           drive_session(drive, wait_seconds, inventory) as session,
           progress_bar("restore", sys.stderr.isatty()) as progress):
         result = restore_media_set(media_set, targets, session, inventory, catalog, list(snapshots) or None,
-                                   progress)
+                                   progress, namespace_map)
     emit(result.to_dict(), output_format, [
-        *(f"restored {name}" for name in result.snapshots_restored),
+        *(f"restored {name}" + (f" as {', '.join(result.targets[name])}" if namespace_map else "")
+          for name in result.snapshots_restored),
         *(f"already present: {name}" for name in result.snapshots_skipped),
         f"{len(result.snapshots_restored)} snapshots, {result.chunks_restored} chunks in {result.seconds:.1f} s",
     ])

@@ -6,6 +6,10 @@ chunks). Selective restore (named snapshots): the catalog says where each snapsh
 lies; the snapshot archives are read first, then only the missing chunks, in tape order, each after
 one LOCATE. Every chunk's CRC is checked and, for unencrypted chunks, its digest; a bad or
 missing chunk fails the restore with the tape, file number and offset.
+
+A namespace map (``tapefs.jobs.namespace_map``) places snapshots in other namespaces of the
+target; with a map and no snapshot list, the covered snapshots are restored selectively (or by a
+full pass if a tape of the set has no catalog here).
 """
 from __future__ import annotations
 
@@ -21,11 +25,13 @@ from tapefs.catalog.media_catalog import MediaCatalog
 from tapefs.datastore.blob import decode_blob, inspect_blob
 from tapefs.datastore.datastore import Datastore
 from tapefs.datastore.errors import DatastoreError
+from tapefs.datastore.naming import BackupGroup, BackupSnapshot
 from tapefs.jobs.drive_session import DriveSession
 from tapefs.jobs.errors import JobError
+from tapefs.jobs.namespace_map import NamespaceMap
 from tapefs.jobs.progress import ProgressCallback, ProgressMeter
 from tapefs.jobs.snapshot_files import (
-    decode_snapshot_pxar, manifest_digests, parse_tape_snapshot_path, write_snapshot_files,
+    decode_snapshot_pxar, manifest_digests, parse_tape_snapshot_path, tape_snapshot_path, write_snapshot_files,
 )
 from tapefs.jobs.tape_encryption import set_drive_key_for_set
 from tapefs.media.inventory import Inventory
@@ -80,13 +86,15 @@ class RestoreResult:
     media_set: str
     snapshots_restored: list[str] = field(default_factory=list)
     snapshots_skipped: list[str] = field(default_factory=list)
+    #: Source `store:path` -> the `target-store:path`s it was restored as.
+    targets: dict[str, list[str]] = field(default_factory=dict)
     chunks_restored: int = 0
     bytes_read: int = 0
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
         return {"media-set": self.media_set, "snapshots": self.snapshots_restored,
-                "skipped": self.snapshots_skipped, "chunks": self.chunks_restored,
+                "skipped": self.snapshots_skipped, "targets": self.targets, "chunks": self.chunks_restored,
                 "bytes": self.bytes_read, "seconds": round(self.seconds, 3)}
 
 
@@ -107,8 +115,10 @@ def _verify_and_insert(target: Datastore, digest: bytes, blob: bytes, where: str
 
 def restore_media_set(media_set: str, store_map: StoreMap, session: DriveSession, inventory: Inventory,
                       catalog: MediaCatalog, snapshots: list[str] | None = None,
-                      progress: ProgressCallback | None = None) -> RestoreResult:
-    """`snapshots`: `store:path` or `path` items (as in the catalog); None restores everything."""
+                      progress: ProgressCallback | None = None,
+                      namespaces: NamespaceMap | None = None) -> RestoreResult:
+    """`snapshots`: `store:path` or `path` items (as in the catalog); None restores everything
+    (with `namespaces`: everything the map covers)."""
     started = time.monotonic()
     members = inventory.compute_media_set_members(media_set)
     if not members:
@@ -118,9 +128,12 @@ def restore_media_set(media_set: str, store_map: StoreMap, session: DriveSession
     result = RestoreResult(media_set)
     labels = [inventory.get(uuid).id.label_text for uuid in members]
     with lock_media_set(inventory.status_dir, media_set):
-        job = _Restore(media_set, members, labels, store_map, session, catalog, result)
+        job = _Restore(media_set, members, labels, store_map, session, catalog, result, namespaces)
         try:
-            if snapshots is None:
+            if snapshots is None and namespaces and all(catalog.has_media(uuid) for uuid in members):
+                job.meter = ProgressMeter("restore", progress)
+                job.selective(None)
+            elif snapshots is None:
                 job.meter = ProgressMeter("restore", progress,
                                           sum(inventory.get(u).bytes_used or 0 for u in members) or None)
                 job.full()
@@ -134,8 +147,11 @@ def restore_media_set(media_set: str, store_map: StoreMap, session: DriveSession
 
 
 class _Restore:
-    def __init__(self, media_set, members, labels, store_map, session, catalog, result):
+    def __init__(self, media_set, members, labels, store_map, session, catalog, result, namespace_map=None):
         self.media_set = media_set
+        self.namespace_map = namespace_map or NamespaceMap()
+        #: Snapshots were named one by one (an unmapped store then keeps its namespaces).
+        self.named = False
         self.members = members
         self.labels = labels
         self.store_map = store_map
@@ -272,8 +288,12 @@ class _Restore:
         name = f"{store}:{path}"
         if target is None:
             return
-        snapshot = parse_tape_snapshot_path(path)
-        if target.snapshot_path(snapshot).exists():
+        placements = self._placements(store, parse_tape_snapshot_path(path))
+        if not placements:
+            log.info("snapshot %s: no namespace mapping covers it, skipping it", name)
+            return
+        new = [snapshot for snapshot in placements if not target.snapshot_path(snapshot).exists()]
+        if not new:
             log.info("snapshot %s already exists in %s, skipping it", path, target.name)
             self.result.snapshots_skipped.append(name)
             return
@@ -289,26 +309,36 @@ class _Restore:
                                f"first {missing[0].hex()}")
             # Its chunks are durable before the snapshot appears, as for a datastore backup.
             target.chunk_store.sync()
-            directory = target.create_snapshot_dir(snapshot)
-            write_snapshot_files(directory, files)
+            for snapshot in new:
+                # Creating the group creates its namespace directories too.
+                directory = target.create_snapshot_dir(snapshot)
+                write_snapshot_files(directory, files)
+                self.result.targets.setdefault(name, []).append(f"{target.name}:{tape_snapshot_path(snapshot)}")
         finally:
             shutil.rmtree(temp, ignore_errors=True)
         self.result.snapshots_restored.append(name)
         self.meter.emit("snapshot-done", name)
 
+    def _placements(self, store: str, snapshot: BackupSnapshot) -> list[BackupSnapshot]:
+        """The snapshot in each target namespace; none for an unmapped store when a map is given
+        and the restore takes everything."""
+        if self.namespace_map and not self.named and not self.namespace_map.maps_store(store):
+            return []
+        group = snapshot.group
+        return [BackupSnapshot(BackupGroup(namespace, group.backup_type, group.backup_id), snapshot.backup_time)
+                for namespace in self.namespace_map.targets(store, group.namespace)]
+
     # -- selective -------------------------------------------------------------------------
 
-    def selective(self, wanted: list[str]) -> None:
+    def selective(self, wanted: list[str] | None) -> None:
+        """`wanted` None: every snapshot of a mapped store that the namespace map covers."""
         places = self.catalog.snapshots_in_set(self.media_set)
-        chosen = []
-        for item in wanted:
-            store, sep, path = item.partition(":")
-            if "/" in store:  # no store given: the colon was inside the snapshot time
-                store, sep, path = "", "", item
-            matches = [p for p in places if p.snapshot == path and (not sep or p.store == store)]
-            if not matches:
-                raise JobError(f"snapshot {item} is not in the catalog of media set {self.media_set}")
-            chosen.append(matches[0])
+        self.named = wanted is not None
+        if wanted is None:
+            chosen = [p for p in places if self.store_map.target(p.store) is not None
+                      and self._placements(p.store, parse_tape_snapshot_path(p.snapshot))]
+        else:
+            chosen = [self._named_place(places, item) for item in wanted]
         # Snapshot archives first, in tape order, kept in memory (they are small).
         archives = {}
         for place in sorted(chosen, key=lambda p: (p.seq_nr, p.file_number)):
@@ -322,8 +352,6 @@ class _Restore:
         # Then the chunks those snapshots need, in tape order, one LOCATE each.
         for place, (data, where) in archives.items():
             target = self.store_map.target(place.store)
-            if target is None:
-                raise JobError(f"no target datastore for store {place.store}")
             files = decode_snapshot_pxar(data, where)
             temp = target.root / ".tmp" / self.media_set / place.store / place.snapshot
             shutil.rmtree(temp, ignore_errors=True)
@@ -338,6 +366,22 @@ class _Restore:
             self.wait_for_writes()
             target.chunk_store.sync()
             self._restore_snapshot(place.store, place.snapshot, data, where)
+
+    def _named_place(self, places: list, item: str):
+        store, sep, path = item.partition(":")
+        if "/" in store:  # no store given: the colon was inside the snapshot time
+            store, sep, path = "", "", item
+        matches = [p for p in places if p.snapshot == path and (not sep or p.store == store)]
+        if not matches:
+            raise JobError(f"snapshot {item} is not in the catalog of media set {self.media_set}")
+        place = matches[0]
+        if self.store_map.target(place.store) is None:
+            raise JobError(f"snapshot {item}: no target datastore for store {place.store}")
+        namespace = parse_tape_snapshot_path(place.snapshot).group.namespace
+        if not self._placements(place.store, parse_tape_snapshot_path(place.snapshot)):
+            raise JobError(f"snapshot {item}: no namespace mapping of store {place.store} covers "
+                           f"namespace '{str(namespace) or '/'}'")
+        return place
 
     def _fetch_chunks(self, store: str, target: Datastore, digests: list[bytes]) -> None:
         places = self.catalog.chunk_places(self.media_set, store, digests)
