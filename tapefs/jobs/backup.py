@@ -112,7 +112,7 @@ def backup_datastore(datastore: Datastore, pool_config: MediaPoolConfig, request
             result.tapes = list(dict.fromkeys(writer.used_tapes))
             result.seconds = time.monotonic() - started
             result.bytes_written = meter.current
-            writer.clear_drive_key()
+            writer.release_drive_key()
         if request.export_media_set:
             missing = session.export([inventory.get(uuid).id.label_text for uuid in pool.current_set.members
                                       if uuid is not None], inventory)

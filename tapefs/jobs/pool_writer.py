@@ -27,7 +27,7 @@ from tapefs.keys.media_set_key import MediaSetEncryption
 from tapefs.media.inventory import Inventory
 from tapefs.media.pool import MediaPool
 from tapefs.tapeformat.archive_part import ArchivePart
-from tapefs.tapeformat.block_device import BLOCK_SIZE, BlockDevice
+from tapefs.tapeformat.block_device import BLOCK_SIZE, BlockDevice, DriveBlockDevice
 from tapefs.tapeformat.catalog_archive import write_catalog_archive
 from tapefs.tapeformat.errors import ArchiveAborted
 from tapefs.tapeformat.labels import MediaSetLabel, write_media_set_label
@@ -114,14 +114,14 @@ class PoolWriter:
             raise JobError(f"media set {self.set_uuid}: {where} names encryption key {found or 'none'}, "
                            f"the job writes with {expected or 'none'}")
 
-    def _set_drive_key(self, device: BlockDevice) -> None:
+    def _set_drive_key(self, device: DriveBlockDevice) -> None:
         """Before any data file of the tape: the set's key in the drive, or no key."""
         if self.encryption is None:
             clear_drive_key(device.drive)
         else:
             enable_encryption_for_writing(device.drive, self.encryption)
 
-    def clear_drive_key(self) -> None:
+    def release_drive_key(self) -> None:
         """At the end of the job (also after an error): take the key out of the drive."""
         device = self.session.device
         if device is not None and self.encryption is not None:

@@ -20,7 +20,7 @@ from tapefs.tapeformat.labels import TapeLabels
 
 log = logging.getLogger(__name__)
 
-#: The mode a drive reports with a key loaded as PBS loads it (encrypt, decrypt mixed).
+#: The modes a drive reports with a key loaded as PBS loads it (encrypt, decrypt mixed) and without.
 KEYED_MODE = "mixed"
 UNKEYED_MODE = "off"
 
