@@ -33,7 +33,6 @@ step tapefs backup store daily --drive drive0 --eject-media
 
 mkdir "$WORK/mnt"
 step tapefs mount "$WORK/mnt"
-step tapefs changer status lib
 SNAPSHOT=$(cd "$WORK/mnt/snapshots/store/host/docs" && ls | tail -n 1)
 ARCHIVE="$WORK/mnt/snapshots/store/host/docs/$SNAPSHOT/root.pxar"
 step ls -l "$WORK/mnt" "$WORK/mnt/pools/daily"/* "$ARCHIVE"

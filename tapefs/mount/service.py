@@ -95,12 +95,12 @@ class MountService:
 
     def status(self) -> dict:
         """The status file's content."""
-        return {"pid": os.getpid(), "mountpoint": str(self.options.mountpoint),
-                "mounted-at": int(self.started), "uptime-seconds": round(time.time() - self.started, 1),
-                "read-timeout-seconds": self.options.read_timeout,
-                "reads": self.operations.statistics.to_dict(),
-                "tapes": self.planner.stats() if self.planner is not None else {"drives": []},
-                "cache": self.cache.stats(), "tree": self.tree.stats()}
+        return _hyphenated({
+            "pid": os.getpid(), "mountpoint": str(self.options.mountpoint), "mounted-at": int(self.started),
+            "uptime-seconds": round(time.time() - self.started, 1), "read-timeout-seconds": self.options.read_timeout,
+            "reads": self.operations.statistics.to_dict(),
+            "tapes": self.planner.stats() if self.planner is not None else {"drives": [], "loads": 0},
+            "cache": self.cache.stats(), "tree": self.tree.stats()})
 
     def run(self, ready: Callable[[], None] | None = None) -> None:
         """Mount, call `ready`, serve until unmounted or signalled, unmount."""
@@ -137,6 +137,15 @@ class MountService:
                     await trio.to_thread.run_sync(self.planner.close)
                 pyfuse3.terminate()
                 return
+
+
+def _hyphenated(value):
+    """Keys as in every other tapefs JSON output (`bytes-from-tape`, not `bytes_from_tape`)."""
+    if isinstance(value, dict):
+        return {key.replace("_", "-"): _hyphenated(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_hyphenated(item) for item in value]
+    return value
 
 
 def mount_pid(mountpoint: Path) -> int | None:
