@@ -11,8 +11,10 @@ from __future__ import annotations
 import bisect
 import logging
 import os
+import queue
 import sqlite3
 import stat
+import threading
 from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -48,6 +50,9 @@ DEFAULT_FILE_MODE = stat.S_IFREG | 0o644
 FCAPS_XATTR = b"security.capability"
 #: SQLite integers are 64-bit: mtimes past 2262 (pxar allows ext4's 2446) are kept at the limit.
 MTIME_NS_RANGE = (-(1 << 63), (1 << 63) - 1)
+#: Entry rows handed from the decoding thread to the inserting one at a time, and batches in flight.
+PRODUCER_BATCH = 2000
+PRODUCER_BATCHES = 4
 
 
 @dataclass(frozen=True)
@@ -118,15 +123,61 @@ def _record_archive(entries: ArchiveRecorder, archive: PxarArchive, manifest: Ma
     try:
         index = DynamicIndex.parse(raw_index, archive.metadata_index)
         check_index_against_manifest(index, info)
-        with ArchiveReader(index, chunk_reader) as stream:
+        # A sequential pass: one chunk being decoded and the next ones read ahead are all it needs.
+        with ArchiveReader(index, chunk_reader, cache_chunks=2) as stream:
             decoder = Decoder(stream)
             if decoder.version != archive.version:
                 raise ArchiveUnreadable(f"damaged: {archive.metadata_index} holds a pxar v{decoder.version} stream")
             listing = EntryListing(entries.archive_id, entries.first_entry_id)
-            entries.insert_entries(listing.rows(decoder))
+            entries.insert_entries(produced_ahead(listing.rows(decoder)))
             entries.link_hardlinks(listing.hardlinks)
     except (PxarError, DatastoreError, OSError) as error:
         raise ArchiveUnreadable(f"damaged: {error}") from None
+
+
+def produced_ahead(items: Iterable, batch_size: int = PRODUCER_BATCH, batches: int = PRODUCER_BATCHES) -> Iterator:
+    """`items`, computed on a worker thread a few batches ahead of the consumer.
+
+    SQLite releases the GIL while it inserts, so decoding the next entries overlaps with
+    inserting the last ones. An exception of the producer is raised to the consumer; a consumer
+    that stops early stops the producer.
+    """
+    pending: queue.Queue = queue.Queue(batches)
+    stopped = threading.Event()
+
+    def hand_over(item) -> bool:
+        while not stopped.is_set():
+            try:
+                pending.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        batch = []
+        try:
+            for item in items:
+                batch.append(item)
+                if len(batch) == batch_size:
+                    if not hand_over(batch):
+                        return
+                    batch = []
+            hand_over(batch)
+            hand_over(None)
+        except BaseException as error:  # noqa: BLE001 - handed to the consumer, which raises it
+            hand_over(error)
+
+    producer = threading.Thread(target=produce, name="catalog-decode", daemon=True)
+    producer.start()
+    try:
+        while (batch := pending.get()) is not None:
+            if isinstance(batch, BaseException):
+                raise batch
+            yield from batch
+    finally:
+        stopped.set()
+        producer.join()
 
 
 class EntryListing:

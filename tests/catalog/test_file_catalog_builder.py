@@ -1,15 +1,18 @@
 """Recording real datastore snapshots in the file catalog, checked against the source trees."""
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import stat
+import threading
 from pathlib import Path
 
 import pytest
 
-from tapefs.catalog.file_catalog import FileCatalog, FileCatalogError
+from tapefs.catalog.file_catalog import ArchiveUnreadable, FileCatalog, FileCatalogError
 from tapefs.catalog.file_catalog_builder import (
+    produced_ahead,
     record_backed_up_snapshot,
     record_datastore_snapshot,
     record_snapshot,
@@ -292,3 +295,27 @@ def test_tape_backup_hook_warns_instead_of_failing(datastore, tmp_path, caplog):
     assert f"snapshot {snapshot}: not recorded in the file catalog" in caplog.text
     with FileCatalog.open(tmp_path / "status") as catalog:
         assert catalog.snapshots() == []
+
+
+def test_rows_produced_ahead_arrive_complete_and_in_order():
+    assert list(produced_ahead(iter(range(10007)), batch_size=100)) == list(range(10007))
+
+
+def test_a_decoding_error_reaches_the_inserting_thread():
+    def items():
+        yield from range(5)
+        raise ArchiveUnreadable("damaged: boom")
+
+    received = []
+    with pytest.raises(ArchiveUnreadable, match="boom"):
+        for item in produced_ahead(items(), batch_size=2):
+            received.append(item)
+    assert received == [0, 1, 2, 3]
+
+
+def test_an_inserting_thread_that_stops_early_stops_the_decoding_thread():
+    threads_before = threading.active_count()
+    rows = produced_ahead(itertools.count(), batch_size=10, batches=2)
+    assert next(rows) == 0
+    rows.close()
+    assert threading.active_count() == threads_before
