@@ -29,6 +29,7 @@ VIEW_TIMEOUT = 5.0
 #: Reads waiting for tapes at the same time (each holds a thread).
 CONCURRENT_READS = 32
 BLOCK_SIZE = 512
+ACL_XATTR_PREFIX = b"system.posix_acl_"
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 
 
@@ -136,6 +137,9 @@ class Operations(pyfuse3.Operations):
         return data
 
     async def getxattr(self, inode, name, ctx):
+        if name.startswith(ACL_XATTR_PREFIX):
+            # ACLs are not exported; `ls -l` asks for them on every file.
+            raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
         value = self._call(self.tree.getxattr, inode, name)
         if value is None:
             raise pyfuse3.FUSEError(pyfuse3.ENOATTR)

@@ -53,6 +53,9 @@ FILE_MODE = stat.S_IFREG | 0o444
 SYMLINK_MODE = stat.S_IFLNK | 0o777
 XATTR_PREFIX = b"user.tapefs."
 INDEX_CACHE_SIZE = 64
+#: Catalog rows kept after readdir and lookup: `ls -l` asks for each listed name's attributes
+#: and extended attributes right after listing them.
+ROW_CACHE_SIZE = 16384
 
 
 class TreeError(Exception):
@@ -112,6 +115,8 @@ class Node:
     #: tapefs's own attributes on archive entries: answered by getxattr, not listed, so that
     #: `cp -a` out of the mount restores a file without them
     hidden_xattrs: Callable[[], dict[bytes, bytes]] | None = None
+    #: archive entries: (copy number, catalog row); open and getxattr work from these
+    entry: tuple[int, EntryRow] | None = None
     #: virtual directories: built on first use
     expand: Callable[[], list["Node"]] | None = None
     children: list[int] | None = None
@@ -200,6 +205,8 @@ class Tree:
         self._copies: dict[int, SnapshotCopy] = {}
         self._copy_numbers: dict[tuple[str, str, str], int] = {}
         self._indexes: OrderedDict[tuple[int, str], DynamicIndex | FixedIndex] = OrderedDict()
+        self._rows: OrderedDict[int, EntryRow] = OrderedDict()
+        self._rows_lock = threading.Lock()
         self._refreshed_at = 0.0
         self._versions: tuple[int, ...] = ()
         self.refresh(force=True)
@@ -477,20 +484,34 @@ class Tree:
             raise NodeNotFound(f"snapshot copy {number} is gone")
         return copy
 
-    def _entry_node(self, copy_number: int, row: EntryRow) -> Node:
+    def _remember(self, rows: list[EntryRow]) -> None:
+        with self._rows_lock:
+            for row in rows:
+                self._rows[row.id] = row
+            while len(self._rows) > ROW_CACHE_SIZE:
+                self._rows.popitem(last=False)
+
+    def _row(self, entry_id: int) -> EntryRow | None:
+        with self._rows_lock:
+            row = self._rows.get(entry_id)
+        if row is None:
+            row = self.file_catalog.entry(entry_id)
+            if row is not None:
+                self._remember([row])
+        return row
+
+    def _resolved(self, row: EntryRow) -> EntryRow:
+        """A hardlink's target (the file whose inode, content and attributes it shares)."""
         if row.kind == "hardlink" and row.link is not None:
-            target = self.file_catalog.entry(row.link)
-            if target is not None:
-                node = self._entry_node(copy_number, target)
-                node.name = row.name
-                return node
-        node = Node(self.entry_inode(copy_number, row.id), row.name, row.mode, size=row.size, uid=row.uid,
+            return self._row(row.link) or row
+        return row
+
+    def _entry_node(self, copy_number: int, row: EntryRow) -> Node:
+        name = row.name
+        row = self._resolved(row)
+        return Node(self.entry_inode(copy_number, row.id), name, row.mode, size=row.size, uid=row.uid,
                     gid=row.gid, mtime_ns=row.mtime_ns, nlink=row.nlink, rdev=row.rdev or 0,
-                    target=row.target, xattrs=dict(row.xattrs or ()))
-        if stat.S_ISREG(row.mode):
-            node.opener = lambda: self._open_entry(copy_number, row)
-            node.hidden_xattrs = lambda: self._entry_xattrs(copy_number, row)
-        return node
+                    target=row.target, xattrs=dict(row.xattrs) if row.xattrs else {}, entry=(copy_number, row))
 
     def _archive_of(self, copy: SnapshotCopy, row: EntryRow) -> ArchiveRow:
         for archive in self.file_catalog.archives(copy.snapshot_id):
@@ -561,11 +582,10 @@ class Tree:
 
     def node(self, inode: int) -> Node:
         if inode & ENTRY_BIT:
-            copy_number = (inode & ~ENTRY_BIT) >> COPY_SHIFT
-            row = self.file_catalog.entry(inode & ((1 << COPY_SHIFT) - 1))
+            row = self._row(inode & ((1 << COPY_SHIFT) - 1))
             if row is None:
                 raise NodeNotFound(f"inode {inode} is gone")
-            return self._entry_node(copy_number, row)
+            return self._entry_node((inode & ~ENTRY_BIT) >> COPY_SHIFT, row)
         with self._lock:
             node = self._nodes.get(inode)
         if node is None:
@@ -592,6 +612,7 @@ class Tree:
             row = self.file_catalog.lookup(parent_inode & ((1 << COPY_SHIFT) - 1), name)
             if row is None:
                 raise NodeNotFound(name.decode(errors="replace"))
+            self._remember([row])
             return self._entry_node(copy_number, row)
         for inode in self._virtual_children(parent):
             child = self._nodes.get(inode)
@@ -613,6 +634,7 @@ class Tree:
                 rows = self.file_catalog.children(entry_id, after_id=after)
                 if not rows:
                     return
+                self._remember(rows)
                 for row in rows:
                     yield self._entry_node(copy_number, row), row.id
                 after = rows[-1].id
@@ -626,11 +648,25 @@ class Tree:
         node = self.node(inode)
         if node.is_dir:
             raise NotAFile(f"inode {inode} is a directory")
+        if node.entry is not None and stat.S_ISREG(node.mode):
+            return node, self._open_entry(*node.entry)
         if node.opener is None:
             raise TreeError(f"inode {inode} has no content")
         return node, node.opener()
 
     def getxattr(self, inode: int, name: bytes) -> bytes | None:
+        if inode & ENTRY_BIT:
+            # Asked for every name `ls -l` lists (security.selinux): answered without a Node.
+            row = self._row(inode & ((1 << COPY_SHIFT) - 1))
+            if row is None:
+                raise NodeNotFound(f"inode {inode} is gone")
+            row = self._resolved(row)
+            for key, value in row.xattrs or ():
+                if key == name:
+                    return value
+            if name.startswith(XATTR_PREFIX) and stat.S_ISREG(row.mode):
+                return self._entry_xattrs((inode & ~ENTRY_BIT) >> COPY_SHIFT, row).get(name)
+            return None
         node = self.node(inode)
         if name in node.xattrs:
             return node.xattrs[name]
