@@ -260,13 +260,21 @@ class _BackupJob:
 
         for _ in range(SNAPSHOT_ATTEMPTS):
             device = self.writer.writable_device()
+            # The tape each attempt or part starts on: the archive's part 0 is on the
+            # len(parts)-th last of them (one part per tape, the last part on the current one).
+            tapes = [self.writer.media_uuid]
+            to_next_tape = self.writer.next_volume_for(self.store)
+
+            def next_volume(part):
+                device = to_next_tape(part)
+                tapes.append(self.writer.media_uuid)
+                return device
             try:
-                parts = write_snapshot_archive(device, self.store, name, pieces,
-                                               self.writer.next_volume_for(self.store))
+                parts = write_snapshot_archive(device, self.store, name, pieces, next_volume)
             except ArchiveAborted:
                 self.writer.tape_full()
                 continue
-            if len(parts) == 1:
-                self.writer.register_snapshot(parts[0], self.store, name)
+            # A snapshot bigger than a tape is found at its part 0; readers follow the parts.
+            self.writer.register_snapshot(parts[0], self.store, name, media_uuid=tapes[-len(parts)])
             return
         raise JobError(f"snapshot {name}: physical end of tape twice in a row")

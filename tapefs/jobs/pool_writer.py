@@ -174,8 +174,8 @@ class PoolWriter:
             if part.kind == "chunk" and not part.abandoned:
                 self.catalog.register_chunk_archive(self.media_uuid, part, store)
             elif part.kind == "snapshot" and part.continued:
-                # Bigger than a tape: register nothing; PBS could not restore it either.
-                log.warning("snapshot archive %s larger than a tape", part.content_uuid)
+                # Bigger than a tape: registered at its part 0 once the last part is written.
+                log.info("snapshot archive %s continues on the next tape", part.content_uuid)
             self.tape_full()
             return self.writable_device()
         return next_volume
@@ -183,8 +183,12 @@ class PoolWriter:
     def register_chunk_part(self, part: ArchivePart, store: str) -> None:
         self.catalog.register_chunk_archive(self.media_uuid, part, store)
 
-    def register_snapshot(self, part: ArchivePart, store: str, snapshot: str) -> None:
-        self.catalog.register_snapshot(self.media_uuid, part.file_number, part.content_uuid, store, snapshot)
+    def register_snapshot(self, part: ArchivePart, store: str, snapshot: str, media_uuid: str | None = None) -> None:
+        """On the tape of `part` (default: the loaded one); a tape already full gets its `.log` again."""
+        media_uuid = media_uuid or self.media_uuid
+        self.catalog.register_snapshot(media_uuid, part.file_number, part.content_uuid, store, snapshot)
+        if media_uuid != self.media_uuid:
+            self._export_log(media_uuid)
 
     def write_catalog(self) -> None:
         """The catalog archive of the last tape written, at its end (§3.2 step 4)."""

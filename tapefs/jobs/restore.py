@@ -14,9 +14,11 @@ full pass if a tape of the set has no catalog here).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import shutil
 import time
+import uuid as uuidlib
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -37,6 +39,7 @@ from tapefs.jobs.tape_encryption import set_drive_key_for_set
 from tapefs.media.inventory import Inventory
 from tapefs.media.locks import lock_media_set
 from tapefs.tapeformat.archive_part import ArchivePart
+from tapefs.tapeformat.block import PAYLOAD_SIZE
 from tapefs.tapeformat.block_device import BlockDevice, Mark
 from tapefs.tapeformat.chunk_archive import ChunkArchiveReader, read_chunk_at
 from tapefs.tapeformat.errors import MissingEndMarker, TapeFormatError, UnexpectedEndOfData
@@ -49,6 +52,7 @@ log = logging.getLogger(__name__)
 WRITER_THREADS = 2
 #: Chunks handed to the writers and not yet stored (at most 4 MiB each).
 WRITES_IN_FLIGHT = 6
+READ_SIZE = 16 * PAYLOAD_SIZE
 
 
 class StoreMap:
@@ -146,6 +150,18 @@ def restore_media_set(media_set: str, store_map: StoreMap, session: DriveSession
     return result
 
 
+@dataclass
+class _PendingSnapshot:
+    store: str
+    snapshot: str
+    content_uuid: uuidlib.UUID
+    first_seq: int
+    file_number: int
+    last_seq: int = 0
+    next_part: int = 1
+    data: bytearray = field(default_factory=bytearray)
+
+
 class _Restore:
     def __init__(self, media_set, members, labels, store_map, session, catalog, result, namespace_map=None):
         self.media_set = media_set
@@ -159,6 +175,10 @@ class _Restore:
         self.catalog = catalog
         self.result = result
         self.meter: ProgressMeter | None = None
+        #: Snapshot archives bigger than a tape, read up to a part that continues (full restore).
+        self._pending: dict[uuidlib.UUID, _PendingSnapshot] = {}
+        #: Tapes whose catalog the full restore rebuilds: seq_nr -> what was found on them.
+        self._found: dict[int, list[tuple]] = {}
         #: Digests checked and present per target store in this run (verify once, spec §3.3).
         self.present: dict[str, set[bytes]] = {}
         # Hashing and writing release the GIL: PBS uses 4 writer threads too (spec §9).
@@ -204,6 +224,8 @@ class _Restore:
             # A tape without catalog here (inventory brought from elsewhere) gets one rebuilt
             # from what this pass reads, chunk offsets included; an existing one is kept.
             found: list[tuple] | None = None if self.catalog.has_media(self.members[seq_nr]) else []
+            if found is not None:
+                self._found[seq_nr] = found
             while True:
                 try:
                     tape_file = open_tape_file(device)
@@ -217,8 +239,13 @@ class _Restore:
                 if tape_file is Mark.FILEMARK:
                     continue
                 self._restore_file(seq_nr, tape_file, found)
-            if found is not None:
-                self._rebuild_catalog(seq_nr, found)
+            # A part is continued on the very next tape; one that was not was written again whole.
+            self._pending = {uuid: p for uuid, p in self._pending.items() if p.last_seq == seq_nr}
+            # A tape's catalog is rebuilt once the snapshots that start on it are complete.
+            for ready in [n for n in self._found if all(p.first_seq != n for p in self._pending.values())]:
+                self._rebuild_catalog(ready, self._found.pop(ready))
+        for rest in list(self._found):
+            self._rebuild_catalog(rest, self._found.pop(rest))
         self.wait_for_writes()
         for target in self.store_map.all_targets():
             target.chunk_store.sync()
@@ -262,25 +289,41 @@ class _Restore:
                     chunks=list(reader.locations))))
             return
         if magic in SNAPSHOT_MAGICS:
-            reader = SnapshotArchiveReader(tape_file)
-            try:
-                data = reader.read()
-            except (MissingEndMarker, TapeFormatError):
-                log.info("tape %s file %d: skipping incomplete snapshot %s", label_text, tape_file.file_number,
-                         reader.snapshot)
-                return
-            if tape_file.reader.incomplete:
-                log.info("tape %s file %d: skipping incomplete snapshot %s", label_text, tape_file.file_number,
-                         reader.snapshot)
-                return
-            self.meter.add(len(data))
-            self._restore_snapshot(reader.store, reader.snapshot, data,
-                                   f"tape {label_text} file {tape_file.file_number}")
-            if found is not None:
-                found.append(("snapshot", reader.store, (tape_file.file_number, tape_file.header.uuid,
-                                                         reader.snapshot)))
+            self._restore_snapshot_part(seq_nr, tape_file)
             return
         tape_file.reader.skip_data()
+
+    def _restore_snapshot_part(self, seq_nr: int, tape_file: TapeFile) -> None:
+        """A snapshot archive, or one part of one bigger than a tape: its parts are put together
+        (in memory, as every snapshot archive is) and it is restored after the last."""
+        header = tape_file.header
+        where = f"tape {self.labels[seq_nr]} file {tape_file.file_number}"
+        if header.part_number == 0:
+            reader = SnapshotArchiveReader(tape_file)
+            pending = _PendingSnapshot(reader.store, reader.snapshot, header.uuid, seq_nr, tape_file.file_number)
+        else:
+            pending = self._pending.pop(header.uuid, None)
+            if pending is None or pending.next_part != header.part_number:
+                log.info("%s: part %d of snapshot archive %s without the parts before it, skipping it", where,
+                         header.part_number, header.uuid)
+                tape_file.reader.skip_data()
+                return
+        try:
+            while data := tape_file.reader.read(READ_SIZE):
+                pending.data += data
+        except TapeFormatError:  # cut short by a crash or the physical end; written again after it
+            log.info("%s: skipping incomplete snapshot %s", where, pending.snapshot)
+            return
+        if tape_file.reader.incomplete:
+            # Continued on the next tape, or (early warning at the first try) written again there whole.
+            pending.last_seq, pending.next_part = seq_nr, header.part_number + 1
+            self._pending[header.uuid] = pending
+            return
+        self.meter.add(len(pending.data))
+        self._restore_snapshot(pending.store, pending.snapshot, bytes(pending.data), where)
+        if pending.first_seq in self._found:
+            self._found[pending.first_seq].append(
+                ("snapshot", pending.store, (pending.file_number, pending.content_uuid, pending.snapshot)))
 
     def _restore_snapshot(self, store: str, path: str, data: bytes, where: str) -> None:
         self.wait_for_writes()
@@ -348,7 +391,7 @@ class _Restore:
             where = f"tape {self.labels[place.seq_nr]} file {place.file_number}"
             if not isinstance(tape_file, TapeFile) or tape_file.header.content_magic not in SNAPSHOT_MAGICS:
                 raise JobError(f"{where}: the catalog names snapshot {place.snapshot}, the tape does not hold it")
-            archives[place] = (SnapshotArchiveReader(tape_file).read(), where)
+            archives[place] = (SnapshotArchiveReader(tape_file, self._next_part_from(place.seq_nr)).read(), where)
         # Then the chunks those snapshots need, in tape order, one LOCATE each.
         for place, (data, where) in archives.items():
             target = self.store_map.target(place.store)
@@ -366,6 +409,29 @@ class _Restore:
             self.wait_for_writes()
             target.chunk_store.sync()
             self._restore_snapshot(place.store, place.snapshot, data, where)
+
+    def _next_part_from(self, seq_nr: int):
+        """For a snapshot archive bigger than a tape: each next part is on the next tape of the set."""
+        tape = [seq_nr]
+
+        def next_volume(header) -> BlockDevice:
+            tape[0] += 1
+            part = header.part_number + 1
+            if tape[0] >= len(self.members):
+                raise JobError(f"snapshot archive {header.uuid}: part {part} would be after the last tape of "
+                               f"media set {self.media_set}")
+            device = self._load(tape[0])
+            for file_number in itertools.count(2):
+                device.locate_file(file_number)
+                tape_file = open_tape_file(device)
+                if tape_file is Mark.END_OF_DATA:
+                    raise JobError(f"tape {self.labels[tape[0]]}: part {part} of snapshot archive {header.uuid} "
+                                   "is not on it")
+                if isinstance(tape_file, TapeFile) and (tape_file.header.uuid, tape_file.header.part_number) == (
+                        header.uuid, part):
+                    device.locate_file(file_number)
+                    return device
+        return next_volume
 
     def _named_place(self, places: list, item: str):
         store, sep, path = item.partition(":")
