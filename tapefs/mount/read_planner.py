@@ -36,7 +36,7 @@ from tapefs.media.inventory import Inventory
 from tapefs.mount.chunk_cache import ChunkCache
 from tapefs.mount.errors import ChunkDamaged, ChunkNotOnTape, KeyUnavailable, MediaUnavailable, MountReadError
 from tapefs.tapeformat.block_device import BlockDevice
-from tapefs.tapeformat.chunk_archive import ENTRY_HEADER_SIZE, ChunkArchiveReader, read_chunk_run
+from tapefs.tapeformat.chunk_archive import ENTRY_HEADER_SIZE, ChunkArchiveReader, ChunkRunReader
 from tapefs.tapeformat.errors import TapeFormatError
 from tapefs.tapeformat.labels import TapeLabels, read_labels
 from tapefs.tapeformat.magic import CHUNK_ARCHIVE_1_1
@@ -89,6 +89,8 @@ class _Worker:
     serving: str | None = None
     state: str = "idle"
     drive_key_set: bool = False
+    #: Reads the loaded tape's chunks, keeping the stream open between batches.
+    chunks: ChunkRunReader | None = None
     #: (label text, location, wall-clock start) while asking for a tape that is not there.
     waiting: tuple[str, str, float] | None = None
     tapes_loaded: list[str] = field(default_factory=list)
@@ -121,7 +123,7 @@ class ReadPlanner:
         self._changer_lock = threading.Lock()
         self._checks = ThreadPoolExecutor(CHECKS_IN_FLIGHT, thread_name_prefix="chunk-check")
         self._check_slots = threading.Semaphore(CHECKS_IN_FLIGHT)
-        self._counters = {"loads": 0, "cache_hits": 0, "cache_misses": 0, "chunks_from_tape": 0,
+        self._counters = {"loads": 0, "locates": 0, "cache_hits": 0, "cache_misses": 0, "chunks_from_tape": 0,
                           "bytes_from_tape": 0, "bytes_delivered": 0, "damaged": 0, "unavailable": 0}
         self._reading_seconds = 0.0
         self._catalog: MediaCatalog | None = None
@@ -322,7 +324,7 @@ class ReadPlanner:
                     label = self._labels.get(media, media)
                     log.exception("drive %s, tape %s", worker.setup.name, label)
                     self._fail_tape(media, lambda job: MountReadError(f"{job.where}: {error}"))
-                    worker.media = None
+                    worker.media = worker.chunks = None
                     worker.session.close()
                     worker.session.label_text = None
                 finally:
@@ -335,8 +337,8 @@ class ReadPlanner:
             worker.session.close()
 
     def _serve(self, worker: _Worker, media: str) -> None:
-        device = self._load(worker, media)
-        if device is None:
+        chunks = self._load(worker, media)
+        if chunks is None:
             return
         while not self._closed.is_set():
             with self._cond:
@@ -346,7 +348,7 @@ class ReadPlanner:
                 del self._queues[media]
                 worker.state = "reading"
             started = time.monotonic()
-            self._read_jobs(device, list(queue.values()))
+            self._read_jobs(chunks, list(queue.values()))
             with self._cond:
                 self._reading_seconds += time.monotonic() - started
 
@@ -356,12 +358,12 @@ class ReadPlanner:
         for job in queue.values():
             self._finish(job, error=error_for(job))
 
-    def _load(self, worker: _Worker, media: str) -> BlockDevice | None:
+    def _load(self, worker: _Worker, media: str) -> ChunkRunReader | None:
         """The tape in the worker's drive with its labels checked; None when its jobs were
         failed instead (not in the library before the timeout, wrong tape, no key)."""
-        if worker.media == media and worker.session.device is not None:
-            return worker.session.device
-        worker.media = None  # whatever the drive holds is about to change
+        if worker.media == media and worker.chunks is not None:
+            return worker.chunks
+        worker.media = worker.chunks = None  # whatever the drive holds is about to change
         label = self._labels.get(media, media)
         waiting_since = None
         location = None
@@ -415,7 +417,8 @@ class ReadPlanner:
             self._fail_tape(media, lambda job: KeyUnavailable(f"{job.where}: {error}"))
             return None
         worker.media = media
-        return device
+        worker.chunks = ChunkRunReader(device)
+        return worker.chunks
 
     def _give_drive_key(self, worker: _Worker, device, labels: TapeLabels) -> str | None:
         """Give the drive the set's key when the set label names one; an error text if unknown."""
@@ -436,8 +439,8 @@ class ReadPlanner:
 
     # -- reading -----------------------------------------------------------------------------
 
-    def _read_jobs(self, device: BlockDevice, jobs: list[_ChunkJob]) -> None:
-        """One tape's jobs in tape order: per archive, one run after one LOCATE."""
+    def _read_jobs(self, chunks: ChunkRunReader, jobs: list[_ChunkJob]) -> None:
+        """One tape's jobs in tape order; the chunks of one archive as one run."""
         by_file: dict[int, list[_ChunkJob]] = {}
         for job in jobs:
             by_file.setdefault(job.place.file_number, []).append(job)
@@ -448,23 +451,24 @@ class ReadPlanner:
                        if job.place.offset is not None and job.place.first_block is not None]
             unlocated = [job for job in by_file[file_number] if job not in located]
             if located:
-                self._read_run(device, file_number, located)
+                self._read_run(chunks, file_number, located)
             if unlocated:
-                self._scan_archive(device, file_number, unlocated)
+                chunks.forget()
+                self._scan_archive(chunks.device, file_number, unlocated)
 
-    def _read_run(self, device: BlockDevice, file_number: int, jobs: list[_ChunkJob]) -> None:
-        by_offset = {job.place.offset: job for job in jobs}
-        first_block = jobs[0].place.first_block
-        for location, blob, passed in read_chunk_run(device, file_number, first_block,
-                                                     [job.place.location() for job in jobs]):
-            self._count(bytes_from_tape=passed)
-            job = by_offset[location.offset]
-            if isinstance(blob, TapeFormatError):
-                self._damaged(job, str(blob))
-            else:
-                self._check_later(job, blob)
+    def _read_run(self, chunks: ChunkRunReader, file_number: int, jobs: list[_ChunkJob]) -> None:
+        for job in sorted(jobs, key=lambda job: job.place.offset):
             if self._closed.is_set():
                 return
+            before, locates = chunks.bytes_read, chunks.locates
+            try:
+                blob = chunks.read(file_number, job.place.first_block, job.place.location())
+            except TapeFormatError as error:
+                self._damaged(job, str(error))
+                continue
+            finally:
+                self._count(bytes_from_tape=chunks.bytes_read - before, locates=chunks.locates - locates)
+            self._check_later(job, blob)
 
     def _scan_archive(self, device: BlockDevice, file_number: int, jobs: list[_ChunkJob]) -> None:
         """Chunks whose offset the catalog lacks (imported from a .log): read their archive from
@@ -473,6 +477,7 @@ class ReadPlanner:
         label = jobs[0].label_text
         try:
             device.locate_file(file_number)
+            self._count(locates=1)
             tape_file = open_tape_file(device)
             if not isinstance(tape_file, TapeFile) or tape_file.header.content_magic != CHUNK_ARCHIVE_1_1:
                 raise TapeFormatError("no chunk archive here, although the catalog names one", file_number)

@@ -228,34 +228,43 @@ def read_chunk_at(device: BlockDevice, file_number: int, first_block: int, locat
     return blob
 
 
-
-#: Between two wanted chunks of a run, up to this many stream bytes are read and passed over
-#: rather than located past: a drive streams through a few MiB faster than it repositions.
+#: Between two wanted chunks of an archive, up to this many stream bytes are read and passed
+#: over rather than located past: a drive streams through a few MiB faster than it repositions.
 RUN_MAX_GAP = 16 * 1024**2
 
 
-def read_chunk_run(device: BlockDevice, file_number: int, first_block: int,
-                   locations: list[ChunkLocation]) -> Iterator[tuple[ChunkLocation, bytes | TapeFormatError, int]]:
-    """The blobs of several chunks of one archive in stream order, after one LOCATE: the bytes
-    between them are read and passed over unless the gap exceeds RUN_MAX_GAP. Yields (location,
-    blob or the TapeFormatError that chunk met, stream bytes read for it); after an error the
-    next chunk gets a LOCATE of its own, so one damaged block costs only the chunks it holds."""
-    reader: BlockedReader | None = None
-    for location in sorted(locations, key=lambda item: item.offset):
-        passed = 0
-        try:
-            if reader is None or not 0 <= location.offset - reader.offset <= RUN_MAX_GAP:
-                reader = open_at_block(device, file_number, first_block, location.block_index)
-            passed = location.offset - reader.offset
-            if reader.skip(passed) != passed:
-                raise TruncatedData("stream ends before the chunk entry", file_number, reader.block_index)
-            blob = _read_entry(reader, location, file_number)
-        except TapeFormatError as error:
-            reader = None
-            yield location, error, passed
-            continue
-        yield location, blob, passed + ENTRY_HEADER_SIZE + len(blob)
+class ChunkRunReader:
+    """Reads chunks of the archives of one tape with as few LOCATEs as possible: the stream stays
+    open where the last chunk ended, and a later chunk of the same archive at most RUN_MAX_GAP
+    further on is reached by reading on. So chunks asked for one by one in tape order (a
+    sequential copy) stream like one read. Call `forget` when the tape was moved by other means."""
 
+    def __init__(self, device: BlockDevice):
+        self.device = device
+        self._reader: BlockedReader | None = None
+        #: Stream bytes read: the entries asked for and the gaps passed over.
+        self.bytes_read = 0
+        self.locates = 0
+
+    def forget(self) -> None:
+        self._reader = None
+
+    def read(self, file_number: int, first_block: int, location: ChunkLocation) -> bytes:
+        """The blob of one chunk; TapeFormatError when its entry is damaged or not there."""
+        reader, self._reader = self._reader, None
+        if reader is None or reader.file_number != file_number or \
+                not 0 <= location.offset - reader.offset <= RUN_MAX_GAP:
+            self.locates += 1
+            reader = open_at_block(self.device, file_number, first_block, location.block_index)
+        gap = location.offset - reader.offset
+        passed = reader.skip(gap)
+        self.bytes_read += passed
+        if passed != gap:
+            raise TruncatedData("stream ends before the chunk entry", file_number, reader.block_index)
+        blob = _read_entry(reader, location, file_number)
+        self.bytes_read += ENTRY_HEADER_SIZE + len(blob)
+        self._reader = reader
+        return blob
 
 def _read_entry(reader: BlockedReader, location: ChunkLocation, file_number: int) -> bytes:
     raw = reader.read(ENTRY_HEADER_SIZE)

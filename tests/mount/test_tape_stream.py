@@ -39,6 +39,9 @@ def test_a_sequential_read_returns_the_image_and_streams_ahead(backed_up):  # no
     # Every chunk came from tape once; readahead, not the reader, asked for most of them.
     assert stats["chunks_from_tape"] == 9 and stats["loads"] == len(backed_up.tapes)
     assert stats["cache_misses"] < 9
+    # One LOCATE per chunk archive, not per chunk: the drive streams.
+    archives = {place[:2] for place in backed_up.places.values()}
+    assert stats["locates"] == len(archives) < 9
 
 
 def test_only_the_chunks_of_a_small_range_are_read_from_tape(backed_up):  # noqa: F811

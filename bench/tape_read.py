@@ -1,0 +1,118 @@
+"""Reads through the mount's tape read planner: a sequential TapeStream read of an image, cold
+(every drive empty, cache empty) and warm (from the chunk cache), and the ratio of bytes read from
+tape to bytes asked for when reading one small range.
+
+    .venv/bin/python bench/tape_read.py [--size 1GiB] [--dir /var/tmp]
+
+Builds a datastore with one snapshot of SIZE of random data (4 MiB fixed chunks), backs it up to
+a vtape cartridge and ejects it (not timed). Then reads the image in 128 KiB pieces, as `cp`
+through FUSE does: the first read loads the tape, readahead keeps the drive streaming, every
+chunk's CRC and SHA-256 are checked and it goes into the on-disk cache. Target: 400 MB/s cold.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.tape_backup import make_datastore, parse_size  # noqa: E402
+from tapefs.catalog.media_catalog import MediaCatalog  # noqa: E402
+from tapefs.datastore.fixed_index import FixedIndex  # noqa: E402
+from tapefs.jobs.backup import BackupRequest, backup_datastore  # noqa: E402
+from tapefs.jobs.drive_session import DriveSession, drive_setup  # noqa: E402
+from tapefs.media.inventory import Inventory  # noqa: E402
+from tapefs.media.labeling import label_drive_tape  # noqa: E402
+from tapefs.media.media_id import MediaLocation  # noqa: E402
+from tapefs.media.tape_config import (  # noqa: E402
+    ChangerConfig, DriveConfig, MediaPoolConfig, TapeDeviceConfig, load_tape_config, save_media_pool_config,
+    save_tape_config,
+)
+from tapefs.mount.chunk_cache import ChunkCache  # noqa: E402
+from tapefs.mount.read_planner import ReadPlanner  # noqa: E402
+from tapefs.mount.tape_stream import TapeStream  # noqa: E402
+from vtape import daemon  # noqa: E402
+from vtape.library import CreateOptions, create_library  # noqa: E402
+
+PIECE = 128 * 1024
+MiB = 1024 * 1024
+
+
+def read_all(image: TapeStream) -> float:
+    """Seconds for a sequential read of the whole image in PIECE reads."""
+    started = time.perf_counter()
+    for offset in range(0, image.size, PIECE):
+        image.read_at(offset, PIECE)
+    return time.perf_counter() - started
+
+
+def planner(directory: Path, cache: str) -> ReadPlanner:
+    config = load_tape_config()
+    setups = [drive_setup(config, f"drive{n}") for n in range(2)]
+    return ReadPlanner(setups, ChunkCache(directory / cache, 4 << 30))
+
+
+def run(size: int, directory: Path) -> None:
+    os.environ["TAPEFS_CONFIG_DIR"] = str(directory / "config")
+    os.environ["TAPEFS_STATE_DIR"] = str(directory / "state")
+    libdir = directory / "lib"
+    create_library(libdir, CreateOptions(drives=2, cartridges=2, cleaning_cartridges=0, capacity=size * 2))
+    save_tape_config(TapeDeviceConfig(
+        drives={f"drive{n}": DriveConfig(f"drive{n}", str(libdir / f"drive{n}"), "lib", n) for n in range(2)},
+        changers={"lib": ChangerConfig("lib", str(libdir / "changer"))}))
+    pool = MediaPoolConfig("bench")
+    save_media_pool_config({"bench": pool})
+    print(f"preparing a datastore with {size / 2**30:.1f} GiB of random chunks and backing it up ...", flush=True)
+    datastore = make_datastore(directory, size)
+    index = FixedIndex.load(next(datastore.root.rglob("disk.img.fidx")))
+    daemon.start(libdir)
+    try:
+        with Inventory.open() as inventory, MediaCatalog.open() as catalog:
+            with DriveSession(drive_setup(load_tape_config(), "drive0")) as session:
+                device = session.load("VT0001L8")
+                label_drive_tape(device.drive, "VT0001L8", inventory, "bench", location=MediaLocation.online("lib"))
+                result = backup_datastore(datastore, pool, BackupRequest("bench", eject_media=True), session,
+                                          inventory, catalog)
+        with planner(directory, "cache") as cold:
+            image = TapeStream(cold, result.media_set, "store", index, "disk.img")
+            cold_seconds = read_all(image)
+            cold_stats = cold.stats()
+            warm_seconds = read_all(TapeStream(cold, result.media_set, "store", index, "disk.img"))
+        ranges = {"10 MiB at an unaligned offset": (size // 2 + 12345, 10 * MiB),
+                  "one aligned 4 MiB chunk": (size // 4, 4 * MiB),
+                  "4 KiB": (size // 3, 4096)}
+        ratios = {}
+        for name, (offset, length) in ranges.items():
+            with planner(directory, f"cache-{len(ratios)}") as small:
+                TapeStream(small, result.media_set, "store", index, "disk.img").read_at(offset, length)
+                ratios[name] = small.stats()["bytes_from_tape"] / length
+    finally:
+        daemon.stop(libdir)
+    print(f"sequential read of {size / 2**30:.1f} GiB in {PIECE // 1024} KiB pieces:")
+    print(f"  cold: {size / cold_seconds / 1e6:7.1f} MB/s ({cold_seconds:.1f} s, {cold_stats['loads']} tape load, "
+          f"drive reading at {cold_stats['mb_per_s']} MB/s)")
+    print(f"  warm: {size / warm_seconds / 1e6:7.1f} MB/s ({warm_seconds:.1f} s, from the chunk cache)")
+    for name, ratio in ratios.items():
+        print(f"bytes from tape / bytes asked for, {name}: {ratio:.3f}")
+    print(f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="1GiB")
+    parser.add_argument("--dir", default="/var/tmp")
+    args = parser.parse_args()
+    directory = Path(tempfile.mkdtemp(prefix="tr", dir=args.dir))
+    try:
+        run(parse_size(args.size), directory)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
