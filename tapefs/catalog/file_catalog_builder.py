@@ -17,6 +17,7 @@ import stat
 import threading
 from array import array
 from collections.abc import Iterable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,7 +130,9 @@ def _record_archive(entries: ArchiveRecorder, archive: PxarArchive, manifest: Ma
             if decoder.version != archive.version:
                 raise ArchiveUnreadable(f"damaged: {archive.metadata_index} holds a pxar v{decoder.version} stream")
             listing = EntryListing(entries.archive_id, entries.first_entry_id)
-            entries.insert_entries(produced_ahead(listing.rows(decoder)))
+            # Closed before the stream is: the decoding thread must stop first.
+            with closing(produced_ahead(listing.rows(decoder))) as rows:
+                entries.insert_entries(rows)
             entries.link_hardlinks(listing.hardlinks)
     except (PxarError, DatastoreError, OSError) as error:
         raise ArchiveUnreadable(f"damaged: {error}") from None
@@ -201,8 +204,8 @@ class EntryListing:
         for entry in entries:
             entry_id += 1
             self._filename_offsets.append(-1 if entry.filename_offset is None else entry.filename_offset)
+            parent_path, _, name = entry.path.rpartition(b"/")
             if open_dirs:
-                parent_path = entry.path.rpartition(b"/")[0]
                 while open_dirs and open_dirs[-1].path != parent_path:
                     yield open_dirs.pop().row()
                 if not open_dirs:
@@ -214,7 +217,7 @@ class EntryListing:
                 parent_id = None
             else:
                 raise ArchiveUnreadable(f"damaged: entry {entry.path!r} after the root directory ended")
-            row = self._row(entry, entry_id, parent_id)
+            row = self._row(entry, name, entry_id, parent_id)
             if entry.kind is Kind.DIRECTORY:
                 if parent is not None:
                     parent.subdirectories += 1
@@ -224,20 +227,20 @@ class EntryListing:
         while open_dirs:
             yield open_dirs.pop().row()
 
-    def _row(self, entry: Entry, entry_id: int, parent_id: int | None) -> tuple:
+    def _row(self, entry: Entry, name: bytes, entry_id: int, parent_id: int | None) -> tuple:
         kind = entry.kind
         if kind is Kind.HARDLINK:
             target_id = self._hardlink_target(entry)
             self.hardlinks.append((entry_id, target_id))
             # Attributes are copied from the target once the whole archive is in.
-            return (entry_id, self.archive_id, parent_id, entry.name, kind.value, 0, 0, 0, 0, 0, None, None,
+            return (entry_id, self.archive_id, parent_id, name, kind.value, 0, 0, 0, 0, 0, None, None,
                     target_id, None, 1, None)
         metadata = entry.metadata
         xattrs = metadata.xattrs
         if metadata.fcaps is not None:
             xattrs = [*xattrs, (FCAPS_XATTR, metadata.fcaps)]
         is_file = kind is Kind.FILE
-        return (entry_id, self.archive_id, parent_id, entry.name, kind.value, metadata.mode, metadata.uid,
+        return (entry_id, self.archive_id, parent_id, name, kind.value, metadata.mode, metadata.uid,
                 metadata.gid, min(max(metadata.mtime_ns, MTIME_NS_RANGE[0]), MTIME_NS_RANGE[1]),
                 entry.size if is_file else 0,
                 entry.content_offset if is_file else None, entry.symlink_target, None,
