@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 V1_INDEX_SUFFIX = ".pxar.didx"
 V2_METADATA_SUFFIX = ".mpxar.didx"
 V2_PAYLOAD_SUFFIX = ".ppxar.didx"
-#: Snapshot files whose mode the caller does not know: what PBS gives them.
+#: Snapshot files whose mode the caller does not know: a plain readable file.
 DEFAULT_FILE_MODE = stat.S_IFREG | 0o644
 FCAPS_XATTR = b"security.capability"
 #: SQLite integers are 64-bit: mtimes past 2262 (pxar allows ext4's 2446) are kept at the limit.
@@ -54,6 +54,10 @@ MTIME_NS_RANGE = (-(1 << 63), (1 << 63) - 1)
 #: Entry rows handed from the decoding thread to the inserting one at a time, and batches in flight.
 PRODUCER_BATCH = 2000
 PRODUCER_BATCHES = 4
+
+
+class ArchiveEncrypted(ArchiveUnreadable):
+    """Encrypted with a client key: expected, not damage."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +85,8 @@ def pxar_archives(manifest: Manifest) -> list[PxarArchive]:
 
 def record_snapshot(catalog: FileCatalog, store: str, path: str, files: dict[str, bytes], chunk_reader,
                     file_modes: dict[str, tuple[int, int]] | None = None) -> bool:
-    """Record a snapshot from its raw files (name → bytes, `index.json.blob` among them).
+    """Record a snapshot from its raw files (name → bytes, `index.json.blob` among them), reading
+    the pxar metadata streams through `chunk_reader.read_chunk(digest, expected_size)`.
 
     `file_modes` gives (mode, mtime) per file name; others get DEFAULT_FILE_MODE and the backup
     time. Returns False, changing nothing, if (store, path) is recorded already.
@@ -103,7 +108,8 @@ def record_snapshot(catalog: FileCatalog, store: str, path: str, files: dict[str
                     try:
                         _record_archive(entries, archive, manifest, files, chunk_reader)
                     except ArchiveUnreadable as error:
-                        log.warning("snapshot %s:%s, %s: entries not listed: %s", store, path, archive.name, error)
+                        level = logging.INFO if isinstance(error, ArchiveEncrypted) else logging.WARNING
+                        log.log(level, "snapshot %s:%s, %s: entries not listed: %s", store, path, archive.name, error)
                         raise
     except SnapshotAlreadyRecorded:
         return False
@@ -115,7 +121,7 @@ def _record_archive(entries: ArchiveRecorder, archive: PxarArchive, manifest: Ma
     info = manifest.lookup(archive.metadata_index)
     if info.crypt_mode == "encrypt":
         fingerprint = manifest.unprotected.get("key-fingerprint", "unknown")
-        raise ArchiveUnreadable(f"encrypted with key {fingerprint}")
+        raise ArchiveEncrypted(f"encrypted with key {fingerprint}")
     if archive.payload_index is not None and manifest.lookup(archive.payload_index) is None:
         raise ArchiveUnreadable(f"damaged: the manifest lists no payload index {archive.payload_index}")
     raw_index = files.get(archive.metadata_index)
