@@ -13,6 +13,7 @@ import subprocess
 import sys
 import sysconfig
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -192,14 +193,14 @@ def tape_archive(tmp_path_factory) -> TapeArchive:
 class MountedTree:
     """A `tapefs mount --foreground` server in a subprocess; its log goes to a file."""
 
-    def __init__(self, archive: TapeArchive, mountpoint: Path, *options: str):
-        self.archive = archive
+    def __init__(self, env: dict[str, str], mountpoint: Path, *options: str):
+        self.env = env
         self.path = mountpoint
         self.path.mkdir(parents=True, exist_ok=True)
         self.log_path = mountpoint.parent / f"{mountpoint.name}.log"
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [*TAPEFS, "mount", str(mountpoint), "--foreground", *options], cwd=REPO, env=archive.env,
+                [*TAPEFS, "mount", str(mountpoint), "--foreground", *options], cwd=REPO, env=env,
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         deadline = time.monotonic() + MOUNT_TIMEOUT
         while not os.path.ismount(mountpoint):
@@ -218,7 +219,9 @@ class MountedTree:
 
     def unmount(self) -> int:
         """`tapefs umount`; the server's exit code."""
-        self.archive.tapefs("umount", str(self.path))
+        proc = subprocess.run([*TAPEFS, "umount", str(self.path)], cwd=REPO, env=self.env, capture_output=True,
+                              timeout=120)
+        assert proc.returncode == 0, proc.stderr.decode()
         return self.process.wait(timeout=30)
 
     def cleanup(self) -> None:
@@ -234,29 +237,38 @@ class MountedTree:
 
 @pytest.fixture
 def mount_tree(tape_archive, tmp_path):
-    """Factory: mount_tree(*options) → a MountedTree; unmounted at the end, its exit and log checked."""
-    require_fuse()
-    mounts: list[MountedTree] = []
-
-    def make(*options: str, name: str = "mnt") -> MountedTree:
-        mounted = MountedTree(tape_archive, tmp_path / name, "--cache-dir", str(tmp_path / f"{name}-cache"),
-                              *options)
-        mounts.append(mounted)
-        return mounted
-
-    yield make
-    for mounted in mounts:
-        try:
-            if os.path.ismount(mounted.path):
-                assert mounted.unmount() == 0, mounted.log()
-            assert "Traceback" not in mounted.log(), mounted.log()
-        finally:
-            mounted.cleanup()
+    """Factory: mount_tree(*options) → a MountedTree of the shared archive; unmounted at the end,
+    its exit and log checked."""
+    with mounts_of(tape_archive.env, tmp_path) as make:
+        yield make
     # The next test starts with every drive empty, as a fresh mount would find the library.
     with Changer.open(tape_archive.library.changer) as changer:
         for drive in changer.status().drives:
             if drive.full:
                 changer.unload(drive=drive.number)
+
+
+@contextmanager
+def mounts_of(env: dict[str, str], directory: Path):
+    """make(*options, name=) → a MountedTree under `directory`; all unmounted and checked at exit."""
+    require_fuse()
+    mounts: list[MountedTree] = []
+
+    def make(*options: str, name: str = "mnt") -> MountedTree:
+        mounted = MountedTree(env, directory / name, "--cache-dir", str(directory / f"{name}-cache"), *options)
+        mounts.append(mounted)
+        return mounted
+
+    try:
+        yield make
+    finally:
+        for mounted in mounts:
+            try:
+                if os.path.ismount(mounted.path):
+                    assert mounted.unmount() == 0, mounted.log()
+                assert "Traceback" not in mounted.log(), mounted.log()
+            finally:
+                mounted.cleanup()
 
 
 def listing(root: Path) -> dict[str, tuple]:
