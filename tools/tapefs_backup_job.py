@@ -17,7 +17,7 @@ from tapefs.media.tape_config import (
     load_tape_job_config, remove_section, update_section,
 )
 from tools.device_cli import emit, format_value, key_value_table, output_format_option, simple_table
-from tools.tapefs_tape_jobs import backup
+from tools.tapefs_tape_jobs import backup, wait_option
 
 LIST_COLUMNS = ("id", "store", "pool", "drive", "schedule", "next-run", "comment")
 IGNORED_NOTE = ("note: tapefs sends no notifications; notify-user and notification-mode are kept in "
@@ -133,12 +133,13 @@ def job_remove(job_id: str) -> None:
 
 @backup_job.command("run")
 @click.argument("job_id", metavar="ID")
+@wait_option
 @output_format_option
 @click.pass_context
-def job_run(ctx: click.Context, job_id: str, output_format: str) -> None:
+def job_run(ctx: click.Context, job_id: str, wait_seconds: float, output_format: str) -> None:
     """Run a job now: `tapefs backup` with the job's store, pool, drive and options."""
     job = load_tape_job(job_id)
     ctx.invoke(backup, store=job.store, pool=job.pool, drive=job.drive, latest_only=bool(job.latest_only),
                namespace=job.ns, max_depth=job.max_depth, group_filters=job.group_filter,
                eject_media=bool(job.eject_media), export_media_set=bool(job.export_media_set),
-               force_media_set=False, output_format=output_format)
+               force_media_set=False, wait_seconds=wait_seconds, output_format=output_format)

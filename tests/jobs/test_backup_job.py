@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from tapefs.config.section_config import SectionConfigError
+from tapefs.datastore.registry import DatastoreRegistry
 from tapefs.media.tape_config import (
     TapeJobConfig, UnknownTapeJobError, load_tape_job, load_tape_job_config, save_tape_job_config,
 )
@@ -182,3 +183,13 @@ def test_run_backs_up_what_the_job_selects(tape_setup, tmp_path):
     assert third["snapshots"] == [f"ns/site/{later}"] and third["skipped"] == [f"ns/site/{site}"]
     status = tape_setup.library.control("status")
     assert all(drive["barcode"] is None for drive in status["drives"]), status
+
+
+def test_run_names_a_missing_datastore_or_pool_of_the_job(config_dir, tmp_path):
+    (config_dir / "tape-job.cfg").write_text(PBS_TAPE_JOB_CFG)
+    no_store = tapefs("backup-job", "run", "nightly", check=False)
+    assert no_store.returncode == 1 and no_store.stderr.startswith("tapefs: error: no datastore named 'store'")
+    DatastoreRegistry().create("store", tmp_path / "store")
+    no_pool = tapefs("backup-job", "run", "nightly", check=False)
+    assert no_pool.returncode == 1
+    assert no_pool.stderr.strip() == "Error: no media pool named 'daily' in media-pool.cfg"
