@@ -45,15 +45,19 @@ def progress_bar(label_text: str | None):
                 tape[0] = event.detail
                 bar.update(task, description=f"{event.operation} {event.detail}")
             elif event.message == "scan-started":
-                rerun = " ".join(["tapefs", *sys.argv[1:]]) if sys.argv[1:] else "the same command"
                 console.print(f"scanning tape {tape[0]} from file {event.detail}; if interrupted, run "
-                              f"`{rerun}` again: it continues after the last file registered",
-                              markup=False, highlight=False)
+                              f"`{_rerun_command()}` again: it continues after the last file registered",
+                              markup=False, highlight=False, soft_wrap=True)
             elif event.message == "file-done":
                 bar.update(task, files=int(event.detail) + 1)
             bar.update(task, completed=event.current, total=event.total)
 
         yield on_event
+
+
+def _rerun_command() -> str:
+    """This command line without --force (which would start the scan anew)."""
+    return " ".join(["tapefs", *(arg for arg in sys.argv[1:] if arg != "--force")])
 
 
 def _session(drive: str | None) -> DriveSession:
@@ -78,7 +82,10 @@ def _summary_lines(result: CatalogRebuildResult, verbose: bool) -> list[str]:
         lines.append(f"also restored the catalogs of {', '.join(result.other_catalogs)}")
     if verbose:
         for report in result.files:
-            lines.append(f"file {report.file_number}: {_describe(report)}")
+            what = " ".join(str(v) for v in (report.kind, report.store, report.snapshot) if v)
+            chunks = f", {report.chunks} chunks" if report.chunks is not None else ""
+            note = _describe(report)
+            lines.append(f"file {report.file_number}: {what}{chunks}" + (f" ({note})" if note else ""))
             lines += [f"  chunk {c.digest.hex()} offset {c.offset} size {c.size}" for c in report.locations]
     rate = result.bytes_read / result.seconds / 1e6 if result.seconds else 0.0
     lines.append(f"{result.archives} archives: {result.snapshots} snapshots, {result.chunks} chunks; "
@@ -107,22 +114,19 @@ def catalog(label_text, scan, force, verbose, drive, output_format):
 
 
 def _describe(report: TapeFileReport) -> str:
-    """The text of a listing's note column."""
+    """The note column of a listing: what the header says beyond the columns, and any damage."""
     header = report.header_json
     parts = []
     if report.kind == "media-label":
-        parts.append(f"label {header.get('label_text')} media {header.get('uuid')}"
-                     + (f" pool {header['pool']}" if header.get("pool") else ""))
+        parts.append(str(header.get("label_text")) + (f", pool {header['pool']}" if header.get("pool") else ""))
     elif report.kind == "media-set-label":
-        parts.append(f"set {header.get('uuid')} member {header.get('seq_nr')} pool {header.get('pool')}")
+        parts.append(f"member {header.get('seq_nr')}, pool {header.get('pool')}")
     elif report.kind == "catalog-archive":
-        parts.append(f"catalog of media {header.get('uuid')} member {header.get('seq_nr')}")
-    elif report.kind in ("chunk-archive", "snapshot-archive"):
-        parts.append(report.content_name)
+        parts.append(f"catalog of member {header.get('seq_nr')}")
     elif report.kind == "unknown":
         parts.append(report.content_name)
     if report.incomplete:
-        parts.append("incomplete (continued or written again on another tape)")
+        parts.append("continued on the next tape")
     if report.missing_end_marker:
         parts.append("no end marker (write aborted)")
     if report.error:
@@ -147,6 +151,10 @@ def scan(label_text, drive, output_format):
             out.print("the tape is empty")
             return
         table = simple_table(*SCAN_COLUMNS)
+        # UUIDs and snapshot names whole; the note column wraps instead.
+        for name in ("uuid", "snapshot"):
+            table.columns[SCAN_COLUMNS.index(name)].no_wrap = True
+        table.columns[SCAN_COLUMNS.index("uuid")].min_width = 36
         for report in reports:
             values = (report.file_number, report.kind, report.content_uuid, report.part_number, report.store,
                       report.snapshot, report.chunks, report.size, _describe(report))

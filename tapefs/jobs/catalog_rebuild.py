@@ -58,8 +58,9 @@ class CatalogRebuildResult:
     media_uuid: str
     media_set: str | None = None
     seq_nr: int | None = None
-    #: "catalog-archive" (fast), "scan", "none" (a tape in no media set), "not-found" (fast
-    #: only, as `inventory --catalog` does it), "present" (restored meanwhile from another tape)
+    #: "catalog-archive" (fast), "scan", "none" (a tape in no media set); for `inventory
+    #: --catalog` also "not-found" (no catalog archive, no scan), "present" (restored meanwhile
+    #: from another tape) and "failed" (the tape could not be loaded or read)
     method: str = "none"
     #: File number of the catalog archive imported (fast).
     catalog_file: int | None = None
@@ -136,7 +137,7 @@ def rebuild_catalog(session: DriveSession, inventory: Inventory, catalog: MediaC
     set_label = media_id.media_set_label
     if set_label is None or set_label.is_unassigned:
         result.note("no media-set label: the tape holds no backup data, its catalog is empty")
-        if not catalog.has_media(media_id.uuid):
+        if catalog.media_set_of(media_id.uuid) != (None, None):
             catalog.reset_media(media_id.uuid, None, None)
         return result
     result.media_set, result.seq_nr = set_label.uuid, set_label.seq_nr
@@ -186,7 +187,12 @@ def restore_missing_catalogs(session: DriveSession, inventory: Inventory, catalo
             result.note("catalog restored from another tape of the set")
             continue
         started = time.monotonic()
-        device, media_id = _load(session, entry.id.label_text)
+        try:
+            device, media_id = _load(session, entry.id.label_text)
+        except JobError as error:
+            result.method = "failed"
+            result.note(str(error))
+            continue
         if media_id.uuid != entry.uuid or media_id.media_set_label != set_label:
             result.method = "not-found"
             result.note("the tape's labels differ from the inventory: run `tapefs catalog` on it")
@@ -396,8 +402,9 @@ def _import_other(member_uuid: str, report: TapeFileReport, inventory: Inventory
     """An earlier member's catalog: only for a tape the inventory knows and has no catalog of."""
     entry = inventory.lookup(member_uuid)
     if entry is None:
-        log.info("catalog of media %s at file %d: tape not in the inventory, skipped", member_uuid,
-                 report.file_number)
+        result.note(f"catalog archive at file {report.file_number}: member {report.header_json['seq_nr']} "
+                    f"({member_uuid}) is not in the inventory yet; `tapefs inventory --read-labels --catalog` "
+                    "restores it from here")
         return
     if _set_of(entry.id) != (result.media_set, int(report.header_json["seq_nr"])):
         result.note(f"catalog archive at file {report.file_number}: media {entry.id.label_text} is not that "

@@ -23,7 +23,7 @@ from tapefs.tapeformat import magic
 from tapefs.tapeformat.archive_part import ArchivePart, ChunkLocation
 from tapefs.tapeformat.block import PAYLOAD_SIZE
 from tapefs.tapeformat.block_device import BlockDevice, Mark
-from tapefs.tapeformat.chunk_archive import ChunkArchiveReader
+from tapefs.tapeformat.chunk_archive import ENTRY_HEADER_SIZE, ChunkArchiveReader
 from tapefs.tapeformat.content_header import OBSOLETE
 from tapefs.tapeformat.errors import MissingEndMarker, TapeFormatError, UnexpectedEndOfData
 from tapefs.tapeformat.snapshot_archive import SnapshotPath
@@ -220,7 +220,7 @@ def _read_chunks(tape_file: TapeFile, report: TapeFileReport, meter: ProgressMet
             except DatastoreError as error:
                 bad.append(f"chunk {digest.hex()}: {error}")
             if meter is not None:
-                meter.add(len(blob) + 48)
+                meter.add(ENTRY_HEADER_SIZE + len(blob))
     except MissingEndMarker:
         pass  # an aborted writer: reported through the flag, not as damage
     finally:

@@ -2,10 +2,12 @@
 a real vtape library, after the tape state directory (inventory and catalogs) was deleted."""
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -122,7 +124,7 @@ def test_scan_lists_every_file(backed_up):
     assert len(snapshots) == 3
     assert sum(row["chunks"] for row in on_tapes if row["type"] == "chunk-archive") >= 5
     text = tapefs("scan", "--label-text", setup.tapes[0], "--drive", "drive0").stdout
-    assert "media-label" in text and "chunk-archive" in text and f"label {setup.tapes[0]}" in text
+    assert "media-label" in text and "chunk-archive" in text and f"{setup.tapes[0]}, pool daily" in text
 
 
 def test_unlabelled_tape_and_unknown_label_fail_with_one_line(tape_setup):  # noqa: F811
@@ -169,3 +171,46 @@ def test_scan_killed_midway_continues_when_run_again(backed_up):
     assert (result["archives"], result["snapshots"], result["chunks"]) == \
         (expected["archives"], expected["snapshots"], expected["chunks"])
     assert len(tapefs_json("media", "content", "--label-text", label)) == expected["snapshots"]
+
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "catalog.md"
+DOC_PREFIX = "/tmp/vtcat"
+
+
+def doc_script(prefix: str) -> str:
+    """The `$ ` lines of docs/catalog.md as one bash script; a line shown with "[exit status N]"
+    must fail with exactly N."""
+    steps: list[list] = []
+    for block in re.findall(r"```console\n(.*?)```", DOC.read_text(), re.S):
+        for line in block.splitlines():
+            if line.startswith("$ "):
+                steps.append([line[2:].replace(DOC_PREFIX, prefix), 0])
+            elif steps and (match := re.fullmatch(r"\[exit status (\d+)\]", line)):
+                steps[-1][1] = int(match.group(1))
+    lines = ["set -euo pipefail"]
+    for command, status in steps:
+        if status:
+            lines.append(f"if {command}; then exit 99; else rc=$?; [ $rc -eq {status} ]; fi")
+        else:
+            lines.append(command)
+    return "\n".join(lines)
+
+
+@pytest.mark.slow
+def test_doc_walkthrough_runs_as_written():
+    root = Path(tempfile.mkdtemp(prefix="vc", dir="/tmp"))
+    prefix = str(root / "vtcat")
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("TAPEFS_") and k not in ("TAPE", "CHANGER", "PROXMOX_TAPE_DRIVE", "VTAPE_LIBRARIES")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    try:
+        script = doc_script(prefix)
+        assert "--catalog" in script and "catalog --scan" in script and "tapefs scan" in script
+        proc = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=300,
+                              cwd=root)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        assert "Traceback" not in proc.stderr
+        assert "catalog-archive" in proc.stdout and "verified 1 snapshots" in proc.stdout
+    finally:
+        subprocess.run([str(Path(sys.executable).parent / "vtape"), "stop", prefix], capture_output=True, timeout=60)
+        shutil.rmtree(root, ignore_errors=True)
