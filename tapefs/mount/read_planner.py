@@ -30,8 +30,8 @@ from tapefs.datastore.blob import blob_kind, decode_blob
 from tapefs.datastore.errors import DatastoreError
 from tapefs.jobs.drive_session import DriveSession, DriveSetup
 from tapefs.jobs.errors import MediaOffline
-from tapefs.keys.errors import TapeKeyError
-from tapefs.keys.media_set_key import drive_key_for_reading
+from tapefs.jobs.tape_encryption import set_drive_key_for_set
+from tapefs.keys.errors import KeyNotFound
 from tapefs.media.inventory import Inventory
 from tapefs.mount.chunk_cache import ChunkCache
 from tapefs.mount.errors import ChunkDamaged, ChunkNotOnTape, KeyUnavailable, MediaUnavailable, MountReadError
@@ -88,7 +88,6 @@ class _Worker:
     #: Media UUID of the tape this worker has taken, loaded or not.
     serving: str | None = None
     state: str = "idle"
-    drive_key_set: bool = False
     #: Reads the loaded tape's chunks, keeping the stream open between batches.
     chunks: ChunkRunReader | None = None
     #: (label text, location, wall-clock start) while asking for a tape that is not there.
@@ -412,7 +411,7 @@ class ReadPlanner:
             self._fail_tape(media, lambda job: MountReadError(
                 f"{job.where}: the tape in the slot of {label} is {found}, the catalog names media {media}"))
             return None
-        error = self._give_drive_key(worker, device, labels)
+        error = self._give_drive_key(device, labels)
         if error is not None:
             self._fail_tape(media, lambda job: KeyUnavailable(f"{job.where}: {error}"))
             return None
@@ -420,21 +419,15 @@ class ReadPlanner:
         worker.chunks = ChunkRunReader(device)
         return worker.chunks
 
-    def _give_drive_key(self, worker: _Worker, device, labels: TapeLabels) -> str | None:
-        """Give the drive the set's key when the set label names one; an error text if unknown."""
-        fingerprint = labels.media_set.encryption_key_fingerprint if labels.media_set else None
-        if fingerprint is None:
-            if worker.drive_key_set:
-                device.drive.clear_encryption_key()
-                worker.drive_key_set = False
-            return None
+    @staticmethod
+    def _give_drive_key(device, labels: TapeLabels) -> str | None:
+        """The drive gets the set's key when its label names one, no key otherwise; an error text
+        when the key is not in the key store."""
         try:
-            key = drive_key_for_reading(fingerprint, str(labels.media_set.uuid))
-        except TapeKeyError as error:
-            log.error("tape %s: %s", labels.media.label_text, error)
-            return f"media set encrypted with tape key {fingerprint}, which is not known here: {error}"
-        device.drive.set_encryption_key(key)
-        worker.drive_key_set = True
+            set_drive_key_for_set(device.drive, labels)
+        except KeyNotFound as error:
+            log.error("%s", error)
+            return str(error)
         return None
 
     # -- reading -----------------------------------------------------------------------------

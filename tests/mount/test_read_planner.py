@@ -19,6 +19,7 @@ from tapefs.datastore.crypt_config import CryptConfig
 from tapefs.datastore.fixed_index import FixedIndex
 from tapefs.datastore.naming import BackupGroup, BackupNamespace
 from tapefs.jobs.drive_session import drive_setup
+from tapefs.keys.key_store import TapeKeyStore
 from tapefs.media.tape_config import load_tape_config
 from tapefs.mount.chunk_cache import ChunkCache
 from tapefs.mount.errors import ChunkDamaged, ChunkNotOnTape, KeyUnavailable, MediaUnavailable, MountReadError
@@ -328,3 +329,22 @@ def test_no_drives_is_refused(tmp_path):
     with pytest.raises(ValueError, match="at least one drive"):
         ReadPlanner([], ChunkCache(tmp_path, 1000))
 
+
+
+def test_an_encrypted_media_set_reads_with_its_key_and_names_it_without(tape_setup, tmp_path):  # noqa: F811
+    from tests.jobs.test_encryption import create_key
+    fingerprint = create_key(["daily"])
+    add_cartridges(tape_setup.library, 1, "64MiB", "4MiB")
+    tape_setup.label("SM0001L8")
+    tape_setup.add_snapshot("vm/100", 1)
+    result = run_backup(tape_setup, eject_media=True)
+    digest = FixedIndex.load(next(tape_setup.datastore.root.rglob("disk.img.fidx"))).digests[0]
+    expected = decode_blob(tape_setup.datastore.chunk_store.chunk_path(digest).read_bytes())
+    setups = [drive_setup(load_tape_config(), "drive0")]
+    with ReadPlanner(setups, ChunkCache(tmp_path / "cache", 1 << 30)) as planner:
+        assert planner.fetch(result.media_set, STORE, [digest]) == {digest: expected}
+    TapeKeyStore().remove(fingerprint)
+    with ReadPlanner(setups, ChunkCache(tmp_path / "cold", 1 << 30)) as planner:
+        with pytest.raises(KeyUnavailable) as raised:
+            planner.fetch(result.media_set, STORE, [digest])
+    assert raised.value.errno == 13 and fingerprint in str(raised.value) and "tape SM0001L8" in str(raised.value)
