@@ -378,6 +378,10 @@ class _Restore:
         places = self.catalog.snapshots_in_set(self.media_set)
         self.named = wanted is not None
         if wanted is None:
+            unknown = sorted({m.store for m in self.namespace_map.mappings} - {p.store for p in places})
+            if unknown:
+                raise JobError(f"namespace mapping: media set {self.media_set} has no snapshots of store "
+                               f"{', '.join(unknown)}")
             chosen = [p for p in places if self.store_map.target(p.store) is not None
                       and self._placements(p.store, parse_tape_snapshot_path(p.snapshot))]
         else:

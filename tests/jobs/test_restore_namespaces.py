@@ -181,6 +181,9 @@ def test_restore_command_takes_repeated_namespaces_options(backed_up, tmp_path):
     assert bad.returncode == 1 and bad.stderr.strip() == (
         "tapefs: error: namespace mapping 'store=store,sorce=a': expected KEY=VALUE with KEY one of store, "
         "source, target, max-depth, got 'sorce=a'")
+    typo = tapefs("--namespaces", "store=stroe,source=a")
+    assert typo.returncode == 1 and typo.stderr.strip() == (
+        f"tapefs: error: namespace mapping: media set {media_set} has no snapshots of store stroe")
     uncovered = tapefs(f"store:ns/c/{paths['c']}", "--namespaces", "store=store,source=a")
     assert uncovered.returncode == 1 and "no namespace mapping of store store covers namespace 'c'" in uncovered.stderr
 
