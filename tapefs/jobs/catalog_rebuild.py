@@ -189,7 +189,7 @@ def restore_missing_catalogs(session: DriveSession, inventory: Inventory, catalo
         started = time.monotonic()
         try:
             device, media_id = _load(session, entry.id.label_text)
-        except JobError as error:
+        except (JobError, ScsiError) as error:
             result.method = "failed"
             result.note(str(error))
             continue
@@ -318,8 +318,12 @@ def _restore_fast(device: BlockDevice, media_id: MediaId, inventory: Inventory, 
         if str(described_set) != set_uuid:
             result.note(f"{where}: belongs to media set {described_set}, not this tape's set; not used")
             continue
-        if not report.complete:
-            why = report.error or ("continued on another tape" if report.incomplete else "its write was aborted")
+        if not report.complete or report.part_number != 0:
+            # A catalog bigger than what was left of a tape goes on in parts; a .log is only
+            # whole across tapes, which this tape alone cannot give.
+            why = report.error or ("continued from the previous tape" if report.part_number
+                                   else "continued on another tape" if report.incomplete
+                                   else "its write was aborted")
             result.note(f"{where} (media {described}): incomplete ({why}); not used")
             continue
         this_tape = str(described) == media_id.uuid

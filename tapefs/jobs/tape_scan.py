@@ -3,8 +3,8 @@ reading half of `catalog --scan` (spec §3.3).
 
 Every file is read through to its end, so a chunk archive yields every entry with its stream
 offset (what a catalog needs for single-chunk reads) and every blob's CRC is checked. A file
-that cannot be read (damaged blocks, unknown data, a bad chunk) is reported with the error and
-the scan goes on with the next file; only end of data inside a file (a writer killed before its
+that cannot be read (damaged blocks, a medium error, unknown data, a bad chunk) is reported with
+the error and the scan goes on with the next file; only end of data inside a file (a writer killed before its
 filemark) ends it.
 """
 from __future__ import annotations
@@ -120,9 +120,9 @@ def read_next_file(device: BlockDevice, meter: ProgressMeter | None = None, keep
     except UnexpectedEndOfData as error:
         return TapeFileReport(position.file_number, "unreadable", first_block=position.block_number,
                               error=f"{error.reason} (the writer was interrupted)"), False
-    except TapeFormatError as error:
+    except (TapeFormatError, ScsiError) as error:
         report = TapeFileReport(position.file_number, "unreadable", first_block=position.block_number,
-                                error=error.reason)
+                                error=getattr(error, "reason", str(error)))
         return report, _skip_to_file(device, position.file_number + 1)
     if tape_file is Mark.END_OF_DATA:
         return None, False
@@ -136,7 +136,8 @@ def read_next_file(device: BlockDevice, meter: ProgressMeter | None = None, keep
     except UnexpectedEndOfData as error:
         report.error = f"{error.reason} (the writer was interrupted)"
         return report, False
-    except TapeFormatError as error:
+    except (TapeFormatError, ScsiError) as error:
+        # A drive error (a medium error on a damaged spot) is damage to this file too.
         report.error = str(error)
         return report, _skip_to_file(device, report.file_number + 1)
     return report, True

@@ -10,6 +10,7 @@ import pytest
 
 from tapefs.datastore.datastore import Datastore
 from tapefs.jobs.catalog_rebuild import CatalogRebuildError, rebuild_catalog, restore_missing_catalogs
+from tapefs.jobs.tape_scan import scan_tape
 from tapefs.media.inventory import tape_status_dir
 from tapefs.media.labeling import media_id_from_labels
 from tapefs.media.media_list import list_media
@@ -206,3 +207,21 @@ def test_catalog_archive_that_disagrees_is_not_imported(backed_up):
     assert f"catalog archive at file {result.catalog_file + 1} " in bad[0]
     with setup.catalog() as catalog:
         assert archives_by_label_partial(setup, catalog, last) == setup.expected[last]
+
+
+def test_medium_error_in_the_middle_is_reported_and_the_scan_goes_on(backed_up):
+    setup = backed_up
+    first = setup.labels[0]
+    with setup.session() as session:
+        reports = scan_tape(session, first)
+        chunk_files = [r for r in reports if r.kind == "chunk-archive"]
+        # A medium error two blocks into the first chunk archive.
+        setup.library.control("fault", device="drive0", media_error_block=chunk_files[0].first_block + 2)
+    lose_state()
+    result = rebuild(setup, first, scan=True)
+    damaged = chunk_files[0].file_number
+    assert [d["file"] for d in result.damaged] == [damaged]
+    assert "MEDIUM ERROR" in result.damaged[0]["error"].upper()
+    expected = {n: archive for n, archive in setup.expected[first].items() if n != damaged}
+    with setup.catalog() as catalog:
+        assert archives_by_label_partial(setup, catalog, first) == expected
