@@ -32,15 +32,16 @@ class TapeStream:
         #: The chunk read last, kept because a reader takes it in many small pieces.
         self._last: tuple[int, bytes] | None = None
 
-    def read_at(self, offset: int, length: int) -> bytes:
-        """Up to `length` bytes at `offset`; fewer only at the end of the stream."""
+    def read_at(self, offset: int, length: int, readahead_end: int | None = None) -> bytes:
+        """Up to `length` bytes at `offset`; fewer only at the end of the stream. Readahead stops
+        at `readahead_end` (the end of the file being read, when the stream holds many)."""
         if offset < 0 or length < 0:
             raise ValueError(f"{self.name}: negative offset or length")
         end = min(offset + length, self.size)
         if offset >= end:
             return b""
         first, last = self.index.find_chunk(offset), self.index.find_chunk(end - 1)
-        chunks = self._chunks(first, last, sequential=self._advance(offset, end))
+        chunks = self._chunks(first, last, sequential=self._advance(offset, end), readahead_end=readahead_end)
         parts = []
         for i in range(first, last + 1):
             start, stop = self.index.chunk_range(i)
@@ -53,7 +54,7 @@ class TapeStream:
             self._next_offset = end
         return sequential
 
-    def _chunks(self, first: int, last: int, sequential: bool) -> dict[int, bytes]:
+    def _chunks(self, first: int, last: int, sequential: bool, readahead_end: int | None = None) -> dict[int, bytes]:
         found: dict[int, bytes] = {}
         last_read = self._last
         if last_read is not None and first <= last_read[0] <= last:
@@ -62,7 +63,7 @@ class TapeStream:
         if not sequential:
             with self._lock:  # a seek: readahead starts afresh after the next sequential read
                 self._readahead_until = last
-        readahead = self._readahead(last) if sequential else []
+        readahead = self._readahead(last, readahead_end) if sequential else []
         if wanted or readahead:
             digests = self.index.digests
             data = self.planner.fetch(self.set_uuid, self.store, [digests[i] for i in wanted],
@@ -72,9 +73,11 @@ class TapeStream:
         self._last = (last, found[last])
         return found
 
-    def _readahead(self, last: int) -> list[int]:
+    def _readahead(self, last: int, readahead_end: int | None = None) -> list[int]:
         """Chunk indexes after `last`, up to READAHEAD_BYTES, not handed out before."""
         limit = self.index.chunk_range(last)[1] + READAHEAD_BYTES
+        if readahead_end is not None:
+            limit = min(limit, readahead_end)
         ahead = []
         i = max(last + 1, self._readahead_until + 1)
         while i < self.index.chunk_count and self.index.chunk_range(i)[0] < limit:

@@ -161,7 +161,7 @@ class StreamRangeReader(FileReader):
         length = max(0, min(length, self.size - offset))
         if length == 0:
             return b""
-        data = self.stream.read_at(self.start + offset, length)
+        data = self.stream.read_at(self.start + offset, length, readahead_end=self.start + self.size)
         if len(data) != length:
             # A short answer would reach the reader as zeros: fail the range instead.
             raise TreeError(f"{self.stream.name}: {len(data)} of {length} bytes at {self.start + offset}")
