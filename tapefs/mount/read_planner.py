@@ -66,6 +66,8 @@ class _ChunkJob:
     #: Someone waits for it (False: readahead only).
     urgent: bool
     queued: float = field(default_factory=time.monotonic)
+    #: Read from tape and passed to a check, or answered: a drive failure no longer concerns it.
+    handed_over: bool = False
     future: Future = field(default_factory=Future)
 
     @property
@@ -322,7 +324,8 @@ class ReadPlanner:
                 except Exception as error:  # a drive or changer failure: fail this tape's reads, go on
                     label = self._labels.get(media, media)
                     log.exception("drive %s, tape %s", worker.setup.name, label)
-                    self._fail_tape(media, lambda job: MountReadError(f"{job.where}: {error}"))
+                    reason = str(error)
+                    self._fail_tape(media, lambda job: MountReadError(f"{job.where}: {reason}"))
                     worker.media = worker.chunks = None
                     worker.session.close()
                     worker.session.label_text = None
@@ -347,9 +350,18 @@ class ReadPlanner:
                 del self._queues[media]
                 worker.state = "reading"
             started = time.monotonic()
-            self._read_jobs(chunks, list(queue.values()))
-            with self._cond:
-                self._reading_seconds += time.monotonic() - started
+            batch = list(queue.values())
+            try:
+                self._read_jobs(chunks, batch)
+            except Exception as error:
+                reason = str(error)
+                for job in batch:
+                    if not job.handed_over:
+                        self._finish(job, error=MountReadError(f"{job.where}: {reason}"))
+                raise
+            finally:
+                with self._cond:
+                    self._reading_seconds += time.monotonic() - started
 
     def _fail_tape(self, media: str, error_for: Callable[[_ChunkJob], MountReadError]) -> None:
         with self._cond:
@@ -494,6 +506,7 @@ class ReadPlanner:
     def _check_later(self, job: _ChunkJob, blob: bytes) -> None:
         """Check and decode on another thread while the drive reads on (hashing and zstd release
         the GIL)."""
+        job.handed_over = True
         self._check_slots.acquire()
         try:
             self._checks.submit(self._check, job, blob)
@@ -529,6 +542,7 @@ class ReadPlanner:
         self._finish(job, error=ChunkDamaged(f"{job.where}: chunk {job.digest.hex()} damaged: {reason}"))
 
     def _finish(self, job: _ChunkJob, data: bytes | None = None, error: MountReadError | None = None) -> None:
+        job.handed_over = True
         if data is not None:
             self.cache.put(job.digest, data)  # before the job goes: a new fetch then finds the data
         with self._cond:

@@ -348,3 +348,16 @@ def test_an_encrypted_media_set_reads_with_its_key_and_names_it_without(tape_set
         with pytest.raises(KeyUnavailable) as raised:
             planner.fetch(result.media_set, STORE, [digest])
     assert raised.value.errno == 13 and fingerprint in str(raised.value) and "tape SM0001L8" in str(raised.value)
+
+
+def test_a_drive_error_fails_the_reads_in_progress_and_the_next_read_works(backed_up):
+    label = backed_up.tapes[0]
+    first, second = backed_up.on_tape(label)[:2]
+    with backed_up.planner(drives=1) as planner:
+        planner.fetch(backed_up.set_uuid, STORE, [first])
+        backed_up.setup.library.control("fault", device="drive0", fail_next=1, sense_code="4/44/00")
+        with pytest.raises(MountReadError) as raised:
+            planner.fetch(backed_up.set_uuid, STORE, [second])
+        assert f"tape {label} file" in str(raised.value)
+        assert planner.fetch(backed_up.set_uuid, STORE, [second]) == {second: backed_up.data(second)}
+        assert planner.stats()["pending"] == 0
