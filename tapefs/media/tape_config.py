@@ -47,7 +47,8 @@ CONFIG_LOCK_TIMEOUT = 10.0
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 _MAX_NAMESPACE_DEPTH = 7
-_GROUP_FILTER = re.compile(r"(include:|exclude:)?(type:(vm|ct|host)|group:(vm|ct|host)/[A-Za-z0-9_][A-Za-z0-9._\-]*|regex:.+)")
+_GROUP_FILTER = re.compile(
+    r"(include:|exclude:)?(type:(vm|ct|host)|group:(vm|ct|host)/[A-Za-z0-9_][A-Za-z0-9._\-]*|regex:.+)")
 NOTIFICATION_MODES = ("legacy-sendmail", "notification-system")
 
 
