@@ -13,6 +13,7 @@ from tapefs.jobs.catalog_rebuild import CatalogRebuildError, rebuild_catalog, re
 from tapefs.jobs.tape_scan import scan_tape
 from tapefs.media.inventory import tape_status_dir
 from tapefs.media.labeling import media_id_from_labels
+from tapefs.media.media_id import MediaId, MediaLabel
 from tapefs.media.media_list import list_media
 from tapefs.media.tape_config import load_media_pool_config
 from tapefs.tapeformat.catalog_archive import write_catalog_archive
@@ -225,3 +226,35 @@ def test_medium_error_in_the_middle_is_reported_and_the_scan_goes_on(backed_up):
     expected = {n: archive for n, archive in setup.expected[first].items() if n != damaged}
     with setup.catalog() as catalog:
         assert archives_by_label_partial(setup, catalog, first) == expected
+
+
+def test_label_text_the_inventory_gives_another_tape_is_refused_unless_forced(backed_up):
+    setup = backed_up
+    label = setup.labels[0]
+    lose_state()
+    stale = MediaId(MediaLabel(str(uuidlib.uuid4()), label, 1), None)
+    with setup.inventory() as inventory:
+        inventory.store(stale)
+    with pytest.raises(CatalogRebuildError, match=f"the inventory knows label {label} as media {stale.uuid}, "
+                                                   "the tape carries media .*: nothing changed"):
+        rebuild(setup, label)
+    with setup.inventory() as inventory:
+        assert [entry.uuid for entry in inventory.find_all_media_by_label_text(label)] == [stale.uuid]
+    forced = rebuild(setup, label, force=True)
+    with setup.inventory() as inventory:
+        assert [entry.uuid for entry in inventory.find_all_media_by_label_text(label)] == [forced.media_uuid]
+
+
+def test_inventory_catalog_reports_a_tape_without_its_own_catalog_archive(backed_up):
+    """Only the first tape read: its catalog is on the next tape, so the fast way finds nothing
+    and says so (no scan)."""
+    setup = backed_up
+    lose_state()
+    first = setup.labels[0]
+    with setup.inventory() as inventory, setup.session() as session:
+        _, labels = session.read_labels(first)
+        inventory.store(media_id_from_labels(labels))
+    with setup.inventory() as inventory, setup.catalog() as catalog, setup.session() as session:
+        [result] = restore_missing_catalogs(session, inventory, catalog, [first, "NOSUCH"])
+        assert result.method == "not-found" and "tapefs catalog --scan" in result.notes[-1]
+        assert not catalog.has_media(result.media_uuid)

@@ -10,10 +10,14 @@ import pytest
 from tapefs.datastore.blob import encode_blob
 from tapefs.jobs.catalog_rebuild import rebuild_catalog
 from tapefs.jobs.tape_scan import scan_tape
+from tapefs.tapeformat import magic
 from tapefs.tapeformat.block_device import BLOCK_SIZE
+from tapefs.tapeformat.catalog_archive import write_catalog_archive
 from tapefs.tapeformat.chunk_archive import ChunkArchiveWriter
 from tapefs.tapeformat.labels import MediaSetLabel, write_media_set_label
+from tapefs.tapeformat.media_catalog_log import encode_label
 from tapefs.tapeformat.snapshot_archive import write_snapshot_archive
+from tapefs.tapeformat.tape_file import move_to_end_of_data
 from tests.jobs.conftest import add_cartridges
 
 pytestmark = pytest.mark.vtape
@@ -107,3 +111,24 @@ def test_catalog_scan_reports_damaged_archives_and_registers_the_rest(damaged_ta
     assert [(d["file"], d["type"]) for d in result.damaged] == [(3, "unreadable"), (4, "chunk-archive")]
     assert {n: (kind, len(value) if kind == "chunk" else value) for n, (kind, _, value) in archives.items()} == {
         2: ("chunk", 2), 5: ("snapshot", SNAPSHOT), 6: ("chunk", 1)}
+
+
+def test_catalog_archive_that_disagrees_and_no_other_means_a_scan(damaged_tape):
+    """The only catalog archive on the tape claims to describe it but holds another tape's
+    catalog: reported, nothing of it imported, the tape is scanned instead."""
+    with damaged_tape.session() as session:
+        device, labels = session.read_labels("SM0001L8")
+        foreign = uuidlib.uuid4()
+        log = (magic.MEDIA_CATALOG_1_1 + encode_label(0, foreign, 0)
+               + encode_label(1, labels.media_set.uuid, 0))
+        move_to_end_of_data(device)
+        write_catalog_archive(device, labels.media.uuid, labels.media_set.uuid, 0, log, no_next_volume)
+        device.sync()
+    with damaged_tape.inventory() as inventory, damaged_tape.catalog() as catalog, \
+            damaged_tape.session() as session:
+        result = rebuild_catalog(session, inventory, catalog, "SM0001L8")
+        assert not catalog.has_media(str(foreign))
+    assert result.method == "scan"
+    assert any(f"catalog archive at file 7 disagrees with its header: it describes media {foreign}" in note
+               for note in result.notes)
+    assert result.archives == 3
