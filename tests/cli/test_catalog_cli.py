@@ -101,7 +101,10 @@ def test_catalog_falls_back_to_a_scan_and_says_so(backed_up):
     first = tapefs("catalog", "--label-text", setup.tapes[0], "--drive", "drive0")
     assert "no usable catalog archive" in first.stdout and "(scanned)" in first.stdout
     assert f"added {setup.tapes[0]} to the inventory (media set {setup.media_set}, member 0)" in first.stdout
-    last = tapefs_json("catalog", "--label-text", setup.tapes[-1], "--drive", "drive0")
+    # Without --label-text: the tape in the drive.
+    tapefs("load-media", setup.tapes[-1], "--drive", "drive0")
+    last = tapefs_json("catalog", "--drive", "drive0")
+    assert last["label-text"] == setup.tapes[-1]
     assert last["method"] == "catalog-archive" and last["inventorized"]
     listed = tapefs_json("media", "content", "--media-set", setup.media_set)
     assert len(listed) == 3
