@@ -60,9 +60,12 @@ class ReadStatistics:
 
 
 class Operations(pyfuse3.Operations):
-    def __init__(self, tree: Tree):
+    def __init__(self, tree: Tree, xattrs: bool = True):
         super().__init__()
         self.tree = tree
+        #: Without: the first getxattr answers ENOSYS and the kernel stops asking (ls -l sends two
+        #: per file otherwise, each a round trip through this process).
+        self.xattrs = xattrs
         self.statistics = ReadStatistics()
         self._handles: dict[int, FileReader] = {}
         self._handle_numbers = itertools.count(1)
@@ -137,6 +140,8 @@ class Operations(pyfuse3.Operations):
         return data
 
     async def getxattr(self, inode, name, ctx):
+        if not self.xattrs:
+            raise pyfuse3.FUSEError(errno.ENOSYS)
         if name.startswith(ACL_XATTR_PREFIX):
             # ACLs are not exported; `ls -l` asks for them on every file.
             raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
@@ -146,6 +151,8 @@ class Operations(pyfuse3.Operations):
         return value
 
     async def listxattr(self, inode, ctx):
+        if not self.xattrs:
+            raise pyfuse3.FUSEError(errno.ENOSYS)
         return list(self._call(self.tree.node, inode).xattrs)
 
     # -- contents --------------------------------------------------------------------------

@@ -21,5 +21,7 @@ class MountOptions:
     read_timeout: float = DEFAULT_READ_TIMEOUT
     #: drive names of tape.cfg the mount may use; empty: every configured drive
     drives: tuple[str, ...] = field(default_factory=tuple)
+    #: extended attributes (archived ones and tapefs's own); off saves `ls -l` two requests per file
+    xattrs: bool = True
     status_dir: Path | None = None
     debug_fuse: bool = False

@@ -88,7 +88,7 @@ class MountService:
                 self._stack.callback(self.planner.close)
             self.tree = Tree(self.inventory, self.media_catalog, self.file_catalog, self.planner,
                              status=self.status, uid=os.getuid(), gid=os.getgid())
-            self.operations = Operations(self.tree)
+            self.operations = Operations(self.tree, xattrs=options.xattrs)
         except BaseException:
             self._stack.close()
             raise

@@ -189,3 +189,13 @@ def offline_read_fails_and_unmount_ends_a_waiting_read(tape_archive, mount_tree,
     assert not reader.is_alive()
     assert time.monotonic() - started < 30
     assert "errno" in outcome, outcome
+
+
+def test_no_xattrs_mount_refuses_extended_attributes_and_still_lists(tape_archive, mount_tree):
+    mounted = mount_tree("--no-xattrs")
+    pxar_root = snapshot_dir(mounted, tape_archive, tape_archive.tree_snapshot) / "root.pxar"
+    with pytest.raises(OSError) as failure:
+        os.getxattr(pxar_root / "os.py", "user.tapefs.tapes")
+    assert failure.value.errno == errno.EOPNOTSUPP
+    subprocess.run(["ls", "-lR", str(pxar_root / "json")], capture_output=True, check=True, timeout=60)
+    assert listing(pxar_root / "json") == listing(tape_archive.tree / "json")
