@@ -20,6 +20,7 @@ import hashlib
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -90,11 +91,13 @@ class _Worker:
     #: Media UUID of the tape this worker has taken, loaded or not.
     serving: str | None = None
     state: str = "idle"
+    loads: int = 0
     #: Reads the loaded tape's chunks, keeping the stream open between batches.
     chunks: ChunkRunReader | None = None
     #: (label text, location, wall-clock start) while asking for a tape that is not there.
     waiting: tuple[str, str, float] | None = None
-    tapes_loaded: list[str] = field(default_factory=list)
+    #: The tapes loaded last, newest at the end.
+    tapes_loaded: deque[str] = field(default_factory=lambda: deque(maxlen=16))
 
 
 class ReadPlanner:
@@ -229,6 +232,8 @@ class ReadPlanner:
         labels = {media: self._label_text(media) for media in {place.media_uuid for place in places.values()}}
         in_cache = []
         with self._cond:
+            if self._closed.is_set():  # close() answered every job there was: none may come after
+                raise MountReadError("the tape reader is not running")
             for digest, place in places.items():
                 key = (set_uuid, store, digest)
                 job = self._jobs.get(key)
@@ -257,7 +262,7 @@ class ReadPlanner:
             urgent = sum(1 for job in self._jobs.values() if job.urgent)
             drives = [{"drive": w.setup.name, "tape": self._labels.get(w.media) if w.media else None,
                        "serving": self._labels.get(w.serving) if w.serving else None, "state": w.state,
-                       "tapes_loaded": list(w.tapes_loaded)} for w in self._workers]
+                       "loads": w.loads, "tapes_loaded": list(w.tapes_loaded)} for w in self._workers]
             waiting = [{"tape": w.waiting[0], "location": w.waiting[1], "since": w.waiting[2],
                         "drive": w.setup.name} for w in self._workers if w.waiting]
             seconds = self._reading_seconds
@@ -414,6 +419,7 @@ class ReadPlanner:
             self._closed.wait(min(RETRY_INTERVAL, self.read_timeout - (now - waiting_since)))
         worker.waiting = None
         worker.tapes_loaded.append(label)
+        worker.loads += 1
         self._count(loads=1)
         self._emit("tape-loaded", tape=label, drive=worker.setup.name)
         log.info("drive %s: tape %s loaded for reading", worker.setup.name, label)
