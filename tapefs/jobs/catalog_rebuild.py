@@ -145,7 +145,8 @@ def rebuild_catalog(session: DriveSession, inventory: Inventory, catalog: MediaC
     meter.emit("tape-loaded", media_id.label_text)
     with lock_media_set(inventory.status_dir, set_label.uuid):
         state = ScanState.load(inventory.status_dir, media_id.uuid)
-        if state is not None and (state.media_set != set_label.uuid or force):
+        # A scan is only continued into the catalog it was filling.
+        if state is not None and (state.media_set != set_label.uuid or force or not _has_catalog(catalog, media_id)):
             state.remove()
             state = None
         if state is None:
