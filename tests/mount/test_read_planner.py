@@ -172,7 +172,8 @@ def test_an_offline_tape_fails_after_the_timeout_while_other_tapes_are_served(ba
         outcome["seconds"] = time.monotonic() - started
 
     caplog.set_level(logging.WARNING, "tapefs.mount")
-    with backed_up.planner(read_timeout=4) as planner:
+    events = []
+    with backed_up.planner(read_timeout=4, events=lambda kind, details: events.append((kind, details))) as planner:
         started = time.monotonic()
         thread = threading.Thread(target=read_offline)
         thread.start()
@@ -189,6 +190,10 @@ def test_an_offline_tape_fails_after_the_timeout_while_other_tapes_are_served(ba
     assert 4 <= outcome["seconds"] < 15
     asks = [r for r in caplog.records if f"insert tape {offline}" in r.getMessage()]
     assert len(asks) == 1
+    assert ("insert-tape", {"tape": offline, "location": "online-lib"}) in events
+    assert ("media-unavailable", {"tape": offline, "location": "online-lib"}) in events
+    assert ("tape-loaded", {"tape": online, "drive": "drive1"}) in events or \
+           ("tape-loaded", {"tape": online, "drive": "drive0"}) in events
 
 
 def test_a_tape_inserted_while_the_read_waits_is_read(backed_up):
