@@ -2,6 +2,7 @@
 wrote (their backups never recorded anything here)."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -77,3 +78,22 @@ def test_unknown_media_set_is_a_clear_error(tape_setup):
     proc = tapefs("file-catalog", "00000000-0000-4000-8000-000000000000", "--drive", "drive0", check=False)
     assert proc.returncode == 1
     assert "names no snapshot on media set 00000000-0000-4000-8000-000000000000" in proc.stderr
+
+
+def test_after_losing_the_state_directory_scan_then_file_catalog_rebuild_the_tree(tape_setup, tmp_path):
+    add_cartridges(tape_setup.library, 2, "64MiB", "4MiB")
+    tape_setup.label("SM0001L8", "SM0002L8")
+    tree = make_tree(tmp_path / "tree")
+    result = backup(tape_setup.datastore, BackupGroup.parse("host/tree", BackupNamespace()),
+                    parse_sources([f"root.pxar:{tree}"]), sync=False)
+    backed_up = run_backup(tape_setup, eject_media=True)
+    state = Path(os.environ["TAPEFS_STATE_DIR"])
+    shutil.rmtree(state)
+    for label in backed_up.tapes:
+        tapefs("catalog", "--scan", "--force", "--drive", "drive0", "--label-text", label)
+    rebuilt = json.loads(tapefs("file-catalog", backed_up.media_set, "--drive", "drive0",
+                                "--output-format", "json").stdout)
+    assert rebuilt["recorded"] == [f"store:{result.snapshot}"]
+    with FileCatalog.open(state / "tape") as catalog:
+        assert entry_names(catalog, "store", str(result.snapshot)) == \
+            {path.relative_to(tree).as_posix().encode() for path in tree.rglob("*")}
