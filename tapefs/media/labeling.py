@@ -170,6 +170,7 @@ def _location_of(drive: DriveConfig) -> MediaLocation:
 def label_tape(drive: DriveConfig, label_text: str, pool: str | None = None, force: bool = False,
                inventory: Inventory | None = None, progress: Progress = _no_progress) -> MediaId:
     """Label the tape in a configured drive (``tapefs label``)."""
+    check_label_text(label_text)  # before the drive is touched
     _check_pool(pool)
     with _inventory(inventory) as opened, open_drive(drive, need_medium=True) as device:
         return label_drive_tape(device, label_text, opened, pool, force, _location_of(drive), progress)
