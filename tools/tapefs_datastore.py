@@ -12,7 +12,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from tapefs.datastore.backup import backup, parse_sources
+from tapefs.datastore.backup import CHANGE_DETECTION_MODES, backup, parse_sources
 from tapefs.datastore.crypt_config import CryptConfig
 from tapefs.datastore.errors import DatastoreError
 from tapefs.datastore.key_config import KeyConfig
@@ -154,13 +154,28 @@ def snapshots(name: str, namespace: str, output_format: str) -> None:
         click.echo(f"no snapshots in datastore {name}")
 
 
+def _check_change_detection_mode(ctx, param, value: str) -> str:
+    if value == "metadata":
+        raise click.BadParameter("PBS's metadata mode (reusing the previous snapshot's chunks for unchanged files) "
+                                 "is not supported; use data, which reads every file")
+    if value not in CHANGE_DETECTION_MODES:
+        raise click.BadParameter(f"{value!r} is not one of {', '.join(CHANGE_DETECTION_MODES)}")
+    return value
+
+
 @datastore.command("backup")
 @click.argument("name")
 @click.argument("group_name", metavar="TYPE/ID")
 @click.argument("sources", metavar="SOURCE...", nargs=-1, required=True)
 @namespace_option
 @keyfile_option
-def backup_command(name: str, group_name: str, sources: tuple[str, ...], namespace: str, keyfile: str | None) -> None:
+@click.option("--change-detection-mode", metavar="[legacy|data]", default="legacy", show_default=True,
+              callback=_check_change_detection_mode,
+              help="As in proxmox-backup-client: legacy writes pxar v1 archives and a file catalog; data writes split "
+                   "archives (NAME.mpxar + NAME.ppxar, file contents chunked at file starts). PBS's metadata mode "
+                   "(reusing unchanged files' chunks) is not supported.")
+def backup_command(name: str, group_name: str, sources: tuple[str, ...], namespace: str, keyfile: str | None,
+                   change_detection_mode: str) -> None:
     """Back up SOURCEs into a new snapshot of group TYPE/ID (type: host, vm or ct).
 
     A directory becomes root.pxar (with a file catalog), a file or block device
@@ -168,7 +183,8 @@ def backup_command(name: str, group_name: str, sources: tuple[str, ...], namespa
     """
     store = DatastoreRegistry().lookup(name)
     group = BackupGroup.parse(group_name, BackupNamespace.parse(namespace))
-    result = backup(store, group, parse_sources(list(sources)), _load_key(keyfile))
+    result = backup(store, group, parse_sources(list(sources)), _load_key(keyfile),
+                    change_detection_mode=change_detection_mode)
     stats = result.stats
     click.echo(f"snapshot {result.snapshot}")
     for info in result.manifest.files:

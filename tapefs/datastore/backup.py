@@ -1,9 +1,11 @@
 """Back up directories and image files into a new snapshot (spec §5.5).
 
-A directory becomes ``<label>.pxar.didx`` (pxar v1, legacy mode) with the file catalog
-``catalog.pcat1.didx`` beside it; a file or block device becomes ``<label>.img.fidx`` in 4 MiB
-chunks. The manifest is written last, so a snapshot without one is visibly unfinished; on
-failure the snapshot directory is removed again.
+A directory becomes, in PBS's change-detection mode ``legacy``, ``<label>.pxar.didx`` (pxar
+v1) with the file catalog ``catalog.pcat1.didx`` beside it; in mode ``data`` a split pxar v2
+archive ``<label>.mpxar.didx`` (metadata) + ``<label>.ppxar.didx`` (file contents, chunks cut
+where files start) and, as PBS does, no catalog. A file or block device becomes
+``<label>.img.fidx`` in 4 MiB chunks. The manifest is written last, so a snapshot without one
+is visibly unfinished; on failure the snapshot directory is removed again.
 
 This job module sits above both the datastore and the pxar layer.
 """
@@ -33,6 +35,9 @@ from tapefs.pxar.encoder import encode_tree
 log = logging.getLogger(__name__)
 
 CATALOG_NAME = "catalog.pcat1.didx"
+#: PBS's ``--change-detection-mode`` values tapefs writes: v1 archives, or split v2 archives
+#: re-reading every file (``metadata``, which reuses unchanged files' chunks, is not offered)
+CHANGE_DETECTION_MODES = ("legacy", "data")
 SOURCE_SPEC = re.compile(r"(?P<label>[A-Za-z0-9_-]+)\.(?P<kind>pxar|img):(?P<path>.+)", re.DOTALL)
 
 
@@ -45,6 +50,11 @@ class BackupSource:
     @property
     def filename(self) -> str:
         return f"{self.label}.{self.kind}.{'didx' if self.kind == 'pxar' else 'fidx'}"
+
+    @property
+    def split_filenames(self) -> tuple[str, str]:
+        """Metadata and payload index of a directory backed up as a split archive."""
+        return f"{self.label}.mpxar.didx", f"{self.label}.ppxar.didx"
 
 
 def _default_image_label(path: Path) -> str:
@@ -146,6 +156,21 @@ def _backup_directories(uploader: ChunkUploader, sources: list[BackupSource], sn
     return results
 
 
+def _backup_split_directories(uploader: ChunkUploader, sources: list[BackupSource], snapshot_dir: Path, sync: bool) -> dict[str, ArchiveResult]:
+    results = {}
+    for source in sources:
+        metadata_name, payload_name = source.split_filenames
+        with ChunkingWriter(uploader, snapshot_dir / metadata_name, PXAR_AVERAGE_CHUNK_SIZE, sync) as metadata, \
+                ChunkingWriter(uploader, snapshot_dir / payload_name, PXAR_AVERAGE_CHUNK_SIZE, sync) as payload:
+            encode_tree(source.path, metadata, payload_out=payload, payload_boundary=payload.suggest_boundary)
+            # PBS lists the payload index before the metadata index
+            results[payload_name] = payload.finish()
+            results[metadata_name] = metadata.finish()
+        for name in source.split_filenames:
+            log.info("%s: %d bytes in %d chunks", name, results[name].size, results[name].chunk_count)
+    return results
+
+
 def backup(
     datastore: Datastore,
     group: BackupGroup,
@@ -153,7 +178,12 @@ def backup(
     crypt_config: CryptConfig | None = None,
     backup_time: int | None = None,
     sync: bool = True,
+    change_detection_mode: str = "legacy",
 ) -> BackupResult:
+    """``change_detection_mode`` is PBS's: ``legacy`` writes pxar v1 archives and a catalog,
+    ``data`` split archives (see the module docstring)."""
+    if change_detection_mode not in CHANGE_DETECTION_MODES:
+        raise DatastoreError(f"unknown change detection mode {change_detection_mode!r} (expected {' or '.join(CHANGE_DETECTION_MODES)})")
     started = time.monotonic()
     crypt_mode = "encrypt" if crypt_config is not None else "none"
     with datastore_lock(datastore.root):
@@ -168,12 +198,19 @@ def backup(
                     if source.kind == "img":
                         archives[source.filename] = _backup_image(uploader, source.path, snapshot_dir / source.filename, sync)
                 directories = [source for source in sources if source.kind == "pxar"]
-                if directories:
+                if directories and change_detection_mode == "data":
+                    archives.update(_backup_split_directories(uploader, directories, snapshot_dir, sync))
+                elif directories:
                     archives.update(_backup_directories(uploader, directories, snapshot_dir, sync))
             manifest = Manifest(group.backup_type, group.backup_id, backup_time)
             for source in sources:
-                result = archives[source.filename]
-                manifest.add_file(source.filename, result.size, result.index_csum, crypt_mode)
+                if source.kind == "pxar" and change_detection_mode == "data":
+                    metadata_name, payload_name = source.split_filenames
+                    filenames = [payload_name, metadata_name]
+                else:
+                    filenames = [source.filename]
+                for filename in filenames:
+                    manifest.add_file(filename, archives[filename].size, archives[filename].index_csum, crypt_mode)
             if CATALOG_NAME in archives:
                 manifest.add_file(CATALOG_NAME, archives[CATALOG_NAME].size, archives[CATALOG_NAME].index_csum, crypt_mode)
             if crypt_config is not None:

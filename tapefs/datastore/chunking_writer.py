@@ -1,6 +1,9 @@
 """A file-like sink that cuts a byte stream into chunks, stores them and writes the ``.didx``.
 
 A pxar encoder (or the catalog writer) writes into it; ``finish()`` publishes the index.
+For the payload stream of a split pxar archive the encoder also suggests boundaries (the
+offsets where files start), which the writer honours the way PBS's payload chunker does
+(spec §6.4), so that a file's contents start a chunk of their own.
 """
 
 import logging
@@ -32,11 +35,27 @@ class ChunkingWriter:
         self._uploader = uploader
         self._sync = sync
         self._chunker = Chunker(average_chunk_size)
+        # the chunker's own minimum: a suggestion closer to the chunk start is dropped
+        self._minimum_chunk_size = average_chunk_size // 4
         self._index = DynamicIndexWriter(index_path, sync)
+        # stream bytes not yet emitted as chunks; the buffer starts at stream offset _emitted
         self._buffer = bytearray()
         self._scanned = 0
         self._emitted = 0
         self._pending: deque = deque()
+        self._suggestions: deque[int] = deque()
+
+    def suggest_boundary(self, offset: int) -> None:
+        """Prefer a cut at stream ``offset`` (may lie beyond the bytes written so far).
+
+        With ``s`` the start of the chunk in progress when the scan reaches ``offset`` without
+        a hash cut: ``offset - s`` below the minimum chunk size drops the suggestion; otherwise
+        the chunk ends exactly at ``offset`` and the rolling hash restarts there. Hash cuts
+        before ``offset`` (including the maximum size) still happen.
+        """
+        if self._suggestions and offset < self._suggestions[-1]:
+            raise ValueError(f"suggested boundary {offset} is before the previous one at {self._suggestions[-1]}")
+        self._suggestions.append(offset)
 
     def write(self, data) -> int:
         self._buffer += data
@@ -45,14 +64,39 @@ class ChunkingWriter:
         return len(data)
 
     def _scan(self) -> None:
-        start = 0
+        start = 0  # buffer offset of the chunk in progress
+        buffer_offset = self._emitted  # stream offset of the buffer's first byte
         with memoryview(self._buffer) as view:
-            for cut in self._chunker.scan(view[self._scanned :]):
-                end = self._scanned + cut
-                self._emit(bytes(view[start:end]))
-                start = end
+            while True:
+                boundary = self._next_boundary(buffer_offset, len(view))
+                stop = len(view) if boundary is None else boundary
+                for cut in self._chunker.scan(view[self._scanned : stop]):
+                    end = self._scanned + cut
+                    self._emit(bytes(view[start:end]))
+                    start = end
+                self._scanned = stop
+                if boundary is None:
+                    break
+                if boundary - start >= self._minimum_chunk_size:
+                    self._emit(bytes(view[start:boundary]))
+                    start = boundary
+                    self._chunker.reset()
         del self._buffer[:start]
         self._scanned = len(self._buffer)
+
+    def _next_boundary(self, buffer_offset: int, buffered: int) -> int | None:
+        """Buffer offset of the next suggestion within the ``buffered`` bytes, taken off the
+        queue; None if there is none there yet."""
+        while self._suggestions:
+            boundary = self._suggestions[0] - buffer_offset
+            if boundary > buffered:
+                return None
+            self._suggestions.popleft()
+            if boundary >= self._scanned:
+                return boundary
+            # the scan already went past it (suggested late): nothing to cut any more
+            log.debug("suggested boundary %d already passed", boundary + buffer_offset)
+        return None
 
     def _emit(self, chunk: bytes) -> None:
         self._emitted += len(chunk)
@@ -70,6 +114,7 @@ class ChunkingWriter:
             self._emit(bytes(self._buffer))
             self._buffer.clear()
             self._scanned = 0
+        self._suggestions.clear()  # any left lie beyond the end of the stream
         self._drain(0)
         if self._sync:
             self._uploader.chunk_store.sync()

@@ -1,5 +1,9 @@
 """Restore one archive of a snapshot: a pxar archive into a directory, an image into a file.
 
+A pxar archive is either one ``NAME.pxar.didx`` (v1) or, as PBS's ``data``/``metadata``
+change-detection modes write it, the pair ``NAME.mpxar.didx`` + ``NAME.ppxar.didx`` (v2);
+``NAME.pxar`` names either form, as with proxmox-backup-client.
+
 Extraction itself is the pxar layer's (it never writes outside the target); this job module
 connects it to the datastore's random-access reader.
 """
@@ -45,19 +49,55 @@ def restore(datastore: Datastore, snapshot: BackupSnapshot, archive_name: str, t
     also fsyncs a restored image before that (off by default, as for tar or cp)."""
     filename = server_archive_name(archive_name)
     reader = SnapshotReader(datastore, snapshot, crypt_config)
-    if filename.endswith(".pxar.didx"):
+    if filename.endswith((".pxar.didx", ".mpxar.didx", ".ppxar.didx")):
+        metadata_name, payload_name = pxar_archive_names(reader, filename)
+        if payload_name is not None:
+            return _restore_split_pxar(reader, metadata_name, payload_name, Path(target))
         return _restore_pxar(reader, filename, Path(target))
     if filename.endswith(".img.fidx"):
         return _restore_image(reader, filename, Path(target), sync)
     raise DatastoreError(f"cannot restore {filename}: only .pxar and .img archives can be restored")
 
 
-def _restore_pxar(reader: SnapshotReader, filename: str, target: Path) -> RestoreResult:
+def pxar_archive_names(reader: SnapshotReader, filename: str) -> tuple[str, str | None]:
+    """(archive, payload archive or None) that hold the pxar archive ``filename`` names.
+
+    ``NAME.pxar.didx`` is the v1 archive if the snapshot has it, else the split pair; a
+    ``.mpxar``/``.ppxar`` name means the pair.
+    """
+    label = filename.rsplit(".", 2)[0]
+    if filename.endswith(".pxar.didx") and reader.manifest.lookup(filename) is not None:
+        return filename, None
+    metadata_name, payload_name = f"{label}.mpxar.didx", f"{label}.ppxar.didx"
+    has_metadata = reader.manifest.lookup(metadata_name) is not None
+    has_payload = reader.manifest.lookup(payload_name) is not None
+    if has_metadata and has_payload:
+        return metadata_name, payload_name
+    if has_metadata or has_payload:
+        present, missing = (metadata_name, payload_name) if has_metadata else (payload_name, metadata_name)
+        raise DatastoreError(f"snapshot {reader.snapshot} has {present} but not {missing}; a split pxar archive needs both")
+    # neither form: opening it reports the archives the snapshot does have
+    return filename, None
+
+
+def _check_directory_target(target: Path) -> None:
     if target.exists() and not target.is_dir():
         raise DatastoreError(f"restore target {target} exists and is not a directory")
+
+
+def _restore_pxar(reader: SnapshotReader, filename: str, target: Path) -> RestoreResult:
+    _check_directory_target(target)
     with reader.open_archive(filename, readahead_chunks=RESTORE_READAHEAD_CHUNKS) as archive:
         stats = extract(Decoder(archive), target)
         return RestoreResult(filename, target, archive.size, stats.entries, stats.skipped)
+
+
+def _restore_split_pxar(reader: SnapshotReader, metadata_name: str, payload_name: str, target: Path) -> RestoreResult:
+    _check_directory_target(target)
+    with reader.open_archive(metadata_name, readahead_chunks=RESTORE_READAHEAD_CHUNKS) as metadata, \
+            reader.open_archive(payload_name, readahead_chunks=RESTORE_READAHEAD_CHUNKS) as payload:
+        stats = extract(Decoder(metadata, payload), target)
+        return RestoreResult(metadata_name, target, metadata.size + payload.size, stats.entries, stats.skipped)
 
 
 def _restore_image(reader: SnapshotReader, filename: str, target: Path, sync: bool) -> RestoreResult:
