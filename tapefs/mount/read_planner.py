@@ -307,7 +307,8 @@ class ReadPlanner:
                       for media, queue in self._queues.items() if queue and media not in others]
         return min(candidates)[3] if candidates else None
 
-    def _urgent_elsewhere(self, worker: _Worker) -> bool:
+    def _urgent_elsewhere(self) -> bool:
+        """Someone waits for a tape no worker has taken (called with the lock held)."""
         taken = {w.serving for w in self._workers}
         return any(job.urgent for media, queue in self._queues.items() if media not in taken
                    for job in queue.values())
@@ -324,13 +325,15 @@ class ReadPlanner:
                     if media is None:
                         return
                     worker.serving = media
+                attempt = time.monotonic()
                 try:
                     self._serve(worker, media)
                 except Exception as error:  # a drive or changer failure: fail this tape's reads, go on
                     label = self._labels.get(media, media)
                     log.exception("drive %s, tape %s", worker.setup.name, label)
                     reason = str(error)
-                    self._fail_tape(media, lambda job: MountReadError(f"{job.where}: {reason}"))
+                    # Reads queued since get an attempt of their own.
+                    self._fail_tape(media, lambda job: MountReadError(f"{job.where}: {reason}"), attempt)
                     worker.media = worker.chunks = None
                     worker.session.close()
                     worker.session.label_text = None
@@ -350,7 +353,7 @@ class ReadPlanner:
         while not self._closed.is_set():
             with self._cond:
                 queue = self._queues.get(media)
-                if not queue or (not any(job.urgent for job in queue.values()) and self._urgent_elsewhere(worker)):
+                if not queue or (not any(job.urgent for job in queue.values()) and self._urgent_elsewhere()):
                     return  # only readahead left here: a tape someone waits for goes first
                 del self._queues[media]
                 worker.state = "reading"
@@ -368,10 +371,16 @@ class ReadPlanner:
                 with self._cond:
                     self._reading_seconds += time.monotonic() - started
 
-    def _fail_tape(self, media: str, error_for: Callable[[_ChunkJob], MountReadError]) -> None:
+    def _fail_tape(self, media: str, error_for: Callable[[_ChunkJob], MountReadError],
+                   queued_before: float | None = None) -> None:
         with self._cond:
-            queue = self._queues.pop(media, {})
-        for job in queue.values():
+            queue = self._queues.get(media, {})
+            failed = [job for job in queue.values() if queued_before is None or job.queued < queued_before]
+            for job in failed:
+                del queue[job.key]
+            if not queue:
+                self._queues.pop(media, None)
+        for job in failed:
             self._finish(job, error=error_for(job))
 
     def _load(self, worker: _Worker, media: str) -> ChunkRunReader | None:
@@ -381,7 +390,7 @@ class ReadPlanner:
             return worker.chunks
         worker.media = worker.chunks = None  # whatever the drive holds is about to change
         label = self._labels.get(media, media)
-        waiting_since = None
+        asked = False
         location = None
         while True:
             if self._closed.is_set():
@@ -393,30 +402,31 @@ class ReadPlanner:
                 labels = read_labels(device)
                 break
             except MediaOffline:
-                worker.media = None
-                worker.session.label_text = None
+                worker.session.label_text = None  # the session unloaded its drive before finding out
             now = time.monotonic()
-            if waiting_since is None:
-                waiting_since = now
+            if not asked:
+                asked = True
                 location = self._location(media)
                 worker.waiting = (label, location, time.time())
                 worker.state = f"waiting for {label}"
                 log.warning("insert tape %s (location %s) into the library: reads wait for it up to %gs",
                             label, location, self.read_timeout)
                 self._emit("insert-tape", tape=label, location=location)
+            # Every read waits up to the timeout from when it came, then fails on its own.
+            expired_before = now - self.read_timeout
             with self._cond:
-                wanted = bool(self._queues.get(media))
-            if not wanted:
-                return None
-            if now - waiting_since >= self.read_timeout:
-                log.error("tape %s (location %s) not inserted within %gs: its reads fail", label, location,
+                queued = [job.queued for job in self._queues.get(media, {}).values()]
+            if any(when < expired_before for when in queued):
+                log.error("tape %s (location %s) not inserted within %gs: reads fail", label, location,
                           self.read_timeout)
                 self._emit("media-unavailable", tape=label, location=location)
                 self._fail_tape(media, lambda job: MediaUnavailable(
                     f"{job.where}: tape {label} is not in the library (location {location}); "
-                    f"not inserted within {self.read_timeout:g}s"))
+                    f"not inserted within {self.read_timeout:g}s"), expired_before)
+                queued = [when for when in queued if when >= expired_before]
+            if not queued:
                 return None
-            self._closed.wait(min(RETRY_INTERVAL, self.read_timeout - (now - waiting_since)))
+            self._closed.wait(min(RETRY_INTERVAL, max(0.01, min(queued) + self.read_timeout - now)))
         worker.waiting = None
         worker.tapes_loaded.append(label)
         worker.loads += 1
