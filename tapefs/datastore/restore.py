@@ -35,9 +35,10 @@ IMAGE_RESTORE_WORKERS = 2
 
 @dataclass
 class RestoreResult:
+    #: the index file restored from ("A + B" for a split pxar archive)
     archive: str
     target: Path
-    #: archive bytes read (pxar stream or image size)
+    #: archive bytes read (pxar stream(s) or image size)
     size: int
     entries: int = 0
     skipped: int = 0
@@ -97,7 +98,8 @@ def _restore_split_pxar(reader: SnapshotReader, metadata_name: str, payload_name
     with reader.open_archive(metadata_name, readahead_chunks=RESTORE_READAHEAD_CHUNKS) as metadata, \
             reader.open_archive(payload_name, readahead_chunks=RESTORE_READAHEAD_CHUNKS) as payload:
         stats = extract(Decoder(metadata, payload), target)
-        return RestoreResult(metadata_name, target, metadata.size + payload.size, stats.entries, stats.skipped)
+        return RestoreResult(f"{metadata_name} + {payload_name}", target, metadata.size + payload.size, stats.entries,
+                             stats.skipped)
 
 
 def _restore_image(reader: SnapshotReader, filename: str, target: Path, sync: bool) -> RestoreResult:
