@@ -55,6 +55,10 @@ WRITES_IN_FLIGHT = 6
 READ_SIZE = 16 * PAYLOAD_SIZE
 
 
+class SetLabelMissing(JobError):
+    """The tape the inventory names as a set member does not carry that set's label."""
+
+
 class StoreMap:
     """`source=target` items and at most one bare default target (spec §9)."""
 
@@ -189,7 +193,7 @@ class _Restore:
         label_text = self.labels[seq_nr]
         device, labels = self.session.read_labels(label_text)
         if labels.media_set is None or str(labels.media_set.uuid) != self.media_set:
-            raise JobError(f"tape {label_text} is not in media set {self.media_set}")
+            raise SetLabelMissing(f"tape {label_text} is not in media set {self.media_set}")
         if labels.media_set.seq_nr != seq_nr:
             raise JobError(f"tape {label_text} is number {labels.media_set.seq_nr} of the set, expected {seq_nr}")
         # Before any data file is read: the set's key, or none (fails naming a key not in the store).
@@ -220,7 +224,16 @@ class _Restore:
 
     def full(self) -> None:
         for seq_nr in range(len(self.members)):
-            device = self._load(seq_nr)
+            try:
+                device = self._load(seq_nr)
+            except SetLabelMissing:
+                if seq_nr != len(self.members) - 1:
+                    raise
+                # The pool assigns a tape to the set before its set label is written; a job
+                # killed in between leaves a last member that holds nothing of the set.
+                log.warning("tape %s was assigned to media set %s but never got its set label (an "
+                            "interrupted backup): it holds nothing of the set", self.labels[seq_nr], self.media_set)
+                break
             # A tape without catalog here (inventory brought from elsewhere) gets one rebuilt
             # from what this pass reads, chunk offsets included; an existing one is kept.
             found: list[tuple] | None = None if self.catalog.has_media(self.members[seq_nr]) else []
