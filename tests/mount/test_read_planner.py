@@ -28,7 +28,11 @@ from tapefs.tapeformat.block import PAYLOAD_SIZE
 from tests.jobs.conftest import TapeSetup, add_cartridges, tape_setup  # noqa: F401
 from tests.jobs.test_backup import run_backup
 
-pytestmark = [pytest.mark.vtape, pytest.mark.slow]
+
+
+def on_vtape(test):
+    """A test on a real vtape library, taking a few seconds."""
+    return pytest.mark.vtape(pytest.mark.slow(test))
 
 STORE = "store"
 ENTRY_HEADER = 48
@@ -87,6 +91,7 @@ def backed_up(tape_setup, tmp_path) -> BackedUp:  # noqa: F811
     return BackedUp(tape_setup, result.media_set, index, places, tmp_path)
 
 
+@on_vtape
 def test_fetch_loads_the_tape_and_reads_only_the_chunks_asked_for(backed_up):
     label = backed_up.tapes[1]
     digest = backed_up.on_tape(label)[-1]
@@ -102,6 +107,7 @@ def test_fetch_loads_the_tape_and_reads_only_the_chunks_asked_for(backed_up):
     assert stats["cache_misses"] == 1 and stats["pending"] == 0
 
 
+@on_vtape
 def test_chunks_of_one_archive_are_read_as_one_run_in_tape_order(backed_up):
     label = backed_up.tapes[0]
     digests = backed_up.on_tape(label)
@@ -117,6 +123,7 @@ def test_chunks_of_one_archive_are_read_as_one_run_in_tape_order(backed_up):
     assert stats["loads"] == 1
 
 
+@on_vtape
 def test_a_second_read_comes_from_the_cache_even_after_a_restart(backed_up):
     digests = [backed_up.on_tape(label)[0] for label in backed_up.tapes]
     with backed_up.planner() as planner:
@@ -131,6 +138,7 @@ def test_a_second_read_comes_from_the_cache_even_after_a_restart(backed_up):
         assert planner.stats()["loads"] == 0
 
 
+@on_vtape
 def test_eight_threads_over_three_tapes_and_two_drives_finish(backed_up):
     digests = list(backed_up.places)
     results, errors = {}, []
@@ -159,6 +167,7 @@ def test_eight_threads_over_three_tapes_and_two_drives_finish(backed_up):
     assert stats["pending"] == 0
 
 
+@on_vtape
 def test_an_offline_tape_fails_after_the_timeout_while_other_tapes_are_served(backed_up, caplog):
     offline, online = backed_up.tapes[0], backed_up.tapes[1]
     backed_up.export(offline)
@@ -200,6 +209,7 @@ def test_an_offline_tape_fails_after_the_timeout_while_other_tapes_are_served(ba
            ("tape-loaded", {"tape": online, "drive": "drive0"}) in events
 
 
+@on_vtape
 def test_a_tape_inserted_while_the_read_waits_is_read(backed_up):
     label = backed_up.tapes[2]
     backed_up.export(label)
@@ -222,6 +232,7 @@ def test_a_tape_inserted_while_the_read_waits_is_read(backed_up):
     assert result == {digest: backed_up.data(digest)}
 
 
+@on_vtape
 def test_close_while_a_read_waits_for_a_tape_returns_promptly(backed_up):
     label = backed_up.tapes[0]
     backed_up.export(label)
@@ -266,6 +277,7 @@ def corrupt_on_cartridge(backed_up: BackedUp, digest: bytes) -> None:
     raise AssertionError(f"chunk {digest.hex()} not found on cartridge {label}")
 
 
+@on_vtape
 def test_a_chunk_damaged_on_tape_fails_only_its_reads(backed_up, caplog):
     label = backed_up.tapes[0]
     bad, good = backed_up.on_tape(label)[:2]
@@ -285,6 +297,7 @@ def test_a_chunk_damaged_on_tape_fails_only_its_reads(backed_up, caplog):
     assert any(bad.hex() in r.getMessage() and f"file {file_number}" in r.getMessage() for r in caplog.records)
 
 
+@on_vtape
 def test_chunks_without_offsets_are_found_by_reading_their_archive(backed_up):
     label = backed_up.tapes[1]
     with backed_up.setup.inventory() as inventory, backed_up.setup.catalog() as catalog:
@@ -299,6 +312,7 @@ def test_chunks_without_offsets_are_found_by_reading_their_archive(backed_up):
     assert stats["bytes_from_tape"] >= backed_up.places[digest][2] - 4096
 
 
+@on_vtape
 def test_a_chunk_the_catalog_does_not_know_is_an_error(backed_up):
     unknown = hashlib.sha256(b"not backed up").digest()
     with backed_up.planner() as planner:
@@ -309,6 +323,7 @@ def test_a_chunk_the_catalog_does_not_know_is_an_error(backed_up):
         assert known in planner.fetch(backed_up.set_uuid, STORE, [known], readahead=[unknown])
 
 
+@on_vtape
 def test_chunk_reader_checks_the_size_the_index_expects(backed_up):
     digest = backed_up.on_tape(backed_up.tapes[0])[0]
     with backed_up.planner() as planner:
@@ -318,6 +333,7 @@ def test_chunk_reader_checks_the_size_the_index_expects(backed_up):
             reader.read_chunk(digest, 100)
 
 
+@on_vtape
 def test_a_client_encrypted_chunk_needs_a_datastore_key(tape_setup, tmp_path):  # noqa: F811
     add_cartridges(tape_setup.library, 1, "64MiB", "4MiB")
     tape_setup.label("SM0001L8")
@@ -340,6 +356,7 @@ def test_no_drives_is_refused(tmp_path):
 
 
 
+@on_vtape
 def test_an_encrypted_media_set_reads_with_its_key_and_names_it_without(tape_setup, tmp_path):  # noqa: F811
     from tests.jobs.test_encryption import create_key
     fingerprint = create_key(["daily"])
@@ -359,6 +376,7 @@ def test_an_encrypted_media_set_reads_with_its_key_and_names_it_without(tape_set
     assert raised.value.errno == 13 and fingerprint in str(raised.value) and "tape SM0001L8" in str(raised.value)
 
 
+@on_vtape
 def test_a_drive_error_fails_the_reads_in_progress_and_the_next_read_works(backed_up):
     label = backed_up.tapes[0]
     first, second = backed_up.on_tape(label)[:2]
@@ -370,3 +388,66 @@ def test_a_drive_error_fails_the_reads_in_progress_and_the_next_read_works(backe
         assert f"tape {label} file" in str(raised.value)
         assert planner.fetch(backed_up.set_uuid, STORE, [second]) == {second: backed_up.data(second)}
         assert planner.stats()["pending"] == 0
+
+
+def archive_on_memory_tape(count: int, size: int = 300_000):
+    """A chunk archive of `count` random chunks at file 0 of a memory tape; the tape, the archive
+    part (with each chunk's location) and the blobs."""
+    from tapefs.tapeformat.chunk_archive import ChunkArchiveWriter
+    from tapefs.tapeformat.memory_tape import MemoryTape
+    tape = MemoryTape()
+    writer = ChunkArchiveWriter(tape, STORE)
+    blobs = [os.urandom(size) for _ in range(count)]
+    for blob in blobs:
+        writer.add_chunk(hashlib.sha256(blob).digest(), blob)
+    [part] = writer.finish()
+    return tape, part, blobs
+
+
+class CountingTape:
+    """A memory tape that counts LOCATEs and blocks read."""
+
+    def __init__(self, tape):
+        self.tape = tape
+        self.locates = self.blocks = 0
+
+    def locate_block(self, block_number: int) -> None:
+        self.locates += 1
+        self.tape.locate_block(block_number)
+
+    def read_block(self):
+        self.blocks += 1
+        return self.tape.read_block()
+
+    def __getattr__(self, name):
+        return getattr(self.tape, name)
+
+
+def test_run_reader_reads_chunks_in_tape_order_after_one_locate():
+    from tapefs.tapeformat.chunk_archive import ChunkRunReader
+    tape, part, blobs = archive_on_memory_tape(8)
+    device = CountingTape(tape)
+    reader = ChunkRunReader(device)
+    wanted = [0, 1, 2, 5, 7]  # gaps are read through, not located past
+    assert [reader.read(part.file_number, part.first_block, part.chunks[i]) for i in wanted] == \
+           [blobs[i] for i in wanted]
+    assert device.locates == reader.locates == 1
+    last = part.chunks[7]
+    first_block_start = part.chunks[0].offset - part.chunks[0].offset % PAYLOAD_SIZE
+    assert reader.bytes_read == last.offset + ENTRY_HEADER + last.size - first_block_start
+    # Going back costs a LOCATE; so does a gap beyond RUN_MAX_GAP.
+    assert reader.read(part.file_number, part.first_block, part.chunks[3]) == blobs[3]
+    assert reader.locates == 2
+
+
+def test_run_reader_locates_again_after_a_damaged_entry():
+    from tapefs.tapeformat.chunk_archive import ChunkRunReader
+    from tapefs.tapeformat.errors import TapeFormatError
+    tape, part, blobs = archive_on_memory_tape(4)
+    wrong = part.chunks[1].__class__(b"\x01" * 32, part.chunks[1].offset, part.chunks[1].size)
+    reader = ChunkRunReader(tape)
+    assert reader.read(part.file_number, part.first_block, part.chunks[0]) == blobs[0]
+    with pytest.raises(TapeFormatError, match="catalog says 0101"):
+        reader.read(part.file_number, part.first_block, wrong)
+    assert reader.read(part.file_number, part.first_block, part.chunks[2]) == blobs[2]
+    assert reader.locates == 2
