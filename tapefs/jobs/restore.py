@@ -35,7 +35,7 @@ from tapefs.jobs.progress import ProgressCallback, ProgressMeter
 from tapefs.jobs.snapshot_files import (
     decode_snapshot_pxar, manifest_digests, parse_tape_snapshot_path, tape_snapshot_path, write_snapshot_files,
 )
-from tapefs.jobs.tape_encryption import set_drive_key_for_set
+from tapefs.jobs.tape_encryption import clear_drive_key, set_drive_key_for_set
 from tapefs.media.inventory import Inventory
 from tapefs.media.locks import lock_media_set
 from tapefs.tapeformat.archive_part import ArchivePart
@@ -150,6 +150,9 @@ def restore_media_set(media_set: str, store_map: StoreMap, session: DriveSession
                 job.selective(snapshots)
         finally:
             job.close()
+            if session.device is not None:
+                # As PBS does when it lets go of a drive: no set key stays behind in it.
+                clear_drive_key(session.device.drive)
     result.seconds = time.monotonic() - started
     return result
 

@@ -99,6 +99,7 @@ def test_encrypted_backup_restores_and_its_cartridge_holds_no_plaintext(tape_set
     restored = run_restore(tape_setup, encrypted.media_set, {"store": target})
     assert len(restored.snapshots_restored) == 1
     assert snapshot_tree(target) == snapshot_tree(tape_setup.datastore)
+    assert drive_mode(tape_setup.library.drives[1]) == "off"  # the restore took the key out again
 
     key = TapeKeyStore().raw_key(fingerprint)
     for form in key_forms(key) + key_forms(derive_drive_key(key, encrypted.media_set)):
