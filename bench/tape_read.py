@@ -8,6 +8,13 @@ Builds a datastore with one snapshot of SIZE of random data (4 MiB fixed chunks)
 a vtape cartridge and ejects it (not timed). Then reads the image in 128 KiB pieces, as `cp`
 through FUSE does: the first read loads the tape, readahead keeps the drive streaming, every
 chunk's CRC and SHA-256 are checked and it goes into the on-disk cache. Target: 400 MB/s cold.
+
+On the 2-core VM this was written on (load average 2.6 to 4.6 from other work), 1 GiB: cold
+223 to 258 MB/s with one tape load, warm 916 to 1021 MB/s; bytes from tape / bytes asked for:
+1.005 for one aligned 4 MiB chunk, 1.204 for 10 MiB at an unaligned offset (4 chunks), 1030 for
+4 KiB (a chunk is the smallest read). The cold figure is CPU-bound: the drive side alone
+(ChunkRunReader through the vtape socket) reads 420 to 620 MB/s, SHA-256 runs at 600 MB/s on one
+core here, and check, cache write and the vtape daemon share the two cores.
 """
 from __future__ import annotations
 
