@@ -86,11 +86,14 @@ class ChunkCache:
         path = self._path(digest)
         try:
             data = path.read_bytes()
-        except FileNotFoundError:  # evicted or dropped meanwhile
-            data = None
-        if data is None or hashlib.sha256(data).digest() != digest:
-            if data is not None:
-                log.warning("chunk cache: %s does not match its digest (%d bytes): dropped", path, len(data))
+        except FileNotFoundError:  # evicted meanwhile, or removed by hand
+            with self._lock:
+                if digest in self._files and not path.exists():
+                    self._disk_bytes -= self._files.pop(digest)
+                self._counts["misses"] += 1
+            return None
+        if hashlib.sha256(data).digest() != digest:
+            log.warning("chunk cache: %s does not match its digest (%d bytes): dropped", path, len(data))
             with self._lock:
                 self._drop(digest)
                 self._counts["misses"] += 1

@@ -118,3 +118,12 @@ def test_concurrent_puts_and_gets_stay_within_the_limit(tmp_path):
 def test_negative_sizes_are_refused(tmp_path):
     with pytest.raises(ValueError, match="must not be negative"):
         ChunkCache(tmp_path, max_bytes=-1)
+
+
+def test_a_cache_file_removed_by_hand_is_a_miss(tmp_path):
+    cache = ChunkCache(tmp_path, max_bytes=10_000, memory_bytes=0)
+    digest, data = chunk()
+    cache.put(digest, data)
+    (tmp_path / digest.hex()).unlink()
+    assert cache.get(digest) is None
+    assert cache.stats()["bytes"] == 0 and digest not in cache
