@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from tapefs.device.changer import Changer
 from tapefs.jobs.errors import JobError, MediaOffline
@@ -40,7 +40,7 @@ class OperatorWait:
     timeout: float
     inventory: Inventory | None = None
     poll_interval: float = DEFAULT_POLL_INTERVAL
-    notify: Callable[[str], None] = field(default=_log_request)
+    notify: Callable[[str], None] = _log_request
 
     def __post_init__(self) -> None:
         if self.timeout < 0:

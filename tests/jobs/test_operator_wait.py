@@ -123,6 +123,13 @@ def location(label_text: str) -> str:
     return next(row["location"] for row in rows if row["label-text"] == label_text)
 
 
+def test_a_negative_wait_is_refused(tape_setup):
+    with pytest.raises(ValueError, match="wait timeout -1 is negative"):
+        OperatorWait(-1)
+    refused = tapefs("restore", "00000000-0000-0000-0000-000000000001", "store", "--wait", "-1", check=False)
+    assert refused.returncode == 2 and "Invalid value for '--wait'" in refused.stderr
+
+
 @pytest.mark.slow
 def test_export_the_set_vault_it_and_restore_with_a_waiting_job(tape_setup, tmp_path):
     add_cartridges(tape_setup.library, 1, "32MiB", "4MiB")
