@@ -18,9 +18,10 @@ from tapefs.datastore.chunk_store import ChunkStore
 from tapefs.datastore.chunk_uploader import ChunkUploader
 from tapefs.datastore.chunker import PXAR_AVERAGE_CHUNK_SIZE, Chunker
 from tapefs.datastore.chunking_writer import SCAN_BATCH_SIZE, ChunkingWriter
+from tapefs.datastore.crypt_config import CryptConfig
 from tapefs.datastore.datastore import Datastore
 from tapefs.datastore.dynamic_index import DynamicIndex
-from tapefs.datastore.errors import DatastoreError
+from tapefs.datastore.errors import CryptoError, DatastoreError
 from tapefs.datastore.naming import BackupGroup
 from tapefs.datastore.restore import restore
 from tapefs.datastore.snapshot_reader import SnapshotReader
@@ -281,6 +282,19 @@ def test_restore_names_a_split_archive_by_any_of_its_names(datastore, tmp_path):
         assert (tmp_path / f"out{i}" / "f").read_bytes() == b"x" * 100
     with pytest.raises(DatastoreError, match=r"has no archive root\.pxar\.didx \(archives: etc\.ppxar\.didx, etc\.mpxar\.didx\)"):
         restore(datastore, result.snapshot, "root.pxar", tmp_path / "none")
+
+
+def test_encrypted_split_backup(datastore, tmp_path):
+    source = tmp_path / "small"
+    source.mkdir()
+    (source / "f").write_bytes(random.Random(8).randbytes(200000))
+    key = CryptConfig(b"\x42" * 32)
+    result = backup(datastore, BackupGroup.parse("host/box"), parse_sources([str(source)]), key, change_detection_mode="data")
+    assert [f.crypt_mode for f in result.manifest.files] == ["encrypt", "encrypt"] and result.manifest.signature
+    with pytest.raises(CryptoError, match="key is needed"):
+        restore(datastore, result.snapshot, "root.pxar", tmp_path / "x")
+    restore(datastore, result.snapshot, "root.pxar", tmp_path / "out", key)
+    same_tree(source, tmp_path / "out")
 
 
 def test_restore_refuses_half_a_split_archive(datastore, tmp_path):
