@@ -137,6 +137,18 @@ def test_any_suggestions_follow_the_rule(tmp_path_factory, stream, suggestions, 
     assert ends == expected_ends(data, suggestions)
 
 
+def test_suggestion_the_scan_already_passed_is_ignored(tmp_path, stream):
+    """As upstream: a boundary suggested after the chunker scanned past it cannot be cut any more."""
+    path = tmp_path / "late.ppxar.didx"
+    with ChunkUploader(ChunkStore.create(tmp_path / "store", prefix_dirs=False)) as uploader:
+        with ChunkingWriter(uploader, path, AVERAGE, sync=False) as writer:
+            writer.write(stream[:SCAN_BATCH_SIZE])  # a full batch: scanned at once
+            writer.suggest_boundary(SCAN_BATCH_SIZE - MINIMUM // 2)
+            writer.write(stream[SCAN_BATCH_SIZE:])
+            writer.finish()
+    assert DynamicIndex.load(path).ends == natural_cuts(stream)
+
+
 def test_decreasing_suggestion_is_refused(tmp_path):
     with ChunkUploader(ChunkStore.create(tmp_path / "store", prefix_dirs=False)) as uploader:
         with ChunkingWriter(uploader, tmp_path / "x.ppxar.didx", AVERAGE, sync=False) as writer:
