@@ -1,19 +1,23 @@
 """One index-described stream (an image's `.fidx` or a pxar's `.didx`) whose chunks lie on tape,
 as a pxar Source (`size`, `read_at`): byte ranges map to chunk indexes, digests and the planner.
 
-A read that starts where the previous one ended is sequential: the chunks up to READAHEAD_BYTES
+A read that starts where an earlier one ended is sequential: the chunks up to READAHEAD_BYTES
 past it are handed to the planner as readahead, so the drive keeps streaming while a `cp`
-consumes what is already in the cache.
+consumes what is already in the cache. Several readers of one stream (files of one pxar archive
+copied in parallel) are told apart by where each stopped, so each keeps its own readahead.
 """
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 
 from tapefs.datastore.dynamic_index import DynamicIndex
 from tapefs.datastore.fixed_index import FixedIndex
 from tapefs.mount.read_planner import ReadPlanner
 
 READAHEAD_BYTES = 32 * 1024 * 1024
+#: Sequential readers of one stream followed at once; the one idle longest is forgotten first.
+MAX_READERS = 16
 
 
 class TapeStream:
@@ -26,9 +30,8 @@ class TapeStream:
         self.name = name
         self.size = index.size
         self._lock = threading.Lock()
-        self._next_offset = 0
-        #: Chunks up to this index were already handed out as readahead.
-        self._readahead_until = -1
+        #: Where each recent reader stopped → the last chunk index handed out as its readahead.
+        self._readers: OrderedDict[int, int] = OrderedDict({0: -1})
         #: The chunk read last, kept because a reader takes it in many small pieces.
         self._last: tuple[int, bytes] | None = None
 
@@ -41,29 +44,41 @@ class TapeStream:
         if offset >= end:
             return b""
         first, last = self.index.find_chunk(offset), self.index.find_chunk(end - 1)
-        chunks = self._chunks(first, last, sequential=self._advance(offset, end), readahead_end=readahead_end)
+        readahead = self._readahead(offset, end, last, readahead_end)
+        chunks = self._chunks(first, last, readahead)
         parts = []
         for i in range(first, last + 1):
             start, stop = self.index.chunk_range(i)
             parts.append(chunks[i][max(offset, start) - start:min(end, stop) - start])
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
-    def _advance(self, offset: int, end: int) -> bool:
+    def _readahead(self, offset: int, end: int, last: int, readahead_end: int | None) -> list[int]:
+        """For a sequential read, the chunk indexes after `last` up to READAHEAD_BYTES (and
+        `readahead_end`) this reader has not handed out yet; nothing after a seek."""
         with self._lock:
-            sequential = offset == self._next_offset
-            self._next_offset = end
-        return sequential
+            sequential = offset in self._readers
+            handed_out = self._readers.pop(offset) if sequential else last
+            ahead = []
+            if sequential:
+                limit = self.index.chunk_range(last)[1] + READAHEAD_BYTES
+                if readahead_end is not None:
+                    limit = min(limit, readahead_end)
+                i = max(last + 1, handed_out + 1)
+                while i < self.index.chunk_count and self.index.chunk_range(i)[0] < limit:
+                    ahead.append(i)
+                    i += 1
+                handed_out = max(handed_out, i - 1)
+            self._readers[end] = handed_out
+            while len(self._readers) > MAX_READERS:
+                self._readers.popitem(last=False)
+        return ahead
 
-    def _chunks(self, first: int, last: int, sequential: bool, readahead_end: int | None = None) -> dict[int, bytes]:
+    def _chunks(self, first: int, last: int, readahead: list[int]) -> dict[int, bytes]:
         found: dict[int, bytes] = {}
         last_read = self._last
         if last_read is not None and first <= last_read[0] <= last:
             found[last_read[0]] = last_read[1]
         wanted = [i for i in range(first, last + 1) if i not in found]
-        if not sequential:
-            with self._lock:  # a seek: readahead starts afresh after the next sequential read
-                self._readahead_until = last
-        readahead = self._readahead(last, readahead_end) if sequential else []
         if wanted or readahead:
             digests = self.index.digests
             data = self.planner.fetch(self.set_uuid, self.store, [digests[i] for i in wanted],
@@ -72,17 +87,3 @@ class TapeStream:
                 found[i] = data[digests[i]]
         self._last = (last, found[last])
         return found
-
-    def _readahead(self, last: int, readahead_end: int | None = None) -> list[int]:
-        """Chunk indexes after `last`, up to READAHEAD_BYTES, not handed out before."""
-        limit = self.index.chunk_range(last)[1] + READAHEAD_BYTES
-        if readahead_end is not None:
-            limit = min(limit, readahead_end)
-        ahead = []
-        i = max(last + 1, self._readahead_until + 1)
-        while i < self.index.chunk_count and self.index.chunk_range(i)[0] < limit:
-            ahead.append(i)
-            i += 1
-        with self._lock:
-            self._readahead_until = max(self._readahead_until, i - 1)
-        return ahead

@@ -1,6 +1,7 @@
 """TapeStream: an image on tape read back byte for byte, sequential reads streaming ahead."""
 from __future__ import annotations
 
+import hashlib
 import random
 import time
 
@@ -12,8 +13,6 @@ from tapefs.mount.errors import ChunkDamaged
 from tapefs.mount.tape_stream import READAHEAD_BYTES, TapeStream
 from tapefs.pxar.source import Source
 from tests.mount.test_read_planner import STORE, backed_up, corrupt_on_cartridge, tape_setup  # noqa: F401
-
-pytestmark = [pytest.mark.vtape, pytest.mark.slow]
 
 CHUNK = 4 * 1024 * 1024
 
@@ -28,6 +27,8 @@ def stream(backed_up, planner) -> TapeStream:  # noqa: F811
     return TapeStream(planner, backed_up.set_uuid, STORE, backed_up.index, "disk.img")
 
 
+@pytest.mark.vtape
+@pytest.mark.slow
 def test_a_sequential_read_returns_the_image_and_streams_ahead(backed_up):  # noqa: F811
     expected = image_bytes(backed_up)
     with backed_up.planner() as planner:
@@ -44,6 +45,8 @@ def test_a_sequential_read_returns_the_image_and_streams_ahead(backed_up):  # no
     assert stats["locates"] == len(archives) < 9
 
 
+@pytest.mark.vtape
+@pytest.mark.slow
 def test_only_the_chunks_of_a_small_range_are_read_from_tape(backed_up):  # noqa: F811
     expected = image_bytes(backed_up)
     with backed_up.planner() as planner:
@@ -56,6 +59,8 @@ def test_only_the_chunks_of_a_small_range_are_read_from_tape(backed_up):  # noqa
     assert stats["bytes_from_tape"] <= blob + 48 + 256 * 1024
 
 
+@pytest.mark.vtape
+@pytest.mark.slow
 def test_random_reads_across_chunk_and_tape_boundaries(backed_up):  # noqa: F811
     expected = image_bytes(backed_up)
     rng = random.Random(8)
@@ -71,6 +76,8 @@ def test_random_reads_across_chunk_and_tape_boundaries(backed_up):  # noqa: F811
             image.read_at(-1, 10)
 
 
+@pytest.mark.vtape
+@pytest.mark.slow
 def test_a_damaged_chunk_fails_its_range_and_the_rest_stays_readable(backed_up):  # noqa: F811
     expected = image_bytes(backed_up)
     bad = backed_up.index.digests[4]
@@ -83,6 +90,8 @@ def test_a_damaged_chunk_fails_its_range_and_the_rest_stays_readable(backed_up):
         assert image.read_at(5 * CHUNK, 2 * CHUNK) == expected[5 * CHUNK:7 * CHUNK]
 
 
+@pytest.mark.vtape
+@pytest.mark.slow
 def test_readahead_covers_about_32_mib(backed_up):  # noqa: F811
     with backed_up.planner() as planner:
         image = stream(backed_up, planner)
@@ -94,3 +103,46 @@ def test_readahead_covers_about_32_mib(backed_up):  # noqa: F811
                 break
             time.sleep(0.05)
         assert planner.stats()["chunks_from_tape"] == 1 + deadline_chunks
+
+
+class RecordingPlanner:
+    """Answers every chunk from memory and records what was asked for and what was read ahead."""
+
+    def __init__(self, chunks: dict[bytes, bytes]):
+        self.chunks = chunks
+        self.readahead: list[bytes] = []
+
+    def fetch(self, set_uuid, store, digests, readahead=()):
+        self.readahead.extend(readahead)
+        return {digest: self.chunks[digest] for digest in digests}
+
+
+def memory_image(chunk_count: int, chunk_size: int = 1024 * 1024):
+    from tapefs.datastore.fixed_index import FixedIndex
+    data = [bytes([n]) * chunk_size for n in range(chunk_count)]
+    digests = [hashlib.sha256(chunk).digest() for chunk in data]
+    index = FixedIndex(bytes(16), 0, bytes(32), chunk_count * chunk_size, chunk_size, digests)
+    return RecordingPlanner(dict(zip(digests, data))), index, b"".join(data)
+
+
+def test_each_of_two_interleaved_sequential_readers_gets_its_own_readahead():
+    planner, index, image = memory_image(100)
+    tape_stream = TapeStream(planner, "set", STORE, index, "disk.img")
+    chunk = index.chunk_size
+    a, b = 0, 50 * chunk
+    tape_stream.read_at(b, 4096)  # a seek: no readahead yet
+    assert planner.readahead == []
+    for _ in range(3):
+        assert tape_stream.read_at(a, 4096) == image[a:a + 4096]
+        assert tape_stream.read_at(b, 4096) == image[b:b + 4096]
+        a, b = a + 4096, b + 4096
+    ahead = [index.digests.index(digest) for digest in planner.readahead]
+    assert sorted(ahead) == list(range(1, 33)) + list(range(51, 83))  # 32 MiB after each reader
+
+
+def test_readahead_stops_at_the_end_of_the_file_being_read():
+    planner, index, image = memory_image(100)
+    tape_stream = TapeStream(planner, "set", STORE, index, "archive.pxar")
+    tape_stream.read_at(0, 4096, readahead_end=3 * index.chunk_size)
+    tape_stream.read_at(4096, 4096, readahead_end=3 * index.chunk_size)
+    assert [index.digests.index(d) for d in planner.readahead] == [1, 2]
