@@ -150,8 +150,9 @@ def build_archive(root: Path) -> TapeArchive:
         tree = stdlib_copy(root / "source")
         image = root / "disk.raw"
         image.write_bytes(os.urandom(IMAGE_SIZE))
+        # A split archive (PBS's change-detection-mode data); the tour covers v1 archives.
         tree_result = backup(datastore, BackupGroup.parse("host/stdlib", BackupNamespace()),
-                             parse_sources([f"root.pxar:{tree}"]), sync=False)
+                             parse_sources([f"root.pxar:{tree}"]), sync=False, change_detection_mode="data")
         image_result = backup(datastore, BackupGroup.parse("vm/100", BackupNamespace()),
                               parse_sources([f"disk.img:{image}"]), sync=False)
         labels = [f"MT{n:04d}L8" for n in range(1, 7)]
