@@ -17,6 +17,7 @@ MediaUnavailable, while the other drives go on serving other tapes.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import threading
 import time
@@ -36,6 +37,7 @@ from tapefs.keys.errors import KeyNotFound
 from tapefs.media.inventory import Inventory
 from tapefs.mount.chunk_cache import ChunkCache
 from tapefs.mount.errors import ChunkDamaged, ChunkNotOnTape, KeyUnavailable, MediaUnavailable, MountReadError
+from tapefs.scsi.errors import ScsiError
 from tapefs.tapeformat.block_device import BlockDevice
 from tapefs.tapeformat.chunk_archive import ENTRY_HEADER_SIZE, ChunkArchiveReader, ChunkRunReader
 from tapefs.tapeformat.errors import TapeFormatError
@@ -79,6 +81,24 @@ class _ChunkJob:
     def where(self) -> str:
         offset = "unknown" if self.place.offset is None else self.place.offset
         return f"tape {self.label_text} file {self.place.file_number} offset {offset}"
+
+
+@dataclass(eq=False)
+class _TapeTask:
+    """Work on one tape other than reading chunks (the mount's raw tape files), queued with the
+    tape's chunk jobs so the same worker and drive serve it."""
+    key: tuple[str, int]
+    label_text: str
+    what: str
+    work: Callable[[BlockDevice], bytes]
+    urgent: bool = True
+    queued: float = field(default_factory=time.monotonic)
+    handed_over: bool = False
+    future: Future = field(default_factory=Future)
+
+    @property
+    def where(self) -> str:
+        return f"tape {self.label_text} {self.what}"
 
 
 @dataclass(eq=False)
@@ -130,6 +150,7 @@ class ReadPlanner:
         self._counters = {"loads": 0, "locates": 0, "cache_hits": 0, "cache_misses": 0, "chunks_from_tape": 0,
                           "bytes_from_tape": 0, "bytes_delivered": 0, "damaged": 0, "unavailable": 0}
         self._reading_seconds = 0.0
+        self._task_numbers = itertools.count()
         self._catalog: MediaCatalog | None = None
         self._inventory: Inventory | None = None
 
@@ -250,6 +271,32 @@ class ReadPlanner:
             self._cond.notify_all()
         return attached, (in_cache if urgent else [])
 
+    def run_on_tape(self, media_uuid: str, what: str, work: Callable[[BlockDevice], bytes]) -> bytes:
+        """`work(device)` with tape `media_uuid` loaded (blocking), e.g. reading one of its files
+        raw; `what` names it in errors. Fails like a chunk read (offline tape, missing key)."""
+        if not self._started or self._closed.is_set():
+            raise MountReadError("the tape reader is not running")
+        task = _TapeTask(("task", next(self._task_numbers)), self._label_text(media_uuid), what, work)
+        with self._cond:
+            if self._closed.is_set():
+                raise MountReadError("the tape reader is not running")
+            self._jobs[task.key] = task
+            self._queues.setdefault(media_uuid, {})[task.key] = task
+            self._cond.notify_all()
+        return task.future.result()
+
+    def _run_task(self, chunks: ChunkRunReader, task: _TapeTask) -> None:
+        chunks.forget()  # the task moves the tape: the next chunk run locates afresh
+        try:
+            result = task.work(chunks.device)
+        except (TapeFormatError, ScsiError, OSError) as error:
+            self._finish(task, error=MountReadError(f"{task.where}: {error}"))
+            return
+        task.handed_over = True
+        with self._cond:
+            self._jobs.pop(task.key, None)
+        _settle(task.future, result)
+
     def chunk_reader(self, set_uuid: str, store: str) -> "TapeChunkReader":
         return TapeChunkReader(self, set_uuid, store)
 
@@ -358,7 +405,9 @@ class ReadPlanner:
                 del self._queues[media]
                 worker.state = "reading"
             started = time.monotonic()
-            batch = list(queue.values())
+            batch = [job for job in queue.values() if not isinstance(job, _TapeTask)]
+            for task in (job for job in queue.values() if isinstance(job, _TapeTask)):
+                self._run_task(chunks, task)
             try:
                 self._read_jobs(chunks, batch)
             except Exception as error:

@@ -39,6 +39,7 @@ from tapefs.datastore.errors import DatastoreError
 from tapefs.datastore.fixed_index import FixedIndex
 from tapefs.media.inventory import Inventory
 from tapefs.mount.tape_stream import TapeStream
+from tapefs.tapeformat.tape_file import read_raw_range
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,11 @@ class NotADirectory(TreeError):
 
 class NotAFile(TreeError):
     errno = errno.EISDIR
+
+
+class NoDrives(TreeError):
+    """tape.cfg names no drive: everything lists, nothing reads."""
+    errno = errno.ENOMEDIUM
 
 
 @dataclass(frozen=True)
@@ -147,6 +153,19 @@ class BytesReader(FileReader):
 
     def read(self, offset: int, length: int) -> bytes:
         return self.data[offset:offset + length]
+
+
+class RawTapeFileReader(FileReader):
+    """A tape file as recorded (blocks with their headers), read through the planner's drives."""
+
+    def __init__(self, planner, media_uuid: str, file_number: int):
+        self.planner = planner
+        self.media_uuid = media_uuid
+        self.file_number = file_number
+
+    def read(self, offset: int, length: int) -> bytes:
+        return self.planner.run_on_tape(self.media_uuid, f"file {self.file_number}",
+                                        lambda device: read_raw_range(device, self.file_number, offset, length))
 
 
 class StreamRangeReader(FileReader):
@@ -394,12 +413,30 @@ class Tree:
                                   "pool": set_label.pool,
                                   "encryption-key-fingerprint": set_label.encryption_key_fingerprint}
         lines = ["file  kind      store       content"]
+        raw_files = [(0, "media-label")] + ([(1, "media-set-label")] if "media-set" in label else [])
         for file_number, kind, store, snapshot, chunks in self.media_catalog.media_content(media_uuid):
             what = snapshot if kind == "snapshot" else f"{chunks} chunks"
             lines.append(f"{file_number:>4}  {kind:<8}  {store:<10}  {what}")
+            raw_files.append((file_number, f"{kind}-archive"))
+        files = self._directory(path + (b"files",), mtime=entry.id.label.ctime)
+        files.children = [self._raw_tape_file(path + (b"files",), media_uuid, number, kind).inode
+                          for number, kind in raw_files]
         return [self._file(path + (b"label.json",), json.dumps(label, indent=2).encode() + b"\n",
                            entry.id.label.ctime),
-                self._file(path + (b"content.txt",), ("\n".join(lines) + "\n").encode(), entry.id.label.ctime)]
+                self._file(path + (b"content.txt",), ("\n".join(lines) + "\n").encode(), entry.id.label.ctime),
+                files]
+
+    def _raw_tape_file(self, directory: tuple[bytes, ...], media_uuid: str, file_number: int, kind: str) -> Node:
+        """Size unknown until read: shown as 0 and served with direct I/O, so readers go on to EOF."""
+        path = directory + (f"{file_number:05d}-{kind}".encode(),)
+
+        def open_raw() -> FileReader:
+            if self.planner is None:
+                raise NoDrives("this mount has no drives to read from")
+            return RawTapeFileReader(self.planner, media_uuid, file_number)
+
+        return self._add(Node(self._inode_for(path), path[-1], FILE_MODE, uid=self.uid, gid=self.gid,
+                              mtime_ns=self.mounted_at * 1_000_000_000, opener=open_raw, direct_io=True))
 
     def _symlink(self, path: tuple[bytes, ...], target: str) -> Node:
         encoded = target.encode()
@@ -551,7 +588,7 @@ class Tree:
 
     def _stream(self, copy: SnapshotCopy, name: str) -> TapeStream:
         if self.planner is None:
-            raise TreeError("this mount has no drives to read from")
+            raise NoDrives("this mount has no drives to read from")
         return TapeStream(self.planner, copy.set_uuid, copy.store, self._index(copy, name),
                           f"{copy.store}:{copy.path}/{name}")
 

@@ -5,7 +5,7 @@ import dataclasses
 import logging
 
 from tapefs.tapeformat.block import BlockedReader, open_next_file
-from tapefs.tapeformat.block_device import BlockDevice, Mark
+from tapefs.tapeformat.block_device import BLOCK_SIZE, BlockDevice, Mark
 from tapefs.tapeformat.content_header import ContentHeader, read_content_start
 from tapefs.tapeformat.errors import WrongContent
 
@@ -79,3 +79,19 @@ def move_to_end_of_data(device: BlockDevice) -> int:
         log.warning("tape file %d has no closing filemark (interrupted write); writing one", end.file_number)
         device.write_filemark()
     return device.position().file_number
+
+
+def read_raw_range(device: BlockDevice, file_number: int, offset: int, length: int) -> bytes:
+    """Bytes [offset, offset + length) of tape file `file_number` as recorded: its blocks, headers
+    included, one after the other (for forensics); fewer at the end of the file."""
+    device.locate_file(file_number)
+    first_block = device.position().block_number
+    device.locate_block(first_block + offset // BLOCK_SIZE)
+    skip = offset % BLOCK_SIZE
+    data = bytearray()
+    while len(data) < skip + length:
+        block = device.read_block()
+        if isinstance(block, Mark):
+            break
+        data += block
+    return bytes(data[skip:skip + length])

@@ -199,3 +199,19 @@ def test_no_xattrs_mount_refuses_extended_attributes_and_still_lists(tape_archiv
     assert failure.value.errno == errno.EOPNOTSUPP
     subprocess.run(["ls", "-lR", str(pxar_root / "json")], capture_output=True, check=True, timeout=60)
     assert listing(pxar_root / "json") == listing(tape_archive.tree / "json")
+
+
+def test_raw_tape_files_read_as_recorded(tape_archive, mount_tree):
+    mounted = mount_tree()
+    label = tape_archive.tapes[0]
+    files = mounted.path / "media" / label / "files"
+    names = sorted(os.listdir(files))
+    assert names[:2] == ["00000-media-label", "00001-media-set-label"]
+    assert any(name.endswith("-chunk-archive") for name in names)
+    media_label = (files / "00000-media-label").read_bytes()
+    assert len(media_label) == 256 * 1024  # one block, header and padding included
+    assert label.encode() in media_label
+    archive = next(name for name in names if name.endswith("-chunk-archive"))
+    with open(files / archive, "rb") as file:
+        file.seek(3 * 256 * 1024 + 100)
+        assert len(file.read(4096)) == 4096

@@ -129,3 +129,13 @@ async def test_operations_map_tree_errors_to_errno(tree, tape_archive):
     with pytest.raises(pyfuse3.FUSEError) as failure:
         await operations.open(pools.st_ino, os.O_RDONLY, None)
     assert failure.value.errno == errno.EISDIR
+
+
+def test_each_tape_lists_its_raw_files(tree, tape_archive):
+    files = walk(tree, "media", tape_archive.tapes[0], "files")
+    listed = [name.decode() for name in names(tree, files)]
+    assert listed[:2] == ["00000-media-label", "00001-media-set-label"]
+    node = tree.lookup(files.inode, listed[0].encode())
+    assert node.direct_io and node.size == 0
+    with pytest.raises(TreeError, match="no drives"):
+        tree.open(node.inode)
