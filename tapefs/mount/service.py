@@ -34,6 +34,10 @@ from tapefs.mount.tree import STATUS_NAME, Tree
 log = logging.getLogger(__name__)
 
 CACHE_DIR_NAME = "mount-cache"
+#: Kernel readahead for the mount (its default is 128 KiB): one chunk, so a `cp` asks in 1 MiB
+#: requests (the FUSE maximum) instead of 256 KiB ones, a quarter of the round trips.
+READ_AHEAD_KB = 4096
+READAHEAD_DELAY = 0.3
 
 
 def fuse_options(options: MountOptions) -> set[str]:
@@ -126,8 +130,15 @@ class MountService:
     async def _serve(self) -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._stop_on_signal, nursery.cancel_scope)
+            nursery.start_soon(self._raise_readahead)
             await pyfuse3.main()
             nursery.cancel_scope.cancel()
+
+    async def _raise_readahead(self) -> None:
+        # The kernel sets the mount's readahead when it gets the answer to FUSE INIT, which the
+        # loop sends once it runs: only after that does our value stay.
+        await trio.sleep(READAHEAD_DELAY)
+        raise_readahead(self.options.mountpoint)
 
     async def _stop_on_signal(self, cancel_scope: trio.CancelScope) -> None:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
@@ -137,6 +148,20 @@ class MountService:
                     await trio.to_thread.run_sync(self.planner.close)
                 pyfuse3.terminate()
                 return
+
+
+def raise_readahead(mountpoint: Path) -> None:
+    """Best effort: only root may write the mount's backing-device setting. The device number
+    comes from /proc/self/mountinfo: a stat of the mount point would wait for this very server."""
+    try:
+        for line in Path("/proc/self/mountinfo").read_text().splitlines():
+            fields = line.split()
+            if fields[4] == str(mountpoint):
+                setting = Path(f"/sys/class/bdi/{fields[2]}/read_ahead_kb")
+                setting.write_text(f"{READ_AHEAD_KB}\n")
+                return
+    except OSError as error:
+        log.debug("readahead of %s left at the kernel's default: %s", mountpoint, error)
 
 
 def _hyphenated(value):
