@@ -60,7 +60,9 @@ def make_datastore(root: Path, size: int) -> Datastore:
     return datastore
 
 
-def run(size: int, directory: Path) -> None:
+def prepare_library(directory: Path, size: int) -> tuple[Path, MediaPoolConfig]:
+    """A vtape library (2 drives, 2 cartridges of twice `size`), its tape.cfg and a pool "bench",
+    all under `directory`; the library directory and the pool."""
     os.environ["TAPEFS_CONFIG_DIR"] = str(directory / "config")
     os.environ["TAPEFS_STATE_DIR"] = str(directory / "state")
     libdir = directory / "lib"
@@ -70,6 +72,16 @@ def run(size: int, directory: Path) -> None:
         changers={"lib": ChangerConfig("lib", str(libdir / "changer"))}))
     pool = MediaPoolConfig("bench")
     save_media_pool_config({"bench": pool})
+    return libdir, pool
+
+
+def label_first_tape(session: DriveSession, inventory: Inventory) -> None:
+    device = session.load("VT0001L8")
+    label_drive_tape(device.drive, "VT0001L8", inventory, "bench", location=MediaLocation.online("lib"))
+
+
+def run(size: int, directory: Path) -> None:
+    libdir, pool = prepare_library(directory, size)
     print(f"preparing a datastore with {size / 2**30:.1f} GiB of random chunks ...", flush=True)
     datastore = make_datastore(directory, size)
     chunk_bytes = sum(path.stat().st_size for path in (datastore.root / ".chunks").rglob("*") if path.is_file())
@@ -77,8 +89,7 @@ def run(size: int, directory: Path) -> None:
     try:
         with Inventory.open() as inventory, MediaCatalog.open() as catalog:
             with DriveSession(drive_setup(load_tape_config(), "drive0")) as session:
-                device = session.load("VT0001L8")
-                label_drive_tape(device.drive, "VT0001L8", inventory, "bench", location=MediaLocation.online("lib"))
+                label_first_tape(session, inventory)
                 started = time.perf_counter()
                 result = backup_datastore(datastore, pool, BackupRequest("bench"), session, inventory, catalog)
                 backup_seconds = time.perf_counter() - started

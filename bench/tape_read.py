@@ -28,23 +28,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.tape_backup import make_datastore, parse_size  # noqa: E402
+from bench.tape_backup import label_first_tape, make_datastore, parse_size, prepare_library  # noqa: E402
 from tapefs.catalog.media_catalog import MediaCatalog  # noqa: E402
 from tapefs.datastore.fixed_index import FixedIndex  # noqa: E402
 from tapefs.jobs.backup import BackupRequest, backup_datastore  # noqa: E402
 from tapefs.jobs.drive_session import DriveSession, drive_setup  # noqa: E402
 from tapefs.media.inventory import Inventory  # noqa: E402
-from tapefs.media.labeling import label_drive_tape  # noqa: E402
-from tapefs.media.media_id import MediaLocation  # noqa: E402
-from tapefs.media.tape_config import (  # noqa: E402
-    ChangerConfig, DriveConfig, MediaPoolConfig, TapeDeviceConfig, load_tape_config, save_media_pool_config,
-    save_tape_config,
-)
+from tapefs.media.tape_config import load_tape_config  # noqa: E402
 from tapefs.mount.chunk_cache import ChunkCache  # noqa: E402
 from tapefs.mount.read_planner import ReadPlanner  # noqa: E402
 from tapefs.mount.tape_stream import TapeStream  # noqa: E402
 from vtape import daemon  # noqa: E402
-from vtape.library import CreateOptions, create_library  # noqa: E402
 
 PIECE = 128 * 1024
 MiB = 1024 * 1024
@@ -65,15 +59,7 @@ def planner(directory: Path, cache: str) -> ReadPlanner:
 
 
 def run(size: int, directory: Path) -> None:
-    os.environ["TAPEFS_CONFIG_DIR"] = str(directory / "config")
-    os.environ["TAPEFS_STATE_DIR"] = str(directory / "state")
-    libdir = directory / "lib"
-    create_library(libdir, CreateOptions(drives=2, cartridges=2, cleaning_cartridges=0, capacity=size * 2))
-    save_tape_config(TapeDeviceConfig(
-        drives={f"drive{n}": DriveConfig(f"drive{n}", str(libdir / f"drive{n}"), "lib", n) for n in range(2)},
-        changers={"lib": ChangerConfig("lib", str(libdir / "changer"))}))
-    pool = MediaPoolConfig("bench")
-    save_media_pool_config({"bench": pool})
+    libdir, pool = prepare_library(directory, size)
     print(f"preparing a datastore with {size / 2**30:.1f} GiB of random chunks and backing it up ...", flush=True)
     datastore = make_datastore(directory, size)
     index = FixedIndex.load(next(datastore.root.rglob("disk.img.fidx")))
@@ -81,8 +67,7 @@ def run(size: int, directory: Path) -> None:
     try:
         with Inventory.open() as inventory, MediaCatalog.open() as catalog:
             with DriveSession(drive_setup(load_tape_config(), "drive0")) as session:
-                device = session.load("VT0001L8")
-                label_drive_tape(device.drive, "VT0001L8", inventory, "bench", location=MediaLocation.online("lib"))
+                label_first_tape(session, inventory)
                 result = backup_datastore(datastore, pool, BackupRequest("bench", eject_media=True), session,
                                           inventory, catalog)
         with planner(directory, "cache") as cold:
