@@ -216,18 +216,7 @@ def read_chunk_at(device: BlockDevice, file_number: int, first_block: int, locat
     reader = open_at_block(device, file_number, first_block, location.block_index)
     if reader.skip(location.offset % PAYLOAD_SIZE) != location.offset % PAYLOAD_SIZE:
         raise TruncatedData("stream ends before the chunk entry", file_number, location.block_index)
-    raw = reader.read(ENTRY_HEADER_SIZE)
-    if len(raw) != ENTRY_HEADER_SIZE:
-        raise TruncatedData("stream ends inside a chunk entry header", file_number, location.block_index)
-    entry = ENTRY_HEADER.parse(raw)
-    _check_entry(entry, file_number, location.block_index)
-    if entry.digest != location.digest:
-        raise TapeFormatError(f"entry holds chunk {entry.digest.hex()}, catalog says {location.digest.hex()}",
-                              file_number, location.block_index)
-    blob = reader.read(entry.size)
-    if len(blob) != entry.size:
-        raise TruncatedData(f"chunk {entry.digest.hex()} cut short", file_number, reader.block_index)
-    return blob
+    return _read_entry(reader, location, file_number)
 
 
 #: Between two wanted chunks of an archive, up to this many stream bytes are read and passed
@@ -267,6 +256,7 @@ class ChunkRunReader:
         self.bytes_read += ENTRY_HEADER_SIZE + len(blob)
         self._reader = reader
         return blob
+
 
 def _read_entry(reader: BlockedReader, location: ChunkLocation, file_number: int) -> bytes:
     raw = reader.read(ENTRY_HEADER_SIZE)
