@@ -103,8 +103,15 @@ class MountService:
             "pid": os.getpid(), "mountpoint": str(self.options.mountpoint), "mounted-at": int(self.started),
             "uptime-seconds": round(time.time() - self.started, 1), "read-timeout-seconds": self.options.read_timeout,
             "reads": self.operations.statistics.to_dict(),
-            "tapes": self.planner.stats() if self.planner is not None else {"drives": [], "loads": 0},
+            "tapes": self._tape_stats(),
             "cache": self.cache.stats(), "tree": self.tree.stats()})
+
+    def _tape_stats(self) -> dict:
+        if self.planner is None:
+            return {"drives": [], "loads": 0}
+        stats = self.planner.stats()
+        stats.pop("cache", None)  # shown once, at the top level
+        return stats
 
     def run(self, ready: Callable[[], None] | None = None) -> None:
         """Mount, call `ready`, serve until unmounted or signalled, unmount."""
