@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from tapefs.device.changer import Changer
 from tapefs.device.drive import Drive
+from tapefs.jobs.drive_lock import DriveLock
 from tapefs.jobs.errors import JobError, MediaOffline
 from tapefs.jobs.operator_wait import OperatorWait
 from tapefs.media.inventory import Inventory
@@ -61,8 +62,18 @@ class DriveSession:
         self.wait = wait
         self._drive: Drive | None = None
         self.label_text: str | None = None
+        self._lock = DriveLock(setup.name)
+
+    @property
+    def holds_drive(self) -> bool:
+        return self._lock.held
 
     def close(self) -> None:
+        """Close the drive and let other processes have it."""
+        self._close_drive()
+        self._lock.release()
+
+    def _close_drive(self) -> None:
         if self._drive is not None:
             self._drive.close()
             self._drive = None
@@ -79,6 +90,7 @@ class DriveSession:
         return DriveBlockDevice(self._drive) if self._drive is not None else None
 
     def open_device(self) -> DriveBlockDevice:
+        self._lock.acquire()
         if self._drive is None:
             self._drive = Drive.open(self.setup.path)
             self._drive.request_sense()  # consume the unit attention of a load
@@ -89,6 +101,7 @@ class DriveSession:
         """The device with tape `label_text` in the drive, rewound."""
         if is_cleaning_cartridge(label_text):
             raise JobError(f"tape {label_text} is a cleaning cartridge, not a data tape (clean with 'tapefs clean')")
+        self._lock.acquire()  # before the changer moves anything into or out of this drive
         if self.setup.changer_path is None:
             device = self.open_device()
             labels = read_labels(device)
@@ -100,11 +113,15 @@ class DriveSession:
             self.label_text = label_text
             return device
         if self.label_text != label_text:
-            self.close()
+            self._close_drive()
             with Changer.open(self.setup.changer_path) as changer:
                 loaded = self._bring_into_drive(changer, label_text)
             if not loaded:
                 if self.wait is None or self.wait.timeout == 0:
+                    # The drive is empty now: nothing to keep from other processes while the
+                    # caller waits for the tape.
+                    self.label_text = None
+                    self._lock.release()
                     raise MediaOffline(label_text, f"tape {label_text} is not in changer {self.setup.changer_name}")
                 self.wait.wait_for_tape(self._changer_config(), label_text)
                 with Changer.open(self.setup.changer_path) as changer:
@@ -165,12 +182,13 @@ class DriveSession:
         """Eject; in a library the tape then goes back to a storage slot."""
         if self._drive is not None:
             self._drive.eject()
-        self.close()
+        self._close_drive()
         if self.setup.changer_path is not None and self.label_text is not None:
             with Changer.open(self.setup.changer_path) as changer:
                 if changer.status().drive(self.setup.drive_number).full:
                     changer.unload(drive=self.setup.drive_number)
         self.label_text = None
+        self._lock.release()
 
     def export(self, label_texts: list[str], inventory: Inventory | None = None) -> list[str]:
         """Move the tapes that are in the changer to import/export slots and record them

@@ -30,6 +30,7 @@ from pathlib import Path
 from tapefs.catalog.media_catalog import ChunkPlace, MediaCatalog
 from tapefs.datastore.blob import blob_kind, decode_blob
 from tapefs.datastore.errors import DatastoreError
+from tapefs.jobs.drive_lock import DriveBusy
 from tapefs.jobs.drive_session import DriveSession, DriveSetup
 from tapefs.jobs.errors import MediaOffline
 from tapefs.jobs.tape_encryption import set_drive_key_for_set
@@ -51,6 +52,8 @@ log = logging.getLogger(__name__)
 RETRY_INTERVAL = 1.5
 #: Chunks read from tape and waiting for their check: bounds memory while the drive reads on.
 CHECKS_IN_FLIGHT = 4
+#: A drive without reads for this long is released for other tapefs processes.
+DRIVE_IDLE_RELEASE = 10.0
 #: Workers still busy this long after `close` are left behind (daemon threads).
 JOIN_TIMEOUT = 10.0
 
@@ -365,19 +368,32 @@ class ReadPlanner:
             while not self._closed.is_set():
                 with self._cond:
                     media = self._next_tape(worker)
-                    while media is None and not self._closed.is_set():
+                    idle_too_long = False
+                    while media is None and not self._closed.is_set() and not idle_too_long:
                         worker.state = "idle"
-                        self._cond.wait()
+                        idle_too_long = not self._cond.wait(DRIVE_IDLE_RELEASE) and worker.session.holds_drive
                         media = self._next_tape(worker)
-                    if media is None:
+                    if media is None and self._closed.is_set():
                         return
-                    worker.serving = media
+                    if media is not None:
+                        worker.serving = media
+                if media is None:
+                    # Other tapefs processes (a backup) may use the drive now; whatever they leave
+                    # in it, the labels are checked again before the next read.
+                    worker.session.close()
+                    worker.session.label_text = None
+                    worker.media = worker.chunks = None
+                    log.info("drive %s idle: released", worker.setup.name)
+                    continue
                 attempt = time.monotonic()
                 try:
                     self._serve(worker, media)
                 except Exception as error:  # a drive or changer failure: fail this tape's reads, go on
                     label = self._labels.get(media, media)
-                    log.exception("drive %s, tape %s", worker.setup.name, label)
+                    if isinstance(error, DriveBusy):
+                        log.error("drive %s, tape %s: %s", worker.setup.name, label, error)
+                    else:
+                        log.exception("drive %s, tape %s", worker.setup.name, label)
                     reason = str(error)
                     # Reads queued since get an attempt of their own.
                     self._fail_tape(media, lambda job: MountReadError(f"{job.where}: {reason}"), attempt)

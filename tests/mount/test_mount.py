@@ -215,3 +215,17 @@ def test_raw_tape_files_read_as_recorded(tape_archive, mount_tree):
     with open(files / archive, "rb") as file:
         file.seek(3 * 256 * 1024 + 100)
         assert len(file.read(4096)) == 4096
+
+
+def test_a_drive_the_mount_reads_with_is_busy_for_other_tapefs_commands(tape_archive, mount_tree):
+    mounted = mount_tree("--drive", "drive0")
+    image = snapshot_dir(mounted, tape_archive, tape_archive.image_snapshot) / "disk.img"
+    with open(image, "rb") as file:
+        assert file.read(4096) == tape_archive.image.read_bytes()[:4096]
+    pid = mounted.status()["pid"]
+    busy = tape_archive.tapefs("catalog", "--drive", "drive0", "--label-text", tape_archive.tapes[0], check=False)
+    assert busy.returncode == 1
+    assert f"drive drive0 is in use by another tapefs process (pid {pid})" in busy.stderr.decode()
+    assert mounted.unmount() == 0
+    after = tape_archive.tapefs("catalog", "--drive", "drive0", "--label-text", tape_archive.tapes[0], check=False)
+    assert "in use" not in after.stderr.decode() and "already has a catalog" in after.stderr.decode()
