@@ -19,11 +19,10 @@ from tapefs.jobs.tape_scan import TapeFileReport, scan_tape
 from tapefs.media.inventory import Inventory
 from tapefs.media.tape_config import load_tape_config
 from tools.device_cli import emit, format_value, output_format_option, simple_table
+from tools.tapefs_tape_jobs import drive_option
 
 REFRESH_PER_SECOND = 5
 
-drive_option = click.option("--drive", envvar="PROXMOX_TAPE_DRIVE",
-                            help="Drive name from tape.cfg (default: env PROXMOX_TAPE_DRIVE, else the only drive).")
 label_text_option = click.option("--label-text", default=None,
                                  help="Load this tape through the changer (default: the tape in the drive).")
 
