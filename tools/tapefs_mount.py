@@ -10,19 +10,24 @@ from pathlib import Path
 import click
 
 from tapefs.media.inventory import tape_status_dir
-from tapefs.mount.options import DEFAULT_READ_TIMEOUT, MountError, MountOptions
+from tapefs.mount.options import DEFAULT_READ_TIMEOUT, MountError, MountOptions, check_mountpoint
 from vtape.media import parse_size
 
 LOG_NAME = "mount.log"
 #: How long `tapefs mount` waits for its server to report the mount ready.
 READY_TIMEOUT = 60.0
+#: The largest chunk PBS writes: a smaller cache could not hold what one read needs.
+MIN_CACHE_SIZE = 16 * 1024 * 1024
 
 
 def _size(ctx, param, value: str) -> int:
     try:
-        return parse_size(value)
+        size = parse_size(value)
     except ValueError as error:
         raise click.BadParameter(str(error)) from None
+    if size < MIN_CACHE_SIZE:
+        raise click.BadParameter(f"{value} is less than one chunk can be (16MiB)")
+    return size
 
 
 @click.command("mount")
@@ -44,6 +49,10 @@ def _size(ctx, param, value: str) -> int:
 def mount(mountpoint: Path, foreground: bool, cache_dir, cache_size: int, allow_other: bool, read_timeout: float,
           no_xattrs: bool, drives: tuple[str, ...], log_file, ready_fd) -> None:
     """Show everything on tape under MOUNTPOINT; reading a file loads the tapes it needs."""
+    try:
+        check_mountpoint(mountpoint)
+    except MountError as error:
+        raise click.ClickException(str(error)) from None
     options = MountOptions(mountpoint.absolute(), cache_dir, cache_size, allow_other, read_timeout, drives,
                            xattrs=not no_xattrs)
     if not foreground:
@@ -95,7 +104,8 @@ def _code_root() -> str:
 def _last_error(log_file: Path) -> str:
     lines = log_file.read_text(errors="replace").strip().splitlines()
     errors = [line for line in lines if "error" in line.lower()]
-    return (errors or lines or [f"see {log_file}"])[-1]
+    last = (errors or lines or [f"see {log_file}"])[-1]
+    return last.removeprefix("Error: ")
 
 
 @click.command("umount")

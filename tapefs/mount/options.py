@@ -1,6 +1,7 @@
 """What `tapefs mount` is asked to do (kept free of pyfuse3, so the command line loads fast)."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,3 +26,13 @@ class MountOptions:
     xattrs: bool = True
     status_dir: Path | None = None
     debug_fuse: bool = False
+
+
+def check_mountpoint(mountpoint: Path) -> None:
+    """An empty directory that is not mounted yet (checked before anything starts)."""
+    if not mountpoint.is_dir():
+        raise MountError(f"mount point {mountpoint} is not a directory")
+    if os.path.ismount(mountpoint):
+        raise MountError(f"{mountpoint} is already a mount point")
+    if any(mountpoint.iterdir()):
+        raise MountError(f"mount point {mountpoint} is not empty")

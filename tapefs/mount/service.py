@@ -27,7 +27,7 @@ from tapefs.media.inventory import Inventory, tape_status_dir
 from tapefs.media.tape_config import load_tape_config
 from tapefs.mount.chunk_cache import ChunkCache
 from tapefs.mount.operations import Operations
-from tapefs.mount.options import MountError, MountOptions
+from tapefs.mount.options import MountError, MountOptions, check_mountpoint
 from tapefs.mount.read_planner import ReadPlanner
 from tapefs.mount.tree import STATUS_NAME, Tree
 
@@ -48,15 +48,6 @@ def fuse_options(options: MountOptions) -> set[str]:
     if options.debug_fuse:
         result.add("debug")
     return result
-
-
-def check_mountpoint(mountpoint: Path) -> None:
-    if not mountpoint.is_dir():
-        raise MountError(f"mount point {mountpoint} is not a directory")
-    if os.path.ismount(mountpoint):
-        raise MountError(f"{mountpoint} is already a mount point")
-    if any(mountpoint.iterdir()):
-        raise MountError(f"mount point {mountpoint} is not empty")
 
 
 def open_planner(options: MountOptions, cache: ChunkCache, status_dir: Path) -> ReadPlanner | None:
