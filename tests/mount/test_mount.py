@@ -165,6 +165,8 @@ def offline_read_fails_and_unmount_ends_a_waiting_read(tape_archive, mount_tree,
         file.seek(online_offset)
         assert file.read(4096) == tape_archive.image.read_bytes()[online_offset:online_offset + 4096]
 
+    # One tapefs process per drive: the first mount lets its drives go before the second mounts.
+    assert mounted.unmount() == 0, mounted.log()
     waiting = mount_tree("--read-timeout", "600", name="waiting")
     image = snapshot_dir(waiting, tape_archive, tape_archive.image_snapshot) / "disk.img"
     outcome = {}
