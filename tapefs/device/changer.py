@@ -105,7 +105,9 @@ class Changer(DeviceHandle):
 
     def _run_past_unit_attentions(self, cdb: bytes, data_in_len: int = 0) -> CommandResult:
         """Run a command, repeating it after unit attentions. For a changer they only report
-        that an operator used the mail slot or the library was reset (PBS retries too)."""
+        that an operator used the mail slot or the library was reset, and the device did not
+        run the command that got one, so repeating it is safe (PBS retries too). Every changer
+        command goes through here: the operator may use the mail slot between any two of them."""
         for _ in range(UNIT_ATTENTION_RETRIES):
             try:
                 return self.channel.run(cdb, data_in_len=data_in_len)
@@ -124,7 +126,7 @@ class Changer(DeviceHandle):
         found: list[ElementDescriptor] = []
         start = 0
         while True:
-            result = self.channel.run(
+            result = self._run_past_unit_attentions(
                 cdbs.read_element_status(element_type, starting_address=start, number_of_elements=ELEMENTS_PER_QUERY,
                                          allocation_length=ELEMENT_STATUS_ALLOCATION, voltag=voltag, dvcid=dvcid),
                 data_in_len=ELEMENT_STATUS_ALLOCATION)
@@ -172,7 +174,7 @@ class Changer(DeviceHandle):
 
     def move(self, source: int, destination: int, status: ChangerStatus | None = None) -> None:
         status = status or self.status()
-        self.channel.run(cdbs.move_medium(self._transport_address(status), source, destination))
+        self._run_past_unit_attentions(cdbs.move_medium(self._transport_address(status), source, destination))
 
     def load(self, slot: int, drive: int = 0) -> None:
         """Move the cartridge in slot to drive."""

@@ -3,6 +3,7 @@ import pytest
 
 from tapefs.device.changer import Changer, ChangerError
 from tapefs.device.drive import Drive
+from tapefs.device.element_status import IMPORT_EXPORT
 from tapefs.scsi import errors
 
 pytestmark = pytest.mark.vtape
@@ -145,4 +146,21 @@ def test_unit_attention_after_mail_slot_import_does_not_fail_status(vtape_librar
         assert status.slot(17).barcode == "VT0100L8" and status.slot(17).import_export
         changer.load(17, 0)
         assert changer.status().drive(0).loaded_slot == 17
+    assert [r.sense.condition for r in records if r.sense] == ["import/export element accessed"]
+
+
+@pytest.mark.parametrize("command", ["read element status", "move medium"])
+def test_mail_slot_used_between_two_commands_does_not_fail_the_second(vtape_library, command):
+    """The operator may put a tape in at any moment: a unit attention can answer any changer
+    command, not just the first one after opening."""
+    vtape_library.control("add-cartridge", barcode="VT0100L8", shelf=True)
+    records = []
+    with Changer.open(vtape_library.changer, records.append) as changer:
+        status = changer.status()
+        vtape_library.control("insert", barcode="VT0100L8")
+        if command == "read element status":
+            assert any(slot.volume_tag == "VT0100L8" for slot in changer.elements(IMPORT_EXPORT))
+        else:
+            changer.move(status.slot(1).address, status.drive(0).address, status)
+            assert changer.status().drive(0).barcode == "VT0001L8"
     assert [r.sense.condition for r in records if r.sense] == ["import/export element accessed"]
