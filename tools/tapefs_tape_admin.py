@@ -581,7 +581,7 @@ def format_(fast: bool, label_text: str | None, drive_name: str | None) -> None:
 @output_format_option
 def status(drive_name: str | None, output_format: str) -> None:
     """Drive and medium status."""
-    with tape_devices.open_drive(_drive(drive_name)) as opened:
+    with tape_devices.open_drive(_drive(drive_name), exclusive=False) as opened:
         data = opened.status().to_dict()
     data["alert-flags"] = [flag_name(n) for n in data["alert-flags"]]
     _emit_mapping(output_format, data)
@@ -592,7 +592,7 @@ def status(drive_name: str | None, output_format: str) -> None:
 @output_format_option
 def cartridge_memory(drive_name: str | None, output_format: str) -> None:
     """Cartridge memory (MAM) attributes of the tape in the drive."""
-    with tape_devices.open_drive(_drive(drive_name), need_medium=True) as opened:
+    with tape_devices.open_drive(_drive(drive_name), need_medium=True, exclusive=False) as opened:
         rows = [a.to_dict() for a in opened.cartridge_memory()]
     _emit_rows(output_format, rows, ("id", "name", "value"), "no attributes")
 
@@ -602,7 +602,7 @@ def cartridge_memory(drive_name: str | None, output_format: str) -> None:
 @output_format_option
 def volume_statistics(drive_name: str | None, output_format: str) -> None:
     """Volume statistics of the tape in the drive (log page 17h)."""
-    with tape_devices.open_drive(_drive(drive_name), need_medium=True) as opened:
+    with tape_devices.open_drive(_drive(drive_name), need_medium=True, exclusive=False) as opened:
         statistics = opened.volume_statistics()
     data = {key.replace("_", "-"): value for key, value in statistics.to_dict().items()}
     data["medium-passes"], data["medium-wearout"] = statistics.medium_passes, statistics.wearout

@@ -19,6 +19,7 @@ from tapefs.device.log_pages import DEVICE_ACTIVITY_NAMES
 from tapefs.jobs.errors import JobError
 from tapefs.media.media_admin import is_cleaning_cartridge, is_mail_slot
 from tapefs.media.tape_config import ChangerConfig, DriveConfig, TapeDeviceConfig
+from tapefs.media.drive_lock import DriveLock
 from tapefs.media.tape_devices import changer_of, open_drive
 from tapefs.scsi import cdb as cdbs
 from tapefs.scsi.errors import CheckCondition, UnitAttention
@@ -66,7 +67,7 @@ def clean_drive(config: TapeDeviceConfig, drive: DriveConfig, timeout: float = C
     """Clean ``drive`` with a cleaning cartridge of its changer; see the module docstring."""
     changer_config, number = changer_of(config, drive)
     started = time.monotonic()
-    with Changer.open(changer_config.path) as changer:
+    with DriveLock(drive.name), Changer.open(changer_config.path) as changer:
         status = changer.status()
         cartridges = [(slot.number, slot.barcode) for slot in status.slots
                       if slot.full and is_cleaning_cartridge(slot.barcode) and not is_mail_slot(slot, changer_config)]

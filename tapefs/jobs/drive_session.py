@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from tapefs.device.changer import Changer
 from tapefs.device.drive import Drive
-from tapefs.jobs.drive_lock import DriveLock
+from tapefs.media.drive_lock import DriveLock
 from tapefs.jobs.errors import JobError, MediaOffline
 from tapefs.jobs.operator_wait import OperatorWait
 from tapefs.media.inventory import Inventory

@@ -16,10 +16,12 @@ import logging
 import math
 import time
 from collections.abc import Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 from tapefs.catalog.media_catalog import MediaCatalog
 from tapefs.device.changer import Changer, ChangerStatus, StorageSlot
+from tapefs.media.drive_lock import DriveLock
 from tapefs.media.errors import MediaError
 from tapefs.media.inventory import CLEANING_TAPE_PREFIX, Inventory
 from tapefs.media.media_id import InventoryEntry, LocationKind, MediaLocation, MediaStatus
@@ -110,13 +112,14 @@ def _free_mail_slot(status: ChangerStatus, changer_config: ChangerConfig, label_
 
 def _unload_drive(changer: Changer, changer_config: ChangerConfig, drive_number: int,
                   drives: Iterable[DriveConfig]) -> int:
-    # Some libraries only take a cartridge the drive has unthreaded (PBS fix #4904).
-    if changer_config.eject_before_unload:
-        for drive in drives:
-            if drive.changer == changer_config.name and (drive.changer_drivenum or 0) == drive_number:
-                with open_drive(drive) as opened:
-                    opened.eject()
-    return changer.unload(None, drive_number)
+    drive = next((d for d in drives
+                  if d.changer == changer_config.name and (d.changer_drivenum or 0) == drive_number), None)
+    with DriveLock(drive.name) if drive is not None else nullcontext():
+        # Some libraries only take a cartridge the drive has unthreaded (PBS fix #4904).
+        if drive is not None and changer_config.eject_before_unload:
+            with open_drive(drive) as opened:
+                opened.eject()
+        return changer.unload(None, drive_number)
 
 
 # -- location, status -------------------------------------------------------------------------

@@ -9,11 +9,13 @@ only configured changer.
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 from tapefs.device.changer import Changer, ChangerStatus
 from tapefs.device.drive import Drive
+from tapefs.media.drive_lock import DriveLock
 from tapefs.media.errors import MediaError
 from tapefs.media.inventory import CLEANING_TAPE_PREFIX, Inventory
 from tapefs.media.tape_config import TAPE_CONFIG_NAME, ChangerConfig, DriveConfig, TapeDeviceConfig
@@ -71,17 +73,18 @@ def changer_of(config: TapeDeviceConfig, drive: DriveConfig) -> tuple[ChangerCon
     return config.changer(drive.changer), drive.changer_drivenum or 0
 
 
-def open_drive(drive: DriveConfig, need_medium: bool = False) -> Drive:
+@contextmanager
+def open_drive(drive: DriveConfig, need_medium: bool = False, exclusive: bool = True) -> Iterator[Drive]:
     """Open a configured drive, consuming the unit attention a freshly loaded tape raises, so
-    that the first real command does not fail with "medium may have changed"."""
-    opened = Drive.open(drive.path)
-    try:
+    that the first real command does not fail with "medium may have changed".
+
+    ``exclusive`` holds the drive's lock while open (DriveBusy if another tapefs process has
+    it); queries that neither move the tape nor change the drive (status, cartridge memory,
+    volume statistics) pass False so that they work while a job or a mount uses the drive."""
+    with DriveLock(drive.name) if exclusive else nullcontext(), Drive.open(drive.path) as opened:
         if not opened.is_ready() and need_medium:
             raise TapeDeviceError(f"drive {drive.name!r} has no tape loaded")
-    except BaseException:
-        opened.close()
-        raise
-    return opened
+        yield opened
 
 
 def _eject_if_required(changer: ChangerConfig, drive: DriveConfig) -> None:
@@ -103,7 +106,7 @@ def load_media(config: TapeDeviceConfig, drive: DriveConfig, label_text: str) ->
     if label_text.startswith(CLEANING_TAPE_PREFIX):
         raise TapeDeviceError(f"{label_text} is a cleaning cartridge, not a data tape (use 'tapefs clean')")
     changer_config, drivenum = changer_of(config, drive)
-    with Changer.open(changer_config.path) as changer:
+    with DriveLock(drive.name), Changer.open(changer_config.path) as changer:
         status = changer.status()
         in_drive = status.drive(drivenum)
         if in_drive.full and in_drive.barcode == label_text:
@@ -123,7 +126,7 @@ def load_media(config: TapeDeviceConfig, drive: DriveConfig, label_text: str) ->
 def load_media_from_slot(config: TapeDeviceConfig, drive: DriveConfig, slot: int) -> str | None:
     """Load the tape in ``slot`` into the drive (unloading the drive first); returns its barcode."""
     changer_config, drivenum = changer_of(config, drive)
-    with Changer.open(changer_config.path) as changer:
+    with DriveLock(drive.name), Changer.open(changer_config.path) as changer:
         status = changer.status()
         source = status.slot(slot)
         if not source.full:
@@ -140,19 +143,20 @@ def load_media_from_slot(config: TapeDeviceConfig, drive: DriveConfig, slot: int
 def unload_media(config: TapeDeviceConfig, drive: DriveConfig, target_slot: int | None = None) -> int:
     """Put the drive's tape back (by default into the slot it came from); returns the slot."""
     changer_config, drivenum = changer_of(config, drive)
-    with Changer.open(changer_config.path) as changer:
+    with DriveLock(drive.name), Changer.open(changer_config.path) as changer:
         return _unload(changer, changer_config, drive, drivenum, target_slot)
 
 
 def eject_media(config: TapeDeviceConfig, drive: DriveConfig) -> int | None:
     """Eject the drive's tape; in a changer, also put it back into a slot (returned)."""
-    with open_drive(drive) as opened:
-        opened.eject()
-    if drive.changer is None:
-        return None
-    changer_config, drivenum = changer_of(config, drive)
-    with Changer.open(changer_config.path) as changer:
-        return changer.unload(None, drivenum)
+    with DriveLock(drive.name):
+        with open_drive(drive) as opened:
+            opened.eject()
+        if drive.changer is None:
+            return None
+        changer_config, drivenum = changer_of(config, drive)
+        with Changer.open(changer_config.path) as changer:
+            return changer.unload(None, drivenum)
 
 
 def transfer_media(changer_config: ChangerConfig, from_slot: int, to_slot: int) -> None:

@@ -30,7 +30,7 @@ from pathlib import Path
 from tapefs.catalog.media_catalog import ChunkPlace, MediaCatalog
 from tapefs.datastore.blob import blob_kind, decode_blob
 from tapefs.datastore.errors import DatastoreError
-from tapefs.jobs.drive_lock import DriveBusy
+from tapefs.media.drive_lock import DriveBusy
 from tapefs.jobs.drive_session import DriveSession, DriveSetup
 from tapefs.jobs.errors import MediaOffline
 from tapefs.jobs.tape_encryption import set_drive_key_for_set
@@ -58,7 +58,8 @@ DRIVE_IDLE_RELEASE = 10.0
 JOIN_TIMEOUT = 10.0
 
 #: `events(kind, details)`: "insert-tape" {tape, location}, "tape-loaded" {tape, drive},
-#: "media-unavailable" {tape, location}, "chunk-damaged" {tape, file, offset, digest, error}.
+#: "media-unavailable" {tape, location}, "chunk-damaged" {tape, file, offset, digest, error},
+#: "drive-busy" {drive, reason}.
 EventCallback = Callable[[str, dict], None]
 
 _Key = tuple[str, str, bytes]  # (media set, store, digest)
@@ -119,6 +120,9 @@ class _Worker:
     chunks: ChunkRunReader | None = None
     #: (label text, location, wall-clock start) while asking for a tape that is not there.
     waiting: tuple[str, str, float] | None = None
+    #: Another tapefs process holds the drive: why, and until when this worker leaves tapes alone.
+    busy: str | None = None
+    busy_until: float = 0.0
     #: The tapes loaded last, newest at the end.
     tapes_loaded: deque[str] = field(default_factory=lambda: deque(maxlen=16))
 
@@ -349,6 +353,8 @@ class ReadPlanner:
 
     def _next_tape(self, worker: _Worker) -> str | None:
         """The tape `worker` serves next (called with the lock held)."""
+        if time.monotonic() < worker.busy_until:
+            return None
         others = {w.serving for w in self._workers if w is not worker} | \
                  {w.media for w in self._workers if w is not worker}
         # Tapes someone waits for first; among them the one in the drive, then the longest waiting.
@@ -370,8 +376,12 @@ class ReadPlanner:
                     media = self._next_tape(worker)
                     idle_too_long = False
                     while media is None and not self._closed.is_set() and not idle_too_long:
-                        worker.state = "idle"
-                        idle_too_long = not self._cond.wait(DRIVE_IDLE_RELEASE) and worker.session.holds_drive
+                        busy_for = worker.busy_until - time.monotonic()
+                        if busy_for > 0:
+                            self._cond.wait(busy_for)
+                        else:
+                            worker.state = "idle"
+                            idle_too_long = not self._cond.wait(DRIVE_IDLE_RELEASE) and worker.session.holds_drive
                         media = self._next_tape(worker)
                     if media is None and self._closed.is_set():
                         return
@@ -390,10 +400,7 @@ class ReadPlanner:
                     self._serve(worker, media)
                 except Exception as error:  # a drive or changer failure: fail this tape's reads, go on
                     label = self._labels.get(media, media)
-                    if isinstance(error, DriveBusy):
-                        log.error("drive %s, tape %s: %s", worker.setup.name, label, error)
-                    else:
-                        log.exception("drive %s, tape %s", worker.setup.name, label)
+                    log.exception("drive %s, tape %s", worker.setup.name, label)
                     reason = str(error)
                     # Reads queued since get an attempt of their own.
                     self._fail_tape(media, lambda job: MountReadError(f"{job.where}: {reason}"), attempt)
@@ -468,6 +475,9 @@ class ReadPlanner:
                 break
             except MediaOffline:
                 worker.session.label_text = None  # the session unloaded its drive before finding out
+            except DriveBusy as error:
+                self._drive_busy(worker, media, error)
+                return None
             now = time.monotonic()
             if not asked:
                 asked = True
@@ -493,6 +503,9 @@ class ReadPlanner:
                 return None
             self._closed.wait(min(RETRY_INTERVAL, max(0.01, min(queued) + self.read_timeout - now)))
         worker.waiting = None
+        if worker.busy is not None:
+            log.info("drive %s is free again", worker.setup.name)
+            worker.busy = None
         worker.tapes_loaded.append(label)
         worker.loads += 1
         self._count(loads=1)
@@ -511,6 +524,21 @@ class ReadPlanner:
         worker.media = media
         worker.chunks = ChunkRunReader(device)
         return worker.chunks
+
+    def _drive_busy(self, worker: _Worker, media: str, error: DriveBusy) -> None:
+        """Another tapefs process (a backup) holds the drive: leave the tape to another drive,
+        try again in a while; reads that have waited `read_timeout` for a drive fail."""
+        reason = str(error)
+        if worker.busy != reason:
+            log.warning("%s: reads wait for it up to %gs", reason, self.read_timeout)
+            self._emit("drive-busy", drive=worker.setup.name, reason=reason)
+        worker.busy = reason
+        worker.state = f"busy: {reason}"
+        now = time.monotonic()
+        worker.busy_until = now + RETRY_INTERVAL
+        expired_before = now - self.read_timeout
+        self._fail_tape(media, lambda job: MountReadError(
+            f"{job.where}: no drive free within {self.read_timeout:g}s ({reason})"), expired_before)
 
     @staticmethod
     def _give_drive_key(device, labels: TapeLabels) -> str | None:

@@ -227,6 +227,39 @@ def test_drive_status_cartridge_memory_volume_statistics(configured, env):
     assert slot_of(env, "VT0001L8")["entry-kind"] == "slot"
 
 
+HOLD_DRIVE = """
+import sys, time
+from tapefs.media.drive_lock import DriveLock
+DriveLock(sys.argv[1]).acquire()
+print("held", flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.slow
+def test_commands_that_move_or_write_a_tape_refuse_a_drive_another_process_uses(configured, env):
+    tapefs("load-media", "VT0001L8", "--drive", "drive0", env=env)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_DRIVE, "drive0"], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        busy = f"drive drive0 is in use by another tapefs process (pid {holder.pid})"
+        for command in (["load-media", "VT0002L8"], ["load-media-from-slot", "2"], ["unload"], ["eject"],
+                        ["rewind"], ["format", "--label-text", "VT0001L8"], ["label", "--label-text", "VT0001L8"],
+                        ["read-label"], ["clean"], ["export-media", "VT0001L8"]):
+            assert busy in one_error_line(tapefs(*command, "--drive", "drive0", env=env, check=False)), command
+        assert slot_of(env, "VT0001L8")["entry-kind"] == "drive"  # nothing moved
+        # Queries neither move nor change the tape: they work while the drive is in use.
+        assert tapefs_json("status", "--drive", "drive0", env=env)["medium-present"] is True
+        assert tapefs_json("volume-statistics", "--drive", "drive0", env=env)["volume-mounts"] >= 1
+        # The other drive is free.
+        tapefs("load-media", "VT0002L8", "--drive", "drive1", env=env)
+    finally:
+        holder.kill()
+        holder.wait()
+    tapefs("eject", "--drive", "drive0", env=env)
+    assert slot_of(env, "VT0001L8")["entry-kind"] == "slot"
+
+
 # -- labels and inventory ------------------------------------------------------------------------
 
 def test_label_read_label_and_refusal_of_a_tape_with_data(configured, env):

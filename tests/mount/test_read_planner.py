@@ -2,10 +2,14 @@
 empty, chunks fetched by digest."""
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import logging
 import os
 import random
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -230,6 +234,74 @@ def test_a_tape_inserted_while_the_read_waits_is_read(backed_up):
             changer.transfer(source.number, target.number)
         thread.join(30)
     assert result == {digest: backed_up.data(digest)}
+
+
+HOLD_DRIVES = """
+import sys, time
+from tapefs.media.drive_lock import DriveLock
+for name in sys.argv[1:]:
+    DriveLock(name).acquire()
+print("held", flush=True)
+time.sleep(120)
+"""
+
+
+@contextlib.contextmanager
+def drives_held_by_another_process(*names: str):
+    """Another tapefs process (a backup, say) holding these drives."""
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_DRIVES, *names], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield holder
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+@on_vtape
+def test_a_busy_drive_leaves_the_tape_to_the_free_one(backed_up):
+    digest = backed_up.on_tape(backed_up.tapes[0])[0]
+    with drives_held_by_another_process("drive0"), backed_up.planner(read_timeout=60) as planner:
+        started = time.monotonic()
+        assert planner.fetch(backed_up.set_uuid, STORE, [digest]) == {digest: backed_up.data(digest)}
+        assert time.monotonic() - started < 15
+        drives = {d["drive"]: d for d in planner.stats()["drives"]}
+    assert drives["drive1"]["tapes_loaded"] == [backed_up.tapes[0]] and drives["drive0"]["loads"] == 0
+
+
+@on_vtape
+def test_a_read_waits_for_a_drive_another_process_uses(backed_up, caplog):
+    digest = backed_up.on_tape(backed_up.tapes[1])[0]
+    caplog.set_level(logging.WARNING, "tapefs.mount")
+    events, result = [], {}
+    with backed_up.planner(read_timeout=60, events=lambda kind, details: events.append((kind, details))) as planner:
+        with drives_held_by_another_process("drive0", "drive1") as holder:
+            thread = threading.Thread(target=lambda: result.update(planner.fetch(backed_up.set_uuid, STORE, [digest])))
+            thread.start()
+            deadline = time.monotonic() + 20
+            while not all(d["state"].startswith("busy:") for d in planner.stats()["drives"]):
+                assert time.monotonic() < deadline and thread.is_alive()
+                time.sleep(0.1)
+            busy = {d["drive"]: d["state"] for d in planner.stats()["drives"]}
+            assert f"(pid {holder.pid})" in busy["drive0"] and not result
+        # The backup is done: the read goes on by itself.
+        thread.join(30)
+    assert result == {digest: backed_up.data(digest)}
+    assert {details["drive"] for kind, details in events if kind == "drive-busy"} == {"drive0", "drive1"}
+    assert sum("reads wait for it" in r.getMessage() for r in caplog.records) == 2  # once per drive
+
+
+@on_vtape
+def test_a_read_that_finds_no_free_drive_within_the_timeout_fails_naming_the_holder(backed_up):
+    digest = backed_up.on_tape(backed_up.tapes[0])[0]
+    with drives_held_by_another_process("drive0", "drive1") as holder, \
+            backed_up.planner(read_timeout=2) as planner:
+        started = time.monotonic()
+        with pytest.raises(MountReadError) as failed:
+            planner.fetch(backed_up.set_uuid, STORE, [digest])
+        assert 2 <= time.monotonic() - started < 10
+    assert "no drive free within 2s" in str(failed.value) and f"(pid {holder.pid})" in str(failed.value)
+    assert failed.value.errno == errno.EIO
 
 
 @on_vtape

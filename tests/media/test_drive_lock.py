@@ -6,11 +6,11 @@ import time
 
 import pytest
 
-from tapefs.jobs.drive_lock import DriveBusy, DriveLock
+from tapefs.media.drive_lock import DriveBusy, DriveLock
 
 HOLD = """
 import sys, time
-from tapefs.jobs.drive_lock import DriveLock
+from tapefs.media.drive_lock import DriveLock
 lock = DriveLock("drive0", sys.argv[1])
 lock.acquire()
 print("held", flush=True)
@@ -42,8 +42,35 @@ def test_a_drive_held_by_another_process_is_busy_until_it_lets_go(tmp_path):
     assert not lock.held
 
 
-def test_sessions_of_one_process_share_a_drive(tmp_path):
+TRY = """
+import sys
+from tapefs.media.drive_lock import DriveBusy, DriveLock
+try:
+    DriveLock("drive0", sys.argv[1]).acquire()
+    print("free")
+except DriveBusy:
+    print("busy")
+"""
+
+
+def seen_from_another_process(status_dir) -> str:
+    return subprocess.run([sys.executable, "-c", TRY, str(status_dir)], capture_output=True, text=True,
+                          check=True, timeout=60).stdout.strip()
+
+
+def test_holders_in_one_process_share_a_drive_until_the_last_lets_go(tmp_path):
     first, second = DriveLock("drive0", tmp_path), DriveLock("drive0", tmp_path)
     first.acquire()
     second.acquire()
     assert first.held and second.held
+    # POSIX would drop the process's lock when any descriptor of the file closes.
+    second.release()
+    assert seen_from_another_process(tmp_path) == "busy"
+    first.release()
+    assert seen_from_another_process(tmp_path) == "free"
+
+
+def test_a_lock_is_a_context_manager(tmp_path):
+    with DriveLock("drive0", tmp_path) as lock:
+        assert lock.held and seen_from_another_process(tmp_path) == "busy"
+    assert not lock.held and seen_from_another_process(tmp_path) == "free"

@@ -1,23 +1,30 @@
 """One tapefs process at a time per drive: a backup must not find its tape unloaded by a mount's
-read, nor a mount read the tape a backup just loaded.
+read, nor a mount read the tape a backup just loaded, nor `tapefs label` rewind under either.
 
 A POSIX record lock on `<tape status dir>/drive-locks/<drive>.lock`, taken without waiting: a busy
 drive is an error naming the process that holds it. Record locks belong to the process, so the
-sessions of one process (a mount's workers, a test) never block each other.
+holders inside one process (a mount's workers, a job that labels and then writes) share one lock.
+POSIX drops a process's lock when it closes *any* descriptor of the file, so the process keeps
+one descriptor per lock file and counts its holders; the last release closes it.
 """
 from __future__ import annotations
 
 import fcntl
 import os
+import threading
 from pathlib import Path
 
-from tapefs.jobs.errors import JobError
+from tapefs.media.errors import MediaError
 from tapefs.media.inventory import tape_status_dir
 
 LOCK_DIR_NAME = "drive-locks"
 
+#: Lock file path -> [descriptor, number of DriveLock objects holding it in this process].
+_held: dict[Path, list[int]] = {}
+_held_guard = threading.Lock()
 
-class DriveBusy(JobError):
+
+class DriveBusy(MediaError):
     pass
 
 
@@ -25,15 +32,27 @@ class DriveLock:
     def __init__(self, drive_name: str, status_dir: Path | None = None):
         self.drive_name = drive_name
         self.path = (Path(status_dir) if status_dir else tape_status_dir()) / LOCK_DIR_NAME / f"{drive_name}.lock"
-        self._fd: int | None = None
+        self.held = False
 
-    @property
-    def held(self) -> bool:
-        return self._fd is not None
+    def __enter__(self) -> "DriveLock":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.release()
 
     def acquire(self) -> None:
-        if self._fd is not None:
+        if self.held:
             return
+        with _held_guard:
+            entry = _held.get(self.path)
+            if entry is not None:
+                entry[1] += 1
+            else:
+                _held[self.path] = [self._lock_file(), 1]
+        self.held = True
+
+    def _lock_file(self) -> int:
         self.path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o640)
         try:
@@ -45,9 +64,15 @@ class DriveLock:
                             "a mount lets its drives go after a few idle seconds") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._fd = fd
+        return fd
 
     def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        if not self.held:
+            return
+        with _held_guard:
+            entry = _held[self.path]
+            entry[1] -= 1
+            if entry[1] == 0:
+                del _held[self.path]
+                os.close(entry[0])
+        self.held = False
