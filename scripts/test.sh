@@ -5,4 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
-exec .venv/bin/python -m pytest -n auto --dist loadgroup "$@"
+# The slowest tests are listed at the end: where the time goes when the suite slows down.
+exec .venv/bin/python -m pytest -n auto --dist loadgroup --durations=15 "$@"
