@@ -98,7 +98,9 @@ def test_a_waiting_job_resumes_when_the_tape_arrives_in_the_mail_slot(vaulted):
 
     worker = threading.Thread(target=job)
     worker.start()
-    time.sleep(1)
+    deadline = time.monotonic() + 20  # a loaded machine may take a while to get there
+    while not requests and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert worker.is_alive() and requests == [
         "insert tape SM0001L8 (vault offsite) into changer lib (waiting up to 30 s)"]
     vaulted.library.control("insert", barcode="SM0001L8")
@@ -148,11 +150,16 @@ def test_export_the_set_vault_it_and_restore_with_a_waiting_job(tape_setup, tmp_
     restore = subprocess.Popen([*TAPEFS, "restore", result["media-set"], "store=restored", "--drive", "drive1",
                                 "--wait", "60", "--output-format", "json"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
-    time.sleep(1.5)
-    assert restore.poll() is None, restore.communicate()
+    # The operator acts on the request (the restore gives up by itself after 60 s: readline ends).
+    asked = []
+    for line in restore.stderr:
+        asked.append(line)
+        if "insert tape" in line:
+            break
+    assert "insert tape SM0001L8 (vault offsite) into changer lib (waiting up to 60 s)" in asked[-1], asked
+    assert restore.poll() is None
     tape_setup.library.control("insert", barcode="SM0001L8")
     stdout, stderr = restore.communicate(timeout=120)
-    assert restore.returncode == 0, stderr
-    assert "insert tape SM0001L8 (vault offsite) into changer lib (waiting up to 60 s)" in stderr
+    assert restore.returncode == 0, "".join(asked) + stderr
     assert json.loads(stdout)["snapshots"] == [f"store:{snapshot}"]
     assert location("SM0001L8") == "online-lib"
