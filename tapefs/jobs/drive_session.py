@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 from tapefs.device.changer import Changer
 from tapefs.device.drive import Drive
-from tapefs.media.drive_lock import DriveLock
 from tapefs.jobs.errors import JobError, MediaOffline
 from tapefs.jobs.operator_wait import OperatorWait
+from tapefs.media.drive_lock import DriveLock
 from tapefs.media.inventory import Inventory
 from tapefs.media.media_admin import MediaAdminError, export_media, is_cleaning_cartridge, is_mail_slot
 from tapefs.media.online_status import query_changer

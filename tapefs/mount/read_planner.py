@@ -12,7 +12,9 @@ along at low priority: they fill the cache and nobody waits for them.
 
 A tape that is not in the library is asked for once ("insert tape X"), shown in `stats`, and
 tried again every RETRY_INTERVAL seconds until `read_timeout`; then its requests fail with
-MediaUnavailable, while the other drives go on serving other tapes.
+MediaUnavailable, while the other drives go on serving other tapes. A drive another tapefs process
+holds (a backup) leaves its tapes to the other drives and is tried again every RETRY_INTERVAL;
+reads that find no drive within `read_timeout` fail naming the holder.
 """
 from __future__ import annotations
 
@@ -30,11 +32,11 @@ from pathlib import Path
 from tapefs.catalog.media_catalog import ChunkPlace, MediaCatalog
 from tapefs.datastore.blob import blob_kind, decode_blob
 from tapefs.datastore.errors import DatastoreError
-from tapefs.media.drive_lock import DriveBusy
 from tapefs.jobs.drive_session import DriveSession, DriveSetup
 from tapefs.jobs.errors import MediaOffline
 from tapefs.jobs.tape_encryption import set_drive_key_for_set
 from tapefs.keys.errors import KeyNotFound
+from tapefs.media.drive_lock import DriveBusy
 from tapefs.media.inventory import Inventory
 from tapefs.mount.chunk_cache import ChunkCache
 from tapefs.mount.errors import ChunkDamaged, ChunkNotOnTape, KeyUnavailable, MediaUnavailable, MountReadError
