@@ -109,16 +109,23 @@ def run(size: int, directory: Path) -> None:
     print(f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", default="4GiB")
+def run_in_scratch_dir(run_bench, description: str, default_size: str) -> None:
+    """Parse --size and --dir, then run `run_bench(size, directory)` in a scratch directory that is
+    removed afterwards."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--size", default=parse_size(default_size), type=parse_size,
+                        help=f"bytes to write, e.g. 512MiB (default {default_size})")
     parser.add_argument("--dir", default="/var/tmp")
     args = parser.parse_args()
-    directory = Path(tempfile.mkdtemp(prefix="tb", dir=args.dir))
+    directory = Path(tempfile.mkdtemp(prefix="tapefs-bench.", dir=args.dir))
     try:
-        run(parse_size(args.size), directory)
+        run_bench(args.size, directory)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def main() -> None:
+    run_in_scratch_dir(run, __doc__.splitlines()[0], "4GiB")
 
 
 if __name__ == "__main__":

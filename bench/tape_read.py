@@ -18,17 +18,14 @@ core here, and check, cache write and the vtape daemon share the two cores.
 """
 from __future__ import annotations
 
-import argparse
 import os
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.tape_backup import label_first_tape, make_datastore, parse_size, prepare_library  # noqa: E402
+from bench.tape_backup import label_first_tape, make_datastore, prepare_library, run_in_scratch_dir  # noqa: E402
 from tapefs.catalog.media_catalog import MediaCatalog  # noqa: E402
 from tapefs.datastore.fixed_index import FixedIndex  # noqa: E402
 from tapefs.jobs.backup import BackupRequest, backup_datastore  # noqa: E402
@@ -95,15 +92,7 @@ def run(size: int, directory: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", default="1GiB")
-    parser.add_argument("--dir", default="/var/tmp")
-    args = parser.parse_args()
-    directory = Path(tempfile.mkdtemp(prefix="tr", dir=args.dir))
-    try:
-        run(parse_size(args.size), directory)
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
+    run_in_scratch_dir(run, __doc__.splitlines()[0], "1GiB")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,6 @@
 import ast
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -34,3 +36,14 @@ def vectors() -> dict:
 @pytest.fixture(scope="session")
 def pattern_data() -> bytes:
     return bytes(i % 255 for i in range(100000))
+
+
+def same_tree(a, b):
+    """`diff -r` finds no difference, and every entry has the same mode, mtime and link count."""
+    result = subprocess.run(["diff", "-r", "--no-dereference", str(a), str(b)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for dirpath, dirnames, filenames in os.walk(a):
+        for name in dirnames + filenames:
+            left = os.lstat(os.path.join(dirpath, name))
+            right = os.lstat(os.path.join(b, os.path.relpath(dirpath, a), name))
+            assert (left.st_mode, left.st_mtime_ns, left.st_nlink) == (right.st_mode, right.st_mtime_ns, right.st_nlink), name

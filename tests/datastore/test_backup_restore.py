@@ -1,7 +1,6 @@
 import os
 import random
 import shutil
-import subprocess
 
 import pytest
 
@@ -15,6 +14,8 @@ from tapefs.datastore.restore import restore
 from tapefs.datastore.snapshot_reader import SnapshotReader
 from tapefs.datastore.verify import verify_datastore
 from tapefs.pxar.catalog import CatalogReader
+
+from .conftest import same_tree
 
 
 @pytest.fixture
@@ -34,17 +35,6 @@ def tree(tmp_path):
     os.utime(root / "a.txt", ns=(1_600_000_000_123_456_789, 1_600_000_000_123_456_789))
     os.chmod(root / "sub" / "big.bin", 0o640)
     return root
-
-
-def same_tree(a, b):
-    result = subprocess.run(["diff", "-r", "--no-dereference", str(a), str(b)], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
-    for dirpath, dirnames, filenames in os.walk(a):
-        for name in dirnames + filenames:
-            left = os.lstat(os.path.join(dirpath, name))
-            right = os.lstat(os.path.join(b, os.path.relpath(dirpath, a), name))
-            assert left.st_mode == right.st_mode, name
-            assert left.st_mtime_ns == right.st_mtime_ns, name
 
 
 def test_directory_backup_and_restore(datastore, tree, tmp_path):

@@ -30,7 +30,7 @@ from tapefs.pxar.encoder import encode_entries
 from tapefs.pxar.entry import Kind
 from tapefs.pxar.source import BytesSource
 
-from .conftest import FIXTURES
+from .conftest import FIXTURES, same_tree
 
 AVERAGE = 64 << 10
 MINIMUM = AVERAGE // 4
@@ -205,16 +205,6 @@ def tree(tmp_path):
     os.chmod(root / "b-bigger.bin", 0o600)
     os.utime(root / "b-small.txt", ns=(1_600_000_000_123_456_789, 1_600_000_000_123_456_789))
     return root
-
-
-def same_tree(a, b):
-    result = subprocess.run(["diff", "-r", "--no-dereference", str(a), str(b)], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
-    for dirpath, dirnames, filenames in os.walk(a):
-        for name in dirnames + filenames:
-            left = os.lstat(os.path.join(dirpath, name))
-            right = os.lstat(os.path.join(b, os.path.relpath(dirpath, a), name))
-            assert (left.st_mode, left.st_mtime_ns, left.st_nlink) == (right.st_mode, right.st_mtime_ns, right.st_nlink), name
 
 
 def file_ranges(datastore, snapshot) -> tuple[DynamicIndex, dict[str, tuple[int, int]]]:
