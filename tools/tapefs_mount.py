@@ -37,7 +37,11 @@ def _size(ctx, param, value: str) -> int:
               help="Where read chunks are kept [default: STATE_DIR/mount-cache].")
 @click.option("--cache-size", default="4GiB", show_default=True, callback=_size,
               help="Bound of the chunk cache.")
-@click.option("--allow-other", is_flag=True, help="Let other users see the mount (FUSE allow_other).")
+@click.option("--allow-other", is_flag=True,
+              help="Let other users in (FUSE allow_other); archived files keep their owners and modes.")
+@click.option("--expose-raw", is_flag=True,
+              help="Let every user read raw tape files, images, streams and snapshot blobs (default: the "
+                   "mount's owner only).")
 @click.option("--read-timeout", type=click.FloatRange(min=0), default=DEFAULT_READ_TIMEOUT, show_default=True,
               help="Seconds a read waits for a tape that is not in the library before it fails (ENOMEDIUM).")
 @click.option("--no-xattrs", is_flag=True,
@@ -46,15 +50,15 @@ def _size(ctx, param, value: str) -> int:
 @click.option("--log-file", type=click.Path(dir_okay=False, path_type=Path),
               help="Log of the background server [default: STATE_DIR/mount.log].")
 @click.option("--ready-fd", type=int, hidden=True)
-def mount(mountpoint: Path, foreground: bool, cache_dir, cache_size: int, allow_other: bool, read_timeout: float,
-          no_xattrs: bool, drives: tuple[str, ...], log_file, ready_fd) -> None:
+def mount(mountpoint: Path, foreground: bool, cache_dir, cache_size: int, allow_other: bool, expose_raw: bool,
+          read_timeout: float, no_xattrs: bool, drives: tuple[str, ...], log_file, ready_fd) -> None:
     """Show everything on tape under MOUNTPOINT; reading a file loads the tapes it needs."""
     try:
         check_mountpoint(mountpoint)
     except MountError as error:
         raise click.ClickException(str(error)) from None
     options = MountOptions(mountpoint.absolute(), cache_dir, cache_size, allow_other, read_timeout, drives,
-                           xattrs=not no_xattrs)
+                           xattrs=not no_xattrs, expose_raw=expose_raw)
     if not foreground:
         _start_in_background(log_file or tape_status_dir() / LOG_NAME)
         click.echo(f"mounted {mountpoint}")

@@ -4,6 +4,10 @@ Catalog queries are short and indexed, so they run on the trio loop; reads may w
 drive, so they run in threads (bounded by a limiter) and the loop keeps answering `ls` meanwhile.
 No lookup counts are kept: every inode can be rebuilt from its number (see tree.py), so a
 `forget` has nothing to drop.
+
+Permissions: the kernel checks modes and owners itself (`default_permissions`); lookup, opendir
+and open check them again against the caller, so that without that option no one lists a
+directory, finds a name or opens a file its mode forbids, and a refused open starts no tape read.
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ import time
 import pyfuse3
 import trio
 
+from tapefs.mount.access import READ, SEARCH, caller_groups, permits
 from tapefs.mount.errors import MountReadError
 from tapefs.mount.tree import ENTRY_BIT, FileReader, Node, Tree, TreeError
 
@@ -88,6 +93,11 @@ class Operations(pyfuse3.Operations):
             log.exception("unexpected error in %s", getattr(function, "__name__", function))
             raise pyfuse3.FUSEError(errno.EIO) from None
 
+    @staticmethod
+    def _check_access(node: Node, ctx: pyfuse3.RequestContext, want: int) -> None:
+        if not permits(node.mode, node.uid, node.gid, ctx.uid, lambda: caller_groups(ctx.pid, ctx.gid), want):
+            raise pyfuse3.FUSEError(errno.EACCES)
+
     def attributes(self, node: Node) -> pyfuse3.EntryAttributes:
         attrs = pyfuse3.EntryAttributes()
         attrs.st_ino = node.inode
@@ -107,7 +117,10 @@ class Operations(pyfuse3.Operations):
 
     # -- metadata --------------------------------------------------------------------------
 
-    async def lookup(self, parent_inode, name, ctx=None):
+    async def lookup(self, parent_inode, name, ctx):
+        if ctx.uid != 0:
+            # root searches everything: its lookups, the bulk of `find` and `ls -lR`, skip the check
+            self._check_access(self._call(self.tree.node, parent_inode), ctx, SEARCH)
         return self.attributes(self._call(self.tree.lookup, parent_inode, name))
 
     async def getattr(self, inode, ctx=None):
@@ -123,6 +136,7 @@ class Operations(pyfuse3.Operations):
         node = self._call(self.tree.node, inode)
         if not node.is_dir:
             raise pyfuse3.FUSEError(errno.ENOTDIR)
+        self._check_access(node, ctx, READ)
         return inode
 
     async def readdir(self, fh, start_id, token):
@@ -160,7 +174,9 @@ class Operations(pyfuse3.Operations):
     async def open(self, inode, flags, ctx):
         if flags & WRITE_FLAGS:
             raise pyfuse3.FUSEError(errno.EROFS)
-        node, reader = self._call(self.tree.open, inode)
+        node = self._call(self.tree.node, inode)
+        self._check_access(node, ctx, READ)
+        reader = self._call(self.tree.reader, node)
         fh = next(self._handle_numbers)
         self._handles[fh] = reader
         # Archived contents never change: let the page cache keep them between opens.

@@ -26,6 +26,8 @@ class MountOptions:
     xattrs: bool = True
     status_dir: Path | None = None
     debug_fuse: bool = False
+    #: raw tape files, streams and blobs readable by every user (0444), not the mount's owner alone
+    expose_raw: bool = False
 
 
 def check_mountpoint(mountpoint: Path) -> None:

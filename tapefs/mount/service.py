@@ -41,8 +41,11 @@ READAHEAD_DELAY = 0.3
 
 
 def fuse_options(options: MountOptions) -> set[str]:
+    # Named even where pyfuse3 and libfuse already default to them: default_permissions makes the
+    # kernel enforce every node's mode and owner; nosuid and nodev keep the set-user-ID files and
+    # device nodes an archive may hold from granting privileges or reaching this host's devices.
     result = set(pyfuse3.default_options)
-    result |= {"fsname=tapefs", "subtype=tapefs", "ro"}
+    result |= {"fsname=tapefs", "subtype=tapefs", "ro", "default_permissions", "nosuid", "nodev"}
     if options.allow_other:
         result.add("allow_other")
     if options.debug_fuse:
@@ -82,7 +85,7 @@ class MountService:
                 self.planner.start()
                 self._stack.callback(self.planner.close)
             self.tree = Tree(self.inventory, self.media_catalog, self.file_catalog, self.planner,
-                             status=self.status, uid=os.getuid(), gid=os.getgid())
+                             status=self.status, uid=os.getuid(), gid=os.getgid(), expose_raw=options.expose_raw)
             self.operations = Operations(self.tree, xattrs=options.xattrs)
         except BaseException:
             self._stack.close()

@@ -12,6 +12,12 @@ Inside a snapshot directory: its blobs decoded (`index.json`, `client.log`), eac
 (`NAME.pxar.didx`, or `NAME.mpxar.didx` + `NAME.ppxar.didx`) as the directory `NAME.pxar` holding
 the archived tree.
 
+Who may read what. Archive entries keep the owners and modes they were archived with. Everything
+else belongs to the mount's owner: directories and metadata files (labels, tape contents, the
+status file) are readable by all, since they show names and counts; nodes that hand out backed-up
+bytes (raw tape files, images and other streams, snapshot blobs) are the owner's alone, unless
+the mount exposes them (`expose_raw`).
+
 Inode numbers. Views, tapes and snapshot directories are few: they are numbered from 2 in order of
 first appearance and keyed by their path, so a refresh keeps them. Archive entries may be millions:
 their inode is computed, ``ENTRY_BIT | copy << COPY_SHIFT | entry id``, where `copy` numbers the
@@ -50,7 +56,10 @@ STATUS_NAME = b".status"
 #: How long the views trust the inventory and catalogs before looking for new backups.
 REFRESH_SECONDS = 5.0
 DIRECTORY_MODE = stat.S_IFDIR | 0o555
+#: metadata: labels, tape contents, the status file
 FILE_MODE = stat.S_IFREG | 0o444
+#: backed-up bytes outside the archives' own permissions: raw tape files, streams, blobs
+OWNER_ONLY_FILE_MODE = stat.S_IFREG | 0o400
 SYMLINK_MODE = stat.S_IFLNK | 0o777
 XATTR_PREFIX = b"user.tapefs."
 INDEX_CACHE_SIZE = 64
@@ -207,7 +216,7 @@ class Tree:
 
     def __init__(self, inventory: Inventory, media_catalog: MediaCatalog, file_catalog: FileCatalog,
                  planner=None, status: Callable[[], dict] | None = None, uid: int = 0, gid: int = 0,
-                 clock: Callable[[], float] = time.monotonic):
+                 expose_raw: bool = False, clock: Callable[[], float] = time.monotonic):
         self.inventory = inventory
         self.media_catalog = media_catalog
         self.file_catalog = file_catalog
@@ -215,6 +224,8 @@ class Tree:
         self.status = status or (lambda: {})
         self.uid = uid
         self.gid = gid
+        #: mode of the nodes holding backed-up bytes that no archived mode protects
+        self.content_mode = FILE_MODE if expose_raw else OWNER_ONLY_FILE_MODE
         self.clock = clock
         self.mounted_at = int(time.time())
         self._lock = threading.RLock()
@@ -303,8 +314,8 @@ class Tree:
         node.children = None
         return self._add(node)
 
-    def _file(self, path: tuple[bytes, ...], data: bytes, mtime: int | None = None) -> Node:
-        return self._add(Node(self._inode_for(path), path[-1], FILE_MODE, size=len(data), uid=self.uid,
+    def _file(self, path: tuple[bytes, ...], data: bytes, mtime: int | None = None, mode: int = FILE_MODE) -> Node:
+        return self._add(Node(self._inode_for(path), path[-1], mode, size=len(data), uid=self.uid,
                               gid=self.gid, mtime_ns=(mtime or self.mounted_at) * 1_000_000_000,
                               opener=lambda: BytesReader(data)))
 
@@ -435,7 +446,7 @@ class Tree:
                 raise NoDrives("this mount has no drives to read from")
             return RawTapeFileReader(self.planner, media_uuid, file_number)
 
-        return self._add(Node(self._inode_for(path), path[-1], FILE_MODE, uid=self.uid, gid=self.gid,
+        return self._add(Node(self._inode_for(path), path[-1], self.content_mode, uid=self.uid, gid=self.gid,
                               mtime_ns=self.mounted_at * 1_000_000_000, opener=open_raw, direct_io=True))
 
     def _symlink(self, path: tuple[bytes, ...], target: str) -> Node:
@@ -479,7 +490,7 @@ class Tree:
                     log.warning("snapshot %s:%s, %s: %s", copy.store, copy.path, info.name, error)
                     continue
                 nodes.append(self._add(Node(
-                    self._inode_for(file_path), file_path[-1], FILE_MODE, size=index.size, uid=self.uid,
+                    self._inode_for(file_path), file_path[-1], self.content_mode, size=index.size, uid=self.uid,
                     gid=self.gid, mtime_ns=info.mtime * 1_000_000_000,
                     opener=lambda copy=copy, name=info.name, size=index.size: StreamRangeReader(
                         self._stream(copy, name), 0, size),
@@ -492,7 +503,7 @@ class Tree:
                 except DatastoreError:
                     # Encrypted with a client key, or damaged: shown as stored.
                     file_path = path + (info.name.encode(),)
-            nodes.append(self._file(file_path, raw, info.mtime))
+            nodes.append(self._file(file_path, raw, info.mtime, self.content_mode))
         nodes.sort(key=lambda node: node.name)
         return nodes
 
@@ -681,15 +692,15 @@ class Tree:
             if child is not None:
                 yield child, position + 1
 
-    def open(self, inode: int) -> tuple[Node, FileReader]:
-        node = self.node(inode)
+    def reader(self, node: Node) -> FileReader:
+        """The reader for one open of `node` (the caller has checked it may read it)."""
         if node.is_dir:
-            raise NotAFile(f"inode {inode} is a directory")
+            raise NotAFile(f"inode {node.inode} is a directory")
         if node.entry is not None and stat.S_ISREG(node.mode):
-            return node, self._open_entry(*node.entry)
+            return self._open_entry(*node.entry)
         if node.opener is None:
-            raise TreeError(f"inode {inode} has no content")
-        return node, node.opener()
+            raise TreeError(f"inode {node.inode} has no content")
+        return node.opener()
 
     def getxattr(self, inode: int, name: bytes) -> bytes | None:
         if inode & ENTRY_BIT:

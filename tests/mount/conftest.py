@@ -12,6 +12,7 @@ import stat
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -73,6 +74,12 @@ def stdlib_copy(target: Path) -> Path:
     os.link(extras / "original.txt", extras / "hardlink.txt")
     os.symlink("original.txt", extras / "symlink.txt")
     os.mkfifo(extras / "fifo")
+    # Readable by their owner only: the mount must keep them from other users.
+    (extras / "private.txt").write_text("for root's eyes\n")
+    (extras / "private.txt").chmod(0o600)
+    (extras / "private").mkdir(mode=0o700)
+    (extras / "private" / "secret.txt").write_text("hidden name\n")
+    (extras / "private" / "secret.txt").chmod(0o644)
     try:
         os.setxattr(extras / "original.txt", "user.tapefs-test", b"kept")
     except OSError:
@@ -242,8 +249,25 @@ def mount_tree(tape_archive, tmp_path):
     its exit and log checked."""
     with mounts_of(tape_archive.env, tmp_path) as make:
         yield make
-    # The next test starts with every drive empty, as a fresh mount would find the library.
-    with Changer.open(tape_archive.library.changer) as changer:
+    empty_drives(tape_archive)
+
+
+@pytest.fixture
+def shared_mount_tree(tape_archive):
+    """mount_tree, with mount points other users can reach (pytest's tmp_path is root's alone)."""
+    directory = Path(tempfile.mkdtemp(prefix="tapefs-shared-mount-", dir="/tmp"))
+    directory.chmod(0o755)
+    try:
+        with mounts_of(tape_archive.env, directory) as make:
+            yield make
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    empty_drives(tape_archive)
+
+
+def empty_drives(archive: TapeArchive) -> None:
+    """The next test starts with every drive empty, as a fresh mount would find the library."""
+    with Changer.open(archive.library.changer) as changer:
         for drive in changer.status().drives:
             if drive.full:
                 changer.unload(drive=drive.number)
