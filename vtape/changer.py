@@ -3,7 +3,7 @@
 The changer reports and moves what ``Library`` holds: READ ELEMENT STATUS
 describes the elements, MOVE MEDIUM and EXCHANGE MEDIUM ask the library to
 move cartridges (it does the checks and the drive coupling). Layouts follow
-spec §4; the client quirks they serve (PBS, mtx, loaderinfo) are noted where
+SMC-3; the client quirks they serve (PBS, mtx, loaderinfo) are noted where
 they decide a detail.
 """
 from __future__ import annotations

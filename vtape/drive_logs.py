@@ -1,4 +1,4 @@
-"""The tape drive's LOG SENSE pages (spec §3.11).
+"""The tape drive's LOG SENSE pages (SPC-4 and SSC-4, as LTO drives fill them).
 
 ``log_pages(drive)`` gives the page table the SPC framing in spc.py serves:
 page code -> function returning the page's parameters. Every page answers

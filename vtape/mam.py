@@ -1,4 +1,4 @@
-"""Medium auxiliary memory: READ ATTRIBUTE (8Ch) and WRITE ATTRIBUTE (8Dh), spec §3.12.
+"""Medium auxiliary memory: READ ATTRIBUTE (8Ch) and WRITE ATTRIBUTE (8Dh), as SPC-4 defines them.
 
 Read-only attributes are computed from the cartridge and the drive when asked;
 the host-writable ones live in ``cartridge.meta["attributes"]`` as

@@ -1,4 +1,4 @@
-"""SECURITY PROTOCOL IN (A2h) and OUT (B5h): tape data encryption, spec §3.14.
+"""SECURITY PROTOCOL IN (A2h) and OUT (B5h): tape data encryption (SSC-4).
 
 SPIN reports the capabilities and the state of ``drive.cipher``; SPOUT's Set
 Data Encryption page sets it. One algorithm: index 1, AES-256-GCM with a

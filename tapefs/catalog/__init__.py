@@ -1,1 +1,1 @@
-"""The media catalog: which snapshot and which chunk is where on which tape (SQLite, spec §4)."""
+"""The media catalog: which snapshot and which chunk is where on which tape (SQLite; docs/catalog-formats.md)."""

@@ -1,9 +1,10 @@
-"""The media catalog: what is on every tape, in SQLite in the tape status directory (spec §4).
+"""The media catalog: what is on every tape, in SQLite in the tape status directory
+(docs/catalog-formats.md, "Media catalog").
 
 Per tape it records the labels (file 0, file 1), every chunk archive part with the byte offset
 of each chunk inside it and the logical block of the part's block 0, and every snapshot archive.
 With the offset a single chunk is read after one LOCATE (`read_chunk_at`), which PBS's `.log`
-cannot do (spec §14.6).
+cannot do.
 
 Invariant: the catalog never names anything that is not complete on tape. A job registers an
 archive only after its writer returned (end block and filemark on tape) and each registration
@@ -157,7 +158,7 @@ class MediaCatalog(StateDatabase):
 
     @staticmethod
     def _check_data_file(db: sqlite3.Connection, media_uuid: str, file_number: int) -> None:
-        # The same rules as the .log (spec §4.2): data files from 2 on, ascending.
+        # The same rules as the .log (docs/catalog-formats.md): data files from 2 on, ascending.
         row = db.execute("SELECT set_uuid FROM media WHERE uuid = ?", (media_uuid,)).fetchone()
         if row is None:
             raise CatalogError(f"no catalog for media {media_uuid}")
@@ -236,7 +237,7 @@ class MediaCatalog(StateDatabase):
     # -- PBS .log --------------------------------------------------------------------------
 
     def log_bytes(self, media_uuid: str) -> bytes:
-        """The tape's catalog as PBS's binary `.log` (spec §4.2), checked by the same parser PBS
+        """The tape's catalog as PBS's binary `.log`, checked by the same parser PBS
         rules are implemented in before it leaves."""
         with self._lock:
             row = self._db.execute("SELECT set_uuid, seq_nr FROM media WHERE uuid = ?", (media_uuid,)).fetchone()

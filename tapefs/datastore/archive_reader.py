@@ -1,4 +1,4 @@
-"""Random access to the archive an index describes (spec §4.4).
+"""Random access to the archive an index describes (docs/datastore-format.md, "Dynamic index").
 
 ``read_at`` touches only the chunks covering the range: bisect over the chunk end offsets for a
 dynamic index, a division for a fixed one. Decoded chunks stay in a small LRU; pxar lookups

@@ -1,4 +1,4 @@
-"""Back up directories and image files into a new snapshot (spec §5.5).
+"""Back up directories and image files into a new snapshot (docs/datastore-format.md, "Writing a snapshot").
 
 A directory becomes, in PBS's change-detection mode ``legacy``, ``<label>.pxar.didx`` (pxar
 v1) with the file catalog ``catalog.pcat1.didx`` beside it; in mode ``data`` a split pxar v2

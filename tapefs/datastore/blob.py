@@ -1,4 +1,5 @@
-"""DataBlob: the container of every chunk and of the ``*.blob`` files of a snapshot (spec §2).
+"""DataBlob: the container of every chunk and of the ``*.blob`` files of a snapshot
+(docs/datastore-format.md, "DataBlob").
 
 Layout: magic (8) | CRC-32 of everything after the header (4) | [IV (16) | GCM tag (16)] | payload.
 The payload is the data, or one zstd frame of it (compression is kept only if it shrinks the

@@ -1,4 +1,5 @@
-"""Load a chunk from the store and prove it is the chunk the index asked for (spec §2.3, §4.4)."""
+"""Load a chunk from the store and prove it is the chunk the index asked for
+(docs/datastore-format.md, "DataBlob")."""
 
 import logging
 

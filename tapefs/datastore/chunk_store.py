@@ -1,4 +1,4 @@
-"""The ``.chunks/`` directory: content-addressed DataBlobs (spec §1.1, §1.2).
+"""The ``.chunks/`` directory: content-addressed DataBlobs (docs/datastore-format.md).
 
 A chunk lives at ``.chunks/<first 4 hex digits>/<64 hex digits>``; its name is the digest of
 the plaintext, never of the file bytes, so two writers may store different bytes for one
@@ -119,7 +119,7 @@ class ChunkStore:
         os.utime(path, ns=(time.time_ns(), path.stat().st_mtime_ns))
 
     def insert(self, digest: bytes, encoded: bytes, sync: bool = False) -> InsertResult:
-        """Store an encoded chunk unless an acceptable copy is already there (spec §1.2)."""
+        """Store an encoded chunk unless an acceptable copy is already there (docs/datastore-format.md)."""
         path = self.chunk_path(digest)
         try:
             stat = path.stat()

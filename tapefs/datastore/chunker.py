@@ -1,4 +1,4 @@
-"""Content-defined chunking with PBS-identical cut points (Buzhash, spec §6).
+"""Content-defined chunking with PBS-identical cut points (Buzhash; docs/datastore-format.md, "Chunking").
 
 The rolling hash runs in the C helper ``_chunker``; this module holds the chunk-size
 conventions of proxmox-backup-client.

@@ -3,7 +3,7 @@
 A pxar encoder (or the catalog writer) writes into it; ``finish()`` publishes the index.
 For the payload stream of a split pxar archive the encoder also suggests boundaries (the
 offsets where files start), which the writer honours the way PBS's payload chunker does
-(spec §6.4), so that a file's contents start a chunk of their own.
+(docs/datastore-format.md, "Chunking"), so that a file's contents start a chunk of their own.
 """
 
 import logging

@@ -1,4 +1,4 @@
-"""Everything derived from a 32-byte encryption key (spec §3): AES-256-GCM with 16-byte IVs,
+"""Everything derived from a 32-byte encryption key (docs/datastore-format.md): AES-256-GCM with 16-byte IVs,
 keyed chunk digests, the key fingerprint and HMAC signatures."""
 
 import hashlib

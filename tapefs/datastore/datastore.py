@@ -1,4 +1,5 @@
-"""A datastore directory: its chunk store plus namespaces, groups and snapshots (spec §1.1, §5)."""
+"""A datastore directory: its chunk store plus namespaces, groups and snapshots
+(docs/datastore-format.md, "Directory layout")."""
 
 import logging
 import os

@@ -1,4 +1,4 @@
-"""The datastore-wide ``.lock`` (spec §1.4): POSIX fcntl record locks, as PBS uses them.
+"""The datastore-wide ``.lock`` (docs/datastore-format.md, "Locks"): POSIX fcntl record locks, as PBS uses them.
 
 Writers hold a shared lock while they create indexes; garbage collection needs the exclusive
 lock. These are ``lockf`` locks, not ``flock``: PBS would not see an flock.

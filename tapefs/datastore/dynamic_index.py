@@ -1,4 +1,5 @@
-"""Dynamic index ``.didx``: a list of (end offset, digest) for variable-sized chunks (spec §4.2).
+"""Dynamic index ``.didx``: a list of (end offset, digest) for variable-sized chunks
+(docs/datastore-format.md, "Dynamic index").
 
 Header (4096 bytes): magic, uuid, ctime, index_csum = SHA-256 of the entry area; then 40-byte
 entries, ``end: u64`` (exclusive end of the chunk in the archive) and the 32-byte digest.

@@ -1,4 +1,5 @@
-"""Fixed index ``.fidx``: one digest per fixed-size chunk of a block image (spec §4.1).
+"""Fixed index ``.fidx``: one digest per fixed-size chunk of a block image
+(docs/datastore-format.md, "Fixed index").
 
 Header (4096 bytes): magic, uuid, ctime, index_csum = SHA-256 of all digests, size (u64),
 chunk_size (u64); then n = ceil(size / chunk_size) 32-byte digests.

@@ -1,5 +1,5 @@
 """What fixed and dynamic index files share: the 4096-byte header prefix, temp names and
-publishing a finished index atomically (spec §1.1, §4)."""
+publishing a finished index atomically (docs/datastore-format.md)."""
 
 import hashlib
 import logging

@@ -1,4 +1,5 @@
-"""Encryption key files as proxmox-backup-client writes them (spec §9.1).
+"""Encryption key files as proxmox-backup-client writes them
+(docs/datastore-format.md, "Digests and keys").
 
 ``{"kdf": null | {"Scrypt": {...}} | {"PBKDF2": {...}}, "created", "modified", "data",
 "fingerprint", "hint"}``. With a KDF, ``data`` is IV(16) | tag(16) | AES-256-GCM(derived key, K).

@@ -1,4 +1,4 @@
-"""The snapshot manifest ``index.json.blob`` (spec §5.3).
+"""The snapshot manifest ``index.json.blob`` (docs/datastore-format.md, "Manifest").
 
 A DataBlob holding pretty-printed JSON: backup type, id and time, the list of files with crypt
 mode, size and checksum, a free-form ``unprotected`` object and an optional HMAC signature over

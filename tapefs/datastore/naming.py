@@ -1,4 +1,4 @@
-"""Backup namespaces, groups and snapshots, and their places on disk (spec §5.1).
+"""Backup namespaces, groups and snapshots, and their places on disk (docs/datastore-format.md, "Names").
 
 Namespace ``a/b`` lives in ``<root>/ns/a/ns/b``; a group is ``<type>/<id>`` inside it, a
 snapshot ``<type>/<id>/<YYYY-MM-DDTHH:MM:SSZ>``.

@@ -1,4 +1,5 @@
-"""Verify a datastore: every snapshot's manifest and indexes, then every chunk (spec §4.3).
+"""Verify a datastore: every snapshot's manifest and indexes, then every chunk
+(docs/datastore-format.md, "Manifest").
 
 Indexes must match the checksum and size the manifest recorded; each chunk must pass its CRC
 and, unless it is encrypted and no key is loaded, decode to content with the right digest and

@@ -1,4 +1,5 @@
-"""Tape backup of a datastore to a media pool (spec §8, write sequence §3.2).
+"""Tape backup of a datastore to a media pool (docs/tape-backup.md, "Backup";
+docs/architecture.md, "Tape backup").
 
 Per snapshot: the chunks not yet on the media set go into chunk archives, then the snapshot
 archive follows; each archive is registered in the catalog once it is closed on tape. At the end
@@ -86,7 +87,8 @@ def backup_datastore(datastore: Datastore, pool_config: MediaPoolConfig, request
     started = time.monotonic()
     filters = [GroupFilter.parse(text) for text in request.group_filters]
     namespace = BackupNamespace.parse(request.namespace)
-    # PBS writes catalog archive v1.1 unless the job is root-only (§2.6).
+    # PBS writes catalog archive v1.1 unless the job is root-only (docs/tape-format.md,
+    # "Catalog archives").
     namespaces = not namespace.is_root or request.max_depth != 0
     snapshots = select_snapshots(datastore, namespace, request.max_depth, filters, request.latest_only)
     meter = ProgressMeter("backup", progress)

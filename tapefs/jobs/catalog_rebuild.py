@@ -1,5 +1,5 @@
 """Rebuilding the media catalog of a tape from the tape itself (proxmox-tape `catalog` and
-`inventory --catalog`, spec §3.3).
+`inventory --catalog`; docs/catalog.md).
 
 Fast: a backup writes the catalog archive of its last tape after the data, and a tape new to a
 set starts with the catalog archives of the set's earlier members. These are PBS `.log` copies:

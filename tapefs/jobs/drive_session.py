@@ -163,7 +163,7 @@ class DriveSession:
         return True
 
     def update_online_status(self, inventory: Inventory) -> None:
-        """Record which tapes are in this drive's changer (spec §8 step 1)."""
+        """Record which tapes are in this drive's changer (the first step of a tape backup)."""
         if self.setup.changer_path is None:
             return
         inventory.update_online_status({self.setup.changer_name: query_changer(self._changer_config())})

@@ -1,4 +1,4 @@
-"""Namespace mapping of a restore (spec §9): ``store=SRC[,source=NS][,target=NS][,max-depth=N]``.
+"""Namespace mapping of a restore (docs/tape-backup.md): ``store=SRC[,source=NS][,target=NS][,max-depth=N]``.
 
 A snapshot of source store SRC in namespace N is restored into ``target + (N minus source)`` for
 every mapping of SRC whose ``source`` is N or a parent of N at most ``max-depth`` levels up

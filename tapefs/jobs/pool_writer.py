@@ -1,15 +1,16 @@
-"""Writing to a media pool's current set, tape after tape (spec §3.2, PBS's PoolWriter).
+"""Writing to a media pool's current set, tape after tape (PBS's PoolWriter;
+docs/architecture.md, "Tape backup").
 
 The writer keeps one tape loaded. `writable_device` allocates it through the pool, loads it,
 checks its media label against the inventory and, for a tape new to the set, resets its catalog,
-writes the set label and the catalogs of the set's earlier members (§3.1). `next_volume` is the
+writes the set label and the catalogs of the set's earlier members (see docs/tape-format.md). `next_volume` is the
 early-warning callback of the format writers: it registers the finished part, marks the tape
 full and returns the next tape at its end of data. `tape_full` does the same after a physical
 end (ArchiveAborted), where nothing of the aborted part is registered.
 
 For an encrypted pool the set label carries the key's fingerprint and its password-protected key
 config, and is written plain; the drive gets the set's key after the labels, before any data file
-of every tape it loads (§7.3). Tapes of a plain set get a drive without key.
+of every tape it loads (docs/keys.md, "Encrypted media sets"). Tapes of a plain set get a drive without key.
 """
 from __future__ import annotations
 
@@ -191,7 +192,7 @@ class PoolWriter:
             self._export_log(media_uuid)
 
     def write_catalog(self) -> None:
-        """The catalog archive of the last tape written, at its end (§3.2 step 4)."""
+        """The catalog archive of the last tape written, at its end."""
         for attempt in range(2):
             device = self.writable_device()
             media_uuid = self.media_uuid

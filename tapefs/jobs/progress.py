@@ -1,4 +1,4 @@
-"""Progress events: the jobs report, the command line draws (style §2.10)."""
+"""Progress events: the jobs report, the command line draws."""
 from __future__ import annotations
 
 import time

@@ -1,4 +1,4 @@
-"""Restore of a media set into datastores (spec §9).
+"""Restore of a media set into datastores (docs/tape-backup.md, "Restore").
 
 Full restore: every tape of the set in sequence order, every file from 2 to end of data; chunks
 are inserted as their archives pass by, snapshots when their archive comes (always after its
@@ -60,7 +60,7 @@ class SetLabelMissing(JobError):
 
 
 class StoreMap:
-    """`source=target` items and at most one bare default target (spec §9)."""
+    """`source=target` items and at most one bare default target, as in PBS."""
 
     def __init__(self, targets: dict[str, Datastore], default: Datastore | None = None):
         self.targets = targets
@@ -186,9 +186,9 @@ class _Restore:
         self._pending: dict[uuidlib.UUID, _PendingSnapshot] = {}
         #: Tapes whose catalog the full restore rebuilds: seq_nr -> what was found on them.
         self._found: dict[int, list[tuple]] = {}
-        #: Digests checked and present per target store in this run (verify once, spec §3.3).
+        #: Digests checked and present per target store in this run (verified once, as PBS does).
         self.present: dict[str, set[bytes]] = {}
-        # Hashing and writing release the GIL: PBS uses 4 writer threads too (spec §9).
+        # Hashing and writing release the GIL: PBS uses 4 writer threads too.
         self._writers = ThreadPoolExecutor(WRITER_THREADS, thread_name_prefix="chunk-write")
         self._writes: deque[Future] = deque()
 

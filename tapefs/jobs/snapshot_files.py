@@ -1,4 +1,4 @@
-"""The content of a snapshot archive (spec §2.5): a pxar v1 archive of one root directory and
+"""The content of a snapshot archive (docs/tape-format.md): a pxar v1 archive of one root directory and
 the snapshot's files, and its extraction back into a datastore."""
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from tapefs.tapeformat.snapshot_archive import SnapshotPath
 log = logging.getLogger(__name__)
 
 CLIENT_LOG_NAME = "client.log.blob"
-#: PBS's root directory mode (sic: no x bit, spec §14.18).
+#: PBS's root directory mode (sic: no x bit).
 ROOT_MODE = fmt.S_IFDIR | 0o664
 
 

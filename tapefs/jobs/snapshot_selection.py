@@ -1,4 +1,4 @@
-"""Which snapshots a tape backup job writes, in which order (spec §8 steps 4–7)."""
+"""Which snapshots a tape backup job writes, in which order (docs/tape-backup.md, "Backup")."""
 from __future__ import annotations
 
 import re
@@ -47,7 +47,7 @@ class GroupFilter:
 
 def group_sort_key(group: BackupGroup) -> tuple:
     numeric = group.backup_id.isdigit()
-    # Unlike PBS, the namespace breaks ties, so the order is the same on every run (§14.11).
+    # Unlike PBS, the namespace breaks ties, so the order is the same on every run.
     return (TYPE_ORDER.get(group.backup_type, 99), not numeric, int(group.backup_id) if numeric else 0,
             group.backup_id, group.namespace)
 

@@ -1,4 +1,4 @@
-"""The drive's encryption state for tape jobs (spec §7.3).
+"""The drive's encryption state for tape jobs (docs/keys.md, "Encrypted media sets").
 
 Every tape loaded for a job gets the state its media set asks for, never the one the drive was
 left in: the set's derived key when its media-set label names a key fingerprint, no key

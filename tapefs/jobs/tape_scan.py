@@ -1,5 +1,5 @@
 """Reading a tape file by file and saying what each file holds: PBS's `debug scan`, and the
-reading half of `catalog --scan` (spec §3.3).
+reading half of `catalog --scan` (docs/catalog.md).
 
 Every file is read through to its end, so a chunk archive yields every entry with its stream
 offset (what a catalog needs for single-chunk reads) and every blob's CRC is checked. A file

@@ -1,4 +1,4 @@
-"""Getting a tape key back into the store (spec §7.4): from the key config in a tape's media-set
+"""Getting a tape key back into the store (docs/keys.md, "Formats"): from the key config in a tape's media-set
 label, from a key file, or from paper key text; each needs the key's password."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The tape key store, as PBS keeps it in its configuration directory (spec §7.3).
+"""The tape key store, as PBS keeps it in its configuration directory (docs/keys.md).
 
 Two files, written together under one lock:
 
@@ -34,7 +34,7 @@ LOCK_FILE = ".tape-encryption-keys.lck"
 KEY_FILE_MODE = 0o600
 #: proxmox-tape key create limits the hint to 1..32 characters.
 MAX_HINT_LENGTH = 32
-#: CLI spellings of the key derivations; tape keys always have one (§7.2: no "none").
+#: CLI spellings of the key derivations; tape keys always have one (never "none").
 KDF_NAMES = {"scrypt": "Scrypt", "pbkdf2": "PBKDF2"}
 
 

@@ -1,4 +1,4 @@
-"""The key a drive gets for one media set (spec §7.3).
+"""The key a drive gets for one media set (docs/keys.md, "Encrypted media sets").
 
 PBS never hands a tape key to the drive as it is: each media set gets
 ``PBKDF2-HMAC-SHA256(key, salt=media-set UUID bytes, 10 iterations, 32 bytes)``, so two sets written

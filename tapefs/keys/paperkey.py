@@ -1,4 +1,4 @@
-"""Paper keys (spec §7.4): a tape key's password-protected KeyConfig as printable text and a QR code.
+"""Paper keys (docs/keys.md, "Formats"): a tape key's password-protected KeyConfig as printable text and a QR code.
 
 The block between the markers is the KeyConfig as pretty JSON, so typing it back in (or scanning the
 QR code, which holds the same lines) gives a key config that ``key restore`` can read. Only the

@@ -14,11 +14,11 @@ class InventoryError(MediaError):
 
 
 class MediaSetError(MediaError):
-    """The current media set of a pool must not be written to any more (spec §6.4)."""
+    """The current media set of a pool must not be written to any more (docs/media-pools.md)."""
 
 
 class NoWritableMediaError(MediaError):
-    """No tape of the pool, no expired tape and no unassigned tape can be allocated (spec §6.5)."""
+    """No tape of the pool, no expired tape and no unassigned tape can be allocated (docs/media-pools.md)."""
 
 
 class LockTimeoutError(MediaError):

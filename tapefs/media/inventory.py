@@ -1,6 +1,6 @@
 """The tape inventory: every tape tapefs has labelled or read, kept in SQLite in the tape status
 directory (``<state dir>/tape/inventory.db``), with import and export of PBS's ``inventory.json``
-(spec §5).
+(docs/catalog-formats.md, "Inventory").
 
 Every mutation runs in its own ``BEGIN IMMEDIATE`` transaction, which gives PBS's "take
 .inventory.lck, reload, change, replace the file" for free: two processes never lose each
@@ -148,7 +148,7 @@ class Inventory(StateDatabase):
         return entry
 
     def store(self, media_id: MediaId, clear_status: bool = False) -> None:
-        """Add a tape or replace what is known about its labels (spec §5.2).
+        """Add a tape or replace what is known about its labels.
 
         Location and bytes used are kept; the stored status too unless ``clear_status``. A new
         id without a set label does not replace a zero-UUID set label (an unsaved pool
@@ -209,7 +209,7 @@ class Inventory(StateDatabase):
         return self._select("WHERE label_text = ?", (label_text,))
 
     def find_media_by_label_text(self, label_text: str) -> InventoryEntry | None:
-        """The one tape with this label text; an error if several carry it (spec §5.2)."""
+        """The one tape with this label text; an error if several carry it."""
         entries = self.find_all_media_by_label_text(label_text)
         if len(entries) > 1:
             uuids = ", ".join(entry.uuid for entry in entries)
@@ -262,7 +262,7 @@ class Inventory(StateDatabase):
         """The earliest set-label ctime of another set of the same pool that is later than this set.
 
         As PBS, "this set's ctime" is the set-label ctime of the first member in UUID order
-        (spec §6.5 step 4 and §14 item 8), not the set start.
+        (docs/media-pools.md, "When a tape expires"), not the set start.
         """
         members = self._set_members(media_set_uuid)
         if not members:
@@ -275,7 +275,7 @@ class Inventory(StateDatabase):
         return rows[0][0]
 
     def latest_media_set(self, pool: str) -> str | None:
-        """The set of ``pool`` whose member has the highest ctime (spec §5.2).
+        """The set of ``pool`` whose member has the highest ctime.
 
         If another set has a member at least as new, the result is None: which set is current
         cannot be decided, and the caller starts a new one.
@@ -344,7 +344,7 @@ class Inventory(StateDatabase):
     # -- online and offline tracking ---------------------------------------------------------
 
     def update_online_status(self, changer_contents: Mapping[str, Collection[str] | None]) -> dict[str, MediaLocation]:
-        """Record which tapes the configured changers hold (spec §5.3).
+        """Record which tapes the configured changers hold (docs/media-pools.md, "The inventory").
 
         ``changer_contents`` maps every configured changer to the label texts in its drives and
         storage slots (not import/export slots), or to None if it could not be queried. Returns

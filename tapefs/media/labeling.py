@@ -1,4 +1,5 @@
-"""Labelling, reading labels, formatting and inventorying tapes (spec §2.2, §3.3, §10).
+"""Labelling, reading labels, formatting and inventorying tapes
+(docs/tape-admin.md, "Labelling"; docs/tape-format.md, "Labels").
 
 ``label_tape`` refuses a tape that holds anything (a label or data) unless forced, refuses a
 label text another inventoried tape carries, formats, writes the media label (with the pool
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]
 LABEL_TEXT_LENGTH = (2, 32)
-#: MAM attributes PBS writes after labelling (spec §10)
+#: MAM attributes PBS writes after labelling
 MAM_USER_MEDIUM_TEXT_LABEL = 0x0803
 MAM_MEDIA_POOL = 0x0808
 
@@ -80,7 +81,7 @@ def _holds_data(drive: Drive) -> bool:
 
 
 def _clear_encryption(drive: Drive) -> None:
-    # A label is never written encrypted (spec §2.2); a drive without encryption has no key to clear.
+    # A label is never written encrypted; a drive without encryption has no key to clear.
     try:
         drive.clear_encryption_key()
     except ScsiError as exc:
@@ -272,7 +273,7 @@ def read_label(drive: DriveConfig, inventorize: bool = False, inventory: Invento
 
 def _store_read_labels(inventory: Inventory, media_id: MediaId, location: MediaLocation) -> None:
     # A catalog belongs to one media set: after the tape was relabelled or reused in another
-    # set, the old catalog describes data that is gone (spec §10, "destroy an unrelated catalog").
+    # set, the old catalog describes data that is gone (PBS's "destroy an unrelated catalog").
     old = inventory.lookup(media_id.uuid)
     new_set = _set_uuid(media_id)
     if old is not None and _set_uuid(old.id) != new_set:
@@ -293,7 +294,7 @@ def update_inventory(config: TapeDeviceConfig, drive: DriveConfig, read_labels: 
     """The tapes in the drive's changer and what the inventory knows of them (``tapefs
     inventory``), after recording which tapes are online. With ``read_labels``, tapes the
     inventory does not know (all tapes, with ``read_all``) are loaded and their labels read and
-    stored; a label whose text differs from the barcode is reported and not stored (spec §10)."""
+    stored; a label whose text differs from the barcode is reported and not stored."""
     changer_config, _ = changer_of(config, drive)
     outcomes: list[TapeOutcome] = []
     with _inventory(inventory) as opened:

@@ -1,9 +1,10 @@
-"""Pool and media-set locks: flock'ed files in the tape status directory (spec §4.1).
+"""Pool and media-set locks: flock'ed files in the tape status directory
+(docs/catalog-formats.md).
 
 A pool lock serialises the allocation of media to one pool (``__UNASSIGNED__`` for tapes of no
 pool); a media-set lock is held by whoever writes or restores a set, so that an expired set is
 not recycled under a running restore. The file name is the whole pool name plus ``.lck``;
-PBS replaces the "extension", so pools ``a.b`` and ``a.c`` share a lock (spec §14 item 10).
+PBS replaces the "extension", so pools ``a.b`` and ``a.c`` share a lock.
 """
 
 import fcntl

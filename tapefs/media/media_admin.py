@@ -1,5 +1,5 @@
 """What an operator does to tapes as inventory items (proxmox-tape ``export-media``, ``media
-destroy``, ``media status``, ``media move``; spec §5.2, §5.3, §10).
+destroy``, ``media status``, ``media move``; docs/tape-admin.md).
 
 * ``export_media`` moves a tape to a free import/export (mail) slot, from a storage slot or a
   drive, and records it offline: it is on its way out of the library.
@@ -154,7 +154,7 @@ class Protection:
 
 def data_protection(inventory: Inventory, entry: InventoryEntry, pool_configs: dict[str, MediaPoolConfig],
                     now: int) -> Protection | None:
-    """Whether a tape still holds data its pool's retention protects (spec §6.5 expiry)."""
+    """Whether a tape still holds data its pool's retention protects (docs/media-pools.md, "When a tape expires")."""
     set_label = entry.id.media_set_label
     if set_label is None or set_label.is_unassigned:
         return None

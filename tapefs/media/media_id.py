@@ -1,5 +1,5 @@
 """What the inventory knows about one tape: its media label, its media-set label, where it is
-and the status an operator stored (spec §5.1).
+and the status an operator stored (docs/catalog-formats.md, "Inventory").
 
 UUIDs are kept as lowercase hyphenated strings, the form PBS writes in inventory.json.
 """
@@ -142,7 +142,7 @@ class MediaId:
 
     @property
     def pool(self) -> str | None:
-        """The set label's pool if there is a set label, else the media label's pool (spec §5.2)."""
+        """The set label's pool if there is a set label, else the media label's pool."""
         if self.media_set_label is not None:
             return self.media_set_label.pool
         return self.label.pool
@@ -168,10 +168,10 @@ class InventoryEntry:
 
     @property
     def effective_location(self) -> MediaLocation:
-        """No stored location means offline (spec §5.1)."""
+        """No stored location means offline."""
         return self.location if self.location is not None else MediaLocation.offline()
 
     @property
     def effective_status(self) -> MediaStatus:
-        """No stored status means unknown (spec §5.1)."""
+        """No stored status means unknown."""
         return self.status if self.status is not None else MediaStatus.UNKNOWN

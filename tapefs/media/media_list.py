@@ -1,5 +1,5 @@
 """The rows of ``media list``: every tape with the status a backup job of its pool would see
-right now (spec §6.1), as PBS's media list computes them.
+right now (docs/media-pools.md, "Computed media status"), as PBS's media list computes them.
 
 Each configured pool is opened without locks and with every non-vaulted tape counted as
 reachable, and a write session is started in memory only, so that a set the job would close is

@@ -1,4 +1,4 @@
-"""A media set: the tapes one pool writes in sequence, identified by a UUID (spec §6.4)."""
+"""A media set: the tapes one pool writes in sequence, identified by a UUID (docs/media-pools.md)."""
 
 import logging
 from dataclasses import dataclass, field

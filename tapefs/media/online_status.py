@@ -1,5 +1,5 @@
 """Which tapes are in which changer: query every configured changer and record the result in
-the inventory (spec §5.3).
+the inventory (docs/media-pools.md, "The inventory").
 
 A tape counts as online in a changer when its barcode shows in one of the changer's drives or
 storage slots; tapes in import/export slots (flagged by the changer, or listed in the changer's

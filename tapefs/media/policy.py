@@ -1,4 +1,4 @@
-"""Allocation and retention policies of a media pool (spec §6.3).
+"""Allocation and retention policies of a media pool (docs/media-pools.md).
 
 Allocation: ``continue`` (the default) keeps appending to the current set, ``always`` starts a
 new set for every job, anything else is a calendar event at which a new set starts. Retention:

@@ -1,5 +1,5 @@
 """Media pool logic: computed media status, location availability, the current media set, when
-a new set starts, and which tape a job writes next (spec §6.1, §6.2, §6.4, §6.5).
+a new set starts, and which tape a job writes next (docs/media-pools.md).
 
 A :class:`MediaPool` is built for one job: it picks the pool's latest set as current set and,
 unless told otherwise, holds that set's lock until :meth:`MediaPool.close`. All times are epoch
@@ -75,7 +75,7 @@ class MediaPool:
 
         ``on_media_added`` is called with the new id of every tape added to the current set,
         after the inventory is updated; the backup job uses it to overwrite the tape's media
-        catalog (spec §4.3 ``overwrite``).
+        catalog (PBS's catalog ``overwrite``).
         """
         self.name = name
         self.inventory = inventory
@@ -130,7 +130,7 @@ class MediaPool:
     # -- status and location -----------------------------------------------------------------
 
     def compute_media_status(self, media_id: MediaId, stored_status: MediaStatus | None) -> MediaStatus:
-        """Spec §6.1, relative to this pool and its current set."""
+        """The computed media status (docs/media-pools.md), relative to this pool and its current set."""
         if stored_status in (MediaStatus.FULL, MediaStatus.DAMAGED, MediaStatus.RETIRED):
             return stored_status
         set_label = media_id.media_set_label
@@ -147,7 +147,7 @@ class MediaPool:
         return MediaStatus.FULL
 
     def location_is_available(self, location: MediaLocation) -> bool:
-        """Spec §6.2: could a job of this pool use a tape there without an operator?"""
+        """Could a job of this pool use a tape there without an operator?"""
         if location.kind is LocationKind.VAULT:
             return False
         if self.force_media_availability:
@@ -180,7 +180,7 @@ class MediaPool:
     # -- current set -------------------------------------------------------------------------
 
     def current_set_usable(self) -> bool:
-        """Spec §6.4. True if the current set's last tape can be written now; False if the set
+        """True if the current set's last tape can be written now; False if the set
         is empty or its last tape is not here; MediaSetError if the set must not be used again."""
         members = self.current_set.members
         if not members:
@@ -213,7 +213,7 @@ class MediaPool:
         return last_is_writable
 
     def start_write_session(self, now: int, force: bool = False) -> str | None:
-        """Spec §6.4: start a new (empty, in-memory) set if needed; returns the reason, or None
+        """Start a new (empty, in-memory) set if needed; returns the reason, or None
         when the job continues the current set."""
         with self._pool_lock():
             reason = "forced" if force else None
@@ -245,7 +245,7 @@ class MediaPool:
     # -- expiry ------------------------------------------------------------------------------
 
     def media_expire_time(self, media_id: MediaId) -> float:
-        """When a full tape may be overwritten (spec §6.5); ``NEVER`` is +inf."""
+        """When a full tape may be overwritten; ``NEVER`` is +inf."""
         if isinstance(self.retention, KeepForever):
             return NEVER
         set_label = media_id.media_set_label
@@ -317,7 +317,7 @@ class MediaPool:
     # -- allocation --------------------------------------------------------------------------
 
     def alloc_writable_media(self, now: int) -> str:
-        """Spec §6.5: the UUID of the tape to write, adding a tape to the current set if needed."""
+        """The UUID of the tape to write, adding a tape to the current set if needed."""
         if self._set_lock is None:
             # Only the holder of the set lock may add tapes to the set; a pool opened without
             # locking is for listing and guessing.
@@ -348,7 +348,7 @@ class MediaPool:
 
     def add_media_to_current_set(self, media_id: MediaId, now: int) -> MediaId:
         """Make the tape the next member of the current set. This is recorded before the tape
-        is loaded and relabelled, as in PBS (spec §14 item 9)."""
+        is loaded and relabelled, as in PBS."""
         set_label = MediaSetLabel(
             pool=self.name,
             uuid=self.current_set.uuid,

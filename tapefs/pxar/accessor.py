@@ -1,4 +1,4 @@
-"""Random access to a pxar archive through its goodbye tables (spec §7.7).
+"""Random access to a pxar archive through its goodbye tables (docs/pxar.md, "The pxar format").
 
 A lookup reads, per path component, the directory's goodbye table and the FILENAME and ENTRY
 items of the matching child; nothing else.  Over a didx-backed source that is one or two chunk
@@ -115,7 +115,7 @@ class Accessor:
         end = min(filename_offset + size, table.goodbye_offset)
         entry, _ = read_child(self.reader, filename_offset, end, self.version, directory.path)
         # The goodbye size is what locates a subdirectory's table; v2 file sizes in it include
-        # the payload (spec §7.5) and are reported as stored.
+        # the payload (see the goodbye table in docs/pxar.md) and are reported as stored.
         entry.entry_end = filename_offset + size
         return entry
 

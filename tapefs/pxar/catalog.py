@@ -1,4 +1,4 @@
-"""The pcat1 file catalog of a snapshot (``catalog.pcat1``, spec §8).
+"""The pcat1 file catalog of a snapshot (``catalog.pcat1``; docs/catalog-formats.md, "pcat1 file catalog").
 
 A catalog is a tree of directory blocks written post-order (a directory's block after those of
 its subdirectories), each listing names, kinds and, for regular files, size and mtime.  Its

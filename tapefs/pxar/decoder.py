@@ -1,4 +1,4 @@
-"""Sequential pxar decoding (v1 archives and v2 metadata + payload streams), spec §7.6.
+"""Sequential pxar decoding (v1 archives and v2 metadata + payload streams); the format is in docs/pxar.md.
 
 ``Decoder`` walks the archive front to back and yields one ``Entry`` per item in archive
 order (depth first, directories before their children), checking every goodbye table on the
@@ -80,7 +80,7 @@ class ItemReader:
 
 
 def check_name(name: bytes, reader: ItemReader, offset: int) -> None:
-    """Refuse names that are not a single path component (spec §7.3 FILENAME)."""
+    """Refuse names that are not a single path component (the FILENAME rule)."""
     if not name or name in (b".", b"..") or b"/" in name or b"\0" in name:
         raise UnsafePathError(
             f"refusing archive entry name {name!r}: not a single path component "

@@ -1,4 +1,4 @@
-"""pxar encoding, byte-compatible with proxmox-backup-client and the pxar crate (spec §7.10).
+"""pxar encoding, byte-compatible with proxmox-backup-client and the pxar crate (docs/pxar.md).
 
 ``Encoder`` writes entries as it is told (an entry-level API for in-memory trees and tests);
 ``encode_entries`` re-encodes decoded entries; ``encode_tree`` walks a local directory the way
@@ -74,7 +74,7 @@ class Encoder:
     With ``payload_out`` the archive is a v2 split archive: ``out`` receives the metadata stream
     (``.mpxar``, with ``prelude`` if given) and ``payload_out`` the file contents (``.ppxar``).
     ``payload_boundary`` is then called with the payload-stream offset of each file's PAYLOAD
-    header, the points PBS's payload chunker prefers to cut at (spec §6.4).
+    header, the points PBS's payload chunker prefers to cut at (docs/datastore-format.md, "Chunking").
     """
 
     def __init__(self, out, root: Metadata, catalog: CatalogWriter | None = None,
@@ -94,7 +94,7 @@ class Encoder:
                 self._item(fmt.PRELUDE, prelude)
             self._payload.write(fmt.pack_header(fmt.PAYLOAD_START_MARKER, 0))
         self._write_entry(root)
-        # the root's goodbye tail points at offset 0, before any FORMAT_VERSION (spec §7.5)
+        # the root's goodbye tail points at offset 0, before any FORMAT_VERSION
         self._stack = [_OpenDirectory(b"", 0, None)]
 
     @property

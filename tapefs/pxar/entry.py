@@ -99,7 +99,7 @@ class Entry:
     Offsets are into the metadata stream: ``filename_offset`` is the child's FILENAME item
     (None for the root), ``entry_offset`` the ENTRY or HARDLINK item that follows it.
     ``entry_end`` is, from the accessor, the end recorded in the parent's goodbye table (for v2
-    files that includes the payload size, spec §7.5); from the sequential decoder, the end of
+    files that includes the payload size); from the sequential decoder, the end of
     the items decoded for this entry (for a directory: its ENTRY and attributes).  For regular files,
     ``content_offset`` is the first content byte, in the archive itself (v1) or in the payload
     stream (v2, ``payload_ref_offset`` is then the PAYLOAD header there).

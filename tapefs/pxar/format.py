@@ -1,6 +1,6 @@
 """pxar wire format: item types, record layouts, the goodbye hash and table order.
 
-Everything here is fixed by the Proxmox pxar format (spec §7.1–7.5) and shared by the
+Everything here is fixed by the Proxmox pxar format (docs/pxar.md, "The pxar format") and shared by the
 encoder, the sequential decoder and the accessor.
 """
 
@@ -16,7 +16,8 @@ log = logging.getLogger(__name__)
 HASH_KEY_1 = 0x83AC3F1CFBB450DB
 HASH_KEY_2 = 0xAA4F1B6879369FBD
 
-# Item types (htype).  Each is the SipHash of a fixed text; see spec §7.2.
+# Item types (htype).  Each is the SipHash of a fixed text such as "__PROXMOX_FORMAT_ENTRY_V2__";
+# tests/pxar/test_format.py recomputes them all.
 FORMAT_VERSION = 0x730F6C75DF16A40D
 PRELUDE = 0xE309D79D9F7B771B
 ENTRY = 0xD5956474E588ACEF

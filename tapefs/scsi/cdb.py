@@ -1,8 +1,7 @@
 """CDB codecs for every command the drive and changer APIs send.
 
 Each layout is a construct Struct declared once; the builder functions take the command's
-arguments by name and return the CDB bytes. The byte layouts follow SPC-4, SSC-4 and SMC-3
-(restated in the project's SCSI emulation spec, scsi-emulation.md §2-§4).
+arguments by name and return the CDB bytes. The byte layouts follow SPC-4, SSC-4 and SMC-3.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The block layer (spec §1): a tape file is a stream of 256 KiB blocks, each a 16-byte header
+"""The block layer (docs/tape-format.md, "Blocks"): a tape file is a stream of 256 KiB blocks, each a 16-byte header
 (magic, flags, payload size, sequence number) and payload, closed by an END_OF_STREAM block and
 one filemark."""
 from __future__ import annotations
@@ -47,7 +47,7 @@ def blocks_for_stream(length: int) -> int:
 
 class BlockedWriter:
     """Packs one tape file's byte stream into full blocks. Early warning is sticky and reported
-    to the caller, which decides when to stop (spec §1.3); the writer keeps accepting data."""
+    to the caller, which decides when to stop; the writer keeps accepting data."""
 
     def __init__(self, device: BlockDevice):
         self.device = device
@@ -104,7 +104,7 @@ class BlockedWriter:
 
 
 class BlockedReader:
-    """Reads one tape file's byte stream back, checking every block header (spec §1.1) and
+    """Reads one tape file's byte stream back, checking every block header and
     consuming the closing filemark. Use `open_next_file` or `open_at_block` to make one."""
 
     def __init__(self, device: BlockDevice, file_number: int, file_first_block: int, block: bytes, seq_nr: int = 0):

@@ -16,7 +16,7 @@ from tapefs.tapeformat.errors import PhysicalEndOfTape
 
 log = logging.getLogger(__name__)
 
-#: Every PBS data block is this long (spec §1.1).
+#: Every PBS data block is this long (docs/tape-format.md, "Blocks").
 BLOCK_SIZE = 262144
 
 

@@ -1,4 +1,4 @@
-"""Catalog archive v1.0 / v1.1 (spec §2.6): header JSON {"uuid", "media_set_uuid", "seq_nr"},
+"""Catalog archive v1.0 / v1.1 (docs/tape-format.md): header JSON {"uuid", "media_set_uuid", "seq_nr"},
 then a byte-exact copy of that tape's `.log` media catalog. v1.1 says snapshot names in it may
 carry namespaces; the payload is the same."""
 from __future__ import annotations

@@ -1,7 +1,7 @@
-"""Chunk archive v1.1 (spec §2.4): header JSON {"store": ...}, then entries of a 48-byte header
+"""Chunk archive v1.1 (docs/tape-format.md): header JSON {"store": ...}, then entries of a 48-byte header
 (magic, digest, blob size) and the blob, packed.
 
-Early warning, better than PBS (§14.3): the writer never cuts a chunk. It finishes the entry
+Early warning, better than PBS: the writer never cuts a chunk. It finishes the entry
 that met early warning, closes the part INCOMPLETE and, given a `next_volume` callback, goes
 on with part_number + 1 (same content UUID) on the next tape. Every part is a valid chunk archive
 on its own, so PBS reads each tape independently. Each entry's stream offset is recorded so that

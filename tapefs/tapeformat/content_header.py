@@ -1,4 +1,4 @@
-"""MediaContentHeader (spec §2.1): the 48 bytes at the start of every tape file's stream,
+"""MediaContentHeader (docs/tape-format.md): the 48 bytes at the start of every tape file's stream,
 followed by `size` bytes of pretty JSON, followed by the content stream."""
 from __future__ import annotations
 

@@ -73,6 +73,6 @@ class ArchiveAborted(Exception):
 
 
 class MediaCatalogError(Exception):
-    """A binary media catalog (`.log`) that does not follow spec §4.2."""
+    """A binary media catalog (`.log`) that breaks the rules of docs/catalog-formats.md."""
 
     exit_code = 1

@@ -1,4 +1,5 @@
-"""Media label (file 0) and media-set label (file 1), spec §2.2, §2.3 and §3.3.
+"""Media label (file 0) and media-set label (file 1): docs/tape-format.md, "Labels" and
+"What readers do".
 
 Both are plaintext files whose content is only the header JSON. The set label may embed the
 password-protected key config; this layer carries it as an opaque JSON object.

@@ -1,5 +1,5 @@
 """The 8-byte magics of PBS's tape format: each is the first 8 bytes of SHA-256 of its text
-(spec §0). Kept as literals so a typo in a text cannot silently change the format; the tests
+(docs/tape-format.md). Kept as literals so a typo in a text cannot silently change the format; the tests
 recompute every one."""
 
 BLOCK_HEADER = bytes.fromhex("dcbdafcaeba0a528")          # Proxmox Tape Block Header v1.0

@@ -1,4 +1,5 @@
-"""PBS's binary media catalog, `<media-uuid>.log` (spec §4.2), and its commit protocol (§4.3).
+"""PBS's binary media catalog, `<media-uuid>.log`, and its commit protocol
+(docs/catalog-formats.md, "The binary `.log`").
 
 The file is the magic and then records: a type byte and a C-layout struct (padding written as
 zeros, ignored when read), some followed by names. It says which tape file holds which
@@ -84,7 +85,7 @@ class CatalogContent:
 
 
 class _Checker:
-    """The validation of §4.2, shared by loading and writing, so a writer cannot produce a
+    """The validation rules of the format, shared by loading and writing, so a writer cannot produce a
     catalog that PBS (or we) would refuse to load."""
 
     def __init__(self, content: CatalogContent):

@@ -1,4 +1,4 @@
-"""Snapshot archive v1.1 / v1.2 (spec §2.5): header JSON {"snapshot", "store"}, then a pxar
+"""Snapshot archive v1.1 / v1.2 (docs/tape-format.md): header JSON {"snapshot", "store"}, then a pxar
 stream that this layer treats as bytes. v1.2 marks snapshot paths inside a namespace."""
 from __future__ import annotations
 

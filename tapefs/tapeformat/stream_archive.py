@@ -1,9 +1,9 @@
 """Archives whose content is one opaque byte stream (snapshot and catalog archives), written and
-read as PBS's multi-volume streams (spec §2.7).
+read as PBS's multi-volume streams (docs/tape-format.md, "Archives across tapes").
 
 PBS gives up on a snapshot archive at early warning and rewrites it whole on the next tape, so a
 snapshot larger than a tape can never be written, and it ignores early warning inside catalog
-archives until the physical end fails the job (§14.4, §14.12). Here the part that met early
+archives until the physical end fails the job. Here the part that met early
 warning is closed INCOMPLETE at once (the rest of the early-warning zone stays free for that end
 block) and `next_volume` supplies the next tape. There the archive is first written again whole,
 as PBS does, because PBS's restore reads every tape file on its own and cannot follow parts. Only

@@ -1,5 +1,5 @@
 """Split pxar archives (PBS change-detection mode ``data``): the payload chunker's suggested
-boundaries (spec §6.4), the upstream payload index reproduced, backup and restore of a tree."""
+boundaries (docs/datastore-format.md), the upstream payload index reproduced, backup and restore of a tree."""
 
 import io
 import os
@@ -247,7 +247,7 @@ def test_split_backup_restores_identical_with_file_aligned_payload_chunks(datast
         if header in payload.ends:
             aligned += 1
         else:
-            # §6.4: a suggestion closer than the minimum chunk size to the chunk start is dropped
+            # a suggestion closer than the minimum chunk size to the chunk start is dropped
             start = chunk_starts[payload.find_chunk(header)]
             assert header - start < PXAR_AVERAGE_CHUNK_SIZE // 4, name
     assert aligned >= 2

@@ -1,5 +1,5 @@
-"""Parsers of the drive's and changer's data pages, against byte strings laid out as in
-scsi-emulation.md §3.8-§3.14 and §4.3-§4.4."""
+"""Parsers of the drive's and changer's data pages, against byte strings laid out as SSC-4,
+SPC-4 and SMC-3 define them."""
 import pytest
 
 from tapefs.device import encryption, mam

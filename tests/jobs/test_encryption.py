@@ -1,4 +1,4 @@
-"""Encrypted media pools (spec §7.3) on a real vtape library: the drive encrypts what the backup
+"""Encrypted media pools (docs/keys.md) on a real vtape library: the drive encrypts what the backup
 writes with the set's derived key, the set label carries the fingerprint and the password-protected
 key, restore needs the key and names it when it is missing, and no key material leaks."""
 import base64

@@ -1,4 +1,4 @@
-"""Restore with namespace mapping (spec §9): `--namespaces store=SRC,source=NS,target=NS[,max-depth=N]`,
+"""Restore with namespace mapping (docs/tape-backup.md): `--namespaces store=SRC,source=NS,target=NS[,max-depth=N]`,
 on the whole set (selective through the catalog, or a full pass when the catalog is missing) and
 on named snapshots, through the library and through `tapefs restore`."""
 import json

@@ -1,4 +1,4 @@
-"""Restoring from a media-set label without a drive: what PBS's `key restore --drive` checks (§7.4)."""
+"""Restoring from a media-set label without a drive: what PBS's `key restore --drive` checks."""
 import uuid
 
 import pytest

@@ -1,4 +1,4 @@
-"""The tape key store: both files, their modes and checks, passwords and --force (spec §7.2, §7.3)."""
+"""The tape key store: both files, their modes and checks, passwords and --force (docs/keys.md)."""
 import base64
 import json
 import logging
@@ -64,7 +64,7 @@ def test_unprotected_key_config_is_refused():
 
 
 def test_decrypt_checks_the_stored_fingerprint():
-    # The pbs-key-config test of §7.1: a wrong stored fingerprint fails, none at all succeeds.
+    # PBS's pbs-key-config test: a wrong stored fingerprint fails, none at all succeeds.
     config = fast_config()
     config.fingerprint = bytes(32)
     with pytest.raises(TapeKeyError, match="fingerprint does not match"):

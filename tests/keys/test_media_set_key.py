@@ -1,4 +1,4 @@
-"""Fingerprints and the per-media-set drive key against the spec's vectors (pbs-tape-format §7.1, §7.3)."""
+"""Fingerprints and the per-media-set drive key against known vectors (docs/keys.md)."""
 import hashlib
 
 import pytest
@@ -21,7 +21,7 @@ def test_fingerprint_matches_the_pbs_test_vector():
 def test_fingerprint_follows_its_definition_for_a_random_key():
     key = hashlib.sha256(b"another key").digest()
     id_key = hashlib.pbkdf2_hmac("sha256", key, b"_id_key", 10, 32)
-    prefix = bytes.fromhex("6ed0ef77471fff4d55c7a8fe4a9db62161407f134c725ddf30992d25ec45ed26")  # FINGERPRINT_INPUT, §0
+    prefix = bytes.fromhex("6ed0ef77471fff4d55c7a8fe4a9db62161407f134c725ddf30992d25ec45ed26")  # fingerprint text hash
     assert CryptConfig(key).fingerprint() == hashlib.sha256(prefix + id_key).digest()
 
 

@@ -1,4 +1,4 @@
-"""Paper keys: text and HTML forms, the QR code's content, round trips and typos (spec §7.4)."""
+"""Paper keys: text and HTML forms, the QR code's content, round trips and typos (docs/keys.md, "Formats")."""
 import base64
 import json
 import re

@@ -1,4 +1,4 @@
-"""The media pool rules of spec §6: computed status, location availability, current set,
+"""The media pool rules of docs/media-pools.md: computed status, location availability, current set,
 starting sets, allocation and expiry. Times are fixed epoch seconds so boundaries are exact."""
 import calendar
 import time
@@ -49,7 +49,7 @@ def set_label_of(inventory, media) -> MediaSetLabel:
     return inventory.get(media.uuid).id.media_set_label
 
 
-# -- §6.1 computed media status -----------------------------------------------------------------
+# -- computed media status ----------------------------------------------------------------------
 
 def test_computed_status(inventory, make_pool):
     current = new_uuid()
@@ -83,7 +83,7 @@ def test_computed_status(inventory, make_pool):
     assert status(last) is MediaStatus.WRITABLE
 
 
-# -- §6.2 location availability -----------------------------------------------------------------
+# -- location availability ----------------------------------------------------------------------
 
 @pytest.mark.parametrize("location, force, changer, available", [
     (LIB, True, "lib0", True),
@@ -232,7 +232,7 @@ def test_standalone_pool_uses_only_offline_tapes(inventory, make_pool):
 
 
 def test_continue_with_last_tape_offline_adds_a_tape_to_the_same_set(inventory, make_pool):
-    """Spec §6.4 consequence: an exported last tape does not start a new set."""
+    """A consequence of the current-set rule: an exported last tape does not start a new set."""
     set_uuid = new_uuid()
     exported = add(inventory, "EXPO01", T0, pool="p1", set_uuid=set_uuid, location=OFFLINE)
     spare = add(inventory, "SPAR01", T0, pool="p1")

@@ -1,4 +1,4 @@
-"""Spec §6.6: the scenarios PBS's own media-pool tests check, on tapes that are offline (no
+"""The scenarios PBS's own media-pool tests check, on tapes that are offline (no
 location stored) and a standalone drive unless a changer is named, with times near the epoch."""
 import pytest
 

@@ -1,4 +1,4 @@
-"""sg3-utils 1.46 tools through the shim against a real library (spec §6 smoke tests, P4)."""
+"""sg3-utils 1.46 tools through the shim against a real library."""
 from __future__ import annotations
 
 import re

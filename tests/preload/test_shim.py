@@ -1,4 +1,4 @@
-"""The shim's own mechanics, seen from a process running under it (spec §1.1-1.4).
+"""The shim's own mechanics, seen from a process running under it (docs/preload.md).
 
 Each test runs a child Python process with the shim preloaded; the child uses plain
 os/fcntl/ctypes calls, i.e. the same libc entry points a C program uses.
@@ -112,7 +112,7 @@ def test_sg_ioctls(vtape_library, shim):
 
 
 def test_sg_io_output_fields(vtape_library, shim):
-    """The §1.2 rules: zeroed outputs, masked_status, sense length, driver_status, resid, info."""
+    """The sg driver's output rules: zeroed outputs, masked_status, sense length, driver_status, resid, info."""
     lib = vtape_library
     out = run_python(f"""
         import os

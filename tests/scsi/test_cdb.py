@@ -1,4 +1,4 @@
-"""CDB codecs against the exact bytes PBS and mtx send (scsi-emulation.md Appendix A)."""
+"""CDB codecs against the exact bytes PBS and mtx send (as observed through the LD_PRELOAD shim)."""
 import pytest
 
 from tapefs.scsi import cdb

@@ -1,5 +1,5 @@
-"""Sense decoding (fixed and descriptor format) and the typed error for every condition of
-scsi-emulation.md §2.2, from the bytes a device sends."""
+"""Sense decoding (fixed and descriptor format) and the typed error for every condition a
+tape drive or changer reports, from the bytes a device sends."""
 import pytest
 
 from tapefs.scsi import errors

@@ -1,4 +1,4 @@
-"""sg_io_hdr v3 packing against the x86_64 field offsets of scsi-emulation.md §1.1."""
+"""sg_io_hdr v3 packing against the x86_64 field offsets of <scsi/sg.h>."""
 import struct
 
 import pytest

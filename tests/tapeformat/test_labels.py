@@ -1,4 +1,5 @@
-"""Content header and labels: hand-computed bytes from spec §2.1–2.3 and the read rules of §3.3."""
+"""Content header and labels: hand-computed bytes from docs/tape-format.md
+("Content headers", "Labels") and its read rules ("What readers do")."""
 import time
 import uuid
 

@@ -1,5 +1,5 @@
-"""The binary `.log` media catalog: record bytes from the C layout of spec §4.2, validation,
-and the commit protocol of §4.3."""
+"""The binary `.log` media catalog: record bytes from the C layout in docs/catalog-formats.md, validation,
+and the commit protocol."""
 import uuid
 
 import pytest

@@ -4,8 +4,8 @@
  * unmodified, dynamically linked programs (mtx, tapeinfo, sg3_utils, stenc,
  * PBS, pmt/pmtx through fcntl.ioctl).
  *
- * Model (docs/preload.md has the user's view, the spec is
- * scsi-emulation.md section 1):
+ * Model (docs/preload.md has the user's view, docs/vtape-protocol.md the
+ * wire format):
  *  - open() of a vtape device path returns a SOCK_STREAM socket connected to
  *    the daemon.  That socket IS the fake sg fd, so it survives dup, exec and
  *    being handed to another process as stdin.
