@@ -9,9 +9,9 @@ from tapefs.device.drive import DEFAULT_BLOCK_SIZE, MAX_BLOCK_SIZE, Drive
 from tapefs.device.selection import select_drive
 from tapefs.device.tape_alert import flag_name
 from tapefs.scsi.errors import EndOfData, FilemarkDetected
+from tools.cli import emit, output_format_option, setup_logging
 from tools.device_cli import (
-    DeviceGroup, emit, format_value, key_value_table, output_format_option, raw_command, scan_command, setup_logging,
-    simple_table, state_of, trace_option,
+    DeviceGroup, format_value, key_value_table, raw_command, scan_command, simple_table, state_of, trace_option,
 )
 
 COUNT = click.IntRange(1, 2**31 - 1)
@@ -44,7 +44,7 @@ def drive_command(name: str, **kwargs):
     return wrap
 
 
-@click.group(cls=DeviceGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=DeviceGroup)
 @trace_option
 @click.pass_context
 def pmt(ctx: click.Context):

@@ -14,7 +14,7 @@ from rich.progress import (
 from tapefs.catalog.media_catalog import MediaCatalog
 from tapefs.jobs.catalog_rebuild import CatalogRebuildResult, rebuild_catalog, restore_missing_catalogs
 from tapefs.jobs.drive_session import DriveSession, drive_setup
-from tapefs.jobs.progress import ProgressEvent
+from tapefs.progress import ProgressEvent
 from tapefs.jobs.tape_scan import TapeFileReport, scan_tape
 from tapefs.media.inventory import Inventory
 from tapefs.media.tape_config import load_tape_config

@@ -16,7 +16,7 @@ from tapefs.datastore.registry import DatastoreRegistry
 from tapefs.jobs.backup import BackupRequest, backup_datastore
 from tapefs.jobs.drive_session import DriveSession, drive_setup
 from tapefs.jobs.operator_wait import OperatorWait
-from tapefs.jobs.progress import ProgressEvent
+from tapefs.progress import ProgressEvent
 from tapefs.jobs.namespace_map import NamespaceMap
 from tapefs.jobs.restore import StoreMap, restore_media_set
 from tapefs.media.inventory import Inventory

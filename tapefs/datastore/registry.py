@@ -8,7 +8,7 @@ from pathlib import Path
 from tapefs.config import paths, section_config
 from tapefs.config.section_config import Section
 from tapefs.datastore.datastore import Datastore
-from tapefs.datastore.errors import DatastoreError
+from tapefs.datastore.errors import DatastoreError, UnknownNameError
 from tapefs.datastore.naming import SAFE_ID
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ class DatastoreRegistry:
     def lookup(self, name: str) -> Datastore:
         section = self._load().get(name)
         if section is None or section.type != SECTION_TYPE:
-            raise DatastoreError(f"no datastore named {name!r} in {self.config_path}")
+            raise UnknownNameError(f"no datastore named {name!r} in {self.config_path}")
         path = section.properties.get("path")
         if not path:
             raise DatastoreError(f"datastore {name!r} in {self.config_path} has no path")

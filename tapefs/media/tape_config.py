@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
 
+from tapefs.errors import InvalidInput, NotFound
 from tapefs.config import paths, section_config
 from tapefs.config.section_config import Section, SectionConfig, SectionConfigError
 from tapefs.media.calendar import CalendarEvent
@@ -464,7 +465,7 @@ def load_tape_job_config(path: str | os.PathLike | None = None) -> dict[str, Tap
     return sections[TAPE_JOB_SECTION]
 
 
-class UnknownTapeJobError(LookupError):
+class UnknownTapeJobError(NotFound, LookupError):
     """A tape backup job id that tape-job.cfg does not have."""
 
 
@@ -488,7 +489,7 @@ def config_keys(cls: type) -> list[str]:
 
 # -- create, update, remove (the command lines' "create", "update --delete", "remove") ----------
 
-class ConfigChangeError(ValueError):
+class ConfigChangeError(InvalidInput, ValueError):
     """A create, update or remove that cannot be done: name taken, unknown, still in use, or the
     file changed since it was read (digest mismatch)."""
 
