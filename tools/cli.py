@@ -34,8 +34,10 @@ from vtape.errors import VtapeError
 
 OUTPUT_FORMATS = ("text", "json", "json-pretty")
 LOG_LEVEL_ENV = "TAPEFS_LOG"
-#: a plain progress line (no terminal) at most this often, so a log stays readable
+#: a progress log line (no terminal) at most this often per stage, so a log stays readable
 PLAIN_PROGRESS_INTERVAL = 5.0
+
+progress_log = logging.getLogger("tapefs.progress")
 
 #: errors an operator causes or a device reports: one line, no traceback (unless --debug)
 USER_ERRORS = (TapefsError, VtapeError, OSError, ValueError)
@@ -163,6 +165,34 @@ def table(*columns: str, right_aligned: tuple[str, ...] = ()) -> Table:
     return result
 
 
+def key_value_table(rows: list[tuple[str, Any]]) -> Table:
+    table = Table(box=None, show_header=False, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in rows:
+        table.add_row(key, format_value(value))
+    return table
+
+
+def format_value(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value * 100:.2f}%" if value <= 1 else f"{value:g}"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or "-"
+    return str(value)
+
+
+def simple_table(*columns: str) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in columns:
+        table.add_column(column)
+    return table
+
+
 def print_table(columns: list[str], rows: list[list[str]], right_aligned: tuple[str, ...] = ()) -> None:
     result = table(*columns, right_aligned=right_aligned)
     for row in rows:
@@ -194,9 +224,9 @@ class _AmountColumn(ProgressColumn):
 
 @contextlib.contextmanager
 def progress_reporter(description: str, enabled: bool = True) -> Iterator[ProgressCallback]:
-    """A callback for a long job's progress events: a rich bar on a terminal, otherwise a plain
-    line on stderr when the stage changes and every few seconds (a log stays short). With
-    ``enabled`` false (JSON output) it reports nothing."""
+    """A callback for a long job's progress events: a rich bar on a terminal, otherwise log lines
+    at info level (shown with ``-v`` or TAPEFS_LOG=info) when the stage changes and every few
+    seconds, so a log stays short. With ``enabled`` false it reports nothing."""
     err = console(stderr=True)
     if not enabled:
         yield lambda event: None
@@ -229,6 +259,6 @@ def progress_reporter(description: str, enabled: bool = True) -> Iterator[Progre
             done = human_size(event.current) + (f" of {human_size(event.total)}" if event.total else "")
             done += f", {event.rate / 1e6:.0f} MB/s"
         detail = f" ({event.detail})" if event.detail else ""
-        click.echo(f"{description}: {event.message}: {done}{detail}", err=True)
+        progress_log.info("%s: %s: %s%s", description, event.message, done, detail)
 
     yield log_line

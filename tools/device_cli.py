@@ -2,12 +2,10 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from typing import Callable
 
 import click
-from rich import box
 from rich.console import Console
-from rich.table import Table
 
 from tapefs.device import discovery
 from tapefs.scsi.cdb import command_name, parse_hex_cdb
@@ -50,34 +48,6 @@ def trace_option(fn: Callable) -> Callable:
             state_of(ctx).trace = True
     return click.option("--trace", is_flag=True, expose_value=False, callback=enable,
                         help="Print every CDB, its status, decoded sense and duration to stderr.")(fn)
-
-
-def key_value_table(rows: list[tuple[str, Any]]) -> Table:
-    table = Table(box=None, show_header=False, pad_edge=False)
-    table.add_column(style="bold")
-    table.add_column()
-    for key, value in rows:
-        table.add_row(key, format_value(value))
-    return table
-
-
-def format_value(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value * 100:.2f}%" if value <= 1 else f"{value:g}"
-    if isinstance(value, list):
-        return ", ".join(str(v) for v in value) or "-"
-    return str(value)
-
-
-def simple_table(*columns: str) -> Table:
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    for column in columns:
-        table.add_column(column)
-    return table
 
 
 def hex_dump(data: bytes) -> str:

@@ -7,10 +7,8 @@ import click
 
 from tapefs.device.changer import Changer, ChangerStatus
 from tapefs.device.selection import select_changer
-from tools.cli import emit, output_format_option, setup_logging
-from tools.device_cli import (
-    DeviceGroup, format_value, key_value_table, raw_command, scan_command, simple_table, state_of, trace_option,
-)
+from tools.cli import emit, format_value, key_value_table, output_format_option, setup_logging, simple_table
+from tools.device_cli import DeviceGroup, raw_command, scan_command, state_of, trace_option
 
 SLOT = click.IntRange(1)
 DRIVE_NUMBER = click.IntRange(0)
