@@ -5,6 +5,7 @@ import click
 
 from tapefs.catalog.media_catalog import MediaCatalog
 from tapefs.datastore.registry import DatastoreRegistry
+from tapefs.errors import NotFound
 from tapefs.jobs.backup import BackupRequest, backup_datastore
 from tapefs.jobs.drive_session import DriveSession, drive_setup
 from tapefs.jobs.operator_wait import OperatorWait
@@ -55,7 +56,7 @@ def backup(store, pool, drive, latest_only, namespace, max_depth, group_filters,
     datastore = DatastoreRegistry().lookup(store)
     pools = load_media_pool_config()
     if pool not in pools:
-        raise click.ClickException(f"no media pool named {pool!r} in media-pool.cfg")
+        raise NotFound(f"no media pool named {pool!r} in media-pool.cfg")
     request = BackupRequest(pool, namespace, max_depth, tuple(group_filters), latest_only, eject_media,
                             export_media_set, force_media_set)
     with (Inventory.open() as inventory, MediaCatalog.open() as catalog,
