@@ -2,32 +2,19 @@
 from __future__ import annotations
 
 import dataclasses
-import json
-import logging
-import os
-import shutil
-import sys
-from typing import Any, Callable
+from typing import Callable
 
 import click
-from rich import box
 from rich.console import Console
-from rich.table import Table
 
 from tapefs.device import discovery
-from tapefs.device.changer import ChangerError
-from tapefs.device.drive import PositionError
-from tapefs.device.selection import DeviceSelectionError
 from tapefs.scsi.cdb import command_name, parse_hex_cdb
 from tapefs.scsi.channel import Channel
-from tapefs.scsi.errors import STATUS_NAMES, ScsiError
+from tapefs.scsi.errors import STATUS_NAMES
 from tapefs.scsi.trace import Tracer, stream_tracer
 from tapefs.scsi.transport import GOOD
+from tools.cli import CommandGroup, emit, output_format_option
 
-LOG_LEVEL_ENV = "TAPEFS_LOG"
-OUTPUT_FORMATS = ("text", "json", "json-pretty")
-#: Failures an operator causes or a device reports: one line on stderr, never a traceback.
-EXPECTED_ERRORS = (ScsiError, DeviceSelectionError, ChangerError, PositionError, ValueError, OSError)
 RAW_DEFAULT_DATA_IN = 64 * 1024
 
 
@@ -40,32 +27,15 @@ class CliState:
         return stream_tracer() if self.trace else None
 
 
-class DeviceGroup(click.Group):
-    """A click group whose subcommands fail with one line: ``pmt: rewind: <device>: <reason>``."""
+class DeviceGroup(CommandGroup):
+    """pmt's and pmtx's group: a failure names the device, ``pmt: error: <device>: <reason>``."""
 
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except BrokenPipeError:
-            # Whoever read our output went away (`pmt read | head`); there is nobody to tell.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            ctx.exit(1)
-        except KeyboardInterrupt:
-            click.echo(f"{ctx.info_name}: {ctx.invoked_subcommand}: interrupted", err=True)
-            ctx.exit(130)
-        except EXPECTED_ERRORS as exc:
-            state = ctx.find_object(CliState)
-            message = str(exc) or type(exc).__name__
-            if state is not None and state.device and state.device not in message:
-                message = f"{state.device}: {message}"
-            click.echo(f"{ctx.info_name}: {ctx.invoked_subcommand}: {message}", err=True)
-            ctx.exit(getattr(exc, "exit_code", 1))
-
-
-def setup_logging() -> None:
-    level = os.environ.get(LOG_LEVEL_ENV, "warning").upper()
-    logging.basicConfig(level=getattr(logging, level, logging.WARNING), stream=sys.stderr,
-                        format="%(levelname)s %(name)s: %(message)s")
+    def failure_message(self, ctx: click.Context, error: BaseException) -> str:
+        message = super().failure_message(ctx, error)
+        state = ctx.find_object(CliState)
+        if state is not None and state.device and state.device not in message:
+            message = f"{state.device}: {message}"
+        return message
 
 
 def state_of(ctx: click.Context) -> CliState:
@@ -78,57 +48,6 @@ def trace_option(fn: Callable) -> Callable:
             state_of(ctx).trace = True
     return click.option("--trace", is_flag=True, expose_value=False, callback=enable,
                         help="Print every CDB, its status, decoded sense and duration to stderr.")(fn)
-
-
-def output_format_option(fn: Callable) -> Callable:
-    return click.option("--output-format", type=click.Choice(OUTPUT_FORMATS), default="text", show_default=True,
-                        help="Output as text or JSON.")(fn)
-
-
-def console() -> Console:
-    # Pipes get a wide console, so tables are never wrapped in the middle of a barcode. Values are
-    # data, not rich markup: without emoji=False a key fingerprint's ":ab:" prints as an emoji,
-    # and without markup=False a comment like "[old]" vanishes.
-    width = shutil.get_terminal_size((160, 24)).columns if sys.stdout.isatty() else 160
-    return Console(width=width, soft_wrap=False, highlight=False, emoji=False, markup=False)
-
-
-def emit(output_format: str, data: Any, render_text: Callable[[Console], None]) -> None:
-    """Print data as JSON, or call render_text with a console."""
-    if output_format == "json":
-        click.echo(json.dumps(data, sort_keys=False))
-    elif output_format == "json-pretty":
-        click.echo(json.dumps(data, indent=2, sort_keys=False))
-    else:
-        render_text(console())
-
-
-def key_value_table(rows: list[tuple[str, Any]]) -> Table:
-    table = Table(box=None, show_header=False, pad_edge=False)
-    table.add_column(style="bold")
-    table.add_column()
-    for key, value in rows:
-        table.add_row(key, format_value(value))
-    return table
-
-
-def format_value(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value * 100:.2f}%" if value <= 1 else f"{value:g}"
-    if isinstance(value, list):
-        return ", ".join(str(v) for v in value) or "-"
-    return str(value)
-
-
-def simple_table(*columns: str) -> Table:
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    for column in columns:
-        table.add_column(column)
-    return table
 
 
 def hex_dump(data: bytes) -> str:

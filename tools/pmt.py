@@ -9,10 +9,8 @@ from tapefs.device.drive import DEFAULT_BLOCK_SIZE, MAX_BLOCK_SIZE, Drive
 from tapefs.device.selection import select_drive
 from tapefs.device.tape_alert import flag_name
 from tapefs.scsi.errors import EndOfData, FilemarkDetected
-from tools.device_cli import (
-    DeviceGroup, emit, format_value, key_value_table, output_format_option, raw_command, scan_command, setup_logging,
-    simple_table, state_of, trace_option,
-)
+from tools.cli import emit, format_value, key_value_table, output_format_option, setup_logging, simple_table
+from tools.device_cli import DeviceGroup, raw_command, scan_command, state_of, trace_option
 
 COUNT = click.IntRange(1, 2**31 - 1)
 
@@ -44,7 +42,7 @@ def drive_command(name: str, **kwargs):
     return wrap
 
 
-@click.group(cls=DeviceGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=DeviceGroup)
 @trace_option
 @click.pass_context
 def pmt(ctx: click.Context):

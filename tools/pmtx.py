@@ -7,10 +7,8 @@ import click
 
 from tapefs.device.changer import Changer, ChangerStatus
 from tapefs.device.selection import select_changer
-from tools.device_cli import (
-    DeviceGroup, emit, format_value, key_value_table, output_format_option, raw_command, scan_command, setup_logging,
-    simple_table, state_of, trace_option,
-)
+from tools.cli import emit, format_value, key_value_table, output_format_option, setup_logging, simple_table
+from tools.device_cli import DeviceGroup, raw_command, scan_command, state_of, trace_option
 
 SLOT = click.IntRange(1)
 DRIVE_NUMBER = click.IntRange(0)
@@ -43,7 +41,7 @@ def changer_command(name: str):
     return wrap
 
 
-@click.group(cls=DeviceGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=DeviceGroup)
 @trace_option
 @click.pass_context
 def pmtx(ctx: click.Context):

@@ -3,53 +3,43 @@ thin commands over ``tapefs.jobs.catalog_rebuild`` and ``tapefs.jobs.tape_scan``
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sys
 
 import click
-from rich.console import Console
-from rich.progress import (
-    BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn,
-)
 
 from tapefs.catalog.media_catalog import MediaCatalog
 from tapefs.jobs.catalog_rebuild import CatalogRebuildResult, rebuild_catalog, restore_missing_catalogs
 from tapefs.jobs.drive_session import DriveSession, drive_setup
-from tapefs.jobs.progress import ProgressEvent
+from tapefs.progress import ProgressEvent
 from tapefs.jobs.tape_scan import TapeFileReport, scan_tape
 from tapefs.media.inventory import Inventory
 from tapefs.media.tape_config import load_tape_config
-from tools.device_cli import emit, format_value, output_format_option, simple_table
+from tools.cli import emit, format_value, output_format_option, progress_reporter, simple_table
 from tools.tapefs_tape_jobs import drive_option
 
-REFRESH_PER_SECOND = 5
 
 label_text_option = click.option("--label-text", default=None,
                                  help="Load this tape through the changer (default: the tape in the drive).")
 
 
 @contextlib.contextmanager
-def progress_bar(label_text: str | None):
-    """Job progress on stderr: bytes, rate, ETA and files read. Where a scan starts is always
-    said, with how to continue it after an interruption."""
-    console = Console(stderr=True)
-    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-               TimeRemainingColumn(), TextColumn("{task.fields[files]} files"))
-    with Progress(*columns, console=console, disable=not console.is_terminal,
-                  refresh_per_second=REFRESH_PER_SECOND) as bar:
-        task = bar.add_task("catalog", total=None, files=0)
-        tape = [label_text or "tape"]
+def catalog_progress(label_text: str | None):
+    """The job's progress, with files read; where a scan starts is always said, with how to
+    continue it after an interruption."""
+    files, tape = [0], [label_text or "tape"]
+    with progress_reporter("catalog") as report:
 
         def on_event(event: ProgressEvent) -> None:
             if event.message == "tape-loaded":
                 tape[0] = event.detail
-                bar.update(task, description=f"{event.operation} {event.detail}")
             elif event.message == "scan-started":
-                console.print(f"scanning tape {tape[0]} from file {event.detail}; if interrupted, run "
-                              f"`{_rerun_command()}` again: it continues after the last file registered",
-                              markup=False, highlight=False, soft_wrap=True)
+                click.echo(f"scanning tape {tape[0]} from file {event.detail}; if interrupted, "
+                           f"run `{_rerun_command()}` again: it continues after the last file registered", err=True)
             elif event.message == "file-done":
-                bar.update(task, files=int(event.detail) + 1)
-            bar.update(task, completed=event.current, total=event.total)
+                files[0] = int(event.detail) + 1
+            detail = event.detail if event.message == "tape-loaded" else f"{files[0]} files"
+            report(dataclasses.replace(event, detail=detail))
 
         yield on_event
 
@@ -103,7 +93,7 @@ def catalog(label_text, scan, force, verbose, drive, output_format):
     """Restore the media catalog of a tape from the tape: fast from the catalog archive written
     after the data, or (--scan, and when there is none) by reading every file."""
     with (Inventory.open() as inventory, MediaCatalog.open() as media_catalog, _session(drive) as session,
-          progress_bar(label_text) as progress):
+          catalog_progress(label_text) as progress):
         result = rebuild_catalog(session, inventory, media_catalog, label_text, scan, force, progress)
 
     def render(out) -> None:
@@ -142,7 +132,7 @@ SCAN_COLUMNS = ("file", "type", "uuid", "part", "store", "snapshot", "chunks", "
 @output_format_option
 def scan(label_text, drive, output_format):
     """List every file on a tape: content type, content UUID, part, store, snapshot, chunks."""
-    with _session(drive) as session, progress_bar(label_text) as progress:
+    with _session(drive) as session, catalog_progress(label_text) as progress:
         reports = scan_tape(session, label_text, progress)
 
     def render(out) -> None:

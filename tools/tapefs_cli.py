@@ -1,11 +1,8 @@
 """``tapefs``: the top-level command; each subcommand group lives in its own module."""
 
-import logging
-import os
-import sys
-
 import click
 
+from tools.cli import CommandGroup, setup_logging
 from tools.tapefs_backup_job import backup_job
 from tools.tapefs_catalog import COMMANDS as CATALOG_COMMANDS
 from tools.tapefs_datastore import datastore
@@ -15,34 +12,12 @@ from tools.tapefs_mount import mount, umount
 from tools.tapefs_tape_jobs import backup, restore
 from tools.tapefs_tape_admin import COMMANDS as TAPE_ADMIN_COMMANDS
 
-LOG_LEVEL_ENV = "TAPEFS_LOG"
 
-
-class TapefsGroup(click.Group):
-    """Any failure below ends as one line on stderr and a non-zero exit, never a traceback."""
-
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except (click.exceptions.Exit, click.ClickException, click.Abort):
-            raise
-        except KeyboardInterrupt:
-            click.echo("tapefs: interrupted", err=True)
-            ctx.exit(130)
-        except Exception as exc:  # the last line of defence: report, don't dump a stack
-            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            click.echo(f"tapefs: error: {message}", err=True)
-            logging.getLogger(__name__).debug("failure details", exc_info=True)
-            ctx.exit(1)
-
-
-@click.group(cls=TapefsGroup)
+@click.group("tapefs", cls=CommandGroup)
 @click.option("-v", "--verbose", is_flag=True, help="Log progress (or set TAPEFS_LOG=info|debug).")
 def main(verbose: bool) -> None:
     """tapefs: PBS-compatible datastores and tape backup."""
-    level_name = "info" if verbose else os.environ.get(LOG_LEVEL_ENV, "warning")
-    logging.basicConfig(level=getattr(logging, level_name.upper(), logging.WARNING), stream=sys.stderr,
-                        format="%(levelname)s %(name)s: %(message)s")
+    setup_logging(verbose)
 
 
 main.add_command(datastore)

@@ -20,6 +20,7 @@ from tapefs.datastore.naming import BackupGroup, BackupNamespace, BackupSnapshot
 from tapefs.datastore.registry import DatastoreRegistry
 from tapefs.datastore.restore import restore
 from tapefs.datastore.verify import verify_datastore
+from tools.cli import progress_reporter
 
 OUTPUT_FORMATS = ("text", "json", "json-pretty")
 PASSPHRASE_ENV = "TAPEFS_KEY_PASSPHRASE"
@@ -183,8 +184,9 @@ def backup_command(name: str, group_name: str, sources: tuple[str, ...], namespa
     """
     store = DatastoreRegistry().lookup(name)
     group = BackupGroup.parse(group_name, BackupNamespace.parse(namespace))
-    result = backup(store, group, parse_sources(list(sources)), _load_key(keyfile),
-                    change_detection_mode=change_detection_mode)
+    with progress_reporter(f"backup {group}") as progress:
+        result = backup(store, group, parse_sources(list(sources)), _load_key(keyfile),
+                        change_detection_mode=change_detection_mode, progress=progress)
     stats = result.stats
     click.echo(f"snapshot {result.snapshot}")
     for info in result.manifest.files:

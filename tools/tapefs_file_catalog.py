@@ -7,7 +7,8 @@ from tapefs.catalog.file_catalog import FileCatalog
 from tapefs.catalog.media_catalog import MediaCatalog
 from tapefs.jobs.file_catalog_from_tape import record_media_set_files
 from tapefs.media.inventory import Inventory
-from tools.tapefs_tape_jobs import drive_option, drive_session, emit, output_format_option, wait_option
+from tools.cli import output_format_option
+from tools.tapefs_tape_jobs import drive_option, drive_session, emit_lines, wait_option
 
 
 @click.command("file-catalog")
@@ -24,7 +25,7 @@ def file_catalog(media_set, drive, wait_seconds, output_format):
             result = record_media_set_files(session, inventory, media_catalog, files, media_set)
         finally:
             session.eject()
-    emit(result.to_dict(), output_format, [
+    emit_lines(result.to_dict(), output_format, [
         *(f"recorded {name}" for name in result.recorded),
         *(f"already recorded: {name}" for name in result.present),
         *(f"failed {name}: {error}" for name, error in result.failed.items()),

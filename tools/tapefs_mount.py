@@ -109,7 +109,7 @@ def _last_error(log_file: Path) -> str:
     lines = log_file.read_text(errors="replace").strip().splitlines()
     errors = [line for line in lines if "error" in line.lower()]
     last = (errors or lines or [f"see {log_file}"])[-1]
-    return last.removeprefix("Error: ")
+    return last.removeprefix("tapefs: error: ")
 
 
 @click.command("umount")

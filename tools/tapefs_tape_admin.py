@@ -6,13 +6,10 @@ failures become one line through the ``tapefs`` group.
 """
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tapefs.config.paths import config_file
 from tapefs.device import discovery
@@ -28,7 +25,7 @@ from tapefs.media.tape_config import (
     MEDIA_POOL_CONFIG_NAME, TAPE_CONFIG_NAME, ChangerConfig, DriveConfig, MediaPoolConfig, config_digest, config_keys, create_section,
     load_media_pool_config, load_tape_config, remove_section, update_section,
 )
-from tools.device_cli import emit, format_value, key_value_table, output_format_option, simple_table
+from tools.cli import emit, format_value, key_value_table, output_format_option, progress_reporter, simple_table
 from tools.tapefs_catalog import restore_read_catalogs
 
 BOOL = click.BOOL
@@ -50,19 +47,6 @@ def drive_option(fn: Callable) -> Callable:
 
 def _drive(drive_name: str | None) -> DriveConfig:
     return tape_devices.choose_drive(load_tape_config(), drive_name)
-
-
-@contextlib.contextmanager
-def progress_bar() -> Iterator[Callable[[str, int, int], None]]:
-    """A rich progress bar on stderr (only on a terminal), fed by library progress callbacks."""
-    console = Console(stderr=True)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, disable=not console.is_terminal, refresh_per_second=5) as progress:
-        task = progress.add_task("", total=None)
-
-        def update(message: str, done: int, total: int) -> None:
-            progress.update(task, description=message, completed=done, total=total)
-        yield update
 
 
 def _rows_table(columns: tuple[str, ...], rows: list[dict]):
@@ -446,7 +430,7 @@ def _media_id_dict(media_id) -> dict:
 @output_format_option
 def label(label_text: str, pool_name: str | None, force: bool, drive_name: str | None, output_format: str) -> None:
     """Label the tape in the drive (refuses a tape that holds data unless --force)."""
-    with progress_bar() as progress:
+    with progress_reporter("tape") as progress:
         media_id = labeling.label_tape(_drive(drive_name), label_text, pool_name, force, progress=progress)
     _emit_mapping(output_format, _media_id_dict(media_id))
 
@@ -460,7 +444,7 @@ OUTCOME_COLUMNS = ("label-text", "slot", "result", "uuid", "message")
 @output_format_option
 def barcode_label(pool_name: str | None, drive_name: str | None, output_format: str) -> None:
     """Label every tape of the changer the inventory does not know, with its barcode."""
-    with progress_bar() as progress:
+    with progress_reporter("tape") as progress:
         outcomes = labeling.barcode_label(load_tape_config(), _drive(drive_name), pool_name, progress=progress)
     _emit_rows(output_format, [o.to_dict() for o in outcomes], OUTCOME_COLUMNS, "no unlabelled tapes")
 
@@ -489,7 +473,7 @@ def read_label(inventorize: bool, drive_name: str | None, output_format: str) ->
 def inventory(read_labels: bool, read_all_labels: bool, restore_catalogs: bool, drive_name: str | None,
               output_format: str) -> None:
     """List the changer's tapes and their UUIDs; optionally read labels into the inventory."""
-    with progress_bar() as progress:
+    with progress_reporter("tape") as progress:
         outcomes = labeling.update_inventory(load_tape_config(), _drive(drive_name), read_labels, read_all_labels,
                                              progress=progress)
     rows = [o.to_dict() for o in outcomes]
@@ -572,7 +556,7 @@ def rewind(drive_name: str | None) -> None:
 @drive_option
 def format_(fast: bool, label_text: str | None, drive_name: str | None) -> None:
     """Erase the tape in the drive and drop it from the inventory."""
-    with progress_bar() as progress:
+    with progress_reporter("tape") as progress:
         labeling.format_tape(_drive(drive_name), fast, label_text, progress=progress)
 
 

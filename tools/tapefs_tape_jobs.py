@@ -1,33 +1,20 @@
 """``tapefs backup`` and ``tapefs restore``: thin commands over ``tapefs.jobs``."""
 from __future__ import annotations
 
-import contextlib
-import json
-import sys
-
 import click
-from rich.console import Console
-from rich.progress import (
-    BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn,
-)
 
 from tapefs.catalog.media_catalog import MediaCatalog
 from tapefs.datastore.registry import DatastoreRegistry
+from tapefs.errors import NotFound
 from tapefs.jobs.backup import BackupRequest, backup_datastore
 from tapefs.jobs.drive_session import DriveSession, drive_setup
 from tapefs.jobs.operator_wait import OperatorWait
-from tapefs.jobs.progress import ProgressEvent
 from tapefs.jobs.namespace_map import NamespaceMap
 from tapefs.jobs.restore import StoreMap, restore_media_set
 from tapefs.media.inventory import Inventory
 from tapefs.media.tape_config import load_media_pool_config, load_tape_config
+from tools.cli import emit_json, output_format_option, progress_reporter
 
-OUTPUT_FORMATS = ("text", "json", "json-pretty")
-#: Redraws per second (Borg's default progress rate).
-REFRESH_PER_SECOND = 5
-
-output_format_option = click.option("--output-format", type=click.Choice(OUTPUT_FORMATS), default="text",
-                                    show_default=True, help="Output format.")
 drive_option = click.option("--drive", envvar="PROXMOX_TAPE_DRIVE",
                             help="Drive name from tape.cfg (default: env PROXMOX_TAPE_DRIVE, else the only drive).")
 wait_option = click.option("--wait", "wait_seconds", type=click.FloatRange(min=0), default=0, show_default=True,
@@ -41,31 +28,12 @@ def drive_session(drive: str | None, wait_seconds: float, inventory: Inventory) 
     return DriveSession(drive_setup(load_tape_config(), drive), wait)
 
 
-@contextlib.contextmanager
-def progress_bar(description: str, enabled: bool):
-    """A callback for job progress events, drawn on stderr with bytes, rate and ETA."""
-    if not enabled:
-        yield None
-        return
-    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                  TimeRemainingColumn(), console=Console(stderr=True),
-                  refresh_per_second=REFRESH_PER_SECOND) as bar:
-        task = bar.add_task(description, total=None)
-
-        def on_event(event: ProgressEvent) -> None:
-            if event.message == "tape-loaded":
-                bar.update(task, description=f"{description} [{event.detail}]")
-            bar.update(task, completed=event.current, total=event.total)
-
-        yield on_event
-
-
-def emit(value: dict, output_format: str, text_lines: list[str]) -> None:
+def emit_lines(value: dict, output_format: str, text_lines: list[str]) -> None:
     if output_format == "text":
         for line in text_lines:
             click.echo(line)
     else:
-        click.echo(json.dumps(value, indent=2 if output_format == "json-pretty" else None, ensure_ascii=False))
+        emit_json(value, output_format)
 
 
 @click.command("backup")
@@ -88,15 +56,15 @@ def backup(store, pool, drive, latest_only, namespace, max_depth, group_filters,
     datastore = DatastoreRegistry().lookup(store)
     pools = load_media_pool_config()
     if pool not in pools:
-        raise click.ClickException(f"no media pool named {pool!r} in media-pool.cfg")
+        raise NotFound(f"no media pool named {pool!r} in media-pool.cfg")
     request = BackupRequest(pool, namespace, max_depth, tuple(group_filters), latest_only, eject_media,
                             export_media_set, force_media_set)
     with (Inventory.open() as inventory, MediaCatalog.open() as catalog,
           drive_session(drive, wait_seconds, inventory) as session,
-          progress_bar(f"backup {store}", sys.stderr.isatty()) as progress):
+          progress_reporter(f"backup {store}") as progress):
         result = backup_datastore(datastore, pools[pool], request, session, inventory, catalog, progress)
     rate = result.bytes_written / result.seconds / 1e6 if result.seconds else 0.0
-    emit(result.to_dict(), output_format, [
+    emit_lines(result.to_dict(), output_format, [
         f"media set {result.media_set}" + (f" (new: {result.new_media_set_reason})"
                                            if result.new_media_set_reason else ""),
         *(f"wrote {name}" for name in result.snapshots_written),
@@ -126,10 +94,10 @@ def restore(media_set, store_map, snapshots, namespaces, drive, wait_seconds, ou
     namespace_map = NamespaceMap.parse(namespaces)
     with (Inventory.open() as inventory, MediaCatalog.open() as catalog,
           drive_session(drive, wait_seconds, inventory) as session,
-          progress_bar("restore", sys.stderr.isatty()) as progress):
+          progress_reporter("restore") as progress):
         result = restore_media_set(media_set, targets, session, inventory, catalog, list(snapshots) or None,
                                    progress, namespace_map)
-    emit(result.to_dict(), output_format, [
+    emit_lines(result.to_dict(), output_format, [
         *(f"restored {name}" + (f" as {', '.join(result.targets[name])}" if namespace_map else "")
           for name in result.snapshots_restored),
         *(f"already present: {name}" for name in result.snapshots_skipped),

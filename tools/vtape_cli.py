@@ -1,27 +1,19 @@
 """``vtape``: create, serve and operate a virtual tape library."""
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 
 import click
-from rich.console import Console
-from rich.table import Table
 
+from tools.cli import CommandGroup, emit, emit_json, kebab_keys, output_format_option, table
+from tools.vtape_run_with import run_with
 from vtape import daemon, media
 from vtape.demo import run_demo
-from vtape.library import CreateOptions, LibraryError, create_library
-from vtape.server import DaemonError, serve as serve_library
-
-from tools.vtape_run_with import run_with
+from vtape.errors import VtapeError
+from vtape.library import CreateOptions, create_library
+from vtape.server import serve as serve_library
 
 LIBDIR = click.argument("libdir", type=click.Path(path_type=Path))
-
-
-def fail(message: str) -> None:
-    click.echo(f"vtape: {message}", err=True)
-    sys.exit(1)
 
 
 def size_option(text: str) -> int:
@@ -31,7 +23,7 @@ def size_option(text: str) -> int:
         raise click.BadParameter(str(e)) from None
 
 
-@click.group()
+@click.group("vtape", cls=CommandGroup)
 def main() -> None:
     """A virtual LTO tape library: file-backed cartridges, SCSI drives and a changer on Unix sockets."""
 
@@ -54,11 +46,8 @@ def create(libdir, drives, generation, slots, ie_slots, cartridges, barcode_pref
     """Create a new library directory LIBDIR."""
     capacity_bytes = media.GENERATIONS[generation].capacity_mb * media.MB if capacity == "nominal" \
         else size_option(capacity)
-    try:
-        create_library(libdir, CreateOptions(drives, generation, slots, ie_slots, cartridges, barcode_prefix,
-                                             capacity_bytes, cleaning, worm, allow_other_users, timing))
-    except (LibraryError, media.BarcodeError) as e:
-        fail(str(e))
+    create_library(libdir, CreateOptions(drives, generation, slots, ie_slots, cartridges, barcode_prefix,
+                                         capacity_bytes, cleaning, worm, allow_other_users, timing))
     click.echo(f"created {libdir}: {drives} drives, {slots} slots, {ie_slots} import/export slots")
 
 
@@ -68,20 +57,14 @@ def serve(libdir):
     """Serve LIBDIR in the foreground until SIGTERM or SIGINT."""
     import logging
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        serve_library(libdir)
-    except (DaemonError, LibraryError) as e:
-        fail(str(e))
+    serve_library(libdir)
 
 
 @main.command()
 @LIBDIR
 def start(libdir):
     """Serve LIBDIR in the background; returns once every device socket accepts."""
-    try:
-        pid = daemon.start(libdir)
-    except (DaemonError, LibraryError) as e:
-        fail(str(e))
+    pid = daemon.start(libdir)
     click.echo(f"vtape daemon {pid} serving {libdir.resolve()}")
 
 
@@ -89,54 +72,45 @@ def start(libdir):
 @LIBDIR
 def stop(libdir):
     """Stop the daemon serving LIBDIR."""
-    try:
-        pid = daemon.stop(libdir)
-    except (DaemonError, LibraryError) as e:
-        fail(str(e))
+    pid = daemon.stop(libdir)
     click.echo(f"stopped vtape daemon {pid}")
 
 
 def perform(libdir: Path, request: dict) -> dict:
-    try:
-        answer = daemon.perform(libdir, request)
-    except (DaemonError, LibraryError) as e:
-        fail(str(e))
+    answer = daemon.perform(libdir, request)
     if not answer.get("ok"):
-        fail(answer.get("error", "failed"))
+        raise VtapeError(answer.get("error", "failed"))
     return answer
-
-
-OUTPUT_FORMAT = click.option("--output-format", type=click.Choice(["text", "json"]), default="text",
-                             show_default=True)
 
 
 @main.command()
 @LIBDIR
-@OUTPUT_FORMAT
+@output_format_option
 def status(libdir, output_format):
     """Show devices, slots and cartridges."""
     state = perform(libdir, {"op": "status"})
     state.pop("ok")
     state["daemon"] = daemon.running_pid(libdir)
-    if output_format == "json":
-        click.echo(json.dumps(state, indent=1))
-        return
-    console = Console()
-    console.print(f"library {state['path']} — daemon: {('pid %d' % state['daemon']) if state['daemon'] else 'stopped'}")
-    devices = Table("device", "path", "serial", "cartridge", "loaded", "position")
+    emit(output_format, kebab_keys(state), lambda out: _print_status(out, state))
+
+
+def _print_status(out, state: dict) -> None:
+    daemon_text = f"pid {state['daemon']}" if state["daemon"] else "stopped"
+    out.print(f"library {state['path']} — daemon: {daemon_text}")
+    devices = table("device", "path", "serial", "cartridge", "loaded", "position")
     devices.add_row("changer", state["changer"]["path"], state["changer"]["serial"], "", "", "")
     for d in state["drives"]:
         devices.add_row(d["name"], d["path"], d["serial"], d["barcode"] or "", "yes" if d["loaded"] else "",
                         "" if d["position"] is None else str(d["position"]))
-    console.print(devices)
-    slots = Table("slot", "kind", "address", "cartridge")
+    out.print(devices)
+    slots = table("slot", "kind", "address", "cartridge")
     for kind, elements in (("storage", state["storage"]), ("import/export", state["import_export"])):
         for e in elements:
             slots.add_row(str(e["slot"]), kind, f"{e['address']:#06x}", e["barcode"] or "")
-    console.print(slots)
+    out.print(slots)
     shelf = [c["barcode"] for c in state["cartridges"] if not c["in_library"]]
     if shelf:
-        console.print("on the shelf: " + " ".join(shelf))
+        out.print("on the shelf: " + " ".join(shelf))
 
 
 @main.command()
@@ -195,17 +169,14 @@ def fault(libdir, device, fail_next, sense_code, media_error_at, not_ready, tape
                               "media_error_block": media_error_at, "not_ready": not_ready,
                               "tape_alerts": list(tape_alert), "clear": clear})
     answer.pop("ok")
-    click.echo(json.dumps(answer))
+    emit_json(kebab_keys(answer), "json")
 
 
 @main.command()
 @click.argument("libdir", required=False, type=click.Path(path_type=Path))
 def demo(libdir):
     """Create a library (in a temporary directory unless LIBDIR), load, write and read a tape."""
-    try:
-        run_demo(libdir, click.echo)
-    except (DaemonError, LibraryError) as e:
-        fail(str(e))
+    run_demo(libdir, click.echo)
 
 
 main.add_command(run_with)

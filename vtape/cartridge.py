@@ -30,6 +30,7 @@ from array import array
 from pathlib import Path
 
 from . import atomic, media
+from .errors import VtapeError
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ class FileRegion:
         return self.length
 
 
-class CartridgeError(Exception):
+class CartridgeError(VtapeError):
     pass
 
 

@@ -26,7 +26,7 @@ def control(libdir: Path, request: dict, timeout: float = 30.0) -> dict:
     sock.settimeout(timeout)
     try:
         sock.connect(str(path))
-    except (FileNotFoundError, ConnectionRefusedError):
+    except (FileNotFoundError, NotADirectoryError, ConnectionRefusedError):
         sock.close()
         raise NotRunning(f"{libdir}: no vtape daemon is running (start one with: vtape start {libdir})") from None
     with sock:
@@ -106,6 +106,7 @@ def perform(libdir: Path, request: dict) -> dict:
         return control(libdir, request)
     except NotRunning:
         pass
+    load_config(libdir)  # no library here: say so before the pid lock creates a file
     lock = PidLock(Path(libdir).resolve())
     lock.acquire()
     try:

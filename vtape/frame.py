@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import socket
-
 import struct
+
+from .errors import VtapeError
 
 REQUEST_MAGIC = b"VTQ1"
 REPLY_MAGIC = b"VTR1"
@@ -32,7 +33,7 @@ REPLY_HEADER = struct.Struct("<4sBBBxIII")       # magic, status, host_status, s
 REPLY_HEADER_SIZE = REPLY_HEADER.size
 
 
-class FrameError(Exception):
+class FrameError(VtapeError):
     """A frame that breaks the protocol (bad magic, bad length, truncated)."""
 
 

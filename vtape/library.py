@@ -18,6 +18,7 @@ from . import atomic, media, sense
 from .cartridge import Cartridge, new_meta
 from .sense import CheckCondition
 from .spc import Identity
+from .errors import ExitCode, VtapeError
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +28,14 @@ FIRST_ADDRESS = {TRANSPORT: 0x0001, DRIVE: 0x0100, IMPORT_EXPORT: 0x0300, STORAG
 CONFIG_VERSION = 1
 
 
-class LibraryError(Exception):
+class LibraryError(VtapeError):
     """A library directory that is missing, already exists, or is inconsistent."""
+
+
+class LibraryNotFound(LibraryError):
+    """No library at the path given."""
+
+    exit_code = ExitCode.NOT_FOUND
 
 
 @dataclasses.dataclass
@@ -74,6 +81,8 @@ def _barcodes(prefix: str, count: int, generation: int, worm: bool, start: int =
 def create_library(path: Path, options: CreateOptions) -> None:
     """Write a new library directory; refuse to touch an existing one."""
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise LibraryError(f"{path}: not a directory")
     if (path / "library.json").exists():
         raise LibraryError(f"{path}: a library already exists here")
     if path.exists() and any(path.iterdir()):
@@ -132,7 +141,9 @@ def load_config(path: Path) -> dict:
     try:
         config = atomic.read_json(path / "library.json")
     except FileNotFoundError:
-        raise LibraryError(f"{path}: no vtape library here (create one with: vtape create {path})") from None
+        raise LibraryNotFound(f"{path}: no vtape library here (create one with: vtape create {path})") from None
+    except NotADirectoryError:
+        raise LibraryNotFound(f"{path}: not a directory, so no vtape library") from None
     except ValueError as e:
         raise LibraryError(f"{path}/library.json is corrupt: {e}") from None
     if config.get("version") != CONFIG_VERSION:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import dataclasses
 import re
 
+from .errors import ExitCode, VtapeError
+
 MIB = 1024 * 1024
 MB = 1000 * 1000
 
@@ -47,8 +49,8 @@ _WORM_SUFFIX = {"LT": 3, "LU": 4, "LV": 5, "LW": 6, "LX": 7, "LY": 8, "LZ": 9}
 _BARCODE = re.compile(r"^[A-Z0-9]{6}(L[1-9TUVWXYZ])$")
 
 
-class BarcodeError(ValueError):
-    pass
+class BarcodeError(VtapeError, ValueError):
+    exit_code = ExitCode.USAGE
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from construct import Int8ub, Int16ub, Int32sb, Padding, Struct
 
+from .errors import VtapeError
+
 GOOD = 0x00
 CHECK_CONDITION = 0x02
 
@@ -38,7 +40,7 @@ FIXED_SENSE = Struct(
 ).compile()
 
 
-class CheckCondition(Exception):
+class CheckCondition(VtapeError):
     """A command ends with CHECK CONDITION and this sense.
 
     ``transferred`` is the data-in payload still returned with the condition

@@ -28,6 +28,7 @@ from .eventlog import EventLog
 from .library import Library, LibraryError, load_config
 from .sense import CHECK_CONDITION, HARDWARE_ERROR, CheckCondition
 from .spc import Outcome
+from .errors import VtapeError
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ class AllLocks:
             lock.release()
 
 
-class DaemonError(Exception):
+class DaemonError(VtapeError):
     """The daemon cannot start (library missing, another daemon running, ...)."""
 
 

@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from tapefs.errors import TapefsError
 from tapefs.media.inventory import tape_status_dir
 from tapefs.media.state_database import StateDatabase
 
@@ -96,7 +97,7 @@ CHILDREN_SQL = (f"SELECT {ENTRY_COLUMNS} FROM entry INDEXED BY entry_children WH
 _XATTR_HEADER = struct.Struct("<II")
 
 
-class FileCatalogError(Exception):
+class FileCatalogError(TapefsError):
     pass
 
 

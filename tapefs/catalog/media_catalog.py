@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from tapefs.errors import TapefsError
 from tapefs.media.inventory import tape_status_dir
 from tapefs.media.state_database import StateDatabase
 from tapefs.tapeformat import magic
@@ -73,7 +74,7 @@ CREATE INDEX IF NOT EXISTS chunk_by_digest ON chunk (digest);
 """
 
 
-class CatalogError(Exception):
+class CatalogError(TapefsError):
     pass
 
 

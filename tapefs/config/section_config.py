@@ -26,6 +26,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tapefs.errors import InvalidInput
 from tapefs.config.atomic_file import atomic_write
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ _HEADER = re.compile(r"^(?P<type>[A-Za-z][A-Za-z0-9_-]*):\s+(?P<id>\S+)\s*$")
 _PROPERTY = re.compile(r"^[ \t]+(?P<key>[A-Za-z][A-Za-z0-9_-]*)(?:[ \t]+(?P<value>.*?))?[ \t]*$")
 
 
-class SectionConfigError(ValueError):
+class SectionConfigError(InvalidInput, ValueError):
     """A section-config file that cannot be parsed; names the file and line."""
 
     def __init__(self, filename: str, line_number: int, message: str):

@@ -31,6 +31,7 @@ from tapefs.datastore.manifest import Manifest
 from tapefs.datastore.naming import BackupGroup, BackupSnapshot
 from tapefs.pxar.catalog import CatalogWriter
 from tapefs.pxar.encoder import encode_tree
+from tapefs.progress import ProgressCallback, ProgressMeter
 
 log = logging.getLogger(__name__)
 
@@ -179,9 +180,10 @@ def backup(
     backup_time: int | None = None,
     sync: bool = True,
     change_detection_mode: str = "legacy",
+    progress: ProgressCallback | None = None,
 ) -> BackupResult:
     """``change_detection_mode`` is PBS's: ``legacy`` writes pxar v1 archives and a catalog,
-    ``data`` split archives (see the module docstring)."""
+    ``data`` split archives (see the module docstring). ``progress`` gets the bytes read."""
     if change_detection_mode not in CHANGE_DETECTION_MODES:
         raise DatastoreError(f"unknown change detection mode {change_detection_mode!r} (expected {' or '.join(CHANGE_DETECTION_MODES)})")
     started = time.monotonic()
@@ -192,7 +194,8 @@ def backup(
         snapshot = BackupSnapshot(group, backup_time)
         snapshot_dir = datastore.create_snapshot_dir(snapshot)
         try:
-            with ChunkUploader(datastore.chunk_store, crypt_config) as uploader:
+            meter = ProgressMeter("backup", progress) if progress is not None else None
+            with ChunkUploader(datastore.chunk_store, crypt_config, progress=meter) as uploader:
                 archives = {}
                 for source in sources:
                     if source.kind == "img":

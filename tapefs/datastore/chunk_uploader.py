@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from tapefs.datastore.blob import encode_blob
 from tapefs.datastore.chunk_store import ChunkStore
 from tapefs.datastore.crypt_config import CryptConfig, plain_digest
+from tapefs.progress import ProgressMeter
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +38,10 @@ class ChunkUploader:
         crypt_config: CryptConfig | None = None,
         compress: bool = True,
         workers: int = DEFAULT_WORKERS,
+        progress: ProgressMeter | None = None,
     ):
         self.chunk_store = chunk_store
+        self.progress = progress
         self.crypt_config = crypt_config
         self.compress = compress
         self.stats = UploadStats()
@@ -53,6 +56,8 @@ class ChunkUploader:
         return plain_digest(data)
 
     def submit(self, data: bytes) -> "Future[bytes]":
+        if self.progress is not None:
+            self.progress.add(len(data))
         return self._pool.submit(self._store, data)
 
     def _store(self, data: bytes) -> bytes:

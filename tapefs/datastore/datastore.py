@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tapefs.datastore.chunk_store import ChunkStore
 from tapefs.datastore.datastore_lock import LOCK_FILE_NAME
-from tapefs.datastore.errors import DatastoreError, NamingError
+from tapefs.datastore.errors import DatastoreError, NamingError, UnknownNameError
 from tapefs.datastore.manifest import MANIFEST_BLOB_NAME, Manifest
 from tapefs.datastore.naming import (
     BACKUP_TYPES,
@@ -120,7 +120,7 @@ class Datastore:
         try:
             names = sorted(os.listdir(path))
         except FileNotFoundError:
-            raise DatastoreError(f"snapshot {snapshot} not found in datastore {self.name}") from None
+            raise UnknownNameError(f"snapshot {snapshot} not found in datastore {self.name}") from None
         files = []
         for name in names:
             try:
@@ -135,7 +135,7 @@ class Datastore:
         if not (path / MANIFEST_BLOB_NAME).exists():
             if path.is_dir():
                 raise DatastoreError(f"snapshot {snapshot} is unfinished (no {MANIFEST_BLOB_NAME})")
-            raise DatastoreError(f"snapshot {snapshot} not found in datastore {self.name}")
+            raise UnknownNameError(f"snapshot {snapshot} not found in datastore {self.name}")
         return Manifest.load(path)
 
     def create_snapshot_dir(self, snapshot: BackupSnapshot, owner: str = DEFAULT_OWNER) -> Path:

@@ -10,6 +10,7 @@ import logging
 import os
 from pathlib import Path
 
+from tapefs.errors import Busy
 from tapefs.datastore.errors import DatastoreError
 
 log = logging.getLogger(__name__)
@@ -17,7 +18,7 @@ log = logging.getLogger(__name__)
 LOCK_FILE_NAME = ".lock"
 
 
-class DatastoreLockedError(DatastoreError):
+class DatastoreLockedError(Busy, DatastoreError):
     pass
 
 

@@ -3,14 +3,20 @@
 import logging
 import os
 
+from tapefs.errors import DataDamaged, InvalidInput, NotFound, TapefsError
+
 log = logging.getLogger(__name__)
 
 
-class DatastoreError(Exception):
+class DatastoreError(TapefsError):
     """Base class: anything wrong with a datastore, its files or its configuration."""
 
 
-class CorruptFileError(DatastoreError):
+class UnknownNameError(NotFound, DatastoreError):
+    """A datastore, snapshot or archive that does not exist."""
+
+
+class CorruptFileError(DataDamaged, DatastoreError):
     """A blob, index or manifest whose bytes are wrong; names the file and the byte offset."""
 
     def __init__(self, path: str | os.PathLike, offset: int, message: str):
@@ -20,16 +26,16 @@ class CorruptFileError(DatastoreError):
         super().__init__(f"{self.path}: at byte {offset}: {message}")
 
 
-class ChunkMissingError(DatastoreError):
+class ChunkMissingError(DataDamaged, DatastoreError):
     def __init__(self, digest: bytes, path: str | os.PathLike):
         self.digest = digest
         self.path = str(path)
         super().__init__(f"chunk {digest.hex()} missing ({self.path})")
 
 
-class CryptoError(DatastoreError):
+class CryptoError(DataDamaged, DatastoreError):
     """Wrong key, missing key, failed authentication or signature."""
 
 
-class NamingError(DatastoreError, ValueError):
+class NamingError(InvalidInput, DatastoreError, ValueError):
     """An invalid backup type, id, time, namespace or archive name."""

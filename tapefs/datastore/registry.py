@@ -8,7 +8,7 @@ from pathlib import Path
 from tapefs.config import paths, section_config
 from tapefs.config.section_config import Section
 from tapefs.datastore.datastore import Datastore
-from tapefs.datastore.errors import DatastoreError
+from tapefs.datastore.errors import DatastoreError, NamingError, UnknownNameError
 from tapefs.datastore.naming import SAFE_ID
 
 log = logging.getLogger(__name__)
@@ -30,18 +30,23 @@ class DatastoreRegistry:
     def lookup(self, name: str) -> Datastore:
         section = self._load().get(name)
         if section is None or section.type != SECTION_TYPE:
-            raise DatastoreError(f"no datastore named {name!r} in {self.config_path}")
+            raise UnknownNameError(f"no datastore named {name!r} in {self.config_path}")
         path = section.properties.get("path")
         if not path:
             raise DatastoreError(f"datastore {name!r} in {self.config_path} has no path")
         return Datastore.open(path, name)
 
-    def _register(self, name: str, path: Path, comment: str | None) -> None:
+    def _check_new_name(self, name: str) -> None:
+        """Checked before anything is made on disk, so a bad or swapped argument leaves nothing behind."""
         if not SAFE_ID.fullmatch(name):
-            raise DatastoreError(f"invalid datastore name {name!r}")
-        config = self._load()
-        if name in config:
+            raise NamingError(f"invalid datastore name {name!r} (a name is letters, digits, '_', '.' and '-', "
+                               "not starting with '.' or '-'; usage: tapefs datastore create NAME PATH)")
+        if name in self._load():
             raise DatastoreError(f"datastore {name!r} already exists in {self.config_path}")
+
+    def _register(self, name: str, path: Path, comment: str | None) -> None:
+        self._check_new_name(name)
+        config = self._load()
         properties = {"path": str(path)}
         if comment:
             properties["comment"] = comment
@@ -51,8 +56,7 @@ class DatastoreRegistry:
     def create(self, name: str, path: str | os.PathLike, comment: str | None = None) -> Datastore:
         """Create a new datastore directory and register it."""
         path = Path(path).absolute()
-        if name in self._load():
-            raise DatastoreError(f"datastore {name!r} already exists in {self.config_path}")
+        self._check_new_name(name)
         datastore = Datastore.create(path, name)
         self._register(name, path, comment)
         return datastore
@@ -60,6 +64,7 @@ class DatastoreRegistry:
     def add(self, name: str, path: str | os.PathLike, comment: str | None = None) -> Datastore:
         """Register an existing datastore, for example one a PBS server created."""
         path = Path(path).absolute()
+        self._check_new_name(name)
         datastore = Datastore.open(path, name)
         self._register(name, path, comment)
         return datastore

@@ -11,6 +11,7 @@ import logging
 import os
 from collections.abc import Mapping
 
+from tapefs.errors import InvalidInput
 from tapefs.config import section_config
 from tapefs.config.paths import config_file
 
@@ -24,10 +25,8 @@ TAPE_ENV = "TAPE"
 CHANGER_ENV = "CHANGER"
 
 
-class DeviceSelectionError(Exception):
+class DeviceSelectionError(InvalidInput):
     """No device could be chosen, or the configuration names one that does not exist."""
-
-    exit_code = 2
 
 
 def load_tape_config() -> section_config.SectionConfig:

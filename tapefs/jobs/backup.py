@@ -28,7 +28,7 @@ from tapefs.datastore.naming import BackupNamespace, BackupSnapshot
 from tapefs.jobs.drive_session import DriveSession
 from tapefs.jobs.errors import JobError
 from tapefs.jobs.pool_writer import PoolWriter
-from tapefs.jobs.progress import ProgressCallback, ProgressMeter
+from tapefs.progress import ProgressCallback, ProgressMeter
 from tapefs.jobs.snapshot_files import encode_snapshot_pxar, snapshot_digests, tape_snapshot_path
 from tapefs.jobs.snapshot_selection import GroupFilter, select_snapshots
 from tapefs.jobs.tape_encryption import media_set_encryption_for_pool

@@ -30,7 +30,7 @@ from tapefs.catalog.media_catalog import MediaCatalog
 from tapefs.config.atomic_file import atomic_write
 from tapefs.jobs.drive_session import DriveSession, DriveSetup
 from tapefs.jobs.errors import JobError
-from tapefs.jobs.progress import ProgressCallback, ProgressMeter
+from tapefs.progress import ProgressCallback, ProgressMeter
 from tapefs.jobs.tape_scan import TapeFileReport, read_next_file, read_tape_files
 from tapefs.media.inventory import Inventory
 from tapefs.media.labeling import media_id_from_labels

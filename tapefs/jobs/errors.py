@@ -1,13 +1,13 @@
 """Errors a job reports to its caller: one line that names the tape, file and offset involved."""
 
+from tapefs.errors import DeviceFailure, TapefsError
 
-class JobError(Exception):
+
+class JobError(TapefsError):
     """An expected failure: bad input, wrong tape, no writable media, damaged data."""
 
-    exit_code = 1
 
-
-class MediaOffline(JobError):
+class MediaOffline(DeviceFailure, JobError):
     """The tape a job needs is not in the library (offline, vaulted, or in an import/export slot
     nobody moved it from)."""
 

@@ -31,7 +31,7 @@ from tapefs.datastore.naming import BackupGroup, BackupSnapshot
 from tapefs.jobs.drive_session import DriveSession
 from tapefs.jobs.errors import JobError
 from tapefs.jobs.namespace_map import NamespaceMap
-from tapefs.jobs.progress import ProgressCallback, ProgressMeter
+from tapefs.progress import ProgressCallback, ProgressMeter
 from tapefs.jobs.snapshot_files import (
     decode_snapshot_pxar, manifest_digests, parse_tape_snapshot_path, tape_snapshot_path, write_snapshot_files,
 )

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from tapefs.datastore.blob import inspect_blob
 from tapefs.datastore.errors import DatastoreError
 from tapefs.jobs.drive_session import DriveSession
-from tapefs.jobs.progress import ProgressCallback, ProgressMeter
+from tapefs.progress import ProgressCallback, ProgressMeter
 from tapefs.scsi.errors import ScsiError
 from tapefs.tapeformat import magic
 from tapefs.tapeformat.archive_part import ArchivePart, ChunkLocation

@@ -18,6 +18,8 @@ import re
 import time
 from dataclasses import dataclass
 
+from tapefs.errors import InvalidInput
+
 log = logging.getLogger(__name__)
 
 WEEKDAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # index = date.weekday()
@@ -45,7 +47,7 @@ _MAX_YEAR = 2199
 _NUMBER = re.compile(r"[0-9]+")
 
 
-class CalendarEventError(ValueError):
+class CalendarEventError(InvalidInput, ValueError):
     """A calendar event that does not parse; the message names the event and the bad part."""
 
     def __init__(self, text: str, reason: str):

@@ -14,6 +14,7 @@ import os
 import threading
 from pathlib import Path
 
+from tapefs.errors import Busy
 from tapefs.media.errors import MediaError
 from tapefs.media.inventory import tape_status_dir
 
@@ -24,7 +25,7 @@ _held: dict[Path, list[int]] = {}
 _held_guard = threading.Lock()
 
 
-class DriveBusy(MediaError):
+class DriveBusy(Busy, MediaError):
     pass
 
 

@@ -2,10 +2,12 @@
 
 import logging
 
+from tapefs.errors import Busy, DeviceFailure, NotFound, TapefsError
+
 log = logging.getLogger(__name__)
 
 
-class MediaError(Exception):
+class MediaError(TapefsError):
     """Base class: anything wrong with the inventory, a pool, a media set or a tape config."""
 
 
@@ -13,13 +15,17 @@ class InventoryError(MediaError):
     """Unknown media, ambiguous label text, an inconsistent media set, a bad inventory file."""
 
 
+class UnknownMediaError(NotFound, InventoryError):
+    """No media with this UUID or label text in the inventory."""
+
+
 class MediaSetError(MediaError):
     """The current media set of a pool must not be written to any more (docs/media-pools.md)."""
 
 
-class NoWritableMediaError(MediaError):
+class NoWritableMediaError(DeviceFailure, MediaError):
     """No tape of the pool, no expired tape and no unassigned tape can be allocated (docs/media-pools.md)."""
 
 
-class LockTimeoutError(MediaError):
+class LockTimeoutError(Busy, MediaError):
     """A pool or media-set lock is held by another process for longer than we wait."""

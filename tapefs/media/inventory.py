@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tapefs.config import paths
-from tapefs.media.errors import InventoryError
+from tapefs.media.errors import InventoryError, UnknownMediaError
 from tapefs.media.state_database import StateDatabase
 from tapefs.media.media_id import (
     STORABLE_STATUSES,
@@ -144,7 +144,7 @@ class Inventory(StateDatabase):
     def get(self, uuid: str) -> InventoryEntry:
         entry = self.lookup(uuid)
         if entry is None:
-            raise InventoryError(f"no such media {uuid} in the inventory")
+            raise UnknownMediaError(f"no such media {uuid} in the inventory")
         return entry
 
     def store(self, media_id: MediaId, clear_status: bool = False) -> None:
@@ -176,13 +176,13 @@ class Inventory(StateDatabase):
         with self._transaction():
             cursor = self._db.execute(f"UPDATE media SET {column} = ? WHERE uuid = ?", (value, uuid))
             if cursor.rowcount == 0:
-                raise InventoryError(f"no such media {uuid} in the inventory")
+                raise UnknownMediaError(f"no such media {uuid} in the inventory")
 
     def remove_media(self, uuid: str) -> None:
         uuid = normalize_uuid(uuid)
         with self._transaction():
             if self._db.execute("DELETE FROM media WHERE uuid = ?", (uuid,)).rowcount == 0:
-                raise InventoryError(f"no such media {uuid} in the inventory")
+                raise UnknownMediaError(f"no such media {uuid} in the inventory")
 
     def set_status(self, uuid: str, status: MediaStatus) -> None:
         """Store full, damaged or retired; writable and unknown are only ever computed."""

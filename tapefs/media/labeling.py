@@ -6,13 +6,12 @@ label text another inventoried tape carries, formats, writes the media label (wi
 in it, as current PBS does), reads it back and stores the tape in the inventory.
 ``barcode_label`` does that for every unlabelled, non-cleaning tape of a changer, and
 ``update_inventory`` loads tapes to read their labels. Progress goes to an optional callback
-``progress(message, done, total)``.
+of ``tapefs.progress`` events counted in steps.
 """
 
 import logging
 import time
 import uuid as uuidlib
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from tapefs.catalog.media_catalog import MediaCatalog
@@ -26,6 +25,7 @@ from tapefs.media.tape_config import (
     MEDIA_POOL_CONFIG_NAME, ChangerConfig, DriveConfig, TapeDeviceConfig, load_media_pool_config,
 )
 from tapefs.media.tape_devices import changer_of, load_media_from_slot, open_drive, unload_media
+from tapefs.progress import ProgressCallback, ProgressEvent
 from tapefs.scsi.errors import ScsiError
 from tapefs.tapeformat import labels as tape_labels
 from tapefs.tapeformat.block_device import DriveBlockDevice, Mark
@@ -33,7 +33,6 @@ from tapefs.tapeformat.errors import TapeFormatError
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[str, int, int], None]
 LABEL_TEXT_LENGTH = (2, 32)
 #: MAM attributes PBS writes after labelling
 MAM_USER_MEDIUM_TEXT_LABEL = 0x0803
@@ -44,8 +43,12 @@ class LabelError(MediaError):
     """A tape that must not be labelled, a bad label text, a label that did not read back."""
 
 
-def _no_progress(message: str, done: int, total: int) -> None:
+def _no_progress(event: ProgressEvent) -> None:
     pass
+
+
+def _step(progress: ProgressCallback, message: str, done: int, total: int) -> None:
+    progress(ProgressEvent("label", message, done, total, 0.0, unit="steps"))
 
 
 def check_label_text(label_text: str) -> str:
@@ -117,11 +120,11 @@ def _write_mam(drive: Drive, label_text: str, pool: str | None) -> None:
 
 def label_drive_tape(drive: Drive, label_text: str, inventory: Inventory, pool: str | None = None,
                      force: bool = False, location: MediaLocation | None = None,
-                     progress: Progress = _no_progress, now: int | None = None) -> MediaId:
+                     progress: ProgressCallback = _no_progress, now: int | None = None) -> MediaId:
     """Label the tape loaded in ``drive``; see the module docstring for the checks."""
     check_label_text(label_text)
     steps = 4
-    progress(f"checking {label_text}", 0, steps)
+    _step(progress, f"checking {label_text}", 0, steps)
     previous: MediaId | None = None
     if _holds_data(drive):
         if not force:
@@ -134,14 +137,14 @@ def label_drive_tape(drive: Drive, label_text: str, inventory: Inventory, pool: 
     for entry in inventory.find_all_media_by_label_text(label_text):
         if previous is None or entry.uuid != previous.uuid:
             raise LabelError(f"label text {label_text!r} is already used by media {entry.uuid} in the inventory")
-    progress(f"formatting {label_text}", 1, steps)
+    _step(progress, f"formatting {label_text}", 1, steps)
     _clear_encryption(drive)
     drive.format_medium(fast=True)
-    progress(f"writing label {label_text}", 2, steps)
+    _step(progress, f"writing label {label_text}", 2, steps)
     label = tape_labels.MediaLabel(uuidlib.uuid4(), label_text, int(time.time()) if now is None else now, pool)
     device = DriveBlockDevice(drive)
     tape_labels.write_media_label(device, label)
-    progress(f"verifying label {label_text}", 3, steps)
+    _step(progress, f"verifying label {label_text}", 3, steps)
     media_id = read_media_id(drive)
     if media_id is None or media_id.uuid != str(label.uuid) or media_id.pool != pool:
         raise LabelError(f"label {label_text!r} did not read back as written")
@@ -154,7 +157,7 @@ def label_drive_tape(drive: Drive, label_text: str, inventory: Inventory, pool: 
     inventory.store(media_id, clear_status=True)
     if location is not None:
         inventory.set_location(media_id.uuid, location)
-    progress(f"labelled {label_text}", steps, steps)
+    _step(progress, f"labelled {label_text}", steps, steps)
     log.info("labelled %s (%s) for pool %s", label_text, media_id.uuid, pool)
     return media_id
 
@@ -169,7 +172,7 @@ def _location_of(drive: DriveConfig) -> MediaLocation:
 
 
 def label_tape(drive: DriveConfig, label_text: str, pool: str | None = None, force: bool = False,
-               inventory: Inventory | None = None, progress: Progress = _no_progress) -> MediaId:
+               inventory: Inventory | None = None, progress: ProgressCallback = _no_progress) -> MediaId:
     """Label the tape in a configured drive (``tapefs label``)."""
     check_label_text(label_text)  # before the drive is touched
     _check_pool(pool)
@@ -220,7 +223,7 @@ def _tapes_in_storage_slots(changer_config: ChangerConfig) -> list[tuple[int, st
 
 
 def barcode_label(config: TapeDeviceConfig, drive: DriveConfig, pool: str | None = None,
-                  inventory: Inventory | None = None, progress: Progress = _no_progress) -> list[TapeOutcome]:
+                  inventory: Inventory | None = None, progress: ProgressCallback = _no_progress) -> list[TapeOutcome]:
     """Label every tape of the drive's changer that the inventory does not know, with its
     barcode, in barcode order (cleaning tapes excluded). A tape that turns out to hold data is
     skipped and reported, never overwritten."""
@@ -233,7 +236,7 @@ def barcode_label(config: TapeDeviceConfig, drive: DriveConfig, pool: str | None
         todo = [(slot, text) for slot, text in _tapes_in_storage_slots(changer_config)
                 if not opened.find_all_media_by_label_text(text)]
         for index, (slot, label_text) in enumerate(todo):
-            progress(f"labelling {label_text}", index, len(todo))
+            _step(progress, f"labelling {label_text}", index, len(todo))
             load_media_from_slot(config, drive, slot)
             try:
                 with open_drive(drive, need_medium=True) as device:
@@ -244,7 +247,7 @@ def barcode_label(config: TapeDeviceConfig, drive: DriveConfig, pool: str | None
                 outcomes.append(TapeOutcome(label_text, slot, None, "skipped", str(exc)))
             finally:
                 unload_media(config, drive, slot)
-        progress("done", len(todo), len(todo))
+        _step(progress, "done", len(todo), len(todo))
     return outcomes
 
 
@@ -290,7 +293,7 @@ def _set_uuid(media_id: MediaId) -> str | None:
 
 
 def update_inventory(config: TapeDeviceConfig, drive: DriveConfig, read_labels: bool = False, read_all: bool = False,
-                     inventory: Inventory | None = None, progress: Progress = _no_progress) -> list[TapeOutcome]:
+                     inventory: Inventory | None = None, progress: ProgressCallback = _no_progress) -> list[TapeOutcome]:
     """The tapes in the drive's changer and what the inventory knows of them (``tapefs
     inventory``), after recording which tapes are online. With ``read_labels``, tapes the
     inventory does not know (all tapes, with ``read_all``) are loaded and their labels read and
@@ -310,14 +313,14 @@ def update_inventory(config: TapeDeviceConfig, drive: DriveConfig, read_labels: 
         if todo and _tape_in_drive(changer_config, drive):
             unload_media(config, drive)
         for index, (slot, label_text) in enumerate(todo):
-            progress(f"reading {label_text}", index, len(todo))
+            _step(progress, f"reading {label_text}", index, len(todo))
             load_media_from_slot(config, drive, slot)
             try:
                 outcomes.append(_inventorize_loaded(drive, label_text, slot, opened,
                                                     MediaLocation.online(changer_config.name)))
             finally:
                 unload_media(config, drive, slot)
-        progress("done", len(todo), len(todo))
+        _step(progress, "done", len(todo), len(todo))
     return sorted(outcomes, key=lambda outcome: outcome.label_text)
 
 
@@ -338,12 +341,12 @@ def _inventorize_loaded(drive: DriveConfig, barcode: str, slot: int, inventory: 
 
 
 def format_tape(drive: DriveConfig, fast: bool = True, label_text: str | None = None,
-                inventory: Inventory | None = None, progress: Progress = _no_progress) -> MediaId | None:
+                inventory: Inventory | None = None, progress: ProgressCallback = _no_progress) -> MediaId | None:
     """Erase the tape in a configured drive (``tapefs format``). With ``label_text``, refuse
     unless the tape carries that label (a guard against formatting the wrong tape). A labelled
     tape leaves the inventory, with its catalog. Returns the labels the tape had."""
     with _inventory(inventory) as opened, open_drive(drive, need_medium=True) as device:
-        progress("reading the label", 0, 2)
+        _step(progress, "reading the label", 0, 2)
         try:
             media_id = read_media_id(device)
         except TapeFormatError:
@@ -351,10 +354,10 @@ def format_tape(drive: DriveConfig, fast: bool = True, label_text: str | None = 
         if label_text is not None and (media_id is None or media_id.label_text != label_text):
             found = f"{media_id.label_text!r}" if media_id is not None else "no label"
             raise LabelError(f"the tape in drive {drive.name!r} has {found}, not label {label_text!r}: not formatted")
-        progress("formatting", 1, 2)
+        _step(progress, "formatting", 1, 2)
         device.format_medium(fast=fast)
         if media_id is not None:
             _forget_media(opened, media_id.uuid)
-        progress("formatted", 2, 2)
+        _step(progress, "formatted", 2, 2)
         return media_id
 

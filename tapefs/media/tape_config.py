@@ -24,8 +24,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
 
+from tapefs.errors import InvalidInput, NotFound
 from tapefs.config import paths, section_config
 from tapefs.config.section_config import Section, SectionConfig, SectionConfigError
+from tapefs.datastore.registry import DATASTORE_CONFIG_NAME, DatastoreRegistry
 from tapefs.media.calendar import CalendarEvent
 from tapefs.media.locks import FileLock
 from tapefs.media.media_id import SAFE_ID, check_fingerprint
@@ -464,7 +466,7 @@ def load_tape_job_config(path: str | os.PathLike | None = None) -> dict[str, Tap
     return sections[TAPE_JOB_SECTION]
 
 
-class UnknownTapeJobError(LookupError):
+class UnknownTapeJobError(NotFound, LookupError):
     """A tape backup job id that tape-job.cfg does not have."""
 
 
@@ -488,7 +490,7 @@ def config_keys(cls: type) -> list[str]:
 
 # -- create, update, remove (the command lines' "create", "update --delete", "remove") ----------
 
-class ConfigChangeError(ValueError):
+class ConfigChangeError(InvalidInput, ValueError):
     """A create, update or remove that cannot be done: name taken, unknown, still in use, or the
     file changed since it was read (digest mismatch)."""
 
@@ -542,9 +544,26 @@ def create_section(obj, path: str | os.PathLike | None = None) -> None:
         for kind, existing in sections.items():
             if name in existing:
                 raise ConfigChangeError(f"{_FILES[schema.section_type][0]} already has an entry named {name!r} ({kind})")
+        if isinstance(obj, TapeJobConfig):
+            _check_job_references(obj, _config_path(path, TAPE_JOB_CONFIG_NAME).parent)
         sections[schema.section_type][name] = obj
 
     _edit(schema.section_type, path, None, change)
+
+
+def _check_job_references(job: TapeJobConfig, config_dir: Path) -> None:
+    """A job names a datastore, a pool and a drive that exist now, so a typo fails at create
+    time and not at the first scheduled run. A bad property is reported first."""
+    _section_from_object(job, _SCHEMAS[TapeJobConfig])
+    stores = [entry.id for entry in DatastoreRegistry(config_dir / DATASTORE_CONFIG_NAME).entries()]
+    pools = load_media_pool_config(config_dir / MEDIA_POOL_CONFIG_NAME)
+    drives = load_tape_config(config_dir / TAPE_CONFIG_NAME).drives
+    for kind, name, known, where in (("datastore", job.store, stores, DATASTORE_CONFIG_NAME),
+                                     ("media pool", job.pool, pools, MEDIA_POOL_CONFIG_NAME),
+                                     ("drive", job.drive, drives, TAPE_CONFIG_NAME)):
+        if name not in known:
+            raise ConfigChangeError(f"tape backup job {job.id!r}: no {kind} named {name!r} in {where} "
+                                    f"(known: {', '.join(known) or 'none'})")
 
 
 def _defaults(cls: type) -> dict[str, object]:
@@ -568,7 +587,10 @@ def update_section(cls: type, name: str, changes: Mapping[str, object] | None = 
             if prop.required:
                 raise ConfigChangeError(f"{schema.kind} {name!r}: property {key!r} is required")
             values[prop.attribute] = _defaults(cls)[prop.attribute]
-        sections[schema.section_type][name] = replace(current, **values)
+        updated = replace(current, **values)
+        if isinstance(updated, TapeJobConfig):
+            _check_job_references(updated, _config_path(path, TAPE_JOB_CONFIG_NAME).parent)
+        sections[schema.section_type][name] = updated
 
     _edit(schema.section_type, path, digest, change)
 

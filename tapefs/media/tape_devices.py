@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from tapefs.device.changer import Changer, ChangerStatus
 from tapefs.device.drive import Drive
 from tapefs.media.drive_lock import DriveLock
+from tapefs.errors import NotFound
 from tapefs.media.errors import MediaError
 from tapefs.media.inventory import CLEANING_TAPE_PREFIX, Inventory
 from tapefs.media.tape_config import TAPE_CONFIG_NAME, ChangerConfig, DriveConfig, TapeDeviceConfig
@@ -32,6 +33,10 @@ class TapeDeviceError(MediaError):
     """No such drive or changer, a drive without a changer, a tape that is not where asked."""
 
 
+class UnknownDeviceError(NotFound, TapeDeviceError):
+    """tape.cfg has no drive or changer of this name."""
+
+
 def choose_drive(config: TapeDeviceConfig, name: str | None = None,
                  environ: Mapping[str, str] | None = None) -> DriveConfig:
     environ = os.environ if environ is None else environ
@@ -39,7 +44,7 @@ def choose_drive(config: TapeDeviceConfig, name: str | None = None,
     if name is not None:
         if name not in config.drives:
             known = ", ".join(config.drives) or "none configured"
-            raise TapeDeviceError(f"no drive named {name!r} in {TAPE_CONFIG_NAME} (drives: {known})")
+            raise UnknownDeviceError(f"no drive named {name!r} in {TAPE_CONFIG_NAME} (drives: {known})")
         return config.drives[name]
     if len(config.drives) == 1:
         return next(iter(config.drives.values()))
@@ -54,7 +59,7 @@ def choose_changer(config: TapeDeviceConfig, name: str | None = None, drive_name
     if name is not None:
         if name not in config.changers:
             known = ", ".join(config.changers) or "none configured"
-            raise TapeDeviceError(f"no changer named {name!r} in {TAPE_CONFIG_NAME} (changers: {known})")
+            raise UnknownDeviceError(f"no changer named {name!r} in {TAPE_CONFIG_NAME} (changers: {known})")
         return config.changers[name]
     environ = os.environ if environ is None else environ
     if drive_name or environ.get(DRIVE_NAME_ENV):

@@ -9,6 +9,8 @@ years 365.25 days, as in systemd.
 import logging
 import re
 
+from tapefs.errors import InvalidInput
+
 log = logging.getLogger(__name__)
 
 _MINUTE = 60.0
@@ -33,7 +35,7 @@ for _names, _seconds in (
 _TERM = re.compile(r"\s*(?P<number>[0-9]+)\s*(?P<unit>[A-Za-zµ]*)")
 
 
-class TimeSpanError(ValueError):
+class TimeSpanError(InvalidInput, ValueError):
     def __init__(self, text: str, reason: str):
         self.text = text
         self.reason = reason

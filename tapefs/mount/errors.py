@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import errno as errno_codes
 
+from tapefs.errors import TapefsError
 
-class MountReadError(Exception):
+
+class MountReadError(TapefsError):
     """A read that cannot be answered; `errno` is what the file system returns."""
 
     errno = errno_codes.EIO

@@ -5,11 +5,13 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tapefs.errors import TapefsError
+
 DEFAULT_CACHE_SIZE = 4 * 1024 ** 3
 DEFAULT_READ_TIMEOUT = 300.0
 
 
-class MountError(Exception):
+class MountError(TapefsError):
     """The mount could not start: bad mount point, no catalog, FUSE unavailable."""
 
 

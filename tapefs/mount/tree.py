@@ -37,6 +37,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from tapefs.errors import NotFound, TapefsError
 from tapefs.catalog.file_catalog import ArchiveRow, EntryRow, FileCatalog
 from tapefs.catalog.media_catalog import MediaCatalog
 from tapefs.datastore.blob import decode_blob
@@ -68,11 +69,11 @@ INDEX_CACHE_SIZE = 64
 ROW_CACHE_SIZE = 16384
 
 
-class TreeError(Exception):
+class TreeError(TapefsError):
     errno = errno.EIO
 
 
-class NodeNotFound(TreeError):
+class NodeNotFound(NotFound, TreeError):
     errno = errno.ENOENT
 
 

@@ -2,14 +2,16 @@
 
 import logging
 
+from tapefs.errors import DataDamaged, NotFound, TapefsError
+
 log = logging.getLogger(__name__)
 
 
-class PxarError(Exception):
+class PxarError(TapefsError):
     """A pxar or catalog operation failed; the message is meant for the operator."""
 
 
-class FormatError(PxarError):
+class FormatError(DataDamaged, PxarError):
     """The archive bytes are not valid pxar (or pcat1); ``offset`` is where the problem is."""
 
     def __init__(self, message: str, offset: int | None = None, source: str | None = None):
@@ -23,11 +25,11 @@ class FormatError(PxarError):
         super().__init__(f"{message} ({', '.join(where)})" if where else message)
 
 
-class UnsafePathError(PxarError):
+class UnsafePathError(DataDamaged, PxarError):
     """An archive name or link target would place data outside the extraction target."""
 
 
-class NotFoundError(PxarError, KeyError):
+class NotFoundError(NotFound, PxarError, KeyError):
     """No entry with this path exists in the archive or catalog."""
 
     def __str__(self) -> str:

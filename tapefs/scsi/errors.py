@@ -5,14 +5,13 @@ Every error names the device and the command, so the one line a CLI prints is en
 """
 from __future__ import annotations
 
+from tapefs.errors import DeviceFailure, NotFound
 from tapefs.scsi import sense as sense_codes
 from tapefs.scsi.sense import Sense
 
 
-class ScsiError(Exception):
+class ScsiError(DeviceFailure):
     """Base of every error the SCSI layer raises."""
-
-    exit_code = 1
 
 
 class TransportError(ScsiError):
@@ -24,7 +23,7 @@ class TransportError(ScsiError):
         super().__init__(f"{where}: {reason}")
 
 
-class DeviceNotFound(TransportError):
+class DeviceNotFound(NotFound, TransportError):
     """No file at the device path."""
 
 

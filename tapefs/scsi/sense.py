@@ -10,6 +10,7 @@ import logging
 
 from construct import BitsInteger, BitStruct, Bytes, Flag, Int8ub, Int16ub, Int32sb, Padding, Struct
 
+from tapefs.errors import DeviceFailure
 from tapefs.scsi.additional_sense import additional_sense_text
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ DESCRIPTOR_SENSE_KEY_SPECIFIC = 0x02
 DESCRIPTOR_STREAM_COMMANDS = 0x04
 
 
-class SenseFormatError(ValueError):
+class SenseFormatError(DeviceFailure, ValueError):
     """Bytes that are not sense data in any format we know."""
 
 

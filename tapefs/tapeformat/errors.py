@@ -2,11 +2,11 @@
 number and block, so a restore log line is enough to find the damage."""
 from __future__ import annotations
 
+from tapefs.errors import DataDamaged, DeviceFailure
 
-class TapeFormatError(Exception):
+
+class TapeFormatError(DataDamaged):
     """Data on tape that PBS's format does not allow."""
-
-    exit_code = 1
 
     def __init__(self, message: str, file_number: int | None = None, block: int | None = None):
         self.reason, self.file_number, self.block = message, file_number, block
@@ -54,17 +54,13 @@ class WrongContent(TapeFormatError):
     """A tape file holds another content type than the one asked for."""
 
 
-class PhysicalEndOfTape(Exception):
+class PhysicalEndOfTape(DeviceFailure):
     """The drive refused a block at the physical end of the medium; the block was not written."""
 
-    exit_code = 1
 
-
-class ArchiveAborted(Exception):
+class ArchiveAborted(DeviceFailure):
     """The tape ran out in the middle of an archive. The file was closed with a filemark and no
     end marker, so readers ignore all of it; ``part`` tells what has to be written again."""
-
-    exit_code = 1
 
     def __init__(self, part):
         self.part = part
@@ -72,7 +68,5 @@ class ArchiveAborted(Exception):
                          f"{part.kind} archive; part {part.part_number} must be written again")
 
 
-class MediaCatalogError(Exception):
+class MediaCatalogError(DataDamaged):
     """A binary media catalog (`.log`) that breaks the rules of docs/catalog-formats.md."""
-
-    exit_code = 1

@@ -54,7 +54,7 @@ def test_unknown_drive_ends_the_server_with_its_name(tmp_path):
     (tmp_path / "mnt").mkdir()
     proc = tapefs(tmp_path, "mount", str(tmp_path / "mnt"), "--drive", "nosuch")
     fails_with(proc, "drive nosuch is not in tape.cfg (drives: none)")
-    assert proc.stderr.count("Error:") == 1
+    assert proc.stderr.count("error:") == 1, proc.stderr
     assert not os.path.ismount(tmp_path / "mnt")
 
 

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from tapefs.config.section_config import SectionConfigError
+from tapefs.datastore.datastore import Datastore
 from tapefs.datastore.registry import DatastoreRegistry
 from tapefs.media.tape_config import (
     TapeJobConfig, UnknownTapeJobError, load_tape_job, load_tape_job_config, save_tape_job_config,
@@ -88,7 +89,16 @@ def test_next_run_follows_the_schedule():
     assert TapeJobConfig("manual", "store", "daily", "drive0").next_run(0) is None
 
 
-def test_create_list_show_update_remove_commands(config_dir):
+@pytest.fixture
+def job_references(config_dir, tmp_path):
+    """The datastore, pool and drive the jobs below name: a job may only name ones that exist."""
+    Datastore.create(tmp_path / "store", prefix_dirs=False)
+    DatastoreRegistry().add("store", tmp_path / "store")
+    (config_dir / "media-pool.cfg").write_text("pool: daily\n")
+    (config_dir / "tape.cfg").write_text("lto: drive0\n\tpath /dev/null\n")
+
+
+def test_create_list_show_update_remove_commands(config_dir, job_references):
     tapefs("backup-job", "create", "nightly", "--store", "store", "--pool", "daily", "--drive", "drive0",
            "--schedule", "daily", "--group-filter", "type:vm", "--group-filter", "exclude:group:vm/101",
            "--latest-only", "true", "--ns", "site", "--max-depth", "1", "--comment", "every night")
@@ -109,7 +119,7 @@ def test_create_list_show_update_remove_commands(config_dir):
     assert job.group_filter == ("type:ct",) and job.comment is None and job.ns == "site"
     stale = tapefs("backup-job", "update", "nightly", "--eject-media", "true", "--digest", shown["digest"],
                    check=False)
-    assert stale.returncode == 1 and "digest mismatch" in stale.stderr
+    assert stale.returncode == 2 and "digest mismatch" in stale.stderr
     tapefs("backup-job", "update", "nightly", "--delete", "group-filter", "--delete", "max-depth")
     assert load_tape_job("nightly").group_filter == () and load_tape_job("nightly").max_depth is None
 
@@ -118,7 +128,7 @@ def test_create_list_show_update_remove_commands(config_dir):
     assert tapefs("backup-job", "list").stdout.strip() == "no tape backup jobs configured"
 
 
-def test_notify_user_is_kept_with_a_note(config_dir):
+def test_notify_user_is_kept_with_a_note(config_dir, job_references):
     done = tapefs("backup-job", "create", "mailer", "--store", "store", "--pool", "daily", "--drive", "drive0",
                   "--notify-user", "admin@pbs", "--notification-mode", "legacy-sendmail")
     assert "tapefs sends no notifications" in done.stderr
@@ -151,7 +161,7 @@ def test_run_with_a_typo_in_the_file_names_file_and_line(config_dir):
     path = config_dir / "tape-job.cfg"
     path.write_text(PBS_TAPE_JOB_CFG.replace("\tlatest-only true", "\tlatest-only maybe"))
     done = tapefs("backup-job", "run", "nightly", check=False)
-    assert done.returncode == 1
+    assert done.returncode == 2
     assert done.stderr.strip() == (f"tapefs: error: {path}:9: tape backup job 'nightly': property 'latest-only': "
                                    "expected a boolean (1/0, true/false, yes/no, on/off), got 'maybe'")
 
@@ -188,8 +198,8 @@ def test_run_backs_up_what_the_job_selects(tape_setup, tmp_path):
 def test_run_names_a_missing_datastore_or_pool_of_the_job(config_dir, tmp_path):
     (config_dir / "tape-job.cfg").write_text(PBS_TAPE_JOB_CFG)
     no_store = tapefs("backup-job", "run", "nightly", check=False)
-    assert no_store.returncode == 1 and no_store.stderr.startswith("tapefs: error: no datastore named 'store'")
+    assert no_store.returncode == 3 and no_store.stderr.startswith("tapefs: error: no datastore named 'store'")
     DatastoreRegistry().create("store", tmp_path / "store")
     no_pool = tapefs("backup-job", "run", "nightly", check=False)
-    assert no_pool.returncode == 1
-    assert no_pool.stderr.strip() == "Error: no media pool named 'daily' in media-pool.cfg"
+    assert no_pool.returncode == 3
+    assert no_pool.stderr.strip() == "tapefs: error: no media pool named 'daily' in media-pool.cfg"

@@ -56,7 +56,7 @@ def test_unknown_pool_and_empty_pool_exit_non_zero_with_one_line(tape_setup):
     unknown = tapefs("backup", "store", "nosuchpool", "--drive", "drive0", check=False)
     assert unknown.returncode != 0 and "no media pool named 'nosuchpool'" in unknown.stderr
     empty = tapefs("backup", "store", "daily", "--drive", "drive0", check=False)
-    assert empty.returncode == 1
+    assert empty.returncode == 5
     assert empty.stderr.strip().splitlines() == [
         "tapefs: error: alloc writable media in pool 'daily' failed: no usable media found"]
 

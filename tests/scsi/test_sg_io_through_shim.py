@@ -61,7 +61,7 @@ def test_session_over_sg_io(sg_env):
 
 def test_sense_arrives_through_the_sense_buffer(sg_env, vtape_library):
     proc = run(sg_env, "pmt", "rewind", check=False)
-    assert proc.stderr.decode().strip() == (f"pmt: rewind: {vtape_library.drives[0]}: REWIND: medium not present "
+    assert proc.stderr.decode().strip() == (f"pmt: error: {vtape_library.drives[0]}: REWIND: medium not present "
                                             "(sense 2/3A/00 NOT READY, medium not present)")
     raw = json.loads(run(sg_env, "pmt", "raw", "03 00 00 00 fc 00", "--output-format", "json").stdout)
     assert raw["data-length"] == 18 and raw["residual"] == 65536 - 18

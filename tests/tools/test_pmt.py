@@ -120,7 +120,7 @@ def test_eject_and_load(loaded):
 def test_lock_and_unlock(loaded, vtape_library):
     run("pmt", "lock", env=loaded)
     line = error_line(run("pmt", "eject", env=loaded, check=False))
-    assert line.startswith(f"pmt: eject: {vtape_library.drives[0]}: LOAD/UNLOAD: medium removal prevented")
+    assert line.startswith(f"pmt: error: {vtape_library.drives[0]}: LOAD/UNLOAD: medium removal prevented")
     assert "medium removal prevented" in error_line(run("pmtx", "unload", env=loaded, check=False))
     run("pmt", "unlock", env=loaded)
     run("pmtx", "unload", env=loaded)
@@ -213,7 +213,7 @@ def test_raw_with_data_out_writes_a_block(loaded):
 
 def test_raw_rejects_a_bad_cdb(env):
     line = error_line(run("pmt", "raw", "12", "00", env=env, check=False))
-    assert line == "pmt: raw: a CDB is 6 to 16 bytes, '12 00' has 2"
+    assert line == "pmt: error: a CDB is 6 to 16 bytes, '12 00' has 2"
 
 
 def test_trace_prints_cdbs_status_sense_and_duration(env, vtape_library):
@@ -226,7 +226,7 @@ def test_trace_prints_cdbs_status_sense_and_duration(env, vtape_library):
 
 def test_empty_drive_error_line(env, vtape_library):
     line = error_line(run("pmt", "rewind", env=env, check=False))
-    assert line == (f"pmt: rewind: {vtape_library.drives[0]}: REWIND: medium not present "
+    assert line == (f"pmt: error: {vtape_library.drives[0]}: REWIND: medium not present "
                     "(sense 2/3A/00 NOT READY, medium not present)")
 
 
@@ -246,7 +246,7 @@ def test_write_protected_cartridge(env, vtape_library):
 
 def test_a_changer_is_not_a_drive(env, vtape_library):
     line = error_line(run("pmt", "status", "--device", vtape_library.changer, env=env, check=False))
-    assert line == f"pmt: status: {vtape_library.changer}: not a tape drive (INQUIRY reports changer)"
+    assert line == f"pmt: error: {vtape_library.changer}: not a tape drive (INQUIRY reports changer)"
 
 
 @pytest.mark.parametrize("name, make", [
@@ -259,14 +259,14 @@ def test_paths_that_are_not_drives(env, tmp_path, name, make):
     if make:
         make(path)
     line = error_line(run("pmt", "rewind", "--device", str(path), env=env, check=False))
-    assert line.startswith(f"pmt: rewind: {path}: ")
+    assert line.startswith(f"pmt: error: {path}: ")
     assert ("no such device" if make is None else "not a vtape device socket or a SCSI generic device") in line
 
 
 def test_no_device_given(tmp_path):
     proc = run("pmt", "status", env=clean_env(tmp_path), check=False)
     assert proc.returncode == 2
-    assert error_line(proc) == ("pmt: status: no drive/device specified "
+    assert error_line(proc) == ("pmt: error: no drive/device specified "
                                 "(use --drive, --device or the TAPE environment variable)")
 
 

@@ -90,13 +90,13 @@ def test_trace_prints_every_cdb(env):
 
 def test_nonexistent_slot(env, vtape_library):
     line = error_line(run("pmtx", "load", "99", env=env, check=False))
-    assert line == f"pmtx: load: {vtape_library.changer}: slot 99 does not exist (the library has slots 1-18)"
+    assert line == f"pmtx: error: {vtape_library.changer}: slot 99 does not exist (the library has slots 1-18)"
 
 
 def test_loading_into_a_full_drive(env, vtape_library):
     run("pmtx", "load", "1", env=env)
     line = error_line(run("pmtx", "load", "2", env=env, check=False))
-    assert line.startswith(f"pmtx: load: {vtape_library.changer}: MOVE MEDIUM: destination element full (sense 5/3B/0D")
+    assert line.startswith(f"pmtx: error: {vtape_library.changer}: MOVE MEDIUM: destination element full (sense 5/3B/0D")
 
 
 def test_loading_from_an_empty_slot(env, vtape_library):
@@ -106,23 +106,23 @@ def test_loading_from_an_empty_slot(env, vtape_library):
 
 def test_unloading_an_empty_drive(env, vtape_library):
     line = error_line(run("pmtx", "unload", "--drivenum", "1", env=env, check=False))
-    assert line == f"pmtx: unload: {vtape_library.changer}: drive 1 is empty"
+    assert line == f"pmtx: error: {vtape_library.changer}: drive 1 is empty"
 
 
 def test_a_drive_is_not_a_changer(env, vtape_library):
     line = error_line(run("pmtx", "status", "--device", vtape_library.drives[0], env=env, check=False))
-    assert line == f"pmtx: status: {vtape_library.drives[0]}: not a medium changer (INQUIRY reports tape)"
+    assert line == f"pmtx: error: {vtape_library.drives[0]}: not a medium changer (INQUIRY reports tape)"
 
 
 def test_missing_changer_device(env, tmp_path):
     line = error_line(run("pmtx", "status", "--device", str(tmp_path / "gone"), env=env, check=False))
-    assert line == f"pmtx: status: {tmp_path / 'gone'}: no such device"
+    assert line == f"pmtx: error: {tmp_path / 'gone'}: no such device"
 
 
 def test_no_changer_given(tmp_path):
     proc = run("pmtx", "status", env=clean_env(tmp_path), check=False)
     assert proc.returncode == 2
-    assert error_line(proc).startswith("pmtx: status: no changer specified")
+    assert error_line(proc).startswith("pmtx: error: no changer specified")
 
 
 def test_changer_by_name_from_tape_cfg(vtape_library, tmp_path):

@@ -32,7 +32,7 @@ def libdir():
 
 def one_line_error(result, text):
     assert result.returncode != 0
-    assert result.stderr.startswith("vtape: ") and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("vtape: error: ") and result.stderr.count("\n") == 1, result.stderr
     assert text in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -43,7 +43,7 @@ def test_create_start_status_stop(libdir):
     state = json.loads(vtape("status", libdir, "--output-format", "json").stdout)
     assert state["daemon"] and [d["path"] for d in state["drives"]] == [str(libdir / "drive0"), str(libdir / "drive1")]
     assert [s["barcode"] for s in state["storage"][:4]] == ["VT0001L8", "VT0002L8", "VT0003L8", None]
-    assert state["storage"][-1]["barcode"] == "CLN001L1" and len(state["import_export"]) == 1
+    assert state["storage"][-1]["barcode"] == "CLN001L1" and len(state["import-export"]) == 1
     text = vtape("status", libdir).stdout
     assert "drive0" in text and "VT0002L8" in text
     assert "stopped" in vtape("stop", libdir).stdout
@@ -87,14 +87,14 @@ def test_operator_actions_without_and_with_a_daemon(libdir):
     assert "write protect on" in vtape("write-protect", libdir, "EX0002L8").stdout
     state = json.loads(vtape("status", libdir, "--output-format", "json").stdout)
     cart = next(c for c in state["cartridges"] if c["barcode"] == "EX0002L8")
-    assert cart["write_protected"] and cart["capacity"] == 64 * 1024 * 1024
-    assert [c["in_library"] for c in state["cartridges"] if c["barcode"] == "EX0001L8"] == [False]
+    assert cart["write-protected"] and cart["capacity"] == 64 * 1024 * 1024
+    assert [c["in-library"] for c in state["cartridges"] if c["barcode"] == "EX0001L8"] == [False]
 
 
 def test_fault_command_validates_its_input(libdir):
     vtape("create", libdir)
     vtape("start", libdir)
-    assert json.loads(vtape("fault", libdir, "drive0", "--fail-next", "2").stdout)["pending_failures"] == 2
+    assert json.loads(vtape("fault", libdir, "drive0", "--fail-next", "2").stdout)["pending-failures"] == 2
     one_line_error(vtape("fault", libdir, "drive7", "--fail-next", "1", check=False), "no device 'drive7'")
     one_line_error(vtape("fault", libdir, "drive0", "--tape-alert", "99", check=False), "outside 1..64")
     one_line_error(vtape("fault", libdir, "drive0", "--media-error-at", "3", check=False), "holds no cartridge")

@@ -11,6 +11,8 @@ import subprocess
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from vtape.errors import VtapeError
+
 __all__ = ["PreloadError", "shim_path", "preload_env", "run", "exec_with", "check_library"]
 
 _HERE = Path(__file__).resolve().parent
@@ -18,7 +20,7 @@ _HERE = Path(__file__).resolve().parent
 ENV_SHIM = "VTAPE_PRELOAD_SO"
 
 
-class PreloadError(Exception):
+class PreloadError(VtapeError):
     """The shim is missing or the library cannot be used."""
 
 

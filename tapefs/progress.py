@@ -1,4 +1,7 @@
-"""Progress events: the jobs report, the command line draws."""
+"""Progress events: long jobs report, the command line draws (tools/cli.py's progress_reporter).
+
+Every long job takes one ``ProgressCallback``; the datastore, media and job layers all use it.
+"""
 from __future__ import annotations
 
 import time
@@ -8,12 +11,13 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class ProgressEvent:
-    operation: str          # "backup" / "restore"
+    operation: str          # "backup" / "restore" / "label"
     message: str            # stable id: "data", "tape-loaded", "snapshot-done", ...
-    current: int            # bytes done
-    total: int | None       # bytes expected, when known
-    rate: float             # bytes per second since the start
+    current: int            # units done
+    total: int | None       # units expected, when known
+    rate: float             # units per second since the start
     detail: str = ""
+    unit: str = "bytes"     # or "steps"
 
 
 ProgressCallback = Callable[[ProgressEvent], None]
@@ -22,8 +26,10 @@ ProgressCallback = Callable[[ProgressEvent], None]
 class ProgressMeter:
     """Counts bytes and hands events to the callback."""
 
-    def __init__(self, operation: str, callback: ProgressCallback | None, total: int | None = None):
+    def __init__(self, operation: str, callback: ProgressCallback | None, total: int | None = None,
+                 unit: str = "bytes"):
         self.operation = operation
+        self.unit = unit
         self.callback = callback
         self.total = total
         self.current = 0
@@ -39,4 +45,5 @@ class ProgressMeter:
 
     def emit(self, message: str, detail: str = "") -> None:
         if self.callback is not None:
-            self.callback(ProgressEvent(self.operation, message, self.current, self.total, self.rate(), detail))
+            self.callback(ProgressEvent(self.operation, message, self.current, self.total, self.rate(), detail,
+                                        self.unit))

@@ -1,0 +1,147 @@
+"""The one command-line layer: exception roots, exit statuses, one-line errors, --debug, -h."""
+
+import importlib
+import inspect
+import os
+import pkgutil
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+import tapefs
+import vtape
+from tapefs import errors as tapefs_errors
+from tools.cli import CommandGroup
+from vtape import errors as vtape_errors
+
+BIN = Path(sys.executable).parent
+DOC = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
+
+
+def _exception_classes(package):
+    for module_info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+        if module_info.name.endswith("libvtape_preload"):  # the LD_PRELOAD shim: C, not a Python module
+            continue
+        module = importlib.import_module(module_info.name)
+        for name, obj in vars(module).items():
+            if (inspect.isclass(obj) and issubclass(obj, BaseException) and obj.__module__ == module.__name__
+                    and not name.startswith("_")):
+                yield f"{module.__name__}.{name}", obj
+
+
+@pytest.mark.parametrize("package, root", [(tapefs, tapefs_errors.TapefsError), (vtape, vtape_errors.VtapeError)])
+def test_every_public_exception_derives_from_its_package_root(package, root):
+    classes = dict(_exception_classes(package))
+    assert len(classes) > 20 if package is tapefs else len(classes) > 5
+    strays = sorted(name for name, cls in classes.items() if not issubclass(cls, root))
+    assert strays == []
+
+
+def test_vtape_and_tapefs_agree_on_exit_statuses_and_the_doc_lists_them():
+    assert {e.name: e.value for e in vtape_errors.ExitCode} == {e.name: e.value for e in tapefs_errors.ExitCode}
+    documented = {int(m) for m in re.findall(r"^\| (\d+) \|", DOC.read_text(), re.MULTILINE)}
+    assert documented == {e.value for e in tapefs_errors.ExitCode}
+
+
+def test_the_kind_of_failure_decides_the_exit_status():
+    from tapefs.datastore.errors import ChunkMissingError, NamingError, UnknownNameError
+    from tapefs.media.drive_lock import DriveBusy
+    from tapefs.scsi.errors import DeviceNotFound, MediumError
+    assert UnknownNameError("x").exit_code == 3
+    assert NamingError("x").exit_code == 2
+    assert ChunkMissingError(b"\0" * 32, "/x").exit_code == 6
+    assert DriveBusy("x").exit_code == 4
+    assert DeviceNotFound("/dev/sg9", "", "no such device").exit_code == 3
+    assert issubclass(MediumError, tapefs_errors.DeviceFailure)
+
+
+def _group_failing_with(error: BaseException) -> click.Group:
+    @click.group("demo", cls=CommandGroup)
+    def demo() -> None:
+        pass
+
+    @demo.command()
+    def run() -> None:
+        raise error
+
+    return demo
+
+
+def test_a_bug_is_an_internal_error_with_status_70_and_debug_shows_the_traceback():
+    group = _group_failing_with(RuntimeError("boom"))
+    plain = CliRunner().invoke(group, ["run"])
+    assert plain.exit_code == 70
+    assert plain.output.strip() == "demo: error: internal error: RuntimeError: boom (run with --debug for the traceback)"
+    debug = CliRunner().invoke(group, ["--debug", "run"])
+    assert debug.exit_code == 70 and "Traceback" in debug.output and 'raise error' in debug.output
+
+
+def test_a_click_exception_gets_the_same_prefix():
+    result = CliRunner().invoke(_group_failing_with(click.ClickException("no pool named 'x'")), ["run"])
+    assert result.exit_code == 1 and result.output == "demo: error: no pool named 'x'\n"
+
+
+def run(program: str, *args, env: dict, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / program), *map(str, args)], env=env, cwd=cwd, capture_output=True, text=True,
+                          timeout=60)
+
+
+@pytest.fixture
+def env(tmp_path):
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("TAPEFS_")}
+    environment["TAPEFS_CONFIG_DIR"] = str(tmp_path / "config")
+    environment["TAPEFS_STATE_DIR"] = str(tmp_path / "state")
+    return environment
+
+
+def error_line(proc, program: str, status: int) -> str:
+    assert proc.returncode == status, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{program}: error: "), lines
+    return lines[0]
+
+
+@pytest.mark.parametrize("program", ["vtape", "pmt", "pmtx", "tapefs"])
+def test_dash_h_shows_help(program, env):
+    proc = run(program, "-h", env=env)
+    assert proc.returncode == 0 and proc.stdout.startswith(f"Usage: {program} ")
+
+
+def test_vtape_on_a_missing_directory_a_regular_file_and_an_empty_directory(tmp_path, env):
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "empty").mkdir()
+    for command in (["status"], ["insert", "", "VT0001L8"], ["fault", "", "drive0", "--clear"]):
+        for target in ("missing", "file", "empty"):
+            args = [a if a else tmp_path / target for a in command] if "" in command else [*command, tmp_path / target]
+            line = error_line(run("vtape", *args, env=env), "vtape", 3)
+            assert str(tmp_path / target) in line
+    # a read-only command leaves nothing behind
+    assert list((tmp_path / "empty").iterdir()) == []
+    error_line(run("vtape", "create", tmp_path / "file", env=env), "vtape", 1)
+
+
+def test_swapped_datastore_create_arguments_are_refused_before_anything_is_made(tmp_path, env):
+    line = error_line(run("tapefs", "datastore", "create", tmp_path / "store", "demo", env=env, cwd=tmp_path),
+                      "tapefs", 2)
+    assert "invalid datastore name" in line and "tapefs datastore create NAME PATH" in line
+    assert not (tmp_path / "demo").exists() and not (tmp_path / "store").exists()
+
+
+def test_an_unknown_datastore_is_not_found_and_debug_adds_the_traceback(env):
+    line = error_line(run("tapefs", "datastore", "snapshots", "nope", env=env), "tapefs", 3)
+    assert "no datastore named 'nope'" in line
+    debug = run("tapefs", "--debug", "datastore", "snapshots", "nope", env=env)
+    assert debug.returncode == 3 and "Traceback" in debug.stderr and "UnknownNameError" in debug.stderr
+
+
+def test_a_tape_job_must_name_a_datastore_pool_and_drive_that_exist(env):
+    line = error_line(run("tapefs", "backup-job", "create", "job1", "--store", "nostore", "--pool", "nopool",
+                          "--drive", "nodrive", env=env), "tapefs", 2)
+    assert "no datastore named 'nostore'" in line
+    assert not (Path(env["TAPEFS_CONFIG_DIR"]) / "tape-job.cfg").exists()
