@@ -19,7 +19,7 @@ from tapefs.datastore.key_config import KeyConfig
 from tapefs.datastore.naming import BackupGroup, BackupNamespace, BackupSnapshot
 from tapefs.datastore.registry import DatastoreRegistry
 from tapefs.datastore.restore import restore
-from tapefs.datastore.verify import verify_datastore
+from tapefs.datastore.verify import snapshot_label, verify_datastore
 from tools.cli import progress_reporter
 
 OUTPUT_FORMATS = ("text", "json", "json-pretty")
@@ -124,9 +124,17 @@ def snapshots(name: str, namespace: str, output_format: str) -> None:
     rows = []
     for ns in store.list_namespaces(BackupNamespace.parse(namespace)):
         for group in store.list_groups(ns):
-            for info in store.list_snapshots(group):
+            unfinished = {u.snapshot: u for u in store.unfinished_snapshots(group)}
+            for info in store.list_snapshots(group, include_unfinished=True):
                 row = {"ns": str(ns), "group": str(group), "snapshot": str(info.snapshot),
                        "backup-time": info.snapshot.backup_time}
+                if not info.finished:
+                    if info.snapshot not in unfinished:  # finished or removed since the listing
+                        continue
+                    row.update({"size": None, "files": [], "unfinished": unfinished[info.snapshot].state,
+                                "error": f"unfinished snapshot ({unfinished[info.snapshot].describe()})"})
+                    rows.append(row)
+                    continue
                 try:
                     manifest = store.load_manifest(info.snapshot)
                 except DatastoreError as exc:
@@ -143,7 +151,8 @@ def snapshots(name: str, namespace: str, output_format: str) -> None:
             ["namespace", "snapshot", "size", "files"],
             [
                 [r["ns"] or "/", r["snapshot"], _human_size(r["size"]) if r["size"] is not None else "?",
-                 "(unreadable, see below)" if "error" in r else " ".join(f["filename"] for f in r["files"])]
+                 ("(unfinished, see below)" if "unfinished" in r else "(unreadable, see below)") if "error" in r
+                 else " ".join(f["filename"] for f in r["files"])]
                 for r in rows
             ],
             right_aligned=("size",),
@@ -188,6 +197,8 @@ def backup_command(name: str, group_name: str, sources: tuple[str, ...], namespa
         result = backup(store, group, parse_sources(list(sources)), _load_key(keyfile),
                         change_detection_mode=change_detection_mode, progress=progress)
     stats = result.stats
+    for leftover in result.removed_leftovers:
+        click.echo(f"removed unfinished snapshot {leftover} (left by an interrupted backup)")
     click.echo(f"snapshot {result.snapshot}")
     for info in result.manifest.files:
         click.echo(f"  {info.filename}: {_human_size(info.size)}")
@@ -241,6 +252,8 @@ def verify(name: str, keyfile: str | None, mark_bad: bool, output_format: str) -
                 "crc-only": report.crc_only_count,
                 "bad-chunks": bad,
                 "snapshot-errors": {k: v for k, v in sorted(report.snapshot_errors.items())},
+                "unfinished-snapshots": [{"snapshot": snapshot_label(u), "state": u.state, "detail": u.describe()}
+                                         for u in report.unfinished],
             },
             output_format,
         )
@@ -252,6 +265,8 @@ def verify(name: str, keyfile: str | None, mark_bad: bool, output_format: str) -
         for snapshot, problems in sorted(report.snapshot_errors.items()):
             for problem in problems:
                 click.echo(f"snapshot {snapshot}: {problem}")
+        for unfinished in report.unfinished:
+            click.echo(f"unfinished snapshot {snapshot_label(unfinished)} ({unfinished.describe()})")
         crc_only = f" ({report.crc_only_count} encrypted, CRC only: no key)" if report.crc_only_count else ""
         verdict = "ok" if report.ok else f"FAILED: {len(bad)} bad chunks, {len(report.affected_snapshots())} snapshots affected"
         click.echo(f"verified {report.snapshot_count} snapshots, {report.chunk_count} chunks{crc_only}: {verdict}")

@@ -5,7 +5,9 @@ v1) with the file catalog ``catalog.pcat1.didx`` beside it; in mode ``data`` a s
 archive ``<label>.mpxar.didx`` (metadata) + ``<label>.ppxar.didx`` (file contents, chunks cut
 where files start) and, as PBS does, no catalog. A file or block device becomes
 ``<label>.img.fidx`` in 4 MiB chunks. The manifest is written last, so a snapshot without one
-is visibly unfinished; on failure the snapshot directory is removed again.
+is visibly unfinished; on failure the snapshot directory is removed again. A backup that is killed
+cannot do that: the next backup of the group removes what it left (see
+``Datastore.remove_abandoned_snapshots``), recognising it by its free lock.
 
 This job module sits above both the datastore and the pxar layer.
 """
@@ -99,6 +101,8 @@ class BackupResult:
     stats: UploadStats
     seconds: float
     archives: dict[str, ArchiveResult] = field(default_factory=dict)
+    #: unfinished snapshots of the group, left by killed backups, that this backup removed
+    removed_leftovers: list[BackupSnapshot] = field(default_factory=list)
 
 
 def _next_backup_time(datastore: Datastore, group: BackupGroup) -> int:
@@ -189,37 +193,39 @@ def backup(
     started = time.monotonic()
     crypt_mode = "encrypt" if crypt_config is not None else "none"
     with datastore_lock(datastore.root):
+        # Leftovers of this group's killed backups go first (one still being written stays).
+        removed = datastore.remove_abandoned_snapshots(group)
         if backup_time is None:
             backup_time = _next_backup_time(datastore, group)
         snapshot = BackupSnapshot(group, backup_time)
-        snapshot_dir = datastore.create_snapshot_dir(snapshot)
-        try:
-            meter = ProgressMeter("backup", progress) if progress is not None else None
-            with ChunkUploader(datastore.chunk_store, crypt_config, progress=meter) as uploader:
-                archives = {}
+        with datastore.writing_snapshot(snapshot) as snapshot_dir:
+            try:
+                meter = ProgressMeter("backup", progress) if progress is not None else None
+                with ChunkUploader(datastore.chunk_store, crypt_config, progress=meter) as uploader:
+                    archives = {}
+                    for source in sources:
+                        if source.kind == "img":
+                            archives[source.filename] = _backup_image(uploader, source.path, snapshot_dir / source.filename, sync)
+                    directories = [source for source in sources if source.kind == "pxar"]
+                    if directories and change_detection_mode == "data":
+                        archives.update(_backup_split_directories(uploader, directories, snapshot_dir, sync))
+                    elif directories:
+                        archives.update(_backup_directories(uploader, directories, snapshot_dir, sync))
+                manifest = Manifest(group.backup_type, group.backup_id, backup_time)
                 for source in sources:
-                    if source.kind == "img":
-                        archives[source.filename] = _backup_image(uploader, source.path, snapshot_dir / source.filename, sync)
-                directories = [source for source in sources if source.kind == "pxar"]
-                if directories and change_detection_mode == "data":
-                    archives.update(_backup_split_directories(uploader, directories, snapshot_dir, sync))
-                elif directories:
-                    archives.update(_backup_directories(uploader, directories, snapshot_dir, sync))
-            manifest = Manifest(group.backup_type, group.backup_id, backup_time)
-            for source in sources:
-                if source.kind == "pxar" and change_detection_mode == "data":
-                    metadata_name, payload_name = source.split_filenames
-                    filenames = [payload_name, metadata_name]
-                else:
-                    filenames = [source.filename]
-                for filename in filenames:
-                    manifest.add_file(filename, archives[filename].size, archives[filename].index_csum, crypt_mode)
-            if CATALOG_NAME in archives:
-                manifest.add_file(CATALOG_NAME, archives[CATALOG_NAME].size, archives[CATALOG_NAME].index_csum, crypt_mode)
-            if crypt_config is not None:
-                manifest.sign(crypt_config)
-            manifest.save(snapshot_dir)
-        except BaseException:
-            shutil.rmtree(snapshot_dir, ignore_errors=True)
-            raise
-    return BackupResult(snapshot, manifest, uploader.stats, time.monotonic() - started, archives)
+                    if source.kind == "pxar" and change_detection_mode == "data":
+                        metadata_name, payload_name = source.split_filenames
+                        filenames = [payload_name, metadata_name]
+                    else:
+                        filenames = [source.filename]
+                    for filename in filenames:
+                        manifest.add_file(filename, archives[filename].size, archives[filename].index_csum, crypt_mode)
+                if CATALOG_NAME in archives:
+                    manifest.add_file(CATALOG_NAME, archives[CATALOG_NAME].size, archives[CATALOG_NAME].index_csum, crypt_mode)
+                if crypt_config is not None:
+                    manifest.sign(crypt_config)
+                manifest.save(snapshot_dir)
+            except BaseException:
+                shutil.rmtree(snapshot_dir, ignore_errors=True)
+                raise
+    return BackupResult(snapshot, manifest, uploader.stats, time.monotonic() - started, archives, removed)

@@ -1,8 +1,11 @@
 """A datastore directory: its chunk store plus namespaces, groups and snapshots
 (docs/datastore-format.md, "Directory layout")."""
 
+import contextlib
 import logging
 import os
+import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +23,7 @@ from tapefs.datastore.naming import (
     check_archive_name,
     parse_backup_time,
 )
+from tapefs.datastore.snapshot_lock import directory_locked, group_lock, try_lock_directory
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +38,27 @@ class SnapshotInfo:
     #: False for a snapshot without manifest (a backup still running, or one that crashed)
     finished: bool
     files: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class UnfinishedSnapshot:
+    """A snapshot directory without manifest."""
+
+    snapshot: BackupSnapshot
+    path: Path
+    #: True while a running backup holds the snapshot's lock; False when the backup that made
+    #: it is gone (killed, crashed): then it is abandoned and may be removed
+    in_progress: bool
+
+    @property
+    def state(self) -> str:
+        return "in-progress" if self.in_progress else "abandoned"
+
+    def describe(self) -> str:
+        """Why it has no manifest and what happens to it, for listings."""
+        if self.in_progress:
+            return "a backup is still writing it"
+        return f"left by an interrupted backup; the next backup of {self.snapshot.group} removes it"
 
 
 class Datastore:
@@ -138,13 +163,76 @@ class Datastore:
             raise UnknownNameError(f"snapshot {snapshot} not found in datastore {self.name}")
         return Manifest.load(path)
 
-    def create_snapshot_dir(self, snapshot: BackupSnapshot, owner: str = DEFAULT_OWNER) -> Path:
-        """Create the group (with its owner file) if needed and a new, empty snapshot dir."""
-        group_dir = self.group_path(snapshot.group)
+    @contextlib.contextmanager
+    def writing_snapshot(self, snapshot: BackupSnapshot, owner: str = DEFAULT_OWNER) -> Iterator[Path]:
+        """Create the snapshot directory and hold its lock while the block fills it, so that
+        nothing takes it for the leftover of a dead backup; the block writes the manifest last."""
+        with group_lock(self._group_dir_for_writing(snapshot.group, owner)):
+            path = self.create_snapshot_dir(snapshot, owner)
+            fd = try_lock_directory(path)
+        if fd is None:
+            raise DatastoreError(f"snapshot {snapshot}: locked by another process right after it was created")
+        try:
+            yield path
+        finally:
+            os.close(fd)
+
+    def unfinished_snapshots(self, group: BackupGroup | None = None) -> list[UnfinishedSnapshot]:
+        """Snapshot directories without manifest, of ``group`` or of the whole datastore."""
+        if group is None:
+            groups = [g for namespace in self.list_namespaces() for g in self.list_groups(namespace)]
+        else:
+            groups = [group]
+        found = []
+        for each in groups:
+            for info in self.list_snapshots(each, include_unfinished=True):
+                if info.finished:
+                    continue
+                try:
+                    in_progress = directory_locked(info.path)
+                except FileNotFoundError:  # finished or removed since the listing
+                    continue
+                found.append(UnfinishedSnapshot(info.snapshot, info.path, in_progress))
+        return found
+
+    def remove_abandoned_snapshot(self, snapshot: BackupSnapshot) -> bool:
+        """Remove a snapshot directory that has no manifest and no writer any more; False (and
+        nothing removed) if it is finished, gone, or a backup still holds it. Its chunks stay:
+        they are garbage collection's business."""
+        path = self.snapshot_path(snapshot)
+        try:
+            with group_lock(self.group_path(snapshot.group)):
+                fd = try_lock_directory(path)
+                if fd is None:
+                    return False
+                try:
+                    if (path / MANIFEST_BLOB_NAME).exists():
+                        return False
+                    shutil.rmtree(path)
+                finally:
+                    os.close(fd)
+        except FileNotFoundError:
+            return False
+        log.info("removed unfinished snapshot %s left by an interrupted backup", snapshot)
+        return True
+
+    def remove_abandoned_snapshots(self, group: BackupGroup) -> list[BackupSnapshot]:
+        """Remove the group's abandoned snapshots (see ``remove_abandoned_snapshot``); the ones removed."""
+        return [unfinished.snapshot for unfinished in self.unfinished_snapshots(group)
+                if not unfinished.in_progress and self.remove_abandoned_snapshot(unfinished.snapshot)]
+
+    def _group_dir_for_writing(self, group: BackupGroup, owner: str) -> Path:
+        group_dir = self.group_path(group)
         group_dir.mkdir(parents=True, exist_ok=True)
         owner_file = group_dir / OWNER_FILE_NAME
         if not owner_file.exists():
             owner_file.write_text(owner + "\n")
+        return group_dir
+
+    def create_snapshot_dir(self, snapshot: BackupSnapshot, owner: str = DEFAULT_OWNER) -> Path:
+        """Create the group (with its owner file) if needed and a new, empty snapshot dir.
+        Writers use ``writing_snapshot``, which also locks it."""
+        self._group_dir_for_writing(snapshot.group, owner)
         path = self.snapshot_path(snapshot)
         try:
             path.mkdir()

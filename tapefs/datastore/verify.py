@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from tapefs.datastore.blob import inspect_blob
 from tapefs.datastore.chunk_reader import ChunkReader
 from tapefs.datastore.crypt_config import CryptConfig
-from tapefs.datastore.datastore import Datastore
+from tapefs.datastore.datastore import Datastore, SnapshotInfo, UnfinishedSnapshot
 from tapefs.datastore.errors import DatastoreError
 from tapefs.datastore.manifest import Manifest
 from tapefs.datastore.snapshot_reader import check_index_against_manifest, load_index
@@ -37,6 +37,9 @@ class VerifyReport:
     users: dict[bytes, set[str]] = field(default_factory=lambda: defaultdict(set))
     #: snapshot -> problems with its manifest, blobs or indexes
     snapshot_errors: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    #: snapshot directories without manifest: still being written, or left by a killed backup.
+    #: Reported, not failures: finished snapshots do not depend on them.
+    unfinished: list[UnfinishedSnapshot] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -49,13 +52,13 @@ class VerifyReport:
         return affected
 
 
-def _snapshot_label(info) -> str:
+def snapshot_label(info: SnapshotInfo | UnfinishedSnapshot) -> str:
     namespace = str(info.snapshot.group.namespace)
     return f"{namespace}:{info.snapshot}" if namespace else str(info.snapshot)
 
 
 def _check_snapshot(datastore: Datastore, info, report: VerifyReport, expected_sizes: dict[bytes, int]) -> None:
-    label = _snapshot_label(info)
+    label = snapshot_label(info)
     try:
         manifest = Manifest.load(info.path)
     except (DatastoreError, OSError) as exc:
@@ -91,6 +94,8 @@ def verify_datastore(datastore: Datastore, crypt_config: CryptConfig | None = No
             for info in datastore.list_snapshots(group):
                 report.snapshot_count += 1
                 _check_snapshot(datastore, info, report, expected_sizes)
+
+    report.unfinished = datastore.unfinished_snapshots()
 
     chunk_reader = ChunkReader(datastore.chunk_store, crypt_config)
     stored = set(datastore.chunk_store.iter_digests())

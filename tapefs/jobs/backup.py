@@ -5,7 +5,8 @@ Per snapshot: the chunks not yet on the media set go into chunk archives, then t
 archive follows; each archive is registered in the catalog once it is closed on tape. At the end
 the catalog archive of the last tape is appended. Early warning continues an archive on the next
 tape (the format writers cut cleanly); the physical end aborts only the archive being written,
-which is written again on the next tape, so nothing finished is lost.
+which is written again on the next tape, so nothing finished is lost. A drive (or its vtape
+daemon) that goes away ends the job with a message naming the drive and the tape it was writing.
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ from tapefs.jobs.tape_encryption import media_set_encryption_for_pool
 from tapefs.media.inventory import Inventory
 from tapefs.media.pool import MediaPool
 from tapefs.media.tape_config import MediaPoolConfig
+from tapefs.scsi.errors import ConnectionLost
 from tapefs.tapeformat.block import PAYLOAD_SIZE
 from tapefs.tapeformat.chunk_archive import ChunkArchiveWriter
 from tapefs.tapeformat.errors import ArchiveAborted
@@ -104,17 +106,23 @@ def backup_datastore(datastore: Datastore, pool_config: MediaPoolConfig, request
                                                                      tape_snapshot_path(s))]
         result.snapshots_skipped = [tape_snapshot_path(s) for s in snapshots if s not in todo]
         meter.total = job.bytes_to_write(todo)
+        drive_lost = False
         try:
             for snapshot in todo:
                 job.back_up(snapshot)
             if todo:
                 writer.write_catalog()
+        except ConnectionLost as lost:
+            drive_lost = True
+            written = f"{len(result.snapshots_written)} snapshots of this job are on tape and in the catalog; "
+            raise session.connection_lost(lost, written + writer.interrupted()) from None
         finally:
             job.close()
             result.tapes = list(dict.fromkeys(writer.used_tapes))
             result.seconds = time.monotonic() - started
             result.bytes_written = meter.current
-            writer.release_drive_key()
+            if not drive_lost:  # nothing reaches that drive any more
+                writer.release_drive_key()
         if request.export_media_set:
             missing = session.export([inventory.get(uuid).id.label_text for uuid in pool.current_set.members
                                       if uuid is not None], inventory)
@@ -238,6 +246,8 @@ class _BackupJob:
                 self.meter.current -= sum(location.size for location in aborted.part.chunks)
                 self.writer.tape_full()
                 continue
+            except ConnectionLost:
+                raise  # nothing more reaches the tape; the catalog keeps what was closed on it
             except BaseException:
                 # A datastore error mid-archive: close what is on tape so it stays readable
                 # and registered; the job then fails on the snapshot. A part closed for the

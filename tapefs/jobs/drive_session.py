@@ -11,13 +11,14 @@ from dataclasses import dataclass
 
 from tapefs.device.changer import Changer
 from tapefs.device.drive import Drive
-from tapefs.jobs.errors import JobError, MediaOffline
+from tapefs.jobs.errors import DeviceConnectionLost, JobError, MediaOffline
 from tapefs.jobs.operator_wait import OperatorWait
 from tapefs.media.drive_lock import DriveLock
 from tapefs.media.inventory import Inventory
 from tapefs.media.media_admin import MediaAdminError, export_media, is_cleaning_cartridge, is_mail_slot
 from tapefs.media.online_status import query_changer
 from tapefs.media.tape_config import ChangerConfig, TapeDeviceConfig
+from tapefs.scsi.errors import ConnectionLost
 from tapefs.tapeformat.block_device import DriveBlockDevice
 from tapefs.tapeformat.labels import TapeLabels, read_labels
 
@@ -132,6 +133,20 @@ class DriveSession:
         device = self.open_device()
         device.rewind()
         return device
+
+    def device_name(self, path: str) -> str:
+        """``drive NAME`` or ``changer NAME`` for a device path of this session, as tape.cfg names it."""
+        if path == self.setup.path:
+            return f"drive {self.setup.name}"
+        if path == self.setup.changer_path:
+            return f"changer {self.setup.changer_name}"
+        return path
+
+    def connection_lost(self, lost: ConnectionLost, where: str = "") -> DeviceConnectionLost:
+        """The job error for a lost device: its name, the cause, then ``where`` the job stands."""
+        command = f" during {lost.command}" if lost.command else ""
+        detail = f"; {where}" if where else ""
+        return DeviceConnectionLost(f"{self.device_name(lost.device)}: connection lost{command} ({lost.cause}){detail}")
 
     def _changer_config(self) -> ChangerConfig:
         return ChangerConfig(self.setup.changer_name, self.setup.changer_path, self.setup.export_slots)

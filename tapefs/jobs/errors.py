@@ -14,3 +14,8 @@ class MediaOffline(DeviceFailure, JobError):
     def __init__(self, label_text: str, message: str):
         super().__init__(message)
         self.label_text = label_text
+
+
+class DeviceConnectionLost(JobError):
+    """A drive or changer stopped answering mid-job: its vtape daemon died or its link dropped.
+    The message names the device by its tape.cfg name and says where the job left its tapes."""

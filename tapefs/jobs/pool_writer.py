@@ -155,6 +155,23 @@ class PoolWriter:
         """Blocks up to the end of data, for `media list` and the restore's progress total."""
         self.inventory.set_bytes_used(self.media_uuid, self.device.position().block_number * BLOCK_SIZE)
 
+    def interrupted(self) -> str:
+        """For a job cut short because the drive is gone: what the catalog holds of the tape being
+        written (refreshing its `.log`), and where the next backup to the set goes on. Nothing is
+        sent to the drive."""
+        if self.media_uuid is None:
+            if self.used_tapes:  # lost between tapes: the last one was marked full already
+                return (f"media set {self.set_uuid}: tape {self.used_tapes[-1]} was closed as full; the next backup "
+                        "to this media set continues on the pool's next writable tape")
+            return f"media set {self.set_uuid}: no tape was loaded yet"
+        label_text = self.inventory.get(self.media_uuid).id.label_text
+        self._export_log(self.media_uuid)
+        archives = self.catalog.media_archives(self.media_uuid)
+        recorded = (f"the catalog records its archives up to file {max(archives)}, anything written after that is "
+                    "not used" if archives else "the catalog records no archive on it yet")
+        return (f"media set {self.set_uuid}: tape {label_text} was being written; {recorded}; the next backup to "
+                f"this media set continues on {label_text} after its end of data")
+
     def tape_full(self) -> None:
         """The loaded tape takes nothing more: mark it full; the next write loads another."""
         if self.media_uuid is None:

@@ -351,7 +351,9 @@ class _Restore:
         if not placements:
             log.info("snapshot %s: no namespace mapping covers it, skipping it", name)
             return
-        new = [snapshot for snapshot in placements if not target.snapshot_path(snapshot).exists()]
+        # An unfinished copy that a killed restore left is removed and restored again.
+        new = [snapshot for snapshot in placements
+               if not target.snapshot_path(snapshot).exists() or target.remove_abandoned_snapshot(snapshot)]
         if not new:
             log.info("snapshot %s already exists in %s, skipping it", path, target.name)
             self.result.snapshots_skipped.append(name)
@@ -370,8 +372,8 @@ class _Restore:
             target.chunk_store.sync()
             for snapshot in new:
                 # Creating the group creates its namespace directories too.
-                directory = target.create_snapshot_dir(snapshot)
-                write_snapshot_files(directory, files)
+                with target.writing_snapshot(snapshot) as directory:
+                    write_snapshot_files(directory, files)
                 self.result.targets.setdefault(name, []).append(f"{target.name}:{tape_snapshot_path(snapshot)}")
         finally:
             shutil.rmtree(temp, ignore_errors=True)

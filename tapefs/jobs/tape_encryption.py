@@ -83,10 +83,14 @@ def clear_drive_key(drive: Drive) -> None:
     """No key in the drive: data is written plain. A drive without encryption has none to clear."""
     try:
         drive.clear_encryption_key()
+    except ConnectionLost:
+        raise
     except ScsiError as error:
         log.debug("%s: encryption not cleared: %s", drive.path, error)
     try:
         mode = drive.encryption_status().mode
+    except ConnectionLost:
+        raise
     except ScsiError:
         return  # no encryption status: a drive that cannot encrypt
     if mode != UNKEYED_MODE:
@@ -98,6 +102,8 @@ def _load_key(drive: Drive, drive_key: bytes, fingerprint: str) -> None:
     try:
         drive.set_encryption_key(drive_key)
         mode = drive.encryption_status().mode
+    except ConnectionLost:
+        raise
     except ScsiError as error:
         raise EncryptionNotEnabled(drive, fingerprint, str(error)) from None
     if mode != KEYED_MODE:

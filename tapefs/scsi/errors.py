@@ -35,6 +35,15 @@ class CommandTimeout(TransportError):
     """The device did not answer within the command's timeout."""
 
 
+class ConnectionLost(TransportError):
+    """The path to the device broke mid-job: the vtape daemon died or closed its socket, or a real
+    drive went away (unplugged, link down). Nothing more reaches the device over this channel."""
+
+    def __init__(self, device: str, command: str, cause: str):
+        self.cause = cause
+        super().__init__(device, command, f"connection lost ({cause})")
+
+
 class WrongDeviceType(ScsiError):
     """A device answered INQUIRY with a peripheral type other than the one asked for."""
 

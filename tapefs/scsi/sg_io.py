@@ -18,7 +18,7 @@ import time
 from construct import Int8un, Int16un, Int32sn, Int32un, Int64un, Padding, Struct
 
 from tapefs.scsi.cdb import command_name
-from tapefs.scsi.errors import CommandTimeout, DeviceNotFound, NotAScsiDevice, TransportError
+from tapefs.scsi.errors import CommandTimeout, ConnectionLost, DeviceNotFound, NotAScsiDevice, TransportError
 from tapefs.scsi.transport import CommandResult, Transport
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,10 @@ SENSE_BUFFER_SIZE = 64
 #: Linux host_status (DID_*) values with a name an operator can act on.
 HOST_STATUS_TEXT = {1: "no connection to the device", 2: "bus busy", 3: "command timed out",
                     4: "bad target", 5: "command aborted", 7: "host adapter error", 8: "bus reset"}
+DID_NO_CONNECT = 1
 DID_TIME_OUT = 3
+#: SG_IO errors of a device that went away (unplugged, its link or host adapter gone)
+GONE_ERRNOS = (errno.ENODEV, errno.ENXIO)
 DRIVER_TIMEOUT = 0x06
 
 SG_IO_HDR = Struct(
@@ -151,12 +154,16 @@ class SgIoTransport(Transport):
             except InterruptedError:
                 continue
             except OSError as exc:
+                if exc.errno in GONE_ERRNOS:
+                    raise ConnectionLost(self.path, command_name(cdb), f"SG_IO failed: {os.strerror(exc.errno)}") from None
                 raise TransportError(self.path, command_name(cdb), f"SG_IO failed: {os.strerror(exc.errno)}") from None
         reply = SG_IO_HDR.parse(bytes(header))
         if reply.host_status == DID_TIME_OUT or reply.driver_status & 0x0F == DRIVER_TIMEOUT:
             raise CommandTimeout(self.path, command_name(cdb), f"no completion within {timeout:g} s")
         if reply.host_status:
             text = HOST_STATUS_TEXT.get(reply.host_status, f"host status {reply.host_status}")
+            if reply.host_status == DID_NO_CONNECT:
+                raise ConnectionLost(self.path, command_name(cdb), text)
             raise TransportError(self.path, command_name(cdb), text)
         residual = max(reply.resid, 0)
         data = data_buffer.raw[:max(length - residual, 0)] if direction == SG_DXFER_FROM_DEV else b""

@@ -7,7 +7,7 @@ import socket
 import time
 
 from tapefs.scsi.cdb import command_name
-from tapefs.scsi.errors import CommandTimeout, DeviceNotFound, NotAScsiDevice, TransportError
+from tapefs.scsi.errors import CommandTimeout, ConnectionLost, DeviceNotFound, NotAScsiDevice, TransportError
 from tapefs.scsi.transport import CommandResult, Transport
 from vtape import client, frame
 
@@ -21,6 +21,9 @@ TIMEOUT_SLACK = 5.0
 class VtapeTransport(Transport):
     def __init__(self, path: str):
         self.path = path
+        #: why the connection is no longer usable, once it is not
+        self._lost: str | None = None
+        self._closed = False
         try:
             self._client = client.DeviceClient(path)
         except FileNotFoundError:
@@ -34,22 +37,35 @@ class VtapeTransport(Transport):
 
     def execute(self, cdb: bytes, data_out: bytes | memoryview = b"", data_in_len: int = 0,
                 timeout: float = 600.0) -> CommandResult:
+        if self._lost is not None:
+            # Closed after a failure: say why, not "Bad file descriptor".
+            raise ConnectionLost(self.path, command_name(cdb), f"since an earlier command: {self._lost}")
+        if self._closed:
+            raise TransportError(self.path, command_name(cdb), "used after close")
         started = time.monotonic()
-        self._client.sock.settimeout(timeout + TIMEOUT_SLACK)
         try:
+            self._client.sock.settimeout(timeout + TIMEOUT_SLACK)
             reply = self._client.execute(bytes(cdb), data_out, data_in_len, int(timeout * 1000))
         except socket.timeout:
             # The reply may still arrive; the stream can no longer be trusted.
-            self.close()
+            self._give_up(f"no reply within {timeout:g} s")
             raise CommandTimeout(self.path, command_name(cdb), f"no reply within {timeout:g} s") from None
-        except (frame.FrameError, OSError) as exc:
-            self.close()
-            raise TransportError(self.path, command_name(cdb), f"vtape connection lost: {exc}") from None
+        except frame.FrameError as exc:  # the daemon closed the socket part way through a reply
+            self._give_up(f"vtape daemon closed the connection: {exc}")
+            raise ConnectionLost(self.path, command_name(cdb), self._lost) from None
+        except OSError as exc:  # EPIPE, ECONNRESET: the daemon is gone
+            self._give_up(f"vtape daemon connection: {exc.strerror or exc}")
+            raise ConnectionLost(self.path, command_name(cdb), self._lost) from None
         if reply.host_status != frame.HOST_OK:
             raise TransportError(self.path, command_name(cdb), f"vtape rejected the request (host status {reply.host_status})")
         return CommandResult(status=reply.status, sense=bytes(reply.sense), data=bytes(reply.data),
                              residual=reply.residual, host_status=reply.host_status,
                              duration=reply.duration_us / 1e6 if reply.duration_us else time.monotonic() - started)
 
+    def _give_up(self, reason: str) -> None:
+        self._lost = reason
+        self._client.close()
+
     def close(self) -> None:
+        self._closed = True
         self._client.close()

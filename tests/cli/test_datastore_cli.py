@@ -3,8 +3,10 @@
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -185,3 +187,79 @@ def test_snapshots_lists_around_a_corrupt_manifest(store, env, tree):
     assert rows[1]["size"] > 0
     text = tapefs("datastore", "snapshots", "main", env=env).stdout
     assert "unknown blob magic" in text and second in text
+
+
+def start_backup_from_fifo(env, tmp_path, name: str, head: bytes):
+    """A `tapefs datastore backup` of group host/box reading an image from a FIFO: it has
+    consumed `head` and waits for more, its snapshot directory half written."""
+    fifo = tmp_path / f"{name}.fifo"
+    os.mkfifo(fifo)
+    process = subprocess.Popen([TAPEFS, "datastore", "backup", "main", "host/box", f"disk.img:{fifo}"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    writer = open(fifo, "wb")  # returns once the backup opened the FIFO, its index being created
+    writer.write(head)
+    writer.flush()
+    return process, writer
+
+
+def wait_for(condition, process, what: str):
+    deadline = time.monotonic() + 60
+    while not condition():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, f"no {what} within 60 s"
+        time.sleep(0.02)
+
+
+def chunk_files(store: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in (store / ".chunks").rglob("*") if path.is_file()}
+
+
+@pytest.mark.slow
+def test_backup_killed_with_sigkill_leaves_a_leftover_that_is_reported_and_removed(store, env, tmp_path):
+    # One backup of the group is running all along, its input stalled.
+    running, running_input = start_backup_from_fifo(env, tmp_path, "running", random.Random(4).randbytes(1 << 20))
+    wait_for(lambda: list((store / "host" / "box").glob("*/disk.img.tmp_fidx")), running, "snapshot")
+    [running_dir] = [path for path in (store / "host" / "box").iterdir() if path.is_dir()]
+    running_name = f"host/box/{running_dir.name}"
+    # Another one has stored one 4 MiB chunk and waits for more input when it is killed.
+    killed, killed_input = start_backup_from_fifo(env, tmp_path, "killed", random.Random(3).randbytes(5 << 20))
+    wait_for(lambda: chunk_files(store), killed, "chunk")
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    killed_input.close()
+    [leftover] = [path for path in (store / "host" / "box").iterdir() if path.is_dir() and path != running_dir]
+    assert [p.name for p in leftover.iterdir()] == ["disk.img.tmp_fidx"]
+    chunks_of_killed = chunk_files(store)
+
+    rows = json.loads(tapefs("datastore", "snapshots", "main", "--output-format", "json", env=env).stdout)
+    assert [(row["snapshot"], row["unfinished"], row["size"]) for row in rows] == [
+        (running_name, "in-progress", None), (f"host/box/{leftover.name}", "abandoned", None)]
+    text = tapefs("datastore", "snapshots", "main", env=env).stdout
+    assert (f"host/box/{leftover.name}: unfinished snapshot (left by an interrupted backup; "
+            "the next backup of host/box removes it)") in text
+    assert f"{running_name}: unfinished snapshot (a backup is still writing it)" in text
+    verify = tapefs("datastore", "verify", "main", env=env).stdout.splitlines()
+    assert verify[0] == f"unfinished snapshot {running_name} (a backup is still writing it)"
+    assert verify[1] == (f"unfinished snapshot host/box/{leftover.name} (left by an interrupted backup; "
+                         "the next backup of host/box removes it)")
+    assert verify[-1].endswith(": ok")
+    report = json.loads(tapefs("datastore", "verify", "main", "--output-format", "json", env=env).stdout)
+    assert report["ok"] and [(u["snapshot"], u["state"]) for u in report["unfinished-snapshots"]] == [
+        (running_name, "in-progress"), (f"host/box/{leftover.name}", "abandoned")]
+
+    # The next backup of the group removes the leftover, not the snapshot still being written.
+    image = tmp_path / "disk.raw"
+    image.write_bytes(random.Random(5).randbytes(1 << 20))
+    next_backup = tapefs("datastore", "backup", "main", "host/box", f"disk.img:{image}", env=env).stdout
+    assert next_backup.splitlines()[0] == f"removed unfinished snapshot host/box/{leftover.name} (left by an interrupted backup)"
+    assert not leftover.exists()
+    assert (store / running_name).is_dir()
+    # The killed backup's chunks stay as they were: only garbage collection may remove chunks.
+    assert {name: chunk_files(store)[name] for name in chunks_of_killed} == chunks_of_killed
+
+    running_input.write(random.Random(6).randbytes(1 << 20))
+    running_input.close()
+    assert running.wait(timeout=60) == 0, running.communicate()
+    assert len(snapshot_names(env)) == 2
+    report = json.loads(tapefs("datastore", "verify", "main", "--output-format", "json", env=env).stdout)
+    assert report["ok"] and report["snapshots"] == 2 and report["unfinished-snapshots"] == []

@@ -9,7 +9,7 @@ from tapefs.datastore.crypt_config import CryptConfig
 from tapefs.datastore.datastore import Datastore
 from tapefs.datastore.dynamic_index import DynamicIndex
 from tapefs.datastore.errors import CorruptFileError, CryptoError, DatastoreError
-from tapefs.datastore.naming import BackupGroup, BackupNamespace
+from tapefs.datastore.naming import BackupGroup, BackupNamespace, BackupSnapshot
 from tapefs.datastore.restore import restore
 from tapefs.datastore.snapshot_reader import SnapshotReader
 from tapefs.datastore.verify import verify_datastore
@@ -155,3 +155,23 @@ def test_python_stdlib_round_trip(datastore, tmp_path):
     result = backup(datastore, BackupGroup.parse("host/stdlib"), parse_sources([str(source)]))
     restore(datastore, result.snapshot, "root.pxar", tmp_path / "restored")
     same_tree(source, tmp_path / "restored")
+
+
+def test_backup_removes_its_groups_abandoned_snapshots_only(tmp_path):
+    datastore = Datastore.create(tmp_path / "store", prefix_dirs=False)
+    image = tmp_path / "disk.raw"
+    image.write_bytes(b"x" * 10000)
+    group = BackupGroup.parse("host/x")
+    abandoned = BackupSnapshot(group, 1_600_000_000)
+    running = BackupSnapshot(group, 1_600_000_100)
+    other_group = BackupSnapshot(BackupGroup.parse("host/y"), 1_600_000_000)
+    for snapshot in (abandoned, other_group):
+        datastore.create_snapshot_dir(snapshot)
+        (datastore.snapshot_path(snapshot) / "disk.img.tmp_fidx").write_bytes(b"\0" * 4096)
+    with datastore.writing_snapshot(running):
+        result = backup(datastore, group, parse_sources([str(image)]), sync=False)
+        assert result.removed_leftovers == [abandoned]
+        assert datastore.snapshot_path(running).is_dir()
+    assert not datastore.snapshot_path(abandoned).exists()
+    assert datastore.snapshot_path(other_group).is_dir()
+    assert [str(s.snapshot) for s in datastore.list_snapshots(group)] == [str(result.snapshot)]

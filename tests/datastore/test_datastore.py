@@ -104,3 +104,29 @@ def test_load_manifest_of_unfinished_snapshot(tmp_path):
         datastore.load_manifest(snapshot)
     with pytest.raises(DatastoreError, match="not found"):
         datastore.load_manifest(BackupSnapshot.parse("host/b/2020-01-01T00:00:00Z"))
+
+
+def test_unfinished_snapshots_tell_a_dead_writer_from_a_running_one(tmp_path):
+    datastore = Datastore.create(tmp_path / "store", prefix_dirs=False)
+    make_snapshot(datastore, "host/a/2020-01-01T00:00:00Z")
+    dead = make_snapshot(datastore, "host/a/2021-01-01T00:00:00Z", finished=False)
+    (datastore.snapshot_path(dead) / "disk.img.tmp_fidx").write_bytes(b"\0" * 4096)
+    running = BackupSnapshot.parse("host/a/2022-01-01T00:00:00Z")
+    elsewhere = make_snapshot(datastore, "vm/100/2021-01-01T00:00:00Z", namespace="lab", finished=False)
+    with datastore.writing_snapshot(running):
+        found = {str(u.snapshot): (u.state, u.describe()) for u in datastore.unfinished_snapshots()}
+        assert found == {
+            str(dead): ("abandoned", "left by an interrupted backup; the next backup of host/a removes it"),
+            str(running): ("in-progress", "a backup is still writing it"),
+            str(elsewhere): ("abandoned", "left by an interrupted backup; the next backup of vm/100 removes it"),
+        }
+        # a running writer's snapshot and a finished one are never removed
+        assert not datastore.remove_abandoned_snapshot(running)
+        assert not datastore.remove_abandoned_snapshot(BackupSnapshot.parse("host/a/2020-01-01T00:00:00Z"))
+        assert datastore.remove_abandoned_snapshots(BackupGroup.parse("host/a")) == [dead]
+        assert datastore.snapshot_path(running).is_dir()
+    assert not datastore.snapshot_path(dead).exists()
+    assert datastore.snapshot_path(elsewhere).is_dir()
+    # once its writer is gone (its lock released) without a manifest, it is a leftover too
+    assert [u.state for u in datastore.unfinished_snapshots(BackupGroup.parse("host/a"))] == ["abandoned"]
+    assert not datastore.remove_abandoned_snapshot(BackupSnapshot.parse("host/a/2030-01-01T00:00:00Z"))

@@ -96,3 +96,44 @@ def test_backup_killed_with_sigkill_then_run_again_restores_everything(tape_setu
     DatastoreRegistry().create("restored", tmp_path / "restored")
     tapefs("restore", media_set, "restored", "--drive", "drive1")
     assert snapshot_tree(DatastoreRegistry().lookup("restored")) == snapshot_tree(tape_setup.datastore)
+
+
+@pytest.mark.slow
+def test_vtape_daemon_killed_mid_backup_reports_lost_connection_and_a_later_backup_works(tape_setup, tmp_path):
+    # One tape holds it all: the daemon dies while the job writes in the middle of it.
+    add_cartridges(tape_setup.library, 2, "96MiB", "4MiB")
+    tape_setup.label("SM0001L8", "SM0002L8")
+    for n in range(6):
+        tape_setup.add_snapshot(f"vm/{100 + n}", 2)
+    process = subprocess.Popen([*TAPEFS, "backup", "store", "daily", "--drive", "drive0"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    deadline = time.monotonic() + 120
+    with tape_setup.catalog() as catalog, tape_setup.inventory() as inventory:
+        while len(catalog.snapshots_in_set(inventory.latest_media_set("daily") or "")) < 2:
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+    time.sleep(0.15)
+    tape_setup.library.kill()
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 1 and "Traceback" not in stderr
+    [line] = stderr.strip().splitlines()
+    with tape_setup.inventory() as inventory, tape_setup.catalog() as catalog:
+        media_set = inventory.latest_media_set("daily")
+        written = sorted(place.snapshot for place in catalog.snapshots_in_set(media_set))
+    assert line.startswith("tapefs: error: drive drive0: connection lost during ")
+    assert f"; {len(written)} snapshots of this job are on tape and in the catalog; media set {media_set}: tape SM000" in line
+    tape = line.split(": tape ", 1)[1].split()[0]
+    assert line.endswith(f"the next backup to this media set continues on {tape} after its end of data")
+
+    tape_setup.library.start()
+    assert_catalog_matches_tapes(tape_setup, media_set, exact=False)
+    DatastoreRegistry().create("early", tmp_path / "early")
+    early = json.loads(tapefs("restore", media_set, "early", "--drive", "drive1", "--output-format", "json").stdout)
+    assert sorted(early["snapshots"]) == [f"store:{name}" for name in written]
+    second = json.loads(tapefs("backup", "store", "daily", "--drive", "drive0", "--output-format", "json").stdout)
+    assert second["media-set"] == media_set and sorted(second["skipped"]) == written
+    assert second["tapes"][0] == tape and len(second["snapshots"]) + len(written) == 6
+    assert_catalog_matches_tapes(tape_setup, media_set, exact=False)
+    DatastoreRegistry().create("restored", tmp_path / "restored")
+    tapefs("restore", media_set, "restored", "--drive", "drive1")
+    assert snapshot_tree(DatastoreRegistry().lookup("restored")) == snapshot_tree(tape_setup.datastore)

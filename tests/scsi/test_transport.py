@@ -1,5 +1,10 @@
 """Opening devices by path, the vtape socket transport and the channel's error mapping."""
+import contextlib
+import shutil
 import socket
+import tempfile
+import threading
+from pathlib import Path
 
 import pytest
 
@@ -9,6 +14,7 @@ from tapefs.scsi.timeouts import DEFAULT_TIMEOUT, HOUR, LONG_ERASE_TIMEOUT, time
 from tapefs.scsi.device_path import open_transport
 from tapefs.scsi.transport import CHECK_CONDITION, GOOD
 from tapefs.scsi.vtape_transport import VtapeTransport
+from vtape import frame
 
 
 def test_missing_path(tmp_path):
@@ -72,14 +78,53 @@ def test_unsupported_opcode(vtape_library):
 
 
 @pytest.mark.vtape
-def test_daemon_gone_mid_session_is_a_transport_error(vtape_library):
+def test_daemon_gone_mid_session_is_connection_lost(vtape_library):
     records = []
-    with Channel.open(vtape_library.drives[0], records.append) as channel:
+    drive = vtape_library.drives[0]
+    with Channel.open(drive, records.append) as channel:
         channel.run(cdb.inquiry(36), data_in_len=36)
         vtape_library.kill()
-        with pytest.raises(errors.TransportError, match="INQUIRY: vtape connection lost"):
+        with pytest.raises(errors.ConnectionLost, match=f"^{drive}: INQUIRY: connection lost \\(vtape daemon"):
             channel.run(cdb.inquiry(36), data_in_len=36)
+        # The next command (a job's clean-up) says the same, not "[Errno 9] Bad file descriptor".
+        with pytest.raises(errors.ConnectionLost, match="REWIND: connection lost \\(since an earlier command: vtape daemon"):
+            channel.run(cdb.rewind())
     assert records[-1].status is None and "FAILED" in records[-1].format()
+
+
+@contextlib.contextmanager
+def one_shot_server(reply: bytes):
+    """A device socket whose server reads one request header, sends `reply` and closes."""
+    root = Path(tempfile.mkdtemp(prefix="vt", dir="/tmp"))
+    path = root / "drive0"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(1)
+
+    def serve():
+        connection, _ = server.accept()
+        with connection:
+            frame.recv_exactly(connection, frame.REQUEST_HEADER_SIZE)
+            connection.sendall(reply)
+    thread = threading.Thread(target=serve)
+    thread.start()
+    try:
+        yield str(path)
+    finally:
+        thread.join(timeout=10)
+        server.close()
+        shutil.rmtree(root)
+
+
+@pytest.mark.parametrize("reply", [b"", b"\x00" * 7], ids=["closed-before-reply", "closed-mid-reply"])
+def test_server_closing_the_socket_is_connection_lost_naming_the_device(reply):
+    with one_shot_server(reply) as path, VtapeTransport(path) as transport:
+        with pytest.raises(errors.ConnectionLost) as raised:
+            transport.execute(cdb.test_unit_ready())
+        assert raised.value.device == path and raised.value.command == "TEST UNIT READY"
+        assert str(raised.value).startswith(f"{path}: TEST UNIT READY: connection lost (vtape daemon closed the connection")
+        with pytest.raises(errors.ConnectionLost, match="since an earlier command"):
+            transport.execute(cdb.test_unit_ready())
 
 
 @pytest.mark.vtape
