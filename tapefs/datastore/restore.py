@@ -99,8 +99,13 @@ def _check_directory_target(target: Path) -> None:
 
 def _check_pxar_conflicts(reader: SnapshotReader, filename: str, target: Path, overwrite: Overwrite) -> None:
     """Refuse before writing anything if an existing entry of ``target`` would be replaced
-    (the extractor refuses again, at the entry, should one appear meanwhile)."""
-    if target.is_dir():
+    (the extractor refuses again, at the entry, should one appear meanwhile).
+
+    With everything allowed only a directory meeting a non-directory is left to refuse, which
+    the extractor does at that entry; a check would cost a second pass over an archive whose
+    names are all in the target already.
+    """
+    if target.is_dir() and overwrite != Overwrite.ALL:
         with reader.open_archive(filename, readahead_chunks=0) as archive:
             check_conflicts(Accessor(archive), target, overwrite)
 
