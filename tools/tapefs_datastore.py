@@ -20,9 +20,13 @@ from tapefs.datastore.naming import BackupGroup, BackupNamespace, BackupSnapshot
 from tapefs.datastore.registry import DatastoreRegistry
 from tapefs.datastore.restore import restore
 from tapefs.datastore.verify import snapshot_label, verify_datastore
+from tapefs.pxar.errors import ExistingEntryError
+from tapefs.pxar.extract import Overwrite
 from tools.cli import progress_reporter
 
 OUTPUT_FORMATS = ("text", "json", "json-pretty")
+OVERWRITE_OPTIONS = {Overwrite.FILES: "--overwrite-files", Overwrite.SYMLINKS: "--overwrite-symlinks",
+                     Overwrite.HARDLINKS: "--overwrite-hardlinks"}
 PASSPHRASE_ENV = "TAPEFS_KEY_PASSPHRASE"
 
 output_format_option = click.option(
@@ -218,13 +222,35 @@ def backup_command(name: str, group_name: str, sources: tuple[str, ...], namespa
 @namespace_option
 @keyfile_option
 @click.option("--sync", is_flag=True, help="fsync a restored image before it gets its final name.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace existing files, symlinks and hardlinks, and give existing directories the archive's "
+                   "owner, mode and times.")
+@click.option("--overwrite-files", is_flag=True,
+              help="Replace existing entries where the archive has a file (or device node, FIFO, socket); "
+                   "an image may replace an existing file.")
+@click.option("--overwrite-symlinks", is_flag=True, help="Replace existing entries where the archive has a symlink.")
+@click.option("--overwrite-hardlinks", is_flag=True, help="Replace existing entries where the archive has a hardlink.")
 def restore_command(name: str, snapshot_name: str, archive: str, target: str, namespace: str, keyfile: str | None,
-                    sync: bool) -> None:
+                    sync: bool, overwrite: bool, overwrite_files: bool, overwrite_symlinks: bool,
+                    overwrite_hardlinks: bool) -> None:
     """Restore ARCHIVE of SNAPSHOT (TYPE/ID/TIME) to TARGET: a .pxar archive into a directory,
-    an .img archive into a new file (or an existing block device)."""
+    an .img archive into a new file (or an existing block device).
+
+    Nothing that exists in TARGET is replaced unless an --overwrite option allows it; existing
+    directories are merged into and keep their owner, mode and times."""
     store = DatastoreRegistry().lookup(name)
     snapshot = BackupSnapshot.parse(snapshot_name, BackupNamespace.parse(namespace))
-    result = restore(store, snapshot, archive, target, _load_key(keyfile), sync)
+    allowed = Overwrite.ALL if overwrite else Overwrite.NONE
+    for given, flag in ((overwrite_files, Overwrite.FILES), (overwrite_symlinks, Overwrite.SYMLINKS),
+                        (overwrite_hardlinks, Overwrite.HARDLINKS)):
+        if given:
+            allowed |= flag
+    try:
+        result = restore(store, snapshot, archive, target, _load_key(keyfile), sync, allowed)
+    except ExistingEntryError as error:
+        option = OVERWRITE_OPTIONS.get(error.needed)
+        hint = f"; {option} or --overwrite replaces it" if option else ""
+        raise DatastoreError(f"{error}{hint}") from error
     detail = f", {result.entries} entries" if result.entries else ""
     skipped = f", {result.skipped} skipped (see warnings)" if result.skipped else ""
     click.echo(f"restored {result.archive} to {result.target} ({_human_size(result.size)}{detail}{skipped})")

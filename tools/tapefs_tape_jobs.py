@@ -97,9 +97,14 @@ def restore(media_set, store_map, snapshots, namespaces, drive, wait_seconds, ou
           progress_reporter("restore") as progress):
         result = restore_media_set(media_set, targets, session, inventory, catalog, list(snapshots) or None,
                                    progress, namespace_map)
+    for kept in result.snapshots_kept:
+        click.echo(f"tapefs: warning: snapshot {kept} already exists; kept as it was, not restored from tape",
+                   err=True)
+    kept = f", {len(result.snapshots_kept)} existing snapshots kept as they were" if result.snapshots_kept else ""
     emit_lines(result.to_dict(), output_format, [
         *(f"restored {name}" + (f" as {', '.join(result.targets[name])}" if namespace_map else "")
           for name in result.snapshots_restored),
-        *(f"already present: {name}" for name in result.snapshots_skipped),
-        f"{len(result.snapshots_restored)} snapshots, {result.chunks_restored} chunks in {result.seconds:.1f} s",
+        *(f"kept as it was: {name}" for name in result.snapshots_kept),
+        f"{len(result.snapshots_restored)} snapshots, {result.chunks_restored} chunks in {result.seconds:.1f} s"
+        f"{kept}",
     ])

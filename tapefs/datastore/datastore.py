@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tapefs.datastore.chunk_store import ChunkStore
 from tapefs.datastore.datastore_lock import LOCK_FILE_NAME
-from tapefs.datastore.errors import DatastoreError, NamingError, UnknownNameError
+from tapefs.datastore.errors import DatastoreError, NamingError, SnapshotExistsError, UnknownNameError
 from tapefs.datastore.manifest import MANIFEST_BLOB_NAME, Manifest
 from tapefs.datastore.naming import (
     BACKUP_TYPES,
@@ -237,5 +237,5 @@ class Datastore:
         try:
             path.mkdir()
         except FileExistsError:
-            raise DatastoreError(f"snapshot {snapshot} already exists in datastore {self.name}") from None
+            raise SnapshotExistsError(f"snapshot {snapshot} already exists in datastore {self.name}") from None
         return path

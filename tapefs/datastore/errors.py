@@ -16,6 +16,10 @@ class UnknownNameError(NotFound, DatastoreError):
     """A datastore, snapshot or archive that does not exist."""
 
 
+class SnapshotExistsError(DatastoreError):
+    """A snapshot directory that is already there: never written into or replaced."""
+
+
 class CorruptFileError(DataDamaged, DatastoreError):
     """A blob, index or manifest whose bytes are wrong; names the file and the byte offset."""
 

@@ -6,6 +6,11 @@ change-detection modes write it, the pair ``NAME.mpxar.didx`` + ``NAME.ppxar.did
 
 Extraction itself is the pxar layer's (it never writes outside the target); this job module
 connects it to the datastore's random-access reader.
+
+Nothing that exists in the target is replaced unless ``overwrite`` allows it: a pxar restore
+into an existing directory first looks up the names already there in the archive and refuses,
+before writing anything, if one would be replaced; an image is never written over an existing
+file (a block device excepted) unless ``Overwrite.FILES`` is given.
 """
 
 import logging
@@ -22,8 +27,9 @@ from tapefs.datastore.datastore import Datastore
 from tapefs.datastore.errors import DatastoreError
 from tapefs.datastore.naming import BackupSnapshot
 from tapefs.datastore.snapshot_reader import SnapshotReader, server_archive_name
+from tapefs.pxar.accessor import Accessor
 from tapefs.pxar.decoder import Decoder
-from tapefs.pxar.extract import extract
+from tapefs.pxar.extract import Overwrite, check_conflicts, extract
 
 log = logging.getLogger(__name__)
 
@@ -45,18 +51,23 @@ class RestoreResult:
 
 
 def restore(datastore: Datastore, snapshot: BackupSnapshot, archive_name: str, target: str | os.PathLike,
-            crypt_config: CryptConfig | None = None, sync: bool = False) -> RestoreResult:
+            crypt_config: CryptConfig | None = None, sync: bool = False,
+            overwrite: Overwrite = Overwrite.NONE) -> RestoreResult:
     """Restore one archive. Files appear under their final name only when complete; ``sync``
-    also fsyncs a restored image before that (off by default, as for tar or cp)."""
+    also fsyncs a restored image before that (off by default, as for tar or cp).
+
+    An existing entry in the way raises ``ExistingEntryError`` (a ``PxarError``) naming it, or
+    for an image a ``DatastoreError``, unless ``overwrite`` allows replacing it.
+    """
     filename = server_archive_name(archive_name)
     reader = SnapshotReader(datastore, snapshot, crypt_config)
     if filename.endswith((".pxar.didx", ".mpxar.didx", ".ppxar.didx")):
         metadata_name, payload_name = pxar_archive_names(reader, filename)
         if payload_name is not None:
-            return _restore_split_pxar(reader, metadata_name, payload_name, Path(target))
-        return _restore_pxar(reader, filename, Path(target))
+            return _restore_split_pxar(reader, metadata_name, payload_name, Path(target), overwrite)
+        return _restore_pxar(reader, filename, Path(target), overwrite)
     if filename.endswith(".img.fidx"):
-        return _restore_image(reader, filename, Path(target), sync)
+        return _restore_image(reader, filename, Path(target), sync, overwrite)
     raise DatastoreError(f"cannot restore {filename}: only .pxar and .img archives can be restored")
 
 
@@ -86,23 +97,41 @@ def _check_directory_target(target: Path) -> None:
         raise DatastoreError(f"restore target {target} exists and is not a directory")
 
 
-def _restore_pxar(reader: SnapshotReader, filename: str, target: Path) -> RestoreResult:
+def _check_pxar_conflicts(reader: SnapshotReader, filename: str, target: Path, overwrite: Overwrite) -> None:
+    """Refuse before writing anything if an existing entry of ``target`` would be replaced
+    (the extractor refuses again, at the entry, should one appear meanwhile).
+
+    With everything allowed only a directory meeting a non-directory is left to refuse, which
+    the extractor does at that entry; a check would cost a second pass over an archive whose
+    names are all in the target already.
+    """
+    if target.is_dir() and overwrite != Overwrite.ALL:
+        with reader.open_archive(filename, readahead_chunks=0) as archive:
+            check_conflicts(Accessor(archive), target, overwrite)
+
+
+def _restore_pxar(reader: SnapshotReader, filename: str, target: Path, overwrite: Overwrite) -> RestoreResult:
     _check_directory_target(target)
+    _check_pxar_conflicts(reader, filename, target, overwrite)
     with reader.open_archive(filename, readahead_chunks=RESTORE_READAHEAD_CHUNKS) as archive:
-        stats = extract(Decoder(archive), target)
+        stats = extract(Decoder(archive), target, overwrite=overwrite)
         return RestoreResult(filename, target, archive.size, stats.entries, stats.skipped)
 
 
-def _restore_split_pxar(reader: SnapshotReader, metadata_name: str, payload_name: str, target: Path) -> RestoreResult:
+def _restore_split_pxar(reader: SnapshotReader, metadata_name: str, payload_name: str, target: Path,
+                        overwrite: Overwrite) -> RestoreResult:
     _check_directory_target(target)
+    # file contents live in the payload stream; names and types are all in the metadata one
+    _check_pxar_conflicts(reader, metadata_name, target, overwrite)
     with reader.open_archive(metadata_name, readahead_chunks=RESTORE_READAHEAD_CHUNKS) as metadata, \
             reader.open_archive(payload_name, readahead_chunks=RESTORE_READAHEAD_CHUNKS) as payload:
-        stats = extract(Decoder(metadata, payload), target)
+        stats = extract(Decoder(metadata, payload), target, overwrite=overwrite)
         return RestoreResult(f"{metadata_name} + {payload_name}", target, metadata.size + payload.size, stats.entries,
                              stats.skipped)
 
 
-def _restore_image(reader: SnapshotReader, filename: str, target: Path, sync: bool) -> RestoreResult:
+def _restore_image(reader: SnapshotReader, filename: str, target: Path, sync: bool,
+                   overwrite: Overwrite) -> RestoreResult:
     try:
         mode = target.stat().st_mode
     except FileNotFoundError:
@@ -117,7 +146,7 @@ def _restore_image(reader: SnapshotReader, filename: str, target: Path, sync: bo
             finally:
                 os.close(fd)
             return RestoreResult(filename, target, archive.size)
-        if mode is not None:
+        if mode is not None and (Overwrite.FILES not in overwrite or not stat.S_ISREG(mode)):
             raise DatastoreError(f"restore target {target} already exists")
         # a temp name until complete, so an interrupted restore never looks like a whole image
         fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)

@@ -10,6 +10,10 @@ missing chunk fails the restore with the tape, file number and offset.
 A namespace map (``tapefs.jobs.namespace_map``) places snapshots in other namespaces of the
 target; with a map and no snapshot list, the covered snapshots are restored selectively (or by a
 full pass if a tape of the set has no catalog here).
+
+A snapshot that already exists in the target (finished or not) is never replaced: it is kept as
+it was and reported in ``RestoreResult.snapshots_kept`` (the command warns); only snapshot
+directories this restore creates are written into.
 """
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ from dataclasses import dataclass, field
 from tapefs.catalog.media_catalog import MediaCatalog
 from tapefs.datastore.blob import decode_blob, inspect_blob
 from tapefs.datastore.datastore import Datastore
-from tapefs.datastore.errors import DatastoreError
+from tapefs.datastore.errors import DatastoreError, SnapshotExistsError
 from tapefs.datastore.naming import BackupGroup, BackupSnapshot
 from tapefs.jobs.drive_session import DriveSession
 from tapefs.jobs.errors import JobError
@@ -93,7 +97,10 @@ class StoreMap:
 class RestoreResult:
     media_set: str
     snapshots_restored: list[str] = field(default_factory=list)
+    #: Source `store:path`s not restored anywhere because every target place already had them.
     snapshots_skipped: list[str] = field(default_factory=list)
+    #: Target `store:path`s that already existed and were kept as they were.
+    snapshots_kept: list[str] = field(default_factory=list)
     #: Source `store:path` -> the `target-store:path`s it was restored as.
     targets: dict[str, list[str]] = field(default_factory=dict)
     chunks_restored: int = 0
@@ -102,7 +109,8 @@ class RestoreResult:
 
     def to_dict(self) -> dict:
         return {"media-set": self.media_set, "snapshots": self.snapshots_restored,
-                "skipped": self.snapshots_skipped, "targets": self.targets, "chunks": self.chunks_restored,
+                "skipped": self.snapshots_skipped, "kept": self.snapshots_kept, "targets": self.targets,
+                "chunks": self.chunks_restored,
                 "bytes": self.bytes_read, "seconds": round(self.seconds, 3)}
 
 
@@ -351,11 +359,15 @@ class _Restore:
         if not placements:
             log.info("snapshot %s: no namespace mapping covers it, skipping it", name)
             return
-        # An unfinished copy that a killed restore left is removed and restored again.
-        new = [snapshot for snapshot in placements
-               if not target.snapshot_path(snapshot).exists() or target.remove_abandoned_snapshot(snapshot)]
+        new = []
+        for snapshot in placements:
+            # An unfinished copy that a killed restore left is removed and restored again; any
+            # other existing snapshot is kept as it was.
+            if not target.snapshot_path(snapshot).exists() or target.remove_abandoned_snapshot(snapshot):
+                new.append(snapshot)
+            else:
+                self._keep_existing(target, snapshot)
         if not new:
-            log.info("snapshot %s already exists in %s, skipping it", path, target.name)
             self.result.snapshots_skipped.append(name)
             return
         files = decode_snapshot_pxar(data, where)
@@ -370,15 +382,30 @@ class _Restore:
                                f"first {missing[0].hex()}")
             # Its chunks are durable before the snapshot appears, as for a datastore backup.
             target.chunk_store.sync()
+            restored = False
             for snapshot in new:
-                # Creating the group creates its namespace directories too.
-                with target.writing_snapshot(snapshot) as directory:
-                    write_snapshot_files(directory, files)
+                # Creating the group creates its namespace directories too; the snapshot directory
+                # must be new, so one made meanwhile (say by a backup) is kept, not written into.
+                try:
+                    with target.writing_snapshot(snapshot) as directory:
+                        write_snapshot_files(directory, files)
+                except SnapshotExistsError:
+                    self._keep_existing(target, snapshot)
+                    continue
                 self.result.targets.setdefault(name, []).append(f"{target.name}:{tape_snapshot_path(snapshot)}")
+                restored = True
         finally:
             shutil.rmtree(temp, ignore_errors=True)
+        if not restored:
+            self.result.snapshots_skipped.append(name)
+            return
         self.result.snapshots_restored.append(name)
         self.meter.emit("snapshot-done", name)
+
+    def _keep_existing(self, target: Datastore, snapshot: BackupSnapshot) -> None:
+        kept = f"{target.name}:{tape_snapshot_path(snapshot)}"
+        log.info("snapshot %s already exists; kept as it was, not restored from tape", kept)
+        self.result.snapshots_kept.append(kept)
 
     def _placements(self, store: str, snapshot: BackupSnapshot) -> list[BackupSnapshot]:
         """The snapshot in each target namespace; none for an unmapped store when a map is given

@@ -15,7 +15,7 @@ from tapefs.jobs.errors import JobError
 from tapefs.keys.errors import KeyNotFound
 from tapefs.keys.key_store import TapeKeyStore, normalize_fingerprint
 from tapefs.keys.media_set_key import MediaSetEncryption, drive_key_for_reading, media_set_encryption
-from tapefs.scsi.errors import ScsiError
+from tapefs.scsi.errors import ConnectionLost, ScsiError
 from tapefs.tapeformat.labels import TapeLabels
 
 log = logging.getLogger(__name__)

@@ -119,7 +119,8 @@ class Accessor:
         entry.entry_end = filename_offset + size
         return entry
 
-    def _find_child(self, directory: Entry, name: bytes) -> Entry | None:
+    def child(self, directory: Entry, name: bytes) -> Entry | None:
+        """The entry called ``name`` in ``directory``, or None; reads only its hash's items."""
         table = self._table_of(directory)
         items = table.items
         wanted = fmt.name_hash(name)
@@ -148,7 +149,7 @@ class Accessor:
         for name in split_path(path):
             if entry.kind is not Kind.DIRECTORY:
                 raise NotADirectory(f"{entry.path!r} is a {entry.kind.value}, not a directory")
-            child = self._find_child(entry, name)
+            child = self.child(entry, name)
             if child is None:
                 raise NotFoundError(f"no entry {os.fsencode(path)!r} in the archive")
             entry = child

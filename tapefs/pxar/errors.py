@@ -38,3 +38,16 @@ class NotFoundError(NotFound, PxarError, KeyError):
 
 class NotADirectory(PxarError):
     """A path component that must be a directory is something else."""
+
+
+class ExistingEntryError(PxarError):
+    """Extraction refused to replace something that already exists in its target.
+
+    ``path`` is the conflicting path on disk; ``needed`` is the ``extract.Overwrite`` flag that
+    would allow replacing it, or None when nothing does (a directory is never replaced).
+    """
+
+    def __init__(self, message: str, path: str, needed=None):
+        super().__init__(message)
+        self.path = path
+        self.needed = needed

@@ -6,8 +6,17 @@ targets or a symlink planted where a directory is expected cannot redirect a wri
 links and device nodes are created under a temporary name and renamed into place once
 complete; directory metadata is applied when the directory is left, so that creating its
 children does not change its mtime.
+
+Nothing that already exists in the target is replaced or changed unless ``Overwrite`` allows
+it: a taken name stops the extraction with an ``ExistingEntryError`` naming it (entries placed
+before that stay; they did not exist before), and directories that already existed - the
+target included - are merged into but keep their owner, mode and times.  ``check_conflicts``
+finds such a name before anything is written, reading only what the target and the archive
+have in common.
 """
 
+import ctypes
+import enum
 import errno
 import itertools
 import logging
@@ -17,13 +26,41 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .entry import Entry, Kind, Metadata
-from .errors import PxarError, UnsafePathError
+from .errors import ExistingEntryError, PxarError, UnsafePathError
 from .fsmeta import FCAPS_XATTR, acl_to_xattrs, apply_pxar_flags, apply_quota_project_id
 
 log = logging.getLogger(__name__)
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _temp_counter = itertools.count()
+_RENAME_NOREPLACE = 1  # renameat2 flag from <linux/fs.h>
+_renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+if _renameat2 is not None:
+    _renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                           ctypes.c_uint]
+
+
+class Overwrite(enum.Flag):
+    """What an extraction may replace or change that already exists in its target.
+
+    The flag is chosen by the kind of the archive entry being placed; ``FILES`` also covers
+    device nodes, FIFOs and sockets.  A directory is never replaced by anything, nor anything
+    by a directory.  ``DIRECTORY_METADATA`` lets the archive's owner, mode, times and other
+    metadata be applied to directories that existed before (the target included).
+    """
+
+    NONE = 0
+    FILES = enum.auto()
+    SYMLINKS = enum.auto()
+    HARDLINKS = enum.auto()
+    DIRECTORY_METADATA = enum.auto()
+    ALL = FILES | SYMLINKS | HARDLINKS | DIRECTORY_METADATA
+
+
+_OVERWRITE_FOR_KIND = {Kind.SYMLINK: Overwrite.SYMLINKS, Kind.HARDLINK: Overwrite.HARDLINKS}
+_TYPE_NAMES = {stat.S_IFREG: "file", stat.S_IFDIR: "directory", stat.S_IFLNK: "symlink",
+               stat.S_IFIFO: "fifo", stat.S_IFSOCK: "socket", stat.S_IFCHR: "character device",
+               stat.S_IFBLK: "block device"}
 
 
 @dataclass
@@ -46,6 +83,46 @@ def _temp_name() -> bytes:
     return f".tapefs-extract-{os.getpid()}-{next(_temp_counter)}".encode()
 
 
+def _existing_mode(dir_fd: int, name: bytes) -> int | None:
+    try:
+        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode
+    except FileNotFoundError:
+        return None
+
+
+def _refusal(shown_path: str, existing_mode: int, kind: Kind,
+             overwrite: Overwrite) -> ExistingEntryError | None:
+    """Why an entry of ``kind`` may not take the place of what exists there, or None."""
+    existing = _TYPE_NAMES.get(stat.S_IFMT(existing_mode), "entry")
+    if kind is Kind.DIRECTORY:
+        if stat.S_ISDIR(existing_mode):
+            return None
+        return ExistingEntryError(f"refusing to restore a directory over existing {existing} "
+                                  f"{shown_path}", shown_path)
+    if stat.S_ISDIR(existing_mode):
+        return ExistingEntryError(f"refusing to replace existing directory {shown_path} with a "
+                                  f"{kind.value}", shown_path)
+    needed = _OVERWRITE_FOR_KIND.get(kind, Overwrite.FILES)
+    if needed in overwrite:
+        return None
+    return ExistingEntryError(f"refusing to overwrite existing {existing} {shown_path}",
+                              shown_path, needed)
+
+
+def _rename_noreplace(dir_fd: int, old: bytes, new: bytes) -> None:
+    """Rename within ``dir_fd``, failing with ``FileExistsError`` if ``new`` exists."""
+    if _renameat2 is not None:
+        if _renameat2(dir_fd, old, dir_fd, new, _RENAME_NOREPLACE) == 0:
+            return
+        error = ctypes.get_errno()
+        if error != errno.EINVAL:
+            raise OSError(error, os.strerror(error), os.fsdecode(new))
+    # no RENAME_NOREPLACE here: only the existence check made before creating the entry guards
+    if _existing_mode(dir_fd, new) is not None:
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), os.fsdecode(new))
+    os.rename(old, new, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+
+
 def _open_directory(dir_fd: int, name: bytes) -> int:
     try:
         return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
@@ -57,9 +134,13 @@ def _open_directory(dir_fd: int, name: bytes) -> int:
 
 
 class _Extractor:
-    def __init__(self, target_fd: int, reader, restore_owners: bool, stats: ExtractStats,
-                 subtree: bytes, fsync: bool):
+    def __init__(self, target_fd: int, target: bytes, reader, restore_owners: bool,
+                 stats: ExtractStats, subtree: bytes, fsync: bool, overwrite: Overwrite,
+                 target_existed: bool):
         self.target_fd = target_fd
+        self.target = target
+        self.overwrite = overwrite
+        self.target_existed = target_existed
         # hardlink targets are stored relative to the archive root
         self.link_prefix = subtree + b"/" if subtree else b""
         self.reader = reader
@@ -140,12 +221,39 @@ class _Extractor:
         self.close_directories(depth + 1)
         return self.open_dirs[-1][1]
 
-    def place(self, dir_fd: int, name: bytes, create) -> None:
-        """Create an entry under a temporary name with ``create(temp)``, then rename it."""
+    def shown(self, path: bytes) -> str:
+        return os.fsdecode(os.path.join(self.target, path))
+
+    def keeps_metadata_of_existing_directories(self) -> bool:
+        return Overwrite.DIRECTORY_METADATA not in self.overwrite
+
+    def place(self, dir_fd: int, name: bytes, path: bytes, kind: Kind, create) -> None:
+        """Create an entry under a temporary name with ``create(temp)``, then rename it to
+        ``name`` - over an existing entry only if ``overwrite`` allows it for ``kind``."""
+        existing_mode = _existing_mode(dir_fd, name)
+        if existing_mode is not None:
+            refusal = _refusal(self.shown(path), existing_mode, kind, self.overwrite)
+            if refusal is not None:
+                raise refusal
         temp = _temp_name()
         try:
             create(temp)
-            os.rename(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            if existing_mode is None:
+                try:
+                    _rename_noreplace(dir_fd, temp, name)
+                except FileExistsError:
+                    raise ExistingEntryError(
+                        f"refusing to overwrite {self.shown(path)}: it appeared during the "
+                        "restore", self.shown(path),
+                        _OVERWRITE_FOR_KIND.get(kind, Overwrite.FILES)) from None
+            else:
+                os.rename(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+                # rename does nothing when both names are already links to the same file
+                if kind is Kind.HARDLINK:
+                    try:
+                        os.unlink(temp, dir_fd=dir_fd)
+                    except FileNotFoundError:
+                        pass
         except BaseException:
             try:
                 os.unlink(temp, dir_fd=dir_fd)
@@ -158,25 +266,29 @@ class _Extractor:
         if not path:
             if entry.kind is not Kind.DIRECTORY:
                 raise UnsafePathError(f"refusing {entry.kind.value} entry with an empty path")
-            self.open_dirs[0] = (b"", self.target_fd, entry.metadata)
+            keep = self.target_existed and self.keeps_metadata_of_existing_directories()
+            self.open_dirs[0] = (b"", self.target_fd, None if keep else entry.metadata)
             return
         _components(path, "archive path")
         dir_fd = self.parent_fd(path)
         name = path.rpartition(b"/")[2]
         kind = entry.kind
         if kind is Kind.DIRECTORY:
+            metadata = entry.metadata
             try:
                 os.mkdir(name, 0o700, dir_fd=dir_fd)
             except FileExistsError:
-                pass
-            self.open_dirs.append((path, _open_directory(dir_fd, name), entry.metadata))
+                if self.keeps_metadata_of_existing_directories():
+                    metadata = None
+            self.open_dirs.append((path, _open_directory(dir_fd, name), metadata))
         elif kind is Kind.FILE:
-            self.place(dir_fd, name, lambda temp: self.write_file(dir_fd, temp, path, entry))
+            self.place(dir_fd, name, path, kind,
+                       lambda temp: self.write_file(dir_fd, temp, path, entry))
         elif kind is Kind.SYMLINK:
             def create_symlink(temp):
                 os.symlink(entry.symlink_target, temp, dir_fd=dir_fd)
                 self.apply_metadata(path, entry.metadata, dir_fd=dir_fd, name=temp)
-            self.place(dir_fd, name, create_symlink)
+            self.place(dir_fd, name, path, kind, create_symlink)
         elif kind is Kind.HARDLINK:
             self.extract_hardlink(dir_fd, name, path, entry)
         else:
@@ -210,7 +322,7 @@ class _Extractor:
             for component in target[:-1]:
                 source_fd = _open_directory(source_fd, component)
                 opened.append(source_fd)
-            self.place(dir_fd, name, lambda temp: os.link(
+            self.place(dir_fd, name, path, Kind.HARDLINK, lambda temp: os.link(
                 target[-1], temp, src_dir_fd=source_fd, dst_dir_fd=dir_fd,
                 follow_symlinks=False))
         except FileNotFoundError:
@@ -222,7 +334,8 @@ class _Extractor:
     def copy_hardlink_target(self, dir_fd: int, name: bytes, path: bytes, entry: Entry) -> None:
         """A hardlink whose target was not extracted gets a copy of the target file."""
         file = self.reader.resolve_hardlink(entry)
-        self.place(dir_fd, name, lambda temp: self.write_file(dir_fd, temp, path, file))
+        self.place(dir_fd, name, path, Kind.HARDLINK,
+                   lambda temp: self.write_file(dir_fd, temp, path, file))
 
     def extract_node(self, dir_fd: int, name: bytes, path: bytes, entry: Entry) -> None:
         file_type = {Kind.FIFO: stat.S_IFIFO, Kind.SOCKET: stat.S_IFSOCK,
@@ -233,7 +346,7 @@ class _Extractor:
             os.mknod(temp, file_type | 0o600, device, dir_fd=dir_fd)
             self.apply_metadata(path, entry.metadata, dir_fd=dir_fd, name=temp)
         try:
-            self.place(dir_fd, name, create_node)
+            self.place(dir_fd, name, path, entry.kind, create_node)
         except PermissionError as error:
             self._warn_skip(path, entry.kind.value, error)
 
@@ -253,7 +366,8 @@ def _relative_entries(entries: Iterable[Entry], subtree: bytes):
 
 
 def extract(reader, target: str | os.PathLike, subtree: bytes | str = b"",
-            restore_owners: bool | None = None, fsync: bool = False) -> ExtractStats:
+            restore_owners: bool | None = None, fsync: bool = False,
+            overwrite: Overwrite = Overwrite.NONE) -> ExtractStats:
     """Extract an archive, or the part at ``subtree``, into the directory ``target``.
 
     ``reader`` is a ``Decoder`` or an ``Accessor`` (anything with ``iter_subtree``,
@@ -264,16 +378,21 @@ def extract(reader, target: str | os.PathLike, subtree: bytes | str = b"",
     in ``ExtractStats.skipped``.  Unsafe names, a corrupt
     archive or a failed write raise a ``PxarError`` (or ``OSError``) and leave no partly
     written file under its final name; with ``fsync`` each file is also on disk before it
-    gets that name, so a crash cannot leave one either.
+    gets that name, so a crash cannot leave one either.  An entry whose name is already
+    taken in the target raises ``ExistingEntryError`` unless ``overwrite`` allows replacing
+    it; directories that already exist keep their metadata unless it has
+    ``Overwrite.DIRECTORY_METADATA``.
     """
     if restore_owners is None:
         restore_owners = os.geteuid() == 0
     subtree = b"/".join(part for part in os.fsencode(subtree).split(b"/") if part)
+    target_existed = os.path.isdir(target)
     os.makedirs(target, exist_ok=True)
     # the target itself may be a symlink the operator chose; nothing below it may be
     target_fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     stats = ExtractStats()
-    extractor = _Extractor(target_fd, reader, restore_owners, stats, subtree, fsync)
+    extractor = _Extractor(target_fd, os.fsencode(target), reader, restore_owners, stats,
+                           subtree, fsync, overwrite, target_existed)
     try:
         for path, entry in _relative_entries(reader.iter_subtree(subtree), subtree):
             extractor.extract(path, entry)
@@ -286,3 +405,39 @@ def extract(reader, target: str | os.PathLike, subtree: bytes | str = b"",
     log.info("extracted %d entries (%d bytes of file contents) into %s; %d items skipped",
              stats.entries, stats.bytes, os.fsdecode(os.fspath(target)), stats.skipped)
     return stats
+
+
+def check_conflicts(accessor, target: str | os.PathLike,
+                    overwrite: Overwrite = Overwrite.NONE) -> None:
+    """Raise the ``ExistingEntryError`` that extracting the whole archive of ``accessor`` (an
+    ``Accessor``) into ``target`` would raise, before anything is written.
+
+    Only names that exist in the target are looked up in the archive, so a missing or empty
+    target costs one directory table.
+    """
+    try:
+        target_fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    target = os.fsencode(target)
+    pending = [(accessor.root(), target_fd)]
+    try:
+        while pending:
+            directory, dir_fd = pending.pop()
+            try:
+                for name in sorted(os.fsencode(name) for name in os.listdir(dir_fd)):
+                    entry = accessor.child(directory, name)
+                    if entry is None:
+                        continue
+                    mode = os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode
+                    refusal = _refusal(os.fsdecode(os.path.join(target, entry.path)), mode,
+                                       entry.kind, overwrite)
+                    if refusal is not None:
+                        raise refusal
+                    if entry.kind is Kind.DIRECTORY:
+                        pending.append((entry, _open_directory(dir_fd, name)))
+            finally:
+                os.close(dir_fd)
+    finally:
+        for _, dir_fd in pending:
+            os.close(dir_fd)

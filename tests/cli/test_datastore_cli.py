@@ -263,3 +263,53 @@ def test_backup_killed_with_sigkill_leaves_a_leftover_that_is_reported_and_remov
     assert len(snapshot_names(env)) == 2
     report = json.loads(tapefs("datastore", "verify", "main", "--output-format", "json", env=env).stdout)
     assert report["ok"] and report["snapshots"] == 2 and report["unfinished-snapshots"] == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["legacy", "data"])  # pxar v1; split v2 archive
+def test_restore_never_overwrites_existing_data(store, env, tree, tmp_path, mode):
+    os.link(tree / "dir" / "data.bin", tree / "hard")  # the archive has the file first, then the link
+    proc = tapefs("datastore", "backup", "main", "host/web", tree, "--change-detection-mode", mode, env=env)
+    snapshot = proc.stdout.splitlines()[0].removeprefix("snapshot ")
+    target = tmp_path / "home"
+    target.mkdir()
+    os.chmod(target, 0o1777)
+    if os.geteuid() == 0:
+        os.chown(target, 65534, 65534)
+    before = target.stat()
+
+    def restore(*options):
+        return tapefs("datastore", "restore", "main", snapshot, "root.pxar", target, *options, env=env, check=False)
+
+    (target / "notes.txt").write_text("IMPORTANT-DATA")
+    refused = restore()
+    assert one_error_line(refused) == (f"tapefs: error: refusing to overwrite existing file {target}/notes.txt; "
+                                       "--overwrite-files or --overwrite replaces it")
+    assert (target / "notes.txt").read_text() == "IMPORTANT-DATA"
+    assert os.listdir(target) == ["notes.txt"]  # the conflict was found before anything was written
+
+    for name, needed, insufficient in (("link", "--overwrite-symlinks", "--overwrite-files"),
+                                       ("hard", "--overwrite-hardlinks", "--overwrite-symlinks")):
+        (target / name).write_text("IMPORTANT-DATA")
+        refused = restore("--overwrite-files", insufficient)
+        assert one_error_line(refused).endswith(f" {target}/{name}; {needed} or --overwrite replaces it")
+        assert (target / name).read_text() == "IMPORTANT-DATA"
+        (target / name).unlink()
+
+    os.unlink(target / "notes.txt")
+    (target / "dir").mkdir(mode=0o700)
+    (target / "mine.txt").write_text("kept")
+    assert restore().returncode == 0  # merged into the existing directories
+    assert (target / "mine.txt").read_text() == "kept" and (target / "notes.txt").read_text() == "tapefs\n"
+    after = target.stat()
+    assert (after.st_mode, after.st_uid, after.st_gid) == (before.st_mode, before.st_uid, before.st_gid)
+    assert (target / "dir").stat().st_mode & 0o7777 == 0o700
+
+    (target / "notes.txt").write_text("old")
+    assert restore("--overwrite").returncode == 0
+    assert (target / "notes.txt").read_text() == "tapefs\n"
+    assert (target / "link").is_symlink() and (target / "hard").stat().st_ino == (target / "dir" / "data.bin").stat().st_ino
+    assert target.stat().st_mode & 0o7777 == (tree.stat().st_mode & 0o7777)  # asked for with --overwrite
+
+    tapefs("datastore", "restore", "main", snapshot, "root.pxar", tmp_path / "new", env=env)
+    assert (tmp_path / "new" / "dir" / "data.bin").read_bytes() == (tree / "dir" / "data.bin").read_bytes()

@@ -14,6 +14,8 @@ from tapefs.datastore.restore import restore
 from tapefs.datastore.snapshot_reader import SnapshotReader
 from tapefs.datastore.verify import verify_datastore
 from tapefs.pxar.catalog import CatalogReader
+from tapefs.pxar.errors import ExistingEntryError
+from tapefs.pxar.extract import Overwrite
 
 from .conftest import same_tree
 
@@ -71,6 +73,12 @@ def test_image_backup_and_sparse_restore(datastore, tmp_path):
     assert target.stat().st_blocks * 512 < len(content)  # the all-zero chunk stayed a hole
     with pytest.raises(DatastoreError, match="already exists"):
         restore(datastore, result.snapshot, "disk.img", target)
+    target.write_bytes(b"IMPORTANT-DATA")
+    with pytest.raises(DatastoreError, match="already exists"):
+        restore(datastore, result.snapshot, "disk.img", target, overwrite=Overwrite.SYMLINKS)
+    assert target.read_bytes() == b"IMPORTANT-DATA"
+    restore(datastore, result.snapshot, "disk.img", target, overwrite=Overwrite.FILES)
+    assert target.read_bytes() == content
 
 
 def test_namespace_and_encryption(datastore, tree, tmp_path):
@@ -175,3 +183,22 @@ def test_backup_removes_its_groups_abandoned_snapshots_only(tmp_path):
     assert not datastore.snapshot_path(abandoned).exists()
     assert datastore.snapshot_path(other_group).is_dir()
     assert [str(s.snapshot) for s in datastore.list_snapshots(group)] == [str(result.snapshot)]
+
+
+@pytest.mark.parametrize("mode", ["legacy", "data"])
+def test_restore_into_existing_directory_keeps_existing_data(datastore, tree, tmp_path, mode):
+    result = backup(datastore, BackupGroup.parse("host/box"), parse_sources([str(tree)]),
+                    change_detection_mode=mode)
+    target = tmp_path / "target"
+    (target / "sub").mkdir(parents=True)
+    (target / "sub" / "big.bin").write_bytes(b"IMPORTANT-DATA")
+    with pytest.raises(ExistingEntryError) as error:
+        restore(datastore, result.snapshot, "root.pxar", target)
+    assert error.value.path == f"{target}/sub/big.bin" and error.value.needed is Overwrite.FILES
+    assert os.listdir(target) == ["sub"] and os.listdir(target / "sub") == ["big.bin"]
+    assert (target / "sub" / "big.bin").read_bytes() == b"IMPORTANT-DATA"
+    restore(datastore, result.snapshot, "root.pxar", target, overwrite=Overwrite.FILES)
+    assert (target / "sub" / "big.bin").read_bytes() == (tree / "sub" / "big.bin").read_bytes()
+    # sub existed before: merged into, its mode and times left as they were
+    restore(datastore, result.snapshot, "root.pxar", target, overwrite=Overwrite.ALL)
+    same_tree(tree, target)

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tapefs.datastore.backup import backup, parse_sources
-from tapefs.datastore.naming import BackupGroup
+from tapefs.datastore.naming import BackupGroup, BackupSnapshot
 from tapefs.datastore.registry import DatastoreRegistry
 from tests.jobs.conftest import add_cartridges
 from tests.jobs.test_backup import assert_catalog_matches_tapes, snapshot_tree
@@ -137,3 +137,40 @@ def test_vtape_daemon_killed_mid_backup_reports_lost_connection_and_a_later_back
     DatastoreRegistry().create("restored", tmp_path / "restored")
     tapefs("restore", media_set, "restored", "--drive", "drive1")
     assert snapshot_tree(DatastoreRegistry().lookup("restored")) == snapshot_tree(tape_setup.datastore)
+
+
+def test_restore_keeps_existing_snapshots_and_says_so(tape_setup, tmp_path):
+    add_cartridges(tape_setup.library, 1, "32MiB", "4MiB")
+    tape_setup.label("SM0001L8")
+    existing = tape_setup.add_snapshot("vm/100", 1)
+    fresh = tape_setup.add_snapshot("vm/101", 1)
+    media_set = json.loads(tapefs("backup", "store", "daily", "--drive", "drive0", "--output-format", "json").stdout)[
+        "media-set"]
+    target = DatastoreRegistry().create("restored", tmp_path / "restored")
+    # a snapshot already in the target, here an unfinished one holding something of its own
+    directory = target.create_snapshot_dir(BackupSnapshot.parse(existing))
+    (directory / "index.json.blob").write_bytes(b"IMPORTANT-DATA")
+
+    def kept_as_it_was():
+        assert os.listdir(directory) == ["index.json.blob"]
+        assert (directory / "index.json.blob").read_bytes() == b"IMPORTANT-DATA"
+
+    def warning(snapshot):
+        return f"tapefs: warning: snapshot restored:{snapshot} already exists; kept as it was, not restored from tape"
+
+    done = tapefs("restore", media_set, "store=restored", "--drive", "drive1")  # a full pass
+    assert done.stderr.splitlines() == [warning(existing)]
+    lines = done.stdout.splitlines()
+    assert lines[:2] == [f"restored store:{fresh}", f"kept as it was: restored:{existing}"]
+    assert lines[-1].endswith(", 1 existing snapshots kept as they were")
+    kept_as_it_was()
+    assert (target.snapshot_path(BackupSnapshot.parse(fresh)) / "index.json.blob").read_bytes() == \
+        (tape_setup.datastore.snapshot_path(BackupSnapshot.parse(fresh)) / "index.json.blob").read_bytes()
+
+    done = tapefs("restore", media_set, "store=restored", f"store:{existing}", f"store:{fresh}", "--drive", "drive1",
+                  "--output-format", "json")  # selective
+    assert done.stderr.splitlines() == [warning(existing), warning(fresh)]
+    result = json.loads(done.stdout)
+    assert result["snapshots"] == [] and result["kept"] == [f"restored:{existing}", f"restored:{fresh}"]
+    assert result["skipped"] == [f"store:{existing}", f"store:{fresh}"]
+    kept_as_it_was()

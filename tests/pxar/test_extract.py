@@ -11,8 +11,8 @@ from tapefs.pxar.accessor import Accessor
 from tapefs.pxar.decoder import Decoder
 from tapefs.pxar.encoder import encode_tree
 from tapefs.pxar.entry import Entry, Kind, Metadata
-from tapefs.pxar.errors import FormatError, PxarError, UnsafePathError
-from tapefs.pxar.extract import extract
+from tapefs.pxar.errors import ExistingEntryError, FormatError, PxarError, UnsafePathError
+from tapefs.pxar.extract import Overwrite, check_conflicts, extract
 from tapefs.pxar.source import BytesSource
 
 from .fixtures import (GENERATED, ORACLE, CountingSource, load_bytes, oracle_rows, row_path,
@@ -173,7 +173,9 @@ def test_directory_behind_a_planted_symlink_is_refused(sandbox):
 def test_file_over_a_planted_symlink_replaces_the_link_not_its_target(sandbox):
     target, outside = sandbox
     entries = [_dir(), _symlink(b"a", os.fsencode(outside / "victim")), _file(b"a", 3)]
-    extract(_FakeArchive(entries, {b"a": b"new"}), target)
+    with pytest.raises(ExistingEntryError, match="existing symlink .*/target/a$"):
+        extract(_FakeArchive(entries, {b"a": b"new"}), target)
+    extract(_FakeArchive(entries, {b"a": b"new"}), target, overwrite=Overwrite.ALL)
     assert not (target / "a").is_symlink() and (target / "a").read_bytes() == b"new"
 
 
@@ -250,3 +252,118 @@ def test_chattr_flags_survive_encode_and_extract(tmp_path):
     listing = subprocess.run(["lsattr", tmp_path / "restored" / "f"], check=True,
                              capture_output=True, text=True).stdout
     assert "d" in listing.split()[0]
+
+
+def _generated():
+    return Decoder(load_bytes(GENERATED / "v1.pxar"))
+
+
+def _temp_names(root):
+    return [name for _, _, names in os.walk(root) for name in names
+            if name.startswith(".tapefs-extract-")]
+
+
+def test_existing_file_is_kept_and_named(tmp_path):
+    (tmp_path / "a.txt").write_bytes(b"IMPORTANT-DATA")
+    with pytest.raises(ExistingEntryError) as error:
+        extract(_generated(), tmp_path, restore_owners=False)
+    assert str(error.value) == f"refusing to overwrite existing file {tmp_path}/a.txt"
+    assert error.value.needed is Overwrite.FILES
+    assert (tmp_path / "a.txt").read_bytes() == b"IMPORTANT-DATA"
+    assert not _temp_names(tmp_path)
+    with pytest.raises(ExistingEntryError):
+        extract(_generated(), tmp_path, restore_owners=False,
+                overwrite=Overwrite.SYMLINKS | Overwrite.HARDLINKS)
+    extract(_generated(), tmp_path, restore_owners=False, overwrite=Overwrite.FILES)
+    assert (tmp_path / "a.txt").read_bytes() == b"hello\n"
+
+
+@pytest.mark.parametrize("existing, needed", [("b/link", Overwrite.SYMLINKS),
+                                              ("hl", Overwrite.HARDLINKS),
+                                              ("fifo", Overwrite.FILES)])
+def test_each_kind_needs_its_own_overwrite_flag(tmp_path, existing, needed):
+    refused, replaced = tmp_path / "refused", tmp_path / "replaced"
+    for target in refused, replaced:
+        (target / "b").mkdir(parents=True)
+        (target / existing).write_bytes(b"IMPORTANT-DATA")
+    with pytest.raises(ExistingEntryError, match=f"existing file {refused}/{existing}$"):
+        extract(_generated(), refused, restore_owners=False, overwrite=Overwrite.ALL & ~needed)
+    assert (refused / existing).read_bytes() == b"IMPORTANT-DATA"
+    extract(_generated(), replaced, restore_owners=False, overwrite=needed)
+    assert (replaced / existing).is_symlink() or (replaced / existing).is_fifo() or \
+        os.stat(replaced / existing).st_ino == os.stat(replaced / "a.txt").st_ino
+
+
+def test_overwriting_a_hardlink_with_itself_leaves_no_temp_name(tmp_path):
+    extract(_generated(), tmp_path, restore_owners=False)
+    extract(_generated(), tmp_path, restore_owners=False, overwrite=Overwrite.ALL)
+    assert os.stat(tmp_path / "hl").st_ino == os.stat(tmp_path / "a.txt").st_ino
+    assert not _temp_names(tmp_path)
+
+
+def test_directories_are_never_replaced(tmp_path):
+    (tmp_path / "a.txt").mkdir()
+    (tmp_path / "a.txt" / "inside").write_bytes(b"IMPORTANT-DATA")
+    with pytest.raises(ExistingEntryError, match="replace existing directory .*/a.txt with a file"):
+        extract(_generated(), tmp_path, restore_owners=False, overwrite=Overwrite.ALL)
+    assert (tmp_path / "a.txt" / "inside").read_bytes() == b"IMPORTANT-DATA"
+
+
+@pytest.mark.skipif(not running_as_root(), reason="changing the owner needs root")
+def test_existing_directories_keep_owner_mode_and_times(tmp_path):
+    target = tmp_path / "target"
+    (target / "b").mkdir(parents=True)
+    os.chmod(target, 0o1777)
+    os.chown(target, 65534, 65534)
+    os.chmod(target / "b", 0o700)
+    extract(_generated(), target)
+    st = os.stat(target)
+    assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o1777, 65534, 65534)
+    archived_mtime = next(entry for entry in _generated() if entry.path == b"b").metadata.mtime_ns
+    st = os.stat(target / "b")
+    # adding entries updates b's mtime as any write does; the archive's mtime is not applied
+    assert (stat.S_IMODE(st.st_mode), st.st_uid) == (0o700, 0)
+    assert st.st_mtime_ns != archived_mtime
+    assert (target / "b" / "c.bin").stat().st_size == 300
+    # asked for: the archive's metadata, as for directories the restore creates
+    extract(_generated(), target, overwrite=Overwrite.ALL)
+    st = os.stat(target)
+    assert (stat.S_IMODE(st.st_mode), st.st_uid) == (0o755, 0)
+    assert stat.S_IMODE(os.stat(target / "b").st_mode) == 0o2775
+
+
+def test_new_directories_get_the_archive_metadata(tmp_path):
+    extract(_generated(), tmp_path / "new", restore_owners=False)
+    assert stat.S_IMODE(os.stat(tmp_path / "new").st_mode) == 0o755
+    assert stat.S_IMODE(os.stat(tmp_path / "new" / "b").st_mode) == 0o2775
+
+
+def _oracle_accessor(version):
+    if version == "v1":
+        return Accessor(load_bytes(ORACLE / "tree-v1.pxar"))
+    return Accessor(load_bytes(ORACLE / "tree-v2.mpxar"), load_bytes(ORACLE / "tree-v2.ppxar"))
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_conflicts_are_found_before_anything_is_written(tmp_path, version):
+    check_conflicts(_oracle_accessor(version), tmp_path / "missing")
+    check_conflicts(_oracle_accessor(version), tmp_path)
+    (tmp_path / "links" / "b").mkdir(parents=True)
+    (tmp_path / "links" / "b" / "second.bin").write_bytes(b"IMPORTANT-DATA")
+    (tmp_path / "not-in-archive").write_bytes(b"mine")
+    before = sorted(os.walk(tmp_path))
+    with pytest.raises(ExistingEntryError) as error:
+        check_conflicts(_oracle_accessor(version), tmp_path)
+    assert error.value.path == f"{tmp_path}/links/b/second.bin"
+    assert error.value.needed is Overwrite.HARDLINKS
+    check_conflicts(_oracle_accessor(version), tmp_path, Overwrite.HARDLINKS)
+    with pytest.raises(ExistingEntryError, match="links/b/second.bin"):
+        extract(_oracle_decoder(version), tmp_path, restore_owners=False)
+    assert (tmp_path / "links" / "b" / "second.bin").read_bytes() == b"IMPORTANT-DATA"
+    assert sorted(os.walk(tmp_path)) != before  # the extractor itself stops at the conflict
+
+
+def test_conflict_check_sees_a_file_where_a_directory_goes(tmp_path):
+    (tmp_path / "b").write_bytes(b"IMPORTANT-DATA")
+    with pytest.raises(ExistingEntryError, match="directory over existing file .*/b$"):
+        check_conflicts(Accessor(load_bytes(GENERATED / "v1.pxar")), tmp_path, Overwrite.ALL)
