@@ -246,15 +246,16 @@ def encryption(drive: Drive, key_file, clear: bool, output_format: str):
 
 
 def _read_key(raw: bytes) -> bytes:
+    if len(raw) == 32:
+        return raw
     text = raw.strip()
     if len(text) == 64:
         try:
             return bytes.fromhex(text.decode("ascii"))
         except ValueError:
-            pass
-    if len(raw) != 32:
-        raise ValueError(f"an AES-256 key is 32 bytes or 64 hex digits; the key file has {len(raw)} bytes")
-    return raw
+            raise ValueError("the key file has 64 characters, but they are not hex digits "
+                             "(an AES-256 key is 32 raw bytes or 64 hex digits)") from None
+    raise ValueError(f"an AES-256 key is 32 raw bytes or 64 hex digits; the key file has {len(raw)} bytes")
 
 
 @drive_command("write")

@@ -3,14 +3,10 @@
 Thin wrappers: the work is done by tapefs.datastore.
 """
 
-import json
 import os
 import sys
 
 import click
-from rich import box
-from rich.console import Console
-from rich.table import Table
 
 from tapefs.datastore.backup import CHANGE_DETECTION_MODES, backup, parse_sources
 from tapefs.datastore.crypt_config import CryptConfig
@@ -20,47 +16,21 @@ from tapefs.datastore.naming import BackupGroup, BackupNamespace, BackupSnapshot
 from tapefs.datastore.registry import DatastoreRegistry
 from tapefs.datastore.restore import restore
 from tapefs.datastore.verify import snapshot_label, verify_datastore
+from tapefs.errors import InvalidInput
 from tapefs.pxar.errors import ExistingEntryError
 from tapefs.pxar.extract import Overwrite
-from tools.cli import progress_reporter
+from tools.cli import emit_json, human_size, output_format_option, print_table, progress_reporter
 
-OUTPUT_FORMATS = ("text", "json", "json-pretty")
 OVERWRITE_OPTIONS = {Overwrite.FILES: "--overwrite-files", Overwrite.SYMLINKS: "--overwrite-symlinks",
                      Overwrite.HARDLINKS: "--overwrite-hardlinks"}
 PASSPHRASE_ENV = "TAPEFS_KEY_PASSPHRASE"
 
-output_format_option = click.option(
-    "--output-format", type=click.Choice(OUTPUT_FORMATS), default="text", show_default=True, help="Output format."
-)
 namespace_option = click.option("--ns", "namespace", default="", metavar="NS", help="Namespace, e.g. site/a (default: root).")
 keyfile_option = click.option(
     "--keyfile",
     type=click.Path(exists=True, dir_okay=False),
     help=f"Encryption key file (proxmox-backup-client format); passphrase from ${PASSPHRASE_ENV} or a prompt.",
 )
-
-
-def _emit_json(value, output_format: str) -> None:
-    indent = 2 if output_format == "json-pretty" else None
-    click.echo(json.dumps(value, indent=indent, ensure_ascii=False))
-
-
-def _print_table(columns: list[str], rows: list[list[str]], right_aligned: tuple[str, ...] = ()) -> None:
-    table = Table(box=box.SIMPLE, show_edge=False, pad_edge=False)
-    for column in columns:
-        table.add_column(column, justify="right" if column in right_aligned else "left", no_wrap=True)
-    for row in rows:
-        table.add_row(*row)
-    Console(soft_wrap=True, width=max(200, os.get_terminal_size().columns if sys.stdout.isatty() else 200)).print(table)
-
-
-def _human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"
 
 
 def _load_key(keyfile: str | None) -> CryptConfig | None:
@@ -71,6 +41,9 @@ def _load_key(keyfile: str | None) -> CryptConfig | None:
     if key_config.kdf is not None:
         text = os.environ.get(PASSPHRASE_ENV)
         if text is None:
+            if not sys.stdin.isatty():
+                raise InvalidInput(f"{keyfile} is protected by a passphrase and there is no terminal to ask for it: "
+                                   f"set {PASSPHRASE_ENV}")
             text = click.prompt(f"Passphrase for {keyfile}", hide_input=True, err=True)
         passphrase = text.encode("utf-8")
     return key_config.decrypt(passphrase)
@@ -107,13 +80,13 @@ def list_datastores(output_format: str) -> None:
     """List the registered datastores."""
     registry = DatastoreRegistry()
     entries = [
-        {"name": s.id, "path": s.properties.get("path", ""), "comment": s.properties.get("comment", "")}
+        {"name": s.id, "path": s.properties.get("path", ""), "comment": s.properties.get("comment")}
         for s in registry.entries()
     ]
     if output_format != "text":
-        _emit_json(entries, output_format)
+        emit_json(entries, output_format)
     elif entries:
-        _print_table(["name", "path", "comment"], [[e["name"], e["path"], e["comment"]] for e in entries])
+        print_table(["name", "path", "comment"], [[e["name"], e["path"], e["comment"] or ""] for e in entries])
     else:
         click.echo(f"no datastores configured ({registry.config_path})")
 
@@ -149,12 +122,12 @@ def snapshots(name: str, namespace: str, output_format: str) -> None:
                     row["files"] = [{"filename": f.filename, "size": f.size, "crypt-mode": f.crypt_mode} for f in manifest.files]
                 rows.append(row)
     if output_format != "text":
-        _emit_json(rows, output_format)
+        emit_json(rows, output_format)
     elif rows:
-        _print_table(
+        print_table(
             ["namespace", "snapshot", "size", "files"],
             [
-                [r["ns"] or "/", r["snapshot"], _human_size(r["size"]) if r["size"] is not None else "?",
+                [r["ns"] or "/", r["snapshot"], human_size(r["size"]) if r["size"] is not None else "?",
                  ("(unfinished, see below)" if "unfinished" in r else "(unreadable, see below)") if "error" in r
                  else " ".join(f["filename"] for f in r["files"])]
                 for r in rows
@@ -205,12 +178,12 @@ def backup_command(name: str, group_name: str, sources: tuple[str, ...], namespa
         click.echo(f"removed unfinished snapshot {leftover} (left by an interrupted backup)")
     click.echo(f"snapshot {result.snapshot}")
     for info in result.manifest.files:
-        click.echo(f"  {info.filename}: {_human_size(info.size)}")
+        click.echo(f"  {info.filename}: {human_size(info.size)}")
     # a rate over a fraction of a second (mostly the final sync) says nothing
     rate = f", {stats.size / result.seconds / 1e6:.0f} MB/s" if stats.size >= 64 << 20 and result.seconds else ""
     click.echo(
-        f"{_human_size(stats.size)} in {stats.chunk_count} chunks ({stats.duplicate_count} known), "
-        f"{_human_size(stats.stored_size)} stored, {result.seconds:.1f} s{rate}"
+        f"{human_size(stats.size)} in {stats.chunk_count} chunks ({stats.duplicate_count} known), "
+        f"{human_size(stats.stored_size)} stored, {result.seconds:.1f} s{rate}"
     )
 
 
@@ -253,7 +226,7 @@ def restore_command(name: str, snapshot_name: str, archive: str, target: str, na
         raise DatastoreError(f"{error}{hint}") from error
     detail = f", {result.entries} entries" if result.entries else ""
     skipped = f", {result.skipped} skipped (see warnings)" if result.skipped else ""
-    click.echo(f"restored {result.archive} to {result.target} ({_human_size(result.size)}{detail}{skipped})")
+    click.echo(f"restored {result.archive} to {result.target} ({human_size(result.size)}{detail}{skipped})")
 
 
 @datastore.command()
@@ -270,7 +243,7 @@ def verify(name: str, keyfile: str | None, mark_bad: bool, output_format: str) -
         for digest, problem in sorted(report.bad_chunks.items())
     ]
     if output_format != "text":
-        _emit_json(
+        emit_json(
             {
                 "ok": report.ok,
                 "snapshots": report.snapshot_count,

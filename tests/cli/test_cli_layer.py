@@ -145,3 +145,31 @@ def test_a_tape_job_must_name_a_datastore_pool_and_drive_that_exist(env):
                           "--drive", "nodrive", env=env), "tapefs", 2)
     assert "no datastore named 'nostore'" in line
     assert not (Path(env["TAPEFS_CONFIG_DIR"]) / "tape-job.cfg").exists()
+
+
+def test_names_comments_and_paths_print_as_written(tmp_path, env):
+    from tapefs.datastore.datastore import Datastore
+    store = tmp_path / "m[old]" / "store"
+    Datastore.create(store, prefix_dirs=False)
+    added = run("tapefs", "datastore", "add", "old", store, "--comment", "closing [/foo] tag [red]x[/red]", env=env)
+    assert added.returncode == 0, added.stderr
+    listing = run("tapefs", "datastore", "list", env=env)
+    assert listing.returncode == 0, listing.stderr
+    row = next(line for line in listing.stdout.splitlines() if line.strip().startswith("old"))
+    assert str(store) in row and "closing [/foo] tag [red]x[/red]" in row
+    as_json = run("tapefs", "datastore", "list", "--output-format", "json", env=env)
+    assert '"comment": "closing [/foo] tag [red]x[/red]"' in as_json.stdout
+
+
+def test_a_passphrase_without_a_terminal_is_asked_for_by_name(tmp_path, env):
+    from tapefs.datastore.key_config import KeyConfig
+    keyfile = tmp_path / "key.json"
+    KeyConfig.create(bytes(32), b"secret").save(keyfile)
+    store = tmp_path / "store"
+    assert run("tapefs", "datastore", "create", "demo", store, env=env).returncode == 0
+    proc = subprocess.run([str(BIN / "tapefs"), "datastore", "backup", "demo", "host/x", str(tmp_path / "key.json"),
+                           "--keyfile", str(keyfile)], env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                          text=True, timeout=60)
+    line = error_line(proc, "tapefs", 2)
+    assert "there is no terminal to ask for it: set TAPEFS_KEY_PASSPHRASE" in line
+    assert "GetPassWarning" not in proc.stderr

@@ -65,7 +65,7 @@ def snapshot_names(env, *extra):
 
 def test_add_and_list(store, env, tmp_path):
     listing = json.loads(tapefs("datastore", "list", "--output-format", "json", env=env).stdout)
-    assert listing == [{"name": "main", "path": str(store), "comment": ""}]
+    assert listing == [{"name": "main", "path": str(store), "comment": None}]
     assert "main" in tapefs("datastore", "list", env=env).stdout
     assert (tmp_path / "config" / "datastore.cfg").read_text() == f"datastore: main\n\tpath {store}\n"
 

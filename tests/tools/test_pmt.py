@@ -289,7 +289,11 @@ def test_hardware_encryption(loaded, tmp_path):
     assert run_json("pmt", "encryption", "--clear", env=loaded)["mode"] == "off"
     key.write_bytes(b"short")
     line = error_line(run("pmt", "encryption", "--key-file", str(key), env=loaded, check=False))
-    assert line.endswith("an AES-256 key is 32 bytes or 64 hex digits; the key file has 5 bytes")
+    assert line.endswith("an AES-256 key is 32 raw bytes or 64 hex digits; the key file has 5 bytes")
+    key.write_text("zz" * 32 + "\n")
+    line = error_line(run("pmt", "encryption", "--key-file", str(key), env=loaded, check=False))
+    assert line.endswith("the key file has 64 characters, but they are not hex digits "
+                         "(an AES-256 key is 32 raw bytes or 64 hex digits)")
 
 
 def test_raw_rejects_bad_data_out_hex(env):
