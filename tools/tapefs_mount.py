@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from tapefs.media.inventory import tape_status_dir
+from tapefs.config.paths import tape_status_dir
 from tapefs.mount.options import DEFAULT_READ_TIMEOUT, MountError, MountOptions, check_mountpoint
 from vtape.media import parse_size
 

@@ -28,8 +28,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tapefs.media.inventory import tape_status_dir
-from tapefs.media.state_database import StateDatabase
+from tapefs.config.paths import tape_status_dir
+from tapefs.config.state_database import StateDatabase
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tapefs.media.inventory import tape_status_dir
-from tapefs.media.state_database import StateDatabase
+from tapefs.config.paths import tape_status_dir
+from tapefs.config.state_database import StateDatabase
 from tapefs.tapeformat import magic
 from tapefs.tapeformat.archive_part import ArchivePart, ChunkLocation
 from tapefs.tapeformat.media_catalog_log import (

@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 
 from tapefs.media.errors import MediaError
-from tapefs.media.inventory import tape_status_dir
+from tapefs.config.paths import tape_status_dir
 
 LOCK_DIR_NAME = "drive-locks"
 
