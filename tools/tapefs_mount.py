@@ -10,8 +10,8 @@ from pathlib import Path
 import click
 
 from tapefs.config.paths import tape_status_dir
+from tapefs.config.sizes import parse_size
 from tapefs.mount.options import DEFAULT_READ_TIMEOUT, MountError, MountOptions, check_mountpoint
-from vtape.media import parse_size
 
 LOG_NAME = "mount.log"
 #: How long `tapefs mount` waits for its server to report the mount ready.
