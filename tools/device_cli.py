@@ -17,7 +17,7 @@ from rich.table import Table
 from tapefs.device import discovery
 from tapefs.device.changer import ChangerError
 from tapefs.device.drive import PositionError
-from tapefs.device.selection import DeviceSelectionError
+from tapefs.media.drive_selection import DeviceSelectionError
 from tapefs.scsi.cdb import command_name, parse_hex_cdb
 from tapefs.scsi.channel import Channel
 from tapefs.scsi.errors import STATUS_NAMES, ScsiError

@@ -6,7 +6,7 @@ import sys
 import click
 
 from tapefs.device.changer import Changer, ChangerStatus
-from tapefs.device.selection import select_changer
+from tapefs.media.drive_selection import select_changer_path
 from tools.device_cli import (
     DeviceGroup, emit, format_value, key_value_table, output_format_option, raw_command, scan_command, setup_logging,
     simple_table, state_of, trace_option,
@@ -23,7 +23,7 @@ def device_options(fn):
 
 def open_changer(ctx: click.Context, changer: str | None, device: str | None) -> Changer:
     state = state_of(ctx)
-    state.device = select_changer(changer, device)
+    state.device = select_changer_path(changer, device)
     return ctx.with_resource(Changer.open(state.device, state.tracer()))
 
 
@@ -120,7 +120,7 @@ def status(changer: Changer, output_format: str):
 
 
 scan_command(pmtx, "changer", "changers")
-raw_command(pmtx, lambda changer, device: select_changer(changer, device), device_options)
+raw_command(pmtx, lambda changer, device: select_changer_path(changer, device), device_options)
 
 
 def main() -> None:

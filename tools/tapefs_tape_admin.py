@@ -18,7 +18,7 @@ from tapefs.config.paths import config_file
 from tapefs.device import discovery
 from tapefs.device.tape_alert import flag_name
 from tapefs.jobs.cleaning import clean_drive
-from tapefs.media import labeling, media_admin, tape_devices
+from tapefs.media import drive_selection, labeling, media_admin, tape_devices
 from tapefs.media.inventory import Inventory
 from tapefs.media.media_content import media_content
 from tapefs.media.media_id import MediaLocation, MediaStatus
@@ -49,7 +49,7 @@ def drive_option(fn: Callable) -> Callable:
 
 
 def _drive(drive_name: str | None) -> DriveConfig:
-    return tape_devices.choose_drive(load_tape_config(), drive_name)
+    return drive_selection.choose_drive(load_tape_config(), drive_name)
 
 
 @contextlib.contextmanager
@@ -126,7 +126,7 @@ def changer_list(output_format: str) -> None:
 @output_format_option
 def changer_config(name: str, output_format: str) -> None:
     """Show one changer's configuration."""
-    config = tape_devices.choose_changer(load_tape_config(), name)
+    config = drive_selection.choose_changer(load_tape_config(), name)
     _emit_mapping(output_format, _config_dict(config, _tape_cfg_digest()))
 
 
@@ -167,7 +167,7 @@ def changer_remove(name: str) -> None:
 @output_format_option
 def changer_status(name: str | None, drive_name: str | None, output_format: str) -> None:
     """What the changer's drives and slots hold (default: the changer of the drive)."""
-    config = tape_devices.choose_changer(load_tape_config(), name, drive_name)
+    config = drive_selection.choose_changer(load_tape_config(), name, drive_name)
     with Inventory.open() as inventory:
         rows = [entry.to_dict() for entry in tape_devices.changer_status(config, inventory)]
     _emit_rows(output_format, rows, ("entry-kind", "entry-id", "label-text", "loaded-slot", "uuid"), "no elements")
@@ -180,7 +180,7 @@ def changer_status(name: str | None, drive_name: str | None, output_format: str)
 @drive_option
 def changer_transfer(name: str | None, from_slot: int, to_slot: int, drive_name: str | None) -> None:
     """Move a tape from one slot to another."""
-    tape_devices.transfer_media(tape_devices.choose_changer(load_tape_config(), name, drive_name), from_slot, to_slot)
+    tape_devices.transfer_media(drive_selection.choose_changer(load_tape_config(), name, drive_name), from_slot, to_slot)
 
 
 # -- drive ---------------------------------------------------------------------------------------
@@ -542,7 +542,7 @@ def eject(drive_name: str | None) -> None:
 def export_media(label_text: str, drive_name: str | None, output_format: str) -> None:
     """Move a tape to a free import/export slot of the drive's changer; it becomes offline."""
     config = load_tape_config()
-    changer_config, _ = tape_devices.changer_of(config, _drive(drive_name))
+    changer_config, _ = drive_selection.changer_of(config, _drive(drive_name))
     with Inventory.open() as inventory:
         slot = media_admin.export_media(changer_config, label_text, inventory, config.drives.values())
     _emit_mapping(output_format, {"label-text": label_text, "changer": changer_config.name, "slot": slot,

@@ -24,7 +24,8 @@ from tapefs.media.online_status import update_online_status
 from tapefs.media.tape_config import (
     MEDIA_POOL_CONFIG_NAME, ChangerConfig, DriveConfig, TapeDeviceConfig, load_media_pool_config,
 )
-from tapefs.media.tape_devices import changer_of, load_media_from_slot, open_drive, unload_media
+from tapefs.media.drive_selection import changer_of
+from tapefs.media.tape_devices import load_media_from_slot, open_drive, unload_media
 from tapefs.scsi.errors import ScsiError
 from tapefs.tapeformat import labels as tape_labels
 from tapefs.tapeformat.block_device import DriveBlockDevice, Mark
