@@ -13,6 +13,7 @@ import click
 
 from tapefs.datastore.crypt_config import format_fingerprint
 from tapefs.datastore.key_config import KeyConfig
+from tapefs.jobs.key_from_tape import restore_from_drive
 from tapefs.keys import key_restore
 from tapefs.keys.key_store import KDF_NAMES, MAX_HINT_LENGTH, TapeKeyStore, normalize_fingerprint
 from tapefs.keys.paperkey import paperkey_html, paperkey_text
@@ -152,7 +153,7 @@ def key_restore_command(key_text: str | None, key_file: Path | None, drive_name:
         fingerprint = key_restore.restore_from_text(store, key_text, password)
     else:
         drive = drive_selection.choose_drive(load_tape_config(), drive_name)
-        fingerprint = key_restore.restore_from_drive(store, drive, password)
+        fingerprint = restore_from_drive(store, drive, password)
     _emit_fingerprint(output_format, fingerprint)
 
 
