@@ -18,8 +18,8 @@ from tapefs.jobs.progress import ProgressEvent
 from tapefs.jobs.tape_scan import TapeFileReport, scan_tape
 from tapefs.media.inventory import Inventory
 from tapefs.media.tape_config import load_tape_config
-from tools.device_cli import emit, format_value, output_format_option, simple_table
-from tools.tapefs_tape_jobs import drive_option
+from tapefs_tools.device_cli import emit, format_value, output_format_option, simple_table
+from tapefs_tools.tapefs_tape_jobs import drive_option
 
 REFRESH_PER_SECOND = 5
 

@@ -6,14 +6,14 @@ import sys
 
 import click
 
-from tools.tapefs_backup_job import backup_job
-from tools.tapefs_catalog import COMMANDS as CATALOG_COMMANDS
-from tools.tapefs_datastore import datastore
-from tools.tapefs_keys import key
-from tools.tapefs_file_catalog import file_catalog
-from tools.tapefs_mount import mount, umount
-from tools.tapefs_tape_jobs import backup, restore
-from tools.tapefs_tape_admin import COMMANDS as TAPE_ADMIN_COMMANDS
+from tapefs_tools.tapefs_backup_job import backup_job
+from tapefs_tools.tapefs_catalog import COMMANDS as CATALOG_COMMANDS
+from tapefs_tools.tapefs_datastore import datastore
+from tapefs_tools.tapefs_keys import key
+from tapefs_tools.tapefs_file_catalog import file_catalog
+from tapefs_tools.tapefs_mount import mount, umount
+from tapefs_tools.tapefs_tape_jobs import backup, restore
+from tapefs_tools.tapefs_tape_admin import COMMANDS as TAPE_ADMIN_COMMANDS
 
 LOG_LEVEL_ENV = "TAPEFS_LOG"
 

@@ -19,8 +19,8 @@ from tapefs.keys.key_store import KDF_NAMES, MAX_HINT_LENGTH, TapeKeyStore, norm
 from tapefs.keys.paperkey import paperkey_html, paperkey_text
 from tapefs.media import drive_selection
 from tapefs.media.tape_config import load_media_pool_config, load_tape_config
-from tools.device_cli import emit, format_value, key_value_table, output_format_option, simple_table
-from tools.tapefs_tape_admin import drive_option
+from tapefs_tools.device_cli import emit, format_value, key_value_table, output_format_option, simple_table
+from tapefs_tools.tapefs_tape_admin import drive_option
 
 #: The text table leaves out "kdf" and "modified" so the 95-character fingerprint fits (JSON has all).
 TABLE_COLUMNS = ("fingerprint", "hint", "created")

@@ -28,8 +28,8 @@ from tapefs.media.tape_config import (
     MEDIA_POOL_CONFIG_NAME, TAPE_CONFIG_NAME, ChangerConfig, DriveConfig, MediaPoolConfig, config_digest, config_keys, create_section,
     load_media_pool_config, load_tape_config, remove_section, update_section,
 )
-from tools.device_cli import emit, format_value, key_value_table, output_format_option, simple_table
-from tools.tapefs_catalog import restore_read_catalogs
+from tapefs_tools.device_cli import emit, format_value, key_value_table, output_format_option, simple_table
+from tapefs_tools.tapefs_catalog import restore_read_catalogs
 
 BOOL = click.BOOL
 
@@ -609,7 +609,7 @@ def volume_statistics(drive_name: str | None, output_format: str) -> None:
     _emit_mapping(output_format, data)
 
 
-#: What ``tools.tapefs_cli`` registers on the ``tapefs`` group.
+#: What ``tapefs_tools.tapefs_cli`` registers on the ``tapefs`` group.
 COMMANDS = (changer, drive, pool, media, label, barcode_label, read_label, inventory, load_media,
             load_media_from_slot, unload, eject, export_media, clean, rewind, format_, status, cartridge_memory,
             volume_statistics)

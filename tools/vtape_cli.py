@@ -14,7 +14,7 @@ from vtape.demo import run_demo
 from vtape.library import CreateOptions, LibraryError, create_library
 from vtape.server import DaemonError, serve as serve_library
 
-from tools.vtape_run_with import run_with
+from tapefs_tools.vtape_run_with import run_with
 
 LIBDIR = click.argument("libdir", type=click.Path(path_type=Path))
 
