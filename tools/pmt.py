@@ -6,12 +6,21 @@ import sys
 import click
 
 from tapefs.device.drive import DEFAULT_BLOCK_SIZE, MAX_BLOCK_SIZE, Drive
-from tapefs.media.drive_selection import select_drive_path
 from tapefs.device.tape_alert import flag_name
+from tapefs.media.drive_selection import select_drive_path
 from tapefs.scsi.errors import EndOfData, FilemarkDetected
 from tapefs_tools.device_cli import (
-    DeviceGroup, emit, format_value, key_value_table, output_format_option, raw_command, scan_command, setup_logging,
-    simple_table, state_of, trace_option,
+    DeviceGroup,
+    emit,
+    format_value,
+    key_value_table,
+    output_format_option,
+    raw_command,
+    scan_command,
+    setup_logging,
+    simple_table,
+    state_of,
+    trace_option,
 )
 
 COUNT = click.IntRange(1, 2**31 - 1)

@@ -8,8 +8,17 @@ import click
 from tapefs.device.changer import Changer, ChangerStatus
 from tapefs.media.drive_selection import select_changer_path
 from tapefs_tools.device_cli import (
-    DeviceGroup, emit, format_value, key_value_table, output_format_option, raw_command, scan_command, setup_logging,
-    simple_table, state_of, trace_option,
+    DeviceGroup,
+    emit,
+    format_value,
+    key_value_table,
+    output_format_option,
+    raw_command,
+    scan_command,
+    setup_logging,
+    simple_table,
+    state_of,
+    trace_option,
 )
 
 SLOT = click.IntRange(1)

@@ -25,8 +25,18 @@ from tapefs.media.media_id import MediaLocation, MediaStatus
 from tapefs.media.media_list import list_media
 from tapefs.media.online_status import update_online_status
 from tapefs.media.tape_config import (
-    MEDIA_POOL_CONFIG_NAME, TAPE_CONFIG_NAME, ChangerConfig, DriveConfig, MediaPoolConfig, config_digest, config_keys, create_section,
-    load_media_pool_config, load_tape_config, remove_section, update_section,
+    MEDIA_POOL_CONFIG_NAME,
+    TAPE_CONFIG_NAME,
+    ChangerConfig,
+    DriveConfig,
+    MediaPoolConfig,
+    config_digest,
+    config_keys,
+    create_section,
+    load_media_pool_config,
+    load_tape_config,
+    remove_section,
+    update_section,
 )
 from tapefs_tools.device_cli import emit, format_value, key_value_table, output_format_option, simple_table
 from tapefs_tools.tapefs_catalog import restore_read_catalogs

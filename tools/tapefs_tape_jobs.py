@@ -8,16 +8,21 @@ import sys
 import click
 from rich.console import Console
 from rich.progress import (
-    BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn,
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
 )
 
 from tapefs.catalog.media_catalog import MediaCatalog
 from tapefs.datastore.registry import DatastoreRegistry
 from tapefs.jobs.backup import BackupRequest, backup_datastore
 from tapefs.jobs.drive_session import DriveSession, drive_setup
+from tapefs.jobs.namespace_map import NamespaceMap
 from tapefs.jobs.operator_wait import OperatorWait
 from tapefs.jobs.progress import ProgressEvent
-from tapefs.jobs.namespace_map import NamespaceMap
 from tapefs.jobs.restore import StoreMap, restore_media_set
 from tapefs.media.inventory import Inventory
 from tapefs.media.tape_config import load_media_pool_config, load_tape_config

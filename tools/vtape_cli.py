@@ -9,12 +9,12 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from tapefs_tools.vtape_run_with import run_with
 from vtape import daemon, media
 from vtape.demo import run_demo
 from vtape.library import CreateOptions, LibraryError, create_library
-from vtape.server import DaemonError, serve as serve_library
-
-from tapefs_tools.vtape_run_with import run_with
+from vtape.server import DaemonError
+from vtape.server import serve as serve_library
 
 LIBDIR = click.argument("libdir", type=click.Path(path_type=Path))
 
@@ -122,7 +122,8 @@ def status(libdir, output_format):
         click.echo(json.dumps(state, indent=1))
         return
     console = Console()
-    console.print(f"library {state['path']} — daemon: {('pid %d' % state['daemon']) if state['daemon'] else 'stopped'}")
+    daemon_text = f"pid {state['daemon']}" if state["daemon"] else "stopped"
+    console.print(f"library {state['path']} — daemon: {daemon_text}")
     devices = Table("device", "path", "serial", "cartridge", "loaded", "position")
     devices.add_row("changer", state["changer"]["path"], state["changer"]["serial"], "", "", "")
     for d in state["drives"]:

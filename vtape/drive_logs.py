@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import functools
 import time
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from construct import BitStruct, Flag, Int8ub, Padding, Struct
 

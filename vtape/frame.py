@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import socket
-
 import struct
 
 REQUEST_MAGIC = b"VTQ1"

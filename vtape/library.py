@@ -147,7 +147,7 @@ class Library:
                        for i, d in enumerate(self.config["drives"])]
         c = self.config["changer"]
         self.changer = MediumChanger(self, Identity(c["vendor"], c["product"], c["revision"], c["serial"], c["naa"]))
-        for drive, element in zip(self.drives, self.elements_of(DRIVE)):
+        for drive, element in zip(self.drives, self.elements_of(DRIVE), strict=True):
             if element.barcode:
                 drive.insert(self.cartridge(element.barcode), unit_attention=False)
 

@@ -265,7 +265,7 @@ class FileCatalog(StateDatabase):
         return FileCatalogError(message)
 
     @classmethod
-    def open(cls, status_dir: str | Path | None = None) -> "FileCatalog":
+    def open(cls, status_dir: str | Path | None = None) -> FileCatalog:
         if status_dir is None:
             status_dir = tape_status_dir()
         return cls(Path(status_dir) / FILE_CATALOG_DB_NAME)

@@ -111,7 +111,7 @@ class MediaCatalog(StateDatabase):
         return CatalogError(message)
 
     @classmethod
-    def open(cls, status_dir: str | Path | None = None) -> "MediaCatalog":
+    def open(cls, status_dir: str | Path | None = None) -> MediaCatalog:
         if status_dir is None:
             status_dir = tape_status_dir()
         return cls(Path(status_dir) / CATALOG_DB_NAME)

@@ -265,7 +265,8 @@ class _BackupJob:
             tapes = [self.writer.media_uuid]
             to_next_tape = self.writer.next_volume_for(self.store)
 
-            def next_volume(part):
+            # Called only within this attempt; the defaults bind this attempt's tape list.
+            def next_volume(part, to_next_tape=to_next_tape, tapes=tapes):
                 device = to_next_tape(part)
                 tapes.append(self.writer.media_uuid)
                 return device

@@ -104,7 +104,7 @@ class ScanState:
     next_file: int
 
     @classmethod
-    def load(cls, status_dir: Path, media_uuid: str) -> "ScanState | None":
+    def load(cls, status_dir: Path, media_uuid: str) -> ScanState | None:
         path = status_dir / f"{media_uuid}{SCAN_STATE_SUFFIX}"
         try:
             value = json.loads(path.read_text())

@@ -71,7 +71,7 @@ class DriveSession:
             self._drive.close()
             self._drive = None
 
-    def __enter__(self) -> "DriveSession":
+    def __enter__(self) -> DriveSession:
         return self
 
     def __exit__(self, *exc_info) -> None:

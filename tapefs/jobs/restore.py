@@ -33,7 +33,11 @@ from tapefs.jobs.errors import JobError
 from tapefs.jobs.namespace_map import NamespaceMap
 from tapefs.jobs.progress import ProgressCallback, ProgressMeter
 from tapefs.jobs.snapshot_files import (
-    decode_snapshot_pxar, manifest_digests, parse_tape_snapshot_path, tape_snapshot_path, write_snapshot_files,
+    decode_snapshot_pxar,
+    manifest_digests,
+    parse_tape_snapshot_path,
+    tape_snapshot_path,
+    write_snapshot_files,
 )
 from tapefs.jobs.tape_encryption import clear_drive_key, set_drive_key_for_set
 from tapefs.media.inventory import Inventory
@@ -67,7 +71,7 @@ class StoreMap:
         self.default = default
 
     @classmethod
-    def parse(cls, items: list[str], lookup) -> "StoreMap":
+    def parse(cls, items: list[str], lookup) -> StoreMap:
         targets, default = {}, None
         for item in items:
             for part in item.split(","):

@@ -14,8 +14,8 @@ import os
 import threading
 from pathlib import Path
 
-from tapefs.media.errors import MediaError
 from tapefs.config.paths import tape_status_dir
+from tapefs.media.errors import MediaError
 
 LOCK_DIR_NAME = "drive-locks"
 
@@ -34,7 +34,7 @@ class DriveLock:
         self.path = (Path(status_dir) if status_dir else tape_status_dir()) / LOCK_DIR_NAME / f"{drive_name}.lock"
         self.held = False
 
-    def __enter__(self) -> "DriveLock":
+    def __enter__(self) -> DriveLock:
         self.acquire()
         return self
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tapefs.config import paths
-from tapefs.media.errors import InventoryError
 from tapefs.config.state_database import StateDatabase
+from tapefs.media.errors import InventoryError
 from tapefs.media.media_id import (
     STORABLE_STATUSES,
     InventoryEntry,

@@ -113,7 +113,7 @@ class Node:
     rdev: int = 0
     target: bytes | None = None
     #: regular files: builds the reader for one open
-    opener: Callable[[], "FileReader"] | None = None
+    opener: Callable[[], FileReader] | None = None
     #: rendered again at every open (the status file): the size is not known in advance
     direct_io: bool = False
     #: extended attributes listed by listxattr (archived ones, or tapefs's own on view nodes)
@@ -124,7 +124,7 @@ class Node:
     #: archive entries: (copy number, catalog row); open and getxattr work from these
     entry: tuple[int, EntryRow] | None = None
     #: virtual directories: built on first use
-    expand: Callable[[], list["Node"]] | None = None
+    expand: Callable[[], list[Node]] | None = None
     children: list[int] | None = None
 
     @property

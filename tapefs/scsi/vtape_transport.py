@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import socket
 import time
 
 from tapefs.scsi.cdb import command_name
@@ -38,7 +37,7 @@ class VtapeTransport(Transport):
         self._client.sock.settimeout(timeout + TIMEOUT_SLACK)
         try:
             reply = self._client.execute(bytes(cdb), data_out, data_in_len, int(timeout * 1000))
-        except socket.timeout:
+        except TimeoutError:
             # The reply may still arrive; the stream can no longer be trusted.
             self.close()
             raise CommandTimeout(self.path, command_name(cdb), f"no reply within {timeout:g} s") from None
