@@ -36,7 +36,7 @@ from vtape.library import CreateOptions, create_library  # noqa: E402
 from vtape.media import parse_size  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-TAPEFS = [sys.executable, "-c", "from tools.tapefs_cli import main; main()"]
+TAPEFS = [sys.executable, "-m", "tapefs"]
 PIECE = 64 * 1024 * 1024
 SMALL_FILE = 10 * 1024 * 1024
 

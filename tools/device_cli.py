@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import click
 from rich.console import Console
@@ -13,7 +13,7 @@ from tapefs.scsi.channel import Channel
 from tapefs.scsi.errors import STATUS_NAMES
 from tapefs.scsi.trace import Tracer, stream_tracer
 from tapefs.scsi.transport import GOOD
-from tools.cli import CommandGroup, emit, output_format_option
+from tapefs_tools.cli import CommandGroup, emit, output_format_option
 
 RAW_DEFAULT_DATA_IN = 64 * 1024
 

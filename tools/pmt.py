@@ -6,11 +6,11 @@ import sys
 import click
 
 from tapefs.device.drive import DEFAULT_BLOCK_SIZE, MAX_BLOCK_SIZE, Drive
-from tapefs.device.selection import select_drive
 from tapefs.device.tape_alert import flag_name
+from tapefs.media.drive_selection import select_drive_path
 from tapefs.scsi.errors import EndOfData, FilemarkDetected
-from tools.cli import emit, format_value, key_value_table, output_format_option, setup_logging, simple_table
-from tools.device_cli import DeviceGroup, raw_command, scan_command, state_of, trace_option
+from tapefs_tools.cli import emit, format_value, key_value_table, output_format_option, setup_logging, simple_table
+from tapefs_tools.device_cli import DeviceGroup, raw_command, scan_command, state_of, trace_option
 
 COUNT = click.IntRange(1, 2**31 - 1)
 
@@ -22,7 +22,7 @@ def device_options(fn):
 
 def open_drive(ctx: click.Context, drive: str | None, device: str | None) -> Drive:
     state = state_of(ctx)
-    state.device = select_drive(drive, device)
+    state.device = select_drive_path(drive, device)
     return ctx.with_resource(Drive.open(state.device, state.tracer()))
 
 
@@ -292,7 +292,7 @@ def read(drive: Drive, target, block_size: int):
 
 
 scan_command(pmt, "drive", "tape drives")
-raw_command(pmt, lambda drive, device: select_drive(drive, device), device_options)
+raw_command(pmt, lambda drive, device: select_drive_path(drive, device), device_options)
 
 
 def main() -> None:

@@ -6,9 +6,9 @@ import sys
 import click
 
 from tapefs.device.changer import Changer, ChangerStatus
-from tapefs.device.selection import select_changer
-from tools.cli import emit, format_value, key_value_table, output_format_option, setup_logging, simple_table
-from tools.device_cli import DeviceGroup, raw_command, scan_command, state_of, trace_option
+from tapefs.media.drive_selection import select_changer_path
+from tapefs_tools.cli import emit, format_value, key_value_table, output_format_option, setup_logging, simple_table
+from tapefs_tools.device_cli import DeviceGroup, raw_command, scan_command, state_of, trace_option
 
 SLOT = click.IntRange(1)
 DRIVE_NUMBER = click.IntRange(0)
@@ -21,7 +21,7 @@ def device_options(fn):
 
 def open_changer(ctx: click.Context, changer: str | None, device: str | None) -> Changer:
     state = state_of(ctx)
-    state.device = select_changer(changer, device)
+    state.device = select_changer_path(changer, device)
     return ctx.with_resource(Changer.open(state.device, state.tracer()))
 
 
@@ -118,7 +118,7 @@ def status(changer: Changer, output_format: str):
 
 
 scan_command(pmtx, "changer", "changers")
-raw_command(pmtx, lambda changer, device: select_changer(changer, device), device_options)
+raw_command(pmtx, lambda changer, device: select_changer_path(changer, device), device_options)
 
 
 def main() -> None:

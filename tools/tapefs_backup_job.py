@@ -13,11 +13,18 @@ import click
 
 from tapefs.config.paths import config_file
 from tapefs.media.tape_config import (
-    TAPE_JOB_CONFIG_NAME, TapeJobConfig, config_digest, config_keys, create_section, load_tape_job,
-    load_tape_job_config, remove_section, update_section,
+    TAPE_JOB_CONFIG_NAME,
+    TapeJobConfig,
+    config_digest,
+    config_keys,
+    create_section,
+    load_tape_job,
+    load_tape_job_config,
+    remove_section,
+    update_section,
 )
-from tools.cli import emit, format_value, key_value_table, output_format_option, simple_table
-from tools.tapefs_tape_jobs import backup, wait_option
+from tapefs_tools.cli import emit, format_value, key_value_table, output_format_option, simple_table
+from tapefs_tools.tapefs_tape_jobs import backup, wait_option
 
 LIST_COLUMNS = ("id", "store", "pool", "drive", "schedule", "next-run", "comment")
 IGNORED_NOTE = ("note: tapefs sends no notifications; notify-user and notification-mode are kept in "

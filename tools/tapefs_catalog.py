@@ -11,13 +11,12 @@ import click
 from tapefs.catalog.media_catalog import MediaCatalog
 from tapefs.jobs.catalog_rebuild import CatalogRebuildResult, rebuild_catalog, restore_missing_catalogs
 from tapefs.jobs.drive_session import DriveSession, drive_setup
-from tapefs.progress import ProgressEvent
 from tapefs.jobs.tape_scan import TapeFileReport, scan_tape
 from tapefs.media.inventory import Inventory
 from tapefs.media.tape_config import load_tape_config
-from tools.cli import emit, format_value, output_format_option, progress_reporter, simple_table
-from tools.tapefs_tape_jobs import drive_option
-
+from tapefs.progress import ProgressEvent
+from tapefs_tools.cli import emit, format_value, output_format_option, progress_reporter, simple_table
+from tapefs_tools.tapefs_tape_jobs import drive_option
 
 label_text_option = click.option("--label-text", default=None,
                                  help="Load this tape through the changer (default: the tape in the drive).")

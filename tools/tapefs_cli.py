@@ -2,15 +2,15 @@
 
 import click
 
-from tools.cli import CommandGroup, setup_logging
-from tools.tapefs_backup_job import backup_job
-from tools.tapefs_catalog import COMMANDS as CATALOG_COMMANDS
-from tools.tapefs_datastore import datastore
-from tools.tapefs_keys import key
-from tools.tapefs_file_catalog import file_catalog
-from tools.tapefs_mount import mount, umount
-from tools.tapefs_tape_jobs import backup, restore
-from tools.tapefs_tape_admin import COMMANDS as TAPE_ADMIN_COMMANDS
+from tapefs_tools.cli import CommandGroup, setup_logging
+from tapefs_tools.tapefs_backup_job import backup_job
+from tapefs_tools.tapefs_catalog import COMMANDS as CATALOG_COMMANDS
+from tapefs_tools.tapefs_datastore import datastore
+from tapefs_tools.tapefs_file_catalog import file_catalog
+from tapefs_tools.tapefs_keys import key
+from tapefs_tools.tapefs_mount import mount, umount
+from tapefs_tools.tapefs_tape_admin import COMMANDS as TAPE_ADMIN_COMMANDS
+from tapefs_tools.tapefs_tape_jobs import backup, restore
 
 
 @click.group("tapefs", cls=CommandGroup)
@@ -24,8 +24,11 @@ main.add_command(datastore)
 main.add_command(key)
 for command in CATALOG_COMMANDS:
     main.add_command(command)
-main.add_command(backup); main.add_command(restore)
+main.add_command(backup)
+main.add_command(restore)
 main.add_command(backup_job)
-main.add_command(mount); main.add_command(umount); main.add_command(file_catalog)
+main.add_command(mount)
+main.add_command(umount)
+main.add_command(file_catalog)
 for command in TAPE_ADMIN_COMMANDS:
     main.add_command(command)

@@ -19,7 +19,7 @@ from tapefs.datastore.verify import snapshot_label, verify_datastore
 from tapefs.errors import InvalidInput
 from tapefs.pxar.errors import ExistingEntryError
 from tapefs.pxar.extract import Overwrite
-from tools.cli import emit_json, human_size, output_format_option, print_table, progress_reporter
+from tapefs_tools.cli import emit_json, human_size, output_format_option, print_table, progress_reporter
 
 OVERWRITE_OPTIONS = {Overwrite.FILES: "--overwrite-files", Overwrite.SYMLINKS: "--overwrite-symlinks",
                      Overwrite.HARDLINKS: "--overwrite-hardlinks"}

@@ -7,8 +7,8 @@ from tapefs.catalog.file_catalog import FileCatalog
 from tapefs.catalog.media_catalog import MediaCatalog
 from tapefs.jobs.file_catalog_from_tape import record_media_set_files
 from tapefs.media.inventory import Inventory
-from tools.cli import output_format_option
-from tools.tapefs_tape_jobs import drive_option, drive_session, emit_lines, wait_option
+from tapefs_tools.cli import output_format_option
+from tapefs_tools.tapefs_tape_jobs import drive_option, drive_session, emit_lines, wait_option
 
 
 @click.command("file-catalog")

@@ -13,13 +13,14 @@ import click
 
 from tapefs.datastore.crypt_config import format_fingerprint
 from tapefs.datastore.key_config import KeyConfig
+from tapefs.jobs.key_from_tape import restore_from_drive
 from tapefs.keys import key_restore
 from tapefs.keys.key_store import KDF_NAMES, MAX_HINT_LENGTH, TapeKeyStore, normalize_fingerprint
 from tapefs.keys.paperkey import paperkey_html, paperkey_text
-from tapefs.media import tape_devices
+from tapefs.media import drive_selection
 from tapefs.media.tape_config import load_media_pool_config, load_tape_config
-from tools.cli import emit, format_value, key_value_table, output_format_option, simple_table
-from tools.tapefs_tape_admin import drive_option
+from tapefs_tools.cli import emit, format_value, key_value_table, output_format_option, simple_table
+from tapefs_tools.tapefs_tape_admin import drive_option
 
 #: The text table leaves out "kdf" and "modified" so the 95-character fingerprint fits (JSON has all).
 TABLE_COLUMNS = ("fingerprint", "hint", "created")
@@ -151,8 +152,8 @@ def key_restore_command(key_text: str | None, key_file: Path | None, drive_name:
     if key_text is not None:
         fingerprint = key_restore.restore_from_text(store, key_text, password)
     else:
-        drive = tape_devices.choose_drive(load_tape_config(), drive_name)
-        fingerprint = key_restore.restore_from_drive(store, drive, password)
+        drive = drive_selection.choose_drive(load_tape_config(), drive_name)
+        fingerprint = restore_from_drive(store, drive, password)
     _emit_fingerprint(output_format, fingerprint)
 
 

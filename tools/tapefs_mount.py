@@ -9,9 +9,9 @@ from pathlib import Path
 
 import click
 
-from tapefs.media.inventory import tape_status_dir
+from tapefs.config.paths import tape_status_dir
+from tapefs.config.sizes import parse_size
 from tapefs.mount.options import DEFAULT_READ_TIMEOUT, MountError, MountOptions, check_mountpoint
-from vtape.media import parse_size
 
 LOG_NAME = "mount.log"
 #: How long `tapefs mount` waits for its server to report the mount ready.
@@ -86,23 +86,17 @@ def _start_in_background(log_file: Path) -> None:
     log_file.parent.mkdir(parents=True, exist_ok=True)
     read_end, write_end = os.pipe()
     arguments = [arg for arg in sys.argv[1:]]
-    command = [sys.executable, "-c", "from tools.tapefs_cli import main; main()", "--verbose", *arguments,
+    command = [sys.executable, "-m", "tapefs", "--verbose", *arguments,
                "--foreground", "--ready-fd", str(write_end)]
     with open(log_file, "ab") as log:
         child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(write_end,),
-                                 start_new_session=True,
-                                 env={**os.environ, "PYTHONPATH": _code_root() + os.pathsep
-                                      + os.environ.get("PYTHONPATH", "")})
+                                 start_new_session=True)
     os.close(write_end)
     with os.fdopen(read_end, "rb") as ready:
         answer = ready.read(1)
     if answer != b"1":
         code = child.wait(timeout=READY_TIMEOUT)
         raise click.ClickException(f"the mount server exited ({code}): {_last_error(log_file)}")
-
-
-def _code_root() -> str:
-    return str(Path(__file__).resolve().parents[1])
 
 
 def _last_error(log_file: Path) -> str:

@@ -15,18 +15,28 @@ from tapefs.config.paths import config_file
 from tapefs.device import discovery
 from tapefs.device.tape_alert import flag_name
 from tapefs.jobs.cleaning import clean_drive
-from tapefs.media import labeling, media_admin, tape_devices
+from tapefs.media import drive_selection, labeling, media_admin, tape_devices
 from tapefs.media.inventory import Inventory
 from tapefs.media.media_content import media_content
 from tapefs.media.media_id import MediaLocation, MediaStatus
 from tapefs.media.media_list import list_media
 from tapefs.media.online_status import update_online_status
 from tapefs.media.tape_config import (
-    MEDIA_POOL_CONFIG_NAME, TAPE_CONFIG_NAME, ChangerConfig, DriveConfig, MediaPoolConfig, config_digest, config_keys, create_section,
-    load_media_pool_config, load_tape_config, remove_section, update_section,
+    MEDIA_POOL_CONFIG_NAME,
+    TAPE_CONFIG_NAME,
+    ChangerConfig,
+    DriveConfig,
+    MediaPoolConfig,
+    config_digest,
+    config_keys,
+    create_section,
+    load_media_pool_config,
+    load_tape_config,
+    remove_section,
+    update_section,
 )
-from tools.cli import emit, format_value, key_value_table, output_format_option, progress_reporter, simple_table
-from tools.tapefs_catalog import restore_read_catalogs
+from tapefs_tools.cli import emit, format_value, key_value_table, output_format_option, progress_reporter, simple_table
+from tapefs_tools.tapefs_catalog import restore_read_catalogs
 
 BOOL = click.BOOL
 
@@ -46,7 +56,7 @@ def drive_option(fn: Callable) -> Callable:
 
 
 def _drive(drive_name: str | None) -> DriveConfig:
-    return tape_devices.choose_drive(load_tape_config(), drive_name)
+    return drive_selection.choose_drive(load_tape_config(), drive_name)
 
 
 def _rows_table(columns: tuple[str, ...], rows: list[dict]):
@@ -110,7 +120,7 @@ def changer_list(output_format: str) -> None:
 @output_format_option
 def changer_config(name: str, output_format: str) -> None:
     """Show one changer's configuration."""
-    config = tape_devices.choose_changer(load_tape_config(), name)
+    config = drive_selection.choose_changer(load_tape_config(), name)
     _emit_mapping(output_format, _config_dict(config, _tape_cfg_digest()))
 
 
@@ -151,7 +161,7 @@ def changer_remove(name: str) -> None:
 @output_format_option
 def changer_status(name: str | None, drive_name: str | None, output_format: str) -> None:
     """What the changer's drives and slots hold (default: the changer of the drive)."""
-    config = tape_devices.choose_changer(load_tape_config(), name, drive_name)
+    config = drive_selection.choose_changer(load_tape_config(), name, drive_name)
     with Inventory.open() as inventory:
         rows = [entry.to_dict() for entry in tape_devices.changer_status(config, inventory)]
     _emit_rows(output_format, rows, ("entry-kind", "entry-id", "label-text", "loaded-slot", "uuid"), "no elements")
@@ -164,7 +174,7 @@ def changer_status(name: str | None, drive_name: str | None, output_format: str)
 @drive_option
 def changer_transfer(name: str | None, from_slot: int, to_slot: int, drive_name: str | None) -> None:
     """Move a tape from one slot to another."""
-    tape_devices.transfer_media(tape_devices.choose_changer(load_tape_config(), name, drive_name), from_slot, to_slot)
+    tape_devices.transfer_media(drive_selection.choose_changer(load_tape_config(), name, drive_name), from_slot, to_slot)
 
 
 # -- drive ---------------------------------------------------------------------------------------
@@ -526,7 +536,7 @@ def eject(drive_name: str | None) -> None:
 def export_media(label_text: str, drive_name: str | None, output_format: str) -> None:
     """Move a tape to a free import/export slot of the drive's changer; it becomes offline."""
     config = load_tape_config()
-    changer_config, _ = tape_devices.changer_of(config, _drive(drive_name))
+    changer_config, _ = drive_selection.changer_of(config, _drive(drive_name))
     with Inventory.open() as inventory:
         slot = media_admin.export_media(changer_config, label_text, inventory, config.drives.values())
     _emit_mapping(output_format, {"label-text": label_text, "changer": changer_config.name, "slot": slot,
@@ -593,7 +603,7 @@ def volume_statistics(drive_name: str | None, output_format: str) -> None:
     _emit_mapping(output_format, data)
 
 
-#: What ``tools.tapefs_cli`` registers on the ``tapefs`` group.
+#: What ``tapefs_tools.tapefs_cli`` registers on the ``tapefs`` group.
 COMMANDS = (changer, drive, pool, media, label, barcode_label, read_label, inventory, load_media,
             load_media_from_slot, unload, eject, export_media, clean, rewind, format_, status, cartridge_memory,
             volume_statistics)

@@ -8,12 +8,12 @@ from tapefs.datastore.registry import DatastoreRegistry
 from tapefs.errors import NotFound
 from tapefs.jobs.backup import BackupRequest, backup_datastore
 from tapefs.jobs.drive_session import DriveSession, drive_setup
-from tapefs.jobs.operator_wait import OperatorWait
 from tapefs.jobs.namespace_map import NamespaceMap
+from tapefs.jobs.operator_wait import OperatorWait
 from tapefs.jobs.restore import StoreMap, restore_media_set
 from tapefs.media.inventory import Inventory
 from tapefs.media.tape_config import load_media_pool_config, load_tape_config
-from tools.cli import emit_json, output_format_option, progress_reporter
+from tapefs_tools.cli import emit_json, output_format_option, progress_reporter
 
 drive_option = click.option("--drive", envvar="PROXMOX_TAPE_DRIVE",
                             help="Drive name from tape.cfg (default: env PROXMOX_TAPE_DRIVE, else the only drive).")

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import click
 
-from tools.cli import CommandGroup, emit, emit_json, kebab_keys, output_format_option, table
-from tools.vtape_run_with import run_with
+from tapefs_tools.cli import CommandGroup, emit, emit_json, kebab_keys, output_format_option, table
+from tapefs_tools.vtape_run_with import run_with
 from vtape import daemon, media
 from vtape.demo import run_demo
 from vtape.errors import VtapeError

@@ -137,7 +137,7 @@ class Cartridge:
         self._recover()
 
     @classmethod
-    def create(cls, directory: Path, meta: dict) -> "Cartridge":
+    def create(cls, directory: Path, meta: dict) -> Cartridge:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=False)
         atomic.write_json(directory / "meta.json", meta)

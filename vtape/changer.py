@@ -9,14 +9,17 @@ they decide a detail.
 from __future__ import annotations
 
 import itertools
+from typing import TYPE_CHECKING
 
 from construct import Array, Bytes, Int8ub, Int16ub, Int24ub, Padding, Struct
 
 from . import media, sense
-from .library import (DRIVE, ELEMENT_TYPE_CODES, FIRST_ADDRESS, IMPORT_EXPORT, STORAGE, TRANSPORT,
-                      Element, Library)
+from .elements import DRIVE, ELEMENT_TYPE_CODES, FIRST_ADDRESS, IMPORT_EXPORT, STORAGE, TRANSPORT, Element
 from .sense import CheckCondition
 from .spc import Identity, LogParameter, ModePage, ScsiDevice, ascii_field, command
+
+if TYPE_CHECKING:
+    from .library import Library
 
 STANDARD_INQUIRY = Struct(
     "peripheral_type" / Int8ub,

@@ -63,7 +63,7 @@ class DeviceClient:
     def close(self) -> None:
         self.sock.close()
 
-    def __enter__(self) -> "DeviceClient":
+    def __enter__(self) -> DeviceClient:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -6,8 +6,8 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from . import daemon
 from .client import DeviceClient

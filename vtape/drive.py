@@ -9,9 +9,10 @@ from __future__ import annotations
 import logging
 import time
 
-from . import media, sense
+from . import drive_logs, mam, media, security_protocol, sense
 from .block_cipher import BlockCipher
 from .cartridge import Cartridge, CartridgeError, Entry, FileRegion
+from .drive_logs import ALERT_CLEAN_NOW, ALERT_CLEAN_PERIODIC, ALERT_EXPIRED_CLEANING_MEDIA, ALERT_WRITE_PROTECT
 from .sense import CheckCondition
 from .spc import ModePage, Outcome, ScsiDevice, ascii_field, command
 
@@ -19,17 +20,6 @@ log = logging.getLogger(__name__)
 
 MAX_BLOCK = 8 * 1024 * 1024
 CLEANING_SECONDS = 0.5
-
-# TapeAlert flags raised by real conditions (SSC-4 annex).
-ALERT_WRITE_PROTECT = 0x09
-ALERT_MEDIA_LIFE = 0x07
-ALERT_CLEAN_NOW = 0x14
-ALERT_CLEAN_PERIODIC = 0x15
-ALERT_EXPIRED_CLEANING_MEDIA = 0x16
-
-#: Middle-of-tape passes after which a cartridge reports "media life" (LTO: 16000 end-to-end passes).
-MEDIA_LIFE_PASSES = 16000
-
 
 class TapeDrive(ScsiDevice):
     peripheral_type = 0x01
@@ -621,10 +611,8 @@ class TapeDrive(ScsiDevice):
         self.buffered_mode = (device_specific >> 4) & 0x07
 
     # -- status commands: log pages, MAM, security protocol ---------------------------
-    # (the modules import this one, hence the imports inside the methods)
 
     def log_pages(self):
-        from . import drive_logs
         return drive_logs.log_pages(self)
 
     def log_page_read(self, page: int, complete: bool) -> None:
@@ -633,20 +621,16 @@ class TapeDrive(ScsiDevice):
 
     @command(0x8C, "READ ATTRIBUTE", 16)
     def read_attribute(self, cdb, data_out, allocation):
-        from . import mam
         return mam.read_attribute(self, cdb)
 
     @command(0x8D, "WRITE ATTRIBUTE", 16)
     def write_attribute(self, cdb, data_out, allocation):
-        from . import mam
         mam.write_attribute(self, cdb, data_out)
 
     @command(0xA2, "SECURITY PROTOCOL IN", 12)
     def security_protocol_in(self, cdb, data_out, allocation):
-        from . import security_protocol
         return security_protocol.security_protocol_in(self, cdb)
 
     @command(0xB5, "SECURITY PROTOCOL OUT", 12)
     def security_protocol_out(self, cdb, data_out, allocation):
-        from . import security_protocol
         security_protocol.security_protocol_out(self, cdb, data_out)

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import functools
 import time
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from construct import BitStruct, Flag, Int8ub, Padding, Struct
 
-from . import drive as drive_module
 from .spc import LogParameter, ascii_field
 
 if TYPE_CHECKING:
@@ -29,6 +29,16 @@ ASCII_LIST = 0x01
 BINARY_LIST = 0x03
 
 TAPE_ALERT_FLAGS = 64
+# TapeAlert flags raised by real conditions (SSC-4 annex).
+ALERT_WRITE_PROTECT = 0x09
+ALERT_MEDIA_LIFE = 0x07
+ALERT_CLEAN_NOW = 0x14
+ALERT_CLEAN_PERIODIC = 0x15
+ALERT_EXPIRED_CLEANING_MEDIA = 0x16
+
+#: Middle-of-tape passes after which a cartridge reports "media life" (LTO: 16000 end-to-end passes).
+MEDIA_LIFE_PASSES = 16000
+
 #: Device object buffer, MB (LTO-8 drives carry 1 GiB).
 BUFFER_MB = 1024
 #: The drive does not compress, so both ratios are 100 %.
@@ -78,10 +88,10 @@ def active_tape_alerts(drive: TapeDrive) -> set[int]:
     flags = set(drive.tape_alerts)
     cart = _medium(drive)
     if cart is not None:
-        if max(cart.meta["bop_passes"], cart.meta["mot_passes"]) > drive_module.MEDIA_LIFE_PASSES:
-            flags.add(drive_module.ALERT_MEDIA_LIFE)
+        if max(cart.meta["bop_passes"], cart.meta["mot_passes"]) > MEDIA_LIFE_PASSES:
+            flags.add(ALERT_MEDIA_LIFE)
     if drive.cleaning_required:
-        flags.add(drive_module.ALERT_CLEAN_NOW)
+        flags.add(ALERT_CLEAN_NOW)
     return flags
 
 
@@ -170,7 +180,7 @@ def device_status(drive: TapeDrive) -> list[LogParameter]:
         status=dict(
             prevent_removal=drive.prevent, host_initiated_unload=False, mam_accessible=present,
             compression=drive.compression, write_protect=bool(present and cart.meta["write_protected"]),
-            cleaning_requested=drive_module.ALERT_CLEAN_PERIODIC in alerts,
+            cleaning_requested=ALERT_CLEAN_PERIODIC in alerts,
             cleaning_required=drive.cleaning_required, initialized=True,
             in_transition=_activity(drive) == ACTIVITY_LOADING, robotic_access_allowed=not threaded,
             medium_present=present, medium_seated=present, medium_threaded=threaded,

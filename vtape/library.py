@@ -16,15 +16,15 @@ from pathlib import Path
 
 from . import atomic, media, sense
 from .cartridge import Cartridge, new_meta
+from .changer import MediumChanger
+from .drive import TapeDrive
+from .elements import DRIVE, FIRST_ADDRESS, IMPORT_EXPORT, STORAGE, TRANSPORT, Element
+from .errors import ExitCode, VtapeError
 from .sense import CheckCondition
 from .spc import Identity
-from .errors import ExitCode, VtapeError
 
 log = logging.getLogger(__name__)
 
-TRANSPORT, STORAGE, IMPORT_EXPORT, DRIVE = "transport", "storage", "import_export", "drive"
-ELEMENT_TYPE_CODES = {TRANSPORT: 1, STORAGE: 2, IMPORT_EXPORT: 3, DRIVE: 4}
-FIRST_ADDRESS = {TRANSPORT: 0x0001, DRIVE: 0x0100, IMPORT_EXPORT: 0x0300, STORAGE: 0x0400}
 CONFIG_VERSION = 1
 
 
@@ -36,21 +36,6 @@ class LibraryNotFound(LibraryError):
     """No library at the path given."""
 
     exit_code = ExitCode.NOT_FOUND
-
-
-@dataclasses.dataclass
-class Element:
-    kind: str
-    address: int
-    barcode: str | None = None
-    #: address the cartridge came from (its home slot while it sits in a drive)
-    source: int | None = None
-    #: import/export element: put in by the operator (IMPEXP bit)
-    imported: bool = False
-
-    @property
-    def full(self) -> bool:
-        return self.barcode is not None
 
 
 @dataclasses.dataclass
@@ -155,9 +140,6 @@ class Library:
     """The live library inside the daemon: elements, cartridges, drives and changer."""
 
     def __init__(self, path: Path):
-        from .changer import MediumChanger
-        from .drive import TapeDrive
-
         self.path = Path(path)
         self.config = load_config(self.path)
         state = atomic.read_json(self.path / "state.json")
@@ -176,7 +158,7 @@ class Library:
                        for i, d in enumerate(self.config["drives"])]
         c = self.config["changer"]
         self.changer = MediumChanger(self, Identity(c["vendor"], c["product"], c["revision"], c["serial"], c["naa"]))
-        for drive, element in zip(self.drives, self.elements_of(DRIVE)):
+        for drive, element in zip(self.drives, self.elements_of(DRIVE), strict=True):
             if element.barcode:
                 drive.insert(self.cartridge(element.barcode), unit_attention=False)
 

@@ -5,7 +5,6 @@ the command line runs them on the library directory directly.
 """
 from __future__ import annotations
 
-
 from . import media
 from .library import DRIVE, IMPORT_EXPORT, STORAGE, Library, LibraryError
 from .sense import CheckCondition
@@ -34,7 +33,7 @@ def _element_view(library: Library, element) -> dict:
 
 def status(library: Library) -> dict:
     drives = []
-    for drive, element in zip(library.drives, library.elements_of(DRIVE)):
+    for drive, element in zip(library.drives, library.elements_of(DRIVE), strict=True):
         view = _element_view(library, element)
         view.update(name=f"drive{drive.index}", path=str(library.path / f"drive{drive.index}"),
                     vendor=drive.identity.vendor, product=drive.identity.product,

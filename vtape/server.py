@@ -22,13 +22,13 @@ from pathlib import Path
 import trio
 
 from . import frame, operator
-from .client import send_parts, tune_buffers
 from .cartridge import FileRegion
+from .client import send_parts, tune_buffers
+from .errors import VtapeError
 from .eventlog import EventLog
 from .library import Library, LibraryError, load_config
 from .sense import CHECK_CONDITION, HARDWARE_ERROR, CheckCondition
 from .spc import Outcome
-from .errors import VtapeError
 
 log = logging.getLogger(__name__)
 

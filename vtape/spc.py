@@ -11,7 +11,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 from . import sense
 from .sense import CheckCondition

@@ -28,9 +28,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from tapefs.config.paths import tape_status_dir
+from tapefs.config.state_database import StateDatabase
 from tapefs.errors import TapefsError
-from tapefs.media.inventory import tape_status_dir
-from tapefs.media.state_database import StateDatabase
 
 log = logging.getLogger(__name__)
 
@@ -266,7 +266,7 @@ class FileCatalog(StateDatabase):
         return FileCatalogError(message)
 
     @classmethod
-    def open(cls, status_dir: str | Path | None = None) -> "FileCatalog":
+    def open(cls, status_dir: str | Path | None = None) -> FileCatalog:
         if status_dir is None:
             status_dir = tape_status_dir()
         return cls(Path(status_dir) / FILE_CATALOG_DB_NAME)

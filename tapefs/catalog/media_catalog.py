@@ -24,9 +24,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from tapefs.config.paths import tape_status_dir
+from tapefs.config.state_database import StateDatabase
 from tapefs.errors import TapefsError
-from tapefs.media.inventory import tape_status_dir
-from tapefs.media.state_database import StateDatabase
 from tapefs.tapeformat import magic
 from tapefs.tapeformat.archive_part import ArchivePart, ChunkLocation
 from tapefs.tapeformat.media_catalog_log import (
@@ -113,7 +113,7 @@ class MediaCatalog(StateDatabase):
         return CatalogError(message)
 
     @classmethod
-    def open(cls, status_dir: str | Path | None = None) -> "MediaCatalog":
+    def open(cls, status_dir: str | Path | None = None) -> MediaCatalog:
         if status_dir is None:
             status_dir = tape_status_dir()
         return cls(Path(status_dir) / CATALOG_DB_NAME)

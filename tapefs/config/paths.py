@@ -50,6 +50,11 @@ def state_dir() -> Path:
     return _xdg_dir("XDG_STATE_HOME", ".local/state")
 
 
+def tape_status_dir() -> Path:
+    """Where the inventory, the media catalogs and the pool and media-set locks live."""
+    return state_dir() / "tape"
+
+
 def config_file(name: str) -> Path:
     """Path of one file in the configuration directory, e.g. ``config_file("datastore.cfg")``."""
     return config_dir() / name

@@ -26,8 +26,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tapefs.errors import InvalidInput
 from tapefs.config.atomic_file import atomic_write
+from tapefs.errors import InvalidInput
 
 log = logging.getLogger(__name__)
 

@@ -31,9 +31,9 @@ from tapefs.datastore.errors import DatastoreError
 from tapefs.datastore.fixed_index import FixedIndexWriter
 from tapefs.datastore.manifest import Manifest
 from tapefs.datastore.naming import BackupGroup, BackupSnapshot
+from tapefs.progress import ProgressCallback, ProgressMeter
 from tapefs.pxar.catalog import CatalogWriter
 from tapefs.pxar.encoder import encode_tree
-from tapefs.progress import ProgressCallback, ProgressMeter
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from tapefs.datastore.datastore_lock import LOCK_FILE_NAME
 from tapefs.datastore.errors import DatastoreError, NamingError, SnapshotExistsError, UnknownNameError
 from tapefs.datastore.manifest import MANIFEST_BLOB_NAME, Manifest
 from tapefs.datastore.naming import (
-    BACKUP_TYPES,
     BACKUP_TIME,
+    BACKUP_TYPES,
     SAFE_ID,
     BackupGroup,
     BackupNamespace,

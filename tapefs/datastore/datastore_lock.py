@@ -10,8 +10,8 @@ import logging
 import os
 from pathlib import Path
 
-from tapefs.errors import Busy
 from tapefs.datastore.errors import DatastoreError
+from tapefs.errors import Busy
 
 log = logging.getLogger(__name__)
 

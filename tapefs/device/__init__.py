@@ -1,1 +1,1 @@
-"""Drive and changer APIs over `tapefs.scsi`, plus device discovery and selection."""
+"""Drive and changer APIs over `tapefs.scsi`, plus device discovery."""

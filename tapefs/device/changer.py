@@ -15,8 +15,15 @@ import dataclasses
 import logging
 
 from tapefs.device.element_status import (
-    DATA_TRANSFER, ELEMENT_ADDRESS_ASSIGNMENT_PAGE, IMPORT_EXPORT, STORAGE, TRANSPORT, AddressAssignment,
-    ElementDescriptor, parse_address_assignment, parse_element_status,
+    DATA_TRANSFER,
+    ELEMENT_ADDRESS_ASSIGNMENT_PAGE,
+    IMPORT_EXPORT,
+    STORAGE,
+    TRANSPORT,
+    AddressAssignment,
+    ElementDescriptor,
+    parse_address_assignment,
+    parse_element_status,
 )
 from tapefs.device.handle import DeviceHandle
 from tapefs.scsi import cdb as cdbs

@@ -13,20 +13,35 @@ import time
 
 from tapefs.device import encryption, mam
 from tapefs.device.density import FIRST_FORMAT_DENSITY, IMMEDIATE_FORMAT_DENSITY, density_name
+from tapefs.device.handle import DeviceHandle
 from tapefs.device.log_pages import (
-    DEVICE_STATUS_PAGE, TAPE_ALERT_RESPONSE_PAGE, VOLUME_STATISTICS_PAGE, DeviceStatus, parse_device_status,
+    DEVICE_STATUS_PAGE,
+    TAPE_ALERT_RESPONSE_PAGE,
+    VOLUME_STATISTICS_PAGE,
+    DeviceStatus,
+    parse_device_status,
 )
 from tapefs.device.mode_pages import (
-    DATA_COMPRESSION_PAGE, MEDIUM_CONFIGURATION_PAGE, ModeData, build_mode_select_10, parse_data_compression,
-    parse_mode_sense_10, with_compression,
+    DATA_COMPRESSION_PAGE,
+    MEDIUM_CONFIGURATION_PAGE,
+    ModeData,
+    build_mode_select_10,
+    parse_data_compression,
+    parse_mode_sense_10,
+    with_compression,
 )
 from tapefs.device.position import LONG_FORM_LENGTH, Position, parse_long_form
 from tapefs.device.tape_alert import parse_tape_alert_response
 from tapefs.device.volume_statistics import VolumeStatistics, parse_volume_statistics
-from tapefs.device.handle import DeviceHandle
 from tapefs.scsi import cdb as cdbs
 from tapefs.scsi.errors import (
-    BecomingReady, CheckCondition, EarlyWarning, IllegalRequest, NotReady, ScsiError, UnitAttention,
+    BecomingReady,
+    CheckCondition,
+    EarlyWarning,
+    IllegalRequest,
+    NotReady,
+    ScsiError,
+    UnitAttention,
 )
 from tapefs.scsi.inquiry import PERIPHERAL_TAPE, unit_serial_number
 from tapefs.scsi.sense import Sense, SenseFormatError, decode_sense

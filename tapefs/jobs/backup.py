@@ -29,13 +29,13 @@ from tapefs.datastore.naming import BackupNamespace, BackupSnapshot
 from tapefs.jobs.drive_session import DriveSession
 from tapefs.jobs.errors import JobError
 from tapefs.jobs.pool_writer import PoolWriter
-from tapefs.progress import ProgressCallback, ProgressMeter
 from tapefs.jobs.snapshot_files import encode_snapshot_pxar, snapshot_digests, tape_snapshot_path
 from tapefs.jobs.snapshot_selection import GroupFilter, select_snapshots
 from tapefs.jobs.tape_encryption import media_set_encryption_for_pool
 from tapefs.media.inventory import Inventory
 from tapefs.media.pool import MediaPool
 from tapefs.media.tape_config import MediaPoolConfig
+from tapefs.progress import ProgressCallback, ProgressMeter
 from tapefs.scsi.errors import ConnectionLost
 from tapefs.tapeformat.block import PAYLOAD_SIZE
 from tapefs.tapeformat.chunk_archive import ChunkArchiveWriter
@@ -277,7 +277,8 @@ class _BackupJob:
             tapes = [self.writer.media_uuid]
             to_next_tape = self.writer.next_volume_for(self.store)
 
-            def next_volume(part):
+            # Called only within this attempt; the defaults bind this attempt's tape list.
+            def next_volume(part, to_next_tape=to_next_tape, tapes=tapes):
                 device = to_next_tape(part)
                 tapes.append(self.writer.media_uuid)
                 return device

@@ -30,12 +30,12 @@ from tapefs.catalog.media_catalog import MediaCatalog
 from tapefs.config.atomic_file import atomic_write
 from tapefs.jobs.drive_session import DriveSession, DriveSetup
 from tapefs.jobs.errors import JobError
-from tapefs.progress import ProgressCallback, ProgressMeter
 from tapefs.jobs.tape_scan import TapeFileReport, read_next_file, read_tape_files
 from tapefs.media.inventory import Inventory
 from tapefs.media.labeling import media_id_from_labels
 from tapefs.media.locks import lock_media_set
 from tapefs.media.media_id import MediaId, MediaLocation
+from tapefs.progress import ProgressCallback, ProgressMeter
 from tapefs.scsi.errors import ScsiError
 from tapefs.tapeformat.block_device import BLOCK_SIZE, BlockDevice
 from tapefs.tapeformat.errors import MediaCatalogError, TapeFormatError
@@ -104,7 +104,7 @@ class ScanState:
     next_file: int
 
     @classmethod
-    def load(cls, status_dir: Path, media_uuid: str) -> "ScanState | None":
+    def load(cls, status_dir: Path, media_uuid: str) -> ScanState | None:
         path = status_dir / f"{media_uuid}{SCAN_STATE_SUFFIX}"
         try:
             value = json.loads(path.read_text())

@@ -18,9 +18,10 @@ from tapefs.device.drive import Drive
 from tapefs.device.log_pages import DEVICE_ACTIVITY_NAMES
 from tapefs.jobs.errors import JobError
 from tapefs.media.drive_lock import DriveLock
+from tapefs.media.drive_selection import changer_of
 from tapefs.media.media_admin import is_cleaning_cartridge, is_mail_slot
 from tapefs.media.tape_config import ChangerConfig, DriveConfig, TapeDeviceConfig
-from tapefs.media.tape_devices import changer_of, open_drive
+from tapefs.media.tape_devices import open_drive
 from tapefs.scsi import cdb as cdbs
 from tapefs.scsi.errors import CheckCondition, UnitAttention
 

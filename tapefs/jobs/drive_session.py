@@ -14,6 +14,7 @@ from tapefs.device.drive import Drive
 from tapefs.jobs.errors import DeviceConnectionLost, JobError, MediaOffline
 from tapefs.jobs.operator_wait import OperatorWait
 from tapefs.media.drive_lock import DriveLock
+from tapefs.media.drive_selection import changer_of, choose_drive
 from tapefs.media.inventory import Inventory
 from tapefs.media.media_admin import MediaAdminError, export_media, is_cleaning_cartridge, is_mail_slot
 from tapefs.media.online_status import query_changer
@@ -39,20 +40,12 @@ class DriveSetup:
 
 
 def drive_setup(tape_config: TapeDeviceConfig, name: str | None = None) -> DriveSetup:
-    """The named drive, or the only configured one."""
-    if name is None:
-        if len(tape_config.drives) != 1:
-            raise JobError(f"{len(tape_config.drives)} drives configured: name one with --drive")
-        name = next(iter(tape_config.drives))
-    try:
-        drive = tape_config.drive(name)
-    except KeyError as error:
-        raise JobError(error.args[0]) from None
+    """The drive a job uses: chosen as every tape command chooses it (see ``drive_selection``)."""
+    drive = choose_drive(tape_config, name)
     if drive.changer is None:
         return DriveSetup(drive.name, drive.path)
-    changer = tape_config.changer(drive.changer)
-    return DriveSetup(drive.name, drive.path, changer.name, changer.path, drive.changer_drivenum or 0,
-                      changer.export_slots)
+    changer, drive_number = changer_of(tape_config, drive)
+    return DriveSetup(drive.name, drive.path, changer.name, changer.path, drive_number, changer.export_slots)
 
 
 class DriveSession:
@@ -79,7 +72,7 @@ class DriveSession:
             self._drive.close()
             self._drive = None
 
-    def __enter__(self) -> "DriveSession":
+    def __enter__(self) -> DriveSession:
         return self
 
     def __exit__(self, *exc_info) -> None:

@@ -27,7 +27,7 @@ class NamespaceMapping:
     max_depth: int | None = None
 
     @classmethod
-    def parse(cls, text: str) -> "NamespaceMapping":
+    def parse(cls, text: str) -> NamespaceMapping:
         values: dict[str, str] = {}
         for item in text.split(","):
             key, sep, value = item.partition("=")
@@ -77,7 +77,7 @@ class NamespaceMap:
             seen.add(key)
 
     @classmethod
-    def parse(cls, items: Iterable[str]) -> "NamespaceMap":
+    def parse(cls, items: Iterable[str]) -> NamespaceMap:
         return cls(NamespaceMapping.parse(item) for item in items)
 
     def __bool__(self) -> bool:

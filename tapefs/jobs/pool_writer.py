@@ -210,7 +210,7 @@ class PoolWriter:
 
     def write_catalog(self) -> None:
         """The catalog archive of the last tape written, at its end."""
-        for attempt in range(2):
+        for _ in range(2):
             device = self.writable_device()
             media_uuid = self.media_uuid
             seq_nr = self.catalog.media_set_of(media_uuid)[1]

@@ -35,13 +35,17 @@ from tapefs.datastore.naming import BackupGroup, BackupSnapshot
 from tapefs.jobs.drive_session import DriveSession
 from tapefs.jobs.errors import JobError
 from tapefs.jobs.namespace_map import NamespaceMap
-from tapefs.progress import ProgressCallback, ProgressMeter
 from tapefs.jobs.snapshot_files import (
-    decode_snapshot_pxar, manifest_digests, parse_tape_snapshot_path, tape_snapshot_path, write_snapshot_files,
+    decode_snapshot_pxar,
+    manifest_digests,
+    parse_tape_snapshot_path,
+    tape_snapshot_path,
+    write_snapshot_files,
 )
 from tapefs.jobs.tape_encryption import clear_drive_key, set_drive_key_for_set
 from tapefs.media.inventory import Inventory
 from tapefs.media.locks import lock_media_set
+from tapefs.progress import ProgressCallback, ProgressMeter
 from tapefs.tapeformat.archive_part import ArchivePart
 from tapefs.tapeformat.block import PAYLOAD_SIZE
 from tapefs.tapeformat.block_device import BlockDevice, Mark
@@ -71,7 +75,7 @@ class StoreMap:
         self.default = default
 
     @classmethod
-    def parse(cls, items: list[str], lookup) -> "StoreMap":
+    def parse(cls, items: list[str], lookup) -> StoreMap:
         targets, default = {}, None
         for item in items:
             for part in item.split(","):

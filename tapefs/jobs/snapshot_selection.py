@@ -20,7 +20,7 @@ class GroupFilter:
     value: str
 
     @classmethod
-    def parse(cls, text: str) -> "GroupFilter":
+    def parse(cls, text: str) -> GroupFilter:
         exclude = False
         body = text
         for prefix, is_exclude in (("include:", False), ("exclude:", True)):

@@ -1,5 +1,6 @@
 """Getting a tape key back into the store (docs/keys.md, "Formats"): from the key config in a tape's media-set
-label, from a key file, or from paper key text; each needs the key's password."""
+label, from a key file, or from paper key text; each needs the key's password. Reading the label
+off a tape is a job: ``tapefs.jobs.key_from_tape``."""
 from __future__ import annotations
 
 import logging
@@ -10,10 +11,7 @@ from tapefs.datastore.key_config import KeyConfig
 from tapefs.keys.errors import KeyInputError, TapeKeyError
 from tapefs.keys.key_store import TapeKeyStore, normalize_fingerprint, unlock_key
 from tapefs.keys.paperkey import parse_key_text
-from tapefs.media.tape_config import DriveConfig
-from tapefs.media.tape_devices import open_drive
-from tapefs.tapeformat.block_device import DriveBlockDevice
-from tapefs.tapeformat.labels import MediaSetLabel, read_labels
+from tapefs.tapeformat.labels import MediaSetLabel
 
 log = logging.getLogger(__name__)
 
@@ -50,15 +48,3 @@ def restore_from_media_set_label(store: TapeKeyStore, label: MediaSetLabel, pass
     store.insert(key, key_config, force=True)
     log.info("restored tape encryption key %s from media set %s", fingerprint, label.uuid)
     return fingerprint
-
-
-def restore_from_drive(store: TapeKeyStore, drive: DriveConfig, password: bytes) -> str:
-    """Read the labels of the tape in ``drive`` (no key loaded: labels are never encrypted) and
-    restore the key its media-set label carries."""
-    with open_drive(drive, need_medium=True) as opened:
-        labels = read_labels(DriveBlockDevice(opened))
-    if labels.media is None:
-        raise TapeKeyError(f"the tape in drive {drive.name!r} is not labelled")
-    if labels.media_set is None:
-        raise TapeKeyError(f"tape {labels.media.label_text} has no media-set label")
-    return restore_from_media_set_label(store, labels.media_set, password)

@@ -41,7 +41,7 @@ def _qr_text(qr: segno.QRCode) -> str:
     rows = [list(row) for row in qr.matrix_iter(scale=1, border=0)]
     if len(rows) % 2:
         rows.append([False] * len(rows[0]))
-    return "\n".join("".join(_HALF_BLOCKS[(bool(upper), bool(lower))] for upper, lower in zip(rows[i], rows[i + 1]))
+    return "\n".join("".join(_HALF_BLOCKS[(bool(upper), bool(lower))] for upper, lower in zip(rows[i], rows[i + 1], strict=True))
                      for i in range(0, len(rows), 2))
 
 

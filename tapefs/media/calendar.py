@@ -215,7 +215,7 @@ class CalendarEvent:
         """The first event time (epoch seconds) strictly after ``after``, or None if there is none."""
         start = after + 1
         if self.utc:
-            moment = datetime.datetime.fromtimestamp(start, datetime.timezone.utc).replace(tzinfo=None)
+            moment = datetime.datetime.fromtimestamp(start, datetime.UTC).replace(tzinfo=None)
         else:
             moment = datetime.datetime.fromtimestamp(start)
         day = moment.date()
@@ -272,7 +272,7 @@ class CalendarEvent:
     def _to_epoch(self, day: datetime.date, clock: tuple[int, int, int]) -> int | None:
         naive = datetime.datetime(day.year, day.month, day.day, *clock)
         if self.utc:
-            return int(naive.replace(tzinfo=datetime.timezone.utc).timestamp())
+            return int(naive.replace(tzinfo=datetime.UTC).timestamp())
         try:
             return int(time.mktime(naive.timetuple()))
         except (OverflowError, ValueError):

@@ -14,9 +14,9 @@ import os
 import threading
 from pathlib import Path
 
+from tapefs.config.paths import tape_status_dir
 from tapefs.errors import Busy
 from tapefs.media.errors import MediaError
-from tapefs.media.inventory import tape_status_dir
 
 LOCK_DIR_NAME = "drive-locks"
 
@@ -35,7 +35,7 @@ class DriveLock:
         self.path = (Path(status_dir) if status_dir else tape_status_dir()) / LOCK_DIR_NAME / f"{drive_name}.lock"
         self.held = False
 
-    def __enter__(self) -> "DriveLock":
+    def __enter__(self) -> DriveLock:
         self.acquire()
         return self
 

@@ -29,3 +29,7 @@ class NoWritableMediaError(DeviceFailure, MediaError):
 
 class LockTimeoutError(Busy, MediaError):
     """A pool or media-set lock is held by another process for longer than we wait."""
+
+
+class TapeDeviceError(MediaError):
+    """No such drive or changer, a drive without a changer, a tape that is not where asked."""

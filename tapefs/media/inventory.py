@@ -15,8 +15,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tapefs.config import paths
+from tapefs.config.state_database import StateDatabase
 from tapefs.media.errors import InventoryError, UnknownMediaError
-from tapefs.media.state_database import StateDatabase
 from tapefs.media.media_id import (
     STORABLE_STATUSES,
     InventoryEntry,
@@ -74,11 +74,6 @@ class MediaSetInfo:
     members: list[str | None]
 
 
-def tape_status_dir() -> Path:
-    """Where the inventory, the media catalogs and the pool and media-set locks live."""
-    return paths.state_dir() / "tape"
-
-
 def _entry_from_row(row: tuple) -> InventoryEntry:
     (uuid, label_text, ctime, label_pool, set_uuid, set_pool, set_seq_nr, set_ctime,
      set_key_fingerprint, location, status, bytes_used) = row
@@ -124,7 +119,7 @@ class Inventory(StateDatabase):
 
     @classmethod
     def open(cls, status_dir: str | Path | None = None) -> "Inventory":
-        status_dir = Path(status_dir) if status_dir is not None else tape_status_dir()
+        status_dir = Path(status_dir) if status_dir is not None else paths.tape_status_dir()
         return cls(status_dir / INVENTORY_DB_NAME)
 
     @property

@@ -17,14 +17,19 @@ from dataclasses import dataclass
 from tapefs.catalog.media_catalog import MediaCatalog
 from tapefs.device.changer import Changer
 from tapefs.device.drive import Drive
+from tapefs.media.drive_selection import changer_of
 from tapefs.media.errors import MediaError
 from tapefs.media.inventory import CLEANING_TAPE_PREFIX, Inventory
 from tapefs.media.media_id import SAFE_ID, MediaId, MediaLabel, MediaLocation, MediaSetLabel
 from tapefs.media.online_status import update_online_status
 from tapefs.media.tape_config import (
-    MEDIA_POOL_CONFIG_NAME, ChangerConfig, DriveConfig, TapeDeviceConfig, load_media_pool_config,
+    MEDIA_POOL_CONFIG_NAME,
+    ChangerConfig,
+    DriveConfig,
+    TapeDeviceConfig,
+    load_media_pool_config,
 )
-from tapefs.media.tape_devices import changer_of, load_media_from_slot, open_drive, unload_media
+from tapefs.media.tape_devices import load_media_from_slot, open_drive, unload_media
 from tapefs.progress import ProgressCallback, ProgressEvent
 from tapefs.scsi.errors import ScsiError
 from tapefs.tapeformat import labels as tape_labels

@@ -24,10 +24,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
 
-from tapefs.errors import InvalidInput, NotFound
 from tapefs.config import paths, section_config
 from tapefs.config.section_config import Section, SectionConfig, SectionConfigError
 from tapefs.datastore.registry import DATASTORE_CONFIG_NAME, DatastoreRegistry
+from tapefs.errors import InvalidInput, NotFound
 from tapefs.media.calendar import CalendarEvent
 from tapefs.media.locks import FileLock
 from tapefs.media.media_id import SAFE_ID, check_fingerprint

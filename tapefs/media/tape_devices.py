@@ -1,81 +1,26 @@
-"""The drives and changers of ``tape.cfg`` as a command line uses them: which one a command means,
-and moving tapes between slots and drives by label text or slot number (proxmox-tape's
+"""The drives and changers of ``tape.cfg`` as a command line uses them: opening a drive, and
+moving tapes between slots and drives by label text or slot number (proxmox-tape's
 ``load-media``, ``load-media-from-slot``, ``unload``, ``changer status`` and ``transfer``).
-
-Drive choice follows proxmox-tape: ``--drive NAME``, else env ``PROXMOX_TAPE_DRIVE``, else the
-only configured drive. A changer command without a name uses the changer of that drive, or the
-only configured changer.
+Which drive or changer a command means is decided in ``tapefs.media.drive_selection``.
 """
 
 import logging
-import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 from tapefs.device.changer import Changer, ChangerStatus
 from tapefs.device.drive import Drive
 from tapefs.media.drive_lock import DriveLock
-from tapefs.errors import NotFound
-from tapefs.media.errors import MediaError
+from tapefs.media.drive_selection import changer_of
+from tapefs.media.errors import TapeDeviceError
 from tapefs.media.inventory import CLEANING_TAPE_PREFIX, Inventory
-from tapefs.media.tape_config import TAPE_CONFIG_NAME, ChangerConfig, DriveConfig, TapeDeviceConfig
+from tapefs.media.tape_config import ChangerConfig, DriveConfig, TapeDeviceConfig
 from tapefs.scsi.channel import Channel
 from tapefs.scsi.errors import ScsiError
 from tapefs.scsi.inquiry import inquiry, unit_serial_number
 
 log = logging.getLogger(__name__)
-
-DRIVE_NAME_ENV = "PROXMOX_TAPE_DRIVE"
-
-
-class TapeDeviceError(MediaError):
-    """No such drive or changer, a drive without a changer, a tape that is not where asked."""
-
-
-class UnknownDeviceError(NotFound, TapeDeviceError):
-    """tape.cfg has no drive or changer of this name."""
-
-
-def choose_drive(config: TapeDeviceConfig, name: str | None = None,
-                 environ: Mapping[str, str] | None = None) -> DriveConfig:
-    environ = os.environ if environ is None else environ
-    name = name or environ.get(DRIVE_NAME_ENV) or None
-    if name is not None:
-        if name not in config.drives:
-            known = ", ".join(config.drives) or "none configured"
-            raise UnknownDeviceError(f"no drive named {name!r} in {TAPE_CONFIG_NAME} (drives: {known})")
-        return config.drives[name]
-    if len(config.drives) == 1:
-        return next(iter(config.drives.values()))
-    if not config.drives:
-        raise TapeDeviceError(f"no drive configured in {TAPE_CONFIG_NAME} (add one with 'tapefs drive create')")
-    raise TapeDeviceError(f"{len(config.drives)} drives are configured ({', '.join(config.drives)}): choose one with --drive")
-
-
-def choose_changer(config: TapeDeviceConfig, name: str | None = None, drive_name: str | None = None,
-                   environ: Mapping[str, str] | None = None) -> ChangerConfig:
-    """The named changer, else the changer of the chosen drive, else the only changer."""
-    if name is not None:
-        if name not in config.changers:
-            known = ", ".join(config.changers) or "none configured"
-            raise UnknownDeviceError(f"no changer named {name!r} in {TAPE_CONFIG_NAME} (changers: {known})")
-        return config.changers[name]
-    environ = os.environ if environ is None else environ
-    if drive_name or environ.get(DRIVE_NAME_ENV):
-        return changer_of(config, choose_drive(config, drive_name, environ))[0]
-    if len(config.changers) == 1:
-        return next(iter(config.changers.values()))
-    if not config.changers:
-        raise TapeDeviceError(f"no changer configured in {TAPE_CONFIG_NAME} (add one with 'tapefs changer create')")
-    raise TapeDeviceError(f"{len(config.changers)} changers are configured ({', '.join(config.changers)}): name one")
-
-
-def changer_of(config: TapeDeviceConfig, drive: DriveConfig) -> tuple[ChangerConfig, int]:
-    """The drive's changer and its drive number in it."""
-    if drive.changer is None:
-        raise TapeDeviceError(f"drive {drive.name!r} is not in a changer (set one with 'tapefs drive update --changer')")
-    return config.changer(drive.changer), drive.changer_drivenum or 0
 
 
 @contextmanager

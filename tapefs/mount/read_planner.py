@@ -199,7 +199,7 @@ class ReadPlanner:
             if database is not None:
                 database.close()
 
-    def __enter__(self) -> "ReadPlanner":
+    def __enter__(self) -> ReadPlanner:
         self.start()
         return self
 
@@ -306,7 +306,7 @@ class ReadPlanner:
             self._jobs.pop(task.key, None)
         _settle(task.future, result)
 
-    def chunk_reader(self, set_uuid: str, store: str) -> "TapeChunkReader":
+    def chunk_reader(self, set_uuid: str, store: str) -> TapeChunkReader:
         return TapeChunkReader(self, set_uuid, store)
 
     # -- status ------------------------------------------------------------------------------
@@ -405,7 +405,7 @@ class ReadPlanner:
                     log.exception("drive %s, tape %s", worker.setup.name, label)
                     reason = str(error)
                     # Reads queued since get an attempt of their own.
-                    self._fail_tape(media, lambda job: MountReadError(f"{job.where}: {reason}"), attempt)
+                    self._fail_tape(media, lambda job, reason=reason: MountReadError(f"{job.where}: {reason}"), attempt)
                     worker.media = worker.chunks = None
                     worker.session.close()
                     worker.session.label_text = None
@@ -497,7 +497,7 @@ class ReadPlanner:
                 log.error("tape %s (location %s) not inserted within %gs: reads fail", label, location,
                           self.read_timeout)
                 self._emit("media-unavailable", tape=label, location=location)
-                self._fail_tape(media, lambda job: MediaUnavailable(
+                self._fail_tape(media, lambda job, label=label, location=location: MediaUnavailable(
                     f"{job.where}: tape {label} is not in the library (location {location}); "
                     f"not inserted within {self.read_timeout:g}s"), expired_before)
                 queued = [when for when in queued if when >= expired_before]

@@ -22,8 +22,9 @@ import trio
 
 from tapefs.catalog.file_catalog import FileCatalog
 from tapefs.catalog.media_catalog import MediaCatalog
+from tapefs.config.paths import tape_status_dir
 from tapefs.jobs.drive_session import drive_setup
-from tapefs.media.inventory import Inventory, tape_status_dir
+from tapefs.media.inventory import Inventory
 from tapefs.media.tape_config import load_tape_config
 from tapefs.mount.chunk_cache import ChunkCache
 from tapefs.mount.operations import Operations

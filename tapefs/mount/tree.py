@@ -37,13 +37,13 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from tapefs.errors import NotFound, TapefsError
 from tapefs.catalog.file_catalog import ArchiveRow, EntryRow, FileCatalog
 from tapefs.catalog.media_catalog import MediaCatalog
 from tapefs.datastore.blob import decode_blob
 from tapefs.datastore.dynamic_index import DynamicIndex
 from tapefs.datastore.errors import DatastoreError
 from tapefs.datastore.fixed_index import FixedIndex
+from tapefs.errors import NotFound, TapefsError
 from tapefs.media.inventory import Inventory
 from tapefs.mount.tape_stream import TapeStream
 from tapefs.tapeformat.tape_file import read_raw_range
@@ -123,7 +123,7 @@ class Node:
     rdev: int = 0
     target: bytes | None = None
     #: regular files: builds the reader for one open
-    opener: Callable[[], "FileReader"] | None = None
+    opener: Callable[[], FileReader] | None = None
     #: rendered again at every open (the status file): the size is not known in advance
     direct_io: bool = False
     #: extended attributes listed by listxattr (archived ones, or tapefs's own on view nodes)
@@ -134,7 +134,7 @@ class Node:
     #: archive entries: (copy number, catalog row); open and getxattr work from these
     entry: tuple[int, EntryRow] | None = None
     #: virtual directories: built on first use
-    expand: Callable[[], list["Node"]] | None = None
+    expand: Callable[[], list[Node]] | None = None
     children: list[int] | None = None
 
     @property

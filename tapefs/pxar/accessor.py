@@ -13,9 +13,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from . import format as fmt
-from .decoder import (ItemReader, entry_from_body, iter_content, read_archive_start,
-                      read_child, read_content, read_entry, read_filename, resolve_hardlink,
-                      walk_directory)
+from .decoder import (
+    ItemReader,
+    entry_from_body,
+    iter_content,
+    read_archive_start,
+    read_child,
+    read_content,
+    read_entry,
+    read_filename,
+    resolve_hardlink,
+    walk_directory,
+)
 from .entry import Entry, Kind
 from .errors import NotADirectory, NotFoundError
 from .source import Source

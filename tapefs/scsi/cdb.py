@@ -8,8 +8,19 @@ from __future__ import annotations
 import functools
 
 from construct import (
-    BitsInteger, BitStruct, Const, Flag, Int8ub, Int16ub, Int24sb, Int24ub, Int32ub, Int64sb, Int64ub,
-    Padding, Struct,
+    BitsInteger,
+    BitStruct,
+    Const,
+    Flag,
+    Int8ub,
+    Int16ub,
+    Int24sb,
+    Int24ub,
+    Int32ub,
+    Int64sb,
+    Int64ub,
+    Padding,
+    Struct,
 )
 
 TEST_UNIT_READY = 0x00

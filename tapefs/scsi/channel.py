@@ -10,11 +10,11 @@ import logging
 import time
 
 from tapefs.scsi import cdb as cdbs
+from tapefs.scsi.device_path import open_transport
 from tapefs.scsi.errors import StatusError, TransportError, error_class_for
 from tapefs.scsi.sense import RECOVERED_ERROR, Sense, SenseFormatError, decode_sense
 from tapefs.scsi.timeouts import timeout_for
-from tapefs.scsi.trace import TraceRecord, Tracer
-from tapefs.scsi.device_path import open_transport
+from tapefs.scsi.trace import Tracer, TraceRecord
 from tapefs.scsi.transport import CHECK_CONDITION, GOOD, CommandResult, Transport
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ class Channel:
         self.tracer = tracer
 
     @classmethod
-    def open(cls, path: str, tracer: Tracer | None = None) -> "Channel":
+    def open(cls, path: str, tracer: Tracer | None = None) -> Channel:
         return cls(open_transport(path), tracer)
 
     @property
@@ -80,7 +80,7 @@ class Channel:
     def close(self) -> None:
         self.transport.close()
 
-    def __enter__(self) -> "Channel":
+    def __enter__(self) -> Channel:
         return self
 
     def __exit__(self, *exc) -> None:

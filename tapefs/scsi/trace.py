@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from typing import Callable, TextIO
+from collections.abc import Callable
+from typing import TextIO
 
 from tapefs.scsi.cdb import command_name
 from tapefs.scsi.errors import STATUS_NAMES

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import socket
 import time
 
 from tapefs.scsi.cdb import command_name
@@ -46,7 +45,7 @@ class VtapeTransport(Transport):
         try:
             self._client.sock.settimeout(timeout + TIMEOUT_SLACK)
             reply = self._client.execute(bytes(cdb), data_out, data_in_len, int(timeout * 1000))
-        except socket.timeout:
+        except TimeoutError:
             # The reply may still arrive; the stream can no longer be trusted.
             self._give_up(f"no reply within {timeout:g} s")
             raise CommandTimeout(self.path, command_name(cdb), f"no reply within {timeout:g} s") from None

@@ -10,7 +10,12 @@ from construct import Bytes, Int8ul, Int24ul, Int32ul, Struct
 from tapefs.tapeformat import magic
 from tapefs.tapeformat.block_device import BLOCK_SIZE, BlockDevice, Mark
 from tapefs.tapeformat.errors import (
-    BadMagic, BlockSizeError, HeaderError, MissingEndMarker, SequenceError, TapeFormatError,
+    BadMagic,
+    BlockSizeError,
+    HeaderError,
+    MissingEndMarker,
+    SequenceError,
+    TapeFormatError,
     UnexpectedEndOfData,
 )
 

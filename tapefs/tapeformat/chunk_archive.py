@@ -19,12 +19,22 @@ from construct import Bytes, Int64ul, Struct
 from tapefs.tapeformat import magic
 from tapefs.tapeformat.archive_part import ArchivePart, ChunkLocation
 from tapefs.tapeformat.block import (
-    BLOCK_SIZE, PAYLOAD_SIZE, BlockedReader, BlockedWriter, blocks_for_stream, open_at_block,
+    BLOCK_SIZE,
+    PAYLOAD_SIZE,
+    BlockedReader,
+    BlockedWriter,
+    blocks_for_stream,
+    open_at_block,
 )
 from tapefs.tapeformat.block_device import BlockDevice
 from tapefs.tapeformat.content_header import pretty_json, write_content_start
 from tapefs.tapeformat.errors import (
-    ArchiveAborted, BadMagic, HeaderError, PhysicalEndOfTape, TapeFormatError, TruncatedData,
+    ArchiveAborted,
+    BadMagic,
+    HeaderError,
+    PhysicalEndOfTape,
+    TapeFormatError,
+    TruncatedData,
 )
 from tapefs.tapeformat.tape_file import TapeFile
 

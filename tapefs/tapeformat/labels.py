@@ -36,7 +36,7 @@ class MediaLabel:
         return dict(sorted(value.items()))
 
     @classmethod
-    def from_json(cls, value: dict) -> "MediaLabel":
+    def from_json(cls, value: dict) -> MediaLabel:
         return cls(uuidlib.UUID(value["uuid"]), value["label_text"], int(value["ctime"]), value.get("pool"))
 
 
@@ -63,7 +63,7 @@ class MediaSetLabel:
         return dict(sorted(value.items()))
 
     @classmethod
-    def from_json(cls, value: dict) -> "MediaSetLabel":
+    def from_json(cls, value: dict) -> MediaSetLabel:
         # Unknown keys are ignored, as PBS does.
         return cls(value["pool"], uuidlib.UUID(value["uuid"]), int(value["seq_nr"]), int(value["ctime"]),
                    value.get("encryption_key_fingerprint"), value.get("key-config"))

@@ -237,7 +237,7 @@ class MediaCatalogLog:
 
     @classmethod
     def create(cls, directory: Path, media_uuid: uuidlib.UUID,
-               media_set: tuple[uuidlib.UUID, int] | None = None) -> "MediaCatalogLog":
+               media_set: tuple[uuidlib.UUID, int] | None = None) -> MediaCatalogLog:
         """Write `<uuid>.log` holding only the label entries (file 0, and file 1 with a set)."""
         path = Path(directory) / f"{media_uuid}.log"
         temp = path.with_suffix(".tmp")
@@ -253,7 +253,7 @@ class MediaCatalogLog:
 
     @classmethod
     def load(cls, path: Path, media_uuid: uuidlib.UUID | None = None,
-             media_set: tuple[uuidlib.UUID, int] | None = None, repair: bool = False) -> "MediaCatalogLog":
+             media_set: tuple[uuidlib.UUID, int] | None = None, repair: bool = False) -> MediaCatalogLog:
         """Read and check a catalog; the expected media and set, when given, must match.
 
         `repair` cuts off what a commit interrupted by a crash left behind (a torn last entry,

@@ -28,14 +28,14 @@ class SnapshotPath:
     backup_time: str
 
     @classmethod
-    def parse(cls, path: str) -> "SnapshotPath":
+    def parse(cls, path: str) -> SnapshotPath:
         parts = path.rsplit("/", 3)
         if len(parts) == 3:
             parts = ["", *parts]
         namespace, backup_type, backup_id, backup_time = parts
         components = namespace.split("/") if namespace else []
         if (len(parts) != 4 or not all((backup_type, backup_id, backup_time)) or len(components) % 2
-                or any(key != "ns" or not name for key, name in zip(components[::2], components[1::2]))
+                or any(key != "ns" or not name for key, name in zip(components[::2], components[1::2], strict=True))
                 or len(components) > 14):
             raise ValueError(f"not a snapshot path: {path!r}")
         return cls(namespace, backup_type, backup_id, backup_time)

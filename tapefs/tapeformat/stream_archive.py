@@ -16,6 +16,7 @@ never touched.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import uuid as uuidlib
 from collections.abc import Callable, Iterable
@@ -92,7 +93,7 @@ def _write_parts(device: BlockDevice, kind: str, content_magic: bytes, header_da
                 log.info("early warning: %s archive %s continues in part %d", kind, content_uuid, part.part_number + 1)
                 writer, part, _ = start(next_volume(part), part.part_number + 1)
             take = PAYLOAD_SIZE - writer.bytes_written % PAYLOAD_SIZE
-            guarded(writer, part, lambda: writer.write(view[:take]))
+            guarded(writer, part, functools.partial(writer.write, view[:take]))
             view = view[take:]
     close(writer, part, incomplete=False)
     return parts

@@ -15,7 +15,7 @@ import pytest
 
 from tapefs.datastore.datastore import Datastore
 from tapefs.datastore.registry import DatastoreRegistry
-from tapefs.media.inventory import tape_status_dir
+from tapefs.config.paths import tape_status_dir
 from tests.jobs.conftest import add_cartridges, tape_setup  # noqa: F401 (the fixture)
 from tests.jobs.test_backup import run_backup, snapshot_tree
 

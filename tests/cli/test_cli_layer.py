@@ -16,7 +16,7 @@ from click.testing import CliRunner
 import tapefs
 import vtape
 from tapefs import errors as tapefs_errors
-from tools.cli import CommandGroup
+from tapefs_tools.cli import CommandGroup
 from vtape import errors as vtape_errors
 
 BIN = Path(sys.executable).parent

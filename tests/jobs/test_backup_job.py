@@ -15,7 +15,7 @@ from tapefs.media.tape_config import (
 )
 from tests.jobs.conftest import add_cartridges
 
-TAPEFS = [sys.executable, "-c", "from tools.tapefs_cli import main; main()"]
+TAPEFS = [sys.executable, "-m", "tapefs"]
 
 PBS_TAPE_JOB_CFG = """\
 backup: nightly

@@ -11,7 +11,7 @@ import pytest
 from tapefs.datastore.datastore import Datastore
 from tapefs.jobs.catalog_rebuild import CatalogRebuildError, rebuild_catalog, restore_missing_catalogs
 from tapefs.jobs.tape_scan import scan_tape
-from tapefs.media.inventory import tape_status_dir
+from tapefs.config.paths import tape_status_dir
 from tapefs.media.labeling import media_id_from_labels
 from tapefs.media.media_id import MediaId, MediaLabel
 from tapefs.media.media_list import list_media

@@ -16,7 +16,7 @@ from tests.jobs.test_backup import assert_catalog_matches_tapes, snapshot_tree
 
 pytestmark = pytest.mark.vtape
 
-TAPEFS = [sys.executable, "-c", "from tools.tapefs_cli import main; main()"]
+TAPEFS = [sys.executable, "-m", "tapefs"]
 
 
 def tapefs(*args, check=True):

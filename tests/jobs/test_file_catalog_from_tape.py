@@ -17,7 +17,7 @@ from tests.jobs.test_backup import run_backup
 
 pytestmark = [pytest.mark.vtape, pytest.mark.slow]
 
-TAPEFS = [sys.executable, "-c", "from tools.tapefs_cli import main; main()"]
+TAPEFS = [sys.executable, "-m", "tapefs"]
 REPO = Path(__file__).resolve().parents[2]
 
 

@@ -21,7 +21,7 @@ from tests.jobs.conftest import add_cartridges
 
 pytestmark = pytest.mark.vtape
 
-TAPEFS = [sys.executable, "-c", "from tools.tapefs_cli import main; main()"]
+TAPEFS = [sys.executable, "-m", "tapefs"]
 
 
 def send_to_vault(setup, label_text: str, vault: str = "offsite") -> None:

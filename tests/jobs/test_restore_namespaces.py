@@ -17,7 +17,7 @@ from tapefs.jobs.restore import StoreMap, restore_media_set
 from tests.jobs.conftest import add_cartridges
 from tests.jobs.test_backup import run_backup
 
-TAPEFS = [sys.executable, "-c", "from tools.tapefs_cli import main; main()"]
+TAPEFS = [sys.executable, "-m", "tapefs"]
 
 
 def ns(text):

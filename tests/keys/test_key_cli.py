@@ -16,7 +16,7 @@ import pytest
 from tapefs.datastore.crypt_config import CryptConfig
 from tapefs.keys.key_store import KEY_CONFIGS_FILE, RAW_KEYS_FILE, TapeKeyStore, protect_key
 from tapefs.keys.media_set_key import derive_drive_key
-from tapefs.media import tape_devices
+from tapefs.media import drive_selection, tape_devices
 from tapefs.media.tape_config import load_tape_config
 from tapefs.tapeformat.block_device import DriveBlockDevice
 from tapefs.tapeformat.labels import MediaLabel, MediaSetLabel, write_media_label, write_media_set_label
@@ -166,7 +166,7 @@ def test_restore_from_the_media_set_label_of_a_tape(cli, make_vtape_library, mon
     key = cli.raw_key(fingerprint)
     set_uuid = uuid.uuid4()
     monkeypatch.setenv("TAPEFS_CONFIG_DIR", str(cli.config_dir))
-    drive = tape_devices.choose_drive(load_tape_config(), "drive0")
+    drive = drive_selection.choose_drive(load_tape_config(), "drive0")
 
     def label_tape(key_config):
         with tape_devices.open_drive(drive, need_medium=True) as opened:

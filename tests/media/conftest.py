@@ -1,7 +1,8 @@
 """Fixtures for media-management tests: a private state and config directory per test."""
 import pytest
 
-from tapefs.media.inventory import Inventory, tape_status_dir
+from tapefs.config.paths import tape_status_dir
+from tapefs.media.inventory import Inventory
 from tapefs.media.media_id import MediaId, MediaLabel, MediaLocation, MediaSetLabel, new_uuid
 
 

@@ -38,7 +38,7 @@ from tapefs.media.tape_config import (
 from tests.helpers.vtape_process import VtapeLibrary
 
 REPO = Path(__file__).resolve().parents[2]
-TAPEFS = [sys.executable, "-c", "from tools.tapefs_cli import main; main()"]
+TAPEFS = [sys.executable, "-m", "tapefs"]
 MiB = 1024 * 1024
 IMAGE_SIZE = 256 * MiB
 CARTRIDGE = "112MiB"

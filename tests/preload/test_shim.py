@@ -381,12 +381,12 @@ def test_threads_share_one_fd(vtape_library, shim):
 
 def test_run_with_command(vtape_library, shim):
     lib = vtape_library
-    cmd = [sys.executable, "-m", "tools.vtape_run_with", str(lib.path), "--", tool("sg_inq"), lib.drives[0]]
+    cmd = [sys.executable, "-m", "tapefs_tools.vtape_run_with", str(lib.path), "--", tool("sg_inq"), lib.drives[0]]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "ULT3580-TD8" in proc.stdout
     # The exit status of the command is passed through.
-    proc = subprocess.run([sys.executable, "-m", "tools.vtape_run_with", str(lib.path), "--", "sh", "-c",
+    proc = subprocess.run([sys.executable, "-m", "tapefs_tools.vtape_run_with", str(lib.path), "--", "sh", "-c",
                            'echo "$LD_PRELOAD $TAPE $CHANGER"; exit 3'], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 3
     preload, tape, changer = proc.stdout.split()
@@ -394,15 +394,15 @@ def test_run_with_command(vtape_library, shim):
 
 
 def test_run_with_errors(make_vtape_library, shim, tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "tools.vtape_run_with", str(tmp_path), "--", "true"],
+    proc = subprocess.run([sys.executable, "-m", "tapefs_tools.vtape_run_with", str(tmp_path), "--", "true"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1 and "not a vtape library" in proc.stderr
     lib = make_vtape_library()
     lib.stop()
-    proc = subprocess.run([sys.executable, "-m", "tools.vtape_run_with", str(lib.path), "--", "true"],
+    proc = subprocess.run([sys.executable, "-m", "tapefs_tools.vtape_run_with", str(lib.path), "--", "true"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1 and "no vtape daemon" in proc.stderr
-    proc = subprocess.run([sys.executable, "-m", "tools.vtape_run_with", "--no-daemon-check", str(lib.path),
+    proc = subprocess.run([sys.executable, "-m", "tapefs_tools.vtape_run_with", "--no-daemon-check", str(lib.path),
                            "--", "no-such-command-xyz"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 127 and "command not found" in proc.stderr
 

@@ -28,7 +28,7 @@ def sg_env(vtape_library, tmp_path):
 
 
 def run(env, tool: str, *args: str, input: bytes | None = None, check: bool = True):
-    proc = subprocess.run([sys.executable, "-m", f"tools.{tool}", *args], cwd=REPO, env=env, input=input,
+    proc = subprocess.run([sys.executable, "-m", f"tapefs_tools.{tool}", *args], cwd=REPO, env=env, input=input,
                           capture_output=True, timeout=60)
     assert b"Traceback" not in proc.stderr, proc.stderr.decode()
     if check:

@@ -21,7 +21,7 @@ def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 def run(tool: str, *args: str, env: dict[str, str], input: bytes | None = None,
         check: bool = True) -> subprocess.CompletedProcess:
     """Run `tool` (pmt or pmtx); with check, fail the test with its stderr on a non-zero exit."""
-    proc = subprocess.run([sys.executable, "-m", f"tools.{tool}", *args], cwd=REPO, env=env, input=input,
+    proc = subprocess.run([sys.executable, "-m", f"tapefs_tools.{tool}", *args], cwd=REPO, env=env, input=input,
                           capture_output=True, timeout=60)
     if check:
         assert proc.returncode == 0, f"{tool} {' '.join(args)} exited {proc.returncode}:\n{proc.stderr.decode()}"

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.vtape
 
 
 def vtape(*args, check=True):
-    result = subprocess.run([sys.executable, "-m", "tools.vtape_cli", *map(str, args)],
+    result = subprocess.run([sys.executable, "-m", "vtape", *map(str, args)],
                             capture_output=True, text=True, timeout=60)
     if check:
         assert result.returncode == 0, result.stderr

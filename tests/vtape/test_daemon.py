@@ -170,7 +170,7 @@ def test_kill_9_during_writes_keeps_everything_up_to_the_last_filemark(make_vtap
 
 
 def test_second_daemon_on_the_same_library_fails_with_one_line(vtape_library):
-    result = subprocess.run([sys.executable, "-m", "tools.vtape_cli", "serve", str(vtape_library.path)],
+    result = subprocess.run([sys.executable, "-m", "vtape", "serve", str(vtape_library.path)],
                             capture_output=True, text=True, timeout=30)
     assert result.returncode != 0
     assert result.stderr.strip().count("\n") == 0 and "already serving" in result.stderr

@@ -12,6 +12,7 @@ import pytest
 
 from tests.helpers.cdb import REQUEST_SENSE, load, ok, sense, write, write_filemarks
 from vtape import drive as drive_module
+from vtape import drive_logs
 from vtape.library import CreateOptions, Library, create_library
 
 SLOT1 = 0x0400
@@ -216,14 +217,14 @@ def test_write_to_a_write_protected_cartridge_raises_flag_09(bench):
     assert tape_alert_flags(bench) == set()  # loading it is no error; writing to it is
     assert bench.run(bytes([0x0A, 0, 0, 0, 4, 0]), b"data").status == 0x02
     bitmap = bench.data(PBS_TAPE_ALERT_FLAGS)[8:16]
-    assert number(bitmap) == 1 << (64 - drive_module.ALERT_WRITE_PROTECT)
-    assert tape_alert_flags(bench) == {drive_module.ALERT_WRITE_PROTECT}  # page 2Eh: read once, then cleared
+    assert number(bitmap) == 1 << (64 - drive_logs.ALERT_WRITE_PROTECT)
+    assert tape_alert_flags(bench) == {drive_logs.ALERT_WRITE_PROTECT}  # page 2Eh: read once, then cleared
     assert tape_alert_flags(bench) == set()
 
 
 def test_cleaning_need_raises_clean_now_until_a_cleaning_cartridge_is_used(bench):
     bench.drive.cleaning_required = True
-    assert tape_alert_flags(bench) == {drive_module.ALERT_CLEAN_NOW}
+    assert tape_alert_flags(bench) == {drive_logs.ALERT_CLEAN_NOW}
     cleaning = parameters(bench.data(log_sense(0x0C, 512)), 0x0C)[0x0100]
     assert len(cleaning) == 8 and number(cleaning) == 1
     bench.load(CLEANING_SLOT)
@@ -232,13 +233,13 @@ def test_cleaning_need_raises_clean_now_until_a_cleaning_cartridge_is_used(bench
 
 def test_expired_cleaning_cartridge_raises_flag_16_once(bench):
     bench.load(CLEANING_SLOT, cleaning_cycles_left=0)
-    assert tape_alert_flags(bench) == {drive_module.ALERT_EXPIRED_CLEANING_MEDIA}
+    assert tape_alert_flags(bench) == {drive_logs.ALERT_EXPIRED_CLEANING_MEDIA}
     assert tape_alert_flags(bench) == set()
 
 
 def test_worn_cartridge_raises_media_life(bench):
-    bench.load(mot_passes=drive_module.MEDIA_LIFE_PASSES + 1)
-    assert drive_module.ALERT_MEDIA_LIFE in tape_alert_flags(bench)
+    bench.load(mot_passes=drive_logs.MEDIA_LIFE_PASSES + 1)
+    assert drive_logs.ALERT_MEDIA_LIFE in tape_alert_flags(bench)
 
 
 def test_fresh_cartridge_raises_no_flag(bench):
@@ -365,7 +366,7 @@ def test_pbs_status_sequence_with_operator_alert_and_write_protect(vtape_library
     vhf = parameters(status, 0x11)[0]
     assert vhf[0] & 0x09 == 0x09 and vhf[2] == 0
     flags = bytes(ok(drive.execute(PBS_TAPE_ALERT_FLAGS, data_in_len=512)).data)
-    assert number(flags[8:16]) == 1 << (64 - 0x1E) | 1 << (64 - drive_module.ALERT_WRITE_PROTECT)
+    assert number(flags[8:16]) == 1 << (64 - 0x1E) | 1 << (64 - drive_logs.ALERT_WRITE_PROTECT)
     ok(drive.execute(bytes(6)))
     stats = parameters(bytes(ok(drive.execute(PBS_VOLUME_STATISTICS, data_in_len=8192)).data), 0x17)
     assert number(stats[0x0000]) == 1 and number(stats[0x0080]) == 1
