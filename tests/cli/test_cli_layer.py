@@ -25,7 +25,8 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
 
 def _exception_classes(package):
     for module_info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
-        if module_info.name.endswith("libvtape_preload"):  # the LD_PRELOAD shim: C, not a Python module
+        # the LD_PRELOAD shim is C, not a Python module; __main__ runs the command line
+        if module_info.name.endswith(("libvtape_preload", "__main__")):
             continue
         module = importlib.import_module(module_info.name)
         for name, obj in vars(module).items():

@@ -277,6 +277,11 @@ def test_update_with_a_stale_digest_is_refused(tmp_path):
 
 
 def test_create_tape_job(tmp_path):
+    config = tmp_path / "config"
+    config.mkdir(exist_ok=True)
+    (config / "datastore.cfg").write_text(f"datastore: store1\n\tpath {tmp_path / 'store1'}\n")
+    (config / "media-pool.cfg").write_text("pool: daily\n")
+    (config / "tape.cfg").write_text("lto: drive0\n\tpath /dev/null\n")
     job = TapeJobConfig("nightly", store="store1", pool="daily", drive="drive0", schedule="21:00")
     create_section(job)
     assert load_tape_job_config() == {"nightly": job}
