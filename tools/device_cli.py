@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import Any
 
 import click
 from rich.console import Console
@@ -118,8 +119,47 @@ def scan_command(group: click.Group, kind: str, plural: str) -> None:
         emit(output_format, [d.to_dict() for d in devices], render)
 
 
-def raw_command(group: click.Group, select_path: Callable[..., str], device_options: Callable) -> None:
-    """Register `raw` on a group; select_path maps the device options to a path."""
+@dataclasses.dataclass(frozen=True)
+class DeviceKind:
+    """How pmt (a drive) or pmtx (a changer) names and opens its device."""
+
+    #: the option naming a tape.cfg entry: "drive" or "changer"
+    name_option: str
+    name_help: str
+    device_help: str
+    #: (name, device path) -> the path to open
+    select_path: Callable[[str | None, str | None], str]
+    #: (path, tracer) -> the opened Drive or Changer
+    open: Callable[[str, Tracer | None], Any]
+
+    def options(self, fn: Callable) -> Callable:
+        fn = click.option("--device", default=None, help=self.device_help)(fn)
+        return click.option(f"--{self.name_option}", default=None, help=self.name_help)(fn)
+
+    def path_of(self, selection: dict) -> str:
+        """The device path the options in ``selection`` (removed from it) choose."""
+        return self.select_path(selection.pop(self.name_option), selection.pop("device"))
+
+    def command(self, group: click.Group, name: str, **kwargs) -> Callable:
+        """A subcommand that takes the device options and gets the open device as its first argument."""
+        def wrap(fn):
+            @group.command(name, **kwargs)
+            @self.options
+            @trace_option
+            @click.pass_context
+            def command(ctx, **arguments):
+                state = state_of(ctx)
+                state.device = self.path_of(arguments)
+                return fn(ctx.with_resource(self.open(state.device, state.tracer())), **arguments)
+            command.help = fn.__doc__
+            for param in reversed(getattr(fn, "__click_params__", [])):
+                command.params.append(param)
+            return command
+        return wrap
+
+
+def raw_command(group: click.Group, kind: DeviceKind) -> None:
+    """Register `raw` on a group."""
 
     @group.command("raw")
     @click.argument("cdb", nargs=-1, required=True)
@@ -130,12 +170,12 @@ def raw_command(group: click.Group, select_path: Callable[..., str], device_opti
                   help="Send this file's bytes as data-out.")
     @click.option("--timeout", type=click.FloatRange(min=0.001), default=None,
                   help="Command timeout in seconds (default: per opcode).")
-    @device_options
+    @kind.options
     @output_format_option
     @trace_option
     @click.pass_context
     def raw(ctx, cdb, data_in_len, data_out_hex, data_out_file, timeout, output_format, **selection):
         """Send a CDB given in hex, e.g. `raw 12 00 00 00 24 00`; print data and decoded sense."""
         state = state_of(ctx)
-        path = select_path(**selection)
+        path = kind.path_of(selection)
         ctx.exit(run_raw(state, path, cdb, data_in_len, data_out_hex, data_out_file, timeout, output_format))

@@ -10,36 +10,9 @@ from tapefs.device.tape_alert import flag_name
 from tapefs.media.drive_selection import select_drive_path
 from tapefs.scsi.errors import EndOfData, FilemarkDetected
 from tapefs_tools.cli import emit, format_value, key_value_table, output_format_option, setup_logging, simple_table
-from tapefs_tools.device_cli import DeviceGroup, raw_command, scan_command, state_of, trace_option
+from tapefs_tools.device_cli import DeviceGroup, DeviceKind, raw_command, scan_command, state_of, trace_option
 
 COUNT = click.IntRange(1, 2**31 - 1)
-
-
-def device_options(fn):
-    fn = click.option("--device", default=None, help="Drive device path (/dev/sgN, /dev/tape/by-id/…, a vtape socket).")(fn)
-    return click.option("--drive", default=None, help="Drive name from tape.cfg.")(fn)
-
-
-def open_drive(ctx: click.Context, drive: str | None, device: str | None) -> Drive:
-    state = state_of(ctx)
-    state.device = select_drive_path(drive, device)
-    return ctx.with_resource(Drive.open(state.device, state.tracer()))
-
-
-def drive_command(name: str, **kwargs):
-    """A subcommand that takes the device options and gets an open Drive as its first argument."""
-    def wrap(fn):
-        @pmt.command(name, **kwargs)
-        @device_options
-        @trace_option
-        @click.pass_context
-        def command(ctx, drive, device, **arguments):
-            return fn(open_drive(ctx, drive, device), **arguments)
-        command.help = fn.__doc__
-        for param in reversed(getattr(fn, "__click_params__", [])):
-            command.params.append(param)
-        return command
-    return wrap
 
 
 @click.group(cls=DeviceGroup)
@@ -48,6 +21,14 @@ def drive_command(name: str, **kwargs):
 def pmt(ctx: click.Context):
     """Control a tape drive through SCSI (SG_IO or a vtape socket)."""
     state_of(ctx)
+
+
+DRIVE = DeviceKind("drive", "Drive name from tape.cfg.", "Drive device path (/dev/sgN, /dev/tape/by-id/…, a vtape socket).",
+                   select_drive_path, Drive.open)
+
+
+def drive_command(name: str, **kwargs):
+    return DRIVE.command(pmt, name, **kwargs)
 
 
 def _count_argument(default=None):
@@ -292,7 +273,7 @@ def read(drive: Drive, target, block_size: int):
 
 
 scan_command(pmt, "drive", "tape drives")
-raw_command(pmt, lambda drive, device: select_drive_path(drive, device), device_options)
+raw_command(pmt, DRIVE)
 
 
 def main() -> None:

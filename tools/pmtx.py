@@ -8,37 +8,10 @@ import click
 from tapefs.device.changer import Changer, ChangerStatus
 from tapefs.media.drive_selection import select_changer_path
 from tapefs_tools.cli import emit, format_value, key_value_table, output_format_option, setup_logging, simple_table
-from tapefs_tools.device_cli import DeviceGroup, raw_command, scan_command, state_of, trace_option
+from tapefs_tools.device_cli import DeviceGroup, DeviceKind, raw_command, scan_command, state_of, trace_option
 
 SLOT = click.IntRange(1)
 DRIVE_NUMBER = click.IntRange(0)
-
-
-def device_options(fn):
-    fn = click.option("--device", default=None, help="Changer device path (/dev/sgN, a vtape changer socket).")(fn)
-    return click.option("--changer", default=None, help="Changer name from tape.cfg.")(fn)
-
-
-def open_changer(ctx: click.Context, changer: str | None, device: str | None) -> Changer:
-    state = state_of(ctx)
-    state.device = select_changer_path(changer, device)
-    return ctx.with_resource(Changer.open(state.device, state.tracer()))
-
-
-def changer_command(name: str):
-    """A subcommand that takes the device options and gets an open Changer as its first argument."""
-    def wrap(fn):
-        @pmtx.command(name)
-        @device_options
-        @trace_option
-        @click.pass_context
-        def command(ctx, changer, device, **arguments):
-            return fn(open_changer(ctx, changer, device), **arguments)
-        command.help = fn.__doc__
-        for param in reversed(getattr(fn, "__click_params__", [])):
-            command.params.append(param)
-        return command
-    return wrap
 
 
 @click.group(cls=DeviceGroup)
@@ -47,6 +20,14 @@ def changer_command(name: str):
 def pmtx(ctx: click.Context):
     """Control a tape library's medium changer through SCSI (SG_IO or a vtape socket)."""
     state_of(ctx)
+
+
+CHANGER = DeviceKind("changer", "Changer name from tape.cfg.", "Changer device path (/dev/sgN, a vtape changer socket).",
+                     select_changer_path, Changer.open)
+
+
+def changer_command(name: str):
+    return CHANGER.command(pmtx, name)
 
 
 @changer_command("inquiry")
@@ -118,7 +99,7 @@ def status(changer: Changer, output_format: str):
 
 
 scan_command(pmtx, "changer", "changers")
-raw_command(pmtx, lambda changer, device: select_changer_path(changer, device), device_options)
+raw_command(pmtx, CHANGER)
 
 
 def main() -> None:
