@@ -237,6 +237,7 @@ def verify(name: str, keyfile: str | None, mark_bad: bool, output_format: str) -
                 "snapshots": report.snapshot_count,
                 "chunks": report.chunk_count,
                 "crc-only": report.crc_only_count,
+                "key-mismatch": {k: v for k, v in sorted(report.key_mismatches.items())},
                 "bad-chunks": bad,
                 "snapshot-errors": {k: v for k, v in sorted(report.snapshot_errors.items())},
             },
@@ -250,7 +251,10 @@ def verify(name: str, keyfile: str | None, mark_bad: bool, output_format: str) -
         for snapshot, problems in sorted(report.snapshot_errors.items()):
             for problem in problems:
                 click.echo(f"snapshot {snapshot}: {problem}")
-        crc_only = f" ({report.crc_only_count} encrypted, CRC only: no key)" if report.crc_only_count else ""
+        for snapshot, mismatch in sorted(report.key_mismatches.items()):
+            click.echo(f"snapshot {snapshot}: {mismatch}; its chunks were checked by CRC only")
+        reason = "no matching key" if keyfile else "no key"
+        crc_only = f" ({report.crc_only_count} encrypted, CRC only: {reason})" if report.crc_only_count else ""
         verdict = "ok" if report.ok else f"FAILED: {len(bad)} bad chunks, {len(report.affected_snapshots())} snapshots affected"
         click.echo(f"verified {report.snapshot_count} snapshots, {report.chunk_count} chunks{crc_only}: {verdict}")
     if not report.ok:
