@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from tapefs.config.private_files import make_private_dirs, open_private_file
 from tapefs.media.inventory import tape_status_dir
 from tapefs.mount.options import DEFAULT_READ_TIMEOUT, MountError, MountOptions, check_mountpoint
 from vtape.media import parse_size
@@ -79,12 +80,12 @@ def _report_ready(ready_fd: int | None) -> None:
 
 def _start_in_background(log_file: Path) -> None:
     """Run this command again with --foreground, detached, and return once it has mounted."""
-    log_file.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(log_file.parent)
     read_end, write_end = os.pipe()
     arguments = [arg for arg in sys.argv[1:]]
     command = [sys.executable, "-c", "from tools.tapefs_cli import main; main()", "--verbose", *arguments,
                "--foreground", "--ready-fd", str(write_end)]
-    with open(log_file, "ab") as log:
+    with os.fdopen(open_private_file(log_file, os.O_WRONLY | os.O_APPEND), "ab") as log:
         child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(write_end,),
                                  start_new_session=True,
                                  env={**os.environ, "PYTHONPATH": _code_root() + os.pathsep

@@ -17,12 +17,14 @@ catalog archives on tape and for PBS, and read back with `import_log`.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import uuid as uuidlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from tapefs.config.private_files import open_private_file
 from tapefs.media.inventory import tape_status_dir
 from tapefs.media.state_database import StateDatabase
 from tapefs.tapeformat import magic
@@ -267,7 +269,8 @@ class MediaCatalog(StateDatabase):
         """Write `<media-uuid>.log` into `directory` (temp file + rename)."""
         path = Path(directory) / f"{media_uuid}.log"
         temp = path.with_suffix(".tmp")
-        temp.write_bytes(self.log_bytes(media_uuid))
+        with os.fdopen(open_private_file(temp, os.O_WRONLY | os.O_TRUNC), "wb") as file:
+            file.write(self.log_bytes(media_uuid))
         temp.replace(path)
         return path
 

@@ -2,13 +2,22 @@
 
 import logging
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from tapefs.config.private_files import (
+    PRIVATE_DIR_MODE,
+    make_private_dir,
+    make_private_dirs,
+    open_private_file,
+    restrict_file,
+)
 from tapefs.datastore.chunk_store import ChunkStore
 from tapefs.datastore.datastore_lock import LOCK_FILE_NAME
 from tapefs.datastore.errors import DatastoreError, NamingError
 from tapefs.datastore.manifest import MANIFEST_BLOB_NAME, Manifest
+from tapefs.datastore.permissions import give_to_group, group_id
 from tapefs.datastore.naming import (
     BACKUP_TYPES,
     BACKUP_TIME,
@@ -42,16 +51,31 @@ class Datastore:
         self.chunk_store = ChunkStore(self.root)
 
     @classmethod
-    def create(cls, root: str | os.PathLike, name: str | None = None, prefix_dirs: bool = True) -> "Datastore":
-        """Lay out a new, empty datastore; refuses a non-empty directory.
+    def create(cls, root: str | os.PathLike, name: str | None = None, prefix_dirs: bool = True,
+               group: str | None = None) -> "Datastore":
+        """Lay out a new, empty datastore; refuses a non-empty directory. Everything in it is
+        0750/0640 (see ``permissions``); ``group`` may read it.
 
         ``prefix_dirs=False``: see ``ChunkStore.create``."""
         root = Path(root)
+        gid = group_id(group) if group is not None else None
         if root.exists() and (not root.is_dir() or any(root.iterdir())):
             raise DatastoreError(f"{root}: exists and is not an empty directory")
-        root.mkdir(parents=True, exist_ok=True)
+        if root.is_dir():
+            # an empty directory given to us, e.g. a file system's root: ours now, so private
+            mode = root.stat().st_mode
+            if stat.S_IMODE(mode) & ~stat.S_ISGID != PRIVATE_DIR_MODE:
+                os.chmod(root, PRIVATE_DIR_MODE | (mode & stat.S_ISGID))
+        else:
+            make_private_dirs(root)
+        if gid is not None:
+            give_to_group(root, gid)
         ChunkStore.create(root, prefix_dirs)
-        (root / LOCK_FILE_NAME).touch()
+        lock_fd = open_private_file(root / LOCK_FILE_NAME, os.O_WRONLY)
+        try:
+            restrict_file(lock_fd)
+        finally:
+            os.close(lock_fd)
         return cls(root, name)
 
     @classmethod
@@ -139,14 +163,16 @@ class Datastore:
 
     def create_snapshot_dir(self, snapshot: BackupSnapshot, owner: str = DEFAULT_OWNER) -> Path:
         """Create the group (with its owner file) if needed and a new, empty snapshot dir."""
-        group_dir = self.group_path(snapshot.group)
-        group_dir.mkdir(parents=True, exist_ok=True)
+        group_dir = make_private_dirs(self.group_path(snapshot.group))
         owner_file = group_dir / OWNER_FILE_NAME
         if not owner_file.exists():
-            owner_file.write_text(owner + "\n")
+            fd = open_private_file(owner_file, os.O_WRONLY | os.O_TRUNC)
+            with os.fdopen(fd, "w") as file:
+                restrict_file(fd)
+                file.write(owner + "\n")
         path = self.snapshot_path(snapshot)
         try:
-            path.mkdir()
+            make_private_dir(path)
         except FileExistsError:
             raise DatastoreError(f"snapshot {snapshot} already exists in datastore {self.name}") from None
         return path

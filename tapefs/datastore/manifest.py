@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tapefs.config.atomic_file import atomic_write
+from tapefs.config.private_files import PRIVATE_FILE_MODE
 from tapefs.datastore.blob import decode_blob, encode_blob
 from tapefs.datastore.crypt_config import CryptConfig
 from tapefs.datastore.errors import CorruptFileError, CryptoError
@@ -156,5 +157,5 @@ class Manifest:
         return cls.decode(path.read_bytes(), str(path))
 
     def save(self, snapshot_dir: str | os.PathLike) -> None:
-        atomic_write(Path(snapshot_dir) / MANIFEST_BLOB_NAME, self.encode())
+        atomic_write(Path(snapshot_dir) / MANIFEST_BLOB_NAME, self.encode(), mode=PRIVATE_FILE_MODE)
 

@@ -48,12 +48,13 @@ class DatastoreRegistry:
         config.add(Section(SECTION_TYPE, name, properties))
         section_config.save(self.config_path, config)
 
-    def create(self, name: str, path: str | os.PathLike, comment: str | None = None) -> Datastore:
-        """Create a new datastore directory and register it."""
+    def create(self, name: str, path: str | os.PathLike, comment: str | None = None,
+               group: str | None = None) -> Datastore:
+        """Create a new datastore directory (readable by ``group``, if given) and register it."""
         path = Path(path).absolute()
         if name in self._load():
             raise DatastoreError(f"datastore {name!r} already exists in {self.config_path}")
-        datastore = Datastore.create(path, name)
+        datastore = Datastore.create(path, name, group=group)
         self._register(name, path, comment)
         return datastore
 

@@ -1,6 +1,7 @@
 """Verify a datastore: every snapshot's manifest and indexes, then every chunk (spec §4.3).
 
-Indexes must match the checksum and size the manifest recorded; each chunk must pass its CRC
+It also counts the directories and files that other local users could read (a warning, not a
+failure). Indexes must match the checksum and size the manifest recorded; each chunk must pass its CRC
 and, unless it is encrypted and no key is loaded, decode to content with the right digest and
 length. The report lists bad chunks with the snapshots that reference them.
 
@@ -22,6 +23,7 @@ from tapefs.datastore.crypt_config import CryptConfig
 from tapefs.datastore.datastore import Datastore
 from tapefs.datastore.errors import DatastoreError
 from tapefs.datastore.manifest import Manifest
+from tapefs.datastore.permissions import PermissionReport, fix_permissions
 from tapefs.datastore.snapshot_reader import check_index_against_manifest, load_index
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,8 @@ class VerifyReport:
     users: dict[bytes, set[str]] = field(default_factory=lambda: defaultdict(set))
     #: snapshot -> problems with its manifest, blobs or indexes
     snapshot_errors: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    #: modes found in the datastore: ``open_directories``/``open_files`` other users can read
+    permissions: PermissionReport = field(default_factory=PermissionReport)
 
     @property
     def ok(self) -> bool:
@@ -105,7 +109,7 @@ def verify_datastore(datastore: Datastore, crypt_config: CryptConfig | None = No
     """Check everything; with ``mark_bad`` rename corrupt chunks to ``<digest>.<n>.bad`` as PBS
     does, so the next backup stores them again; a chunk is only ever decoded (and so only
     marked bad for a failed decryption) with a key one of its snapshots was written with."""
-    report = VerifyReport()
+    report = VerifyReport(permissions=fix_permissions(datastore.root, check_only=True))
     expected_sizes: dict[bytes, int] = {}
     keyed_digests: set[bytes] = set()
     for namespace in datastore.list_namespaces():

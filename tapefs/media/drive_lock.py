@@ -14,6 +14,7 @@ import os
 import threading
 from pathlib import Path
 
+from tapefs.config.private_files import make_private_dirs, open_private_file
 from tapefs.media.errors import MediaError
 from tapefs.media.inventory import tape_status_dir
 
@@ -53,8 +54,8 @@ class DriveLock:
         self.held = True
 
     def _lock_file(self) -> int:
-        self.path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o640)
+        make_private_dirs(self.path.parent)
+        fd = open_private_file(self.path, os.O_RDWR)
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
