@@ -269,8 +269,9 @@ class MediaCatalog(StateDatabase):
         """Write `<media-uuid>.log` into `directory` (temp file + rename)."""
         path = Path(directory) / f"{media_uuid}.log"
         temp = path.with_suffix(".tmp")
+        data = self.log_bytes(media_uuid)
         with os.fdopen(open_private_file(temp, os.O_WRONLY | os.O_TRUNC), "wb") as file:
-            file.write(self.log_bytes(media_uuid))
+            file.write(data)
         temp.replace(path)
         return path
 
