@@ -70,7 +70,11 @@ def fix_permissions(root: str | os.PathLike, gid: int | None = None, check_only:
     pending = [str(root)]
     while pending:
         directory = pending.pop()
-        with os.scandir(directory) as entries:
+        try:
+            entries = os.scandir(directory)
+        except PermissionError as exc:
+            raise DatastoreError(f"{directory}: cannot list it: {exc.strerror}") from None
+        with entries:
             for entry in entries:
                 try:
                     info = entry.stat(follow_symlinks=False)
