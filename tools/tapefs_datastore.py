@@ -13,6 +13,7 @@ from tapefs.datastore.crypt_config import CryptConfig
 from tapefs.datastore.errors import DatastoreError
 from tapefs.datastore.key_config import KeyConfig
 from tapefs.datastore.naming import BackupGroup, BackupNamespace, BackupSnapshot
+from tapefs.datastore.permissions import fix_permissions, group_id
 from tapefs.datastore.registry import DatastoreRegistry
 from tapefs.datastore.restore import restore
 from tapefs.datastore.verify import snapshot_label, verify_datastore
@@ -58,10 +59,29 @@ def datastore() -> None:
 @click.argument("name")
 @click.argument("path", type=click.Path(file_okay=False))
 @click.option("--comment", help="Free text stored with the datastore.")
-def create(name: str, path: str, comment: str | None) -> None:
-    """Create a new datastore in PATH (an empty or missing directory) named NAME."""
-    store = DatastoreRegistry().create(name, path, comment)
+@click.option("--group", metavar="GROUP", help="A group that may read the datastore (e.g. backup); others never can.")
+def create(name: str, path: str, comment: str | None, group: str | None) -> None:
+    """Create a new datastore in PATH (an empty or missing directory) named NAME.
+
+    Directories are 0750 and files 0640: the owner writes, GROUP (if given) reads."""
+    store = DatastoreRegistry().create(name, path, comment, group)
     click.echo(f"created datastore {name} at {store.root}")
+
+
+@datastore.command("fix-permissions")
+@click.argument("name")
+@click.option("--group", metavar="GROUP", help="Also give everything to GROUP, which may then read it.")
+@output_format_option
+def fix_permissions_command(name: str, group: str | None, output_format: str) -> None:
+    """Restrict an existing datastore: every directory 0750, every file 0640 (owners unchanged)."""
+    store = DatastoreRegistry().lookup(name)
+    report = fix_permissions(store.root, group_id(group) if group is not None else None)
+    if output_format != "text":
+        emit_json({"directories": report.directories, "files": report.files, "changed": report.changed},
+                   output_format)
+    else:
+        click.echo(f"checked {report.directories} directories and {report.files} files of datastore {name}, "
+                   f"changed {report.changed}")
 
 
 @datastore.command()
@@ -249,6 +269,9 @@ def verify(name: str, keyfile: str | None, mark_bad: bool, output_format: str) -
                 "snapshots": report.snapshot_count,
                 "chunks": report.chunk_count,
                 "crc-only": report.crc_only_count,
+                "key-mismatch": {k: v for k, v in sorted(report.key_mismatches.items())},
+                "open-to-others": {"directories": report.permissions.open_directories,
+                                   "files": report.permissions.open_files},
                 "bad-chunks": bad,
                 "snapshot-errors": {k: v for k, v in sorted(report.snapshot_errors.items())},
                 "unfinished-snapshots": [{"snapshot": snapshot_label(u), "state": u.state, "detail": u.describe()}
@@ -266,7 +289,14 @@ def verify(name: str, keyfile: str | None, mark_bad: bool, output_format: str) -
                 click.echo(f"snapshot {snapshot}: {problem}")
         for unfinished in report.unfinished:
             click.echo(f"unfinished snapshot {snapshot_label(unfinished)} ({unfinished.describe()})")
-        crc_only = f" ({report.crc_only_count} encrypted, CRC only: no key)" if report.crc_only_count else ""
+        if report.permissions.open_to_others:
+            click.echo(f"warning: {report.permissions.open_directories} directories and {report.permissions.open_files} "
+                       f"files of datastore {name} are open to other users; "
+                       f"'tapefs datastore fix-permissions {name}' restricts them")
+        for snapshot, mismatch in sorted(report.key_mismatches.items()):
+            click.echo(f"snapshot {snapshot}: {mismatch}; its chunks were checked by CRC only")
+        reason = "no matching key" if keyfile else "no key"
+        crc_only = f" ({report.crc_only_count} encrypted, CRC only: {reason})" if report.crc_only_count else ""
         verdict = "ok" if report.ok else f"FAILED: {len(bad)} bad chunks, {len(report.affected_snapshots())} snapshots affected"
         click.echo(f"verified {report.snapshot_count} snapshots, {report.chunk_count} chunks{crc_only}: {verdict}")
     if not report.ok:

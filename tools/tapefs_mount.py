@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from tapefs.config.paths import tape_status_dir
+from tapefs.config.private_files import make_private_dirs, open_private_file
 from tapefs.config.sizes import parse_size
 from tapefs.mount.options import DEFAULT_READ_TIMEOUT, MountError, MountOptions, check_mountpoint
 
@@ -83,12 +84,12 @@ def _report_ready(ready_fd: int | None) -> None:
 
 def _start_in_background(log_file: Path) -> None:
     """Run this command again with --foreground, detached, and return once it has mounted."""
-    log_file.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(log_file.parent)
     read_end, write_end = os.pipe()
     arguments = [arg for arg in sys.argv[1:]]
     command = [sys.executable, "-m", "tapefs", "--verbose", *arguments,
                "--foreground", "--ready-fd", str(write_end)]
-    with open(log_file, "ab") as log:
+    with os.fdopen(open_private_file(log_file, os.O_WRONLY | os.O_APPEND), "ab") as log:
         child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(write_end,),
                                  start_new_session=True)
     os.close(write_end)

@@ -18,6 +18,7 @@ catalog archives on tape and for PBS, and read back with `import_log`.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import uuid as uuidlib
 from collections.abc import Iterable
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tapefs.config.paths import tape_status_dir
+from tapefs.config.private_files import open_private_file
 from tapefs.config.state_database import StateDatabase
 from tapefs.errors import TapefsError
 from tapefs.tapeformat import magic
@@ -269,7 +271,9 @@ class MediaCatalog(StateDatabase):
         """Write `<media-uuid>.log` into `directory` (temp file + rename)."""
         path = Path(directory) / f"{media_uuid}.log"
         temp = path.with_suffix(".tmp")
-        temp.write_bytes(self.log_bytes(media_uuid))
+        data = self.log_bytes(media_uuid)
+        with os.fdopen(open_private_file(temp, os.O_WRONLY | os.O_TRUNC), "wb") as file:
+            file.write(data)
         temp.replace(path)
         return path
 

@@ -9,6 +9,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from tapefs.config.private_files import PRIVATE_FILE_MODE
+
 log = logging.getLogger(__name__)
 
 
@@ -20,8 +22,8 @@ def fsync_directory(directory: str | os.PathLike) -> None:
         os.close(fd)
 
 
-def atomic_write(path: str | os.PathLike, data: bytes, mode: int = 0o644, sync: bool = True) -> None:
-    """Write ``data`` to ``path`` atomically; the temp file never survives a failure."""
+def atomic_write(path: str | os.PathLike, data: bytes, mode: int = PRIVATE_FILE_MODE, sync: bool = True) -> None:
+    """Write ``data`` to ``path`` atomically (mode 0640 unless told); the temp file never survives a failure."""
     path = Path(path)
     fd, tmp_name = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:

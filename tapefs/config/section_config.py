@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tapefs.config.atomic_file import atomic_write
+from tapefs.config.private_files import PRIVATE_FILE_MODE, make_private_dirs
 from tapefs.errors import InvalidInput
 
 log = logging.getLogger(__name__)
@@ -166,8 +167,8 @@ def load(path: str | os.PathLike, array_keys: ArrayKeys | None = None) -> Sectio
     return parse(text, str(path), array_keys)
 
 
-def save(path: str | os.PathLike, config: SectionConfig, mode: int = 0o644) -> None:
-    """Write atomically, creating the configuration directory if needed."""
+def save(path: str | os.PathLike, config: SectionConfig, mode: int = PRIVATE_FILE_MODE) -> None:
+    """Write atomically, creating the configuration directory (0750) if needed."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(path.parent)
     atomic_write(path, config.format().encode("utf-8"), mode=mode)

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tapefs.config.private_files import make_private_dirs, open_private_file
+
 
 class StateDatabase:
     """Opens (and creates or upgrades) the schema; subclasses add the queries."""
@@ -22,13 +24,12 @@ class StateDatabase:
 
     def __init__(self, db_path: str | Path, timeout: float = 30.0):
         self.db_path = Path(db_path)
-        # Catalogs and the inventory say what is on which tape: not for every local user.
-        self.db_path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
-        created = not self.db_path.exists()
+        # Catalogs and the inventory say what is on which tape: not for every local user. The
+        # file is made before SQLite opens it, which then gives its journals the same mode.
+        make_private_dirs(self.db_path.parent)
+        os.close(open_private_file(self.db_path, os.O_RDWR))
         self._lock = threading.RLock()
         self._db = sqlite3.connect(self.db_path, isolation_level=None, timeout=timeout, check_same_thread=False)
-        if created:
-            os.chmod(self.db_path, 0o640)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")

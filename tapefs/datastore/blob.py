@@ -131,8 +131,22 @@ def _check_crc(kind: BlobKind, header: bytes, payload, source: str) -> BlobInfo:
     stored_crc = PLAIN_HEADER.parse(header[:12]).crc
     actual_crc = zlib.crc32(payload)
     if stored_crc != actual_crc:
+        if kind is BlobKind.COMPRESSED and _zstd_frame_cut_short(payload):
+            raise CorruptFileError(source, len(header) + len(payload),
+                                   "truncated blob: the compressed data ends before its zstd frame does")
         raise CorruptFileError(source, 8, f"blob CRC mismatch: stored {stored_crc:08x}, computed {actual_crc:08x}")
     return BlobInfo(kind, stored_crc, kind.header_size)
+
+
+def _zstd_frame_cut_short(payload) -> bool:
+    """True if the payload is the start of a valid zstd frame that ends early: a truncated
+    file rather than changed bytes (only asked once the CRC failed)."""
+    decompressor = zstandard.ZstdDecompressor().decompressobj()
+    try:
+        decompressor.decompress(bytes(payload))
+    except zstandard.ZstdError:
+        return False
+    return not decompressor.eof
 
 
 def inspect_blob(raw: bytes, source: str = "<blob>") -> BlobInfo:

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tapefs.config.private_files import make_private_dir, make_private_dirs, restrict_file
 from tapefs.datastore.blob import blob_kind
 from tapefs.datastore.errors import ChunkMissingError, CorruptFileError
 
@@ -61,15 +62,12 @@ class ChunkStore:
         expects them). ``prefix_dirs=False`` leaves them to be made on first use, which only
         tapefs tolerates; it saves seconds where a store is thrown away soon (tests)."""
         store = cls(base)
-        store.chunk_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(store.chunk_dir)
         if prefix_dirs:
             chunk_dir_fd = os.open(store.chunk_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             try:
                 for prefix in range(PREFIX_DIR_COUNT):
-                    try:
-                        os.mkdir(f"{prefix:04x}", 0o755, dir_fd=chunk_dir_fd)
-                    except FileExistsError:
-                        pass
+                    make_private_dir(f"{prefix:04x}", dir_fd=chunk_dir_fd, exist_ok=True)
             finally:
                 os.close(chunk_dir_fd)
         return store
@@ -155,10 +153,14 @@ class ChunkStore:
 
     @staticmethod
     def _write(path: Path, encoded: bytes, sync: bool) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp_name = tempfile.mkstemp(prefix=path.name + ".tmp_", dir=path.parent)
+        try:
+            fd, temp_name = tempfile.mkstemp(prefix=path.name + ".tmp_", dir=path.parent)
+        except FileNotFoundError:  # a store made without its prefix directories
+            make_private_dirs(path.parent)
+            fd, temp_name = tempfile.mkstemp(prefix=path.name + ".tmp_", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as temp:
+                restrict_file(temp.fileno())
                 temp.write(encoded)
                 temp.flush()
                 if sync:
@@ -167,7 +169,6 @@ class ChunkStore:
                     # start writeback now, without waiting: the disk works while we chunk on,
                     # and the syncfs() before the index is published finds little left to do
                     _libc.sync_file_range(temp.fileno(), ctypes.c_int64(0), ctypes.c_int64(0), SYNC_FILE_RANGE_WRITE)
-            os.chmod(temp_name, 0o644)
             os.rename(temp_name, path)
         except BaseException:
             try:

@@ -5,10 +5,18 @@ import contextlib
 import logging
 import os
 import shutil
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from tapefs.config.private_files import (
+    PRIVATE_DIR_MODE,
+    make_private_dir,
+    make_private_dirs,
+    open_private_file,
+    restrict_file,
+)
 from tapefs.datastore.chunk_store import ChunkStore
 from tapefs.datastore.datastore_lock import LOCK_FILE_NAME
 from tapefs.datastore.errors import DatastoreError, NamingError, SnapshotExistsError, UnknownNameError
@@ -23,6 +31,7 @@ from tapefs.datastore.naming import (
     check_archive_name,
     parse_backup_time,
 )
+from tapefs.datastore.permissions import give_to_group, group_id
 from tapefs.datastore.snapshot_lock import directory_locked, group_lock, try_lock_directory
 
 log = logging.getLogger(__name__)
@@ -68,16 +77,31 @@ class Datastore:
         self.chunk_store = ChunkStore(self.root)
 
     @classmethod
-    def create(cls, root: str | os.PathLike, name: str | None = None, prefix_dirs: bool = True) -> "Datastore":
-        """Lay out a new, empty datastore; refuses a non-empty directory.
+    def create(cls, root: str | os.PathLike, name: str | None = None, prefix_dirs: bool = True,
+               group: str | None = None) -> "Datastore":
+        """Lay out a new, empty datastore; refuses a non-empty directory. Everything in it is
+        0750/0640 (see ``permissions``); ``group`` may read it.
 
         ``prefix_dirs=False``: see ``ChunkStore.create``."""
         root = Path(root)
+        gid = group_id(group) if group is not None else None
         if root.exists() and (not root.is_dir() or any(root.iterdir())):
             raise DatastoreError(f"{root}: exists and is not an empty directory")
-        root.mkdir(parents=True, exist_ok=True)
+        if root.is_dir():
+            # an empty directory given to us, e.g. a file system's root: ours now, so private
+            mode = root.stat().st_mode
+            if stat.S_IMODE(mode) & ~stat.S_ISGID != PRIVATE_DIR_MODE:
+                os.chmod(root, PRIVATE_DIR_MODE | (mode & stat.S_ISGID))
+        else:
+            make_private_dirs(root)
+        if gid is not None:
+            give_to_group(root, gid)
         ChunkStore.create(root, prefix_dirs)
-        (root / LOCK_FILE_NAME).touch()
+        lock_fd = open_private_file(root / LOCK_FILE_NAME, os.O_WRONLY)
+        try:
+            restrict_file(lock_fd)
+        finally:
+            os.close(lock_fd)
         return cls(root, name)
 
     @classmethod
@@ -222,11 +246,13 @@ class Datastore:
                 if not unfinished.in_progress and self.remove_abandoned_snapshot(unfinished.snapshot)]
 
     def _group_dir_for_writing(self, group: BackupGroup, owner: str) -> Path:
-        group_dir = self.group_path(group)
-        group_dir.mkdir(parents=True, exist_ok=True)
+        group_dir = make_private_dirs(self.group_path(group))
         owner_file = group_dir / OWNER_FILE_NAME
         if not owner_file.exists():
-            owner_file.write_text(owner + "\n")
+            fd = open_private_file(owner_file, os.O_WRONLY | os.O_TRUNC)
+            with os.fdopen(fd, "w") as file:
+                restrict_file(fd)
+                file.write(owner + "\n")
         return group_dir
 
     def create_snapshot_dir(self, snapshot: BackupSnapshot, owner: str = DEFAULT_OWNER) -> Path:
@@ -235,7 +261,7 @@ class Datastore:
         self._group_dir_for_writing(snapshot.group, owner)
         path = self.snapshot_path(snapshot)
         try:
-            path.mkdir()
+            make_private_dir(path)
         except FileExistsError:
             raise SnapshotExistsError(f"snapshot {snapshot} already exists in datastore {self.name}") from None
         return path

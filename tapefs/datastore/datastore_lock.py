@@ -10,6 +10,7 @@ import logging
 import os
 from pathlib import Path
 
+from tapefs.config.private_files import open_private_file
 from tapefs.datastore.errors import DatastoreError
 from tapefs.errors import Busy
 
@@ -26,7 +27,7 @@ class DatastoreLockedError(Busy, DatastoreError):
 def datastore_lock(root: str | os.PathLike, exclusive: bool = False):
     """Hold the lock for the duration of the block; fails at once if it is taken."""
     path = Path(root) / LOCK_FILE_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    fd = open_private_file(path, os.O_RDWR)
     try:
         try:
             fcntl.lockf(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)

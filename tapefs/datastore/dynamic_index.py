@@ -14,6 +14,7 @@ import time
 import uuid
 from pathlib import Path
 
+from tapefs.config.private_files import restrict_file
 from tapefs.datastore.errors import CorruptFileError
 from tapefs.datastore.index_file import (
     COMMON_HEADER,
@@ -101,6 +102,7 @@ class DynamicIndexWriter:
         self.temp_path = temp_index_path(self.path)
         self._sync = sync
         self._file = open(self.temp_path, "wb")
+        restrict_file(self._file.fileno())
         self._file.write(bytes(INDEX_HEADER_SIZE))
         self._csum = hashlib.sha256()
         self._end = 0

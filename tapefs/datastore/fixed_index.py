@@ -14,6 +14,7 @@ from pathlib import Path
 
 import construct
 
+from tapefs.config.private_files import restrict_file
 from tapefs.datastore.errors import CorruptFileError
 from tapefs.datastore.index_file import (
     DIGEST_SIZE,
@@ -105,6 +106,7 @@ class FixedIndexWriter:
         self.chunk_size = chunk_size
         self._sync = sync
         self._file = open(self.temp_path, "wb")
+        restrict_file(self._file.fileno())
         self._file.write(bytes(INDEX_HEADER_SIZE))
         self._csum = hashlib.sha256()
         self.chunk_count = 0

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tapefs.config.atomic_file import atomic_write
+from tapefs.config.private_files import PRIVATE_FILE_MODE
 from tapefs.datastore.blob import decode_blob, encode_blob
 from tapefs.datastore.crypt_config import CryptConfig
 from tapefs.datastore.errors import CorruptFileError, CryptoError
@@ -88,13 +89,25 @@ class Manifest:
         self.unprotected["key-fingerprint"] = crypt_config.fingerprint_text()
         self.signature = self.compute_signature(crypt_config)
 
+    @property
+    def key_fingerprint(self) -> str | None:
+        """Fingerprint of the key the snapshot was written with, if it recorded one."""
+        return self.unprotected.get("key-fingerprint")
+
+    def key_mismatch(self, crypt_config: CryptConfig | None) -> str | None:
+        """Why ``crypt_config`` is not the snapshot's key; None if it is, or if either is unknown."""
+        fingerprint = self.key_fingerprint
+        if crypt_config is None or fingerprint is None or fingerprint == crypt_config.fingerprint_text():
+            return None
+        return f"manifest was written with key {fingerprint}, not {crypt_config.fingerprint_text()}"
+
     def verify_signature(self, crypt_config: CryptConfig | None) -> None:
         """Unsigned manifests pass; a signed one needs a matching key fingerprint and HMAC."""
         if crypt_config is None or self.signature is None:
             return
-        fingerprint = self.unprotected.get("key-fingerprint")
-        if fingerprint is not None and fingerprint != crypt_config.fingerprint_text():
-            raise CryptoError(f"manifest was written with key {fingerprint}, not {crypt_config.fingerprint_text()}")
+        mismatch = self.key_mismatch(crypt_config)
+        if mismatch is not None:
+            raise CryptoError(mismatch)
         if not hmac.compare_digest(self.compute_signature(crypt_config), self.signature):
             raise CryptoError("manifest signature mismatch")
 
@@ -144,5 +157,5 @@ class Manifest:
         return cls.decode(path.read_bytes(), str(path))
 
     def save(self, snapshot_dir: str | os.PathLike) -> None:
-        atomic_write(Path(snapshot_dir) / MANIFEST_BLOB_NAME, self.encode())
+        atomic_write(Path(snapshot_dir) / MANIFEST_BLOB_NAME, self.encode(), mode=PRIVATE_FILE_MODE)
 

@@ -53,11 +53,12 @@ class DatastoreRegistry:
         config.add(Section(SECTION_TYPE, name, properties))
         section_config.save(self.config_path, config)
 
-    def create(self, name: str, path: str | os.PathLike, comment: str | None = None) -> Datastore:
-        """Create a new datastore directory and register it."""
+    def create(self, name: str, path: str | os.PathLike, comment: str | None = None,
+               group: str | None = None) -> Datastore:
+        """Create a new datastore directory (readable by ``group``, if given) and register it."""
         path = Path(path).absolute()
         self._check_new_name(name)
-        datastore = Datastore.create(path, name)
+        datastore = Datastore.create(path, name, group=group)
         self._register(name, path, comment)
         return datastore
 

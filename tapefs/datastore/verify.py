@@ -1,9 +1,15 @@
 """Verify a datastore: every snapshot's manifest and indexes, then every chunk
 (docs/datastore-format.md, "Manifest").
 
-Indexes must match the checksum and size the manifest recorded; each chunk must pass its CRC
+It also counts the directories and files that other local users could read (a warning, not a
+failure). Indexes must match the checksum and size the manifest recorded; each chunk must pass its CRC
 and, unless it is encrypted and no key is loaded, decode to content with the right digest and
 length. The report lists bad chunks with the snapshots that reference them.
+
+A key is only used on the chunks of snapshots that were written with it (their manifests
+record its fingerprint): with any other key every encrypted chunk would fail authentication,
+and ``mark_bad`` would then hide good chunks from the next restore. The chunks of a snapshot
+written with another key, or of none, get the CRC check only.
 """
 
 import hashlib
@@ -18,6 +24,7 @@ from tapefs.datastore.crypt_config import CryptConfig
 from tapefs.datastore.datastore import Datastore, SnapshotInfo, UnfinishedSnapshot
 from tapefs.datastore.errors import DatastoreError
 from tapefs.datastore.manifest import Manifest
+from tapefs.datastore.permissions import PermissionReport, fix_permissions
 from tapefs.datastore.snapshot_reader import check_index_against_manifest, load_index
 
 log = logging.getLogger(__name__)
@@ -29,8 +36,10 @@ VERIFY_WORKERS = 2
 class VerifyReport:
     snapshot_count: int = 0
     chunk_count: int = 0
-    #: chunks that were only CRC-checked: encrypted, and no key loaded
+    #: chunks that were only CRC-checked: encrypted, and no snapshot using them has the given key
     crc_only_count: int = 0
+    #: snapshot -> why the given key is not its key (its chunks were only CRC-checked)
+    key_mismatches: dict[str, str] = field(default_factory=dict)
     #: digest -> what is wrong with it
     bad_chunks: dict[bytes, str] = field(default_factory=dict)
     #: digest -> snapshots (as "ns:type/id/time" or "type/id/time") referencing it
@@ -40,6 +49,8 @@ class VerifyReport:
     #: snapshot directories without manifest: still being written, or left by a killed backup.
     #: Reported, not failures: finished snapshots do not depend on them.
     unfinished: list[UnfinishedSnapshot] = field(default_factory=list)
+    #: modes found in the datastore: ``open_directories``/``open_files`` other users can read
+    permissions: PermissionReport = field(default_factory=PermissionReport)
 
     @property
     def ok(self) -> bool:
@@ -57,13 +68,25 @@ def snapshot_label(info: SnapshotInfo | UnfinishedSnapshot) -> str:
     return f"{namespace}:{info.snapshot}" if namespace else str(info.snapshot)
 
 
-def _check_snapshot(datastore: Datastore, info, report: VerifyReport, expected_sizes: dict[bytes, int]) -> None:
+def _check_snapshot(datastore: Datastore, info, report: VerifyReport, expected_sizes: dict[bytes, int],
+                    crypt_config: CryptConfig | None, keyed_digests: set[bytes]) -> None:
+    """Check one snapshot's files; its chunks go to ``keyed_digests`` if it was written with
+    ``crypt_config``."""
     label = snapshot_label(info)
     try:
         manifest = Manifest.load(info.path)
     except (DatastoreError, OSError) as exc:
         report.snapshot_errors[label].append(str(exc))
         return
+    mismatch = manifest.key_mismatch(crypt_config)
+    if mismatch is not None:
+        report.key_mismatches[label] = mismatch
+    has_key = crypt_config is not None and manifest.key_fingerprint == crypt_config.fingerprint_text()
+    if has_key:
+        try:
+            manifest.verify_signature(crypt_config)
+        except DatastoreError as exc:
+            report.snapshot_errors[label].append(str(exc))
     for file_info in manifest.files:
         path = info.path / file_info.filename
         try:
@@ -78,6 +101,8 @@ def _check_snapshot(datastore: Datastore, info, report: VerifyReport, expected_s
         except (DatastoreError, OSError) as exc:
             report.snapshot_errors[label].append(str(exc))
             continue
+        if has_key:
+            keyed_digests.update(index.digests)
         for i, digest in enumerate(index.digests):
             report.users[digest].add(label)
             start, end = index.chunk_range(i)
@@ -86,23 +111,27 @@ def _check_snapshot(datastore: Datastore, info, report: VerifyReport, expected_s
 
 def verify_datastore(datastore: Datastore, crypt_config: CryptConfig | None = None, mark_bad: bool = False) -> VerifyReport:
     """Check everything; with ``mark_bad`` rename corrupt chunks to ``<digest>.<n>.bad`` as PBS
-    does, so the next backup stores them again."""
-    report = VerifyReport()
+    does, so the next backup stores them again; a chunk is only ever decoded (and so only
+    marked bad for a failed decryption) with a key one of its snapshots was written with."""
+    report = VerifyReport(permissions=fix_permissions(datastore.root, check_only=True))
     expected_sizes: dict[bytes, int] = {}
+    keyed_digests: set[bytes] = set()
     for namespace in datastore.list_namespaces():
         for group in datastore.list_groups(namespace):
             for info in datastore.list_snapshots(group):
                 report.snapshot_count += 1
-                _check_snapshot(datastore, info, report, expected_sizes)
+                _check_snapshot(datastore, info, report, expected_sizes, crypt_config, keyed_digests)
 
     report.unfinished = datastore.unfinished_snapshots()
 
-    chunk_reader = ChunkReader(datastore.chunk_store, crypt_config)
+    keyed_reader = ChunkReader(datastore.chunk_store, crypt_config)
+    keyless_reader = ChunkReader(datastore.chunk_store)
     stored = set(datastore.chunk_store.iter_digests())
     for digest in expected_sizes.keys() - stored:
         report.bad_chunks[digest] = "missing"
 
     def check(digest: bytes) -> tuple[bytes, str | None, bool]:
+        chunk_reader = keyed_reader if digest in keyed_digests else keyless_reader
         try:
             size = chunk_reader.check_chunk(digest)
         except (DatastoreError, OSError) as exc:
@@ -120,7 +149,7 @@ def verify_datastore(datastore: Datastore, crypt_config: CryptConfig | None = No
             report.crc_only_count += crc_only
             if problem is not None:
                 report.bad_chunks[digest] = problem
-                log.warning("bad chunk %s: %s", digest.hex(), problem)
+                log.info("bad chunk %s: %s", digest.hex(), problem)
     if mark_bad:
         for digest, problem in report.bad_chunks.items():
             if problem != "missing":

@@ -28,6 +28,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from tapefs.catalog.media_catalog import MediaCatalog
+from tapefs.config.private_files import make_private_dirs
 from tapefs.datastore.blob import decode_blob, inspect_blob
 from tapefs.datastore.datastore import Datastore
 from tapefs.datastore.errors import DatastoreError, SnapshotExistsError
@@ -377,7 +378,7 @@ class _Restore:
         files = decode_snapshot_pxar(data, where)
         temp = target.root / ".tmp" / self.media_set / store / path
         shutil.rmtree(temp, ignore_errors=True)
-        temp.mkdir(parents=True)
+        make_private_dirs(temp)
         try:
             write_snapshot_files(temp, files)
             missing = [d for d in manifest_digests(temp, files) if not target.chunk_store.chunk_path(d).exists()]
@@ -451,7 +452,7 @@ class _Restore:
             files = decode_snapshot_pxar(data, where)
             temp = target.root / ".tmp" / self.media_set / place.store / place.snapshot
             shutil.rmtree(temp, ignore_errors=True)
-            temp.mkdir(parents=True)
+            make_private_dirs(temp)
             try:
                 write_snapshot_files(temp, files)
                 digests = manifest_digests(temp, files)

@@ -8,6 +8,7 @@ import os
 import stat
 from pathlib import Path
 
+from tapefs.config.private_files import restrict_file
 from tapefs.datastore.datastore import Datastore
 from tapefs.datastore.manifest import MANIFEST_BLOB_NAME, Manifest
 from tapefs.datastore.naming import BackupNamespace, BackupSnapshot
@@ -98,10 +99,11 @@ def write_snapshot_files(directory: Path, files: dict[str, tuple[bytes, Metadata
         content, metadata = files[name]
         temp = directory / f"{name}.tmp"
         with open(temp, "wb") as file:
+            # a datastore's files are private whatever mode they had where the tape was written
+            restrict_file(file.fileno())
             file.write(content)
             file.flush()
             os.fsync(file.fileno())
-        os.chmod(temp, stat.S_IMODE(metadata.mode))
         os.utime(temp, (metadata.mtime_secs, metadata.mtime_secs))
         os.replace(temp, directory / name)
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from tapefs.config.atomic_file import atomic_write
 from tapefs.config.paths import config_dir
+from tapefs.config.private_files import make_private_dirs
 from tapefs.datastore.crypt_config import KEY_SIZE, CryptConfig, format_fingerprint, parse_fingerprint
 from tapefs.datastore.errors import CryptoError
 from tapefs.datastore.key_config import KeyConfig
@@ -157,7 +158,7 @@ class TapeKeyStore:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(self.directory)
         fd = os.open(self.directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, KEY_FILE_MODE)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)

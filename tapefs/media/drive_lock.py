@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 
 from tapefs.config.paths import tape_status_dir
+from tapefs.config.private_files import make_private_dirs, open_private_file
 from tapefs.errors import Busy
 from tapefs.media.errors import MediaError
 
@@ -54,8 +55,8 @@ class DriveLock:
         self.held = True
 
     def _lock_file(self) -> int:
-        self.path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o640)
+        make_private_dirs(self.path.parent)
+        fd = open_private_file(self.path, os.O_RDWR)
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

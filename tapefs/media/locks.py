@@ -13,6 +13,7 @@ import os
 import time
 from pathlib import Path
 
+from tapefs.config.private_files import make_private_dirs, open_private_file
 from tapefs.media.errors import LockTimeoutError
 
 log = logging.getLogger(__name__)
@@ -31,8 +32,8 @@ class FileLock:
         self._acquire(timeout)
 
     def _acquire(self, timeout: float) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o660)
+        make_private_dirs(self.path.parent)
+        fd = open_private_file(self.path, os.O_RDWR)
         deadline = time.monotonic() + timeout
         while True:
             try:

@@ -19,6 +19,8 @@ import uuid
 from collections import OrderedDict
 from pathlib import Path
 
+from tapefs.config.private_files import make_private_dirs, open_private_file
+
 log = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
@@ -36,7 +38,8 @@ class ChunkCache:
         if max_bytes < 0 or memory_bytes < 0:
             raise ValueError("cache sizes must not be negative")
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_private_dirs(self.directory.parent)
+        self.directory.mkdir(exist_ok=True, mode=0o700)
         self.max_bytes = max_bytes
         self.memory_bytes = memory_bytes
         self._lock = threading.Lock()
@@ -117,7 +120,7 @@ class ChunkCache:
         path = self._path(digest)
         temp = path.with_name(f"{path.name}.{uuid.uuid4().hex[:8]}{_TEMP_SUFFIX}")
         try:
-            with open(temp, "wb") as file:
+            with os.fdopen(open_private_file(temp, os.O_WRONLY | os.O_TRUNC), "wb") as file:
                 file.write(data)
             os.replace(temp, path)
         except OSError as error:

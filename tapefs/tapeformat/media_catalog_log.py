@@ -16,6 +16,7 @@ from pathlib import Path
 
 from construct import Bytes, Int8ul, Int16ul, Int64ul, Padding, Struct
 
+from tapefs.config.private_files import open_private_file
 from tapefs.tapeformat import magic
 from tapefs.tapeformat.errors import MediaCatalogError
 from tapefs.tapeformat.snapshot_archive import SnapshotPath
@@ -244,7 +245,7 @@ class MediaCatalogLog:
         data = magic.MEDIA_CATALOG_1_1 + encode_label(0, media_uuid, 0)
         if media_set is not None:
             data += encode_label(1, media_set[0], media_set[1])
-        with open(temp, "wb") as file:
+        with os.fdopen(open_private_file(temp, os.O_WRONLY | os.O_TRUNC), "wb") as file:
             file.write(data)
             file.flush()
             os.fsync(file.fileno())

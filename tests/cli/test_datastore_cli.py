@@ -128,6 +128,7 @@ def test_verify_lists_bad_chunk_and_snapshot(store, env, tree):
     assert proc.returncode == 1
     assert f"bad chunk {chunk.name}: " in proc.stdout and "CRC mismatch" in proc.stdout
     assert f"  used by {snapshot}" in proc.stdout
+    assert chunk.name not in proc.stderr  # said once, not also as a log warning
     report = json.loads(tapefs("datastore", "verify", "main", "--output-format", "json", env=env, check=False).stdout)
     assert report["ok"] is False and report["bad-chunks"][0]["snapshots"] == [snapshot]
 
@@ -313,3 +314,26 @@ def test_restore_never_overwrites_existing_data(store, env, tree, tmp_path, mode
 
     tapefs("datastore", "restore", "main", snapshot, "root.pxar", tmp_path / "new", env=env)
     assert (tmp_path / "new" / "dir" / "data.bin").read_bytes() == (tree / "dir" / "data.bin").read_bytes()
+
+
+def test_verify_with_another_key_and_mark_bad_keeps_the_datastore_restorable(store, env, tree, tmp_path):
+    right, wrong = tmp_path / "right.json", tmp_path / "wrong.json"
+    KeyConfig.create(b"\x09" * 32, None, None).save(right)
+    KeyConfig.create(b"\x0a" * 32, None, None).save(wrong)
+    tapefs("datastore", "backup", "main", "--keyfile", right, "host/secret", tree, env=env)
+    [snapshot] = snapshot_names(env)
+    chunks_before = sorted(p.name for p in (store / ".chunks").rglob("*") if p.is_file())
+
+    text = tapefs("datastore", "verify", "main", "--keyfile", wrong, "--mark-bad", env=env).stdout
+    assert f"snapshot {snapshot}: manifest was written with key " in text
+    assert "its chunks were checked by CRC only" in text
+    assert text.strip().endswith(": ok") and "CRC only: no matching key" in text
+    report = json.loads(tapefs("datastore", "verify", "main", "--keyfile", wrong, "--mark-bad",
+                               "--output-format", "json", env=env).stdout)
+    assert report["ok"] is True and report["bad-chunks"] == []
+    assert list(report["key-mismatch"]) == [snapshot] and report["crc-only"] == len(chunks_before)
+    assert sorted(p.name for p in (store / ".chunks").rglob("*") if p.is_file()) == chunks_before
+
+    tapefs("datastore", "restore", "main", "--keyfile", right, snapshot, "root.pxar", tmp_path / "out", env=env)
+    assert subprocess.run(["diff", "-r", "--no-dereference", tree, tmp_path / "out"]).returncode == 0
+    assert tapefs("datastore", "verify", "main", "--keyfile", right, env=env).stdout.strip().endswith(": ok")

@@ -1,6 +1,7 @@
 import os
 import random
 import shutil
+import zlib
 
 import pytest
 
@@ -202,3 +203,35 @@ def test_restore_into_existing_directory_keeps_existing_data(datastore, tree, tm
     # sub existed before: merged into, its mode and times left as they were
     restore(datastore, result.snapshot, "root.pxar", target, overwrite=Overwrite.ALL)
     same_tree(tree, target)
+
+
+def _flip_ciphertext_keep_crc(path):
+    """Damage an encrypted chunk so that only decryption can tell: the CRC still matches."""
+    raw = bytearray(path.read_bytes())
+    raw[-1] ^= 0x01
+    raw[8:12] = zlib.crc32(bytes(raw[44:])).to_bytes(4, "little")
+    path.write_bytes(bytes(raw))
+
+
+def test_verify_uses_a_key_only_on_snapshots_written_with_it(datastore, tree, tmp_path):
+    key_a, key_b = CryptConfig(b"\x42" * 32), CryptConfig(b"\x43" * 32)
+    first = backup(datastore, BackupGroup.parse("host/a"), parse_sources([str(tree)]), crypt_config=key_a)
+    second = backup(datastore, BackupGroup.parse("host/b"), parse_sources([str(tree)]), crypt_config=key_b)
+    chunks_of = lambda result: set(DynamicIndex.load(datastore.snapshot_path(result.snapshot) / "root.pxar.didx").digests)
+    report = verify_datastore(datastore, key_a, mark_bad=True)
+    assert report.ok, report.bad_chunks
+    assert report.key_mismatches == {str(second.snapshot): f"manifest was written with key {key_b.fingerprint_text()}, "
+                                                           f"not {key_a.fingerprint_text()}"}
+    assert report.crc_only_count >= len(chunks_of(second))
+    # nothing was renamed: both snapshots still restore
+    restore(datastore, first.snapshot, "root.pxar", tmp_path / "a", key_a)
+    restore(datastore, second.snapshot, "root.pxar", tmp_path / "b", key_b)
+    same_tree(tree, tmp_path / "b")
+
+    # with its own key a snapshot's chunks are still decrypted: damage only GCM can see is found
+    damaged = sorted(chunks_of(first))[0]
+    _flip_ciphertext_keep_crc(datastore.chunk_store.chunk_path(damaged))
+    assert list(verify_datastore(datastore, key_b).bad_chunks) == []
+    report = verify_datastore(datastore, key_a, mark_bad=True)
+    assert list(report.bad_chunks) == [damaged] and "authentication failed" in report.bad_chunks[damaged]
+    assert not datastore.chunk_store.chunk_path(damaged).exists()

@@ -126,9 +126,19 @@ def test_bad_crc_names_crc_field():
     assert info.value.offset == 8 and "CRC" in str(info.value)
 
 
-def test_truncated_payload_fails_crc():
-    with pytest.raises(CorruptFileError):
-        decode_blob(fixture("pattern-zstd")[:-10])
+def test_truncated_compressed_payload_is_called_truncated():
+    raw = fixture("pattern-zstd")
+    with pytest.raises(CorruptFileError, match="truncated blob: the compressed data ends before its zstd frame does"):
+        decode_blob(raw[:-10])
+    changed = bytearray(raw)
+    changed[-10] ^= 0xFF
+    with pytest.raises(CorruptFileError, match="CRC mismatch"):
+        inspect_blob(bytes(changed))
+
+
+def test_truncated_uncompressed_payload_fails_crc():
+    with pytest.raises(CorruptFileError, match="CRC mismatch"):
+        decode_blob(fixture("pattern-plain")[:-10])
 
 
 def test_encrypted_needs_key_and_right_key():

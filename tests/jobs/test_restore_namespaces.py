@@ -3,6 +3,7 @@ on the whole set (selective through the catalog, or a full pass when the catalog
 on named snapshots, through the library and through `tapefs restore`."""
 import json
 import os
+import stat
 import subprocess
 import sys
 
@@ -106,6 +107,8 @@ def backed_up(tape_setup):
         "a/b": tape_setup.add_snapshot("ct/300", 1, ns="a/b"),
         "c": tape_setup.add_snapshot("host/x", 1, ns="c"),
     }
+    # world-readable, as an older tapefs left its datastores: a restore must not copy that
+    subprocess.run(["chmod", "-R", "o+rX", tape_setup.datastore.root], check=True)
     return tape_setup, run_backup(tape_setup).media_set, paths
 
 
@@ -121,6 +124,10 @@ def test_whole_set_with_a_mapping_restores_only_the_mapped_namespaces(backed_up,
     assert target.list_namespaces() == [ns(""), ns("moved"), ns("moved/a"), ns("moved/a/b")]
     assert tree(target, "moved/a") == tree(setup.datastore, "a")
     assert without_children(tree(target)) == {}
+    # restored from tape, the datastore is as private as one a backup wrote
+    restored = list(target.root.rglob("*"))
+    assert {stat.S_IMODE(p.stat().st_mode) for p in restored if p.is_file()} == {0o640}
+    assert {stat.S_IMODE(p.stat().st_mode) for p in restored if p.is_dir()} == {0o750}
 
     # max-depth 0 takes the source namespace only; an existing snapshot is skipped, not rewritten.
     again = restore(setup, media_set, target, namespaces=["store=store,source=a,target=moved/a,max-depth=0"])
