@@ -26,6 +26,7 @@ from tapefs.device.element_status import (
     parse_element_status,
 )
 from tapefs.device.handle import DeviceHandle
+from tapefs.errors import NotFound
 from tapefs.scsi import cdb as cdbs
 from tapefs.scsi.errors import CheckCondition, ScsiError, UnitAttention
 from tapefs.scsi.inquiry import PERIPHERAL_CHANGER
@@ -42,6 +43,10 @@ UNIT_ATTENTION_RETRIES = 4
 
 class ChangerError(ScsiError):
     """A request the library cannot carry out, found before any command was sent."""
+
+
+class NoSuchElement(NotFound, ChangerError):
+    """A slot or drive number the library does not have."""
 
 
 @dataclasses.dataclass
@@ -93,12 +98,12 @@ class ChangerStatus:
 
     def slot(self, number: int) -> StorageSlot:
         if not 1 <= number <= len(self.slots):
-            raise ChangerError(f"slot {number} does not exist (the library has slots 1-{len(self.slots)})")
+            raise NoSuchElement(f"slot {number} does not exist (the library has slots 1-{len(self.slots)})")
         return self.slots[number - 1]
 
     def drive(self, number: int) -> DriveSlot:
         if not 0 <= number < len(self.drives):
-            raise ChangerError(f"drive {number} does not exist (the library has drives 0-{len(self.drives) - 1})")
+            raise NoSuchElement(f"drive {number} does not exist (the library has drives 0-{len(self.drives) - 1})")
         return self.drives[number]
 
     def to_dict(self) -> dict:

@@ -5,7 +5,7 @@ Every error names the device and the command, so the one line a CLI prints is en
 """
 from __future__ import annotations
 
-from tapefs.errors import DeviceFailure, NotFound
+from tapefs.errors import DeviceFailure, InvalidInput, NotFound
 from tapefs.scsi import sense as sense_codes
 from tapefs.scsi.sense import Sense
 
@@ -27,7 +27,7 @@ class DeviceNotFound(NotFound, TransportError):
     """No file at the device path."""
 
 
-class NotAScsiDevice(TransportError):
+class NotAScsiDevice(InvalidInput, TransportError):
     """The path exists but is neither a vtape device socket nor a SCSI generic node."""
 
 
@@ -44,7 +44,7 @@ class ConnectionLost(TransportError):
         super().__init__(device, command, f"connection lost ({cause})")
 
 
-class WrongDeviceType(ScsiError):
+class WrongDeviceType(InvalidInput, ScsiError):
     """A device answered INQUIRY with a peripheral type other than the one asked for."""
 
     def __init__(self, device: str, expected: str, found: str):

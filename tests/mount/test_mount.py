@@ -226,7 +226,7 @@ def test_a_drive_the_mount_reads_with_is_busy_for_other_tapefs_commands(tape_arc
         assert file.read(4096) == tape_archive.image.read_bytes()[:4096]
     pid = mounted.status()["pid"]
     busy = tape_archive.tapefs("catalog", "--drive", "drive0", "--label-text", tape_archive.tapes[0], check=False)
-    assert busy.returncode == 1
+    assert busy.returncode == 4  # busy
     assert f"drive drive0 is in use by another tapefs process (pid {pid})" in busy.stderr.decode()
     assert mounted.unmount() == 0
     after = tape_archive.tapefs("catalog", "--drive", "drive0", "--label-text", tape_archive.tapes[0], check=False)
