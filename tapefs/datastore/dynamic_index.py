@@ -10,20 +10,15 @@ import hashlib
 import logging
 import os
 import struct
-import time
-import uuid
 from pathlib import Path
 
-from tapefs.config.private_files import restrict_file
 from tapefs.datastore.errors import CorruptFileError
 from tapefs.datastore.index_file import (
     COMMON_HEADER,
     DIGEST_SIZE,
     INDEX_HEADER_SIZE,
-    discard,
+    IndexWriter,
     index_magic,
-    publish,
-    temp_index_path,
 )
 
 log = logging.getLogger(__name__)
@@ -90,23 +85,12 @@ class DynamicIndex:
         return cls.parse(Path(path).read_bytes(), str(path))
 
 
-class DynamicIndexWriter:
-    """Writes entries to ``<name>.tmp_didx`` and renames it into place on close().
-
-    Used as a context manager: an exception discards the temp file, so no index ever appears
-    that was not completely written.
-    """
+class DynamicIndexWriter(IndexWriter):
+    """Writes entries to ``<name>.tmp_didx`` and renames it into place on close()."""
 
     def __init__(self, path: str | os.PathLike, sync: bool = True):
-        self.path = Path(path)
-        self.temp_path = temp_index_path(self.path)
-        self._sync = sync
-        self._file = open(self.temp_path, "wb")
-        restrict_file(self._file.fileno())
-        self._file.write(bytes(INDEX_HEADER_SIZE))
-        self._csum = hashlib.sha256()
+        super().__init__(path, sync)
         self._end = 0
-        self.chunk_count = 0
 
     @property
     def size(self) -> int:
@@ -125,29 +109,6 @@ class DynamicIndexWriter:
 
     def close(self, ctime: int | None = None, uuid_bytes: bytes | None = None) -> bytes:
         """Finish the file; returns the index checksum."""
-        index_csum = self._csum.digest()
-        header = COMMON_HEADER.build(
-            {
-                "magic": DYNAMIC_INDEX_MAGIC,
-                "uuid": uuid_bytes if uuid_bytes is not None else uuid.uuid4().bytes,
-                "ctime": int(time.time()) if ctime is None else ctime,
-                "index_csum": index_csum,
-            }
-        )
-        self._file.seek(0)
-        self._file.write(header)
-        publish(self.temp_path, self.path, self._file, self._sync)
-        return index_csum
-
-    def abort(self) -> None:
-        discard(self.temp_path, self._file)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None:
-            self.abort()
-        elif not self._file.closed:
-            self.abort()
-            raise RuntimeError(f"{self.path}: index writer left without close()")
+        fields = self._header_fields(DYNAMIC_INDEX_MAGIC, ctime, uuid_bytes)
+        self._publish(COMMON_HEADER.build(fields))
+        return fields["index_csum"]

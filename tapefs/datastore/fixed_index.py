@@ -8,21 +8,16 @@ chunk_size (u64); then n = ceil(size / chunk_size) 32-byte digests.
 import hashlib
 import logging
 import os
-import time
-import uuid
 from pathlib import Path
 
 import construct
 
-from tapefs.config.private_files import restrict_file
 from tapefs.datastore.errors import CorruptFileError
 from tapefs.datastore.index_file import (
     DIGEST_SIZE,
     INDEX_HEADER_SIZE,
-    discard,
+    IndexWriter,
     index_magic,
-    publish,
-    temp_index_path,
 )
 
 log = logging.getLogger(__name__)
@@ -95,21 +90,14 @@ class FixedIndex:
         return cls.parse(Path(path).read_bytes(), str(path))
 
 
-class FixedIndexWriter:
+class FixedIndexWriter(IndexWriter):
     """Appends digests in order to ``<name>.tmp_fidx``; the total size is known at close()."""
 
     def __init__(self, path: str | os.PathLike, chunk_size: int, sync: bool = True):
         if chunk_size <= 0 or chunk_size & (chunk_size - 1):
             raise ValueError(f"chunk size {chunk_size} is not a power of two")
-        self.path = Path(path)
-        self.temp_path = temp_index_path(self.path)
+        super().__init__(path, sync)
         self.chunk_size = chunk_size
-        self._sync = sync
-        self._file = open(self.temp_path, "wb")
-        restrict_file(self._file.fileno())
-        self._file.write(bytes(INDEX_HEADER_SIZE))
-        self._csum = hashlib.sha256()
-        self.chunk_count = 0
 
     def add_digest(self, digest: bytes) -> None:
         if len(digest) != DIGEST_SIZE:
@@ -122,31 +110,6 @@ class FixedIndexWriter:
         """Finish the file for an image of ``size`` bytes; returns the index checksum."""
         if chunk_count_for(size, self.chunk_size) != self.chunk_count:
             raise ValueError(f"{self.chunk_count} chunks do not cover {size} bytes in chunks of {self.chunk_size}")
-        index_csum = self._csum.digest()
-        header = FIXED_HEADER.build(
-            {
-                "magic": FIXED_INDEX_MAGIC,
-                "uuid": uuid_bytes if uuid_bytes is not None else uuid.uuid4().bytes,
-                "ctime": int(time.time()) if ctime is None else ctime,
-                "index_csum": index_csum,
-                "size": size,
-                "chunk_size": self.chunk_size,
-            }
-        )
-        self._file.seek(0)
-        self._file.write(header)
-        publish(self.temp_path, self.path, self._file, self._sync)
-        return index_csum
-
-    def abort(self) -> None:
-        discard(self.temp_path, self._file)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None:
-            self.abort()
-        elif not self._file.closed:
-            self.abort()
-            raise RuntimeError(f"{self.path}: index writer left without close()")
+        fields = self._header_fields(FIXED_INDEX_MAGIC, ctime, uuid_bytes)
+        self._publish(FIXED_HEADER.build({**fields, "size": size, "chunk_size": self.chunk_size}))
+        return fields["index_csum"]
