@@ -255,3 +255,7 @@ def verify(name: str, keyfile: str | None, mark_bad: bool, output_format: str) -
         click.echo(f"verified {report.snapshot_count} snapshots, {report.chunk_count} chunks{crc_only}: {verdict}")
     if not report.ok:
         sys.exit(1)
+
+
+# forget, protect, notes, owner, prune, gc, status and sync add themselves to the group above
+from tools import tapefs_datastore_maintenance  # noqa: E402,F401

@@ -1,0 +1,230 @@
+"""``tapefs datastore ...`` maintenance: forget, protect, notes, owner, prune, prune jobs.
+
+Registered on the ``datastore`` group of tools.tapefs_datastore; the work is done by the
+library modules in tapefs.datastore.
+"""
+
+import sys
+
+import click
+
+from tapefs.datastore.naming import BackupGroup, BackupNamespace, BackupSnapshot
+from tapefs.datastore.prune import KEEP_RULES, KeepOptions, prune_datastore
+from tapefs.datastore.prune_job import PruneJob, PruneJobConfig, check_max_depth
+from tapefs.datastore.registry import DatastoreRegistry
+from tapefs.datastore.snapshot_admin import (
+    describe_snapshot,
+    group_notes,
+    group_owner,
+    remove_snapshot,
+    set_group_notes,
+    set_group_owner,
+    set_protected,
+    set_snapshot_notes,
+    snapshot_notes,
+)
+from tools.tapefs_datastore import _emit_json, _print_table, datastore, namespace_option, output_format_option
+
+max_depth_option = click.option("--max-depth", type=click.IntRange(0, 7), default=None,
+                                help="Namespace levels below NS to include (default: all).")
+
+
+def keep_options(function):
+    for rule in reversed(KEEP_RULES):
+        function = click.option(f"--{rule}", rule.replace("-", "_"), type=click.IntRange(min=0), default=None,
+                                metavar="N", help=f"PBS's {rule}.")(function)
+    return function
+
+
+def _keep_from_arguments(arguments: dict) -> KeepOptions:
+    return KeepOptions.from_mapping({rule: arguments.pop(rule.replace("-", "_")) for rule in KEEP_RULES})
+
+
+def _snapshot(text: str, namespace: str) -> BackupSnapshot:
+    return BackupSnapshot.parse(text, BackupNamespace.parse(namespace))
+
+
+@datastore.command()
+@click.argument("name")
+@click.argument("snapshot_name", metavar="SNAPSHOT")
+@namespace_option
+def forget(name: str, snapshot_name: str, namespace: str) -> None:
+    """Remove SNAPSHOT (TYPE/ID/TIME); refused while it is protected."""
+    snapshot = _snapshot(snapshot_name, namespace)
+    remove_snapshot(DatastoreRegistry().lookup(name), snapshot)
+    click.echo(f"removed {describe_snapshot(snapshot)}")
+
+
+@datastore.command()
+@click.argument("name")
+@click.argument("snapshot_name", metavar="SNAPSHOT")
+@namespace_option
+def protect(name: str, snapshot_name: str, namespace: str) -> None:
+    """Protect SNAPSHOT from forget and prune (PBS's .protected marker)."""
+    snapshot = _snapshot(snapshot_name, namespace)
+    set_protected(DatastoreRegistry().lookup(name), snapshot, True)
+    click.echo(f"protected {describe_snapshot(snapshot)}")
+
+
+@datastore.command()
+@click.argument("name")
+@click.argument("snapshot_name", metavar="SNAPSHOT")
+@namespace_option
+def unprotect(name: str, snapshot_name: str, namespace: str) -> None:
+    """Remove the protection of SNAPSHOT."""
+    snapshot = _snapshot(snapshot_name, namespace)
+    set_protected(DatastoreRegistry().lookup(name), snapshot, False)
+    click.echo(f"unprotected {describe_snapshot(snapshot)}")
+
+
+@datastore.command()
+@click.argument("name")
+@click.argument("target", metavar="GROUP|SNAPSHOT")
+@namespace_option
+@click.option("--set", "new_notes", metavar="TEXT", help="Replace the notes with TEXT.")
+@click.option("--clear", is_flag=True, help="Remove the notes.")
+@output_format_option
+def notes(name: str, target: str, namespace: str, new_notes: str | None, clear: bool, output_format: str) -> None:
+    """Show or change the notes of a group (TYPE/ID) or a snapshot (TYPE/ID/TIME)."""
+    if new_notes is not None and clear:
+        raise click.UsageError("--set and --clear exclude each other")
+    store = DatastoreRegistry().lookup(name)
+    ns = BackupNamespace.parse(namespace)
+    if target.count("/") == 1:
+        subject = BackupGroup.parse(target, ns)
+        read, write = group_notes, set_group_notes
+    else:
+        subject = BackupSnapshot.parse(target, ns)
+        read, write = snapshot_notes, set_snapshot_notes
+    if new_notes is not None or clear:
+        write(store, subject, "" if clear else new_notes)
+    text = read(store, subject)
+    if output_format != "text":
+        _emit_json({"notes": text}, output_format)
+    elif new_notes is None and not clear:
+        click.echo(text, nl=not text.endswith("\n"))
+
+
+@datastore.command()
+@click.argument("name")
+@click.argument("group_name", metavar="TYPE/ID")
+@namespace_option
+@click.option("--set", "new_owner", metavar="AUTHID", help="Make AUTHID (user@realm or user@realm!token) the owner.")
+@output_format_option
+def owner(name: str, group_name: str, namespace: str, new_owner: str | None, output_format: str) -> None:
+    """Show or change the owner of group TYPE/ID."""
+    store = DatastoreRegistry().lookup(name)
+    group = BackupGroup.parse(group_name, BackupNamespace.parse(namespace))
+    if new_owner is not None:
+        set_group_owner(store, group, new_owner)
+    current = group_owner(store, group)
+    if output_format != "text":
+        _emit_json({"owner": current}, output_format)
+    else:
+        click.echo(current)
+
+
+def _run_prune(store_name: str, keep: KeepOptions, namespace: BackupNamespace, max_depth: int | None,
+               group: BackupGroup | None, dry_run: bool, output_format: str) -> None:
+    store = DatastoreRegistry().lookup(store_name)
+    results = prune_datastore(store, keep, namespace, max_depth, group, dry_run)
+    rows = []
+    for result in results:
+        for decision in result.decisions:
+            snapshot = decision.candidate.snapshot
+            action = decision.mark
+            if snapshot in result.errors:
+                action = "failed"
+            elif snapshot in result.skipped:
+                action = "kept-running"
+            rows.append({"ns": str(snapshot.group.namespace), "snapshot": str(snapshot),
+                         "action": action, "rule": decision.rule, "finished": decision.candidate.finished,
+                         "error": result.errors.get(snapshot)})
+    failed = [row for row in rows if row["error"]]
+    if output_format != "text":
+        _emit_json({"dry-run": dry_run, "snapshots": rows}, output_format)
+    else:
+        if rows:
+            _print_table(["namespace", "snapshot", "action", "rule"],
+                         [[r["ns"] or "/", r["snapshot"] + ("" if r["finished"] else " (unfinished)"), r["action"],
+                           r["rule"] or ""] for r in rows])
+        for row in failed:
+            click.echo(f"{row['snapshot']}: {row['error']}", err=True)
+        removed = sum(r["action"] == "remove" for r in rows)
+        verb = "would remove" if dry_run else "removed"
+        click.echo(f"{verb} {removed} of {len(rows)} snapshots in {len(results)} groups"
+                   + ("" if keep.keeps_something else " (no keep option given: everything is kept)"))
+    if failed:
+        sys.exit(1)
+
+
+@datastore.command()
+@click.argument("name")
+@click.argument("group_name", metavar="[TYPE/ID]", required=False)
+@namespace_option
+@max_depth_option
+@keep_options
+@click.option("--dry-run", is_flag=True, help="Only show what would be kept and removed.")
+@output_format_option
+def prune(name: str, group_name: str | None, namespace: str, max_depth: int | None, dry_run: bool,
+          output_format: str, **keep) -> None:
+    """Remove the snapshots the --keep-* rules do not keep, in group TYPE/ID or in every group
+    of NS and the namespaces below it. Protected snapshots are always kept."""
+    ns = BackupNamespace.parse(namespace)
+    group = BackupGroup.parse(group_name, ns) if group_name else None
+    _run_prune(name, _keep_from_arguments(keep), ns, max_depth, group, dry_run, output_format)
+
+
+@datastore.group("prune-job")
+def prune_job() -> None:
+    """Named prune settings, kept in prune.cfg."""
+
+
+@prune_job.command("create")
+@click.argument("job_id", metavar="JOB")
+@click.argument("store_name", metavar="NAME")
+@namespace_option
+@max_depth_option
+@keep_options
+@click.option("--comment", default="", help="Free text stored with the job.")
+def prune_job_create(job_id: str, store_name: str, namespace: str, max_depth: int | None, comment: str, **keep) -> None:
+    """Store prune job JOB for datastore NAME."""
+    DatastoreRegistry().lookup(store_name)
+    config = PruneJobConfig()
+    config.add(PruneJob(job_id, store_name, _keep_from_arguments(keep), BackupNamespace.parse(namespace),
+                        check_max_depth(max_depth), comment))
+    click.echo(f"created prune job {job_id} in {config.config_path}")
+
+
+@prune_job.command("list")
+@output_format_option
+def prune_job_list(output_format: str) -> None:
+    """List the prune jobs."""
+    config = PruneJobConfig()
+    jobs = [job.to_json() for job in config.jobs()]
+    if output_format != "text":
+        _emit_json(jobs, output_format)
+    elif jobs:
+        _print_table(["job", "store", "namespace", "max-depth", "keep", "comment"],
+                     [[j["id"], j["store"], j["ns"] or "/", "" if j["max-depth"] is None else str(j["max-depth"]),
+                       " ".join(f"{rule}={j[rule]}" for rule in KEEP_RULES if rule in j), j["comment"]] for j in jobs])
+    else:
+        click.echo(f"no prune jobs ({config.config_path})")
+
+
+@prune_job.command("remove")
+@click.argument("job_id", metavar="JOB")
+def prune_job_remove(job_id: str) -> None:
+    """Delete prune job JOB."""
+    PruneJobConfig().remove(job_id)
+    click.echo(f"removed prune job {job_id}")
+
+
+@prune_job.command("run")
+@click.argument("job_id", metavar="JOB")
+@click.option("--dry-run", is_flag=True, help="Only show what would be kept and removed.")
+@output_format_option
+def prune_job_run(job_id: str, dry_run: bool, output_format: str) -> None:
+    """Prune as job JOB says."""
+    job = PruneJobConfig().lookup(job_id)
+    _run_prune(job.store, job.keep, job.namespace, job.max_depth, None, dry_run, output_format)
