@@ -1,4 +1,5 @@
-"""``tapefs datastore ...`` maintenance: forget, protect, notes, owner, prune, prune jobs.
+"""``tapefs datastore ...`` maintenance: forget, protect, notes, owner, prune, prune jobs,
+garbage collection.
 
 Registered on the ``datastore`` group of tools.tapefs_datastore; the work is done by the
 library modules in tapefs.datastore.
@@ -8,6 +9,7 @@ import sys
 
 import click
 
+from tapefs.datastore.gc import DEFAULT_ATIME_CUTOFF_MINUTES, garbage_collect
 from tapefs.datastore.naming import BackupGroup, BackupNamespace, BackupSnapshot
 from tapefs.datastore.prune import KEEP_RULES, KeepOptions, prune_datastore
 from tapefs.datastore.prune_job import PruneJob, PruneJobConfig, check_max_depth
@@ -23,7 +25,7 @@ from tapefs.datastore.snapshot_admin import (
     set_snapshot_notes,
     snapshot_notes,
 )
-from tools.tapefs_datastore import _emit_json, _print_table, datastore, namespace_option, output_format_option
+from tools.tapefs_datastore import _emit_json, _human_size, _print_table, datastore, namespace_option, output_format_option
 
 max_depth_option = click.option("--max-depth", type=click.IntRange(0, 7), default=None,
                                 help="Namespace levels below NS to include (default: all).")
@@ -228,3 +230,28 @@ def prune_job_run(job_id: str, dry_run: bool, output_format: str) -> None:
     """Prune as job JOB says."""
     job = PruneJobConfig().lookup(job_id)
     _run_prune(job.store, job.keep, job.namespace, job.max_depth, None, dry_run, output_format)
+
+
+@datastore.command()
+@click.argument("name")
+@click.option("--atime-cutoff", type=click.IntRange(min=0), default=DEFAULT_ATIME_CUTOFF_MINUTES, show_default=True,
+              metavar="MINUTES", help="Remove chunks unused for this long (PBS's gc-atime-cutoff).")
+@output_format_option
+def gc(name: str, atime_cutoff: int, output_format: str) -> None:
+    """Garbage collection: remove the chunks no snapshot uses."""
+    result = garbage_collect(DatastoreRegistry().lookup(name), atime_cutoff)
+    if output_format != "text":
+        _emit_json(result.to_json(), output_format)
+        return
+    click.echo(f"index files: {result.index_file_count}, {_human_size(result.index_data_bytes)} of data")
+    click.echo(f"removed: {result.removed_chunks} chunks, {_human_size(result.removed_bytes)}"
+               f" ({result.removed_bad} bad copies, {result.removed_temp} temp files)")
+    click.echo(f"pending: {result.pending_chunks} chunks, {_human_size(result.pending_bytes)} (a later run removes them)")
+    click.echo(f"on disk: {result.disk_chunks} chunks, {_human_size(result.disk_bytes)}; "
+               f"deduplication factor {result.dedup_factor:.2f}")
+    if result.still_bad:
+        click.echo(f"bad chunks still in use: {result.still_bad}")
+    if result.missing_chunks:
+        click.echo(f"MISSING: {result.missing_chunks} chunks, e.g. {', '.join(result.missing_examples[:3])} "
+                   "(run verify to see the snapshots affected)")
+    click.echo(f"took {result.seconds:.1f} s")
