@@ -47,6 +47,9 @@ HISTORY_LENGTH = 100
 #: PBS's default: a day for relatime, plus 5 minutes
 DEFAULT_ATIME_CUTOFF_MINUTES = 24 * 60 + 5
 WRITER_SAFETY_GAP = 5 * 60
+#: the kernel stamps atimes from a coarse clock that may lag time.time() by a tick: a chunk
+#: marked right after the start must not look older than the start
+CLOCK_MARGIN = 1.0
 REMOVING_SUFFIX = ".removing"
 INDEX_SUFFIXES = (".fidx", ".didx", ".tmp_fidx", ".tmp_didx")
 DYNAMIC_ENTRY_SIZE = 8 + DIGEST_SIZE
@@ -268,7 +271,7 @@ def garbage_collect(datastore: Datastore, atime_cutoff_minutes: int = DEFAULT_AT
     if not datastore.chunk_store.exists():
         raise DatastoreError(f"{datastore.root}: not a datastore (no .chunks directory)")
     with garbage_collection_lock(datastore.root):
-        result = GcResult(started=time.time())
+        result = GcResult(started=time.time() - CLOCK_MARGIN)
         writers = lock_holders(datastore.root)
         oldest_writer = min([result.started] + [writer.started for writer in writers])
         result.writers = len(writers)
