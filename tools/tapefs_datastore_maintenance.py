@@ -1,11 +1,12 @@
 """``tapefs datastore ...`` maintenance: forget, protect, notes, owner, prune, prune jobs,
-garbage collection.
+garbage collection, status.
 
 Registered on the ``datastore`` group of tools.tapefs_datastore; the work is done by the
 library modules in tapefs.datastore.
 """
 
 import sys
+import time
 
 import click
 
@@ -14,6 +15,7 @@ from tapefs.datastore.naming import BackupGroup, BackupNamespace, BackupSnapshot
 from tapefs.datastore.prune import KEEP_RULES, KeepOptions, prune_datastore
 from tapefs.datastore.prune_job import PruneJob, PruneJobConfig, check_max_depth
 from tapefs.datastore.registry import DatastoreRegistry
+from tapefs.datastore.status import datastore_status
 from tapefs.datastore.snapshot_admin import (
     describe_snapshot,
     group_notes,
@@ -255,3 +257,56 @@ def gc(name: str, atime_cutoff: int, output_format: str) -> None:
         click.echo(f"MISSING: {result.missing_chunks} chunks, e.g. {', '.join(result.missing_examples[:3])} "
                    "(run verify to see the snapshots affected)")
     click.echo(f"took {result.seconds:.1f} s")
+
+
+def _when(epoch: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
+
+
+def _print_status(status: dict) -> None:
+    click.echo(f"datastore {status['name']} ({status['path']})")
+    click.echo(f"  space: {_human_size(status['used-bytes'])} used of {_human_size(status['total-bytes'])}, "
+               f"{_human_size(status['available-bytes'])} available")
+    click.echo(f"  contents: {status['namespaces']} namespaces, {status['groups']} groups, {status['snapshots']} snapshots "
+               f"({status['protected-snapshots']} protected, {status['unfinished-snapshots']} unfinished), "
+               f"{status['chunks']} chunks")
+    gc_result = status["last-gc"]
+    if gc_result is None:
+        click.echo("  last gc: never")
+    else:
+        click.echo(f"  last gc: {_when(gc_result['started'])}, removed {gc_result['removed-chunks']} chunks "
+                   f"({_human_size(gc_result['removed-bytes'])}), {gc_result['pending-chunks']} pending, "
+                   f"{gc_result['disk-chunks']} on disk ({_human_size(gc_result['disk-bytes'])}), "
+                   f"deduplication factor {gc_result['dedup-factor']:.2f}")
+    verify_result = status["last-verify"]
+    if verify_result is None:
+        click.echo("  last verify: never")
+    else:
+        verdict = "ok" if verify_result["ok"] else (f"FAILED ({verify_result['bad-chunks']} bad chunks, "
+                                                    f"{verify_result['snapshot-errors']} snapshots with errors)")
+        click.echo(f"  last verify: {_when(verify_result['time'])}, {verify_result['snapshots']} snapshots, "
+                   f"{verify_result['chunks']} chunks: {verdict}")
+    if len(status["gc-history"]) > 1:
+        click.echo("  gc history:")
+        _print_table(["started", "seconds", "removed", "pending", "on disk", "dedup"],
+                     [[_when(g["started"]), f"{g['seconds']:.1f}", _human_size(g["removed-bytes"]),
+                       _human_size(g["pending-bytes"]), _human_size(g["disk-bytes"]), f"{g['dedup-factor']:.2f}"]
+                      for g in status["gc-history"]],
+                     right_aligned=("seconds", "removed", "pending", "on disk", "dedup"))
+
+
+@datastore.command()
+@click.argument("names", metavar="[NAME]...", nargs=-1)
+@output_format_option
+def status(names: tuple[str, ...], output_format: str) -> None:
+    """Space, contents, last garbage collection (with history) and last verify of datastores
+    NAME (default: every registered one)."""
+    registry = DatastoreRegistry()
+    names = names or tuple(section.id for section in registry.entries())
+    statuses = [datastore_status(registry.lookup(name)).to_json() for name in names]
+    if output_format != "text":
+        _emit_json(statuses, output_format)
+    elif not statuses:
+        click.echo(f"no datastores configured ({registry.config_path})")
+    for entry in statuses if output_format == "text" else ():
+        _print_status(entry)

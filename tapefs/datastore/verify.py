@@ -2,7 +2,8 @@
 
 Indexes must match the checksum and size the manifest recorded; each chunk must pass its CRC
 and, unless it is encrypted and no key is loaded, decode to content with the right digest and
-length. The report lists bad chunks with the snapshots that reference them.
+length. The report lists bad chunks with the snapshots that reference them; the outcome is
+recorded in the datastore for ``tapefs datastore status``.
 """
 
 import hashlib
@@ -18,6 +19,7 @@ from tapefs.datastore.datastore import Datastore
 from tapefs.datastore.errors import DatastoreError
 from tapefs.datastore.manifest import Manifest
 from tapefs.datastore.snapshot_reader import check_index_against_manifest, load_index
+from tapefs.datastore.status import record_verify
 
 log = logging.getLogger(__name__)
 
@@ -122,4 +124,6 @@ def verify_datastore(datastore: Datastore, crypt_config: CryptConfig | None = No
                     datastore.chunk_store.mark_bad(digest)
                 except FileNotFoundError:
                     pass
+    record_verify(datastore, report.ok, report.snapshot_count, report.chunk_count, len(report.bad_chunks),
+                  len(report.snapshot_errors))
     return report
