@@ -1,5 +1,5 @@
 """``tapefs datastore ...`` maintenance: forget, protect, notes, owner, prune, prune jobs,
-garbage collection, status.
+garbage collection, status, sync.
 
 Registered on the ``datastore`` group of tools.tapefs_datastore; the work is done by the
 library modules in tapefs.datastore.
@@ -11,11 +11,13 @@ import time
 import click
 
 from tapefs.datastore.gc import DEFAULT_ATIME_CUTOFF_MINUTES, garbage_collect
+from tapefs.datastore.group_filter import GroupFilter
 from tapefs.datastore.naming import BackupGroup, BackupNamespace, BackupSnapshot
 from tapefs.datastore.prune import KEEP_RULES, KeepOptions, prune_datastore
 from tapefs.datastore.prune_job import PruneJob, PruneJobConfig, check_max_depth
 from tapefs.datastore.registry import DatastoreRegistry
 from tapefs.datastore.status import datastore_status
+from tapefs.datastore.sync import sync_datastores
 from tapefs.datastore.snapshot_admin import (
     describe_snapshot,
     group_notes,
@@ -310,3 +312,43 @@ def status(names: tuple[str, ...], output_format: str) -> None:
         click.echo(f"no datastores configured ({registry.config_path})")
     for entry in statuses if output_format == "text" else ():
         _print_status(entry)
+
+
+@datastore.command()
+@click.argument("source_name", metavar="SOURCE")
+@click.argument("target_name", metavar="TARGET")
+@namespace_option
+@click.option("--target-ns", default="", metavar="NS", help="Namespace in TARGET that NS maps to (default: root).")
+@max_depth_option
+@click.option("--group-filter", "group_filters", multiple=True, metavar="FILTER",
+              help="[include:|exclude:]type:TYPE, group:TYPE/ID or regex:REGEX; repeatable.")
+@click.option("--remove-vanished", is_flag=True, help="Remove snapshots and groups SOURCE no longer has.")
+@click.option("--transfer-last", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Copy only the newest N snapshots of each group.")
+@output_format_option
+def sync(source_name: str, target_name: str, namespace: str, target_ns: str, max_depth: int | None,
+         group_filters: tuple[str, ...], remove_vanished: bool, transfer_last: int | None, output_format: str) -> None:
+    """Copy the snapshots TARGET lacks from datastore SOURCE to datastore TARGET (a pull from
+    TARGET's side, a push from SOURCE's). Only missing chunks are copied; encrypted snapshots
+    are copied as they are."""
+    filters = [GroupFilter.parse(text) for text in group_filters]
+    registry = DatastoreRegistry()
+    source, target = registry.lookup(source_name), registry.lookup(target_name)
+    stats = sync_datastores(source, target, BackupNamespace.parse(namespace), BackupNamespace.parse(target_ns),
+                            max_depth, filters, remove_vanished, transfer_last)
+    if output_format != "text":
+        _emit_json(stats.to_json(), output_format)
+    else:
+        for name in stats.copied:
+            click.echo(f"copied {name}")
+        for name in stats.removed:
+            click.echo(f"removed {name}")
+        for error in stats.errors:
+            click.echo(f"error: {error}", err=True)
+        rate = stats.chunk_bytes_copied / stats.seconds / 1e6 if stats.seconds else 0.0
+        click.echo(f"{stats.snapshots_copied} snapshots copied, {stats.snapshots_skipped} already there, "
+                   f"{stats.snapshots_removed} removed; {stats.chunks_copied} chunks copied "
+                   f"({_human_size(stats.chunk_bytes_copied)}, {rate:.0f} MB/s), {stats.chunks_present} already present; "
+                   f"{stats.seconds:.1f} s")
+    if stats.errors:
+        sys.exit(1)
