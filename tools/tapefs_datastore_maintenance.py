@@ -345,10 +345,12 @@ def sync(source_name: str, target_name: str, namespace: str, target_ns: str, max
             click.echo(f"removed {name}")
         for error in stats.errors:
             click.echo(f"error: {error}", err=True)
-        rate = stats.chunk_bytes_copied / stats.seconds / 1e6 if stats.seconds else 0.0
+        # a rate over a few megabytes says nothing
+        rate = (f", {stats.chunk_bytes_copied / stats.seconds / 1e6:.0f} MB/s"
+                if stats.chunk_bytes_copied >= 64 << 20 and stats.seconds else "")
         click.echo(f"{stats.snapshots_copied} snapshots copied, {stats.snapshots_skipped} already there, "
                    f"{stats.snapshots_removed} removed; {stats.chunks_copied} chunks copied "
-                   f"({_human_size(stats.chunk_bytes_copied)}, {rate:.0f} MB/s), {stats.chunks_present} already present; "
+                   f"({_human_size(stats.chunk_bytes_copied)}{rate}), {stats.chunks_present} already present; "
                    f"{stats.seconds:.1f} s")
     if stats.errors:
         sys.exit(1)
