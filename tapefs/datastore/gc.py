@@ -64,6 +64,8 @@ _FIXED_SIZE = struct.Struct("<Q")
 class GcResult:
     started: float = 0.0
     seconds: float = 0.0
+    #: of ``seconds``, the mark phase
+    mark_seconds: float = 0.0
     cutoff: float = 0.0
     #: processes holding the datastore lock when the collection started
     writers: int = 0
@@ -287,6 +289,7 @@ def garbage_collect(datastore: Datastore, atime_cutoff_minutes: int = DEFAULT_AT
                 marker.mark_index(path, temporary)
             except FileNotFoundError:
                 continue  # a temp index renamed into place, or a forgotten snapshot: seen under its new name or not needed
+        result.mark_seconds = time.time() - result.started
         log.info("phase 2: removing chunks last used before %s", time.ctime(result.cutoff))
         pending_before = oldest_writer if writers else result.started
         _Sweeper(datastore.chunk_store.chunk_dir, result, result.cutoff, pending_before).sweep()
