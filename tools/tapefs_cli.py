@@ -6,6 +6,7 @@ from tapefs_tools.cli import CommandGroup, setup_logging
 from tapefs_tools.tapefs_backup_job import backup_job
 from tapefs_tools.tapefs_catalog import COMMANDS as CATALOG_COMMANDS
 from tapefs_tools.tapefs_datastore import datastore
+from tapefs_tools.tapefs_datastore_maintenance import COMMANDS as DATASTORE_MAINTENANCE_COMMANDS
 from tapefs_tools.tapefs_file_catalog import file_catalog
 from tapefs_tools.tapefs_keys import key
 from tapefs_tools.tapefs_mount import mount, umount
@@ -20,6 +21,8 @@ def main(verbose: bool) -> None:
     setup_logging(verbose)
 
 
+for command in DATASTORE_MAINTENANCE_COMMANDS:
+    datastore.add_command(command)
 main.add_command(datastore)
 main.add_command(key)
 for command in CATALOG_COMMANDS:

@@ -301,3 +301,4 @@ def verify(name: str, keyfile: str | None, mark_bad: bool, output_format: str) -
         click.echo(f"verified {report.snapshot_count} snapshots, {report.chunk_count} chunks{crc_only}: {verdict}")
     if not report.ok:
         sys.exit(1)
+

@@ -10,7 +10,6 @@ import logging
 import os
 import re
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,9 +23,30 @@ CHUNK_DIR_NAME = ".chunks"
 PREFIX_DIR_COUNT = 1 << 16
 CHUNK_FILE_NAME = re.compile(r"[0-9a-f]{64}")
 MAX_BAD_COPIES = 10
+#: a chunk removed under a duplicate insert is written again; more misses mean a deeper problem
+INSERT_ATTEMPTS = 3
 
 _libc = ctypes.CDLL(None, use_errno=True)
 SYNC_FILE_RANGE_WRITE = 2
+AT_FDCWD = -100
+UTIME_NOW = (1 << 30) - 1
+UTIME_OMIT = (1 << 30) - 2
+
+
+class _Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+#: utimensat() times: atime now, mtime untouched (one syscall, no stat needed)
+_ATIME_NOW = (_Timespec * 2)(_Timespec(0, UTIME_NOW), _Timespec(0, UTIME_OMIT))
+
+
+def touch_atime(path: str | os.PathLike) -> None:
+    """Set a file's atime to now and leave its mtime, as PBS does with utimensat(): an explicit
+    update, which relatime and noatime mounts do not suppress."""
+    if _libc.utimensat(AT_FDCWD, os.fsencode(path), _ATIME_NOW, 0) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, os.strerror(error), str(path))
 
 
 @dataclass(frozen=True)
@@ -113,11 +133,21 @@ class ChunkStore:
 
     def touch(self, digest: bytes) -> None:
         """Set atime to now (mtime untouched), so garbage collection keeps the chunk."""
-        path = self.chunk_path(digest)
-        os.utime(path, ns=(time.time_ns(), path.stat().st_mtime_ns))
+        touch_atime(self.chunk_path(digest))
 
     def insert(self, digest: bytes, encoded: bytes, sync: bool = False) -> InsertResult:
-        """Store an encoded chunk unless an acceptable copy is already there (docs/datastore-format.md)."""
+        """Store an encoded chunk unless an acceptable copy is already there (docs/datastore-format.md).
+
+        A known chunk gets its atime touched, so a garbage collection running meanwhile keeps
+        it; if that collection removed it between our look and our touch, it is written anew."""
+        for _ in range(INSERT_ATTEMPTS - 1):
+            try:
+                return self._insert(digest, encoded, sync)
+            except FileNotFoundError:
+                continue
+        return self._insert(digest, encoded, sync)
+
+    def _insert(self, digest: bytes, encoded: bytes, sync: bool) -> InsertResult:
         path = self.chunk_path(digest)
         try:
             stat = path.stat()
@@ -129,7 +159,7 @@ class ChunkStore:
             self._write(path, encoded, sync)
             return InsertResult(False, len(encoded))
         if existing_size == len(encoded):
-            self._touch_stat(path, stat)
+            touch_atime(path)
             return InsertResult(True, existing_size)
         new_kind = blob_kind(encoded)
         with open(path, "rb") as existing:
@@ -139,17 +169,13 @@ class ChunkStore:
                 raise CorruptFileError(path, 0, "refusing to replace an unencrypted chunk with an encrypted one")
             if not new_kind.compressed and not old_kind.compressed:
                 raise CorruptFileError(path, 0, "encrypted chunk of the same digest with a different length")
-            self._touch_stat(path, stat)
+            touch_atime(path)
             return InsertResult(True, existing_size)
         if existing_size < len(encoded):
-            self._touch_stat(path, stat)
+            touch_atime(path)
             return InsertResult(True, existing_size)
         self._write(path, encoded, sync)
         return InsertResult(False, len(encoded))
-
-    @staticmethod
-    def _touch_stat(path: Path, stat: os.stat_result) -> None:
-        os.utime(path, ns=(time.time_ns(), stat.st_mtime_ns))
 
     @staticmethod
     def _write(path: Path, encoded: bytes, sync: bool) -> None:

@@ -4,7 +4,8 @@
 It also counts the directories and files that other local users could read (a warning, not a
 failure). Indexes must match the checksum and size the manifest recorded; each chunk must pass its CRC
 and, unless it is encrypted and no key is loaded, decode to content with the right digest and
-length. The report lists bad chunks with the snapshots that reference them.
+length. The report lists bad chunks with the snapshots that reference them; the outcome is
+recorded in the datastore for ``tapefs datastore status``.
 
 A key is only used on the chunks of snapshots that were written with it (their manifests
 record its fingerprint): with any other key every encrypted chunk would fail authentication,
@@ -26,6 +27,7 @@ from tapefs.datastore.errors import DatastoreError
 from tapefs.datastore.manifest import Manifest
 from tapefs.datastore.permissions import PermissionReport, fix_permissions
 from tapefs.datastore.snapshot_reader import check_index_against_manifest, load_index
+from tapefs.datastore.status import record_verify
 
 log = logging.getLogger(__name__)
 
@@ -157,4 +159,6 @@ def verify_datastore(datastore: Datastore, crypt_config: CryptConfig | None = No
                     datastore.chunk_store.mark_bad(digest)
                 except FileNotFoundError:
                     pass
+    record_verify(datastore, report.ok, report.snapshot_count, report.chunk_count, len(report.bad_chunks),
+                  len(report.snapshot_errors))
     return report

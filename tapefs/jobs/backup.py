@@ -25,12 +25,13 @@ from tapefs.catalog.media_catalog import MediaCatalog
 from tapefs.datastore.blob import decode_blob, inspect_blob
 from tapefs.datastore.datastore import Datastore
 from tapefs.datastore.errors import DatastoreError
+from tapefs.datastore.group_filter import GroupFilter
 from tapefs.datastore.naming import BackupNamespace, BackupSnapshot
 from tapefs.jobs.drive_session import DriveSession
 from tapefs.jobs.errors import JobError
 from tapefs.jobs.pool_writer import PoolWriter
 from tapefs.jobs.snapshot_files import encode_snapshot_pxar, snapshot_digests, tape_snapshot_path
-from tapefs.jobs.snapshot_selection import GroupFilter, select_snapshots
+from tapefs.jobs.snapshot_selection import select_snapshots
 from tapefs.jobs.tape_encryption import media_set_encryption_for_pool
 from tapefs.media.inventory import Inventory
 from tapefs.media.pool import MediaPool

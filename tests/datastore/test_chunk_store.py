@@ -46,6 +46,26 @@ def test_insert_new_then_duplicate_touches_atime(store):
     assert [name for name in os.listdir(path.parent)] == [digest.hex()]
 
 
+def test_duplicate_removed_by_garbage_collection_before_its_touch_is_written_again(store, monkeypatch):
+    """A collection may remove a known chunk between insert's look and its touch."""
+    from tapefs.datastore import chunk_store
+
+    data = b"z" * 1000
+    digest = plain_digest(data)
+    encoded = encode_blob(data)
+    store.insert(digest, encoded)
+    real_touch = chunk_store.touch_atime
+
+    def removed_first(path):
+        os.unlink(path)
+        monkeypatch.setattr(chunk_store, "touch_atime", real_touch)
+        real_touch(path)
+
+    monkeypatch.setattr(chunk_store, "touch_atime", removed_first)
+    assert store.insert(digest, encoded).is_duplicate is False
+    assert store.read_raw(digest) == encoded
+
+
 def test_zero_length_chunk_is_missing_and_overwritten(store):
     data = b"y" * 100
     digest = plain_digest(data)

@@ -3,10 +3,11 @@ import pytest
 
 from tapefs.datastore.backup import backup, parse_sources
 from tapefs.datastore.datastore import Datastore
+from tapefs.datastore.errors import DatastoreError
+from tapefs.datastore.group_filter import GroupFilter
 from tapefs.datastore.naming import BackupGroup, BackupNamespace
-from tapefs.jobs.errors import JobError
 from tapefs.jobs.snapshot_files import parse_tape_snapshot_path, tape_snapshot_path
-from tapefs.jobs.snapshot_selection import GroupFilter, select_snapshots
+from tapefs.jobs.snapshot_selection import select_snapshots
 
 
 @pytest.fixture
@@ -42,7 +43,7 @@ def test_namespace_depth_latest_only_and_filters(datastore):
 
 def test_bad_group_filter_is_refused():
     for text in ("vm/100", "type:", "regex:(", "include:colour:red"):
-        with pytest.raises(JobError, match="group filter"):
+        with pytest.raises(DatastoreError, match="group filter"):
             GroupFilter.parse(text)
 
 

@@ -1,0 +1,363 @@
+"""``tapefs datastore ...`` maintenance: forget, protect, notes, owner, prune, prune jobs,
+garbage collection, status, sync.
+
+Registered on the ``datastore`` group of tools.tapefs_datastore; the work is done by the
+library modules in tapefs.datastore.
+"""
+
+import sys
+import time
+
+import click
+
+from tapefs.datastore.gc import DEFAULT_ATIME_CUTOFF_MINUTES, garbage_collect
+from tapefs.datastore.group_filter import GroupFilter
+from tapefs.datastore.naming import BackupGroup, BackupNamespace, BackupSnapshot
+from tapefs.datastore.prune import KEEP_RULES, KeepOptions, prune_datastore
+from tapefs.datastore.prune_job import PruneJob, PruneJobConfig, check_max_depth
+from tapefs.datastore.registry import DatastoreRegistry
+from tapefs.datastore.snapshot_admin import (
+    describe_snapshot,
+    group_notes,
+    group_owner,
+    remove_snapshot,
+    set_group_notes,
+    set_group_owner,
+    set_protected,
+    set_snapshot_notes,
+    snapshot_notes,
+)
+from tapefs.datastore.status import datastore_status
+from tapefs.datastore.sync import sync_datastores
+from tapefs_tools.cli import emit_json, human_size, output_format_option, print_table
+from tapefs_tools.tapefs_datastore import namespace_option
+
+max_depth_option = click.option("--max-depth", type=click.IntRange(0, 7), default=None,
+                                help="Namespace levels below NS to include (default: all).")
+
+
+def keep_options(function):
+    for rule in reversed(KEEP_RULES):
+        function = click.option(f"--{rule}", rule.replace("-", "_"), type=click.IntRange(min=0), default=None,
+                                metavar="N", help=f"PBS's {rule}.")(function)
+    return function
+
+
+def _keep_from_arguments(arguments: dict) -> KeepOptions:
+    return KeepOptions.from_mapping({rule: arguments.pop(rule.replace("-", "_")) for rule in KEEP_RULES})
+
+
+def _snapshot(text: str, namespace: str) -> BackupSnapshot:
+    return BackupSnapshot.parse(text, BackupNamespace.parse(namespace))
+
+
+@click.command()
+@click.argument("name")
+@click.argument("snapshot_name", metavar="SNAPSHOT")
+@namespace_option
+def forget(name: str, snapshot_name: str, namespace: str) -> None:
+    """Remove SNAPSHOT (TYPE/ID/TIME); refused while it is protected."""
+    snapshot = _snapshot(snapshot_name, namespace)
+    remove_snapshot(DatastoreRegistry().lookup(name), snapshot)
+    click.echo(f"removed {describe_snapshot(snapshot)}")
+
+
+@click.command()
+@click.argument("name")
+@click.argument("snapshot_name", metavar="SNAPSHOT")
+@namespace_option
+def protect(name: str, snapshot_name: str, namespace: str) -> None:
+    """Protect SNAPSHOT from forget and prune (PBS's .protected marker)."""
+    snapshot = _snapshot(snapshot_name, namespace)
+    set_protected(DatastoreRegistry().lookup(name), snapshot, True)
+    click.echo(f"protected {describe_snapshot(snapshot)}")
+
+
+@click.command()
+@click.argument("name")
+@click.argument("snapshot_name", metavar="SNAPSHOT")
+@namespace_option
+def unprotect(name: str, snapshot_name: str, namespace: str) -> None:
+    """Remove the protection of SNAPSHOT."""
+    snapshot = _snapshot(snapshot_name, namespace)
+    set_protected(DatastoreRegistry().lookup(name), snapshot, False)
+    click.echo(f"unprotected {describe_snapshot(snapshot)}")
+
+
+@click.command()
+@click.argument("name")
+@click.argument("target", metavar="GROUP|SNAPSHOT")
+@namespace_option
+@click.option("--set", "new_notes", metavar="TEXT", help="Replace the notes with TEXT.")
+@click.option("--clear", is_flag=True, help="Remove the notes.")
+@output_format_option
+def notes(name: str, target: str, namespace: str, new_notes: str | None, clear: bool, output_format: str) -> None:
+    """Show or change the notes of a group (TYPE/ID) or a snapshot (TYPE/ID/TIME)."""
+    if new_notes is not None and clear:
+        raise click.UsageError("--set and --clear exclude each other")
+    store = DatastoreRegistry().lookup(name)
+    ns = BackupNamespace.parse(namespace)
+    if target.count("/") == 1:
+        subject = BackupGroup.parse(target, ns)
+        read, write = group_notes, set_group_notes
+    else:
+        subject = BackupSnapshot.parse(target, ns)
+        read, write = snapshot_notes, set_snapshot_notes
+    if new_notes is not None or clear:
+        write(store, subject, "" if clear else new_notes)
+    text = read(store, subject)
+    if output_format != "text":
+        emit_json({"notes": text}, output_format)
+    elif new_notes is None and not clear:
+        click.echo(text, nl=not text.endswith("\n"))
+
+
+@click.command()
+@click.argument("name")
+@click.argument("group_name", metavar="TYPE/ID")
+@namespace_option
+@click.option("--set", "new_owner", metavar="AUTHID", help="Make AUTHID (user@realm or user@realm!token) the owner.")
+@output_format_option
+def owner(name: str, group_name: str, namespace: str, new_owner: str | None, output_format: str) -> None:
+    """Show or change the owner of group TYPE/ID."""
+    store = DatastoreRegistry().lookup(name)
+    group = BackupGroup.parse(group_name, BackupNamespace.parse(namespace))
+    if new_owner is not None:
+        set_group_owner(store, group, new_owner)
+    current = group_owner(store, group)
+    if output_format != "text":
+        emit_json({"owner": current}, output_format)
+    else:
+        click.echo(current)
+
+
+def _run_prune(store_name: str, keep: KeepOptions, namespace: BackupNamespace, max_depth: int | None,
+               group: BackupGroup | None, dry_run: bool, output_format: str) -> None:
+    store = DatastoreRegistry().lookup(store_name)
+    results = prune_datastore(store, keep, namespace, max_depth, group, dry_run)
+    rows = []
+    for result in results:
+        for decision in result.decisions:
+            snapshot = decision.candidate.snapshot
+            action = decision.mark
+            if snapshot in result.errors:
+                action = "failed"
+            elif snapshot in result.skipped:
+                action = "kept-running"
+            rows.append({"ns": str(snapshot.group.namespace), "snapshot": str(snapshot),
+                         "action": action, "rule": decision.rule, "finished": decision.candidate.finished,
+                         "error": result.errors.get(snapshot)})
+    failed = [row for row in rows if row["error"]]
+    if output_format != "text":
+        emit_json({"dry-run": dry_run, "snapshots": rows}, output_format)
+    else:
+        if rows:
+            print_table(["namespace", "snapshot", "action", "rule"],
+                         [[r["ns"] or "/", r["snapshot"] + ("" if r["finished"] else " (unfinished)"), r["action"],
+                           r["rule"] or ""] for r in rows])
+        for row in failed:
+            click.echo(f"{row['snapshot']}: {row['error']}", err=True)
+        removed = sum(r["action"] == "remove" for r in rows)
+        verb = "would remove" if dry_run else "removed"
+        click.echo(f"{verb} {removed} of {len(rows)} snapshots in {len(results)} groups"
+                   + ("" if keep.keeps_something else " (no keep option given: everything is kept)"))
+    if failed:
+        sys.exit(1)
+
+
+@click.command()
+@click.argument("name")
+@click.argument("group_name", metavar="[TYPE/ID]", required=False)
+@namespace_option
+@max_depth_option
+@keep_options
+@click.option("--dry-run", is_flag=True, help="Only show what would be kept and removed.")
+@output_format_option
+def prune(name: str, group_name: str | None, namespace: str, max_depth: int | None, dry_run: bool,
+          output_format: str, **keep) -> None:
+    """Remove the snapshots the --keep-* rules do not keep, in group TYPE/ID or in every group
+    of NS and the namespaces below it. Protected snapshots are always kept."""
+    ns = BackupNamespace.parse(namespace)
+    group = BackupGroup.parse(group_name, ns) if group_name else None
+    _run_prune(name, _keep_from_arguments(keep), ns, max_depth, group, dry_run, output_format)
+
+
+@click.group("prune-job")
+def prune_job() -> None:
+    """Named prune settings, kept in prune.cfg."""
+
+
+@prune_job.command("create")
+@click.argument("job_id", metavar="JOB")
+@click.argument("store_name", metavar="NAME")
+@namespace_option
+@max_depth_option
+@keep_options
+@click.option("--comment", default="", help="Free text stored with the job.")
+def prune_job_create(job_id: str, store_name: str, namespace: str, max_depth: int | None, comment: str, **keep) -> None:
+    """Store prune job JOB for datastore NAME."""
+    DatastoreRegistry().lookup(store_name)
+    config = PruneJobConfig()
+    config.add(PruneJob(job_id, store_name, _keep_from_arguments(keep), BackupNamespace.parse(namespace),
+                        check_max_depth(max_depth), comment))
+    click.echo(f"created prune job {job_id} in {config.config_path}")
+
+
+@prune_job.command("list")
+@output_format_option
+def prune_job_list(output_format: str) -> None:
+    """List the prune jobs."""
+    config = PruneJobConfig()
+    jobs = [job.to_json() for job in config.jobs()]
+    if output_format != "text":
+        emit_json(jobs, output_format)
+    elif jobs:
+        print_table(["job", "store", "namespace", "max-depth", "keep", "comment"],
+                     [[j["id"], j["store"], j["ns"] or "/", "" if j["max-depth"] is None else str(j["max-depth"]),
+                       " ".join(f"{rule}={j[rule]}" for rule in KEEP_RULES if rule in j), j["comment"]] for j in jobs])
+    else:
+        click.echo(f"no prune jobs ({config.config_path})")
+
+
+@prune_job.command("remove")
+@click.argument("job_id", metavar="JOB")
+def prune_job_remove(job_id: str) -> None:
+    """Delete prune job JOB."""
+    PruneJobConfig().remove(job_id)
+    click.echo(f"removed prune job {job_id}")
+
+
+@prune_job.command("run")
+@click.argument("job_id", metavar="JOB")
+@click.option("--dry-run", is_flag=True, help="Only show what would be kept and removed.")
+@output_format_option
+def prune_job_run(job_id: str, dry_run: bool, output_format: str) -> None:
+    """Prune as job JOB says."""
+    job = PruneJobConfig().lookup(job_id)
+    _run_prune(job.store, job.keep, job.namespace, job.max_depth, None, dry_run, output_format)
+
+
+@click.command()
+@click.argument("name")
+@click.option("--atime-cutoff", type=click.IntRange(min=0), default=DEFAULT_ATIME_CUTOFF_MINUTES, show_default=True,
+              metavar="MINUTES", help="Remove chunks unused for this long (PBS's gc-atime-cutoff).")
+@output_format_option
+def gc(name: str, atime_cutoff: int, output_format: str) -> None:
+    """Garbage collection: remove the chunks no snapshot uses."""
+    result = garbage_collect(DatastoreRegistry().lookup(name), atime_cutoff)
+    if output_format != "text":
+        emit_json(result.to_json(), output_format)
+        return
+    for snapshot in result.removed_unfinished:
+        click.echo(f"removed unfinished snapshot {snapshot} (left by an interrupted backup)")
+    click.echo(f"index files: {result.index_file_count}, {human_size(result.index_data_bytes)} of data")
+    click.echo(f"removed: {result.removed_chunks} chunks, {human_size(result.removed_bytes)}"
+               f" ({result.removed_bad} bad copies, {result.removed_temp} temp files)")
+    click.echo(f"pending: {result.pending_chunks} chunks, {human_size(result.pending_bytes)} (a later run removes them)")
+    click.echo(f"on disk: {result.disk_chunks} chunks, {human_size(result.disk_bytes)}; "
+               f"deduplication factor {result.dedup_factor:.2f}")
+    if result.still_bad:
+        click.echo(f"bad chunks still in use: {result.still_bad}")
+    if result.missing_chunks:
+        click.echo(f"MISSING: {result.missing_chunks} chunks, e.g. {', '.join(result.missing_examples[:3])} "
+                   "(run verify to see the snapshots affected)")
+    click.echo(f"took {result.seconds:.1f} s")
+
+
+def _when(epoch: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
+
+
+def _print_status(status: dict) -> None:
+    click.echo(f"datastore {status['name']} ({status['path']})")
+    click.echo(f"  space: {human_size(status['used-bytes'])} used of {human_size(status['total-bytes'])}, "
+               f"{human_size(status['available-bytes'])} available")
+    click.echo(f"  contents: {status['namespaces']} namespaces, {status['groups']} groups, {status['snapshots']} snapshots "
+               f"({status['protected-snapshots']} protected, {status['unfinished-snapshots']} unfinished), "
+               f"{status['chunks']} chunks")
+    gc_result = status["last-gc"]
+    if gc_result is None:
+        click.echo("  last gc: never")
+    else:
+        click.echo(f"  last gc: {_when(gc_result['started'])}, removed {gc_result['removed-chunks']} chunks "
+                   f"({human_size(gc_result['removed-bytes'])}), {gc_result['pending-chunks']} pending, "
+                   f"{gc_result['disk-chunks']} on disk ({human_size(gc_result['disk-bytes'])}), "
+                   f"deduplication factor {gc_result['dedup-factor']:.2f}")
+    verify_result = status["last-verify"]
+    if verify_result is None:
+        click.echo("  last verify: never")
+    else:
+        verdict = "ok" if verify_result["ok"] else (f"FAILED ({verify_result['bad-chunks']} bad chunks, "
+                                                    f"{verify_result['snapshot-errors']} snapshots with errors)")
+        click.echo(f"  last verify: {_when(verify_result['time'])}, {verify_result['snapshots']} snapshots, "
+                   f"{verify_result['chunks']} chunks: {verdict}")
+    if len(status["gc-history"]) > 1:
+        click.echo("  gc history:")
+        print_table(["started", "seconds", "removed", "pending", "on disk", "dedup"],
+                     [[_when(g["started"]), f"{g['seconds']:.1f}", human_size(g["removed-bytes"]),
+                       human_size(g["pending-bytes"]), human_size(g["disk-bytes"]), f"{g['dedup-factor']:.2f}"]
+                      for g in status["gc-history"]],
+                     right_aligned=("seconds", "removed", "pending", "on disk", "dedup"))
+
+
+@click.command()
+@click.argument("names", metavar="[NAME]...", nargs=-1)
+@output_format_option
+def status(names: tuple[str, ...], output_format: str) -> None:
+    """Space, contents, last garbage collection (with history) and last verify of datastores
+    NAME (default: every registered one)."""
+    registry = DatastoreRegistry()
+    names = names or tuple(section.id for section in registry.entries())
+    statuses = [datastore_status(registry.lookup(name)).to_json() for name in names]
+    if output_format != "text":
+        emit_json(statuses, output_format)
+    elif not statuses:
+        click.echo(f"no datastores configured ({registry.config_path})")
+    for entry in statuses if output_format == "text" else ():
+        _print_status(entry)
+
+
+@click.command()
+@click.argument("source_name", metavar="SOURCE")
+@click.argument("target_name", metavar="TARGET")
+@namespace_option
+@click.option("--target-ns", default="", metavar="NS", help="Namespace in TARGET that NS maps to (default: root).")
+@max_depth_option
+@click.option("--group-filter", "group_filters", multiple=True, metavar="FILTER",
+              help="[include:|exclude:]type:TYPE, group:TYPE/ID or regex:REGEX; repeatable.")
+@click.option("--remove-vanished", is_flag=True, help="Remove snapshots and groups SOURCE no longer has.")
+@click.option("--transfer-last", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Copy only the newest N snapshots of each group.")
+@output_format_option
+def sync(source_name: str, target_name: str, namespace: str, target_ns: str, max_depth: int | None,
+         group_filters: tuple[str, ...], remove_vanished: bool, transfer_last: int | None, output_format: str) -> None:
+    """Copy the snapshots TARGET lacks from datastore SOURCE to datastore TARGET (a pull from
+    TARGET's side, a push from SOURCE's). Only missing chunks are copied; encrypted snapshots
+    are copied as they are."""
+    filters = [GroupFilter.parse(text) for text in group_filters]
+    registry = DatastoreRegistry()
+    source, target = registry.lookup(source_name), registry.lookup(target_name)
+    stats = sync_datastores(source, target, BackupNamespace.parse(namespace), BackupNamespace.parse(target_ns),
+                            max_depth, filters, remove_vanished, transfer_last)
+    if output_format != "text":
+        emit_json(stats.to_json(), output_format)
+    else:
+        for name in stats.copied:
+            click.echo(f"copied {name}")
+        for name in stats.removed:
+            click.echo(f"removed {name}")
+        for error in stats.errors:
+            click.echo(f"error: {error}", err=True)
+        # a rate over a few megabytes says nothing
+        rate = (f", {stats.chunk_bytes_copied / stats.seconds / 1e6:.0f} MB/s"
+                if stats.chunk_bytes_copied >= 64 << 20 and stats.seconds else "")
+        click.echo(f"{stats.snapshots_copied} snapshots copied, {stats.snapshots_skipped} already there, "
+                   f"{stats.snapshots_removed} removed; {stats.chunks_copied} chunks copied "
+                   f"({human_size(stats.chunk_bytes_copied)}{rate}), {stats.chunks_present} already present; "
+                   f"{stats.seconds:.1f} s")
+    if stats.errors:
+        sys.exit(1)
+
+
+#: What ``tapefs_tools.tapefs_cli`` adds to the ``tapefs datastore`` group.
+COMMANDS = (forget, protect, unprotect, notes, owner, prune, prune_job, gc, status, sync)
