@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers.vtape_process import VtapeLibrary
+# The shared helpers assert too: their failures should explain themselves like a test's own.
+pytest.register_assert_rewrite("tests.helpers")
+
+from tests.helpers.vtape_process import VtapeLibrary  # noqa: E402 - after the rewrite registration
 
 
 @pytest.fixture

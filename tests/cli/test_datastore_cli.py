@@ -5,7 +5,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -13,31 +12,7 @@ import pytest
 
 from tapefs.datastore.datastore import Datastore
 from tapefs.datastore.key_config import KeyConfig
-
-TAPEFS = str(Path(sys.executable).parent / "tapefs")
-
-
-@pytest.fixture
-def env(tmp_path):
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("TAPEFS_")}
-    environment["TAPEFS_CONFIG_DIR"] = str(tmp_path / "config")
-    environment["TAPEFS_STATE_DIR"] = str(tmp_path / "state")
-    return environment
-
-
-def tapefs(*args, env, check=True):
-    proc = subprocess.run([TAPEFS, *map(str, args)], env=env, capture_output=True, text=True, timeout=120)
-    assert "Traceback" not in proc.stderr, proc.stderr
-    if check:
-        assert proc.returncode == 0, f"tapefs {' '.join(map(str, args))}: {proc.stderr}"
-    return proc
-
-
-def one_error_line(proc) -> str:
-    assert proc.returncode != 0
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, lines
-    return lines[0]
+from tests.helpers.commands import command_path, one_error_line, tapefs
 
 
 @pytest.fixture
@@ -194,7 +169,7 @@ def start_backup_from_fifo(env, tmp_path, name: str, head: bytes):
     consumed `head` and waits for more, its snapshot directory half written."""
     fifo = tmp_path / f"{name}.fifo"
     os.mkfifo(fifo)
-    process = subprocess.Popen([TAPEFS, "datastore", "backup", "main", "host/box", f"disk.img:{fifo}"], env=env,
+    process = subprocess.Popen([command_path("tapefs"), "datastore", "backup", "main", "host/box", f"disk.img:{fifo}"], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     writer = open(fifo, "wb")  # returns once the backup opened the FIFO, its index being created
     writer.write(head)

@@ -1,9 +1,6 @@
 """tape-job.cfg backup jobs: the file (repeated group-filter lines as PBS writes them) and
 `tapefs backup-job list|show|create|update|remove|run` as a user runs them."""
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
@@ -14,8 +11,8 @@ from tapefs.media.tape_config import (
     TapeJobConfig, UnknownTapeJobError, load_tape_job, load_tape_job_config, save_tape_job_config,
 )
 from tests.jobs.conftest import add_cartridges
+from tests.helpers.commands import tapefs
 
-TAPEFS = [sys.executable, "-m", "tapefs"]
 
 PBS_TAPE_JOB_CFG = """\
 backup: nightly
@@ -29,13 +26,6 @@ backup: nightly
 \tlatest-only true
 \tnotify-user root@pam
 """
-
-
-def tapefs(*args, check=True):
-    done = subprocess.run([*TAPEFS, *args], capture_output=True, text=True, env=os.environ.copy(), timeout=300)
-    if check:
-        assert done.returncode == 0, done.stderr
-    return done
 
 
 @pytest.fixture
