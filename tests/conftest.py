@@ -1,4 +1,4 @@
-"""Shared fixtures: real vtape libraries served by real daemons."""
+"""Shared fixtures: real vtape libraries served by real daemons, and (plugins) tape setups on them."""
 from __future__ import annotations
 
 import pytest
@@ -7,6 +7,9 @@ import pytest
 pytest.register_assert_rewrite("tests.helpers")
 
 from tests.helpers.vtape_process import VtapeLibrary  # noqa: E402 - after the rewrite registration
+
+# Fixtures more than one test directory uses.
+pytest_plugins = ["tests.helpers.fixtures_tape"]
 
 
 @pytest.fixture

@@ -15,14 +15,14 @@ import pytest
 from tapefs.datastore.datastore import Datastore
 from tapefs.datastore.registry import DatastoreRegistry
 from tapefs.config.paths import tape_status_dir
-from tests.jobs.conftest import add_cartridges, tape_setup  # noqa: F401 (the fixture)
-from tests.jobs.test_backup import run_backup, snapshot_tree
+from tests.helpers.tape_jobs import run_backup, snapshot_tree
+from tests.helpers.tape_setup import add_cartridges
 from tests.helpers.commands import command_path, one_error_line, shell_env, tapefs, tapefs_json
 
 pytestmark = pytest.mark.vtape
 
 @pytest.fixture
-def backed_up(tape_setup):  # noqa: F811
+def backed_up(tape_setup):
     add_cartridges(tape_setup.library, 3, "16MiB", "4MiB")
     tape_setup.label("SM0001L8", "SM0002L8", "SM0003L8")
     tape_setup.snapshots = [tape_setup.add_snapshot("vm/100", 3), tape_setup.add_snapshot("vm/101", 1),
@@ -107,7 +107,7 @@ def test_scan_lists_every_file(backed_up):
     assert "media-label" in text and "chunk-archive" in text and f"{setup.tapes[0]}, pool daily" in text
 
 
-def test_unlabelled_tape_and_unknown_label_fail_with_one_line(tape_setup):  # noqa: F811
+def test_unlabelled_tape_and_unknown_label_fail_with_one_line(tape_setup):
     add_cartridges(tape_setup.library, 1, "16MiB", "4MiB", prefix="UN")
     unlabelled = tapefs("catalog", "--label-text", "UN0001L8", "--drive", "drive0", check=False)
     assert one_error_line(unlabelled, 1) == ("tapefs: error: tape UN0001L8 in drive drive0 has no media label")

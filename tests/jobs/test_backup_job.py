@@ -10,7 +10,7 @@ from tapefs.datastore.registry import DatastoreRegistry
 from tapefs.media.tape_config import (
     TapeJobConfig, UnknownTapeJobError, load_tape_job, load_tape_job_config, save_tape_job_config,
 )
-from tests.jobs.conftest import add_cartridges
+from tests.helpers.tape_setup import add_cartridges
 from tests.helpers.commands import tapefs
 
 

@@ -18,8 +18,8 @@ from tapefs.media.media_list import list_media
 from tapefs.media.tape_config import load_media_pool_config
 from tapefs.tapeformat.catalog_archive import write_catalog_archive
 from tapefs.tapeformat.tape_file import move_to_end_of_data
-from tests.jobs.test_backup import run_backup, run_restore, snapshot_tree
-from tests.jobs.conftest import add_cartridges
+from tests.helpers.tape_jobs import run_backup, run_restore, snapshot_tree
+from tests.helpers.tape_setup import add_cartridges
 
 pytestmark = pytest.mark.vtape
 

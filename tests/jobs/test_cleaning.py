@@ -11,7 +11,7 @@ from tapefs.jobs.errors import JobError
 from tapefs.media.tape_config import load_tape_config
 from tapefs.media.errors import TapeDeviceError
 from tapefs.media.tape_devices import load_media, load_media_from_slot
-from tests.jobs.conftest import add_cartridges
+from tests.helpers.tape_setup import add_cartridges
 
 pytestmark = pytest.mark.vtape
 

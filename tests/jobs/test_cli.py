@@ -10,8 +10,8 @@ import pytest
 from tapefs.datastore.backup import backup, parse_sources
 from tapefs.datastore.naming import BackupGroup, BackupSnapshot
 from tapefs.datastore.registry import DatastoreRegistry
-from tests.jobs.conftest import add_cartridges
-from tests.jobs.test_backup import assert_catalog_matches_tapes, snapshot_tree
+from tests.helpers.tape_jobs import assert_catalog_matches_tapes, snapshot_tree
+from tests.helpers.tape_setup import add_cartridges
 from tests.helpers.commands import command_path, tapefs
 
 pytestmark = pytest.mark.vtape

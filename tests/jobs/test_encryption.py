@@ -16,24 +16,11 @@ from tapefs.jobs.tape_encryption import TapeKeyMissing, clear_drive_key, set_dri
 from tapefs.keys.errors import KeyNotFound
 from tapefs.keys.key_store import TapeKeyStore
 from tapefs.keys.media_set_key import derive_drive_key
-from tapefs.media.tape_config import MediaPoolConfig, load_media_pool_config, save_media_pool_config
-from tests.jobs.conftest import add_cartridges
-from tests.jobs.test_backup import run_backup, run_restore, snapshot_tree
+from tests.helpers.tape_jobs import run_backup, run_restore, snapshot_tree
+from tests.helpers.tape_setup import KEY_PASSWORD, add_cartridges, create_key
 from tests.helpers.commands import tapefs
 
 pytestmark = pytest.mark.vtape
-
-PASSWORD = b"tape key password"
-
-
-def create_key(pools=("daily",)) -> str:
-    """A tape key in the fixture's private key store, used by ``pools``; its fingerprint."""
-    fingerprint = TapeKeyStore().create(PASSWORD, "in the test", kdf="pbkdf2")
-    configs = load_media_pool_config()
-    for pool in pools:
-        configs[pool] = MediaPoolConfig(pool, encrypt=fingerprint)
-    save_media_pool_config(configs)
-    return fingerprint
 
 
 def marker() -> bytes:
@@ -122,7 +109,7 @@ def test_restore_without_the_key_names_it_and_key_restore_from_the_tape_fixes_it
 
     # The tape is still in drive1: its set label gives the key back to whoever knows the password.
     restored_key = tapefs("key", "restore", "--drive", "drive1", "--password-fd", "0", check=False, text=False,
-                         input=PASSWORD + b"\n")
+                         input=KEY_PASSWORD + b"\n")
     assert restored_key.returncode == 0, restored_key.stderr
     assert TapeKeyStore().raw_key(fingerprint) == key
     done = tapefs("restore", result.media_set, "restored", "--drive", "drive1", check=False, text=False)

@@ -10,8 +10,8 @@ import pytest
 from tapefs.catalog.file_catalog import FileCatalog
 from tapefs.datastore.backup import backup, parse_sources
 from tapefs.datastore.naming import BackupGroup, BackupNamespace
-from tests.jobs.conftest import add_cartridges
-from tests.jobs.test_backup import run_backup
+from tests.helpers.tape_jobs import run_backup
+from tests.helpers.tape_setup import add_cartridges
 from tests.helpers.commands import tapefs
 
 pytestmark = [pytest.mark.vtape, pytest.mark.slow]

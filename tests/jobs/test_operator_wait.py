@@ -16,7 +16,7 @@ from tapefs.jobs.operator_wait import OperatorWait
 from tapefs.media.media_admin import export_media, find_media, move_media
 from tapefs.media.media_id import MediaLocation
 from tapefs.media.tape_config import load_tape_config
-from tests.jobs.conftest import add_cartridges
+from tests.helpers.tape_setup import add_cartridges
 from tests.helpers.commands import command_path, tapefs
 
 pytestmark = pytest.mark.vtape

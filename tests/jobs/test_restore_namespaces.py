@@ -11,8 +11,8 @@ from tapefs.datastore.registry import DatastoreRegistry
 from tapefs.jobs.errors import JobError
 from tapefs.jobs.namespace_map import NamespaceMap, NamespaceMapping
 from tapefs.jobs.restore import StoreMap, restore_media_set
-from tests.jobs.conftest import add_cartridges
-from tests.jobs.test_backup import run_backup
+from tests.helpers.tape_jobs import run_backup
+from tests.helpers.tape_setup import add_cartridges
 from tests.helpers.commands import tapefs
 
 
