@@ -10,7 +10,7 @@ from tapefs.datastore.backup import backup, parse_sources
 from tapefs.datastore.naming import BackupGroup, BackupNamespace
 from tapefs.jobs.backup import BackupRequest, backup_datastore
 from tapefs.media.tape_config import load_media_pool_config
-from tests.catalog.conftest import all_children
+from tests.helpers.catalog_snapshots import all_children
 from tests.helpers.tape_setup import add_cartridges
 
 pytestmark = pytest.mark.vtape

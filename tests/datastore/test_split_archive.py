@@ -29,7 +29,8 @@ from tapefs.pxar.entry import Kind
 from tapefs.pxar.source import BytesSource
 from tests.helpers.commands import isolated_env, tapefs
 
-from .conftest import FIXTURES, same_tree
+from tests.helpers.pbs_reference import FIXTURES
+from tests.helpers.trees import same_tree
 
 AVERAGE = 64 << 10
 MINIMUM = AVERAGE // 4

@@ -7,7 +7,7 @@ from tapefs.media.media_id import MediaStatus, new_uuid
 from tapefs.media.calendar import CalendarEvent
 from tapefs.media.policy import AlwaysCreate, ContinueCurrent, CreateAt, KeepForever, ProtectFor
 from tapefs.media.pool import MediaPool
-from tests.media.conftest import add
+from tests.helpers.inventory_media import add
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tests.preload.conftest import load_tape, run_python, run_tool, tool
+from tests.helpers.preload_tools import load_tape, run_python, run_tool, tool
 
 pytestmark = pytest.mark.vtape
 

@@ -6,7 +6,7 @@ from tapefs.pxar.catalog import (CatalogReader, CatalogWriter, decode_svarint, d
                                  encode_svarint, encode_varint)
 from tapefs.pxar.errors import FormatError, NotFoundError
 
-from .fixtures import GENERATED
+from tests.helpers.pxar_fixtures import GENERATED
 
 TEST_PCAT1 = (GENERATED / "test.pcat1").read_bytes()
 

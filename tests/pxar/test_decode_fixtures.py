@@ -11,7 +11,7 @@ from tapefs.pxar.decoder import Decoder
 from tapefs.pxar.entry import Kind
 from tapefs.pxar.source import BytesSource
 
-from .fixtures import (C_BIN, GENERATED, GENERATED_TREE, ORACLE, UPSTREAM, load_bytes,
+from tests.helpers.pxar_fixtures import (C_BIN, GENERATED, GENERATED_TREE, ORACLE, UPSTREAM, load_bytes,
                        oracle_rows, row_path, sha256)
 
 ROWS = oracle_rows()

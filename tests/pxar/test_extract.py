@@ -15,7 +15,7 @@ from tapefs.pxar.errors import ExistingEntryError, FormatError, PxarError, Unsaf
 from tapefs.pxar.extract import Overwrite, check_conflicts, extract
 from tapefs.pxar.source import BytesSource
 
-from .fixtures import (GENERATED, ORACLE, CountingSource, load_bytes, oracle_rows, row_path,
+from tests.helpers.pxar_fixtures import (GENERATED, ORACLE, CountingSource, load_bytes, oracle_rows, row_path,
                        running_as_root, sha256)
 
 TYPE_BITS = {"dir": stat.S_IFDIR, "file": stat.S_IFREG, "symlink": stat.S_IFLNK,

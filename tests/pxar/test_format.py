@@ -4,7 +4,7 @@ import pytest
 
 from tapefs.pxar import format as fmt
 
-from .fixtures import GENERATED
+from tests.helpers.pxar_fixtures import GENERATED
 
 
 def test_siphash_matches_reference_vector():
