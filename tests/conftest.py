@@ -1,9 +1,15 @@
-"""Shared fixtures: real vtape libraries served by real daemons."""
+"""Shared fixtures: real vtape libraries served by real daemons, and (plugins) tape setups on them."""
 from __future__ import annotations
 
 import pytest
 
-from tests.helpers.vtape_process import VtapeLibrary
+# The shared helpers assert too: their failures should explain themselves like a test's own.
+pytest.register_assert_rewrite("tests.helpers")
+
+from tests.helpers.vtape_process import VtapeLibrary  # noqa: E402 - after the rewrite registration
+
+# Fixtures more than one test directory uses.
+pytest_plugins = ["tests.helpers.fixtures_tape", "tests.helpers.fixtures_datastore"]
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from tapefs.datastore.backup import backup, parse_sources
 from tapefs.datastore.naming import BackupGroup, BackupNamespace
 from tapefs.jobs.backup import BackupRequest, backup_datastore
 from tapefs.media.tape_config import load_media_pool_config
-from tests.catalog.conftest import all_children
-from tests.jobs.conftest import add_cartridges, tape_setup  # noqa: F401 - the fixture
+from tests.helpers.catalog_snapshots import all_children
+from tests.helpers.tape_setup import add_cartridges
 
 pytestmark = pytest.mark.vtape
 
@@ -22,7 +22,7 @@ def run_backup(setup):
                                 session, inventory, catalog)
 
 
-def test_tape_backup_records_the_snapshots_it_writes(tape_setup, tmp_path, caplog):  # noqa: F811
+def test_tape_backup_records_the_snapshots_it_writes(tape_setup, tmp_path, caplog):
     add_cartridges(tape_setup.library, 1, "64MiB", "16MiB")
     tape_setup.label("SM0001L8")
     source = tmp_path / "src"

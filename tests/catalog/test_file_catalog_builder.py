@@ -25,7 +25,7 @@ from tapefs.datastore.errors import DatastoreError
 from tapefs.datastore.manifest import MANIFEST_BLOB_NAME, Manifest
 from tapefs.datastore.naming import BackupGroup
 from tapefs.pxar.encoder import encode_tree
-from tests.catalog.conftest import (
+from tests.helpers.catalog_snapshots import (
     SMALL_CHUNKS,
     all_children,
     backup_v2,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tapefs.catalog.file_catalog_builder import MTIME_NS_RANGE, record_datastore_snapshot
-from tests.catalog.conftest import SMALL_CHUNKS, all_children, open_stream, resolve, store_archive_bytes
+from tests.helpers.catalog_snapshots import SMALL_CHUNKS, all_children, open_stream, resolve, store_archive_bytes
 
 FIXTURES = Path("/work/shared/fixtures/pbs")
 ORACLE = FIXTURES / "oracle"

@@ -6,46 +6,23 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
+from tapefs.config.paths import tape_status_dir
 from tapefs.datastore.datastore import Datastore
 from tapefs.datastore.registry import DatastoreRegistry
-from tapefs.config.paths import tape_status_dir
-from tests.jobs.conftest import add_cartridges, tape_setup  # noqa: F401 (the fixture)
-from tests.jobs.test_backup import run_backup, snapshot_tree
+from tests.helpers.commands import command_path, one_error_line, shell_env, tapefs, tapefs_json
+from tests.helpers.tape_jobs import run_backup, snapshot_tree
+from tests.helpers.tape_setup import add_cartridges
 
 pytestmark = pytest.mark.vtape
 
-TAPEFS = str(Path(sys.executable).parent / "tapefs")
-
-
-def tapefs(*args, check=True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([TAPEFS, *map(str, args)], capture_output=True, text=True, timeout=300,
-                          env=os.environ.copy())
-    assert "Traceback" not in proc.stderr, proc.stderr
-    if check:
-        assert proc.returncode == 0, f"tapefs {' '.join(map(str, args))}: {proc.stderr}"
-    return proc
-
-
-def tapefs_json(*args):
-    return json.loads(tapefs(*args, "--output-format", "json").stdout)
-
-
-def one_error_line(proc, status: int = 1) -> str:
-    assert proc.returncode == status
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, lines
-    return lines[0]
-
-
 @pytest.fixture
-def backed_up(tape_setup):  # noqa: F811
+def backed_up(tape_setup):
     add_cartridges(tape_setup.library, 3, "16MiB", "4MiB")
     tape_setup.label("SM0001L8", "SM0002L8", "SM0003L8")
     tape_setup.snapshots = [tape_setup.add_snapshot("vm/100", 3), tape_setup.add_snapshot("vm/101", 1),
@@ -71,7 +48,7 @@ def test_state_lost_then_inventory_catalog_and_scan_rebuild_then_restore(backed_
 
     # The catalogs exist now: rebuilding one needs --force; --scan records the chunk offsets.
     refused = tapefs("catalog", "--label-text", used[0], "--drive", "drive0", check=False)
-    assert one_error_line(refused).startswith(f"tapefs: error: tape {used[0]} already has a catalog (")
+    assert one_error_line(refused, 1).startswith(f"tapefs: error: tape {used[0]} already has a catalog (")
     assert refused.stderr.strip().endswith("--force rebuilds it from the tape")
     for label in used:
         result = tapefs_json("catalog", "--scan", "--force", "--label-text", label, "--drive", "drive0")
@@ -130,10 +107,10 @@ def test_scan_lists_every_file(backed_up):
     assert "media-label" in text and "chunk-archive" in text and f"{setup.tapes[0]}, pool daily" in text
 
 
-def test_unlabelled_tape_and_unknown_label_fail_with_one_line(tape_setup):  # noqa: F811
+def test_unlabelled_tape_and_unknown_label_fail_with_one_line(tape_setup):
     add_cartridges(tape_setup.library, 1, "16MiB", "4MiB", prefix="UN")
     unlabelled = tapefs("catalog", "--label-text", "UN0001L8", "--drive", "drive0", check=False)
-    assert one_error_line(unlabelled) == ("tapefs: error: tape UN0001L8 in drive drive0 has no media label")
+    assert one_error_line(unlabelled, 1) == ("tapefs: error: tape UN0001L8 in drive drive0 has no media label")
     missing = tapefs("catalog", "--label-text", "NOPE01L8", "--drive", "drive0", check=False)
     assert one_error_line(missing, status=5) == "tapefs: error: tape NOPE01L8 is not in changer lib"
     assert tapefs("scan", "--label-text", "UN0001L8", "--drive", "drive0").stdout.strip() == "the tape is empty"
@@ -147,7 +124,7 @@ def test_scan_killed_midway_continues_when_run_again(backed_up):
     label = setup.tapes[0]
     expected = tapefs_json("catalog", "--scan", "--force", "--label-text", label, "--drive", "drive0")
     shutil.rmtree(tape_status_dir())
-    proc = subprocess.Popen([TAPEFS, "catalog", "--scan", "--label-text", label, "--drive", "drive0"],
+    proc = subprocess.Popen([command_path("tapefs"), "catalog", "--scan", "--label-text", label, "--drive", "drive0"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy())
     deadline = time.monotonic() + 60
     killed = False
@@ -203,9 +180,7 @@ def doc_script(prefix: str) -> str:
 def test_doc_walkthrough_runs_as_written():
     root = Path(tempfile.mkdtemp(prefix="vc", dir="/tmp"))
     prefix = str(root / "vtcat")
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("TAPEFS_") and k not in ("TAPE", "CHANGER", "PROXMOX_TAPE_DRIVE", "VTAPE_LIBRARIES")}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env = shell_env(root)
     try:
         script = doc_script(prefix)
         assert "--catalog" in script and "catalog --scan" in script and "tapefs scan" in script
@@ -215,5 +190,5 @@ def test_doc_walkthrough_runs_as_written():
         assert "Traceback" not in proc.stderr
         assert "catalog-archive" in proc.stdout and "verified 1 snapshots" in proc.stdout
     finally:
-        subprocess.run([str(Path(sys.executable).parent / "vtape"), "stop", prefix], capture_output=True, timeout=60)
+        subprocess.run([command_path("vtape"), "stop", prefix], capture_output=True, timeout=60)
         shutil.rmtree(root, ignore_errors=True)

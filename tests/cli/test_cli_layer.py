@@ -2,11 +2,9 @@
 
 import importlib
 import inspect
-import os
 import pkgutil
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import click
@@ -17,9 +15,9 @@ import tapefs
 import vtape
 from tapefs import errors as tapefs_errors
 from tapefs_tools.cli import CommandGroup
+from tests.helpers.commands import one_error_line, run
 from vtape import errors as vtape_errors
 
-BIN = Path(sys.executable).parent
 DOC = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
 
 
@@ -87,30 +85,9 @@ def test_a_click_exception_gets_the_same_prefix():
     assert result.exit_code == 1 and result.output == "demo: error: no pool named 'x'\n"
 
 
-def run(program: str, *args, env: dict, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / program), *map(str, args)], env=env, cwd=cwd, capture_output=True, text=True,
-                          timeout=60)
-
-
-@pytest.fixture
-def env(tmp_path):
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("TAPEFS_")}
-    environment["TAPEFS_CONFIG_DIR"] = str(tmp_path / "config")
-    environment["TAPEFS_STATE_DIR"] = str(tmp_path / "state")
-    return environment
-
-
-def error_line(proc, program: str, status: int) -> str:
-    assert proc.returncode == status, proc.stderr
-    assert "Traceback" not in proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"{program}: error: "), lines
-    return lines[0]
-
-
 @pytest.mark.parametrize("program", ["vtape", "pmt", "pmtx", "tapefs"])
 def test_dash_h_shows_help(program, env):
-    proc = run(program, "-h", env=env)
+    proc = run(program, "-h", env=env, check=False)
     assert proc.returncode == 0 and proc.stdout.startswith(f"Usage: {program} ")
 
 
@@ -120,30 +97,30 @@ def test_vtape_on_a_missing_directory_a_regular_file_and_an_empty_directory(tmp_
     for command in (["status"], ["insert", "", "VT0001L8"], ["fault", "", "drive0", "--clear"]):
         for target in ("missing", "file", "empty"):
             args = [a if a else tmp_path / target for a in command] if "" in command else [*command, tmp_path / target]
-            line = error_line(run("vtape", *args, env=env), "vtape", 3)
+            line = one_error_line(run("vtape", *args, env=env, check=False), 3, "vtape")
             assert str(tmp_path / target) in line
     # a read-only command leaves nothing behind
     assert list((tmp_path / "empty").iterdir()) == []
-    error_line(run("vtape", "create", tmp_path / "file", env=env), "vtape", 1)
+    one_error_line(run("vtape", "create", tmp_path / "file", env=env, check=False), 1, "vtape")
 
 
 def test_swapped_datastore_create_arguments_are_refused_before_anything_is_made(tmp_path, env):
-    line = error_line(run("tapefs", "datastore", "create", tmp_path / "store", "demo", env=env, cwd=tmp_path),
-                      "tapefs", 2)
+    line = one_error_line(run("tapefs", "datastore", "create", tmp_path / "store", "demo", env=env, check=False,
+                              cwd=tmp_path), 2, "tapefs")
     assert "invalid datastore name" in line and "tapefs datastore create NAME PATH" in line
     assert not (tmp_path / "demo").exists() and not (tmp_path / "store").exists()
 
 
 def test_an_unknown_datastore_is_not_found_and_debug_adds_the_traceback(env):
-    line = error_line(run("tapefs", "datastore", "snapshots", "nope", env=env), "tapefs", 3)
+    line = one_error_line(run("tapefs", "datastore", "snapshots", "nope", env=env, check=False), 3, "tapefs")
     assert "no datastore named 'nope'" in line
-    debug = run("tapefs", "--debug", "datastore", "snapshots", "nope", env=env)
+    debug = run("tapefs", "--debug", "datastore", "snapshots", "nope", env=env, check=False, debug=True)
     assert debug.returncode == 3 and "Traceback" in debug.stderr and "UnknownNameError" in debug.stderr
 
 
 def test_a_tape_job_must_name_a_datastore_pool_and_drive_that_exist(env):
-    line = error_line(run("tapefs", "backup-job", "create", "job1", "--store", "nostore", "--pool", "nopool",
-                          "--drive", "nodrive", env=env), "tapefs", 2)
+    line = one_error_line(run("tapefs", "backup-job", "create", "job1", "--store", "nostore", "--pool", "nopool",
+                              "--drive", "nodrive", env=env, check=False), 2, "tapefs")
     assert "no datastore named 'nostore'" in line
     assert not (Path(env["TAPEFS_CONFIG_DIR"]) / "tape-job.cfg").exists()
 
@@ -152,13 +129,13 @@ def test_names_comments_and_paths_print_as_written(tmp_path, env):
     from tapefs.datastore.datastore import Datastore
     store = tmp_path / "m[old]" / "store"
     Datastore.create(store, prefix_dirs=False)
-    added = run("tapefs", "datastore", "add", "old", store, "--comment", "closing [/foo] tag [red]x[/red]", env=env)
+    added = run("tapefs", "datastore", "add", "old", store, "--comment", "closing [/foo] tag [red]x[/red]", env=env, check=False)
     assert added.returncode == 0, added.stderr
-    listing = run("tapefs", "datastore", "list", env=env)
+    listing = run("tapefs", "datastore", "list", env=env, check=False)
     assert listing.returncode == 0, listing.stderr
     row = next(line for line in listing.stdout.splitlines() if line.strip().startswith("old"))
     assert str(store) in row and "closing [/foo] tag [red]x[/red]" in row
-    as_json = run("tapefs", "datastore", "list", "--output-format", "json", env=env)
+    as_json = run("tapefs", "datastore", "list", "--output-format", "json", env=env, check=False)
     assert '"comment": "closing [/foo] tag [red]x[/red]"' in as_json.stdout
 
 
@@ -167,10 +144,9 @@ def test_a_passphrase_without_a_terminal_is_asked_for_by_name(tmp_path, env):
     keyfile = tmp_path / "key.json"
     KeyConfig.create(bytes(32), b"secret").save(keyfile)
     store = tmp_path / "store"
-    assert run("tapefs", "datastore", "create", "demo", store, env=env).returncode == 0
-    proc = subprocess.run([str(BIN / "tapefs"), "datastore", "backup", "demo", "host/x", str(tmp_path / "key.json"),
-                           "--keyfile", str(keyfile)], env=env, stdin=subprocess.DEVNULL, capture_output=True,
-                          text=True, timeout=60)
-    line = error_line(proc, "tapefs", 2)
+    assert run("tapefs", "datastore", "create", "demo", store, env=env, check=False).returncode == 0
+    proc = run("tapefs", "datastore", "backup", "demo", "host/x", tmp_path / "key.json", "--keyfile", keyfile,
+               env=env, check=False, stdin=subprocess.DEVNULL)
+    line = one_error_line(proc, 2, "tapefs")
     assert "there is no terminal to ask for it: set TAPEFS_KEY_PASSPHRASE" in line
     assert "GetPassWarning" not in proc.stderr

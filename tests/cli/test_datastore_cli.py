@@ -5,62 +5,14 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tapefs.datastore.datastore import Datastore
 from tapefs.datastore.key_config import KeyConfig
-
-TAPEFS = str(Path(sys.executable).parent / "tapefs")
-
-
-@pytest.fixture
-def env(tmp_path):
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("TAPEFS_")}
-    environment["TAPEFS_CONFIG_DIR"] = str(tmp_path / "config")
-    environment["TAPEFS_STATE_DIR"] = str(tmp_path / "state")
-    return environment
-
-
-def tapefs(*args, env, check=True):
-    proc = subprocess.run([TAPEFS, *map(str, args)], env=env, capture_output=True, text=True, timeout=120)
-    assert "Traceback" not in proc.stderr, proc.stderr
-    if check:
-        assert proc.returncode == 0, f"tapefs {' '.join(map(str, args))}: {proc.stderr}"
-    return proc
-
-
-def one_error_line(proc) -> str:
-    assert proc.returncode != 0
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, lines
-    return lines[0]
-
-
-@pytest.fixture
-def store(tmp_path, env):
-    # made by the library without the 65536 prefix dirs (seconds saved), then registered
-    # through the CLI like an existing PBS datastore
-    Datastore.create(tmp_path / "store", prefix_dirs=False)
-    tapefs("datastore", "add", "main", tmp_path / "store", env=env)
-    return tmp_path / "store"
-
-
-@pytest.fixture
-def tree(tmp_path):
-    root = tmp_path / "tree"
-    (root / "dir").mkdir(parents=True)
-    (root / "dir" / "data.bin").write_bytes(random.Random(1).randbytes(300000))
-    (root / "notes.txt").write_text("tapefs\n")
-    os.symlink("notes.txt", root / "link")
-    return root
-
-
-def snapshot_names(env, *extra):
-    return [row["snapshot"] for row in json.loads(tapefs("datastore", "snapshots", "main", *extra, "--output-format", "json", env=env).stdout)]
+from tests.helpers.commands import command_path, one_error_line, tapefs
+from tests.helpers.datastore_cli import snapshot_names
 
 
 def test_add_and_list(store, env, tmp_path):
@@ -195,7 +147,7 @@ def start_backup_from_fifo(env, tmp_path, name: str, head: bytes):
     consumed `head` and waits for more, its snapshot directory half written."""
     fifo = tmp_path / f"{name}.fifo"
     os.mkfifo(fifo)
-    process = subprocess.Popen([TAPEFS, "datastore", "backup", "main", "host/box", f"disk.img:{fifo}"], env=env,
+    process = subprocess.Popen([command_path("tapefs"), "datastore", "backup", "main", "host/box", f"disk.img:{fifo}"], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     writer = open(fifo, "wb")  # returns once the backup opened the FIFO, its index being created
     writer.write(head)

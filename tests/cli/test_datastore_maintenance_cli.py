@@ -6,7 +6,7 @@ import pytest
 
 from tapefs.datastore.datastore import Datastore
 from tapefs.datastore.naming import BackupGroup, BackupNamespace, BackupSnapshot
-from tests.cli.test_datastore_cli import env, one_error_line, store, tapefs  # noqa: F401 (fixtures)
+from tests.helpers.commands import one_error_line, tapefs
 from tests.helpers.synthetic_snapshots import make_snapshot
 
 GROUP = BackupGroup(BackupNamespace(), "host", "web")

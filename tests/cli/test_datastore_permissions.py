@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from tapefs.datastore.datastore import Datastore
-
-from .test_datastore_cli import env, one_error_line, snapshot_names, tapefs, tree  # noqa: F401 (fixtures)
+from tests.helpers.commands import one_error_line, tapefs
+from tests.helpers.datastore_cli import snapshot_names
 
 AS_NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="reading as another user needs root")

@@ -12,7 +12,7 @@ import pytest
 from tapefs.datastore.datastore import Datastore
 from tapefs.datastore.naming import BackupGroup, BackupNamespace, BackupSnapshot
 from tapefs.datastore.verify import verify_datastore
-from tests.cli.test_datastore_cli import TAPEFS, env, one_error_line, store, tapefs  # noqa: F401 (fixtures)
+from tests.helpers.commands import command_path, one_error_line, tapefs
 from tests.helpers.synthetic_snapshots import make_snapshot
 
 GROUP = BackupGroup(BackupNamespace(), "host", "x")
@@ -109,7 +109,7 @@ def test_sync_killed_midway_then_rerun(store, second, env):
         return sum(len(os.listdir(d)) for d in second.chunk_store.chunk_dir.iterdir()) if second.chunk_store.chunk_dir.exists() else 0
 
     for attempt in range(2):
-        sync = subprocess.Popen([TAPEFS, "datastore", "sync", "main", "second"], env=env,
+        sync = subprocess.Popen([command_path("tapefs"), "datastore", "sync", "main", "second"], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 60
         while sync.poll() is None and chunk_count() < 500 * (attempt + 1) and time.monotonic() < deadline:

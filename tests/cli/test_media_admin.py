@@ -9,7 +9,7 @@ import pytest
 from tapefs.catalog.media_catalog import MediaCatalog
 from tapefs.media.inventory import Inventory
 from tapefs.media.media_id import MediaId, MediaLabel, MediaSetLabel
-from tests.cli.test_tape_admin import configured, env, library, one_error_line, tapefs, tapefs_json  # noqa: F401
+from tests.helpers.commands import one_error_line, tapefs, tapefs_json
 
 pytestmark = [pytest.mark.vtape, pytest.mark.slow]
 

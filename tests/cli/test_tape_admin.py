@@ -1,8 +1,6 @@
 """The proxmox-tape style commands of ``tapefs`` (changer, drive, pool, media, label, barcode-label,
 read-label, inventory, load/unload, format, status...) as real subprocesses of the installed
 ``tapefs`` against a real vtape daemon, with private config and state directories."""
-import json
-import os
 import subprocess
 import sys
 import uuid as uuidlib
@@ -14,56 +12,10 @@ from tapefs.catalog.media_catalog import MediaCatalog
 from tapefs.device.drive import Drive
 from tapefs.media.inventory import Inventory
 from tapefs.media.media_id import MediaId, MediaSetLabel
+from tests.helpers.commands import one_error_line, tapefs, tapefs_json
 
 # Every test here runs several tapefs subprocesses against a daemon: end to end, so slow.
 pytestmark = [pytest.mark.vtape, pytest.mark.slow]
-
-TAPEFS = str(Path(sys.executable).parent / "tapefs")
-
-
-def tapefs(*args, env, check=True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([TAPEFS, *map(str, args)], env=env, capture_output=True, text=True, timeout=120)
-    assert "Traceback" not in proc.stderr, proc.stderr
-    if check:
-        assert proc.returncode == 0, f"tapefs {' '.join(map(str, args))}: {proc.stderr}"
-    return proc
-
-
-def tapefs_json(*args, env):
-    return json.loads(tapefs(*args, "--output-format", "json", env=env).stdout)
-
-
-def one_error_line(proc) -> str:
-    assert proc.returncode != 0
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, lines
-    return lines[0]
-
-
-@pytest.fixture
-def env(tmp_path):
-    environment = {k: v for k, v in os.environ.items()
-                   if not k.startswith("TAPEFS_") and k not in ("PROXMOX_TAPE_DRIVE", "TAPE", "CHANGER", "VTAPE_LIBRARIES")}
-    environment["TAPEFS_CONFIG_DIR"] = str(tmp_path / "config")
-    environment["TAPEFS_STATE_DIR"] = str(tmp_path / "state")
-    return environment
-
-
-@pytest.fixture
-def library(make_vtape_library):
-    """4 small cartridges VT0001L8..VT0004L8 in slots 1-4, CLN001L1 in slot 16, mail slots 17-18."""
-    return make_vtape_library(cartridges=4, capacity=64 * 1024**2)
-
-
-@pytest.fixture
-def configured(library, env):
-    """The library's changer as lib0 and both drives in tape.cfg, and a pool 'daily'."""
-    tapefs("changer", "create", "lib0", "--path", library.changer, env=env)
-    for number, path in enumerate(library.drives):
-        tapefs("drive", "create", f"drive{number}", "--path", path, "--changer", "lib0",
-               "--changer-drivenum", number, env=env)
-    tapefs("pool", "create", "daily", "--allocation", "daily", "--retention", "6 days", env=env)
-    return library
 
 
 def slot_of(env, label_text):

@@ -1,17 +1,16 @@
 """Every command in docs/tape-admin.md works as written: replayed in order against a fresh vtape
 library, each exits with the status the transcript shows (0 unless "[exit status N]" follows),
 and the error lines shown are the ones printed."""
-import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.helpers.commands import REPO, command_path, shell_env
+
 DOC = REPO / "docs" / "tape-admin.md"
 DOC_PREFIX = "/tmp/vtadmin"
 
@@ -47,9 +46,7 @@ def test_walkthrough_covers_the_setup():
 def test_every_documented_command_exits_as_shown():
     root = Path(tempfile.mkdtemp(prefix="vd", dir="/tmp"))
     prefix = str(root / "vtadmin")
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("TAPEFS_") and k not in ("TAPE", "CHANGER", "PROXMOX_TAPE_DRIVE", "VTAPE_LIBRARIES")}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env = shell_env(root)
     try:
         for command, expected, shown in transcript():
             command = command.replace(DOC_PREFIX, prefix)
@@ -63,5 +60,5 @@ def test_every_documented_command_exits_as_shown():
             if expected:
                 assert without_uuids(proc.stderr.strip()) == without_uuids(shown[0].replace(DOC_PREFIX, prefix))
     finally:
-        subprocess.run([str(Path(sys.executable).parent / "vtape"), "stop", prefix], capture_output=True, timeout=60)
+        subprocess.run([command_path("vtape"), "stop", prefix], capture_output=True, timeout=60)
         shutil.rmtree(root, ignore_errors=True)

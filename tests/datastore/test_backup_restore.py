@@ -17,8 +17,7 @@ from tapefs.datastore.verify import verify_datastore
 from tapefs.pxar.catalog import CatalogReader
 from tapefs.pxar.errors import ExistingEntryError
 from tapefs.pxar.extract import Overwrite
-
-from .conftest import same_tree
+from tests.helpers.trees import same_tree
 
 
 @pytest.fixture

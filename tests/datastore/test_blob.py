@@ -6,8 +6,7 @@ import pytest
 from tapefs.datastore.blob import BlobKind, decode_blob, encode_blob, inspect_blob
 from tapefs.datastore.crypt_config import CryptConfig, plain_digest
 from tapefs.datastore.errors import CorruptFileError, CryptoError
-
-from .conftest import BLOBS
+from tests.helpers.pbs_reference import BLOBS
 
 KEY = CryptConfig(b"\x01" * 32)
 FIXED_IV = bytes(range(0xA0, 0xB0))

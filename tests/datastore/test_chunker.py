@@ -8,8 +8,7 @@ from hypothesis import strategies as st
 
 import tapefs.datastore
 from tapefs.datastore.chunker import Chunker
-
-from .conftest import lcg_bytes
+from tests.helpers.pbs_reference import lcg_bytes
 
 T1_DATA = b"".join(struct.pack("<I", i) for i in range(262144))
 

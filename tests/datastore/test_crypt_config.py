@@ -4,7 +4,7 @@ import pytest
 
 from tapefs.datastore.crypt_config import CryptConfig
 from tapefs.datastore.errors import CryptoError
-from tapefs.datastore.key_config import KeyConfig, Kdf
+from tapefs.datastore.key_config import Kdf, KeyConfig
 
 
 def test_upstream_fingerprint_vector():

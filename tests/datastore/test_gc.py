@@ -1,6 +1,5 @@
 """Garbage collection on real datastores: what is removed, what is kept, and why."""
 
-import fcntl
 import json
 import os
 import subprocess
@@ -9,7 +8,6 @@ import time
 
 import pytest
 
-from tapefs.datastore.blob import encode_blob
 from tapefs.datastore.datastore import Datastore
 from tapefs.datastore.datastore_lock import DatastoreLockedError, datastore_lock, lock_holders
 from tapefs.datastore.errors import DatastoreError
@@ -18,6 +16,7 @@ from tapefs.datastore.naming import BackupGroup, BackupNamespace, BackupSnapshot
 from tapefs.datastore.snapshot_admin import remove_snapshot
 from tapefs.datastore.snapshot_lock import try_lock_directory
 from tapefs.datastore.verify import verify_datastore
+from tests.helpers.chunk_files import age_all_chunks, chunk_names
 from tests.helpers.synthetic_snapshots import make_snapshot
 
 GROUP = BackupGroup(BackupNamespace(), "host", "a")
@@ -28,17 +27,6 @@ TWO_DAYS = 2 * 86400
 
 def pieces(tag: str, count: int) -> list[bytes]:
     return [f"{tag} chunk {i} ".encode() * 20 for i in range(count)]
-
-
-def age_all_chunks(store: Datastore, seconds: int) -> None:
-    when = time.time() - seconds
-    for path in store.chunk_store.chunk_dir.rglob("*"):
-        if path.is_file():
-            os.utime(path, (when, when))
-
-
-def chunk_names(store: Datastore) -> set[str]:
-    return {p.name for p in store.chunk_store.chunk_dir.rglob("*") if p.is_file()}
 
 
 @pytest.fixture

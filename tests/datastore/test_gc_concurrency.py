@@ -14,10 +14,10 @@ from tapefs.datastore.gc import garbage_collect
 from tapefs.datastore.naming import BackupGroup, BackupNamespace, BackupSnapshot
 from tapefs.datastore.snapshot_admin import remove_snapshot
 from tapefs.datastore.verify import verify_datastore
-from tests.cli.test_datastore_cli import TAPEFS, env, store, tapefs  # noqa: F401 (fixtures)
-from tests.datastore.conftest import same_tree
-from tests.datastore.test_gc import age_all_chunks, chunk_names
+from tests.helpers.chunk_files import age_all_chunks, chunk_names
+from tests.helpers.commands import command_path, tapefs
 from tests.helpers.synthetic_snapshots import make_snapshot
+from tests.helpers.trees import same_tree
 
 TWO_DAYS = 2 * 86400
 GROUP = BackupGroup(BackupNamespace(), "host", "a")
@@ -80,7 +80,7 @@ def test_backup_during_collection_restores_identically(store, env, tmp_path):
     [first] = datastore.list_snapshots(GROUP)
     remove_snapshot(datastore, first.snapshot)
     age_all_chunks(datastore, TWO_DAYS)
-    backup = subprocess.Popen([TAPEFS, "datastore", "backup", "main", "host/a", str(tree), str(image)],
+    backup = subprocess.Popen([command_path("tapefs"), "datastore", "backup", "main", "host/a", str(tree), str(image)],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     collections = []
     while backup.poll() is None or not collections:
@@ -111,7 +111,7 @@ def test_collection_killed_midway_then_rerun_loses_nothing(store, env):
 
     total = chunk_count()
     for attempt in range(3):
-        gc = subprocess.Popen([TAPEFS, "datastore", "gc", "main"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        gc = subprocess.Popen([command_path("tapefs"), "datastore", "gc", "main"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         # kill it once the sweep is under way
         deadline = time.monotonic() + 60
         while gc.poll() is None and chunk_count() > total - 500 * (attempt + 1) and time.monotonic() < deadline:

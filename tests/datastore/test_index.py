@@ -7,8 +7,7 @@ from tapefs.datastore.dynamic_index import DynamicIndex, DynamicIndexWriter
 from tapefs.datastore.errors import CorruptFileError
 from tapefs.datastore.fixed_index import FixedIndex, FixedIndexWriter
 from tapefs.datastore.index_file import temp_index_path
-
-from .conftest import FIXTURES
+from tests.helpers.pbs_reference import FIXTURES
 
 PPXAR_DIDX = FIXTURES / "upstream" / "backup-client-pxar-data.ppxar.didx"
 

@@ -4,7 +4,8 @@ import os
 import time
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tapefs.datastore.datastore import Datastore
 from tapefs.datastore.naming import BackupGroup, BackupNamespace, BackupSnapshot

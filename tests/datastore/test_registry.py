@@ -1,7 +1,7 @@
 import pytest
 
-from tapefs.datastore.errors import DatastoreError
 from tapefs.datastore.datastore import Datastore
+from tapefs.datastore.errors import DatastoreError
 from tapefs.datastore.registry import DatastoreRegistry
 
 

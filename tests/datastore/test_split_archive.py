@@ -4,8 +4,6 @@ boundaries (docs/datastore-format.md), the upstream payload index reproduced, ba
 import io
 import os
 import random
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -29,13 +27,13 @@ from tapefs.pxar.decoder import Decoder
 from tapefs.pxar.encoder import encode_entries
 from tapefs.pxar.entry import Kind
 from tapefs.pxar.source import BytesSource
-
-from .conftest import FIXTURES, same_tree
+from tests.helpers.commands import isolated_env, tapefs
+from tests.helpers.pbs_reference import FIXTURES
+from tests.helpers.trees import same_tree
 
 AVERAGE = 64 << 10
 MINIMUM = AVERAGE // 4
 UPSTREAM = FIXTURES / "upstream"
-TAPEFS = str(Path(sys.executable).parent / "tapefs")
 
 
 @pytest.fixture(scope="module")
@@ -312,29 +310,19 @@ def test_restore_refuses_half_a_split_archive(datastore, tmp_path):
         restore(datastore, result.snapshot, "root.pxar", tmp_path / "out")
 
 
-def tapefs_cli(*args, env, check=True):
-    proc = subprocess.run([TAPEFS, *map(str, args)], env=env, capture_output=True, text=True, timeout=120)
-    assert "Traceback" not in proc.stderr, proc.stderr
-    if check:
-        assert proc.returncode == 0, proc.stderr
-    return proc
-
-
 @pytest.mark.slow
 def test_cli_backup_and_restore_in_data_mode(tmp_path, tree):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TAPEFS_")}
-    env["TAPEFS_CONFIG_DIR"] = str(tmp_path / "config")
-    env["TAPEFS_STATE_DIR"] = str(tmp_path / "state")
+    env = isolated_env(tmp_path)
     Datastore.create(tmp_path / "store", prefix_dirs=False)
-    tapefs_cli("datastore", "add", "main", tmp_path / "store", env=env)
+    tapefs("datastore", "add", "main", tmp_path / "store", env=env)
 
-    refused = tapefs_cli("datastore", "backup", "main", "host/web", tree, "--change-detection-mode", "metadata", env=env, check=False)
+    refused = tapefs("datastore", "backup", "main", "host/web", tree, "--change-detection-mode", "metadata", env=env, check=False)
     assert refused.returncode == 2 and "metadata mode" in refused.stderr and "use data" in refused.stderr
 
-    proc = tapefs_cli("datastore", "backup", "main", "host/web", tree, "--change-detection-mode", "data", env=env)
+    proc = tapefs("datastore", "backup", "main", "host/web", tree, "--change-detection-mode", "data", env=env)
     assert "root.ppxar.didx" in proc.stdout and "root.mpxar.didx" in proc.stdout
     snapshot = proc.stdout.splitlines()[0].removeprefix("snapshot ")
-    restored = tapefs_cli("datastore", "restore", "main", snapshot, "root.pxar", tmp_path / "restored", env=env)
+    restored = tapefs("datastore", "restore", "main", snapshot, "root.pxar", tmp_path / "restored", env=env)
     assert restored.stdout.startswith("restored root.mpxar.didx + root.ppxar.didx to ")
     same_tree(tree, tmp_path / "restored")
-    assert tapefs_cli("datastore", "verify", "main", env=env).stdout.strip().endswith(": ok")
+    assert tapefs("datastore", "verify", "main", env=env).stdout.strip().endswith(": ok")

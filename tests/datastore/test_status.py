@@ -5,7 +5,7 @@ from tapefs.datastore.gc import garbage_collect
 from tapefs.datastore.naming import BackupGroup, BackupNamespace, BackupSnapshot
 from tapefs.datastore.status import datastore_status
 from tapefs.datastore.verify import verify_datastore
-from tests.cli.test_datastore_cli import env, store, tapefs  # noqa: F401 (fixtures)
+from tests.helpers.commands import tapefs
 from tests.helpers.synthetic_snapshots import make_snapshot
 
 

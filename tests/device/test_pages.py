@@ -4,7 +4,11 @@ import pytest
 
 from tapefs.device import encryption, mam
 from tapefs.device.element_status import (
-    DATA_TRANSFER, IMPORT_EXPORT, STORAGE, parse_address_assignment, parse_element_status,
+    DATA_TRANSFER,
+    IMPORT_EXPORT,
+    STORAGE,
+    parse_address_assignment,
+    parse_element_status,
 )
 from tapefs.device.log_pages import parse_device_status, parse_log_page
 from tapefs.device.mode_pages import build_mode_select_10, parse_data_compression, parse_mode_sense_10, with_compression

@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 from vtape import daemon
-from vtape.daemon import accepts
 from vtape.client import DeviceClient
+from vtape.daemon import accepts
 from vtape.library import CreateOptions, create_library
 
 START_TIMEOUT = 20.0

@@ -3,35 +3,13 @@ import os
 
 import pytest
 
-from tapefs.jobs.backup import BackupRequest, backup_datastore
 from tapefs.jobs.errors import JobError
 from tapefs.media.media_content import media_content
 from tapefs.media.tape_config import load_media_pool_config
-from tests.jobs.conftest import CHUNK, add_cartridges, read_tape
+from tests.helpers.tape_jobs import assert_catalog_matches_tapes, run_backup, run_restore, snapshot_tree
+from tests.helpers.tape_setup import CHUNK, add_cartridges
 
 pytestmark = pytest.mark.vtape
-
-
-def run_backup(setup, pool="daily", progress=None, **options):
-    with setup.inventory() as inventory, setup.catalog() as catalog, setup.session() as session:
-        return backup_datastore(setup.datastore, load_media_pool_config()[pool], BackupRequest(pool, **options),
-                                session, inventory, catalog, progress)
-
-
-def assert_catalog_matches_tapes(setup, media_set, exact=True):
-    """Every archive the catalog names is on tape as named; with `exact`, nothing else is.
-    After a kill -9 the tape may hold one finished archive the catalog never heard of."""
-    with setup.inventory() as inventory, setup.catalog() as catalog:
-        members = inventory.compute_media_set_members(media_set)
-        expected = {uuid: catalog.media_archives(uuid) for uuid in members}
-        labels = {uuid: inventory.get(uuid).id.label_text for uuid in members}
-    for uuid in members:
-        on_tape = read_tape(setup, labels[uuid])
-        if exact:
-            assert on_tape == expected[uuid]
-        else:
-            assert {n: on_tape.get(n) for n in expected[uuid]} == expected[uuid]
-            assert len(on_tape) - len(expected[uuid]) <= 1
 
 
 def test_backup_spans_tapes_at_early_warning_and_catalog_matches(tape_setup):
@@ -61,19 +39,6 @@ def test_unknown_pool_and_no_writable_media_fail_clearly(tape_setup):
     tape_setup.add_snapshot("vm/100", 1)
     with pytest.raises(Exception, match="no usable media found"):
         run_backup(tape_setup)
-
-
-def run_restore(setup, media_set, targets, snapshots=None, progress=None):
-    from tapefs.jobs.restore import StoreMap, restore_media_set
-    with setup.inventory() as inventory, setup.catalog() as catalog, setup.session("drive1") as session:
-        return restore_media_set(media_set, StoreMap(targets), session, inventory, catalog, snapshots, progress)
-
-
-def snapshot_tree(datastore):
-    """Relative path → bytes of every snapshot file and every chunk of a datastore."""
-    root = datastore.root
-    return {str(path.relative_to(root)): path.read_bytes() for path in root.rglob("*")
-            if path.is_file() and path.name not in (".lock", "owner") and ".tmp" not in path.parts}
 
 
 def test_full_restore_into_a_new_datastore_is_byte_identical(tape_setup, tmp_path):

@@ -1,9 +1,6 @@
 """tape-job.cfg backup jobs: the file (repeated group-filter lines as PBS writes them) and
 `tapefs backup-job list|show|create|update|remove|run` as a user runs them."""
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
@@ -11,11 +8,14 @@ from tapefs.config.section_config import SectionConfigError
 from tapefs.datastore.datastore import Datastore
 from tapefs.datastore.registry import DatastoreRegistry
 from tapefs.media.tape_config import (
-    TapeJobConfig, UnknownTapeJobError, load_tape_job, load_tape_job_config, save_tape_job_config,
+    TapeJobConfig,
+    UnknownTapeJobError,
+    load_tape_job,
+    load_tape_job_config,
+    save_tape_job_config,
 )
-from tests.jobs.conftest import add_cartridges
-
-TAPEFS = [sys.executable, "-m", "tapefs"]
+from tests.helpers.commands import tapefs
+from tests.helpers.tape_setup import add_cartridges
 
 PBS_TAPE_JOB_CFG = """\
 backup: nightly
@@ -29,13 +29,6 @@ backup: nightly
 \tlatest-only true
 \tnotify-user root@pam
 """
-
-
-def tapefs(*args, check=True):
-    done = subprocess.run([*TAPEFS, *args], capture_output=True, text=True, env=os.environ.copy(), timeout=300)
-    if check:
-        assert done.returncode == 0, done.stderr
-    return done
 
 
 @pytest.fixture

@@ -8,18 +8,18 @@ from dataclasses import replace
 
 import pytest
 
+from tapefs.config.paths import tape_status_dir
 from tapefs.datastore.datastore import Datastore
 from tapefs.jobs.catalog_rebuild import CatalogRebuildError, rebuild_catalog, restore_missing_catalogs
 from tapefs.jobs.tape_scan import scan_tape
-from tapefs.config.paths import tape_status_dir
 from tapefs.media.labeling import media_id_from_labels
 from tapefs.media.media_id import MediaId, MediaLabel
 from tapefs.media.media_list import list_media
 from tapefs.media.tape_config import load_media_pool_config
 from tapefs.tapeformat.catalog_archive import write_catalog_archive
 from tapefs.tapeformat.tape_file import move_to_end_of_data
-from tests.jobs.test_backup import run_backup, run_restore, snapshot_tree
-from tests.jobs.conftest import add_cartridges
+from tests.helpers.tape_jobs import run_backup, run_restore, snapshot_tree
+from tests.helpers.tape_setup import add_cartridges
 
 pytestmark = pytest.mark.vtape
 

@@ -8,10 +8,10 @@ import pytest
 from tapefs.device.changer import Changer
 from tapefs.jobs.cleaning import CleaningError, clean_drive
 from tapefs.jobs.errors import JobError
-from tapefs.media.tape_config import load_tape_config
 from tapefs.media.errors import TapeDeviceError
+from tapefs.media.tape_config import load_tape_config
 from tapefs.media.tape_devices import load_media, load_media_from_slot
-from tests.jobs.conftest import add_cartridges
+from tests.helpers.tape_setup import add_cartridges
 
 pytestmark = pytest.mark.vtape
 

@@ -3,7 +3,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -11,19 +10,11 @@ import pytest
 from tapefs.datastore.backup import backup, parse_sources
 from tapefs.datastore.naming import BackupGroup, BackupSnapshot
 from tapefs.datastore.registry import DatastoreRegistry
-from tests.jobs.conftest import add_cartridges
-from tests.jobs.test_backup import assert_catalog_matches_tapes, snapshot_tree
+from tests.helpers.commands import command_path, tapefs
+from tests.helpers.tape_jobs import assert_catalog_matches_tapes, snapshot_tree
+from tests.helpers.tape_setup import add_cartridges
 
 pytestmark = pytest.mark.vtape
-
-TAPEFS = [sys.executable, "-m", "tapefs"]
-
-
-def tapefs(*args, check=True):
-    done = subprocess.run([*TAPEFS, *args], capture_output=True, text=True, env=os.environ.copy(), timeout=300)
-    if check:
-        assert done.returncode == 0, done.stderr
-    return done
 
 
 @pytest.mark.slow
@@ -67,7 +58,7 @@ def test_backup_killed_with_sigkill_then_run_again_restores_everything(tape_setu
     tape_setup.label("SM0001L8", "SM0002L8", "SM0003L8", "SM0004L8")
     for n in range(6):
         tape_setup.add_snapshot(f"vm/{100 + n}", 2)
-    process = subprocess.Popen([*TAPEFS, "backup", "store", "daily", "--drive", "drive0"],
+    process = subprocess.Popen([command_path("tapefs"), "backup", "store", "daily", "--drive", "drive0"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
     deadline = time.monotonic() + 120
     with tape_setup.catalog() as catalog, tape_setup.inventory() as inventory:
@@ -105,7 +96,7 @@ def test_vtape_daemon_killed_mid_backup_reports_lost_connection_and_a_later_back
     tape_setup.label("SM0001L8", "SM0002L8")
     for n in range(6):
         tape_setup.add_snapshot(f"vm/{100 + n}", 2)
-    process = subprocess.Popen([*TAPEFS, "backup", "store", "daily", "--drive", "drive0"],
+    process = subprocess.Popen([command_path("tapefs"), "backup", "store", "daily", "--drive", "drive0"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
     deadline = time.monotonic() + 120
     with tape_setup.catalog() as catalog, tape_setup.inventory() as inventory:

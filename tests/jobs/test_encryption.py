@@ -5,8 +5,6 @@ import base64
 import dataclasses
 import logging
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,24 +16,11 @@ from tapefs.jobs.tape_encryption import TapeKeyMissing, clear_drive_key, set_dri
 from tapefs.keys.errors import KeyNotFound
 from tapefs.keys.key_store import TapeKeyStore
 from tapefs.keys.media_set_key import derive_drive_key
-from tapefs.media.tape_config import MediaPoolConfig, load_media_pool_config, save_media_pool_config
-from tests.jobs.conftest import add_cartridges
-from tests.jobs.test_backup import run_backup, run_restore, snapshot_tree
+from tests.helpers.commands import tapefs
+from tests.helpers.tape_jobs import run_backup, run_restore, snapshot_tree
+from tests.helpers.tape_setup import KEY_PASSWORD, add_cartridges, create_key
 
 pytestmark = pytest.mark.vtape
-
-TAPEFS = str(Path(sys.executable).parent / "tapefs")
-PASSWORD = b"tape key password"
-
-
-def create_key(pools=("daily",)) -> str:
-    """A tape key in the fixture's private key store, used by ``pools``; its fingerprint."""
-    fingerprint = TapeKeyStore().create(PASSWORD, "in the test", kdf="pbkdf2")
-    configs = load_media_pool_config()
-    for pool in pools:
-        configs[pool] = MediaPoolConfig(pool, encrypt=fingerprint)
-    save_media_pool_config(configs)
-    return fingerprint
 
 
 def marker() -> bytes:
@@ -62,12 +47,6 @@ def drive_mode(path: str) -> str:
 
 def key_forms(key: bytes) -> list[str]:
     return [key.hex(), key.hex().upper(), ":".join(f"{b:02x}" for b in key), base64.b64encode(key).decode().rstrip("=")]
-
-
-def tapefs(*args, stdin: bytes = b"") -> subprocess.CompletedProcess:
-    proc = subprocess.run([TAPEFS, *args], input=stdin, capture_output=True, timeout=120)
-    assert b"Traceback" not in proc.stderr, proc.stderr
-    return proc
 
 
 def test_encrypted_backup_restores_and_its_cartridge_holds_no_plaintext(tape_setup, tmp_path, caplog):
@@ -118,8 +97,8 @@ def test_restore_without_the_key_names_it_and_key_restore_from_the_tape_fixes_it
     DatastoreRegistry().add("restored", target.root)
     empty = snapshot_tree(target)
 
-    assert tapefs("key", "remove", fingerprint, "--force").returncode == 0
-    failed = tapefs("restore", result.media_set, "restored", "--drive", "drive1")
+    assert tapefs("key", "remove", fingerprint, "--force", check=False, text=False).returncode == 0
+    failed = tapefs("restore", result.media_set, "restored", "--drive", "drive1", check=False, text=False)
     assert failed.returncode == 3  # the key is not found
     message = failed.stderr.decode().strip()
     assert message.startswith(f"tapefs: error: tape encryption key {fingerprint} not found: tape SM0001L8 ")
@@ -129,10 +108,11 @@ def test_restore_without_the_key_names_it_and_key_restore_from_the_tape_fixes_it
         run_restore(tape_setup, result.media_set, {"store": target})
 
     # The tape is still in drive1: its set label gives the key back to whoever knows the password.
-    restored_key = tapefs("key", "restore", "--drive", "drive1", "--password-fd", "0", stdin=PASSWORD + b"\n")
+    restored_key = tapefs("key", "restore", "--drive", "drive1", "--password-fd", "0", check=False, text=False,
+                         input=KEY_PASSWORD + b"\n")
     assert restored_key.returncode == 0, restored_key.stderr
     assert TapeKeyStore().raw_key(fingerprint) == key
-    done = tapefs("restore", result.media_set, "restored", "--drive", "drive1")
+    done = tapefs("restore", result.media_set, "restored", "--drive", "drive1", check=False, text=False)
     assert done.returncode == 0, done.stderr
     assert snapshot_tree(target) == snapshot_tree(tape_setup.datastore)
     for output in (failed, restored_key, done):

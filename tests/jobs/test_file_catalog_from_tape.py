@@ -3,8 +3,6 @@ wrote (their backups never recorded anything here)."""
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,21 +10,11 @@ import pytest
 from tapefs.catalog.file_catalog import FileCatalog
 from tapefs.datastore.backup import backup, parse_sources
 from tapefs.datastore.naming import BackupGroup, BackupNamespace
-from tests.jobs.conftest import add_cartridges
-from tests.jobs.test_backup import run_backup
+from tests.helpers.commands import tapefs
+from tests.helpers.tape_jobs import run_backup
+from tests.helpers.tape_setup import add_cartridges
 
 pytestmark = [pytest.mark.vtape, pytest.mark.slow]
-
-TAPEFS = [sys.executable, "-m", "tapefs"]
-REPO = Path(__file__).resolve().parents[2]
-
-
-def tapefs(*args, check=True):
-    proc = subprocess.run([*TAPEFS, *args], cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert "Traceback" not in proc.stderr, proc.stderr
-    if check:
-        assert proc.returncode == 0, proc.stderr
-    return proc
 
 
 def make_tree(root: Path) -> Path:

@@ -4,7 +4,6 @@ changer, and resumes once an operator puts the tape into a mail slot of a real v
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
 
@@ -17,11 +16,10 @@ from tapefs.jobs.operator_wait import OperatorWait
 from tapefs.media.media_admin import export_media, find_media, move_media
 from tapefs.media.media_id import MediaLocation
 from tapefs.media.tape_config import load_tape_config
-from tests.jobs.conftest import add_cartridges
+from tests.helpers.commands import command_path, tapefs
+from tests.helpers.tape_setup import add_cartridges
 
 pytestmark = pytest.mark.vtape
-
-TAPEFS = [sys.executable, "-m", "tapefs"]
 
 
 def send_to_vault(setup, label_text: str, vault: str = "offsite") -> None:
@@ -113,13 +111,6 @@ def test_a_waiting_job_resumes_when_the_tape_arrives_in_the_mail_slot(vaulted):
     assert where(vaulted, "SM0001L8") == ("slot", 1)
 
 
-def tapefs(*args, check=True):
-    done = subprocess.run([*TAPEFS, *args], capture_output=True, text=True, env=os.environ.copy(), timeout=300)
-    if check:
-        assert done.returncode == 0, done.stderr
-    return done
-
-
 def location(label_text: str) -> str:
     rows = json.loads(tapefs("media", "list", "--output-format", "json").stdout)
     return next(row["location"] for row in rows if row["label-text"] == label_text)
@@ -147,7 +138,7 @@ def test_export_the_set_vault_it_and_restore_with_a_waiting_job(tape_setup, tmp_
     tape_setup.library.control("remove", barcode="SM0001L8")
 
     DatastoreRegistry().create("restored", tmp_path / "restored")
-    restore = subprocess.Popen([*TAPEFS, "restore", result["media-set"], "store=restored", "--drive", "drive1",
+    restore = subprocess.Popen([command_path("tapefs"), "restore", result["media-set"], "store=restored", "--drive", "drive1",
                                 "--wait", "60", "--output-format", "json"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
     # The operator acts on the request (the restore gives up by itself after 60 s: readline ends).

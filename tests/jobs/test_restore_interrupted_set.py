@@ -7,8 +7,8 @@ import pytest
 
 from tapefs.datastore.datastore import Datastore
 from tapefs.media.media_id import MediaSetLabel
-from tests.jobs.conftest import add_cartridges
-from tests.jobs.test_backup import run_backup, run_restore, snapshot_tree
+from tests.helpers.tape_jobs import run_backup, run_restore, snapshot_tree
+from tests.helpers.tape_setup import add_cartridges
 
 pytestmark = pytest.mark.vtape
 

@@ -2,10 +2,8 @@
 on the whole set (selective through the catalog, or a full pass when the catalog is missing) and
 on named snapshots, through the library and through `tapefs restore`."""
 import json
-import os
 import stat
 import subprocess
-import sys
 
 import pytest
 
@@ -15,10 +13,9 @@ from tapefs.datastore.registry import DatastoreRegistry
 from tapefs.jobs.errors import JobError
 from tapefs.jobs.namespace_map import NamespaceMap, NamespaceMapping
 from tapefs.jobs.restore import StoreMap, restore_media_set
-from tests.jobs.conftest import add_cartridges
-from tests.jobs.test_backup import run_backup
-
-TAPEFS = [sys.executable, "-m", "tapefs"]
+from tests.helpers.commands import tapefs
+from tests.helpers.tape_jobs import run_backup
+from tests.helpers.tape_setup import add_cartridges
 
 
 def ns(text):
@@ -180,26 +177,25 @@ def test_restore_command_takes_repeated_namespaces_options(backed_up, tmp_path):
     setup, media_set, paths = backed_up
     DatastoreRegistry().create("restored", tmp_path / "restored")
 
-    def tapefs(*args):
-        return subprocess.run([*TAPEFS, "restore", media_set, "store=restored", "--drive", "drive1", *args],
-                              capture_output=True, text=True, env=os.environ.copy(), timeout=300)
+    def restore(*args):
+        return tapefs("restore", media_set, "store=restored", "--drive", "drive1", *args, check=False)
 
-    bad = tapefs("--namespaces", "store=store,sorce=a")
+    bad = restore("--namespaces", "store=store,sorce=a")
     assert bad.returncode == 1 and bad.stderr.strip() == (
         "tapefs: error: namespace mapping 'store=store,sorce=a': expected KEY=VALUE with KEY one of store, "
         "source, target, max-depth, got 'sorce=a'")
-    typo = tapefs("--namespaces", "store=stroe,source=a")
+    typo = restore("--namespaces", "store=stroe,source=a")
     assert typo.returncode == 1 and typo.stderr.strip() == (
         f"tapefs: error: namespace mapping: media set {media_set} has no snapshots of store stroe")
-    uncovered = tapefs(f"store:ns/c/{paths['c']}", "--namespaces", "store=store,source=a")
+    uncovered = restore(f"store:ns/c/{paths['c']}", "--namespaces", "store=store,source=a")
     assert uncovered.returncode == 1 and "no namespace mapping of store store covers namespace 'c'" in uncovered.stderr
 
-    done = tapefs("--namespaces", "store=store,source=a,target=new,max-depth=0",
-                  "--namespace", "store=store,source=c,target=new", "--output-format", "json")
+    done = restore("--namespaces", "store=store,source=a,target=new,max-depth=0",
+                   "--namespace", "store=store,source=c,target=new", "--output-format", "json")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["targets"] == {f"store:ns/a/{paths['a']}": [f"restored:ns/new/{paths['a']}"],
                                  f"store:ns/c/{paths['c']}": [f"restored:ns/new/{paths['c']}"]}
-    text = tapefs(f"store:{paths['root']}", "--namespaces", "store=store,max-depth=0,target=top")
+    text = restore(f"store:{paths['root']}", "--namespaces", "store=store,max-depth=0,target=top")
     assert text.returncode == 0, text.stderr
     assert f"restored store:{paths['root']} as restored:ns/top/{paths['root']}" in text.stdout

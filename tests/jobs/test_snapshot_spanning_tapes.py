@@ -12,8 +12,8 @@ from tapefs.media.media_content import media_content
 from tapefs.tapeformat.block_device import Mark
 from tapefs.tapeformat.snapshot_archive import SNAPSHOT_MAGICS
 from tapefs.tapeformat.tape_file import open_tape_file
-from tests.jobs.conftest import MiB, add_cartridges
-from tests.jobs.test_backup import run_backup, run_restore, snapshot_tree
+from tests.helpers.tape_jobs import run_backup, run_restore, snapshot_tree
+from tests.helpers.tape_setup import MiB, add_cartridges
 
 pytestmark = [pytest.mark.vtape, pytest.mark.slow]
 

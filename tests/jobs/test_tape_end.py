@@ -4,8 +4,8 @@ import pytest
 from tapefs.datastore.datastore import Datastore
 from tapefs.jobs.errors import JobError
 from tapefs.jobs.snapshot_files import snapshot_digests
-from tests.jobs.conftest import add_cartridges
-from tests.jobs.test_backup import assert_catalog_matches_tapes, run_backup, run_restore, snapshot_tree
+from tests.helpers.tape_jobs import assert_catalog_matches_tapes, run_backup, run_restore, snapshot_tree
+from tests.helpers.tape_setup import add_cartridges
 
 pytestmark = pytest.mark.vtape
 

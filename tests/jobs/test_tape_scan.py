@@ -18,7 +18,7 @@ from tapefs.tapeformat.labels import MediaSetLabel, write_media_set_label
 from tapefs.tapeformat.media_catalog_log import encode_label
 from tapefs.tapeformat.snapshot_archive import write_snapshot_archive
 from tapefs.tapeformat.tape_file import move_to_end_of_data
-from tests.jobs.conftest import add_cartridges
+from tests.helpers.tape_setup import add_cartridges
 
 pytestmark = pytest.mark.vtape
 

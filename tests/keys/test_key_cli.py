@@ -6,10 +6,8 @@ import os
 import pty
 import stat
 import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -20,8 +18,8 @@ from tapefs.media import drive_selection, tape_devices
 from tapefs.media.tape_config import load_tape_config
 from tapefs.tapeformat.block_device import DriveBlockDevice
 from tapefs.tapeformat.labels import MediaLabel, MediaSetLabel, write_media_label, write_media_set_label
+from tests.helpers.commands import command_path, isolated_env, tapefs
 
-TAPEFS = str(Path(sys.executable).parent / "tapefs")
 PASSWORD = b"tape key password"
 FD = "{password-fd}"
 
@@ -30,9 +28,7 @@ class KeyCli:
     """Runs tapefs with INFO logging; passwords go through a pipe named by ``{password-fd}``."""
 
     def __init__(self, tmp_path):
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("TAPEFS_") and k != "PROXMOX_TAPE_DRIVE"}
-        self.env.update(TAPEFS_CONFIG_DIR=str(tmp_path / "config"), TAPEFS_STATE_DIR=str(tmp_path / "state"),
-                        TAPEFS_LOG="info")  # debug adds the traceback of expected errors
+        self.env = isolated_env(tmp_path, TAPEFS_LOG="info")  # debug adds the traceback of expected errors
         self.config_dir = tmp_path / "config"
         self.outputs: list[str] = []
 
@@ -41,15 +37,11 @@ class KeyCli:
         os.write(write_end, b"".join(password + b"\n" for password in passwords))
         os.close(write_end)
         try:
-            argv = [TAPEFS, *(str(read_end) if arg == FD else str(arg) for arg in args)]
-            proc = subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=120,
-                                  pass_fds=(read_end,), stdin=subprocess.DEVNULL)
+            proc = tapefs(*(str(read_end) if arg == FD else arg for arg in args), env=self.env, check=check,
+                          pass_fds=(read_end,))
         finally:
             os.close(read_end)
         self.outputs += [proc.stdout, proc.stderr]
-        assert "Traceback" not in proc.stderr, proc.stderr
-        if check:
-            assert proc.returncode == 0, f"tapefs {' '.join(argv[1:])}: {proc.stderr}"
         return proc
 
     def json(self, *args, passwords=()):
@@ -192,7 +184,7 @@ def test_restore_from_the_media_set_label_of_a_tape(cli, make_vtape_library, mon
 def test_create_asks_for_the_password_twice_on_a_terminal(cli):
     pid, terminal = pty.fork()
     if pid == 0:  # the child: tapefs on the pty as its controlling terminal
-        os.execve(TAPEFS, [TAPEFS, "key", "create", "--hint", "typed in"], cli.env)
+        os.execve(command_path("tapefs"), [command_path("tapefs"), "key", "create", "--hint", "typed in"], cli.env)
     transcript = b""
     for answer in (PASSWORD, PASSWORD):
         while b":" not in transcript.rsplit(b"\n", 1)[-1]:

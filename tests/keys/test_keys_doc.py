@@ -1,11 +1,11 @@
 """Every command in docs/keys.md runs as written (in one bash, in order), against private directories."""
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.helpers.commands import shell_env
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "keys.md"
 
@@ -20,8 +20,7 @@ def test_keys_doc_commands_run_as_written(tmp_path):
     commands = doc_commands()
     assert any("key restore" in command for command in commands) and any("paperkey" in command for command in commands)
     script = "set -euo pipefail\n" + "\n".join(command.replace("/tmp/", f"{tmp_path}/") for command in commands)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TAPEFS_")}
-    env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
+    env = shell_env(tmp_path)
     proc = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr and (tmp_path / "paperkey.html").read_text().startswith("<!DOCTYPE html>")

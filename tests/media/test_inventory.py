@@ -1,6 +1,6 @@
 import json
-import threading
 import logging
+import threading
 
 import pytest
 
@@ -17,7 +17,7 @@ from tapefs.media.media_id import (
     MediaStatus,
     new_uuid,
 )
-from tests.media.conftest import make_media_id
+from tests.helpers.inventory_media import make_media_id
 
 SET_A = "aaaaaaaa-0000-4000-8000-000000000001"
 SET_B = "bbbbbbbb-0000-4000-8000-000000000002"

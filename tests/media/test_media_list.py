@@ -3,7 +3,7 @@ import time
 from tapefs.media.media_id import MediaLocation, MediaStatus, new_uuid
 from tapefs.media.media_list import list_media
 from tapefs.media.tape_config import MediaPoolConfig
-from tests.media.conftest import add
+from tests.helpers.inventory_media import add
 
 T0 = 1_700_000_000
 DAY = 86400

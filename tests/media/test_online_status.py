@@ -6,7 +6,7 @@ from tapefs.device.changer import ChangerStatus, DriveSlot, StorageSlot
 from tapefs.media.media_id import MediaLocation
 from tapefs.media.online_status import label_texts_in_changer, query_changer, update_online_status
 from tapefs.media.tape_config import ChangerConfig, DriveConfig, TapeDeviceConfig
-from tests.media.conftest import make_media_id
+from tests.helpers.inventory_media import make_media_id
 
 
 @pytest.mark.vtape

@@ -18,7 +18,7 @@ from tapefs.media.media_id import (
 from tapefs.media.policy import parse_allocation_policy, parse_retention_policy
 from tapefs.media.pool import NEVER, MediaPool
 from tapefs.media.tape_config import MediaPoolConfig
-from tests.media.conftest import LIB, add
+from tests.helpers.inventory_media import LIB, add
 
 T0 = 1_700_000_000
 HOUR = 3600

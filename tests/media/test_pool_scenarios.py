@@ -2,12 +2,12 @@
 location stored) and a standalone drive unless a changer is named, with times near the epoch."""
 import pytest
 
+from tapefs.media.calendar import CalendarEvent
 from tapefs.media.errors import MediaSetError, NoWritableMediaError
 from tapefs.media.media_id import MediaStatus, new_uuid
-from tapefs.media.calendar import CalendarEvent
 from tapefs.media.policy import AlwaysCreate, ContinueCurrent, CreateAt, KeepForever, ProtectFor
 from tapefs.media.pool import MediaPool
-from tests.media.conftest import add
+from tests.helpers.inventory_media import add
 
 
 @pytest.fixture

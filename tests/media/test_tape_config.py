@@ -2,9 +2,9 @@ import pytest
 
 from tapefs.config import section_config
 from tapefs.media import tape_config
+from tapefs.media.calendar import CalendarEvent
 from tapefs.media.errors import LockTimeoutError
 from tapefs.media.locks import FileLock
-from tapefs.media.calendar import CalendarEvent
 from tapefs.media.policy import AlwaysCreate, ContinueCurrent, CreateAt, KeepForever, OverwriteAlways, ProtectFor
 from tapefs.media.tape_config import (
     ChangerConfig,

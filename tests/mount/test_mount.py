@@ -18,7 +18,9 @@ import pytest
 from tapefs.catalog.media_catalog import MediaCatalog
 from tapefs.datastore.fixed_index import FixedIndex
 from tapefs.media.inventory import Inventory
-from tests.mount.conftest import MiB, listing
+from tests.helpers.commands import tapefs
+from tests.helpers.mount_archive import listing
+from tests.helpers.tape_setup import MiB
 
 pytestmark = [pytest.mark.slow, pytest.mark.fuse, pytest.mark.vtape, pytest.mark.xdist_group("mount")]
 
@@ -225,9 +227,11 @@ def test_a_drive_the_mount_reads_with_is_busy_for_other_tapefs_commands(tape_arc
     with open(image, "rb") as file:
         assert file.read(4096) == tape_archive.image.read_bytes()[:4096]
     pid = mounted.status()["pid"]
-    busy = tape_archive.tapefs("catalog", "--drive", "drive0", "--label-text", tape_archive.tapes[0], check=False)
+    busy = tapefs("catalog", "--drive", "drive0", "--label-text", tape_archive.tapes[0], env=tape_archive.env,
+                  check=False)
     assert busy.returncode == 4  # busy
-    assert f"drive drive0 is in use by another tapefs process (pid {pid})" in busy.stderr.decode()
+    assert f"drive drive0 is in use by another tapefs process (pid {pid})" in busy.stderr
     assert mounted.unmount() == 0
-    after = tape_archive.tapefs("catalog", "--drive", "drive0", "--label-text", tape_archive.tapes[0], check=False)
-    assert "in use" not in after.stderr.decode() and "already has a catalog" in after.stderr.decode()
+    after = tapefs("catalog", "--drive", "drive0", "--label-text", tape_archive.tapes[0], env=tape_archive.env,
+                   check=False)
+    assert "in use" not in after.stderr and "already has a catalog" in after.stderr

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from tapefs.datastore.fixed_index import FixedIndex
-from tests.jobs.conftest import CHUNK, add_cartridges, tape_setup  # noqa: F401 - the fixture
-from tests.jobs.test_backup import run_backup
-from tests.mount.conftest import mounts_of
+from tests.helpers.fuse_mounts import mounts_of
+from tests.helpers.tape_jobs import run_backup
+from tests.helpers.tape_setup import CHUNK, add_cartridges
 
 pytestmark = [pytest.mark.slow, pytest.mark.fuse, pytest.mark.vtape]
 

@@ -6,10 +6,9 @@ import os
 import pytest
 
 from tapefs.keys.key_store import TapeKeyStore
-from tests.jobs.conftest import add_cartridges, tape_setup  # noqa: F401 - the fixture
-from tests.jobs.test_backup import run_backup
-from tests.jobs.test_encryption import create_key
-from tests.mount.conftest import mounts_of
+from tests.helpers.fuse_mounts import mounts_of
+from tests.helpers.tape_jobs import run_backup
+from tests.helpers.tape_setup import add_cartridges, create_key
 
 pytestmark = [pytest.mark.slow, pytest.mark.fuse, pytest.mark.vtape]
 

@@ -12,8 +12,6 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
@@ -29,70 +27,17 @@ from tapefs.mount.chunk_cache import ChunkCache
 from tapefs.mount.errors import ChunkDamaged, ChunkNotOnTape, KeyUnavailable, MediaUnavailable, MountReadError
 from tapefs.mount.read_planner import ReadPlanner
 from tapefs.tapeformat.block import PAYLOAD_SIZE
-from tests.jobs.conftest import TapeSetup, add_cartridges, tape_setup  # noqa: F401
-from tests.jobs.test_backup import run_backup
-
+from tests.helpers.tape_image import STORE, corrupt_on_cartridge
+from tests.helpers.tape_jobs import run_backup
+from tests.helpers.tape_setup import add_cartridges, create_key
 
 
 def on_vtape(test):
     """A test on a real vtape library, taking a few seconds."""
     return pytest.mark.vtape(pytest.mark.slow(test))
 
-STORE = "store"
+
 ENTRY_HEADER = 48
-
-
-@dataclass
-class BackedUp:
-    setup: TapeSetup
-    set_uuid: str
-    index: FixedIndex
-    #: digest → (tape label, file number, offset, blob size)
-    places: dict[bytes, tuple[str, int, int, int]]
-    root: Path
-
-    def blob(self, digest: bytes) -> bytes:
-        return self.setup.datastore.chunk_store.chunk_path(digest).read_bytes()
-
-    def data(self, digest: bytes) -> bytes:
-        return decode_blob(self.blob(digest))
-
-    def on_tape(self, label: str) -> list[bytes]:
-        """The image's chunks on tape `label`, in tape order."""
-        return sorted((d for d, place in self.places.items() if place[0] == label), key=lambda d: self.places[d][1:3])
-
-    @property
-    def tapes(self) -> list[str]:
-        return sorted({place[0] for place in self.places.values()})
-
-    def planner(self, cache_dir: str = "cache", drives: int = 2, **options) -> ReadPlanner:
-        config = load_tape_config()
-        setups = [drive_setup(config, f"drive{n}") for n in range(drives)]
-        return ReadPlanner(setups, ChunkCache(self.root / cache_dir, 1 << 30), **options)
-
-    def export(self, label: str) -> None:
-        """Move a tape to an import/export slot: out of the library's reach."""
-        with self.setup.session() as session:
-            assert session.export([label]) == []
-
-
-@pytest.fixture
-def backed_up(tape_setup, tmp_path) -> BackedUp:  # noqa: F811
-    """An image of 9 random 4 MiB chunks backed up over three 16 MiB tapes; every drive empty."""
-    add_cartridges(tape_setup.library, 4, "16MiB", "4MiB")
-    tape_setup.label("SM0001L8", "SM0002L8", "SM0003L8", "SM0004L8")
-    tape_setup.add_snapshot("vm/100", 9)
-    result = run_backup(tape_setup, eject_media=True)
-    assert len(result.tapes) >= 3
-    index_path = next(tape_setup.datastore.root.rglob("disk.img.fidx"))
-    index = FixedIndex.load(index_path)
-    with tape_setup.inventory() as inventory, tape_setup.catalog() as catalog:
-        found = catalog.chunk_places(result.media_set, STORE, index.digests)
-        places = {digest: (inventory.get(p.media_uuid).id.label_text, p.file_number, p.offset, p.size)
-                  for digest, p in found.items()}
-    status = tape_setup.library.control("status")
-    assert all(not drive.get("barcode") for drive in status["drives"]), status["drives"]
-    return BackedUp(tape_setup, result.media_set, index, places, tmp_path)
 
 
 @on_vtape
@@ -333,22 +278,6 @@ def test_close_while_a_read_waits_for_a_tape_returns_promptly(backed_up):
         planner.fetch(backed_up.set_uuid, STORE, [backed_up.on_tape(label)[0]])
 
 
-def corrupt_on_cartridge(backed_up: BackedUp, digest: bytes) -> None:
-    """Flip one byte inside the chunk's blob where it lies in the cartridge's data file."""
-    label = backed_up.places[digest][0]
-    path = backed_up.setup.library.path / "cartridges" / label / "data"
-    blob = backed_up.blob(digest)
-    content = path.read_bytes()
-    for start in range(5000, len(blob), 100_000):
-        where = content.find(blob[start:start + 64])
-        if where >= 0:
-            with open(path, "r+b") as file:
-                file.seek(where + 10)
-                file.write(bytes([content[where + 10] ^ 0xFF]))
-            return
-    raise AssertionError(f"chunk {digest.hex()} not found on cartridge {label}")
-
-
 @on_vtape
 def test_a_chunk_damaged_on_tape_fails_only_its_reads(backed_up, caplog):
     label = backed_up.tapes[0]
@@ -406,7 +335,7 @@ def test_chunk_reader_checks_the_size_the_index_expects(backed_up):
 
 
 @on_vtape
-def test_a_client_encrypted_chunk_needs_a_datastore_key(tape_setup, tmp_path):  # noqa: F811
+def test_a_client_encrypted_chunk_needs_a_datastore_key(tape_setup, tmp_path):
     add_cartridges(tape_setup.library, 1, "64MiB", "4MiB")
     tape_setup.label("SM0001L8")
     image = tmp_path / "secret.raw"
@@ -427,10 +356,8 @@ def test_no_drives_is_refused(tmp_path):
         ReadPlanner([], ChunkCache(tmp_path, 1000))
 
 
-
 @on_vtape
-def test_an_encrypted_media_set_reads_with_its_key_and_names_it_without(tape_setup, tmp_path):  # noqa: F811
-    from tests.jobs.test_encryption import create_key
+def test_an_encrypted_media_set_reads_with_its_key_and_names_it_without(tape_setup, tmp_path):
     fingerprint = create_key(["daily"])
     add_cartridges(tape_setup.library, 1, "64MiB", "4MiB")
     tape_setup.label("SM0001L8")

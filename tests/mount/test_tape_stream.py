@@ -12,24 +12,24 @@ from tapefs.datastore.chunk_reader import ChunkReader
 from tapefs.mount.errors import ChunkDamaged
 from tapefs.mount.tape_stream import READAHEAD_BYTES, TapeStream
 from tapefs.pxar.source import Source
-from tests.mount.test_read_planner import STORE, backed_up, corrupt_on_cartridge, tape_setup  # noqa: F401
+from tests.helpers.tape_image import STORE, corrupt_on_cartridge
 
 CHUNK = 4 * 1024 * 1024
 
 
-def image_bytes(backed_up) -> bytes:  # noqa: F811
+def image_bytes(backed_up) -> bytes:
     datastore = backed_up.setup.datastore
     with ArchiveReader(backed_up.index, ChunkReader(datastore.chunk_store), readahead_chunks=0) as reader:
         return reader.read_at(0, reader.size)
 
 
-def stream(backed_up, planner) -> TapeStream:  # noqa: F811
+def stream(backed_up, planner) -> TapeStream:
     return TapeStream(planner, backed_up.set_uuid, STORE, backed_up.index, "disk.img")
 
 
 @pytest.mark.vtape
 @pytest.mark.slow
-def test_a_sequential_read_returns_the_image_and_streams_ahead(backed_up):  # noqa: F811
+def test_a_sequential_read_returns_the_image_and_streams_ahead(backed_up):
     expected = image_bytes(backed_up)
     with backed_up.planner() as planner:
         image: Source = stream(backed_up, planner)
@@ -47,7 +47,7 @@ def test_a_sequential_read_returns_the_image_and_streams_ahead(backed_up):  # no
 
 @pytest.mark.vtape
 @pytest.mark.slow
-def test_only_the_chunks_of_a_small_range_are_read_from_tape(backed_up):  # noqa: F811
+def test_only_the_chunks_of_a_small_range_are_read_from_tape(backed_up):
     expected = image_bytes(backed_up)
     with backed_up.planner() as planner:
         image = stream(backed_up, planner)
@@ -61,7 +61,7 @@ def test_only_the_chunks_of_a_small_range_are_read_from_tape(backed_up):  # noqa
 
 @pytest.mark.vtape
 @pytest.mark.slow
-def test_random_reads_across_chunk_and_tape_boundaries(backed_up):  # noqa: F811
+def test_random_reads_across_chunk_and_tape_boundaries(backed_up):
     expected = image_bytes(backed_up)
     rng = random.Random(8)
     with backed_up.planner() as planner:
@@ -78,7 +78,7 @@ def test_random_reads_across_chunk_and_tape_boundaries(backed_up):  # noqa: F811
 
 @pytest.mark.vtape
 @pytest.mark.slow
-def test_a_damaged_chunk_fails_its_range_and_the_rest_stays_readable(backed_up):  # noqa: F811
+def test_a_damaged_chunk_fails_its_range_and_the_rest_stays_readable(backed_up):
     expected = image_bytes(backed_up)
     bad = backed_up.index.digests[4]
     corrupt_on_cartridge(backed_up, bad)
@@ -92,7 +92,7 @@ def test_a_damaged_chunk_fails_its_range_and_the_rest_stays_readable(backed_up):
 
 @pytest.mark.vtape
 @pytest.mark.slow
-def test_readahead_covers_about_32_mib(backed_up):  # noqa: F811
+def test_readahead_covers_about_32_mib(backed_up):
     with backed_up.planner() as planner:
         image = stream(backed_up, planner)
         image.read_at(0, 4096)

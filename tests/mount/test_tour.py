@@ -5,9 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.mount.conftest import require_fuse
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.helpers.commands import REPO
+from tests.helpers.fuse_mounts import require_fuse
 
 pytestmark = [pytest.mark.slow, pytest.mark.fuse, pytest.mark.vtape]
 

@@ -17,7 +17,7 @@ from tapefs.catalog.media_catalog import MediaCatalog
 from tapefs.media.inventory import Inventory
 from tapefs.mount.operations import Operations
 from tapefs.mount.tree import ROOT_INODE, NodeNotFound, NotADirectory, Tree, TreeError
-from tests.mount.conftest import listing
+from tests.helpers.mount_archive import listing
 
 pytestmark = [pytest.mark.slow, pytest.mark.vtape, pytest.mark.xdist_group("mount")]
 

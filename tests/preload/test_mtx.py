@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from tests.preload.conftest import drive_state, load_tape, run_tool
+from tests.helpers.preload_tools import drive_state, load_tape, run_tool
 
 pytestmark = pytest.mark.vtape
 

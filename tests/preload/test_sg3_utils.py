@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from tests.preload.conftest import load_tape, run_tool
+from tests.helpers.preload_tools import load_tape, run_tool
 
 pytestmark = pytest.mark.vtape
 

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tests.preload.conftest import load_tape, run_python, run_tool, tool
+from tests.helpers.preload_tools import HERE, load_tape, run_python, run_tool, tool
 
 pytestmark = pytest.mark.vtape
 
@@ -165,7 +165,7 @@ def test_fd_identity_survives_dup_exec_and_stdin(vtape_library, shim):
         "st = os.fstat(0)\n"
         "r = sg_io(0, inquiry_cdb(36), FROM_DEV, 36)\n"
         "print(json.dumps(dict(chr=stat.S_ISCHR(st.st_mode), major=os.major(st.st_rdev), data=r['data'])))\n"
-    ) % os.path.dirname(__file__)
+    ) % str(HERE)
     out = run_python(f"""
         import os, subprocess
         fd = os.open({lib.drives[0]!r}, os.O_RDWR | os.O_CLOEXEC)
@@ -315,9 +315,10 @@ def test_daemon_dying_mid_command_gives_eio(make_vtape_library, shim):
         print(json.dumps(dict(first=first, second=second)))
     """
     import textwrap
+
     from vtape.preload import preload_env
     env = preload_env(None, lib.path)
-    prologue = f"import sys, json\nsys.path.insert(0, {os.path.dirname(__file__)!r})\n"
+    prologue = f"import sys, json\nsys.path.insert(0, {str(HERE)!r})\n"
     child = subprocess.Popen([sys.executable, "-c", prologue + textwrap.dedent(code)], env=env,
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -460,8 +461,9 @@ def test_daemon_restart_needs_a_reopen(make_vtape_library, shim):
     """
     import json
     import textwrap
+
     from vtape.preload import preload_env
-    prologue = f"import sys, json\nsys.path.insert(0, {os.path.dirname(__file__)!r})\n"
+    prologue = f"import sys, json\nsys.path.insert(0, {str(HERE)!r})\n"
     child = subprocess.Popen([sys.executable, "-c", prologue + textwrap.dedent(code)], env=preload_env(None, lib.path),
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.preload.conftest import load_tape, run_tool
+from tests.helpers.preload_tools import load_tape, run_tool
 
 pytestmark = pytest.mark.vtape
 

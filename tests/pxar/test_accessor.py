@@ -12,8 +12,7 @@ from tapefs.pxar.encoder import Encoder
 from tapefs.pxar.entry import Kind, Metadata
 from tapefs.pxar.errors import FormatError, NotADirectory, NotFoundError
 from tapefs.pxar.source import BytesSource
-
-from .fixtures import GENERATED, ORACLE, CountingSource, load_bytes, sha256
+from tests.helpers.pxar_fixtures import GENERATED, ORACLE, CountingSource, load_bytes, sha256
 
 
 def test_lookup_in_large_directory_reads_only_its_goodbye_table_and_a_few_items():

@@ -6,8 +6,7 @@ from tapefs.pxar.accessor import Accessor
 from tapefs.pxar.decoder import Decoder
 from tapefs.pxar.errors import FormatError, PxarError, UnsafePathError
 from tapefs.pxar.source import BytesSource
-
-from .fixtures import GENERATED
+from tests.helpers.pxar_fixtures import GENERATED
 
 V1 = (GENERATED / "v1.pxar").read_bytes()
 MPXAR = (GENERATED / "v2.mpxar").read_bytes()

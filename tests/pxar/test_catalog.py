@@ -2,11 +2,16 @@ import io
 
 import pytest
 
-from tapefs.pxar.catalog import (CatalogReader, CatalogWriter, decode_svarint, decode_varint,
-                                 encode_svarint, encode_varint)
+from tapefs.pxar.catalog import (
+    CatalogReader,
+    CatalogWriter,
+    decode_svarint,
+    decode_varint,
+    encode_svarint,
+    encode_varint,
+)
 from tapefs.pxar.errors import FormatError, NotFoundError
-
-from .fixtures import GENERATED
+from tests.helpers.pxar_fixtures import GENERATED
 
 TEST_PCAT1 = (GENERATED / "test.pcat1").read_bytes()
 

@@ -10,9 +10,17 @@ from tapefs.pxar.accessor import Accessor
 from tapefs.pxar.decoder import Decoder
 from tapefs.pxar.entry import Kind
 from tapefs.pxar.source import BytesSource
-
-from .fixtures import (C_BIN, GENERATED, GENERATED_TREE, ORACLE, UPSTREAM, load_bytes,
-                       oracle_rows, row_path, sha256)
+from tests.helpers.pxar_fixtures import (
+    C_BIN,
+    GENERATED,
+    GENERATED_TREE,
+    ORACLE,
+    UPSTREAM,
+    load_bytes,
+    oracle_rows,
+    row_path,
+    sha256,
+)
 
 ROWS = oracle_rows()
 

@@ -19,9 +19,7 @@ from tapefs.pxar.entry import AclDefault, Kind, Metadata
 from tapefs.pxar.extract import extract
 from tapefs.pxar.fsmeta import ACL_ACCESS_XATTR, ACL_DEFAULT_XATTR, FCAPS_XATTR, acl_to_xattrs
 from tapefs.pxar.source import BytesSource
-
-from .fixtures import (C_BIN, GENERATED, GENERATED_TREE, ORACLE, UPSTREAM, load_bytes,
-                       running_as_root)
+from tests.helpers.pxar_fixtures import C_BIN, GENERATED, GENERATED_TREE, ORACLE, UPSTREAM, load_bytes, running_as_root
 
 V1 = (GENERATED / "v1.pxar").read_bytes()
 TREE_V1 = (ORACLE / "tree-v1.pxar").read_bytes()

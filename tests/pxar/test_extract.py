@@ -14,9 +14,16 @@ from tapefs.pxar.entry import Entry, Kind, Metadata
 from tapefs.pxar.errors import ExistingEntryError, FormatError, PxarError, UnsafePathError
 from tapefs.pxar.extract import Overwrite, check_conflicts, extract
 from tapefs.pxar.source import BytesSource
-
-from .fixtures import (GENERATED, ORACLE, CountingSource, load_bytes, oracle_rows, row_path,
-                       running_as_root, sha256)
+from tests.helpers.pxar_fixtures import (
+    GENERATED,
+    ORACLE,
+    CountingSource,
+    load_bytes,
+    oracle_rows,
+    row_path,
+    running_as_root,
+    sha256,
+)
 
 TYPE_BITS = {"dir": stat.S_IFDIR, "file": stat.S_IFREG, "symlink": stat.S_IFLNK,
              "fifo": stat.S_IFIFO, "socket": stat.S_IFSOCK, "chardev": stat.S_IFCHR,

@@ -3,8 +3,7 @@ import ast
 import pytest
 
 from tapefs.pxar import format as fmt
-
-from .fixtures import GENERATED
+from tests.helpers.pxar_fixtures import GENERATED
 
 
 def test_siphash_matches_reference_vector():

@@ -6,9 +6,19 @@ import pytest
 
 from tapefs.pxar import format as fmt
 from tapefs.pxar.entry import Acl, AclDefault, AclEntry
-from tapefs.pxar.fsmeta import (ACL_ACCESS_XATTR, ACL_DEFAULT_XATTR, ACL_GROUP, ACL_GROUP_OBJ,
-                                ACL_MASK, ACL_OTHER, ACL_USER, ACL_USER_OBJ, acl_from_xattrs,
-                                acl_to_xattrs, parse_acl_xattr)
+from tapefs.pxar.fsmeta import (
+    ACL_ACCESS_XATTR,
+    ACL_DEFAULT_XATTR,
+    ACL_GROUP,
+    ACL_GROUP_OBJ,
+    ACL_MASK,
+    ACL_OTHER,
+    ACL_USER,
+    ACL_USER_OBJ,
+    acl_from_xattrs,
+    acl_to_xattrs,
+    parse_acl_xattr,
+)
 
 NO_ID = 0xFFFFFFFF
 

@@ -17,8 +17,7 @@ from tapefs.pxar.entry import Acl, AclDefault, AclEntry, Entry, Kind, Metadata
 from tapefs.pxar.extract import extract
 from tapefs.pxar.fsmeta import acl_to_xattrs
 from tapefs.pxar.source import BytesSource
-
-from .fixtures import running_as_root
+from tests.helpers.pxar_fixtures import running_as_root
 
 
 def _valid_name(name: bytes) -> bool:

@@ -10,8 +10,8 @@ import pytest
 
 from tapefs.scsi import cdb, errors
 from tapefs.scsi.channel import Channel
-from tapefs.scsi.timeouts import DEFAULT_TIMEOUT, HOUR, LONG_ERASE_TIMEOUT, timeout_for
 from tapefs.scsi.device_path import open_transport
+from tapefs.scsi.timeouts import DEFAULT_TIMEOUT, HOUR, LONG_ERASE_TIMEOUT, timeout_for
 from tapefs.scsi.transport import CHECK_CONDITION, GOOD
 from tapefs.scsi.vtape_transport import VtapeTransport
 from vtape import frame

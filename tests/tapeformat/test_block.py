@@ -7,11 +7,21 @@ from hypothesis import strategies as st
 
 from tapefs.tapeformat import magic
 from tapefs.tapeformat.block import (
-    BLOCK_SIZE, PAYLOAD_SIZE, BlockedWriter, blocks_for_stream, build_block_header, open_next_file,
+    BLOCK_SIZE,
+    PAYLOAD_SIZE,
+    BlockedWriter,
+    blocks_for_stream,
+    build_block_header,
+    open_next_file,
 )
 from tapefs.tapeformat.block_device import Mark
 from tapefs.tapeformat.errors import (
-    BadMagic, BlockSizeError, HeaderError, MissingEndMarker, SequenceError, TapeFormatError,
+    BadMagic,
+    BlockSizeError,
+    HeaderError,
+    MissingEndMarker,
+    SequenceError,
+    TapeFormatError,
     UnexpectedEndOfData,
 )
 from tapefs.tapeformat.memory_tape import FILEMARK, MemoryTape

@@ -7,7 +7,10 @@ from tapefs.tapeformat import magic
 from tapefs.tapeformat.block import BLOCK_SIZE, INCOMPLETE, PAYLOAD_SIZE, BlockedWriter
 from tapefs.tapeformat.block_device import Mark
 from tapefs.tapeformat.chunk_archive import (
-    ChunkArchiveReader, ChunkArchiveWriter, build_entry_header, read_chunk_at,
+    ChunkArchiveReader,
+    ChunkArchiveWriter,
+    build_entry_header,
+    read_chunk_at,
 )
 from tapefs.tapeformat.content_header import pretty_json, write_content_start
 from tapefs.tapeformat.errors import ArchiveAborted, BadMagic, HeaderError, MissingEndMarker

@@ -7,8 +7,14 @@ import pytest
 from tapefs.tapeformat import magic
 from tapefs.tapeformat.errors import MediaCatalogError
 from tapefs.tapeformat.media_catalog_log import (
-    COMMIT_THRESHOLD, MediaCatalogLog, encode_chunk, encode_chunk_archive_end, encode_chunk_archive_start,
-    encode_label, encode_snapshot, parse_catalog,
+    COMMIT_THRESHOLD,
+    MediaCatalogLog,
+    encode_chunk,
+    encode_chunk_archive_end,
+    encode_chunk_archive_start,
+    encode_label,
+    encode_snapshot,
+    parse_catalog,
 )
 
 MEDIA = uuid.UUID("00112233-4455-6677-8899-aabbccddeeff")

@@ -1,16 +1,14 @@
 """Every command in docs/pmt.md still works as written: replayed against a fresh library, each
 exits with the status the transcript shows (0 unless it says "[exit status N]")."""
-import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from tests.tools.cli import REPO
+from tests.helpers.commands import REPO, command_path, shell_env
 
 DOC = REPO / "docs" / "pmt.md"
 DOC_LIBRARY = "/tmp/vtlib"
@@ -40,9 +38,7 @@ def test_transcript_has_the_promised_commands():
 def test_every_documented_command_exits_as_shown(tmp_path):
     root = Path(tempfile.mkdtemp(prefix="vd", dir="/tmp"))
     library = str(root / "lib")
-    env = {k: v for k, v in os.environ.items() if k not in ("TAPE", "CHANGER", "PROXMOX_TAPE_DRIVE", "VTAPE_LIBRARIES")}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    env["TAPEFS_CONFIG_DIR"] = str(tmp_path / "config")
+    env = shell_env(tmp_path)
     try:
         for command, expected in transcript_commands():
             command = command.replace(DOC_LIBRARY, library)
@@ -53,5 +49,5 @@ def test_every_documented_command_exits_as_shown(tmp_path):
             assert proc.returncode == expected, f"{command!r} exited {proc.returncode}:\n{proc.stderr.decode()}"
             assert b"Traceback" not in proc.stderr
     finally:
-        subprocess.run([str(Path(sys.executable).parent / "vtape"), "stop", library], capture_output=True, timeout=60)
+        subprocess.run([command_path("vtape"), "stop", library], capture_output=True, timeout=60)
         shutil.rmtree(root, ignore_errors=True)

@@ -1,18 +1,25 @@
-"""Every pmt subcommand as a real subprocess against a real vtape daemon."""
+"""Every pmt subcommand as a real subprocess against a real vtape daemon, over vtape's socket protocol
+and again through the Linux SG_IO transport."""
 import json
 
 import pytest
 
 from tapefs.device.changer import Changer
 from tapefs.device.drive import Drive
-from tests.tools.cli import clean_env, error_line, run, run_json
+from tests.helpers.commands import isolated_env, one_error_line, run, run_json
+from vtape.preload import preload_env
 
 pytestmark = pytest.mark.vtape
 
 
-@pytest.fixture
-def env(vtape_library, tmp_path):
-    return clean_env(tmp_path, TAPE=vtape_library.drives[0], CHANGER=vtape_library.changer)
+# A second run through the Linux SG_IO transport is slow: the socket run is in the quick subset.
+@pytest.fixture(params=["socket", pytest.param("sg_io", marks=pytest.mark.slow)])
+def env(request, vtape_library, tmp_path):
+    """The library's device paths, spoken to over vtape's socket protocol or, under vtape's
+    LD_PRELOAD shim (a device path is then a character device with the sg major), through
+    SgIoTransport's SG_IO ioctls: every test that reaches a device runs both ways."""
+    env = isolated_env(tmp_path, TAPE=vtape_library.drives[0], CHANGER=vtape_library.changer)
+    return preload_env(env) if request.param == "sg_io" else env
 
 
 @pytest.fixture
@@ -32,12 +39,12 @@ def position(env) -> tuple[int, int]:
 
 
 def write_file(env, data: bytes) -> None:
-    run("pmt", "write", env=env, input=data)
+    run("pmt", "write", env=env, text=False, input=data)
     run("pmt", "weof", env=env)
 
 
 def test_status_text_and_json(loaded):
-    text = run("pmt", "status", env=loaded).stdout.decode()
+    text = run("pmt", "status", env=loaded).stdout
     rows = dict(line.split(None, 1) for line in text.splitlines() if line.strip())
     assert rows["density"].strip() == "LTO8" and rows["medium-present"].strip() == "yes"
     data = run_json("pmt", "status", env=loaded)
@@ -61,30 +68,30 @@ def test_write_read_session_with_weof_fsf_bsf_asf_eod(loaded):
     assert position(loaded) == (0, 0)
     run("pmt", "fsf", "2", env=loaded)
     assert position(loaded) == (2, 4)
-    assert run("pmt", "read", env=loaded).stdout == b"file two\n"
+    assert run("pmt", "read", env=loaded, text=False).stdout == b"file two\n"
     run("pmt", "bsf", "2", env=loaded)              # before the filemark that ends file 1
     assert position(loaded) == (1, 3)
     run("pmt", "asf", "1", env=loaded)
     assert position(loaded) == (1, 2)
-    assert run("pmt", "read", env=loaded).stdout == b"file one\n"
+    assert run("pmt", "read", env=loaded, text=False).stdout == b"file one\n"
     run("pmt", "asf", "0", env=loaded)
-    assert run("pmt", "read", env=loaded).stdout == b"file zero\n"
+    assert run("pmt", "read", env=loaded, text=False).stdout == b"file zero\n"
     run("pmt", "eod", env=loaded)
     assert position(loaded) == (3, 6)
 
 
 @pytest.mark.slow
 def test_record_and_filemark_spacing(loaded):
-    run("pmt", "write", "--block-size", "4", env=loaded, input=b"aaaabbbbcccc")  # three records
+    run("pmt", "write", "--block-size", "4", env=loaded, text=False, input=b"aaaabbbbcccc")  # three records
     run("pmt", "weof", "2", env=loaded)
     assert position(loaded) == (2, 5)
     run("pmt", "rewind", env=loaded)
     run("pmt", "fsr", "2", env=loaded)
-    assert run("pmt", "read", "--block-size", "4", env=loaded).stdout == b"cccc"
+    assert run("pmt", "read", "--block-size", "4", env=loaded, text=False).stdout == b"cccc"
     assert position(loaded) == (1, 4)              # the read passed the filemark
     run("pmt", "bsfm", "1", env=loaded)             # back before the filemark, then over it again
     assert position(loaded) == (1, 4)
-    line = error_line(run("pmt", "bsr", "1", env=loaded, check=False))
+    line = one_error_line(run("pmt", "bsr", "1", env=loaded, check=False))
     assert "SPACE(6): filemark detected (sense 0/00/01" in line
     assert position(loaded) == (0, 3)              # stopped on the filemark's beginning side
     run("pmt", "bsr", "2", env=loaded)
@@ -97,7 +104,7 @@ def test_record_and_filemark_spacing(loaded):
 def test_fsf_past_end_of_data(loaded):
     write_file(loaded, b"only")
     run("pmt", "rewind", env=loaded)
-    line = error_line(run("pmt", "fsf", "5", env=loaded, check=False))
+    line = one_error_line(run("pmt", "fsf", "5", env=loaded, check=False))
     assert "SPACE(6): end of data (sense 8/00/05" in line
 
 
@@ -119,9 +126,9 @@ def test_eject_and_load(loaded):
 @pytest.mark.slow
 def test_lock_and_unlock(loaded, vtape_library):
     run("pmt", "lock", env=loaded)
-    line = error_line(run("pmt", "eject", env=loaded, check=False))
+    line = one_error_line(run("pmt", "eject", env=loaded, check=False))
     assert line.startswith(f"pmt: error: {vtape_library.drives[0]}: LOAD/UNLOAD: medium removal prevented")
-    assert "medium removal prevented" in error_line(run("pmtx", "unload", env=loaded, check=False))
+    assert "medium removal prevented" in one_error_line(run("pmtx", "unload", env=loaded, check=False))
     run("pmt", "unlock", env=loaded)
     run("pmtx", "unload", env=loaded)
 
@@ -146,7 +153,7 @@ def test_format(loaded):
     write_file(loaded, b"data")
     run("pmt", "format", env=loaded)
     assert position(loaded) == (0, 0)
-    line = error_line(run("pmt", "read", env=loaded, check=False))
+    line = one_error_line(run("pmt", "read", env=loaded, text=False, check=False))
     assert "READ(6): end of data" in line
 
 
@@ -155,14 +162,14 @@ def test_options(loaded):
     assert data == {"compression": False, "blocksize": 65536, "buffer-mode": True}
     assert run_json("pmt", "status", env=loaded)["blocksize"] == 65536
     assert run_json("pmt", "options", "--buffer_mode", "false", env=loaded)["buffer-mode"] is False
-    text = run("pmt", "options", "--defaults", env=loaded).stdout.decode()
+    text = run("pmt", "options", "--defaults", env=loaded).stdout
     assert "compression  yes" in text and "blocksize    0" in text
 
 
 def test_tape_alert_flags(loaded, vtape_library):
-    assert run("pmt", "tape-alert-flags", env=loaded).stdout.decode().strip() == "no TapeAlert flags set"
+    assert run("pmt", "tape-alert-flags", env=loaded).stdout.strip() == "no TapeAlert flags set"
     vtape_library.control("fault", device="drive0", tape_alerts=[0x14])
-    assert run("pmt", "tape-alert-flags", env=loaded).stdout.decode().strip() == "0x14 clean now"
+    assert run("pmt", "tape-alert-flags", env=loaded).stdout.strip() == "0x14 clean now"
     assert run_json("pmt", "tape-alert-flags", env=loaded) == [{"flag": 20, "name": "clean now"}]
     assert run_json("pmt", "status", env=loaded)["alert-flags"] == ["clean now"]
 
@@ -170,7 +177,7 @@ def test_tape_alert_flags(loaded, vtape_library):
 def test_volume_statistics(loaded):
     data = run_json("pmt", "volume-statistics", env=loaded)
     assert data["barcode"] == "VT0001L8" and data["volume-mounts"] >= 1 and 0 <= data["medium-wearout"] < 1
-    text = run("pmt", "volume-statistics", env=loaded).stdout.decode()
+    text = run("pmt", "volume-statistics", env=loaded).stdout
     assert any(line.startswith("barcode") and "VT0001L8" in line for line in text.splitlines())
 
 
@@ -178,12 +185,12 @@ def test_cartridge_memory(loaded):
     attributes = {a["id"]: a for a in run_json("pmt", "cartridge-memory", env=loaded)}
     assert attributes["0806"]["value"] == "VT0001L8" and attributes["0806"]["name"] == "Barcode"
     assert len(attributes["0406"]["value"]) == 8
-    text = run("pmt", "cartridge-memory", env=loaded).stdout.decode()
+    text = run("pmt", "cartridge-memory", env=loaded).stdout
     assert any("0003" in line and "Load Count" in line for line in text.splitlines())
 
 
 def test_scan(env, vtape_library):
-    lines = run("pmt", "scan", "--vtape-library", str(vtape_library.path), env=env).stdout.decode().splitlines()
+    lines = run("pmt", "scan", "--vtape-library", str(vtape_library.path), env=env).stdout.splitlines()
     assert [line.split(" (")[0] for line in lines] == vtape_library.drives
     assert all(" (IBM/ULT3580-TD8/VT" in line and line.endswith(")") for line in lines)
     found = run_json("pmt", "scan", env=dict(env, VTAPE_LIBRARIES=str(vtape_library.path)))
@@ -191,7 +198,7 @@ def test_scan(env, vtape_library):
 
 
 def test_raw_inquiry_hex_dump(env):
-    out = run("pmt", "raw", "12", "00", "00", "00", "24", "00", env=env).stdout.decode()
+    out = run("pmt", "raw", "12", "00", "00", "00", "24", "00", env=env).stdout
     assert out.startswith("INQUIRY [12 00 00 00 24 00]: GOOD, 36 bytes in")
     assert "49 42 4d 20" in out and "IBM" in out
 
@@ -199,7 +206,7 @@ def test_raw_inquiry_hex_dump(env):
 def test_raw_check_condition_shows_decoded_sense(env):
     proc = run("pmt", "raw", "01 00 00 00 00 00", env=env, check=False)
     assert proc.returncode == 1
-    out = proc.stdout.decode()
+    out = proc.stdout
     assert "CHECK CONDITION" in out and "sense: medium not present (sense 2/3A/00 NOT READY" in out
     data = json.loads(run("pmt", "raw", "010000000000", "--output-format", "json", env=env, check=False).stdout)
     assert data["sense"]["asc"] == 0x3A and data["status"] == 2
@@ -208,31 +215,31 @@ def test_raw_check_condition_shows_decoded_sense(env):
 def test_raw_with_data_out_writes_a_block(loaded):
     run("pmt", "raw", "0a 00 00 00 05 00", "--data-out-hex", "68656c6c6f", env=loaded)
     run("pmt", "rewind", env=loaded)
-    assert run("pmt", "read", env=loaded).stdout == b"hello"
+    assert run("pmt", "read", env=loaded, text=False).stdout == b"hello"
 
 
 def test_raw_rejects_a_bad_cdb(env):
-    line = error_line(run("pmt", "raw", "12", "00", env=env, check=False))
+    line = one_error_line(run("pmt", "raw", "12", "00", env=env, check=False))
     assert line == "pmt: error: a CDB is 6 to 16 bytes, '12 00' has 2"
 
 
 def test_trace_prints_cdbs_status_sense_and_duration(env, vtape_library):
     proc = run("pmt", "--trace", "rewind", env=env, check=False)
-    trace = [line for line in proc.stderr.decode().splitlines() if line.startswith("trace: ")]
+    trace = [line for line in proc.stderr.splitlines() if line.startswith("trace: ")]
     assert trace[0].startswith(f"trace: {vtape_library.drives[0]}: INQUIRY [12 00 00 00 24 00] out=0 in=36 -> GOOD")
     assert "REWIND [01 00 00 00 00 00]" in trace[1] and "sense: medium not present" in trace[1]
     assert " ms)" in trace[1]
 
 
 def test_empty_drive_error_line(env, vtape_library):
-    line = error_line(run("pmt", "rewind", env=env, check=False))
+    line = one_error_line(run("pmt", "rewind", env=env, check=False))
     assert line == (f"pmt: error: {vtape_library.drives[0]}: REWIND: medium not present "
                     "(sense 2/3A/00 NOT READY, medium not present)")
 
 
 def test_unit_attention_after_a_load_fails_the_first_command_once(env):
     run("pmtx", "load", "1", env=env)
-    assert "medium may have changed" in error_line(run("pmt", "rewind", env=env, check=False))
+    assert "medium may have changed" in one_error_line(run("pmt", "rewind", env=env, check=False))
     run("pmt", "rewind", env=env)
 
 
@@ -240,12 +247,12 @@ def test_write_protected_cartridge(env, vtape_library):
     vtape_library.control("write-protect", barcode="VT0002L8", on=True)
     run("pmtx", "load", "2", env=env)
     run("pmt", "status", env=env)
-    line = error_line(run("pmt", "weof", env=env, check=False))
+    line = one_error_line(run("pmt", "weof", env=env, check=False))
     assert "WRITE FILEMARKS(6): write protected (sense 7/27/00" in line
 
 
 def test_a_changer_is_not_a_drive(env, vtape_library):
-    line = error_line(run("pmt", "status", "--device", vtape_library.changer, env=env, check=False))
+    line = one_error_line(run("pmt", "status", "--device", vtape_library.changer, env=env, check=False))
     assert line == f"pmt: error: {vtape_library.changer}: not a tape drive (INQUIRY reports changer)"
 
 
@@ -258,15 +265,15 @@ def test_paths_that_are_not_drives(env, tmp_path, name, make):
     path = tmp_path / name
     if make:
         make(path)
-    line = error_line(run("pmt", "rewind", "--device", str(path), env=env, check=False))
+    line = one_error_line(run("pmt", "rewind", "--device", str(path), env=env, check=False))
     assert line.startswith(f"pmt: error: {path}: ")
     assert ("no such device" if make is None else "not a vtape device socket or a SCSI generic device") in line
 
 
 def test_no_device_given(tmp_path):
-    proc = run("pmt", "status", env=clean_env(tmp_path), check=False)
+    proc = run("pmt", "status", env=isolated_env(tmp_path), check=False)
     assert proc.returncode == 2
-    assert error_line(proc) == ("pmt: error: no drive/device specified "
+    assert one_error_line(proc) == ("pmt: error: no drive/device specified "
                                 "(use --drive, --device or the TAPE environment variable)")
 
 
@@ -275,7 +282,7 @@ def test_drive_by_name_from_tape_cfg(vtape_library, tmp_path):
     config.mkdir()
     (config / "tape.cfg").write_text(f"lto: left\n\tpath {vtape_library.drives[0]}\n\n"
                                      f"lto: right\n\tpath {vtape_library.drives[1]}\n")
-    env = clean_env(tmp_path)
+    env = isolated_env(tmp_path)
     assert run_json("pmt", "status", "--drive", "right", env=env)["serial"].endswith("01")
     assert run_json("pmt", "status", env=dict(env, PROXMOX_TAPE_DRIVE="left"))["serial"].endswith("00")
 
@@ -288,14 +295,14 @@ def test_hardware_encryption(loaded, tmp_path):
     assert status["mode"] == "mixed" and status["key-instance-counter"] >= 1
     assert run_json("pmt", "encryption", "--clear", env=loaded)["mode"] == "off"
     key.write_bytes(b"short")
-    line = error_line(run("pmt", "encryption", "--key-file", str(key), env=loaded, check=False))
+    line = one_error_line(run("pmt", "encryption", "--key-file", str(key), env=loaded, check=False))
     assert line.endswith("an AES-256 key is 32 raw bytes or 64 hex digits; the key file has 5 bytes")
     key.write_text("zz" * 32 + "\n")
-    line = error_line(run("pmt", "encryption", "--key-file", str(key), env=loaded, check=False))
+    line = one_error_line(run("pmt", "encryption", "--key-file", str(key), env=loaded, check=False))
     assert line.endswith("the key file has 64 characters, but they are not hex digits "
                          "(an AES-256 key is 32 raw bytes or 64 hex digits)")
 
 
 def test_raw_rejects_bad_data_out_hex(env):
     proc = run("pmt", "raw", "0a 00 00 00 01 00", "--data-out-hex", "zz", env=env, check=False)
-    assert proc.returncode == 2 and "Invalid value for --data-out-hex: 'zz' is not hex" in proc.stderr.decode()
+    assert proc.returncode == 2 and "Invalid value for --data-out-hex: 'zz' is not hex" in proc.stderr

@@ -3,22 +3,14 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
+from tests.helpers.commands import one_error_line, vtape
+
 pytestmark = pytest.mark.vtape
-
-
-def vtape(*args, check=True):
-    result = subprocess.run([sys.executable, "-m", "vtape", *map(str, args)],
-                            capture_output=True, text=True, timeout=60)
-    if check:
-        assert result.returncode == 0, result.stderr
-    return result
 
 
 @pytest.fixture
@@ -31,10 +23,7 @@ def libdir():
 
 
 def one_line_error(result, text):
-    assert result.returncode != 0
-    assert result.stderr.startswith("vtape: error: ") and result.stderr.count("\n") == 1, result.stderr
-    assert text in result.stderr
-    assert "Traceback" not in result.stderr
+    assert text in one_error_line(result, program="vtape")
 
 
 def test_create_start_status_stop(libdir):

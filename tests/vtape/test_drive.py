@@ -5,8 +5,25 @@ import os
 
 import pytest
 
-from tests.helpers.cdb import (LOAD, READ_POSITION_LONG, REQUEST_SENSE, REWIND, TUR, UNLOAD, load, locate10,
-                               locate16, ok, position, read, sense, space, space16, write, write_filemarks)
+from tests.helpers.cdb import (
+    LOAD,
+    READ_POSITION_LONG,
+    REQUEST_SENSE,
+    REWIND,
+    TUR,
+    UNLOAD,
+    load,
+    locate10,
+    locate16,
+    ok,
+    position,
+    read,
+    sense,
+    space,
+    space16,
+    write,
+    write_filemarks,
+)
 
 pytestmark = pytest.mark.vtape
 

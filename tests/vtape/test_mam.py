@@ -7,7 +7,7 @@ import os
 import pytest
 
 from tests.helpers.cdb import load, ok, sense, write
-from tests.vtape.test_drive_status import CLEANING_SLOT, DRIVE0, MIB, SLOT1, StatusBench
+from tests.helpers.status_bench import CLEANING_SLOT, DRIVE0, MIB, SLOT1, StatusBench
 from vtape import media
 from vtape.mam import ATTRIBUTES
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.cdb import REWIND, load, ok, read, sense, write, write_filemarks
-from tests.vtape.test_drive_status import StatusBench
+from tests.helpers.status_bench import StatusBench
 
 KEY = bytes(range(32))
 OTHER_KEY = bytes(range(100, 132))

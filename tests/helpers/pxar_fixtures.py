@@ -1,4 +1,6 @@
-"""Fixture paths, the generated tree description and helpers shared by the pxar tests."""
+"""The PBS reference fixtures as the pxar tests read them: the generated tree description, the
+oracle listing, and sources over fixture files. Importing this module skips a test module when
+the fixtures are missing."""
 
 import hashlib
 import json
@@ -10,11 +12,7 @@ import pytest
 
 from tapefs.pxar.entry import Acl, AclDefault, AclEntry, Metadata
 from tapefs.pxar.source import BytesSource
-
-FIXTURES = Path("/work/shared/fixtures/pbs")
-GENERATED = FIXTURES / "generated"
-ORACLE = FIXTURES / "oracle"
-UPSTREAM = FIXTURES / "upstream"
+from tests.helpers.pbs_reference import FIXTURES, GENERATED, ORACLE, UPSTREAM  # noqa: F401 - for the pxar tests
 
 if not FIXTURES.is_dir():
     pytest.skip(f"PBS fixtures not found at {FIXTURES}", allow_module_level=True)
