@@ -92,10 +92,10 @@ def test_backup_killed_with_sigkill_then_run_again_restores_everything(tape_setu
 @pytest.mark.slow
 def test_vtape_daemon_killed_mid_backup_reports_lost_connection_and_a_later_backup_works(tape_setup, tmp_path):
     # One tape holds it all: the daemon dies while the job writes in the middle of it.
-    add_cartridges(tape_setup.library, 2, "96MiB", "4MiB")
+    add_cartridges(tape_setup.library, 2, "400MiB", "4MiB")
     tape_setup.label("SM0001L8", "SM0002L8")
     for n in range(6):
-        tape_setup.add_snapshot(f"vm/{100 + n}", 2)
+        tape_setup.add_snapshot(f"vm/{100 + n}", 6)
     process = subprocess.Popen([command_path("tapefs"), "backup", "store", "daily", "--drive", "drive0"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
     deadline = time.monotonic() + 120
@@ -103,7 +103,10 @@ def test_vtape_daemon_killed_mid_backup_reports_lost_connection_and_a_later_back
         while len(catalog.snapshots_in_set(inventory.latest_media_set("daily") or "")) < 2:
             assert process.poll() is None and time.monotonic() < deadline
             time.sleep(0.01)
-    time.sleep(0.15)
+    # Frozen at once, so the job (with ~100 MiB still to write) cannot finish before the kill,
+    # however loaded the machine is.
+    tape_setup.library.process.send_signal(signal.SIGSTOP)
+    assert process.poll() is None, "the backup finished before the daemon was stopped"
     tape_setup.library.kill()
     stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == 1 and "Traceback" not in stderr
