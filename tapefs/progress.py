@@ -2,6 +2,7 @@
 
 Every long job takes one ``ProgressCallback``; the datastore, media and job layers all use it.
 """
+
 from __future__ import annotations
 
 import time
@@ -11,13 +12,13 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class ProgressEvent:
-    operation: str          # "backup" / "restore" / "label"
-    message: str            # stable id: "data", "tape-loaded", "snapshot-done", ...
-    current: int            # units done
-    total: int | None       # units expected, when known
-    rate: float             # units per second since the start
+    operation: str  # "backup" / "restore" / "label"
+    message: str  # stable id: "data", "tape-loaded", "snapshot-done", ...
+    current: int  # units done
+    total: int | None  # units expected, when known
+    rate: float  # units per second since the start
     detail: str = ""
-    unit: str = "bytes"     # or "steps"
+    unit: str = "bytes"  # or "steps"
 
 
 ProgressCallback = Callable[[ProgressEvent], None]
@@ -26,8 +27,9 @@ ProgressCallback = Callable[[ProgressEvent], None]
 class ProgressMeter:
     """Counts bytes and hands events to the callback."""
 
-    def __init__(self, operation: str, callback: ProgressCallback | None, total: int | None = None,
-                 unit: str = "bytes"):
+    def __init__(
+        self, operation: str, callback: ProgressCallback | None, total: int | None = None, unit: str = "bytes"
+    ):
         self.operation = operation
         self.unit = unit
         self.callback = callback
@@ -45,5 +47,6 @@ class ProgressMeter:
 
     def emit(self, message: str, detail: str = "") -> None:
         if self.callback is not None:
-            self.callback(ProgressEvent(self.operation, message, self.current, self.total, self.rate(), detail,
-                                        self.unit))
+            self.callback(
+                ProgressEvent(self.operation, message, self.current, self.total, self.rate(), detail, self.unit)
+            )

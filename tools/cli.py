@@ -6,6 +6,7 @@ class (docs/cli.md has the table). Listings use :func:`output_format_option` and
 tables are printed with markup off (a comment holding ``[old]`` prints as written), and long jobs
 report through :func:`progress_reporter`.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -82,8 +83,16 @@ class CommandGroup(click.Group):
         settings = kwargs.setdefault("context_settings", {})
         settings.setdefault("help_option_names", ["-h", "--help"])
         super().__init__(*args, **kwargs)
-        self.params.append(click.Option(["--debug"], is_flag=True, expose_value=False, is_eager=True,
-                                        callback=_enable_debug, help="Show the traceback of a failure."))
+        self.params.append(
+            click.Option(
+                ["--debug"],
+                is_flag=True,
+                expose_value=False,
+                is_eager=True,
+                callback=_enable_debug,
+                help="Show the traceback of a failure.",
+            )
+        )
 
     def failure_message(self, ctx: click.Context, error: BaseException) -> str:
         """What to print after ``PROG: error: `` (a subclass may add the device)."""
@@ -106,8 +115,11 @@ class CommandGroup(click.Group):
         except USER_ERRORS as error:
             self._fail(ctx, self.failure_message(ctx, error), _exit_code(error))
         except Exception as error:  # a bug: say so, and where to see more
-            self._fail(ctx, f"internal error: {type(error).__name__}: {error_message(error)} "
-                            "(run with --debug for the traceback)", ExitCode.INTERNAL)
+            self._fail(
+                ctx,
+                f"internal error: {type(error).__name__}: {error_message(error)} (run with --debug for the traceback)",
+                ExitCode.INTERNAL,
+            )
 
     def _fail(self, ctx: click.Context, message: str, code: int) -> None:
         if ctx.meta.get("debug"):
@@ -119,13 +131,21 @@ class CommandGroup(click.Group):
 def setup_logging(verbose: bool = False) -> None:
     """Log to stderr at TAPEFS_LOG's level (warning by default; ``verbose`` means info)."""
     level_name = "info" if verbose else os.environ.get(LOG_LEVEL_ENV, "warning")
-    logging.basicConfig(level=getattr(logging, level_name.upper(), logging.WARNING), stream=sys.stderr,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=getattr(logging, level_name.upper(), logging.WARNING),
+        stream=sys.stderr,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
 
 
 def output_format_option(fn: Callable) -> Callable:
-    return click.option("--output-format", type=click.Choice(OUTPUT_FORMATS), default="text", show_default=True,
-                        help="Output as text or JSON.")(fn)
+    return click.option(
+        "--output-format",
+        type=click.Choice(OUTPUT_FORMATS),
+        default="text",
+        show_default=True,
+        help="Output as text or JSON.",
+    )(fn)
 
 
 def kebab_keys(value: Any) -> Any:
@@ -159,15 +179,13 @@ def console(stderr: bool = False) -> Console:
     """
     stream = sys.stderr if stderr else sys.stdout
     width = shutil.get_terminal_size((200, 24)).columns if stream.isatty() else 1000
-    return Console(file=stream, width=width, soft_wrap=not stream.isatty(), highlight=False, emoji=False,
-                   markup=False)
+    return Console(file=stream, width=width, soft_wrap=not stream.isatty(), highlight=False, emoji=False, markup=False)
 
 
 def table(*columns: str, right_aligned: tuple[str, ...] = ()) -> Table:
     result = Table(box=box.SIMPLE, show_edge=False, pad_edge=False)
     for column in columns:
-        result.add_column(column, justify="right" if column in right_aligned else "left", no_wrap=True,
-                          overflow="fold")
+        result.add_column(column, justify="right" if column in right_aligned else "left", no_wrap=True, overflow="fold")
     return result
 
 
@@ -238,8 +256,13 @@ def progress_reporter(description: str, enabled: bool = True) -> Iterator[Progre
         yield lambda event: None
         return
     if err.is_terminal:
-        columns = [TextColumn("{task.description}"), BarColumn(), _AmountColumn(), TimeRemainingColumn(),
-                   TextColumn("{task.fields[detail]}")]
+        columns = [
+            TextColumn("{task.description}"),
+            BarColumn(),
+            _AmountColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[detail]}"),
+        ]
         with Progress(*columns, console=err, transient=True, refresh_per_second=5) as bar:
             task = bar.add_task(description, total=None, detail="", unit="bytes")
 
@@ -247,8 +270,14 @@ def progress_reporter(description: str, enabled: bool = True) -> Iterator[Progre
                 title = event.message if event.unit == "steps" else description
                 if event.message == "tape-loaded":
                     title = f"{description} {event.detail}"
-                bar.update(task, description=title, completed=event.current, total=event.total,
-                           detail=event.detail, unit=event.unit)
+                bar.update(
+                    task,
+                    description=title,
+                    completed=event.current,
+                    total=event.total,
+                    detail=event.detail,
+                    unit=event.unit,
+                )
 
             yield draw
         return

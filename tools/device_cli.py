@@ -1,4 +1,5 @@
 """What pmt and pmtx share: device options, output formats, tracing, one-line errors, raw CDBs."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -47,22 +48,36 @@ def trace_option(fn: Callable) -> Callable:
     def enable(ctx: click.Context, _param, value: bool) -> None:
         if value:
             state_of(ctx).trace = True
-    return click.option("--trace", is_flag=True, expose_value=False, callback=enable,
-                        help="Print every CDB, its status, decoded sense and duration to stderr.")(fn)
+
+    return click.option(
+        "--trace",
+        is_flag=True,
+        expose_value=False,
+        callback=enable,
+        help="Print every CDB, its status, decoded sense and duration to stderr.",
+    )(fn)
 
 
 def hex_dump(data: bytes) -> str:
     lines = []
     for offset in range(0, len(data), 16):
-        chunk = data[offset:offset + 16]
+        chunk = data[offset : offset + 16]
         hex_part = " ".join(f"{b:02x}" for b in chunk)
         text = "".join(chr(b) if 0x20 <= b < 0x7F else "." for b in chunk)
         lines.append(f"{offset:08x}  {hex_part:<47}  {text}")
     return "\n".join(lines)
 
 
-def run_raw(state: CliState, path: str, cdb_words: tuple[str, ...], data_in_len: int | None,
-            data_out_hex: str | None, data_out_file: str | None, timeout: float | None, output_format: str) -> int:
+def run_raw(
+    state: CliState,
+    path: str,
+    cdb_words: tuple[str, ...],
+    data_in_len: int | None,
+    data_out_hex: str | None,
+    data_out_file: str | None,
+    timeout: float | None,
+    output_format: str,
+) -> int:
     """Send one CDB as typed; print status, data and decoded sense. Exit status 0 only for GOOD."""
     cdb = parse_hex_cdb(" ".join(cdb_words))
     if data_out_hex is not None and data_out_file is not None:
@@ -82,14 +97,25 @@ def run_raw(state: CliState, path: str, cdb_words: tuple[str, ...], data_in_len:
     with Channel.open(path, state.tracer()) as channel:
         result, sense = channel.execute(cdb, data_out, data_in_len, timeout)
     status_name = STATUS_NAMES.get(result.status, f"{result.status:#04x}")
-    data = {"device": path, "command": command_name(cdb), "cdb": cdb.hex(" "), "status": result.status,
-            "status-name": status_name, "data-length": len(result.data), "residual": result.residual,
-            "duration-us": round(result.duration * 1e6), "data": result.data.hex(),
-            "sense": sense.to_dict() if sense is not None else None}
+    data = {
+        "device": path,
+        "command": command_name(cdb),
+        "cdb": cdb.hex(" "),
+        "status": result.status,
+        "status-name": status_name,
+        "data-length": len(result.data),
+        "residual": result.residual,
+        "duration-us": round(result.duration * 1e6),
+        "data": result.data.hex(),
+        "sense": sense.to_dict() if sense is not None else None,
+    }
 
     def render(out: Console) -> None:
-        out.print(f"{command_name(cdb)} [{cdb.hex(' ')}]: {status_name}, {len(result.data)} bytes in, "
-                  f"residual {result.residual}, {result.duration * 1000:.3f} ms", markup=False)
+        out.print(
+            f"{command_name(cdb)} [{cdb.hex(' ')}]: {status_name}, {len(result.data)} bytes in, "
+            f"residual {result.residual}, {result.duration * 1000:.3f} ms",
+            markup=False,
+        )
         if result.data:
             out.print(hex_dump(result.data), markup=False)
         if sense is not None:
@@ -104,8 +130,13 @@ def scan_command(group: click.Group, kind: str, plural: str) -> None:
     """Register `scan` on a group: list the devices of one kind ("drive" or "changer")."""
 
     @group.command("scan", help=f"List {plural}: path (vendor/model/serial).")
-    @click.option("--vtape-library", "libraries", multiple=True, metavar="LIBDIR",
-                  help=f"Also list this vtape library's {kind}s (repeatable; env VTAPE_LIBRARIES).")
+    @click.option(
+        "--vtape-library",
+        "libraries",
+        multiple=True,
+        metavar="LIBDIR",
+        help=f"Also list this vtape library's {kind}s (repeatable; env VTAPE_LIBRARIES).",
+    )
     @output_format_option
     @trace_option
     def scan(libraries, output_format: str):
@@ -116,6 +147,7 @@ def scan_command(group: click.Group, kind: str, plural: str) -> None:
                 out.print(f"no {plural} found")
             for d in devices:
                 out.print(f"{d.path} ({d.vendor}/{d.model}/{d.serial})", markup=False)
+
         emit(output_format, [d.to_dict() for d in devices], render)
 
 
@@ -142,6 +174,7 @@ class DeviceKind:
 
     def command(self, group: click.Group, name: str, **kwargs) -> Callable:
         """A subcommand that takes the device options and gets the open device as its first argument."""
+
         def wrap(fn):
             @group.command(name, **kwargs)
             @self.options
@@ -151,10 +184,12 @@ class DeviceKind:
                 state = state_of(ctx)
                 state.device = self.path_of(arguments)
                 return fn(ctx.with_resource(self.open(state.device, state.tracer())), **arguments)
+
             command.help = fn.__doc__
             for param in reversed(getattr(fn, "__click_params__", [])):
                 command.params.append(param)
             return command
+
         return wrap
 
 
@@ -163,13 +198,25 @@ def raw_command(group: click.Group, kind: DeviceKind) -> None:
 
     @group.command("raw")
     @click.argument("cdb", nargs=-1, required=True)
-    @click.option("--data-in-len", type=click.IntRange(0, 16 * 1024 * 1024), default=None,
-                  help=f"Data-in buffer size (default {RAW_DEFAULT_DATA_IN}, 0 with data-out).")
+    @click.option(
+        "--data-in-len",
+        type=click.IntRange(0, 16 * 1024 * 1024),
+        default=None,
+        help=f"Data-in buffer size (default {RAW_DEFAULT_DATA_IN}, 0 with data-out).",
+    )
     @click.option("--data-out-hex", default=None, help="Data-out bytes in hex.")
-    @click.option("--data-out-file", type=click.Path(exists=True, dir_okay=False), default=None,
-                  help="Send this file's bytes as data-out.")
-    @click.option("--timeout", type=click.FloatRange(min=0.001), default=None,
-                  help="Command timeout in seconds (default: per opcode).")
+    @click.option(
+        "--data-out-file",
+        type=click.Path(exists=True, dir_okay=False),
+        default=None,
+        help="Send this file's bytes as data-out.",
+    )
+    @click.option(
+        "--timeout",
+        type=click.FloatRange(min=0.001),
+        default=None,
+        help="Command timeout in seconds (default: per opcode).",
+    )
     @kind.options
     @output_format_option
     @trace_option

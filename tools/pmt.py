@@ -1,4 +1,5 @@
 """pmt: control a tape drive (the commands and semantics of Proxmox's pmt, plus raw and --trace)."""
+
 from __future__ import annotations
 
 import sys
@@ -23,8 +24,13 @@ def pmt(ctx: click.Context):
     state_of(ctx)
 
 
-DRIVE = DeviceKind("drive", "Drive name from tape.cfg.", "Drive device path (/dev/sgN, /dev/tape/by-id/…, a vtape socket).",
-                   select_drive_path, Drive.open)
+DRIVE = DeviceKind(
+    "drive",
+    "Drive name from tape.cfg.",
+    "Drive device path (/dev/sgN, /dev/tape/by-id/…, a vtape socket).",
+    select_drive_path,
+    Drive.open,
+)
 
 
 def drive_command(name: str, **kwargs):
@@ -181,6 +187,7 @@ def tape_alert_flags(drive: Drive, output_format: str):
             out.print("no TapeAlert flags set")
         for n in flags:
             out.print(f"{n:#04x} {flag_name(n)}", markup=False)
+
     emit(output_format, data, render)
 
 
@@ -206,12 +213,17 @@ def cartridge_memory(drive: Drive, output_format: str):
         for a in data:
             table.add_row(a["id"], a["name"], format_value(a["value"]))
         out.print(table)
+
     emit(output_format, data, render)
 
 
 @drive_command("encryption")
-@click.option("--key-file", type=click.File("rb"), default=None,
-              help="Encrypt from now on with this AES-256 key (32 bytes, raw or as 64 hex digits).")
+@click.option(
+    "--key-file",
+    type=click.File("rb"),
+    default=None,
+    help="Encrypt from now on with this AES-256 key (32 bytes, raw or as 64 hex digits).",
+)
 @click.option("--clear", is_flag=True, default=False, help="Switch hardware encryption off.")
 @output_format_option
 def encryption(drive: Drive, key_file, clear: bool, output_format: str):
@@ -234,8 +246,10 @@ def _read_key(raw: bytes) -> bytes:
         try:
             return bytes.fromhex(text.decode("ascii"))
         except ValueError:
-            raise ValueError("the key file has 64 characters, but they are not hex digits "
-                             "(an AES-256 key is 32 raw bytes or 64 hex digits)") from None
+            raise ValueError(
+                "the key file has 64 characters, but they are not hex digits "
+                "(an AES-256 key is 32 raw bytes or 64 hex digits)"
+            ) from None
     raise ValueError(f"an AES-256 key is 32 raw bytes or 64 hex digits; the key file has {len(raw)} bytes")
 
 
@@ -253,9 +267,16 @@ def write(drive: Drive, source, block_size: int):
 
 
 @drive_command("read")
-@click.option("--output", "target", type=click.File("wb"), default="-", help="Where to write the data (default stdout).")
-@click.option("--block-size", type=click.IntRange(1, MAX_BLOCK_SIZE), default=DEFAULT_BLOCK_SIZE, show_default=True,
-              help="Read buffer: the largest block expected.")
+@click.option(
+    "--output", "target", type=click.File("wb"), default="-", help="Where to write the data (default stdout)."
+)
+@click.option(
+    "--block-size",
+    type=click.IntRange(1, MAX_BLOCK_SIZE),
+    default=DEFAULT_BLOCK_SIZE,
+    show_default=True,
+    help="Read buffer: the largest block expected.",
+)
 def read(drive: Drive, target, block_size: int):
     """Read blocks from the current position to the end of the file (its filemark is passed).
     Fails at end of data when there was nothing left to read."""

@@ -1,4 +1,5 @@
 """pmtx: control a medium changer (the commands of Proxmox's pmtx, plus raw and --trace)."""
+
 from __future__ import annotations
 
 import sys
@@ -22,8 +23,13 @@ def pmtx(ctx: click.Context):
     state_of(ctx)
 
 
-CHANGER = DeviceKind("changer", "Changer name from tape.cfg.", "Changer device path (/dev/sgN, a vtape changer socket).",
-                     select_changer_path, Changer.open)
+CHANGER = DeviceKind(
+    "changer",
+    "Changer name from tape.cfg.",
+    "Changer device path (/dev/sgN, a vtape changer socket).",
+    select_changer_path,
+    Changer.open,
+)
 
 
 def changer_command(name: str):
@@ -35,10 +41,19 @@ def changer_command(name: str):
 def inquiry(changer: Changer, output_format: str):
     """Device type, vendor, product and revision."""
     identity = changer.inquiry()
-    data = {"peripheral-type": identity.device_type, "type": identity.device_type_name, "vendor": identity.vendor,
-            "product": identity.product, "revision": identity.revision}
-    rows = [("Type", data["type"]), ("Vendor", data["vendor"]), ("Product", data["product"]),
-            ("Revision", data["revision"])]
+    data = {
+        "peripheral-type": identity.device_type,
+        "type": identity.device_type_name,
+        "vendor": identity.vendor,
+        "product": identity.product,
+        "revision": identity.revision,
+    }
+    rows = [
+        ("Type", data["type"]),
+        ("Vendor", data["vendor"]),
+        ("Product", data["product"]),
+        ("Revision", data["revision"]),
+    ]
     emit(output_format, data, lambda out: out.print(key_value_table(rows)))
 
 
@@ -57,8 +72,12 @@ def load(changer: Changer, slot: int, drivenum: int):
 
 
 @changer_command("unload")
-@click.option("--slot", type=SLOT, default=None,
-              help="Target slot (default: the slot it came from if empty, else the first free slot).")
+@click.option(
+    "--slot",
+    type=SLOT,
+    default=None,
+    help="Target slot (default: the slot it came from if empty, else the first free slot).",
+)
 @click.option("--drivenum", type=DRIVE_NUMBER, default=0, show_default=True, help="Drive number (0-based).")
 def unload(changer: Changer, slot: int | None, drivenum: int):
     """Move a drive's cartridge back to a storage slot."""
@@ -77,16 +96,35 @@ def _render_status(status: ChangerStatus):
     def render(out):
         table = simple_table("element", "address", "status", "barcode", "from slot", "drive serial")
         for transport in status.transports:
-            table.add_row("transport", str(transport.address), "full" if transport.full else "empty",
-                          format_value(transport.barcode), "", "")
+            table.add_row(
+                "transport",
+                str(transport.address),
+                "full" if transport.full else "empty",
+                format_value(transport.barcode),
+                "",
+                "",
+            )
         for drive in status.drives:
-            table.add_row(f"drive {drive.number}", str(drive.address), "full" if drive.full else "empty",
-                          format_value(drive.barcode), format_value(drive.loaded_slot), format_value(drive.serial))
+            table.add_row(
+                f"drive {drive.number}",
+                str(drive.address),
+                "full" if drive.full else "empty",
+                format_value(drive.barcode),
+                format_value(drive.loaded_slot),
+                format_value(drive.serial),
+            )
         for slot in status.slots:
             kind = "import/export" if slot.import_export else "slot"
-            table.add_row(f"{kind} {slot.number}", str(slot.address), "full" if slot.full else "empty",
-                          format_value(slot.barcode), "", "")
+            table.add_row(
+                f"{kind} {slot.number}",
+                str(slot.address),
+                "full" if slot.full else "empty",
+                format_value(slot.barcode),
+                "",
+                "",
+            )
         out.print(table)
+
     return render
 
 

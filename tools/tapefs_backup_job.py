@@ -4,6 +4,7 @@
 daemon, so ``schedule`` is only kept and shown (``next-run``); run jobs from cron or a systemd
 timer. ``notify-user`` and ``notification-mode`` are kept for PBS and ignored.
 """
+
 from __future__ import annotations
 
 import time
@@ -27,8 +28,10 @@ from tapefs_tools.cli import emit, format_value, key_value_table, output_format_
 from tapefs_tools.tapefs_tape_jobs import backup, wait_option
 
 LIST_COLUMNS = ("id", "store", "pool", "drive", "schedule", "next-run", "comment")
-IGNORED_NOTE = ("note: tapefs sends no notifications; notify-user and notification-mode are kept in "
-                "tape-job.cfg for PBS and ignored")
+IGNORED_NOTE = (
+    "note: tapefs sends no notifications; notify-user and notification-mode are kept in "
+    "tape-job.cfg for PBS and ignored"
+)
 
 
 def _job_dict(job: TapeJobConfig) -> dict:
@@ -78,27 +81,39 @@ def job_show(job_id: str, output_format: str) -> None:
 
 def job_options(required: bool) -> Callable[[Callable], Callable]:
     def decorate(fn: Callable) -> Callable:
-        for option in reversed((
-            click.option("--store", required=required, help="Datastore to back up."),
-            click.option("--pool", required=required, help="Media pool to write to."),
-            click.option("--drive", required=required, help="Drive name from tape.cfg."),
-            click.option("--schedule", default=None, help="Calendar event (kept and shown; nothing runs it)."),
-            click.option("--eject-media", type=click.BOOL, default=None, help="Eject the tape at the end."),
-            click.option("--export-media-set", type=click.BOOL, default=None,
-                         help="Move the set's tapes to import/export slots at the end."),
-            click.option("--latest-only", type=click.BOOL, default=None,
-                         help="Only the newest snapshot of each group."),
-            click.option("--notify-user", default=None, help="Kept for PBS; tapefs sends no mail."),
-            click.option("--notification-mode", default=None, help="Kept for PBS; tapefs sends no mail."),
-            click.option("--group-filter", "group_filter", multiple=True,
-                         help="[include:|exclude:]type:T | group:T/ID | regex:RE (repeatable; "
-                              "on update the list replaces the old one)."),
-            click.option("--ns", default=None, help="Namespace to back up (default: root), with its children."),
-            click.option("--max-depth", type=int, default=None, help="Namespace levels below --ns (0..7)."),
-            click.option("--comment", default=None, help="Free text."),
-        )):
+        for option in reversed(
+            (
+                click.option("--store", required=required, help="Datastore to back up."),
+                click.option("--pool", required=required, help="Media pool to write to."),
+                click.option("--drive", required=required, help="Drive name from tape.cfg."),
+                click.option("--schedule", default=None, help="Calendar event (kept and shown; nothing runs it)."),
+                click.option("--eject-media", type=click.BOOL, default=None, help="Eject the tape at the end."),
+                click.option(
+                    "--export-media-set",
+                    type=click.BOOL,
+                    default=None,
+                    help="Move the set's tapes to import/export slots at the end.",
+                ),
+                click.option(
+                    "--latest-only", type=click.BOOL, default=None, help="Only the newest snapshot of each group."
+                ),
+                click.option("--notify-user", default=None, help="Kept for PBS; tapefs sends no mail."),
+                click.option("--notification-mode", default=None, help="Kept for PBS; tapefs sends no mail."),
+                click.option(
+                    "--group-filter",
+                    "group_filter",
+                    multiple=True,
+                    help="[include:|exclude:]type:T | group:T/ID | regex:RE (repeatable; "
+                    "on update the list replaces the old one).",
+                ),
+                click.option("--ns", default=None, help="Namespace to back up (default: root), with its children."),
+                click.option("--max-depth", type=int, default=None, help="Namespace levels below --ns (0..7)."),
+                click.option("--comment", default=None, help="Free text."),
+            )
+        ):
             fn = option(fn)
         return fn
+
     return decorate
 
 
@@ -122,9 +137,12 @@ def job_create(job_id: str, **properties) -> None:
 @backup_job.command("update")
 @click.argument("job_id", metavar="ID")
 @job_options(required=False)
-@click.option("--delete", multiple=True, type=click.Choice([key for key in config_keys(TapeJobConfig)
-                                                            if key not in ("store", "pool", "drive")]),
-              help="Remove a property (repeatable).")
+@click.option(
+    "--delete",
+    multiple=True,
+    type=click.Choice([key for key in config_keys(TapeJobConfig) if key not in ("store", "pool", "drive")]),
+    help="Remove a property (repeatable).",
+)
 @click.option("--digest", default=None, help="Refuse if tape-job.cfg changed since this digest was shown.")
 def job_update(job_id: str, delete, digest, **properties) -> None:
     """Change a job."""
@@ -146,7 +164,18 @@ def job_remove(job_id: str) -> None:
 def job_run(ctx: click.Context, job_id: str, wait_seconds: float, output_format: str) -> None:
     """Run a job now: `tapefs backup` with the job's store, pool, drive and options."""
     job = load_tape_job(job_id)
-    ctx.invoke(backup, store=job.store, pool=job.pool, drive=job.drive, latest_only=bool(job.latest_only),
-               namespace=job.ns, max_depth=job.max_depth, group_filters=job.group_filter,
-               eject_media=bool(job.eject_media), export_media_set=bool(job.export_media_set),
-               force_media_set=False, wait_seconds=wait_seconds, output_format=output_format)
+    ctx.invoke(
+        backup,
+        store=job.store,
+        pool=job.pool,
+        drive=job.drive,
+        latest_only=bool(job.latest_only),
+        namespace=job.ns,
+        max_depth=job.max_depth,
+        group_filters=job.group_filter,
+        eject_media=bool(job.eject_media),
+        export_media_set=bool(job.export_media_set),
+        force_media_set=False,
+        wait_seconds=wait_seconds,
+        output_format=output_format,
+    )

@@ -1,5 +1,6 @@
 """``tapefs catalog``, ``tapefs scan`` and the catalog part of ``tapefs inventory --catalog``:
 thin commands over ``tapefs.jobs.catalog_rebuild`` and ``tapefs.jobs.tape_scan``."""
+
 from __future__ import annotations
 
 import contextlib
@@ -18,8 +19,9 @@ from tapefs.progress import ProgressEvent
 from tapefs_tools.cli import emit, format_value, output_format_option, progress_reporter, simple_table
 from tapefs_tools.tapefs_tape_jobs import drive_option
 
-label_text_option = click.option("--label-text", default=None,
-                                 help="Load this tape through the changer (default: the tape in the drive).")
+label_text_option = click.option(
+    "--label-text", default=None, help="Load this tape through the changer (default: the tape in the drive)."
+)
 
 
 @contextlib.contextmanager
@@ -33,8 +35,11 @@ def catalog_progress(label_text: str | None):
             if event.message == "tape-loaded":
                 tape[0] = event.detail
             elif event.message == "scan-started":
-                click.echo(f"scanning tape {tape[0]} from file {event.detail}; if interrupted, "
-                           f"run `{_rerun_command()}` again: it continues after the last file registered", err=True)
+                click.echo(
+                    f"scanning tape {tape[0]} from file {event.detail}; if interrupted, "
+                    f"run `{_rerun_command()}` again: it continues after the last file registered",
+                    err=True,
+                )
             elif event.message == "file-done":
                 files[0] = int(event.detail) + 1
             detail = event.detail if event.message == "tape-loaded" else f"{files[0]} files"
@@ -62,8 +67,9 @@ def _summary_lines(result: CatalogRebuildResult, verbose: bool) -> list[str]:
     else:
         lines = [f"{where}: nothing to catalog"]
     if result.inventorized:
-        lines.append(f"added {result.label_text} to the inventory (media set {result.media_set}, "
-                     f"member {result.seq_nr})")
+        lines.append(
+            f"added {result.label_text} to the inventory (media set {result.media_set}, member {result.seq_nr})"
+        )
     lines += [f"note: {note}" for note in result.notes]
     lines += [f"damaged: file {d['file']} ({d['type']}): {d['error']}" for d in result.damaged]
     if result.other_catalogs:
@@ -76,8 +82,10 @@ def _summary_lines(result: CatalogRebuildResult, verbose: bool) -> list[str]:
             lines.append(f"file {report.file_number}: {what}{chunks}" + (f" ({note})" if note else ""))
             lines += [f"  chunk {c.digest.hex()} offset {c.offset} size {c.size}" for c in report.locations]
     rate = result.bytes_read / result.seconds / 1e6 if result.seconds else 0.0
-    lines.append(f"{result.archives} archives: {result.snapshots} snapshots, {result.chunks} chunks; "
-                 f"{result.bytes_read} bytes read in {result.seconds:.1f} s ({rate:.1f} MB/s)")
+    lines.append(
+        f"{result.archives} archives: {result.snapshots} snapshots, {result.chunks} chunks; "
+        f"{result.bytes_read} bytes read in {result.seconds:.1f} s ({rate:.1f} MB/s)"
+    )
     return lines
 
 
@@ -91,13 +99,18 @@ def _summary_lines(result: CatalogRebuildResult, verbose: bool) -> list[str]:
 def catalog(label_text, scan, force, verbose, drive, output_format):
     """Restore the media catalog of a tape from the tape: fast from the catalog archive written
     after the data, or (--scan, and when there is none) by reading every file."""
-    with (Inventory.open() as inventory, MediaCatalog.open() as media_catalog, _session(drive) as session,
-          catalog_progress(label_text) as progress):
+    with (
+        Inventory.open() as inventory,
+        MediaCatalog.open() as media_catalog,
+        _session(drive) as session,
+        catalog_progress(label_text) as progress,
+    ):
         result = rebuild_catalog(session, inventory, media_catalog, label_text, scan, force, progress)
 
     def render(out) -> None:
         for line in _summary_lines(result, verbose):
             out.print(line)
+
     emit(output_format, result.to_dict(), render)
 
 
@@ -144,10 +157,20 @@ def scan(label_text, drive, output_format):
             table.columns[SCAN_COLUMNS.index(name)].no_wrap = True
         table.columns[SCAN_COLUMNS.index("uuid")].min_width = 36
         for report in reports:
-            values = (report.file_number, report.kind, report.content_uuid, report.part_number, report.store,
-                      report.snapshot, report.chunks, report.size, _describe(report))
+            values = (
+                report.file_number,
+                report.kind,
+                report.content_uuid,
+                report.part_number,
+                report.store,
+                report.snapshot,
+                report.chunks,
+                report.size,
+                _describe(report),
+            )
             table.add_row(*(format_value(value) for value in values))
         out.print(table)
+
     emit(output_format, [report.to_dict() for report in reports], render)
 
 

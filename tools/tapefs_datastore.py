@@ -22,11 +22,16 @@ from tapefs.pxar.errors import ExistingEntryError
 from tapefs.pxar.extract import Overwrite
 from tapefs_tools.cli import emit_json, human_size, output_format_option, print_table, progress_reporter
 
-OVERWRITE_OPTIONS = {Overwrite.FILES: "--overwrite-files", Overwrite.SYMLINKS: "--overwrite-symlinks",
-                     Overwrite.HARDLINKS: "--overwrite-hardlinks"}
+OVERWRITE_OPTIONS = {
+    Overwrite.FILES: "--overwrite-files",
+    Overwrite.SYMLINKS: "--overwrite-symlinks",
+    Overwrite.HARDLINKS: "--overwrite-hardlinks",
+}
 PASSPHRASE_ENV = "TAPEFS_KEY_PASSPHRASE"
 
-namespace_option = click.option("--ns", "namespace", default="", metavar="NS", help="Namespace, e.g. site/a (default: root).")
+namespace_option = click.option(
+    "--ns", "namespace", default="", metavar="NS", help="Namespace, e.g. site/a (default: root)."
+)
 keyfile_option = click.option(
     "--keyfile",
     type=click.Path(exists=True, dir_okay=False),
@@ -43,8 +48,10 @@ def _load_key(keyfile: str | None) -> CryptConfig | None:
         text = os.environ.get(PASSPHRASE_ENV)
         if text is None:
             if not sys.stdin.isatty():
-                raise InvalidInput(f"{keyfile} is protected by a passphrase and there is no terminal to ask for it: "
-                                   f"set {PASSPHRASE_ENV}")
+                raise InvalidInput(
+                    f"{keyfile} is protected by a passphrase and there is no terminal to ask for it: "
+                    f"set {PASSPHRASE_ENV}"
+                )
             text = click.prompt(f"Passphrase for {keyfile}", hide_input=True, err=True)
         passphrase = text.encode("utf-8")
     return key_config.decrypt(passphrase)
@@ -77,11 +84,12 @@ def fix_permissions_command(name: str, group: str | None, output_format: str) ->
     store = DatastoreRegistry().lookup(name)
     report = fix_permissions(store.root, group_id(group) if group is not None else None)
     if output_format != "text":
-        emit_json({"directories": report.directories, "files": report.files, "changed": report.changed},
-                   output_format)
+        emit_json({"directories": report.directories, "files": report.files, "changed": report.changed}, output_format)
     else:
-        click.echo(f"checked {report.directories} directories and {report.files} files of datastore {name}, "
-                   f"changed {report.changed}")
+        click.echo(
+            f"checked {report.directories} directories and {report.files} files of datastore {name}, "
+            f"changed {report.changed}"
+        )
 
 
 @datastore.command()
@@ -123,13 +131,23 @@ def snapshots(name: str, namespace: str, output_format: str) -> None:
         for group in store.list_groups(ns):
             unfinished = {u.snapshot: u for u in store.unfinished_snapshots(group)}
             for info in store.list_snapshots(group, include_unfinished=True):
-                row = {"ns": str(ns), "group": str(group), "snapshot": str(info.snapshot),
-                       "backup-time": info.snapshot.backup_time}
+                row = {
+                    "ns": str(ns),
+                    "group": str(group),
+                    "snapshot": str(info.snapshot),
+                    "backup-time": info.snapshot.backup_time,
+                }
                 if not info.finished:
                     if info.snapshot not in unfinished:  # finished or removed since the listing
                         continue
-                    row.update({"size": None, "files": [], "unfinished": unfinished[info.snapshot].state,
-                                "error": f"unfinished snapshot ({unfinished[info.snapshot].describe()})"})
+                    row.update(
+                        {
+                            "size": None,
+                            "files": [],
+                            "unfinished": unfinished[info.snapshot].state,
+                            "error": f"unfinished snapshot ({unfinished[info.snapshot].describe()})",
+                        }
+                    )
                     rows.append(row)
                     continue
                 try:
@@ -139,7 +157,9 @@ def snapshots(name: str, namespace: str, output_format: str) -> None:
                     row.update({"size": None, "files": [], "error": str(exc)})
                 else:
                     row["size"] = sum(f.size for f in manifest.files)
-                    row["files"] = [{"filename": f.filename, "size": f.size, "crypt-mode": f.crypt_mode} for f in manifest.files]
+                    row["files"] = [
+                        {"filename": f.filename, "size": f.size, "crypt-mode": f.crypt_mode} for f in manifest.files
+                    ]
                 rows.append(row)
     if output_format != "text":
         emit_json(rows, output_format)
@@ -147,9 +167,14 @@ def snapshots(name: str, namespace: str, output_format: str) -> None:
         print_table(
             ["namespace", "snapshot", "size", "files"],
             [
-                [r["ns"] or "/", r["snapshot"], human_size(r["size"]) if r["size"] is not None else "?",
-                 ("(unfinished, see below)" if "unfinished" in r else "(unreadable, see below)") if "error" in r
-                 else " ".join(f["filename"] for f in r["files"])]
+                [
+                    r["ns"] or "/",
+                    r["snapshot"],
+                    human_size(r["size"]) if r["size"] is not None else "?",
+                    ("(unfinished, see below)" if "unfinished" in r else "(unreadable, see below)")
+                    if "error" in r
+                    else " ".join(f["filename"] for f in r["files"]),
+                ]
                 for r in rows
             ],
             right_aligned=("size",),
@@ -163,8 +188,10 @@ def snapshots(name: str, namespace: str, output_format: str) -> None:
 
 def _check_change_detection_mode(ctx, param, value: str) -> str:
     if value == "metadata":
-        raise click.BadParameter("PBS's metadata mode (reusing the previous snapshot's chunks for unchanged files) "
-                                 "is not supported; use data, which reads every file")
+        raise click.BadParameter(
+            "PBS's metadata mode (reusing the previous snapshot's chunks for unchanged files) "
+            "is not supported; use data, which reads every file"
+        )
     if value not in CHANGE_DETECTION_MODES:
         raise click.BadParameter(f"{value!r} is not one of {', '.join(CHANGE_DETECTION_MODES)}")
     return value
@@ -176,13 +203,24 @@ def _check_change_detection_mode(ctx, param, value: str) -> str:
 @click.argument("sources", metavar="SOURCE...", nargs=-1, required=True)
 @namespace_option
 @keyfile_option
-@click.option("--change-detection-mode", metavar="[legacy|data]", default="legacy", show_default=True,
-              callback=_check_change_detection_mode,
-              help="As in proxmox-backup-client: legacy writes pxar v1 archives and a file catalog; data writes split "
-                   "archives (NAME.mpxar + NAME.ppxar, file contents chunked at file starts). PBS's metadata mode "
-                   "(reusing unchanged files' chunks) is not supported.")
-def backup_command(name: str, group_name: str, sources: tuple[str, ...], namespace: str, keyfile: str | None,
-                   change_detection_mode: str) -> None:
+@click.option(
+    "--change-detection-mode",
+    metavar="[legacy|data]",
+    default="legacy",
+    show_default=True,
+    callback=_check_change_detection_mode,
+    help="As in proxmox-backup-client: legacy writes pxar v1 archives and a file catalog; data writes split "
+    "archives (NAME.mpxar + NAME.ppxar, file contents chunked at file starts). PBS's metadata mode "
+    "(reusing unchanged files' chunks) is not supported.",
+)
+def backup_command(
+    name: str,
+    group_name: str,
+    sources: tuple[str, ...],
+    namespace: str,
+    keyfile: str | None,
+    change_detection_mode: str,
+) -> None:
     """Back up SOURCEs into a new snapshot of group TYPE/ID (type: host, vm or ct).
 
     A directory becomes root.pxar (with a file catalog), a file or block device
@@ -191,8 +229,14 @@ def backup_command(name: str, group_name: str, sources: tuple[str, ...], namespa
     store = DatastoreRegistry().lookup(name)
     group = BackupGroup.parse(group_name, BackupNamespace.parse(namespace))
     with progress_reporter(f"backup {group}") as progress:
-        result = backup(store, group, parse_sources(list(sources)), _load_key(keyfile),
-                        change_detection_mode=change_detection_mode, progress=progress)
+        result = backup(
+            store,
+            group,
+            parse_sources(list(sources)),
+            _load_key(keyfile),
+            change_detection_mode=change_detection_mode,
+            progress=progress,
+        )
     stats = result.stats
     for leftover in result.removed_leftovers:
         click.echo(f"removed unfinished snapshot {leftover} (left by an interrupted backup)")
@@ -215,17 +259,33 @@ def backup_command(name: str, group_name: str, sources: tuple[str, ...], namespa
 @namespace_option
 @keyfile_option
 @click.option("--sync", is_flag=True, help="fsync a restored image before it gets its final name.")
-@click.option("--overwrite", is_flag=True,
-              help="Replace existing files, symlinks and hardlinks, and give existing directories the archive's "
-                   "owner, mode and times.")
-@click.option("--overwrite-files", is_flag=True,
-              help="Replace existing entries where the archive has a file (or device node, FIFO, socket); "
-                   "an image may replace an existing file.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace existing files, symlinks and hardlinks, and give existing directories the archive's "
+    "owner, mode and times.",
+)
+@click.option(
+    "--overwrite-files",
+    is_flag=True,
+    help="Replace existing entries where the archive has a file (or device node, FIFO, socket); "
+    "an image may replace an existing file.",
+)
 @click.option("--overwrite-symlinks", is_flag=True, help="Replace existing entries where the archive has a symlink.")
 @click.option("--overwrite-hardlinks", is_flag=True, help="Replace existing entries where the archive has a hardlink.")
-def restore_command(name: str, snapshot_name: str, archive: str, target: str, namespace: str, keyfile: str | None,
-                    sync: bool, overwrite: bool, overwrite_files: bool, overwrite_symlinks: bool,
-                    overwrite_hardlinks: bool) -> None:
+def restore_command(
+    name: str,
+    snapshot_name: str,
+    archive: str,
+    target: str,
+    namespace: str,
+    keyfile: str | None,
+    sync: bool,
+    overwrite: bool,
+    overwrite_files: bool,
+    overwrite_symlinks: bool,
+    overwrite_hardlinks: bool,
+) -> None:
     """Restore ARCHIVE of SNAPSHOT (TYPE/ID/TIME) to TARGET: a .pxar archive into a directory,
     an .img archive into a new file (or an existing block device).
 
@@ -234,8 +294,11 @@ def restore_command(name: str, snapshot_name: str, archive: str, target: str, na
     store = DatastoreRegistry().lookup(name)
     snapshot = BackupSnapshot.parse(snapshot_name, BackupNamespace.parse(namespace))
     allowed = Overwrite.ALL if overwrite else Overwrite.NONE
-    for given, flag in ((overwrite_files, Overwrite.FILES), (overwrite_symlinks, Overwrite.SYMLINKS),
-                        (overwrite_hardlinks, Overwrite.HARDLINKS)):
+    for given, flag in (
+        (overwrite_files, Overwrite.FILES),
+        (overwrite_symlinks, Overwrite.SYMLINKS),
+        (overwrite_hardlinks, Overwrite.HARDLINKS),
+    ):
         if given:
             allowed |= flag
     try:
@@ -270,12 +333,15 @@ def verify(name: str, keyfile: str | None, mark_bad: bool, output_format: str) -
                 "chunks": report.chunk_count,
                 "crc-only": report.crc_only_count,
                 "key-mismatch": {k: v for k, v in sorted(report.key_mismatches.items())},
-                "open-to-others": {"directories": report.permissions.open_directories,
-                                   "files": report.permissions.open_files},
+                "open-to-others": {
+                    "directories": report.permissions.open_directories,
+                    "files": report.permissions.open_files,
+                },
                 "bad-chunks": bad,
                 "snapshot-errors": {k: v for k, v in sorted(report.snapshot_errors.items())},
-                "unfinished-snapshots": [{"snapshot": snapshot_label(u), "state": u.state, "detail": u.describe()}
-                                         for u in report.unfinished],
+                "unfinished-snapshots": [
+                    {"snapshot": snapshot_label(u), "state": u.state, "detail": u.describe()} for u in report.unfinished
+                ],
             },
             output_format,
         )
@@ -290,15 +356,20 @@ def verify(name: str, keyfile: str | None, mark_bad: bool, output_format: str) -
         for unfinished in report.unfinished:
             click.echo(f"unfinished snapshot {snapshot_label(unfinished)} ({unfinished.describe()})")
         if report.permissions.open_to_others:
-            click.echo(f"warning: {report.permissions.open_directories} directories and {report.permissions.open_files} "
-                       f"files of datastore {name} are open to other users; "
-                       f"'tapefs datastore fix-permissions {name}' restricts them")
+            click.echo(
+                f"warning: {report.permissions.open_directories} directories and {report.permissions.open_files} "
+                f"files of datastore {name} are open to other users; "
+                f"'tapefs datastore fix-permissions {name}' restricts them"
+            )
         for snapshot, mismatch in sorted(report.key_mismatches.items()):
             click.echo(f"snapshot {snapshot}: {mismatch}; its chunks were checked by CRC only")
         reason = "no matching key" if keyfile else "no key"
         crc_only = f" ({report.crc_only_count} encrypted, CRC only: {reason})" if report.crc_only_count else ""
-        verdict = "ok" if report.ok else f"FAILED: {len(bad)} bad chunks, {len(report.affected_snapshots())} snapshots affected"
+        verdict = (
+            "ok"
+            if report.ok
+            else f"FAILED: {len(bad)} bad chunks, {len(report.affected_snapshots())} snapshots affected"
+        )
         click.echo(f"verified {report.snapshot_count} snapshots, {report.chunk_count} chunks{crc_only}: {verdict}")
     if not report.ok:
         sys.exit(1)
-

@@ -32,14 +32,21 @@ from tapefs.datastore.sync import sync_datastores
 from tapefs_tools.cli import emit_json, human_size, output_format_option, print_table
 from tapefs_tools.tapefs_datastore import namespace_option
 
-max_depth_option = click.option("--max-depth", type=click.IntRange(0, 7), default=None,
-                                help="Namespace levels below NS to include (default: all).")
+max_depth_option = click.option(
+    "--max-depth", type=click.IntRange(0, 7), default=None, help="Namespace levels below NS to include (default: all)."
+)
 
 
 def keep_options(function):
     for rule in reversed(KEEP_RULES):
-        function = click.option(f"--{rule}", rule.replace("-", "_"), type=click.IntRange(min=0), default=None,
-                                metavar="N", help=f"PBS's {rule}.")(function)
+        function = click.option(
+            f"--{rule}",
+            rule.replace("-", "_"),
+            type=click.IntRange(min=0),
+            default=None,
+            metavar="N",
+            help=f"PBS's {rule}.",
+        )(function)
     return function
 
 
@@ -131,8 +138,15 @@ def owner(name: str, group_name: str, namespace: str, new_owner: str | None, out
         click.echo(current)
 
 
-def _run_prune(store_name: str, keep: KeepOptions, namespace: BackupNamespace, max_depth: int | None,
-               group: BackupGroup | None, dry_run: bool, output_format: str) -> None:
+def _run_prune(
+    store_name: str,
+    keep: KeepOptions,
+    namespace: BackupNamespace,
+    max_depth: int | None,
+    group: BackupGroup | None,
+    dry_run: bool,
+    output_format: str,
+) -> None:
     store = DatastoreRegistry().lookup(store_name)
     results = prune_datastore(store, keep, namespace, max_depth, group, dry_run)
     rows = []
@@ -144,23 +158,41 @@ def _run_prune(store_name: str, keep: KeepOptions, namespace: BackupNamespace, m
                 action = "failed"
             elif snapshot in result.skipped:
                 action = "kept-running"
-            rows.append({"ns": str(snapshot.group.namespace), "snapshot": str(snapshot),
-                         "action": action, "rule": decision.rule, "finished": decision.candidate.finished,
-                         "error": result.errors.get(snapshot)})
+            rows.append(
+                {
+                    "ns": str(snapshot.group.namespace),
+                    "snapshot": str(snapshot),
+                    "action": action,
+                    "rule": decision.rule,
+                    "finished": decision.candidate.finished,
+                    "error": result.errors.get(snapshot),
+                }
+            )
     failed = [row for row in rows if row["error"]]
     if output_format != "text":
         emit_json({"dry-run": dry_run, "snapshots": rows}, output_format)
     else:
         if rows:
-            print_table(["namespace", "snapshot", "action", "rule"],
-                         [[r["ns"] or "/", r["snapshot"] + ("" if r["finished"] else " (unfinished)"), r["action"],
-                           r["rule"] or ""] for r in rows])
+            print_table(
+                ["namespace", "snapshot", "action", "rule"],
+                [
+                    [
+                        r["ns"] or "/",
+                        r["snapshot"] + ("" if r["finished"] else " (unfinished)"),
+                        r["action"],
+                        r["rule"] or "",
+                    ]
+                    for r in rows
+                ],
+            )
         for row in failed:
             click.echo(f"{row['snapshot']}: {row['error']}", err=True)
         removed = sum(r["action"] == "remove" for r in rows)
         verb = "would remove" if dry_run else "removed"
-        click.echo(f"{verb} {removed} of {len(rows)} snapshots in {len(results)} groups"
-                   + ("" if keep.keeps_something else " (no keep option given: everything is kept)"))
+        click.echo(
+            f"{verb} {removed} of {len(rows)} snapshots in {len(results)} groups"
+            + ("" if keep.keeps_something else " (no keep option given: everything is kept)")
+        )
     if failed:
         sys.exit(1)
 
@@ -173,8 +205,9 @@ def _run_prune(store_name: str, keep: KeepOptions, namespace: BackupNamespace, m
 @keep_options
 @click.option("--dry-run", is_flag=True, help="Only show what would be kept and removed.")
 @output_format_option
-def prune(name: str, group_name: str | None, namespace: str, max_depth: int | None, dry_run: bool,
-          output_format: str, **keep) -> None:
+def prune(
+    name: str, group_name: str | None, namespace: str, max_depth: int | None, dry_run: bool, output_format: str, **keep
+) -> None:
     """Remove the snapshots the --keep-* rules do not keep, in group TYPE/ID or in every group
     of NS and the namespaces below it. Protected snapshots are always kept."""
     ns = BackupNamespace.parse(namespace)
@@ -198,8 +231,16 @@ def prune_job_create(job_id: str, store_name: str, namespace: str, max_depth: in
     """Store prune job JOB for datastore NAME."""
     DatastoreRegistry().lookup(store_name)
     config = PruneJobConfig()
-    config.add(PruneJob(job_id, store_name, _keep_from_arguments(keep), BackupNamespace.parse(namespace),
-                        check_max_depth(max_depth), comment))
+    config.add(
+        PruneJob(
+            job_id,
+            store_name,
+            _keep_from_arguments(keep),
+            BackupNamespace.parse(namespace),
+            check_max_depth(max_depth),
+            comment,
+        )
+    )
     click.echo(f"created prune job {job_id} in {config.config_path}")
 
 
@@ -212,9 +253,20 @@ def prune_job_list(output_format: str) -> None:
     if output_format != "text":
         emit_json(jobs, output_format)
     elif jobs:
-        print_table(["job", "store", "namespace", "max-depth", "keep", "comment"],
-                     [[j["id"], j["store"], j["ns"] or "/", "" if j["max-depth"] is None else str(j["max-depth"]),
-                       " ".join(f"{rule}={j[rule]}" for rule in KEEP_RULES if rule in j), j["comment"]] for j in jobs])
+        print_table(
+            ["job", "store", "namespace", "max-depth", "keep", "comment"],
+            [
+                [
+                    j["id"],
+                    j["store"],
+                    j["ns"] or "/",
+                    "" if j["max-depth"] is None else str(j["max-depth"]),
+                    " ".join(f"{rule}={j[rule]}" for rule in KEEP_RULES if rule in j),
+                    j["comment"],
+                ]
+                for j in jobs
+            ],
+        )
     else:
         click.echo(f"no prune jobs ({config.config_path})")
 
@@ -239,8 +291,14 @@ def prune_job_run(job_id: str, dry_run: bool, output_format: str) -> None:
 
 @click.command()
 @click.argument("name")
-@click.option("--atime-cutoff", type=click.IntRange(min=0), default=DEFAULT_ATIME_CUTOFF_MINUTES, show_default=True,
-              metavar="MINUTES", help="Remove chunks unused for this long (PBS's gc-atime-cutoff).")
+@click.option(
+    "--atime-cutoff",
+    type=click.IntRange(min=0),
+    default=DEFAULT_ATIME_CUTOFF_MINUTES,
+    show_default=True,
+    metavar="MINUTES",
+    help="Remove chunks unused for this long (PBS's gc-atime-cutoff).",
+)
 @output_format_option
 def gc(name: str, atime_cutoff: int, output_format: str) -> None:
     """Garbage collection: remove the chunks no snapshot uses."""
@@ -251,16 +309,24 @@ def gc(name: str, atime_cutoff: int, output_format: str) -> None:
     for snapshot in result.removed_unfinished:
         click.echo(f"removed unfinished snapshot {snapshot} (left by an interrupted backup)")
     click.echo(f"index files: {result.index_file_count}, {human_size(result.index_data_bytes)} of data")
-    click.echo(f"removed: {result.removed_chunks} chunks, {human_size(result.removed_bytes)}"
-               f" ({result.removed_bad} bad copies, {result.removed_temp} temp files)")
-    click.echo(f"pending: {result.pending_chunks} chunks, {human_size(result.pending_bytes)} (a later run removes them)")
-    click.echo(f"on disk: {result.disk_chunks} chunks, {human_size(result.disk_bytes)}; "
-               f"deduplication factor {result.dedup_factor:.2f}")
+    click.echo(
+        f"removed: {result.removed_chunks} chunks, {human_size(result.removed_bytes)}"
+        f" ({result.removed_bad} bad copies, {result.removed_temp} temp files)"
+    )
+    click.echo(
+        f"pending: {result.pending_chunks} chunks, {human_size(result.pending_bytes)} (a later run removes them)"
+    )
+    click.echo(
+        f"on disk: {result.disk_chunks} chunks, {human_size(result.disk_bytes)}; "
+        f"deduplication factor {result.dedup_factor:.2f}"
+    )
     if result.still_bad:
         click.echo(f"bad chunks still in use: {result.still_bad}")
     if result.missing_chunks:
-        click.echo(f"MISSING: {result.missing_chunks} chunks, e.g. {', '.join(result.missing_examples[:3])} "
-                   "(run verify to see the snapshots affected)")
+        click.echo(
+            f"MISSING: {result.missing_chunks} chunks, e.g. {', '.join(result.missing_examples[:3])} "
+            "(run verify to see the snapshots affected)"
+        )
     click.echo(f"took {result.seconds:.1f} s")
 
 
@@ -270,34 +336,58 @@ def _when(epoch: float) -> str:
 
 def _print_status(status: dict) -> None:
     click.echo(f"datastore {status['name']} ({status['path']})")
-    click.echo(f"  space: {human_size(status['used-bytes'])} used of {human_size(status['total-bytes'])}, "
-               f"{human_size(status['available-bytes'])} available")
-    click.echo(f"  contents: {status['namespaces']} namespaces, {status['groups']} groups, {status['snapshots']} snapshots "
-               f"({status['protected-snapshots']} protected, {status['unfinished-snapshots']} unfinished), "
-               f"{status['chunks']} chunks")
+    click.echo(
+        f"  space: {human_size(status['used-bytes'])} used of {human_size(status['total-bytes'])}, "
+        f"{human_size(status['available-bytes'])} available"
+    )
+    click.echo(
+        f"  contents: {status['namespaces']} namespaces, {status['groups']} groups, {status['snapshots']} snapshots "
+        f"({status['protected-snapshots']} protected, {status['unfinished-snapshots']} unfinished), "
+        f"{status['chunks']} chunks"
+    )
     gc_result = status["last-gc"]
     if gc_result is None:
         click.echo("  last gc: never")
     else:
-        click.echo(f"  last gc: {_when(gc_result['started'])}, removed {gc_result['removed-chunks']} chunks "
-                   f"({human_size(gc_result['removed-bytes'])}), {gc_result['pending-chunks']} pending, "
-                   f"{gc_result['disk-chunks']} on disk ({human_size(gc_result['disk-bytes'])}), "
-                   f"deduplication factor {gc_result['dedup-factor']:.2f}")
+        click.echo(
+            f"  last gc: {_when(gc_result['started'])}, removed {gc_result['removed-chunks']} chunks "
+            f"({human_size(gc_result['removed-bytes'])}), {gc_result['pending-chunks']} pending, "
+            f"{gc_result['disk-chunks']} on disk ({human_size(gc_result['disk-bytes'])}), "
+            f"deduplication factor {gc_result['dedup-factor']:.2f}"
+        )
     verify_result = status["last-verify"]
     if verify_result is None:
         click.echo("  last verify: never")
     else:
-        verdict = "ok" if verify_result["ok"] else (f"FAILED ({verify_result['bad-chunks']} bad chunks, "
-                                                    f"{verify_result['snapshot-errors']} snapshots with errors)")
-        click.echo(f"  last verify: {_when(verify_result['time'])}, {verify_result['snapshots']} snapshots, "
-                   f"{verify_result['chunks']} chunks: {verdict}")
+        verdict = (
+            "ok"
+            if verify_result["ok"]
+            else (
+                f"FAILED ({verify_result['bad-chunks']} bad chunks, "
+                f"{verify_result['snapshot-errors']} snapshots with errors)"
+            )
+        )
+        click.echo(
+            f"  last verify: {_when(verify_result['time'])}, {verify_result['snapshots']} snapshots, "
+            f"{verify_result['chunks']} chunks: {verdict}"
+        )
     if len(status["gc-history"]) > 1:
         click.echo("  gc history:")
-        print_table(["started", "seconds", "removed", "pending", "on disk", "dedup"],
-                     [[_when(g["started"]), f"{g['seconds']:.1f}", human_size(g["removed-bytes"]),
-                       human_size(g["pending-bytes"]), human_size(g["disk-bytes"]), f"{g['dedup-factor']:.2f}"]
-                      for g in status["gc-history"]],
-                     right_aligned=("seconds", "removed", "pending", "on disk", "dedup"))
+        print_table(
+            ["started", "seconds", "removed", "pending", "on disk", "dedup"],
+            [
+                [
+                    _when(g["started"]),
+                    f"{g['seconds']:.1f}",
+                    human_size(g["removed-bytes"]),
+                    human_size(g["pending-bytes"]),
+                    human_size(g["disk-bytes"]),
+                    f"{g['dedup-factor']:.2f}",
+                ]
+                for g in status["gc-history"]
+            ],
+            right_aligned=("seconds", "removed", "pending", "on disk", "dedup"),
+        )
 
 
 @click.command()
@@ -323,22 +413,49 @@ def status(names: tuple[str, ...], output_format: str) -> None:
 @namespace_option
 @click.option("--target-ns", default="", metavar="NS", help="Namespace in TARGET that NS maps to (default: root).")
 @max_depth_option
-@click.option("--group-filter", "group_filters", multiple=True, metavar="FILTER",
-              help="[include:|exclude:]type:TYPE, group:TYPE/ID or regex:REGEX; repeatable.")
+@click.option(
+    "--group-filter",
+    "group_filters",
+    multiple=True,
+    metavar="FILTER",
+    help="[include:|exclude:]type:TYPE, group:TYPE/ID or regex:REGEX; repeatable.",
+)
 @click.option("--remove-vanished", is_flag=True, help="Remove snapshots and groups SOURCE no longer has.")
-@click.option("--transfer-last", type=click.IntRange(min=1), default=None, metavar="N",
-              help="Copy only the newest N snapshots of each group.")
+@click.option(
+    "--transfer-last",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Copy only the newest N snapshots of each group.",
+)
 @output_format_option
-def sync(source_name: str, target_name: str, namespace: str, target_ns: str, max_depth: int | None,
-         group_filters: tuple[str, ...], remove_vanished: bool, transfer_last: int | None, output_format: str) -> None:
+def sync(
+    source_name: str,
+    target_name: str,
+    namespace: str,
+    target_ns: str,
+    max_depth: int | None,
+    group_filters: tuple[str, ...],
+    remove_vanished: bool,
+    transfer_last: int | None,
+    output_format: str,
+) -> None:
     """Copy the snapshots TARGET lacks from datastore SOURCE to datastore TARGET (a pull from
     TARGET's side, a push from SOURCE's). Only missing chunks are copied; encrypted snapshots
     are copied as they are."""
     filters = [GroupFilter.parse(text) for text in group_filters]
     registry = DatastoreRegistry()
     source, target = registry.lookup(source_name), registry.lookup(target_name)
-    stats = sync_datastores(source, target, BackupNamespace.parse(namespace), BackupNamespace.parse(target_ns),
-                            max_depth, filters, remove_vanished, transfer_last)
+    stats = sync_datastores(
+        source,
+        target,
+        BackupNamespace.parse(namespace),
+        BackupNamespace.parse(target_ns),
+        max_depth,
+        filters,
+        remove_vanished,
+        transfer_last,
+    )
     if output_format != "text":
         emit_json(stats.to_json(), output_format)
     else:
@@ -349,12 +466,17 @@ def sync(source_name: str, target_name: str, namespace: str, target_ns: str, max
         for error in stats.errors:
             click.echo(f"error: {error}", err=True)
         # a rate over a few megabytes says nothing
-        rate = (f", {stats.chunk_bytes_copied / stats.seconds / 1e6:.0f} MB/s"
-                if stats.chunk_bytes_copied >= 64 << 20 and stats.seconds else "")
-        click.echo(f"{stats.snapshots_copied} snapshots copied, {stats.snapshots_skipped} already there, "
-                   f"{stats.snapshots_removed} removed; {stats.chunks_copied} chunks copied "
-                   f"({human_size(stats.chunk_bytes_copied)}{rate}), {stats.chunks_present} already present; "
-                   f"{stats.seconds:.1f} s")
+        rate = (
+            f", {stats.chunk_bytes_copied / stats.seconds / 1e6:.0f} MB/s"
+            if stats.chunk_bytes_copied >= 64 << 20 and stats.seconds
+            else ""
+        )
+        click.echo(
+            f"{stats.snapshots_copied} snapshots copied, {stats.snapshots_skipped} already there, "
+            f"{stats.snapshots_removed} removed; {stats.chunks_copied} chunks copied "
+            f"({human_size(stats.chunk_bytes_copied)}{rate}), {stats.chunks_present} already present; "
+            f"{stats.seconds:.1f} s"
+        )
     if stats.errors:
         sys.exit(1)
 

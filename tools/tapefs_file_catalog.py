@@ -1,4 +1,5 @@
 """``tapefs file-catalog``: fill the mount's file catalog from tape (PBS tapes, rebuilt state)."""
+
 from __future__ import annotations
 
 import click
@@ -19,16 +20,24 @@ from tapefs_tools.tapefs_tape_jobs import drive_option, drive_session, emit_line
 def file_catalog(media_set, drive, wait_seconds, output_format):
     """Record the files of every snapshot on MEDIA-SET (uuid) that `tapefs mount` cannot list yet:
     reads each snapshot archive and the chunks of its pxar metadata from tape, once."""
-    with (Inventory.open() as inventory, MediaCatalog.open() as media_catalog,
-          FileCatalog.open(inventory.status_dir) as files, drive_session(drive, wait_seconds, inventory) as session):
+    with (
+        Inventory.open() as inventory,
+        MediaCatalog.open() as media_catalog,
+        FileCatalog.open(inventory.status_dir) as files,
+        drive_session(drive, wait_seconds, inventory) as session,
+    ):
         try:
             result = record_media_set_files(session, inventory, media_catalog, files, media_set)
         finally:
             session.eject()
-    emit_lines(result.to_dict(), output_format, [
-        *(f"recorded {name}" for name in result.recorded),
-        *(f"already recorded: {name}" for name in result.present),
-        *(f"failed {name}: {error}" for name, error in result.failed.items()),
-    ])
+    emit_lines(
+        result.to_dict(),
+        output_format,
+        [
+            *(f"recorded {name}" for name in result.recorded),
+            *(f"already recorded: {name}" for name in result.present),
+            *(f"failed {name}: {error}" for name, error in result.failed.items()),
+        ],
+    )
     if result.failed:
         raise click.ClickException(f"{len(result.failed)} snapshots could not be recorded")

@@ -2,6 +2,7 @@
 change-passphrase, paperkey, restore, remove). Passwords come from the terminal or from a file
 descriptor (``--password-fd``); no command ever prints a key, only fingerprints and protected copies.
 """
+
 from __future__ import annotations
 
 import os
@@ -47,19 +48,32 @@ def _password(fd: int | None, prompt: str, confirm: bool) -> bytes:
 
 
 def password_fd_option(fn: Callable) -> Callable:
-    return click.option("--password-fd", type=int, default=None,
-                        help="Read the password from this file descriptor (one line) instead of the terminal.")(fn)
+    return click.option(
+        "--password-fd",
+        type=int,
+        default=None,
+        help="Read the password from this file descriptor (one line) instead of the terminal.",
+    )(fn)
 
 
 def kdf_option(fn: Callable) -> Callable:
-    return click.option("--kdf", type=click.Choice(tuple(KDF_NAMES)), default="scrypt", show_default=True,
-                        help="Key derivation for the password.")(fn)
+    return click.option(
+        "--kdf",
+        type=click.Choice(tuple(KDF_NAMES)),
+        default="scrypt",
+        show_default=True,
+        help="Key derivation for the password.",
+    )(fn)
 
 
 def _key_row(key_config: KeyConfig) -> dict:
-    return {"fingerprint": format_fingerprint(key_config.fingerprint), "hint": key_config.hint,
-            "kdf": key_config.kdf.name if key_config.kdf else None,
-            "created": key_config.created, "modified": key_config.modified}
+    return {
+        "fingerprint": format_fingerprint(key_config.fingerprint),
+        "hint": key_config.hint,
+        "kdf": key_config.kdf.name if key_config.kdf else None,
+        "created": key_config.created,
+        "modified": key_config.modified,
+    }
 
 
 def _emit_fingerprint(output_format: str, fingerprint: str) -> None:
@@ -93,6 +107,7 @@ def key_list(output_format: str) -> None:
         for row in rows:
             table.add_row(*(format_value(row[column]) for column in TABLE_COLUMNS))
         out.print(table if rows else "no tape encryption keys")
+
     emit(output_format, rows, render)
 
 
@@ -108,13 +123,23 @@ def key_show(fingerprint: str, output_format: str) -> None:
 @key.command("change-passphrase")
 @click.argument("fingerprint")
 @click.option("--hint", default=None, help="New password hint (default: keep the old one).")
-@click.option("--force", is_flag=True, default=False,
-              help="Reset the password without knowing the old one, from the root-only raw key copy.")
+@click.option(
+    "--force",
+    is_flag=True,
+    default=False,
+    help="Reset the password without knowing the old one, from the root-only raw key copy.",
+)
 @kdf_option
 @password_fd_option
-@click.option("--new-password-fd", type=int, default=None, help="Read the new password from this file descriptor (may be the same as --password-fd: next line).")
-def key_change_passphrase(fingerprint: str, hint: str | None, force: bool, kdf: str, password_fd: int | None,
-                          new_password_fd: int | None) -> None:
+@click.option(
+    "--new-password-fd",
+    type=int,
+    default=None,
+    help="Read the new password from this file descriptor (may be the same as --password-fd: next line).",
+)
+def key_change_passphrase(
+    fingerprint: str, hint: str | None, force: bool, kdf: str, password_fd: int | None, new_password_fd: int | None
+) -> None:
     """Protect a tape key with a new password."""
     old_password = None if force else _password(password_fd, "Current password", confirm=False)
     new_password = _password(new_password_fd, "New password", confirm=True)
@@ -124,8 +149,13 @@ def key_change_passphrase(fingerprint: str, hint: str | None, force: bool, kdf: 
 @key.command("paperkey")
 @click.argument("fingerprint")
 @click.option("--subject", default=None, help="A line printed above the key.")
-@click.option("--output-format", type=click.Choice(("html", "text")), default="html", show_default=True,
-              help="An HTML page to print, or text with a QR code for the terminal.")
+@click.option(
+    "--output-format",
+    type=click.Choice(("html", "text")),
+    default="html",
+    show_default=True,
+    help="An HTML page to print, or text with a QR code for the terminal.",
+)
 def key_paperkey(fingerprint: str, subject: str | None, output_format: str) -> None:
     """Print the password-protected key and its QR code, to keep on paper."""
     key_config = TapeKeyStore().key_config(fingerprint)
@@ -135,13 +165,18 @@ def key_paperkey(fingerprint: str, subject: str | None, output_format: str) -> N
 
 @key.command("restore")
 @click.option("--key", "key_text", default=None, help="Key config JSON or paper key text.")
-@click.option("--key-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="A file with key config JSON or paper key text ('-' for stdin).")
+@click.option(
+    "--key-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="A file with key config JSON or paper key text ('-' for stdin).",
+)
 @drive_option
 @password_fd_option
 @output_format_option
-def key_restore_command(key_text: str | None, key_file: Path | None, drive_name: str | None, password_fd: int | None,
-                        output_format: str) -> None:
+def key_restore_command(
+    key_text: str | None, key_file: Path | None, drive_name: str | None, password_fd: int | None, output_format: str
+) -> None:
     """Restore a tape key from the tape in the drive (its media-set label), a key file or a paper key."""
     if key_text is not None and key_file is not None:
         raise click.UsageError("give --key or --key-file, not both")
@@ -163,10 +198,15 @@ def key_restore_command(key_text: str | None, key_file: Path | None, drive_name:
 def key_remove(fingerprint: str, force: bool) -> None:
     """Remove a tape key (both copies). Tapes written with it stay unreadable until it is restored."""
     fingerprint = normalize_fingerprint(fingerprint)
-    users = [pool.name for pool in load_media_pool_config().values()
-             if pool.encrypt and normalize_fingerprint(pool.encrypt) == fingerprint]
+    users = [
+        pool.name
+        for pool in load_media_pool_config().values()
+        if pool.encrypt and normalize_fingerprint(pool.encrypt) == fingerprint
+    ]
     if users and not force:
         # The next backup of such a pool would fail for want of the key (tapefs checks; PBS does not).
-        raise click.ClickException(f"key {fingerprint} is used by media pool {', '.join(users)}: "
-                                   "change the pool's encrypt setting first, or use --force")
+        raise click.ClickException(
+            f"key {fingerprint} is used by media pool {', '.join(users)}: "
+            "change the pool's encrypt setting first, or use --force"
+        )
     TapeKeyStore().remove(fingerprint)

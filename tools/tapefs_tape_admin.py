@@ -4,6 +4,7 @@ format, status, cartridge-memory, volume-statistics). Each command parses, calls
 function in ``tapefs.media``, ``tapefs.jobs`` or ``tapefs.device`` and renders a table or JSON;
 failures become one line through the ``tapefs`` group.
 """
+
 from __future__ import annotations
 
 import time
@@ -51,8 +52,12 @@ def _slot_list(_ctx, _param, value: str | None) -> tuple[int, ...] | None:
 
 
 def drive_option(fn: Callable) -> Callable:
-    return click.option("--drive", "drive_name", default=None,
-                        help="Drive name from tape.cfg (default: env PROXMOX_TAPE_DRIVE, else the only drive).")(fn)
+    return click.option(
+        "--drive",
+        "drive_name",
+        default=None,
+        help="Drive name from tape.cfg (default: env PROXMOX_TAPE_DRIVE, else the only drive).",
+    )(fn)
 
 
 def _drive(drive_name: str | None) -> DriveConfig:
@@ -69,6 +74,7 @@ def _rows_table(columns: tuple[str, ...], rows: list[dict]):
 def _emit_rows(output_format: str, rows: list[dict], columns: tuple[str, ...], empty: str) -> None:
     def render(out) -> None:
         out.print(_rows_table(columns, rows) if rows else empty)
+
     emit(output_format, rows, render)
 
 
@@ -88,14 +94,20 @@ def _tape_cfg_digest() -> str:
 
 # -- changer -------------------------------------------------------------------------------------
 
+
 @click.group("changer")
 def changer() -> None:
     """Configure and use tape changers (tape.cfg)."""
 
 
 @changer.command("scan")
-@click.option("--vtape-library", "libraries", multiple=True, metavar="LIBDIR",
-              help="Also list the changer of this vtape library (repeatable; env VTAPE_LIBRARIES).")
+@click.option(
+    "--vtape-library",
+    "libraries",
+    multiple=True,
+    metavar="LIBDIR",
+    help="Also list the changer of this vtape library (repeatable; env VTAPE_LIBRARIES).",
+)
 @output_format_option
 def changer_scan(libraries, output_format: str) -> None:
     """List changer devices attached to this host (and of running vtape libraries)."""
@@ -110,8 +122,15 @@ def changer_list(output_format: str) -> None:
     rows = []
     for config in load_tape_config().changers.values():
         identity = tape_devices.device_identity(config.path)
-        rows.append({"name": config.name, "path": config.path, "vendor": identity.vendor,
-                     "model": identity.model, "serial": identity.serial})
+        rows.append(
+            {
+                "name": config.name,
+                "path": config.path,
+                "vendor": identity.vendor,
+                "model": identity.model,
+                "serial": identity.serial,
+            }
+        )
     _emit_rows(output_format, rows, ("name", "path", "vendor", "model", "serial"), "no changers configured")
 
 
@@ -139,8 +158,12 @@ def changer_create(name: str, path: str, export_slots, eject_before_unload) -> N
 @click.option("--path", default=None, help="New device path.")
 @click.option("--export-slots", callback=_slot_list, default=None, help="Import/export slots, e.g. 15,16.")
 @click.option("--eject-before-unload", type=BOOL, default=None, help="Eject the drive before the robot unloads it.")
-@click.option("--delete", multiple=True, type=click.Choice(["export-slots", "eject-before-unload"]),
-              help="Remove a property (repeatable).")
+@click.option(
+    "--delete",
+    multiple=True,
+    type=click.Choice(["export-slots", "eject-before-unload"]),
+    help="Remove a property (repeatable).",
+)
 @click.option("--digest", default=None, help="Refuse if tape.cfg changed since this digest was shown.")
 def changer_update(name: str, path, export_slots, eject_before_unload, delete, digest) -> None:
     """Change a changer's configuration."""
@@ -174,10 +197,13 @@ def changer_status(name: str | None, drive_name: str | None, output_format: str)
 @drive_option
 def changer_transfer(name: str | None, from_slot: int, to_slot: int, drive_name: str | None) -> None:
     """Move a tape from one slot to another."""
-    tape_devices.transfer_media(drive_selection.choose_changer(load_tape_config(), name, drive_name), from_slot, to_slot)
+    tape_devices.transfer_media(
+        drive_selection.choose_changer(load_tape_config(), name, drive_name), from_slot, to_slot
+    )
 
 
 # -- drive ---------------------------------------------------------------------------------------
+
 
 @click.group("drive")
 def drive() -> None:
@@ -185,8 +211,13 @@ def drive() -> None:
 
 
 @drive.command("scan")
-@click.option("--vtape-library", "libraries", multiple=True, metavar="LIBDIR",
-              help="Also list the drives of this vtape library (repeatable; env VTAPE_LIBRARIES).")
+@click.option(
+    "--vtape-library",
+    "libraries",
+    multiple=True,
+    metavar="LIBDIR",
+    help="Also list the drives of this vtape library (repeatable; env VTAPE_LIBRARIES).",
+)
 @output_format_option
 def drive_scan(libraries, output_format: str) -> None:
     """List tape drives attached to this host (and of running vtape libraries)."""
@@ -201,11 +232,23 @@ def drive_list(output_format: str) -> None:
     rows = []
     for config in load_tape_config().drives.values():
         identity = tape_devices.device_identity(config.path)
-        rows.append({"name": config.name, "path": config.path, "changer": config.changer,
-                     "changer-drivenum": config.changer_drivenum, "vendor": identity.vendor,
-                     "model": identity.model, "serial": identity.serial})
-    _emit_rows(output_format, rows, ("name", "path", "changer", "changer-drivenum", "vendor", "model", "serial"),
-               "no drives configured")
+        rows.append(
+            {
+                "name": config.name,
+                "path": config.path,
+                "changer": config.changer,
+                "changer-drivenum": config.changer_drivenum,
+                "vendor": identity.vendor,
+                "model": identity.model,
+                "serial": identity.serial,
+            }
+        )
+    _emit_rows(
+        output_format,
+        rows,
+        ("name", "path", "changer", "changer-drivenum", "vendor", "model", "serial"),
+        "no drives configured",
+    )
 
 
 @drive.command("config")
@@ -231,8 +274,12 @@ def drive_create(name: str, path: str, changer_name, changer_drivenum) -> None:
 @click.option("--path", default=None, help="New device path.")
 @click.option("--changer", "changer_name", default=None, help="The changer this drive is in.")
 @click.option("--changer-drivenum", type=click.IntRange(0, 255), default=None, help="Its drive number there.")
-@click.option("--delete", multiple=True, type=click.Choice(["changer", "changer-drivenum"]),
-              help="Remove a property (repeatable).")
+@click.option(
+    "--delete",
+    multiple=True,
+    type=click.Choice(["changer", "changer-drivenum"]),
+    help="Remove a property (repeatable).",
+)
 @click.option("--digest", default=None, help="Refuse if tape.cfg changed since this digest was shown.")
 def drive_update(name: str, path, changer_name, changer_drivenum, delete, digest) -> None:
     """Change a drive's configuration."""
@@ -261,8 +308,10 @@ def pool() -> None:
 @output_format_option
 def pool_list(output_format: str) -> None:
     """The configured media pools."""
-    rows = [{key.replace("_", "-"): value for key, value in vars(config).items()}
-            for config in load_media_pool_config().values()]
+    rows = [
+        {key.replace("_", "-"): value for key, value in vars(config).items()}
+        for config in load_media_pool_config().values()
+    ]
     _emit_rows(output_format, rows, POOL_COLUMNS, "no pools configured")
 
 
@@ -282,13 +331,19 @@ def pool_config(name: str, output_format: str) -> None:
 
 
 def pool_options(fn: Callable) -> Callable:
-    for option in reversed((
-        click.option("--allocation", default=None, help="continue, always or a calendar event (when a new set starts)."),
-        click.option("--retention", default=None, help="keep, overwrite or a time span (when a full tape may be reused)."),
-        click.option("--template", default=None, help="strftime template of media-set names."),
-        click.option("--encrypt", default=None, help="Fingerprint of the tape encryption key."),
-        click.option("--comment", default=None, help="Free text."),
-    )):
+    for option in reversed(
+        (
+            click.option(
+                "--allocation", default=None, help="continue, always or a calendar event (when a new set starts)."
+            ),
+            click.option(
+                "--retention", default=None, help="keep, overwrite or a time span (when a full tape may be reused)."
+            ),
+            click.option("--template", default=None, help="strftime template of media-set names."),
+            click.option("--encrypt", default=None, help="Fingerprint of the tape encryption key."),
+            click.option("--comment", default=None, help="Free text."),
+        )
+    ):
         fn = option(fn)
     return fn
 
@@ -304,13 +359,13 @@ def pool_create(name: str, **properties) -> None:
 @pool.command("update")
 @click.argument("name")
 @pool_options
-@click.option("--delete", multiple=True, type=click.Choice(config_keys(MediaPoolConfig)),
-              help="Remove a property (repeatable).")
+@click.option(
+    "--delete", multiple=True, type=click.Choice(config_keys(MediaPoolConfig)), help="Remove a property (repeatable)."
+)
 @click.option("--digest", default=None, help="Refuse if media-pool.cfg changed since this digest was shown.")
 def pool_update(name: str, delete, digest, **properties) -> None:
     """Change a media pool."""
-    update_section(MediaPoolConfig, name, {k: v for k, v in properties.items() if v is not None}, delete,
-                   digest=digest)
+    update_section(MediaPoolConfig, name, {k: v for k, v in properties.items() if v is not None}, delete, digest=digest)
 
 
 @pool.command("remove")
@@ -332,8 +387,13 @@ def media() -> None:
 
 @media.command("list")
 @click.option("--pool", "pool_name", default=None, help="Only the tapes of this pool.")
-@click.option("--update-status", type=BOOL, default=True, show_default=True,
-              help="Ask the configured changers which tapes are online first.")
+@click.option(
+    "--update-status",
+    type=BOOL,
+    default=True,
+    show_default=True,
+    help="Ask the configured changers which tapes are online first.",
+)
 @output_format_option
 def media_list(pool_name: str | None, update_status: bool, output_format: str) -> None:
     """Every tape with its pool, media set, status and location."""
@@ -341,10 +401,23 @@ def media_list(pool_name: str | None, update_status: bool, output_format: str) -
         if update_status:
             update_online_status(inventory, load_tape_config())
         entries = list_media(inventory, load_media_pool_config(), int(time.time()), pool_name)
-    rows = [{"label-text": e.label_text, "pool": e.pool, "media-set-name": e.media_set_name,
-             "media-set-uuid": e.media_set_uuid, "seq-nr": e.seq_nr, "status": e.status.value,
-             "location": str(e.location), "expired": e.expired, "catalog": e.catalog, "uuid": e.uuid,
-             "ctime": e.ctime, "bytes-used": e.bytes_used} for e in entries]
+    rows = [
+        {
+            "label-text": e.label_text,
+            "pool": e.pool,
+            "media-set-name": e.media_set_name,
+            "media-set-uuid": e.media_set_uuid,
+            "seq-nr": e.seq_nr,
+            "status": e.status.value,
+            "location": str(e.location),
+            "expired": e.expired,
+            "catalog": e.catalog,
+            "uuid": e.uuid,
+            "ctime": e.ctime,
+            "bytes-used": e.bytes_used,
+        }
+        for e in entries
+    ]
     _emit_rows(output_format, rows, MEDIA_COLUMNS, "no media in the inventory")
 
 
@@ -357,13 +430,21 @@ def media_content_command(pool_name, label_text, media_set, output_format: str) 
     """The snapshots on each tape, from the media catalogs on disk."""
     with Inventory.open() as inventory:
         rows = [row.to_dict() for row in media_content(inventory, pool_name, label_text, media_set)]
-    _emit_rows(output_format, rows, ("label-text", "pool", "seq-nr", "store", "snapshot", "file-number"),
-               "no cataloged snapshots")
+    _emit_rows(
+        output_format,
+        rows,
+        ("label-text", "pool", "seq-nr", "store", "snapshot", "file-number"),
+        "no cataloged snapshots",
+    )
 
 
 def _media_entry_dict(entry) -> dict:
-    return {"label-text": entry.id.label_text, "uuid": entry.uuid, "status": entry.status.value if entry.status else None,
-            "location": str(entry.effective_location)}
+    return {
+        "label-text": entry.id.label_text,
+        "uuid": entry.uuid,
+        "status": entry.status.value if entry.status else None,
+        "location": str(entry.effective_location),
+    }
 
 
 uuid_option = click.option("--uuid", default=None, help="The tape's UUID, when several tapes carry the label text.")
@@ -393,9 +474,13 @@ def media_move(label_text: str, uuid: str | None, vault_name: str | None, offlin
 @media.command("status")
 @click.argument("label_text")
 @uuid_option
-@click.option("--set", "new_status", type=click.Choice([s.value for s in (MediaStatus.FULL, MediaStatus.DAMAGED,
-                                                                          MediaStatus.RETIRED)]),
-              default=None, help="Store this status.")
+@click.option(
+    "--set",
+    "new_status",
+    type=click.Choice([s.value for s in (MediaStatus.FULL, MediaStatus.DAMAGED, MediaStatus.RETIRED)]),
+    default=None,
+    help="Store this status.",
+)
 @click.option("--clear", is_flag=True, default=False, help="Remove the stored status.")
 @output_format_option
 def media_status(label_text: str, uuid: str | None, new_status: str | None, clear: bool, output_format: str) -> None:
@@ -422,13 +507,24 @@ def media_destroy(label_text: str, uuid: str | None, force: bool) -> None:
 
 # -- tapes in drives -------------------------------------------------------------------------------
 
+
 def _media_id_dict(media_id) -> dict:
-    data = {"label-text": media_id.label_text, "uuid": media_id.uuid, "ctime": media_id.label.ctime,
-            "pool": media_id.pool}
+    data = {
+        "label-text": media_id.label_text,
+        "uuid": media_id.uuid,
+        "ctime": media_id.label.ctime,
+        "pool": media_id.pool,
+    }
     set_label = media_id.media_set_label
     if set_label is not None:
-        data.update({"media-set-uuid": set_label.uuid, "seq-nr": set_label.seq_nr,
-                     "media-set-ctime": set_label.ctime, "encryption-key-fingerprint": set_label.encryption_key_fingerprint})
+        data.update(
+            {
+                "media-set-uuid": set_label.uuid,
+                "seq-nr": set_label.seq_nr,
+                "media-set-ctime": set_label.ctime,
+                "encryption-key-fingerprint": set_label.encryption_key_fingerprint,
+            }
+        )
     return data
 
 
@@ -474,18 +570,27 @@ def read_label(inventorize: bool, drive_name: str | None, output_format: str) ->
 
 
 @click.command("inventory")
-@click.option("--read-labels", is_flag=True, default=False, help="Load tapes the inventory does not know and read their labels.")
+@click.option(
+    "--read-labels", is_flag=True, default=False, help="Load tapes the inventory does not know and read their labels."
+)
 @click.option("--read-all-labels", is_flag=True, default=False, help="Load every tape and read its label.")
-@click.option("--catalog", "restore_catalogs", is_flag=True, default=False,
-              help="Restore the missing catalogs of the tapes read, from their catalog archives.")
+@click.option(
+    "--catalog",
+    "restore_catalogs",
+    is_flag=True,
+    default=False,
+    help="Restore the missing catalogs of the tapes read, from their catalog archives.",
+)
 @drive_option
 @output_format_option
-def inventory(read_labels: bool, read_all_labels: bool, restore_catalogs: bool, drive_name: str | None,
-              output_format: str) -> None:
+def inventory(
+    read_labels: bool, read_all_labels: bool, restore_catalogs: bool, drive_name: str | None, output_format: str
+) -> None:
     """List the changer's tapes and their UUIDs; optionally read labels into the inventory."""
     with progress_reporter("tape") as progress:
-        outcomes = labeling.update_inventory(load_tape_config(), _drive(drive_name), read_labels, read_all_labels,
-                                             progress=progress)
+        outcomes = labeling.update_inventory(
+            load_tape_config(), _drive(drive_name), read_labels, read_all_labels, progress=progress
+        )
     rows = [o.to_dict() for o in outcomes]
     if restore_catalogs:
         restore_read_catalogs(rows, _drive(drive_name).name)
@@ -539,8 +644,9 @@ def export_media(label_text: str, drive_name: str | None, output_format: str) ->
     changer_config, _ = drive_selection.changer_of(config, _drive(drive_name))
     with Inventory.open() as inventory:
         slot = media_admin.export_media(changer_config, label_text, inventory, config.drives.values())
-    _emit_mapping(output_format, {"label-text": label_text, "changer": changer_config.name, "slot": slot,
-                                  "location": "offline"})
+    _emit_mapping(
+        output_format, {"label-text": label_text, "changer": changer_config.name, "slot": slot, "location": "offline"}
+    )
 
 
 @click.command("clean")
@@ -561,7 +667,9 @@ def rewind(drive_name: str | None) -> None:
 
 
 @click.command("format")
-@click.option("--fast", type=BOOL, default=True, show_default=True, help="0 adds a long erase (and LTO-9 optimisation).")
+@click.option(
+    "--fast", type=BOOL, default=True, show_default=True, help="0 adds a long erase (and LTO-9 optimisation)."
+)
 @click.option("--label-text", default=None, help="Only format if the tape carries this label.")
 @drive_option
 def format_(fast: bool, label_text: str | None, drive_name: str | None) -> None:
@@ -604,6 +712,24 @@ def volume_statistics(drive_name: str | None, output_format: str) -> None:
 
 
 #: What ``tapefs_tools.tapefs_cli`` registers on the ``tapefs`` group.
-COMMANDS = (changer, drive, pool, media, label, barcode_label, read_label, inventory, load_media,
-            load_media_from_slot, unload, eject, export_media, clean, rewind, format_, status, cartridge_memory,
-            volume_statistics)
+COMMANDS = (
+    changer,
+    drive,
+    pool,
+    media,
+    label,
+    barcode_label,
+    read_label,
+    inventory,
+    load_media,
+    load_media_from_slot,
+    unload,
+    eject,
+    export_media,
+    clean,
+    rewind,
+    format_,
+    status,
+    cartridge_memory,
+    volume_statistics,
+)

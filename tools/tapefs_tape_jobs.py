@@ -1,4 +1,5 @@
 """``tapefs backup`` and ``tapefs restore``: thin commands over ``tapefs.jobs``."""
+
 from __future__ import annotations
 
 import click
@@ -15,12 +16,20 @@ from tapefs.media.inventory import Inventory
 from tapefs.media.tape_config import load_media_pool_config, load_tape_config
 from tapefs_tools.cli import emit_json, output_format_option, progress_reporter
 
-drive_option = click.option("--drive", envvar="PROXMOX_TAPE_DRIVE",
-                            help="Drive name from tape.cfg (default: env PROXMOX_TAPE_DRIVE, else the only drive).")
-wait_option = click.option("--wait", "wait_seconds", type=click.FloatRange(min=0), default=0, show_default=True,
-                           metavar="SECONDS",
-                           help="When a tape is not in the library, ask for it and wait this long for it to be "
-                                "inserted (0: fail at once).")
+drive_option = click.option(
+    "--drive",
+    envvar="PROXMOX_TAPE_DRIVE",
+    help="Drive name from tape.cfg (default: env PROXMOX_TAPE_DRIVE, else the only drive).",
+)
+wait_option = click.option(
+    "--wait",
+    "wait_seconds",
+    type=click.FloatRange(min=0),
+    default=0,
+    show_default=True,
+    metavar="SECONDS",
+    help="When a tape is not in the library, ask for it and wait this long for it to be inserted (0: fail at once).",
+)
 
 
 def drive_session(drive: str | None, wait_seconds: float, inventory: Inventory) -> DriveSession:
@@ -43,46 +52,72 @@ def emit_lines(value: dict, output_format: str, text_lines: list[str]) -> None:
 @click.option("--latest-only", is_flag=True, help="Only the newest snapshot of each group.")
 @click.option("--ns", "namespace", help="Namespace to back up (default: root), with its children.")
 @click.option("--max-depth", type=click.IntRange(0, 7), help="Namespace levels below --ns (default: all).")
-@click.option("--group", "group_filters", multiple=True,
-              help="[include:|exclude:]type:T | group:T/ID | regex:RE (repeatable).")
+@click.option(
+    "--group", "group_filters", multiple=True, help="[include:|exclude:]type:T | group:T/ID | regex:RE (repeatable)."
+)
 @click.option("--eject-media", is_flag=True, help="Eject the tape at the end.")
 @click.option("--export-media-set", is_flag=True, help="Move the set's tapes to import/export slots at the end.")
 @click.option("--force-media-set", is_flag=True, help="Start a new media set.")
 @wait_option
 @output_format_option
-def backup(store, pool, drive, latest_only, namespace, max_depth, group_filters, eject_media,
-           export_media_set, force_media_set, wait_seconds, output_format):
+def backup(
+    store,
+    pool,
+    drive,
+    latest_only,
+    namespace,
+    max_depth,
+    group_filters,
+    eject_media,
+    export_media_set,
+    force_media_set,
+    wait_seconds,
+    output_format,
+):
     """Back up datastore STORE to media pool POOL."""
     datastore = DatastoreRegistry().lookup(store)
     pools = load_media_pool_config()
     if pool not in pools:
         raise NotFound(f"no media pool named {pool!r} in media-pool.cfg")
-    request = BackupRequest(pool, namespace, max_depth, tuple(group_filters), latest_only, eject_media,
-                            export_media_set, force_media_set)
-    with (Inventory.open() as inventory, MediaCatalog.open() as catalog,
-          drive_session(drive, wait_seconds, inventory) as session,
-          progress_reporter(f"backup {store}") as progress):
+    request = BackupRequest(
+        pool, namespace, max_depth, tuple(group_filters), latest_only, eject_media, export_media_set, force_media_set
+    )
+    with (
+        Inventory.open() as inventory,
+        MediaCatalog.open() as catalog,
+        drive_session(drive, wait_seconds, inventory) as session,
+        progress_reporter(f"backup {store}") as progress,
+    ):
         result = backup_datastore(datastore, pools[pool], request, session, inventory, catalog, progress)
     rate = result.bytes_written / result.seconds / 1e6 if result.seconds else 0.0
-    emit_lines(result.to_dict(), output_format, [
-        f"media set {result.media_set}" + (f" (new: {result.new_media_set_reason})"
-                                           if result.new_media_set_reason else ""),
-        *(f"wrote {name}" for name in result.snapshots_written),
-        *(f"already on the set: {name}" for name in result.snapshots_skipped),
-        f"{len(result.snapshots_written)} snapshots, {result.chunks_written} chunks, "
-        f"{result.bytes_written} bytes in {result.seconds:.1f} s ({rate:.1f} MB/s) "
-        f"on {', '.join(result.tapes) or 'no tape'}",
-    ])
+    emit_lines(
+        result.to_dict(),
+        output_format,
+        [
+            f"media set {result.media_set}"
+            + (f" (new: {result.new_media_set_reason})" if result.new_media_set_reason else ""),
+            *(f"wrote {name}" for name in result.snapshots_written),
+            *(f"already on the set: {name}" for name in result.snapshots_skipped),
+            f"{len(result.snapshots_written)} snapshots, {result.chunks_written} chunks, "
+            f"{result.bytes_written} bytes in {result.seconds:.1f} s ({rate:.1f} MB/s) "
+            f"on {', '.join(result.tapes) or 'no tape'}",
+        ],
+    )
 
 
 @click.command("restore")
 @click.argument("media_set")
 @click.argument("store_map")
 @click.argument("snapshots", nargs=-1)
-@click.option("--namespaces", "--namespace", "namespaces", multiple=True,
-              metavar="store=SOURCE-STORE[,source=NS][,target=NS][,max-depth=N]",
-              help="Restore the snapshots of SOURCE-STORE under NS (default: root) into target NS "
-                   "(repeatable; with any mapping and no SNAPSHOT, only mapped stores are restored).")
+@click.option(
+    "--namespaces",
+    "--namespace",
+    "namespaces",
+    multiple=True,
+    metavar="store=SOURCE-STORE[,source=NS][,target=NS][,max-depth=N]",
+    help="Restore the snapshots of SOURCE-STORE under NS (default: root) into target NS "
+    "(repeatable; with any mapping and no SNAPSHOT, only mapped stores are restored).",
+)
 @drive_option
 @wait_option
 @output_format_option
@@ -92,19 +127,28 @@ def restore(media_set, store_map, snapshots, namespaces, drive, wait_seconds, ou
     registry = DatastoreRegistry()
     targets = StoreMap.parse([store_map], registry.lookup)
     namespace_map = NamespaceMap.parse(namespaces)
-    with (Inventory.open() as inventory, MediaCatalog.open() as catalog,
-          drive_session(drive, wait_seconds, inventory) as session,
-          progress_reporter("restore") as progress):
-        result = restore_media_set(media_set, targets, session, inventory, catalog, list(snapshots) or None,
-                                   progress, namespace_map)
+    with (
+        Inventory.open() as inventory,
+        MediaCatalog.open() as catalog,
+        drive_session(drive, wait_seconds, inventory) as session,
+        progress_reporter("restore") as progress,
+    ):
+        result = restore_media_set(
+            media_set, targets, session, inventory, catalog, list(snapshots) or None, progress, namespace_map
+        )
     for kept in result.snapshots_kept:
-        click.echo(f"tapefs: warning: snapshot {kept} already exists; kept as it was, not restored from tape",
-                   err=True)
+        click.echo(f"tapefs: warning: snapshot {kept} already exists; kept as it was, not restored from tape", err=True)
     kept = f", {len(result.snapshots_kept)} existing snapshots kept as they were" if result.snapshots_kept else ""
-    emit_lines(result.to_dict(), output_format, [
-        *(f"restored {name}" + (f" as {', '.join(result.targets[name])}" if namespace_map else "")
-          for name in result.snapshots_restored),
-        *(f"kept as it was: {name}" for name in result.snapshots_kept),
-        f"{len(result.snapshots_restored)} snapshots, {result.chunks_restored} chunks in {result.seconds:.1f} s"
-        f"{kept}",
-    ])
+    emit_lines(
+        result.to_dict(),
+        output_format,
+        [
+            *(
+                f"restored {name}" + (f" as {', '.join(result.targets[name])}" if namespace_map else "")
+                for name in result.snapshots_restored
+            ),
+            *(f"kept as it was: {name}" for name in result.snapshots_kept),
+            f"{len(result.snapshots_restored)} snapshots, {result.chunks_restored} chunks in {result.seconds:.1f} s"
+            f"{kept}",
+        ],
+    )

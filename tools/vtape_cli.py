@@ -1,4 +1,5 @@
 """``vtape``: create, serve and operate a virtual tape library."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -31,23 +32,59 @@ def main() -> None:
 @main.command()
 @LIBDIR
 @click.option("--drives", default=2, show_default=True, help="number of tape drives")
-@click.option("--generation", default=8, show_default=True, type=click.IntRange(1, 9), help="LTO generation of drives and media")
+@click.option(
+    "--generation", default=8, show_default=True, type=click.IntRange(1, 9), help="LTO generation of drives and media"
+)
 @click.option("--slots", default=16, show_default=True, help="storage slots")
 @click.option("--ie-slots", default=2, show_default=True, help="import/export (mail) slots")
 @click.option("--cartridges", default=8, show_default=True, help="data cartridges, placed in slots 1..N")
 @click.option("--barcode-prefix", default="VT", show_default=True, help="barcode prefix of the data cartridges")
-@click.option("--capacity", default="8GiB", show_default=True, help="capacity per cartridge, or 'nominal' for the LTO native capacity")
-@click.option("--cleaning", default=1, show_default=True, help="cleaning cartridges (CLNnnnL1), placed in the last slots")
+@click.option(
+    "--capacity",
+    default="8GiB",
+    show_default=True,
+    help="capacity per cartridge, or 'nominal' for the LTO native capacity",
+)
+@click.option(
+    "--cleaning", default=1, show_default=True, help="cleaning cartridges (CLNnnnL1), placed in the last slots"
+)
 @click.option("--worm", default=0, show_default=True, help="WORM cartridges")
 @click.option("--allow-other-users", is_flag=True, help="let every local user open the device sockets")
 @click.option("--timing", is_flag=True, help="simulate load, unload, locate and rewind times")
-def create(libdir, drives, generation, slots, ie_slots, cartridges, barcode_prefix, capacity, cleaning, worm,
-           allow_other_users, timing):
+def create(
+    libdir,
+    drives,
+    generation,
+    slots,
+    ie_slots,
+    cartridges,
+    barcode_prefix,
+    capacity,
+    cleaning,
+    worm,
+    allow_other_users,
+    timing,
+):
     """Create a new library directory LIBDIR."""
-    capacity_bytes = media.GENERATIONS[generation].capacity_mb * media.MB if capacity == "nominal" \
-        else size_option(capacity)
-    create_library(libdir, CreateOptions(drives, generation, slots, ie_slots, cartridges, barcode_prefix,
-                                         capacity_bytes, cleaning, worm, allow_other_users, timing))
+    capacity_bytes = (
+        media.GENERATIONS[generation].capacity_mb * media.MB if capacity == "nominal" else size_option(capacity)
+    )
+    create_library(
+        libdir,
+        CreateOptions(
+            drives,
+            generation,
+            slots,
+            ie_slots,
+            cartridges,
+            barcode_prefix,
+            capacity_bytes,
+            cleaning,
+            worm,
+            allow_other_users,
+            timing,
+        ),
+    )
     click.echo(f"created {libdir}: {drives} drives, {slots} slots, {ie_slots} import/export slots")
 
 
@@ -56,6 +93,7 @@ def create(libdir, drives, generation, slots, ie_slots, cartridges, barcode_pref
 def serve(libdir):
     """Serve LIBDIR in the foreground until SIGTERM or SIGINT."""
     import logging
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     serve_library(libdir)
 
@@ -100,8 +138,14 @@ def _print_status(out, state: dict) -> None:
     devices = table("device", "path", "serial", "cartridge", "loaded", "position")
     devices.add_row("changer", state["changer"]["path"], state["changer"]["serial"], "", "", "")
     for d in state["drives"]:
-        devices.add_row(d["name"], d["path"], d["serial"], d["barcode"] or "", "yes" if d["loaded"] else "",
-                        "" if d["position"] is None else str(d["position"]))
+        devices.add_row(
+            d["name"],
+            d["path"],
+            d["serial"],
+            d["barcode"] or "",
+            "yes" if d["loaded"] else "",
+            "" if d["position"] is None else str(d["position"]),
+        )
     out.print(devices)
     slots = table("slot", "kind", "address", "cartridge")
     for kind, elements in (("storage", state["storage"]), ("import/export", state["import_export"])):
@@ -139,8 +183,16 @@ def remove(libdir, barcode):
 @click.option("--shelf", is_flag=True, help="keep it outside the library (insert it later)")
 def add_cartridge(libdir, barcode, capacity, early_warning, shelf):
     """Create a new cartridge (barcode such as VT0100L8, CLN002L1, WM0001LY)."""
-    answer = perform(libdir, {"op": "add-cartridge", "barcode": barcode, "capacity": capacity,
-                              "early_warning": early_warning, "shelf": shelf})
+    answer = perform(
+        libdir,
+        {
+            "op": "add-cartridge",
+            "barcode": barcode,
+            "capacity": capacity,
+            "early_warning": early_warning,
+            "shelf": shelf,
+        },
+    )
     click.echo(f"{barcode} created" + (f" in slot {answer['slot']}" if answer["slot"] else " on the shelf"))
 
 
@@ -158,16 +210,28 @@ def write_protect(libdir, barcode, off):
 @LIBDIR
 @click.argument("device")
 @click.option("--fail-next", type=int, default=0, help="fail the next N commands on DEVICE")
-@click.option("--sense", "sense_code", default="4/44/00", show_default=True, help="sense KEY/ASC/ASCQ (hex) for --fail-next")
+@click.option(
+    "--sense", "sense_code", default="4/44/00", show_default=True, help="sense KEY/ASC/ASCQ (hex) for --fail-next"
+)
 @click.option("--media-error-at", type=int, help="reading this block of the loaded cartridge gives 3/11/00")
 @click.option("--not-ready/--ready", default=None, help="drive reports NOT READY 2/04/00 until --ready")
 @click.option("--tape-alert", type=int, multiple=True, help="raise this TapeAlert flag (1-64); repeatable")
 @click.option("--clear", is_flag=True, help="remove every fault from DEVICE")
 def fault(libdir, device, fail_next, sense_code, media_error_at, not_ready, tape_alert, clear):
     """Make DEVICE (changer, drive0, ...) fail on purpose."""
-    answer = perform(libdir, {"op": "fault", "device": device, "fail_next": fail_next, "sense_code": sense_code,
-                              "media_error_block": media_error_at, "not_ready": not_ready,
-                              "tape_alerts": list(tape_alert), "clear": clear})
+    answer = perform(
+        libdir,
+        {
+            "op": "fault",
+            "device": device,
+            "fail_next": fail_next,
+            "sense_code": sense_code,
+            "media_error_block": media_error_at,
+            "not_ready": not_ready,
+            "tape_alerts": list(tape_alert),
+            "clear": clear,
+        },
+    )
     answer.pop("ok")
     emit_json(kebab_keys(answer), "json")
 

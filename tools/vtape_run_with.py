@@ -1,4 +1,5 @@
 """``vtape run-with LIBDIR -- COMMAND...``: run a program with the vtape SG_IO shim preloaded."""
+
 from __future__ import annotations
 
 import shlex
@@ -14,11 +15,17 @@ from vtape.preload import PreloadError, check_library, exec_with, preload_env
 @click.command("run-with", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.argument("libdir", type=click.Path(path_type=Path))
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
-@click.option("--no-daemon-check", is_flag=True,
-              help="run even if no daemon serves LIBDIR yet (device opens then fail with ECONNREFUSED)")
-@click.option("--print-env", is_flag=True,
-              help="print shell export lines (LD_PRELOAD, CHANGER, TAPE) instead of running a command; "
-                   'use as: eval "$(vtape run-with --print-env LIBDIR)"')
+@click.option(
+    "--no-daemon-check",
+    is_flag=True,
+    help="run even if no daemon serves LIBDIR yet (device opens then fail with ECONNREFUSED)",
+)
+@click.option(
+    "--print-env",
+    is_flag=True,
+    help="print shell export lines (LD_PRELOAD, CHANGER, TAPE) instead of running a command; "
+    'use as: eval "$(vtape run-with --print-env LIBDIR)"',
+)
 def run_with(libdir: Path, command: tuple[str, ...], no_daemon_check: bool, print_env: bool) -> None:
     """Run COMMAND with the vtape LD_PRELOAD shim, so LIBDIR/changer and LIBDIR/driveN act as /dev/sgN.
 

@@ -1,4 +1,5 @@
 """Crash-safe replacement of small state files: temp file, fsync, rename, fsync dir."""
+
 from __future__ import annotations
 
 import json

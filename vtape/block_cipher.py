@@ -4,6 +4,7 @@ Only the drive holds the key (set by SECURITY PROTOCOL OUT); the cartridge
 stores the sealed block and an 8-byte key id, so a read can tell "no key",
 "wrong key" and "not encrypted" apart without trying to decrypt.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -17,6 +17,7 @@ with every object whose entry was written (a torn or dangling tail entry is
 cut off, together with data it does not cover). Filemarks and flushes fsync
 both files, so they also survive a power loss.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -82,6 +83,7 @@ def _unpack_entry(raw: bytes) -> Entry | None:
 @dataclasses.dataclass(frozen=True)
 class FileRegion:
     """Bytes of a cartridge's data file, for the daemon to send without copying them."""
+
     fd: int
     offset: int
     length: int
@@ -94,8 +96,7 @@ class CartridgeError(VtapeError):
     pass
 
 
-def new_meta(label: media.Label, capacity: int, early_warning: int | None = None,
-             cleaning_cycles: int = 50) -> dict:
+def new_meta(label: media.Label, capacity: int, early_warning: int | None = None, cleaning_cycles: int = 50) -> dict:
     today = datetime.date.today().strftime("%Y%m%d")
     return {
         "barcode": label.barcode,
@@ -106,20 +107,20 @@ def new_meta(label: media.Label, capacity: int, early_warning: int | None = None
         "capacity": capacity,
         "early_warning": early_warning if early_warning is not None else media.default_early_warning(capacity),
         "write_protected": False,
-        "density": 0,                  # recorded density; 0 = never written
+        "density": 0,  # recorded density; 0 = never written
         "manufactured": today,
         "serial": f"{label.barcode}{today}",
         "load_count": 0,
         "initialization_count": 0,
         "volume_change_reference": 0,
-        "last_loads": [],              # device vendor+serial at the last four loads
+        "last_loads": [],  # device vendor+serial at the last four loads
         "bytes_written": 0,
         "bytes_read": 0,
         "datasets_written": 0,
         "datasets_read": 0,
         "bop_passes": 0,
         "mot_passes": 0,
-        "attributes": {},              # writable MAM attributes: "0800" -> hex value
+        "attributes": {},  # writable MAM attributes: "0800" -> hex value
     }
 
 
@@ -168,8 +169,14 @@ class Cartridge:
                 break
             count -= 1
         if count * ENTRY_SIZE != index_size or data_end != data_size:
-            log.warning("cartridge %s: cut a torn tail (index %d -> %d bytes, data %d -> %d bytes)",
-                        self.directory.name, index_size, count * ENTRY_SIZE, data_size, data_end)
+            log.warning(
+                "cartridge %s: cut a torn tail (index %d -> %d bytes, data %d -> %d bytes)",
+                self.directory.name,
+                index_size,
+                count * ENTRY_SIZE,
+                data_size,
+                data_end,
+            )
             os.ftruncate(self._index_fd, count * ENTRY_SIZE)
             os.ftruncate(self._data_fd, data_end)
         self.count, self.data_end = count, data_end
@@ -225,15 +232,16 @@ class Cartridge:
         os.ftruncate(self._index_fd, position * ENTRY_SIZE)
         os.ftruncate(self._data_fd, offset)
         self.count, self.data_end = position, offset
-        del self.filemarks[bisect.bisect_left(self.filemarks, position):]
+        del self.filemarks[bisect.bisect_left(self.filemarks, position) :]
 
     def append_block(self, stored: bytes | memoryview, length: int, flags: int = 0, key_id: int = 0) -> None:
         offset = self.data_end
         written = os.pwrite(self._data_fd, stored, offset)
         if written != len(stored):
             raise CartridgeError(f"cartridge {self.barcode}: short write to the data file")
-        os.pwrite(self._index_fd, _pack_entry(offset, len(stored), length, BLOCK, flags, key_id),
-                  self.count * ENTRY_SIZE)
+        os.pwrite(
+            self._index_fd, _pack_entry(offset, len(stored), length, BLOCK, flags, key_id), self.count * ENTRY_SIZE
+        )
         self.data_end += len(stored)
         self.count += 1
 

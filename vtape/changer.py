@@ -6,6 +6,7 @@ move cartridges (it does the checks and the drive coupling). Layouts follow
 SMC-3; the client quirks they serve (PBS, mtx, loaderinfo) are noted where
 they decide a detail.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -34,7 +35,7 @@ STANDARD_INQUIRY = Struct(
     Padding(2),
     "serial" / Bytes(12),
     Padding(5),
-    "features" / Int8ub,        # b0: barcode reader present (loaderinfo)
+    "features" / Int8ub,  # b0: barcode reader present (loaderinfo)
     Padding(2),
     "version_descriptors" / Array(7, Int16ub),
 ).compile()
@@ -59,9 +60,9 @@ ELEMENT_ADDRESS_PAGE = Struct(
 DEVICE_CAPABILITIES_PAGE = Struct(
     "page_code" / Int8ub,
     "page_length" / Int8ub,
-    "store" / Int8ub,           # b3 DT, b2 IE, b1 ST, b0 MT can hold a cartridge
-    "features" / Int8ub,        # loaderinfo: b0 SMC-2, b1 volume tag reader
-    "move_from" / Array(4, Int8ub),      # MT, ST, IE, DT -> destination bits
+    "store" / Int8ub,  # b3 DT, b2 IE, b1 ST, b0 MT can hold a cartridge
+    "features" / Int8ub,  # loaderinfo: b0 SMC-2, b1 volume tag reader
+    "move_from" / Array(4, Int8ub),  # MT, ST, IE, DT -> destination bits
     Padding(4),
     "exchange_from" / Array(4, Int8ub),  # MT, ST, IE, DT -> second element bits
     Padding(4),
@@ -75,12 +76,12 @@ ELEMENT_STATUS_HEADER = Struct(
     "first_address" / Int16ub,
     "count" / Int16ub,
     Padding(1),
-    "byte_count" / Int24ub,     # all pages after this header, before allocation truncation
+    "byte_count" / Int24ub,  # all pages after this header, before allocation truncation
 ).compile()
 
 ELEMENT_PAGE_HEADER = Struct(
     "type_code" / Int8ub,
-    "flags" / Int8ub,           # b7 PVOLTAG
+    "flags" / Int8ub,  # b7 PVOLTAG
     "descriptor_length" / Int16ub,
     Padding(1),
     "byte_count" / Int24ub,
@@ -91,10 +92,10 @@ ELEMENT_DESCRIPTOR = Struct(
     "address" / Int16ub,
     "flags" / Int8ub,
     Padding(1),
-    Padding(2),                 # ASC/ASCQ: no element ever reports an exception
-    Padding(2),                 # DT bus/LUN information: none, the drives are not on a SCSI bus
+    Padding(2),  # ASC/ASCQ: no element ever reports an exception
+    Padding(2),  # DT bus/LUN information: none, the drives are not on a SCSI bus
     Padding(1),
-    "medium" / Int8ub,          # b7 SVALID, b2-0 medium type
+    "medium" / Int8ub,  # b7 SVALID, b2-0 medium type
     "source" / Int16ub,
 ).compile()
 FULL, IMPEXP, ACCESS, EXENAB, INENAB = 0x01, 0x02, 0x08, 0x10, 0x20
@@ -145,12 +146,21 @@ class MediumChanger(ScsiDevice):
 
     def standard_inquiry(self) -> bytes:
         ident = self.identity
-        return STANDARD_INQUIRY.build(dict(
-            peripheral_type=self.peripheral_type, removable=0, version=0x05, response_format=0x02,
-            additional_length=INQUIRY_LENGTH - 5,
-            vendor=ascii_field(ident.vendor, 8), product=ascii_field(ident.product, 16),
-            revision=ascii_field(ident.revision, 4), serial=ascii_field(ident.serial, 12),
-            features=BARCODE_READER, version_descriptors=VERSION_DESCRIPTORS))
+        return STANDARD_INQUIRY.build(
+            dict(
+                peripheral_type=self.peripheral_type,
+                removable=0,
+                version=0x05,
+                response_format=0x02,
+                additional_length=INQUIRY_LENGTH - 5,
+                vendor=ascii_field(ident.vendor, 8),
+                product=ascii_field(ident.product, 16),
+                revision=ascii_field(ident.revision, 4),
+                serial=ascii_field(ident.serial, 12),
+                features=BARCODE_READER,
+                version_descriptors=VERSION_DESCRIPTORS,
+            )
+        )
 
     # -- MODE SENSE pages -----------------------------------------------------------
 
@@ -161,22 +171,34 @@ class MediumChanger(ScsiDevice):
             return ModePage(code, body, unchangeable, body)
 
         lib = self.library
-        address_page = ELEMENT_ADDRESS_PAGE.build(dict(
-            page_code=0x1D, page_length=0x12,
-            first_transport=FIRST_ADDRESS[TRANSPORT], transports=len(lib.elements_of(TRANSPORT)),
-            first_storage=FIRST_ADDRESS[STORAGE], storage=len(lib.elements_of(STORAGE)),
-            first_import_export=FIRST_ADDRESS[IMPORT_EXPORT],
-            import_export=len(lib.elements_of(IMPORT_EXPORT)),
-            first_drive=FIRST_ADDRESS[DRIVE], drives=len(lib.elements_of(DRIVE))))
+        address_page = ELEMENT_ADDRESS_PAGE.build(
+            dict(
+                page_code=0x1D,
+                page_length=0x12,
+                first_transport=FIRST_ADDRESS[TRANSPORT],
+                transports=len(lib.elements_of(TRANSPORT)),
+                first_storage=FIRST_ADDRESS[STORAGE],
+                storage=len(lib.elements_of(STORAGE)),
+                first_import_export=FIRST_ADDRESS[IMPORT_EXPORT],
+                import_export=len(lib.elements_of(IMPORT_EXPORT)),
+                first_drive=FIRST_ADDRESS[DRIVE],
+                drives=len(lib.elements_of(DRIVE)),
+            )
+        )
         transports = len(lib.elements_of(TRANSPORT))
         # One (ROTATE=0, MEMBER NUMBER) pair per transport.
         geometry_page = bytes([0x1E, 2 * transports]) + b"".join(bytes([0, n]) for n in range(transports))
-        capabilities_page = DEVICE_CAPABILITIES_PAGE.build(dict(
-            page_code=0x1F, page_length=0x12, store=STORABLE, features=SMC2_AND_VOLUME_TAG_READER,
-            move_from=[0, STORABLE, STORABLE, STORABLE],
-            exchange_from=[0, STORABLE, STORABLE, STORABLE]))
-        return {0x1D: page(0x1D, address_page), 0x1E: page(0x1E, geometry_page),
-                0x1F: page(0x1F, capabilities_page)}
+        capabilities_page = DEVICE_CAPABILITIES_PAGE.build(
+            dict(
+                page_code=0x1F,
+                page_length=0x12,
+                store=STORABLE,
+                features=SMC2_AND_VOLUME_TAG_READER,
+                move_from=[0, STORABLE, STORABLE, STORABLE],
+                exchange_from=[0, STORABLE, STORABLE, STORABLE],
+            )
+        )
+        return {0x1D: page(0x1D, address_page), 0x1E: page(0x1E, geometry_page), 0x1F: page(0x1F, capabilities_page)}
 
     # -- LOG SENSE pages ----------------------------------------------------------------
 
@@ -197,27 +219,34 @@ class MediumChanger(ScsiDevice):
         length = be(cdb[7:10])
         if type_code > ELEMENT_TYPE_CODES[DRIVE]:
             raise sense.invalid_field_in_cdb(1, bit=3)
-        selected = [e for e in self.library.elements
-                    if e.address >= start and type_code in (0, ELEMENT_TYPE_CODES[e.kind])]
+        selected = [
+            e for e in self.library.elements if e.address >= start and type_code in (0, ELEMENT_TYPE_CODES[e.kind])
+        ]
         if limit:  # 0 means no limit, as in mhvtl
             selected = selected[:limit]
         # One page per run of one element type; elements are in ascending address order.
-        pages = b"".join(self.element_page(kind, list(run), voltag, dvcid)
-                         for kind, run in itertools.groupby(selected, key=lambda e: e.kind))
+        pages = b"".join(
+            self.element_page(kind, list(run), voltag, dvcid)
+            for kind, run in itertools.groupby(selected, key=lambda e: e.kind)
+        )
         # Nothing selected is not an error: PBS asks for import/export elements even when there are none.
-        header = ELEMENT_STATUS_HEADER.build(dict(
-            first_address=selected[0].address if selected else start, count=len(selected),
-            byte_count=len(pages)))
+        header = ELEMENT_STATUS_HEADER.build(
+            dict(first_address=selected[0].address if selected else start, count=len(selected), byte_count=len(pages))
+        )
         return (header + pages)[:length]
 
     def element_page(self, kind: str, elements: list[Element], voltag: bool, dvcid: bool) -> bytes:
         with_identifier = dvcid and kind == DRIVE
         descriptors = [self.element_descriptor(e, voltag, with_identifier) for e in elements]
         descriptor_length = len(descriptors[0])
-        return ELEMENT_PAGE_HEADER.build(dict(
-            type_code=ELEMENT_TYPE_CODES[kind], flags=PVOLTAG if voltag else 0,
-            descriptor_length=descriptor_length, byte_count=descriptor_length * len(descriptors),
-        )) + b"".join(descriptors)
+        return ELEMENT_PAGE_HEADER.build(
+            dict(
+                type_code=ELEMENT_TYPE_CODES[kind],
+                flags=PVOLTAG if voltag else 0,
+                descriptor_length=descriptor_length,
+                byte_count=descriptor_length * len(descriptors),
+            )
+        ) + b"".join(descriptors)
 
     def element_descriptor(self, element: Element, voltag: bool, with_identifier: bool) -> bytes:
         flags = FULL if element.full else 0
@@ -230,9 +259,14 @@ class MediumChanger(ScsiDevice):
             medium = CLEANING_MEDIUM if media.parse_barcode(element.barcode).cleaning else DATA_MEDIUM
             if element.source is not None:
                 medium |= SVALID
-        descriptor = ELEMENT_DESCRIPTOR.build(dict(
-            address=element.address, flags=flags, medium=medium,
-            source=element.source if element.full and element.source is not None else 0))
+        descriptor = ELEMENT_DESCRIPTOR.build(
+            dict(
+                address=element.address,
+                flags=flags,
+                medium=medium,
+                source=element.source if element.full and element.source is not None else 0,
+            )
+        )
         if voltag:
             label = element.barcode.encode("ascii").ljust(32, b" ") if element.full else bytes(32)
             descriptor += VOLUME_TAG.build(dict(label=label, sequence=0))
@@ -240,8 +274,12 @@ class MediumChanger(ScsiDevice):
             ident = self.library.drive_for(element).identity
             # T10 vendor identification, exactly 34 bytes: the form PBS takes the drive serial from.
             t10 = ascii_field(ident.vendor, 8) + ascii_field(ident.product, 16) + ascii_field(ident.serial, 10)
-            descriptor += IDENTIFICATION_HEADER.build(dict(
-                code_set=ASCII_CODE_SET, identifier_type=T10_VENDOR_ID, length=len(t10))) + t10
+            descriptor += (
+                IDENTIFICATION_HEADER.build(
+                    dict(code_set=ASCII_CODE_SET, identifier_type=T10_VENDOR_ID, length=len(t10))
+                )
+                + t10
+            )
         else:
             descriptor += NO_IDENTIFIER
         return descriptor

@@ -1,4 +1,5 @@
 """A blocking client for one vtape device socket."""
+
 from __future__ import annotations
 
 import socket
@@ -11,8 +12,10 @@ SOCKET_BUFFER = 4 * 1024 * 1024
 
 def tune_buffers(sock: socket.socket) -> None:
     """Ask for big socket buffers; root may exceed the system's default maximum."""
-    for force, plain in ((getattr(socket, "SO_SNDBUFFORCE", None), socket.SO_SNDBUF),
-                         (getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF)):
+    for force, plain in (
+        (getattr(socket, "SO_SNDBUFFORCE", None), socket.SO_SNDBUF),
+        (getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF),
+    ):
         try:
             sock.setsockopt(socket.SOL_SOCKET, force or plain, SOCKET_BUFFER)
         except (OSError, TypeError):
@@ -48,17 +51,23 @@ class DeviceClient:
             self.sock.close()
             raise
 
-    def execute(self, cdb: bytes, data_out: bytes | memoryview = b"", data_in_len: int = 0,
-                timeout_ms: int = 0) -> frame.Reply:
+    def execute(
+        self, cdb: bytes, data_out: bytes | memoryview = b"", data_in_len: int = 0, timeout_ms: int = 0
+    ) -> frame.Reply:
         """Send one command and wait for its reply (status, sense, data, residual)."""
         header = frame.encode_request_header(bytes(cdb), len(data_out), data_in_len, timeout_ms)
         send_parts(self.sock, [header, data_out] if data_out else [header])
         raw = frame.recv_exactly(self.sock, frame.REPLY_HEADER_SIZE)
         h = frame.decode_reply_header(bytes(raw))
         body = frame.recv_exactly(self.sock, h.sense_len + h.data_len) if h.sense_len + h.data_len else b""
-        return frame.Reply(status=h.status, host_status=h.host_status,
-                           sense=bytes(body[:h.sense_len]), data=memoryview(body)[h.sense_len:],
-                           residual=h.residual, duration_us=h.duration_us)
+        return frame.Reply(
+            status=h.status,
+            host_status=h.host_status,
+            sense=bytes(body[: h.sense_len]),
+            data=memoryview(body)[h.sense_len :],
+            residual=h.residual,
+            duration_us=h.duration_us,
+        )
 
     def close(self) -> None:
         self.sock.close()

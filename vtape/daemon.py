@@ -1,4 +1,5 @@
 """Starting and stopping the daemon in the background, and talking to its control socket."""
+
 from __future__ import annotations
 
 import json
@@ -49,9 +50,14 @@ def start(libdir: Path) -> int:
         raise DaemonError(f"{libdir}: a vtape daemon is already serving this library (pid {pid})")
     log_path = libdir / "daemon.log"
     with open(log_path, "ab") as log_file:
-        process = subprocess.Popen([sys.executable, "-m", "vtape.server", str(libdir)],
-                                   stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
-                                   start_new_session=True, cwd="/")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "vtape.server", str(libdir)],
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=log_file,
+            start_new_session=True,
+            cwd="/",
+        )
     sockets = [libdir / "changer", libdir / "control"] + [libdir / f"drive{i}" for i in range(len(config["drives"]))]
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:

@@ -1,4 +1,5 @@
 """A short tour of a fresh library through raw CDBs on its device sockets."""
+
 from __future__ import annotations
 
 import hashlib
@@ -33,12 +34,18 @@ def run_demo(libdir: Path | None, echo: Callable[[str], None]) -> None:
         with DeviceClient(libdir / "changer") as changer, DeviceClient(libdir / "drive0") as drive:
             inquiry = changer.execute(bytes([0x12, 0, 0, 0, 36, 0]), data_in_len=36)
             echo(f"changer INQUIRY: {bytes(inquiry.data[8:32]).decode().strip()}")
-            move = bytes([0xA5, 0, 0, 1]) + FIRST_ADDRESS["storage"].to_bytes(2, "big") \
-                + FIRST_ADDRESS["drive"].to_bytes(2, "big") + bytes(4)
+            move = (
+                bytes([0xA5, 0, 0, 1])
+                + FIRST_ADDRESS["storage"].to_bytes(2, "big")
+                + FIRST_ADDRESS["drive"].to_bytes(2, "big")
+                + bytes(4)
+            )
             _check(changer.execute(move), "MOVE MEDIUM slot 1 -> drive 0")
             echo("MOVE MEDIUM: VT0001L8 from slot 1 into drive0")
             sense = drive.execute(bytes([0x03, 0, 0, 0, 18, 0]), data_in_len=18)
-            echo(f"REQUEST SENSE after the load: unit attention {bytes(sense.data)[12]:02X}/{bytes(sense.data)[13]:02X} (medium may have changed)")
+            echo(
+                f"REQUEST SENSE after the load: unit attention {bytes(sense.data)[12]:02X}/{bytes(sense.data)[13]:02X} (medium may have changed)"
+            )
             records = [os.urandom(RECORD) for _ in range(16)]
             started = time.perf_counter()
             for record in records:
@@ -54,13 +61,19 @@ def run_demo(libdir: Path | None, echo: Callable[[str], None]) -> None:
                 digest.update(reply.data)
             end = drive.execute(bytes([0x08, 0x02]) + RECORD.to_bytes(3, "big") + b"\0", data_in_len=RECORD)
             same = digest.digest() == hashlib.sha256(b"".join(records)).digest()
-            echo(f"read them back: {'identical' if same else 'DIFFERENT'}; next READ: filemark "
-                 f"(sense {bytes(end.sense)[2] & 0x0F:X}/{bytes(end.sense)[12]:02X}/{bytes(end.sense)[13]:02X})")
+            echo(
+                f"read them back: {'identical' if same else 'DIFFERENT'}; next READ: filemark "
+                f"(sense {bytes(end.sense)[2] & 0x0F:X}/{bytes(end.sense)[12]:02X}/{bytes(end.sense)[13]:02X})"
+            )
             position = drive.execute(bytes([0x34, 0x06]) + bytes(8), data_in_len=32)
             data = bytes(position.data)
             echo(f"READ POSITION: block {int.from_bytes(data[8:16], 'big')}, file {int.from_bytes(data[16:24], 'big')}")
-            back = bytes([0xA5, 0, 0, 1]) + FIRST_ADDRESS["drive"].to_bytes(2, "big") \
-                + FIRST_ADDRESS["storage"].to_bytes(2, "big") + bytes(4)
+            back = (
+                bytes([0xA5, 0, 0, 1])
+                + FIRST_ADDRESS["drive"].to_bytes(2, "big")
+                + FIRST_ADDRESS["storage"].to_bytes(2, "big")
+                + bytes(4)
+            )
             _check(changer.execute(back), "MOVE MEDIUM drive 0 -> slot 1")
             echo("MOVE MEDIUM: drive0 unloaded into slot 1")
             if not same:

@@ -4,6 +4,7 @@ The position is an object index p in 0..n (n = end of data); LON = p and the
 logical file id is the number of filemarks before p, as IBM drives and mhvtl
 count. See docs/vtape.md for the full command list.
 """
+
 from __future__ import annotations
 
 import logging
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 
 MAX_BLOCK = 8 * 1024 * 1024
 CLEANING_SECONDS = 0.5
+
 
 class TapeDrive(ScsiDevice):
     peripheral_type = 0x01
@@ -79,8 +81,12 @@ class TapeDrive(ScsiDevice):
                 self.cleaning_until = time.monotonic() + CLEANING_SECONDS
                 self.cleaning_required = False
                 self.tape_alerts -= {ALERT_CLEAN_NOW, ALERT_CLEAN_PERIODIC}
-                log.info("drive%d: cleaning with %s (%d cycles left)", self.index, cartridge.barcode,
-                         meta["cleaning_cycles_left"])
+                log.info(
+                    "drive%d: cleaning with %s (%d cycles left)",
+                    self.index,
+                    cartridge.barcode,
+                    meta["cleaning_cycles_left"],
+                )
             else:
                 self.tape_alerts.add(ALERT_EXPIRED_CLEANING_MEDIA)
                 log.warning("drive%d: cleaning cartridge %s is expired", self.index, cartridge.barcode)
@@ -186,10 +192,14 @@ class TapeDrive(ScsiDevice):
 
     def standard_inquiry(self) -> bytes:
         ident = self.identity
-        return (bytes([self.peripheral_type, 0x80, 0x05, 0x02, 59, 0, 0, 0])
-                + ascii_field(ident.vendor, 8) + ascii_field(ident.product, 16) + ascii_field(ident.revision, 4)
-                + bytes(22)
-                + bytes.fromhex("0300" "0400" "0960"))
+        return (
+            bytes([self.peripheral_type, 0x80, 0x05, 0x02, 59, 0, 0, 0])
+            + ascii_field(ident.vendor, 8)
+            + ascii_field(ident.product, 16)
+            + ascii_field(ident.revision, 4)
+            + bytes(22)
+            + bytes.fromhex("030004000960")
+        )
 
     def vpd_pages(self) -> dict[int, bytes]:
         pages = super().vpd_pages()
@@ -218,8 +228,9 @@ class TapeDrive(ScsiDevice):
         goes into INFORMATION and ``done`` is the data already transferred.
         """
         if self.position >= cart.count:
-            raise CheckCondition(sense.BLANK_CHECK, 0x00, 0x05, information=residue,
-                                 eom=self._at_early_warning(cart), transferred=done)
+            raise CheckCondition(
+                sense.BLANK_CHECK, 0x00, 0x05, information=residue, eom=self._at_early_warning(cart), transferred=done
+            )
         entry = cart.entry(self.position)
         self.position += 1
         if entry.is_filemark:
@@ -243,8 +254,9 @@ class TapeDrive(ScsiDevice):
         data = self.cipher.open(entry, cart.read_payload(entry))
         if len(data) == length or (sili and (len(data) < length or self.block_length == 0)):
             return data[:length]
-        raise CheckCondition(sense.NO_SENSE, 0x00, 0x00, information=length - len(data), ili=True,
-                             transferred=data[:length])
+        raise CheckCondition(
+            sense.NO_SENSE, 0x00, 0x00, information=length - len(data), ili=True, transferred=data[:length]
+        )
 
     def _read_fixed(self, cart: Cartridge, blocks: int) -> bytes:
         size = self.block_length
@@ -254,8 +266,9 @@ class TapeDrive(ScsiDevice):
         for done in range(blocks):
             data = self._next_block(cart, blocks - done, bytes(out))
             if len(data) != size:
-                raise CheckCondition(sense.NO_SENSE, 0x00, 0x00, information=blocks - done, ili=True,
-                                     transferred=bytes(out))
+                raise CheckCondition(
+                    sense.NO_SENSE, 0x00, 0x00, information=blocks - done, ili=True, transferred=bytes(out)
+                )
             out += data
         return bytes(out)
 
@@ -284,7 +297,7 @@ class TapeDrive(ScsiDevice):
         if cart.count == 0 and cart.meta["density"] == 0:
             self._record_density(cart)
         for start in range(0, total, block_size):
-            block = data_out[start:start + block_size]
+            block = data_out[start : start + block_size]
             stored, flags, key = self.cipher.seal(block)
             cart.append_block(stored, len(block), flags, key)
         self.position = cart.count
@@ -364,8 +377,9 @@ class TapeDrive(ScsiDevice):
             raise CheckCondition(sense.NO_SENSE, 0x00, 0x01, filemark=True, information=count - available)
         else:
             self._move_to(cart, cart.count)
-            raise CheckCondition(sense.BLANK_CHECK, 0x00, 0x05, information=count - available,
-                                 eom=self._at_early_warning(cart))
+            raise CheckCondition(
+                sense.BLANK_CHECK, 0x00, 0x05, information=count - available, eom=self._at_early_warning(cart)
+            )
 
     def _space_blocks_backward(self, cart: Cartridge, count: int) -> None:
         filemark = cart.previous_filemark(self.position)
@@ -388,8 +402,9 @@ class TapeDrive(ScsiDevice):
             return
         passed = len(cart.filemarks) - before
         self._move_to(cart, cart.count)
-        raise CheckCondition(sense.BLANK_CHECK, 0x00, 0x05, information=count - passed,
-                             eom=self._at_early_warning(cart))
+        raise CheckCondition(
+            sense.BLANK_CHECK, 0x00, 0x05, information=count - passed, eom=self._at_early_warning(cart)
+        )
 
     def _space_filemarks_backward(self, cart: Cartridge, count: int) -> None:
         before = cart.filemarks_before(self.position)
@@ -443,11 +458,15 @@ class TapeDrive(ScsiDevice):
         if service_action in (0x00, 0x01):
             return bytes([flags | 0x10, 0, 0, 0]) + p.to_bytes(4, "big") * 2 + bytes(8)
         if service_action == 0x06:
-            return bytes([flags, 0, 0, 0]) + bytes(4) + p.to_bytes(8, "big") \
-                + cart.filemarks_before(p).to_bytes(8, "big") + bytes(8)
+            return (
+                bytes([flags, 0, 0, 0])
+                + bytes(4)
+                + p.to_bytes(8, "big")
+                + cart.filemarks_before(p).to_bytes(8, "big")
+                + bytes(8)
+            )
         length = int.from_bytes(cdb[7:9], "big")
-        return (bytes([flags, 0]) + (0x1C).to_bytes(2, "big") + bytes(4) + p.to_bytes(8, "big") * 2
-                + bytes(8))[:length]
+        return (bytes([flags, 0]) + (0x1C).to_bytes(2, "big") + bytes(4) + p.to_bytes(8, "big") * 2 + bytes(8))[:length]
 
     def _rewind(self) -> None:
         cart = self.cartridge
@@ -539,17 +558,26 @@ class TapeDrive(ScsiDevice):
             cart = self._loaded()
             generations = [media.GENERATIONS[cart.meta["generation"]]]
         else:
-            generations = [g for n, g in sorted(media.GENERATIONS.items(), reverse=True)
-                           if media.can_read(self.generation, n)]
+            generations = [
+                g for n, g in sorted(media.GENERATIONS.items(), reverse=True) if media.can_read(self.generation, n)
+            ]
         body = b"".join(self._density_descriptor(g) for g in generations)
         return ((len(body) + 2).to_bytes(2, "big") + bytes(2) + body)[:length]
 
     def _density_descriptor(self, g: media.Generation) -> bytes:
         writable = media.can_write(self.generation, g.number)
         flags = (0x80 if writable else 0) | (0x20 if g.number == self.generation else 0)
-        return (bytes([g.density, g.density, flags]) + (52).to_bytes(2, "big") + g.bits_per_mm.to_bytes(3, "big")
-                + (127).to_bytes(2, "big") + g.tracks.to_bytes(2, "big") + g.capacity_mb.to_bytes(4, "big")
-                + ascii_field("LTO-CVE", 8) + ascii_field(g.density_name, 8) + ascii_field(g.description, 20))
+        return (
+            bytes([g.density, g.density, flags])
+            + (52).to_bytes(2, "big")
+            + g.bits_per_mm.to_bytes(3, "big")
+            + (127).to_bytes(2, "big")
+            + g.tracks.to_bytes(2, "big")
+            + g.capacity_mb.to_bytes(4, "big")
+            + ascii_field("LTO-CVE", 8)
+            + ascii_field(g.density_name, 8)
+            + ascii_field(g.description, 20)
+        )
 
     # -- mode pages ------------------------------------------------------------------
 
@@ -569,11 +597,15 @@ class TapeDrive(ScsiDevice):
 
     def mode_pages(self) -> dict[int, ModePage]:
         cart = self.cartridge
-        compression = bytes([0x0F, 0x0E, 0xC0 if self.compression else 0x40, 0x80]) \
-            + (1).to_bytes(4, "big") * 2 + bytes(4)
+        compression = (
+            bytes([0x0F, 0x0E, 0xC0 if self.compression else 0x40, 0x80]) + (1).to_bytes(4, "big") * 2 + bytes(4)
+        )
         early_warning = (cart.meta["early_warning"] if cart else 0) // (1024 * 1024)
-        configuration = bytes([0x10, 0x0E, 0, 0, 0, 0, 0, 0, 0x40, 0, 0x18]) \
-            + min(early_warning, 0xFFFFFF).to_bytes(3, "big") + bytes([1 if self.compression else 0, 0])
+        configuration = (
+            bytes([0x10, 0x0E, 0, 0, 0, 0, 0, 0, 0x40, 0, 0x18])
+            + min(early_warning, 0xFFFFFF).to_bytes(3, "big")
+            + bytes([1 if self.compression else 0, 0])
+        )
         size_gb = min((cart.capacity if cart else 0) // 10**9, 0xFFFF)
         partition = bytes([0x11, 0x08, 0, 0, 0x18, 0x03, 0x09, 0]) + size_gb.to_bytes(2, "big")
         worm = bool(cart and cart.meta["worm"])
@@ -591,8 +623,9 @@ class TapeDrive(ScsiDevice):
         if descriptor is not None:
             offset, fields = descriptor
             density = fields[0]
-            if density not in (0x00, 0x7F, self.current_density()) and density not in \
-                    [g.density for n, g in media.GENERATIONS.items() if media.can_write(self.generation, n)]:
+            if density not in (0x00, 0x7F, self.current_density()) and density not in [
+                g.density for n, g in media.GENERATIONS.items() if media.can_write(self.generation, n)
+            ]:
                 raise sense.invalid_field_in_parameters(offset)
             block_length = int.from_bytes(fields[5:8], "big")
             if block_length > MAX_BLOCK:

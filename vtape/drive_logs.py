@@ -5,6 +5,7 @@ page code -> function returning the page's parameters. Every page answers
 without a medium (the volume pages then say so with zeros or PageValid=0),
 because tapeinfo, sg_logs and PBS read them from an empty drive too.
 """
+
 from __future__ import annotations
 
 import functools
@@ -50,17 +51,36 @@ ACTIVITY_IDLE, ACTIVITY_CLEANING, ACTIVITY_LOADING = 0x00, 0x01, 0x02
 
 # Very high frequency data of the DT device status page (PBS `device_activity` reads it).
 VHF_DATA = Struct(
-    "status" / BitStruct(
-        "prevent_removal" / Flag, "host_initiated_unload" / Flag, "mam_accessible" / Flag,
-        "compression" / Flag, "write_protect" / Flag, "cleaning_requested" / Flag,
-        "cleaning_required" / Flag, "initialized" / Flag,
-        "in_transition" / Flag, Padding(1), "robotic_access_allowed" / Flag, "medium_present" / Flag,
-        Padding(1), "medium_seated" / Flag, "medium_threaded" / Flag, "mounted" / Flag),
+    "status"
+    / BitStruct(
+        "prevent_removal" / Flag,
+        "host_initiated_unload" / Flag,
+        "mam_accessible" / Flag,
+        "compression" / Flag,
+        "write_protect" / Flag,
+        "cleaning_requested" / Flag,
+        "cleaning_required" / Flag,
+        "initialized" / Flag,
+        "in_transition" / Flag,
+        Padding(1),
+        "robotic_access_allowed" / Flag,
+        "medium_present" / Flag,
+        Padding(1),
+        "medium_seated" / Flag,
+        "medium_threaded" / Flag,
+        "mounted" / Flag,
+    ),
     "activity" / Int8ub,
-    "flags" / BitStruct(
-        Padding(2), "diagnostic_data" / Flag, "encryption_parameters_present" / Flag,
-        "encryption_service_request" / Flag, "recovery_requested" / Flag, "interface_changed" / Flag,
-        "tape_alert_changed" / Flag),
+    "flags"
+    / BitStruct(
+        Padding(2),
+        "diagnostic_data" / Flag,
+        "encryption_parameters_present" / Flag,
+        "encryption_service_request" / Flag,
+        "recovery_requested" / Flag,
+        "interface_changed" / Flag,
+        "tape_alert_changed" / Flag,
+    ),
 ).compile()
 
 
@@ -118,10 +138,10 @@ def lifetime_bytes_read(drive: TapeDrive) -> int:
 
 # -- the pages --------------------------------------------------------------------
 
+
 def _error_counters(drive: TapeDrive, bytes_processed: int) -> list[LogParameter]:
     """Write (02h) or read (03h) error counters: the emulated medium never errs."""
-    return [_counter(code, 0, 4) for code in range(5)] + [_counter(0x0005, bytes_processed, 8),
-                                                          _counter(0x0006, 0, 4)]
+    return [_counter(code, 0, 4) for code in range(5)] + [_counter(0x0005, bytes_processed, 8), _counter(0x0006, 0, 4)]
 
 
 def write_error_counters(drive: TapeDrive) -> list[LogParameter]:
@@ -157,8 +177,10 @@ def sequential_access(drive: TapeDrive) -> list[LogParameter]:
 
 def temperature(drive: TapeDrive) -> list[LogParameter]:
     """0Dh: a steady operating temperature and the limit it never reaches."""
-    return [LogParameter(0x0000, bytes([0, TEMPERATURE_CELSIUS]), BINARY_LIST),
-            LogParameter(0x0001, bytes([0, REFERENCE_TEMPERATURE_CELSIUS]), BINARY_LIST)]
+    return [
+        LogParameter(0x0000, bytes([0, TEMPERATURE_CELSIUS]), BINARY_LIST),
+        LogParameter(0x0001, bytes([0, REFERENCE_TEMPERATURE_CELSIUS]), BINARY_LIST),
+    ]
 
 
 def _activity(drive: TapeDrive) -> int:
@@ -176,19 +198,35 @@ def device_status(drive: TapeDrive) -> list[LogParameter]:
     present = cart is not None
     threaded = present and drive.threaded
     alerts = active_tape_alerts(drive)
-    vhf = VHF_DATA.build(dict(
-        status=dict(
-            prevent_removal=drive.prevent, host_initiated_unload=False, mam_accessible=present,
-            compression=drive.compression, write_protect=bool(present and cart.meta["write_protected"]),
-            cleaning_requested=ALERT_CLEAN_PERIODIC in alerts,
-            cleaning_required=drive.cleaning_required, initialized=True,
-            in_transition=_activity(drive) == ACTIVITY_LOADING, robotic_access_allowed=not threaded,
-            medium_present=present, medium_seated=present, medium_threaded=threaded,
-            mounted=threaded and drive.not_ready_reason() is None),
-        activity=_activity(drive),
-        flags=dict(diagnostic_data=False, encryption_parameters_present=drive.cipher.has_key,
-                   encryption_service_request=False, recovery_requested=False, interface_changed=False,
-                   tape_alert_changed=bool(alerts))))
+    vhf = VHF_DATA.build(
+        dict(
+            status=dict(
+                prevent_removal=drive.prevent,
+                host_initiated_unload=False,
+                mam_accessible=present,
+                compression=drive.compression,
+                write_protect=bool(present and cart.meta["write_protected"]),
+                cleaning_requested=ALERT_CLEAN_PERIODIC in alerts,
+                cleaning_required=drive.cleaning_required,
+                initialized=True,
+                in_transition=_activity(drive) == ACTIVITY_LOADING,
+                robotic_access_allowed=not threaded,
+                medium_present=present,
+                medium_seated=present,
+                medium_threaded=threaded,
+                mounted=threaded and drive.not_ready_reason() is None,
+            ),
+            activity=_activity(drive),
+            flags=dict(
+                diagnostic_data=False,
+                encryption_parameters_present=drive.cipher.has_key,
+                encryption_service_request=False,
+                recovery_requested=False,
+                interface_changed=False,
+                tape_alert_changed=bool(alerts),
+            ),
+        )
+    )
     return [LogParameter(0x0000, vhf, BINARY_LIST)]
 
 
@@ -214,14 +252,16 @@ def volume_statistics(drive: TapeDrive) -> list[LogParameter]:
     return [
         _counter(0x0000, 1, 1),
         _counter(0x0001, meta["load_count"], 4),
-        _counter(0x0002, meta["datasets_written"] + counters["datasets_written"]
-                 - counters.get("saved_datasets_written", 0), 8),
+        _counter(
+            0x0002,
+            meta["datasets_written"] + counters["datasets_written"] - counters.get("saved_datasets_written", 0),
+            8,
+        ),
         _counter(0x0003, 0, 4),
         _counter(0x0004, 0, 2),
         _counter(0x0005, 0, 2),
         _counter(0x0006, 0, 2),
-        _counter(0x0007, meta["datasets_read"] + counters["datasets_read"]
-                 - counters.get("saved_datasets_read", 0), 8),
+        _counter(0x0007, meta["datasets_read"] + counters["datasets_read"] - counters.get("saved_datasets_read", 0), 8),
         _counter(0x0008, 0, 4),
         _counter(0x0009, 0, 2),
         _counter(0x000C, 0, 2),
@@ -257,8 +297,9 @@ def tape_alert(drive: TapeDrive) -> list[LogParameter]:
     a truncated read such as sg_logs' 4-byte length probe leaves them set).
     """
     active = active_tape_alerts(drive)
-    return [LogParameter(flag, bytes([1 if flag in active else 0]), BINARY_LIST)
-            for flag in range(1, TAPE_ALERT_FLAGS + 1)]
+    return [
+        LogParameter(flag, bytes([1 if flag in active else 0]), BINARY_LIST) for flag in range(1, TAPE_ALERT_FLAGS + 1)
+    ]
 
 
 def tape_usage(drive: TapeDrive) -> list[LogParameter]:
@@ -289,8 +330,12 @@ def tape_capacity(drive: TapeDrive) -> list[LogParameter]:
     cart = _medium(drive)
     maximum = cart.capacity // MB if cart else 0
     remaining = max(cart.capacity - cart.data_end, 0) // MB if cart else 0
-    return [_counter(0x0001, remaining, 4), _counter(0x0002, 0, 4),
-            _counter(0x0003, maximum, 4), _counter(0x0004, 0, 4)]
+    return [
+        _counter(0x0001, remaining, 4),
+        _counter(0x0002, 0, 4),
+        _counter(0x0003, maximum, 4),
+        _counter(0x0004, 0, 4),
+    ]
 
 
 def data_compression(drive: TapeDrive) -> list[LogParameter]:
@@ -299,8 +344,12 @@ def data_compression(drive: TapeDrive) -> list[LogParameter]:
     parameters = [_counter(0x0000, COMPRESSION_RATIO_PERCENT, 2), _counter(0x0001, COMPRESSION_RATIO_PERCENT, 2)]
     code = 0x0002
     # to host, read from tape, from host, written to tape (nothing is compressed: pairs are equal)
-    for total in (counters["bytes_to_host"], counters["bytes_to_host"],
-                  counters["bytes_from_host"], counters["bytes_from_host"]):
+    for total in (
+        counters["bytes_to_host"],
+        counters["bytes_to_host"],
+        counters["bytes_from_host"],
+        counters["bytes_from_host"],
+    ):
         parameters += [_counter(code, total // MB, 4), _counter(code + 1, total % MB, 4)]
         code += 2
     return parameters
@@ -308,8 +357,16 @@ def data_compression(drive: TapeDrive) -> list[LogParameter]:
 
 def log_pages(drive: TapeDrive) -> dict[int, Callable[[], list[LogParameter]]]:
     pages = {
-        0x02: write_error_counters, 0x03: read_error_counters, 0x0C: sequential_access, 0x0D: temperature,
-        0x11: device_status, 0x12: tape_alert_response, 0x17: volume_statistics, 0x2E: tape_alert,
-        0x30: tape_usage, 0x31: tape_capacity, 0x32: data_compression,
+        0x02: write_error_counters,
+        0x03: read_error_counters,
+        0x0C: sequential_access,
+        0x0D: temperature,
+        0x11: device_status,
+        0x12: tape_alert_response,
+        0x17: volume_statistics,
+        0x2E: tape_alert,
+        0x30: tape_usage,
+        0x31: tape_capacity,
+        0x32: data_compression,
     }
     return {code: functools.partial(page, drive) for code, page in pages.items()}

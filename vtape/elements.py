@@ -1,5 +1,6 @@
 """The elements of a library as SMC numbers them: the robot (transport), storage slots,
 import/export slots and drives, each kind at its own base address."""
+
 from __future__ import annotations
 
 import dataclasses

@@ -5,6 +5,7 @@ socket. A client sends a request frame and reads the reply frame; requests on
 one connection are answered in order. docs/vtape-protocol.md is the reference
 for third parties (the LD_PRELOAD shim speaks it from C).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -27,9 +28,9 @@ HOST_ERROR = 7  # malformed frame: the daemon replies once, then closes the conn
 
 # Headers are parsed with struct rather than construct: this runs for every
 # command, up to thousands per second, and construct costs ~10 us per parse.
-REQUEST_HEADER = struct.Struct("<4sIIIB3x16s")   # magic, data_out_len, data_in_len, timeout_ms, cdb_len, cdb
+REQUEST_HEADER = struct.Struct("<4sIIIB3x16s")  # magic, data_out_len, data_in_len, timeout_ms, cdb_len, cdb
 REQUEST_HEADER_SIZE = REQUEST_HEADER.size
-REPLY_HEADER = struct.Struct("<4sBBBxIII")       # magic, status, host_status, sense_len, data_len, residual, duration_us
+REPLY_HEADER = struct.Struct("<4sBBBxIII")  # magic, status, host_status, sense_len, data_len, residual, duration_us
 REPLY_HEADER_SIZE = REPLY_HEADER.size
 
 
@@ -84,8 +85,15 @@ def decode_request_header(raw: bytes) -> RequestHeader:
 
 
 def encode_reply_header(reply: Reply) -> bytes:
-    return REPLY_HEADER.pack(REPLY_MAGIC, reply.status, reply.host_status, len(reply.sense), len(reply.data),
-                             reply.residual, min(reply.duration_us, 0xFFFFFFFF))
+    return REPLY_HEADER.pack(
+        REPLY_MAGIC,
+        reply.status,
+        reply.host_status,
+        len(reply.sense),
+        len(reply.data),
+        reply.residual,
+        min(reply.duration_us, 0xFFFFFFFF),
+    )
 
 
 @dataclasses.dataclass(frozen=True)

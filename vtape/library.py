@@ -7,6 +7,7 @@ LIBDIR/
   changer, drive0 ... device sockets while the daemon runs; control is its control socket
   events.jsonl        one line per command: device, CDB, status, sense, latency
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -89,16 +90,27 @@ def create_library(path: Path, options: CreateOptions) -> None:
         "version": CONFIG_VERSION,
         "id": library_id,
         "allow_other_users": options.allow_other_users,
-        "changer": {"vendor": "VTAPE", "product": "VTL-LTO", "revision": "0100",
-                    "serial": f"VL{library_id}", "naa": 0x5000000000000000 | int(library_id, 16) << 16},
-        "drives": [{"vendor": "IBM", "product": f"ULT3580-TD{options.generation}", "revision": "0107",
-                    "serial": f"VT{library_id}{i:02d}", "generation": options.generation,
-                    "naa": 0x5000000000000000 | int(library_id, 16) << 16 | (i + 1)}
-                   for i in range(options.drives)],
+        "changer": {
+            "vendor": "VTAPE",
+            "product": "VTL-LTO",
+            "revision": "0100",
+            "serial": f"VL{library_id}",
+            "naa": 0x5000000000000000 | int(library_id, 16) << 16,
+        },
+        "drives": [
+            {
+                "vendor": "IBM",
+                "product": f"ULT3580-TD{options.generation}",
+                "revision": "0107",
+                "serial": f"VT{library_id}{i:02d}",
+                "generation": options.generation,
+                "naa": 0x5000000000000000 | int(library_id, 16) << 16 | (i + 1),
+            }
+            for i in range(options.drives)
+        ],
         "storage_slots": options.storage_slots,
         "import_export_slots": options.import_export_slots,
-        "timing": {"enabled": options.timing, "load_seconds": 2.0, "unload_seconds": 1.5,
-                   "full_wind_seconds": 40.0},
+        "timing": {"enabled": options.timing, "load_seconds": 2.0, "unload_seconds": 1.5, "full_wind_seconds": 40.0},
         "unit_attention_on_load": True,
     }
     path.mkdir(parents=True, exist_ok=True)
@@ -110,13 +122,15 @@ def create_library(path: Path, options: CreateOptions) -> None:
         slots[options.storage_slots - 1 - i] = barcode
     for barcode in data + worm + cleaning:
         capacity = options.capacity
-        Cartridge.create(path / "cartridges" / barcode,
-                         new_meta(media.parse_barcode(barcode), capacity)).close()
-    atomic.write_json(path / "state.json", {
-        "storage": slots,
-        "import_export": [{"barcode": None, "imported": False} for _ in range(options.import_export_slots)],
-        "drives": [{"barcode": None, "source": None} for _ in range(options.drives)],
-    })
+        Cartridge.create(path / "cartridges" / barcode, new_meta(media.parse_barcode(barcode), capacity)).close()
+    atomic.write_json(
+        path / "state.json",
+        {
+            "storage": slots,
+            "import_export": [{"barcode": None, "imported": False} for _ in range(options.import_export_slots)],
+            "drives": [{"barcode": None, "source": None} for _ in range(options.drives)],
+        },
+    )
     # library.json last: its presence marks a complete library.
     atomic.write_json(path / "library.json", config)
 
@@ -145,17 +159,24 @@ class Library:
         state = atomic.read_json(self.path / "state.json")
         self._cartridges: dict[str, Cartridge] = {}
         self.elements: list[Element] = [Element(TRANSPORT, FIRST_ADDRESS[TRANSPORT])]
-        self.elements += [Element(STORAGE, FIRST_ADDRESS[STORAGE] + i, barcode)
-                          for i, barcode in enumerate(state["storage"])]
-        self.elements += [Element(IMPORT_EXPORT, FIRST_ADDRESS[IMPORT_EXPORT] + i, e["barcode"], None, e["imported"])
-                          for i, e in enumerate(state["import_export"])]
-        self.elements += [Element(DRIVE, FIRST_ADDRESS[DRIVE] + i, d["barcode"], d["source"])
-                          for i, d in enumerate(state["drives"])]
+        self.elements += [
+            Element(STORAGE, FIRST_ADDRESS[STORAGE] + i, barcode) for i, barcode in enumerate(state["storage"])
+        ]
+        self.elements += [
+            Element(IMPORT_EXPORT, FIRST_ADDRESS[IMPORT_EXPORT] + i, e["barcode"], None, e["imported"])
+            for i, e in enumerate(state["import_export"])
+        ]
+        self.elements += [
+            Element(DRIVE, FIRST_ADDRESS[DRIVE] + i, d["barcode"], d["source"]) for i, d in enumerate(state["drives"])
+        ]
         self.elements.sort(key=lambda e: e.address)
         self._by_address = {e.address: e for e in self.elements}
-        self.drives = [TapeDrive(self, i, Identity(d["vendor"], d["product"], d["revision"], d["serial"], d["naa"]),
-                                 d["generation"])
-                       for i, d in enumerate(self.config["drives"])]
+        self.drives = [
+            TapeDrive(
+                self, i, Identity(d["vendor"], d["product"], d["revision"], d["serial"], d["naa"]), d["generation"]
+            )
+            for i, d in enumerate(self.config["drives"])
+        ]
         c = self.config["changer"]
         self.changer = MediumChanger(self, Identity(c["vendor"], c["product"], c["revision"], c["serial"], c["naa"]))
         for drive, element in zip(self.drives, self.elements_of(DRIVE), strict=True):
@@ -260,13 +281,16 @@ class Library:
         for origin, target in legs:
             if target.kind == DRIVE:
                 cart = self.cartridge(origin.barcode)
-                if not cart.meta["cleaning"] and not media.can_read(self.drive_for(target).generation,
-                                                                    cart.meta["generation"]):
+                if not cart.meta["cleaning"] and not media.can_read(
+                    self.drive_for(target).generation, cart.meta["generation"]
+                ):
                     raise sense.incompatible_medium()
             if origin.kind == DRIVE and self.drive_for(origin).prevent:
                 raise sense.medium_removal_prevented()
-        arrivals = [(target, origin.barcode, origin.source if origin.kind == DRIVE else origin.address)
-                    for origin, target in legs]
+        arrivals = [
+            (target, origin.barcode, origin.source if origin.kind == DRIVE else origin.address)
+            for origin, target in legs
+        ]
         for origin, _ in legs:
             if origin.kind == DRIVE:
                 self.drive_for(origin).remove()
@@ -281,8 +305,10 @@ class Library:
 
     def _check_import_export_unlocked(self) -> None:
         if self.changer.removal_prevented:
-            raise LibraryError("the import/export slots are locked: a host has sent PREVENT MEDIUM REMOVAL "
-                               "to the changer and not allowed removal again")
+            raise LibraryError(
+                "the import/export slots are locked: a host has sent PREVENT MEDIUM REMOVAL "
+                "to the changer and not allowed removal again"
+            )
 
     def insert(self, barcode: str, slot_address: int | None = None) -> Element:
         """Put a shelf cartridge into an import/export slot, as an operator would."""
@@ -290,11 +316,17 @@ class Library:
         self.cartridge(barcode)
         if self.where_is(barcode):
             raise LibraryError(f"cartridge {barcode} is already in the library")
-        free = [e for e in self.elements_of(IMPORT_EXPORT) if not e.full
-                and (slot_address is None or e.address == slot_address)]
+        free = [
+            e
+            for e in self.elements_of(IMPORT_EXPORT)
+            if not e.full and (slot_address is None or e.address == slot_address)
+        ]
         if not free:
-            raise LibraryError("no free import/export slot" if slot_address is None
-                               else f"import/export slot {slot_address:#x} is not free")
+            raise LibraryError(
+                "no free import/export slot"
+                if slot_address is None
+                else f"import/export slot {slot_address:#x} is not free"
+            )
         element = free[0]
         element.barcode, element.imported, element.source = barcode, True, None
         self.changer.raise_unit_attention(0x28, 0x01)
@@ -311,21 +343,31 @@ class Library:
         self.changer.raise_unit_attention(0x28, 0x01)
         self.save_state()
 
-    def add_cartridge(self, barcode: str, capacity: int | None = None, early_warning: int | None = None,
-                      slot_address: int | None = None, shelf: bool = False) -> Element | None:
+    def add_cartridge(
+        self,
+        barcode: str,
+        capacity: int | None = None,
+        early_warning: int | None = None,
+        slot_address: int | None = None,
+        shelf: bool = False,
+    ) -> Element | None:
         """Create a new cartridge, in a free storage slot unless it goes onto the shelf."""
         label = media.parse_barcode(barcode)
         if (self.path / "cartridges" / barcode).exists():
             raise LibraryError(f"cartridge {barcode} already exists")
         element = None
         if not shelf:
-            free = [e for e in self.elements_of(STORAGE) if not e.full
-                    and (slot_address is None or e.address == slot_address)]
+            free = [
+                e
+                for e in self.elements_of(STORAGE)
+                if not e.full and (slot_address is None or e.address == slot_address)
+            ]
             if not free:
                 raise LibraryError("no free storage slot (use --shelf to keep it outside the library)")
             element = free[0]
-        Cartridge.create(self.path / "cartridges" / barcode,
-                         new_meta(label, capacity or 8 * 1024**3, early_warning)).close()
+        Cartridge.create(
+            self.path / "cartridges" / barcode, new_meta(label, capacity or 8 * 1024**3, early_warning)
+        ).close()
         if element:
             element.barcode, element.source = barcode, None
             self.save_state()
@@ -334,11 +376,16 @@ class Library:
     # -- persistence ------------------------------------------------------------
 
     def save_state(self) -> None:
-        atomic.write_json(self.path / "state.json", {
-            "storage": [e.barcode for e in self.elements_of(STORAGE)],
-            "import_export": [{"barcode": e.barcode, "imported": e.imported} for e in self.elements_of(IMPORT_EXPORT)],
-            "drives": [{"barcode": e.barcode, "source": e.source} for e in self.elements_of(DRIVE)],
-        })
+        atomic.write_json(
+            self.path / "state.json",
+            {
+                "storage": [e.barcode for e in self.elements_of(STORAGE)],
+                "import_export": [
+                    {"barcode": e.barcode, "imported": e.imported} for e in self.elements_of(IMPORT_EXPORT)
+                ],
+                "drives": [{"barcode": e.barcode, "source": e.source} for e in self.elements_of(DRIVE)],
+            },
+        )
 
     def close(self) -> None:
         for drive in self.drives:

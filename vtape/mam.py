@@ -5,6 +5,7 @@ the host-writable ones live in ``cartridge.meta["attributes"]`` as
 {"0800": hex value}. Lengths are the SPC ones: PBS drops any attribute whose
 length differs from its table.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -25,7 +26,7 @@ READ_ONLY = 0x80
 
 READ_ATTRIBUTE_CDB = Struct(
     "opcode" / Int8ub,
-    "service_action" / Int8ub,    # b4-0
+    "service_action" / Int8ub,  # b4-0
     "element" / Int16ub,
     Padding(1),
     "volume" / Int8ub,
@@ -52,7 +53,7 @@ WRITE_ATTRIBUTE_CDB = Struct(
 
 ATTRIBUTE_HEADER = Struct(
     "id" / Int16ub,
-    "flags" / Int8ub,             # b7 READ ONLY, b1-0 format
+    "flags" / Int8ub,  # b7 READ ONLY, b1-0 format
     "length" / Int16ub,
 ).compile()
 ATTRIBUTE_HEADER_SIZE = 5
@@ -62,50 +63,50 @@ SA_VALUES, SA_LIST, SA_VOLUMES, SA_PARTITIONS, SA_SUPPORTED = 0x00, 0x01, 0x02, 
 
 @dataclasses.dataclass(frozen=True)
 class AttributeSpec:
-    length: int                   # the exact length, or the maximum for a variable one
+    length: int  # the exact length, or the maximum for a variable one
     format: int
     read_only: bool
     variable: bool = False
 
 
 ATTRIBUTES: dict[int, AttributeSpec] = {
-    0x0000: AttributeSpec(8, BINARY, True),     # remaining capacity in partition, MiB
-    0x0001: AttributeSpec(8, BINARY, True),     # maximum capacity in partition, MiB
-    0x0002: AttributeSpec(8, BINARY, True),     # TapeAlert flags
-    0x0003: AttributeSpec(8, BINARY, True),     # load count
-    0x0004: AttributeSpec(8, BINARY, True),     # MAM space remaining
-    0x0005: AttributeSpec(8, ASCII, True),      # assigning organization
-    0x0006: AttributeSpec(1, BINARY, True),     # formatted density code
-    0x0007: AttributeSpec(2, BINARY, True),     # initialization count
-    0x0009: AttributeSpec(4, BINARY, True),     # volume change reference
+    0x0000: AttributeSpec(8, BINARY, True),  # remaining capacity in partition, MiB
+    0x0001: AttributeSpec(8, BINARY, True),  # maximum capacity in partition, MiB
+    0x0002: AttributeSpec(8, BINARY, True),  # TapeAlert flags
+    0x0003: AttributeSpec(8, BINARY, True),  # load count
+    0x0004: AttributeSpec(8, BINARY, True),  # MAM space remaining
+    0x0005: AttributeSpec(8, ASCII, True),  # assigning organization
+    0x0006: AttributeSpec(1, BINARY, True),  # formatted density code
+    0x0007: AttributeSpec(2, BINARY, True),  # initialization count
+    0x0009: AttributeSpec(4, BINARY, True),  # volume change reference
     **{0x020A + i: AttributeSpec(40, ASCII, True) for i in range(4)},  # vendor+serial at the last loads
-    0x0220: AttributeSpec(8, BINARY, True),     # MiB written in medium life
-    0x0221: AttributeSpec(8, BINARY, True),     # MiB read in medium life
-    0x0222: AttributeSpec(8, BINARY, True),     # MiB written in current load
-    0x0223: AttributeSpec(8, BINARY, True),     # MiB read in current load
-    0x0400: AttributeSpec(8, ASCII, True),      # medium manufacturer
-    0x0401: AttributeSpec(32, ASCII, True),     # medium serial number
-    0x0402: AttributeSpec(4, BINARY, True),     # medium length, m
-    0x0403: AttributeSpec(4, BINARY, True),     # medium width, 0.1 mm
-    0x0404: AttributeSpec(8, ASCII, True),      # assigning organization
-    0x0405: AttributeSpec(1, BINARY, True),     # medium density code
-    0x0406: AttributeSpec(8, ASCII, True),      # medium manufacture date YYYYMMDD
-    0x0407: AttributeSpec(8, BINARY, True),     # MAM capacity
-    0x0408: AttributeSpec(1, BINARY, True),     # medium type
-    0x0409: AttributeSpec(2, BINARY, True),     # medium type information
-    0x0800: AttributeSpec(8, ASCII, False),     # application vendor
-    0x0801: AttributeSpec(32, ASCII, False),    # application name
-    0x0802: AttributeSpec(8, ASCII, False),     # application version
-    0x0803: AttributeSpec(160, TEXT, False),    # user medium text label
-    0x0804: AttributeSpec(12, ASCII, False),    # date and time last written
-    0x0805: AttributeSpec(1, BINARY, False),    # text localization identifier
-    0x0806: AttributeSpec(32, ASCII, False),    # barcode
-    0x0807: AttributeSpec(80, ASCII, False),    # owning host textual name
-    0x0808: AttributeSpec(160, TEXT, False),    # media pool
-    0x080B: AttributeSpec(16, ASCII, False),    # application format version
+    0x0220: AttributeSpec(8, BINARY, True),  # MiB written in medium life
+    0x0221: AttributeSpec(8, BINARY, True),  # MiB read in medium life
+    0x0222: AttributeSpec(8, BINARY, True),  # MiB written in current load
+    0x0223: AttributeSpec(8, BINARY, True),  # MiB read in current load
+    0x0400: AttributeSpec(8, ASCII, True),  # medium manufacturer
+    0x0401: AttributeSpec(32, ASCII, True),  # medium serial number
+    0x0402: AttributeSpec(4, BINARY, True),  # medium length, m
+    0x0403: AttributeSpec(4, BINARY, True),  # medium width, 0.1 mm
+    0x0404: AttributeSpec(8, ASCII, True),  # assigning organization
+    0x0405: AttributeSpec(1, BINARY, True),  # medium density code
+    0x0406: AttributeSpec(8, ASCII, True),  # medium manufacture date YYYYMMDD
+    0x0407: AttributeSpec(8, BINARY, True),  # MAM capacity
+    0x0408: AttributeSpec(1, BINARY, True),  # medium type
+    0x0409: AttributeSpec(2, BINARY, True),  # medium type information
+    0x0800: AttributeSpec(8, ASCII, False),  # application vendor
+    0x0801: AttributeSpec(32, ASCII, False),  # application name
+    0x0802: AttributeSpec(8, ASCII, False),  # application version
+    0x0803: AttributeSpec(160, TEXT, False),  # user medium text label
+    0x0804: AttributeSpec(12, ASCII, False),  # date and time last written
+    0x0805: AttributeSpec(1, BINARY, False),  # text localization identifier
+    0x0806: AttributeSpec(32, ASCII, False),  # barcode
+    0x0807: AttributeSpec(80, ASCII, False),  # owning host textual name
+    0x0808: AttributeSpec(160, TEXT, False),  # media pool
+    0x080B: AttributeSpec(16, ASCII, False),  # application format version
     0x080C: AttributeSpec(1024, BINARY, False, variable=True),  # volume coherency information (LTFS)
-    0x0820: AttributeSpec(36, BINARY, False),   # medium globally unique identifier
-    0x0821: AttributeSpec(36, BINARY, False),   # media pool globally unique identifier
+    0x0820: AttributeSpec(36, BINARY, False),  # medium globally unique identifier
+    0x0821: AttributeSpec(36, BINARY, False),  # media pool globally unique identifier
 }
 
 ASSIGNING_ORGANIZATION = "LTO-CVE"
@@ -133,8 +134,7 @@ def _read_only_values(drive: TapeDrive, cart: Cartridge) -> dict[int, bytes]:
     generation = media.GENERATIONS[meta["generation"]]
     capacity = mam_capacity(meta["generation"])
     used = sum(ATTRIBUTE_HEADER_SIZE + len(value) for value in _stored(cart).values())
-    medium_type = (MEDIUM_TYPE_CLEANING if meta["cleaning"] else MEDIUM_TYPE_WORM if meta["worm"]
-                   else MEDIUM_TYPE_DATA)
+    medium_type = MEDIUM_TYPE_CLEANING if meta["cleaning"] else MEDIUM_TYPE_WORM if meta["worm"] else MEDIUM_TYPE_DATA
     counters = drive.load_counters
     values = {
         0x0000: _number(max(cart.capacity - cart.data_end, 0) // MIB, 8),
@@ -211,12 +211,19 @@ def read_attribute(drive: TapeDrive, cdb: bytes) -> bytes:
                 listing = b"".join(i.to_bytes(2, "big") for i in values)
             else:
                 listing = b"".join(
-                    ATTRIBUTE_HEADER.build(dict(id=i, length=len(v), flags=(
-                        (READ_ONLY if ATTRIBUTES[i].read_only else 0) | ATTRIBUTES[i].format))) + v
-                    for i, v in values.items())
+                    ATTRIBUTE_HEADER.build(
+                        dict(
+                            id=i,
+                            length=len(v),
+                            flags=((READ_ONLY if ATTRIBUTES[i].read_only else 0) | ATTRIBUTES[i].format),
+                        )
+                    )
+                    + v
+                    for i, v in values.items()
+                )
         # AVAILABLE DATA tells the whole length even when the allocation cuts the data.
         body = len(listing).to_bytes(4, "big") + listing
-    return body[:fields.allocation]
+    return body[: fields.allocation]
 
 
 def _fitted(spec: AttributeSpec, value: bytes, offset: int) -> bytes:
@@ -249,8 +256,8 @@ def write_attribute(drive: TapeDrive, cdb: bytes, data_out: memoryview) -> None:
     while offset < end:
         if offset + ATTRIBUTE_HEADER_SIZE > end:
             raise sense.parameter_list_length_error()
-        header = ATTRIBUTE_HEADER.parse(data[offset:offset + ATTRIBUTE_HEADER_SIZE])
-        value = data[offset + ATTRIBUTE_HEADER_SIZE:offset + ATTRIBUTE_HEADER_SIZE + header.length]
+        header = ATTRIBUTE_HEADER.parse(data[offset : offset + ATTRIBUTE_HEADER_SIZE])
+        value = data[offset + ATTRIBUTE_HEADER_SIZE : offset + ATTRIBUTE_HEADER_SIZE + header.length]
         if len(value) != header.length:
             raise sense.parameter_list_length_error()
         spec = ATTRIBUTES.get(header.id)
@@ -268,4 +275,3 @@ def write_attribute(drive: TapeDrive, cdb: bytes, data_out: memoryview) -> None:
             stored[key] = value.hex()
     cart.note_modification()
     cart.save_meta()
-

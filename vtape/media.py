@@ -1,4 +1,5 @@
 """LTO generations, density codes, medium types and barcode rules."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -14,10 +15,10 @@ MB = 1000 * 1000
 class Generation:
     number: int
     density: int
-    capacity_mb: int          # nominal native capacity, decimal MB as drives report it
+    capacity_mb: int  # nominal native capacity, decimal MB as drives report it
     bits_per_mm: int
     tracks: int
-    medium_type: int          # IBM mode-header medium type of a data cartridge
+    medium_type: int  # IBM mode-header medium type of a data cartridge
     worm_medium_type: int | None
     density_name: str
 
@@ -31,17 +32,20 @@ class Generation:
         return f"Ultrium {self.number}/{tb:g}T"
 
 
-GENERATIONS = {g.number: g for g in (
-    Generation(1, 0x40, 100_000, 4880, 384, 0x18, None, "U-18"),
-    Generation(2, 0x42, 200_000, 4880, 512, 0x28, None, "U-28"),
-    Generation(3, 0x44, 400_000, 9638, 704, 0x38, 0x3C, "U-316"),
-    Generation(4, 0x46, 800_000, 12725, 896, 0x48, 0x4C, "U-416"),
-    Generation(5, 0x58, 1_500_000, 15142, 1280, 0x58, 0x5C, "U-516"),
-    Generation(6, 0x5A, 2_500_000, 15142, 2176, 0x68, 0x6C, "U-616"),
-    Generation(7, 0x5C, 6_000_000, 19107, 3584, 0x78, 0x7C, "U-732"),
-    Generation(8, 0x5E, 12_000_000, 20669, 6656, 0x88, 0x8C, "U-832"),
-    Generation(9, 0x60, 18_000_000, 21456, 8960, 0x98, 0x9C, "U-932"),
-)}
+GENERATIONS = {
+    g.number: g
+    for g in (
+        Generation(1, 0x40, 100_000, 4880, 384, 0x18, None, "U-18"),
+        Generation(2, 0x42, 200_000, 4880, 512, 0x28, None, "U-28"),
+        Generation(3, 0x44, 400_000, 9638, 704, 0x38, 0x3C, "U-316"),
+        Generation(4, 0x46, 800_000, 12725, 896, 0x48, 0x4C, "U-416"),
+        Generation(5, 0x58, 1_500_000, 15142, 1280, 0x58, 0x5C, "U-516"),
+        Generation(6, 0x5A, 2_500_000, 15142, 2176, 0x68, 0x6C, "U-616"),
+        Generation(7, 0x5C, 6_000_000, 19107, 3584, 0x78, 0x7C, "U-732"),
+        Generation(8, 0x5E, 12_000_000, 20669, 6656, 0x88, 0x8C, "U-832"),
+        Generation(9, 0x60, 18_000_000, 21456, 8960, 0x98, 0x9C, "U-932"),
+    )
+}
 
 #: Barcode media-type suffix -> (generation, WORM).
 _DATA_SUFFIX = {f"L{n}": n for n in range(1, 10)}
@@ -65,8 +69,10 @@ def parse_barcode(barcode: str) -> Label:
     """Check an LTO barcode (6 characters + media type) and say what it is."""
     m = _BARCODE.match(barcode)
     if not m:
-        raise BarcodeError(f"barcode {barcode!r} is not 6 characters A-Z/0-9 followed by an LTO "
-                           "media type such as L8 (data) or LY (WORM)")
+        raise BarcodeError(
+            f"barcode {barcode!r} is not 6 characters A-Z/0-9 followed by an LTO "
+            "media type such as L8 (data) or LY (WORM)"
+        )
     suffix = m.group(1)
     cleaning = barcode.startswith("CLN")
     if suffix in _WORM_SUFFIX:
@@ -106,8 +112,22 @@ def default_early_warning(capacity: int) -> int:
 
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*$", re.I)
-_UNITS = {"": 1, "B": 1, "K": 1000, "KB": 1000, "KIB": 1024, "M": MB, "MB": MB, "MIB": MIB,
-          "G": 10**9, "GB": 10**9, "GIB": 1024**3, "T": 10**12, "TB": 10**12, "TIB": 1024**4}
+_UNITS = {
+    "": 1,
+    "B": 1,
+    "K": 1000,
+    "KB": 1000,
+    "KIB": 1024,
+    "M": MB,
+    "MB": MB,
+    "MIB": MIB,
+    "G": 10**9,
+    "GB": 10**9,
+    "GIB": 1024**3,
+    "T": 10**12,
+    "TB": 10**12,
+    "TIB": 1024**4,
+}
 
 
 def parse_size(text: str) -> int:

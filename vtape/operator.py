@@ -3,6 +3,7 @@
 The daemon runs these on behalf of its control socket; with no daemon running
 the command line runs them on the library directory directly.
 """
+
 from __future__ import annotations
 
 from . import media
@@ -15,8 +16,9 @@ def _device(library: Library, name: str):
         return library.changer
     if name.startswith("drive") and name[5:].isdigit() and int(name[5:]) < len(library.drives):
         return library.drives[int(name[5:])]
-    raise LibraryError(f"no device {name!r} (devices: changer, "
-                       + ", ".join(f"drive{i}" for i in range(len(library.drives))) + ")")
+    raise LibraryError(
+        f"no device {name!r} (devices: changer, " + ", ".join(f"drive{i}" for i in range(len(library.drives))) + ")"
+    )
 
 
 def _element_view(library: Library, element) -> dict:
@@ -35,19 +37,34 @@ def status(library: Library) -> dict:
     drives = []
     for drive, element in zip(library.drives, library.elements_of(DRIVE), strict=True):
         view = _element_view(library, element)
-        view.update(name=f"drive{drive.index}", path=str(library.path / f"drive{drive.index}"),
-                    vendor=drive.identity.vendor, product=drive.identity.product,
-                    serial=drive.identity.serial, generation=drive.generation,
-                    loaded=drive.threaded, position=drive.position if drive.threaded else None)
+        view.update(
+            name=f"drive{drive.index}",
+            path=str(library.path / f"drive{drive.index}"),
+            vendor=drive.identity.vendor,
+            product=drive.identity.product,
+            serial=drive.identity.serial,
+            generation=drive.generation,
+            loaded=drive.threaded,
+            position=drive.position if drive.threaded else None,
+        )
         drives.append(view)
     in_library = {e.barcode for e in library.elements if e.barcode}
     cartridges = []
     for barcode in library.cartridge_barcodes():
         meta = library.cartridge(barcode).meta
         cart = library.cartridge(barcode)
-        cartridges.append({"barcode": barcode, "generation": meta["generation"], "worm": meta["worm"],
-                           "cleaning": meta["cleaning"], "capacity": meta["capacity"], "used": cart.data_end,
-                           "write_protected": meta["write_protected"], "in_library": barcode in in_library})
+        cartridges.append(
+            {
+                "barcode": barcode,
+                "generation": meta["generation"],
+                "worm": meta["worm"],
+                "cleaning": meta["cleaning"],
+                "capacity": meta["capacity"],
+                "used": cart.data_end,
+                "write_protected": meta["write_protected"],
+                "in_library": barcode in in_library,
+            }
+        )
     return {
         "path": str(library.path),
         "changer": {"path": str(library.path / "changer"), "serial": library.changer.identity.serial},
@@ -69,9 +86,17 @@ def parse_sense(text: str) -> tuple[int, int, int]:
     return key, asc, ascq
 
 
-def fault(library: Library, device: str, *, fail_next: int = 0, sense_code: str = "4/44/00",
-          media_error_block: int | None = None, not_ready: bool | None = None,
-          tape_alerts: list[int] = (), clear: bool = False) -> dict:
+def fault(
+    library: Library,
+    device: str,
+    *,
+    fail_next: int = 0,
+    sense_code: str = "4/44/00",
+    media_error_block: int | None = None,
+    not_ready: bool | None = None,
+    tape_alerts: list[int] = (),
+    clear: bool = False,
+) -> dict:
     """Make a device misbehave on purpose (or behave again with clear)."""
     target = _device(library, device)
     if clear:
@@ -128,5 +153,3 @@ def run(library: Library, request: dict) -> dict:
     if op == "fault":
         return fault(library, **args)
     raise LibraryError(f"unknown control operation {op!r}")
-
-

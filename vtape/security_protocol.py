@@ -5,6 +5,7 @@ Data Encryption page sets it. One algorithm: index 1, AES-256-GCM with a
 32-byte plain-text key, as PBS and stenc expect. Everything works without a
 medium except the next block encryption status, which looks at the tape.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -53,7 +54,7 @@ SECURITY_PROTOCOL_CDB = Struct(
     "opcode" / Int8ub,
     "protocol" / Int8ub,
     "specific" / Int16ub,
-    "flags" / Int8ub,             # b7 INC_512
+    "flags" / Int8ub,  # b7 INC_512
     Padding(1),
     "length" / Int32ub,
     Padding(1),
@@ -64,12 +65,12 @@ INC_512 = 0x80
 CAPABILITIES_PAGE = Struct(
     "page_code" / Int16ub,
     "page_length" / Int16ub,
-    "configuration" / Int8ub,     # b3-2 EXTDECC, b1-0 CFG_P
+    "configuration" / Int8ub,  # b3-2 EXTDECC, b1-0 CFG_P
     Padding(15),
     "algorithm_index" / Int8ub,
     Padding(1),
     "descriptor_length" / Int16ub,
-    "capabilities" / Int8ub,      # b7 AVFMV, b6 SDK_C, b5 MAC_C, b4 DELB_C, b3-2 DECRYPT_C, b1-0 ENCRYPT_C
+    "capabilities" / Int8ub,  # b7 AVFMV, b6 SDK_C, b5 MAC_C, b4 DELB_C, b3-2 DECRYPT_C, b1-0 ENCRYPT_C
     "kad_capabilities" / Int8ub,  # b5-4 NONCE_C, b1 UKADF, b0 AKADF
     "max_ukad" / Int16ub,
     "max_akad" / Int16ub,
@@ -81,34 +82,34 @@ CAPABILITIES_PAGE = Struct(
     "algorithm" / Int32ub,
 ).compile()
 CAPABILITIES_SIZE = 44
-CAPABLE_BOTH_WAYS = 0x3A          # MAC_C, DELB_C, DECRYPT_C=2 and ENCRYPT_C=2 (hardware)
-SPOUT_MAY_CONFIGURE = 0x01       # CFG_P 01b: SPOUT may change the encryption parameters
-RECORDS_ENCRYPTION_MODE = 0x01    # EAREM: each block remembers whether it was encrypted
+CAPABLE_BOTH_WAYS = 0x3A  # MAC_C, DELB_C, DECRYPT_C=2 and ENCRYPT_C=2 (hardware)
+SPOUT_MAY_CONFIGURE = 0x01  # CFG_P 01b: SPOUT may change the encryption parameters
+RECORDS_ENCRYPTION_MODE = 0x01  # EAREM: each block remembers whether it was encrypted
 
 STATUS_PAGE = Struct(
     "page_code" / Int16ub,
     "page_length" / Int16ub,
-    "scope" / Int8ub,             # b7-5 I_T nexus scope, b2-0 key scope
+    "scope" / Int8ub,  # b7-5 I_T nexus scope, b2-0 key scope
     "encryption_mode" / Int8ub,
     "decryption_mode" / Int8ub,
     "algorithm_index" / Int8ub,
     "key_instance_counter" / Int32ub,
-    "control" / Int8ub,           # b6-4 PARAMETERS CONTROL, b3 VCELB, b2-1 CEEMS, b0 RDMD
+    "control" / Int8ub,  # b6-4 PARAMETERS CONTROL, b3 VCELB, b2-1 CEEMS, b0 RDMD
     "kad_format" / Int8ub,
     "asdk_count" / Int16ub,
     Padding(8),
 ).compile()
 STATUS_SIZE = 24
-SCOPE_ALL_NEXUS = 0x42            # all I_T nexus, key shared by all of them
-PARAMETERS_NOT_EXCLUSIVE = 0x10   # no external key manager controls the drive
+SCOPE_ALL_NEXUS = 0x42  # all I_T nexus, key shared by all of them
+PARAMETERS_NOT_EXCLUSIVE = 0x10  # no external key manager controls the drive
 
 NEXT_BLOCK_PAGE = Struct(
     "page_code" / Int16ub,
     "page_length" / Int16ub,
     "logical_object" / Int64ub,
-    "status" / Int8ub,            # b7-4 compression status (0: not reported), b3-0 encryption status
+    "status" / Int8ub,  # b7-4 compression status (0: not reported), b3-0 encryption status
     "algorithm_index" / Int8ub,
-    "flags" / Int8ub,             # b1 EMES, b0 RDMDS
+    "flags" / Int8ub,  # b1 EMES, b0 RDMDS
     "kad_format" / Int8ub,
 ).compile()
 NEXT_BLOCK_SIZE = 16
@@ -116,8 +117,8 @@ NEXT_BLOCK_SIZE = 16
 SET_DATA_ENCRYPTION_PAGE = Struct(
     "page_code" / Int16ub,
     "page_length" / Int16ub,
-    "scope" / Int8ub,             # b7-5 SCOPE, b0 LOCK
-    "control" / Int8ub,           # b7-6 CEEM, b5-4 RDMC, b3 SDK, b2 CKOD, b1 CKORP, b0 CKORL
+    "scope" / Int8ub,  # b7-5 SCOPE, b0 LOCK
+    "control" / Int8ub,  # b7-6 CEEM, b5-4 RDMC, b3 SDK, b2 CKOD, b1 CKORP, b0 CKORL
     "encryption_mode" / Int8ub,
     "decryption_mode" / Int8ub,
     "algorithm_index" / Int8ub,
@@ -138,21 +139,44 @@ def _page(code: int, body: bytes) -> bytes:
 
 
 def _capabilities() -> bytes:
-    return CAPABILITIES_PAGE.build(dict(
-        page_code=PAGE_CAPABILITIES, page_length=CAPABILITIES_SIZE - 4, configuration=SPOUT_MAY_CONFIGURE,
-        algorithm_index=ALGORITHM_INDEX, descriptor_length=0x0014, capabilities=CAPABLE_BOTH_WAYS,
-        kad_capabilities=0, max_ukad=MAX_UKAD, max_akad=MAX_AKAD, key_size=KEY_SIZE,
-        decryption_capabilities=RECORDS_ENCRYPTION_MODE, msdk_count=0, algorithm=ALGORITHM_AES_256_GCM))
+    return CAPABILITIES_PAGE.build(
+        dict(
+            page_code=PAGE_CAPABILITIES,
+            page_length=CAPABILITIES_SIZE - 4,
+            configuration=SPOUT_MAY_CONFIGURE,
+            algorithm_index=ALGORITHM_INDEX,
+            descriptor_length=0x0014,
+            capabilities=CAPABLE_BOTH_WAYS,
+            kad_capabilities=0,
+            max_ukad=MAX_UKAD,
+            max_akad=MAX_AKAD,
+            key_size=KEY_SIZE,
+            decryption_capabilities=RECORDS_ENCRYPTION_MODE,
+            msdk_count=0,
+            algorithm=ALGORITHM_AES_256_GCM,
+        )
+    )
 
 
 def _status(drive: TapeDrive) -> bytes:
     cipher = drive.cipher
-    return STATUS_PAGE.build(dict(
-        page_code=PAGE_STATUS, page_length=STATUS_SIZE - 4 + len(cipher.kad), scope=SCOPE_ALL_NEXUS,
-        encryption_mode=cipher.encryption_mode, decryption_mode=cipher.decryption_mode,
-        algorithm_index=cipher.algorithm_index if cipher.has_key else 0,
-        key_instance_counter=cipher.key_instance_counter, control=PARAMETERS_NOT_EXCLUSIVE, kad_format=0,
-        asdk_count=0)) + cipher.kad
+    return (
+        STATUS_PAGE.build(
+            dict(
+                page_code=PAGE_STATUS,
+                page_length=STATUS_SIZE - 4 + len(cipher.kad),
+                scope=SCOPE_ALL_NEXUS,
+                encryption_mode=cipher.encryption_mode,
+                decryption_mode=cipher.decryption_mode,
+                algorithm_index=cipher.algorithm_index if cipher.has_key else 0,
+                key_instance_counter=cipher.key_instance_counter,
+                control=PARAMETERS_NOT_EXCLUSIVE,
+                kad_format=0,
+                asdk_count=0,
+            )
+        )
+        + cipher.kad
+    )
 
 
 def _next_block(drive: TapeDrive) -> bytes:
@@ -171,9 +195,17 @@ def _next_block(drive: TapeDrive) -> bytes:
             status = ENCRYPTED_KEY_AVAILABLE
         else:
             status = ENCRYPTED_KEY_UNAVAILABLE
-    return NEXT_BLOCK_PAGE.build(dict(
-        page_code=PAGE_NEXT_BLOCK, page_length=NEXT_BLOCK_SIZE - 4, logical_object=drive.position,
-        status=status, algorithm_index=ALGORITHM_INDEX if encrypted else 0, flags=0, kad_format=0))
+    return NEXT_BLOCK_PAGE.build(
+        dict(
+            page_code=PAGE_NEXT_BLOCK,
+            page_length=NEXT_BLOCK_SIZE - 4,
+            logical_object=drive.position,
+            status=status,
+            algorithm_index=ALGORITHM_INDEX if encrypted else 0,
+            flags=0,
+            kad_format=0,
+        )
+    )
 
 
 def _parsed_cdb(cdb: bytes):
@@ -194,9 +226,20 @@ def security_protocol_in(drive: TapeDrive, cdb: bytes) -> bytes:
             raise sense.invalid_field_in_cdb(2)
     elif fields.protocol == PROTOCOL_TAPE_ENCRYPTION:
         pages = {
-            PAGE_IN_SUPPORT: lambda: _page(PAGE_IN_SUPPORT, b"".join(
-                code.to_bytes(2, "big") for code in (PAGE_IN_SUPPORT, PAGE_OUT_SUPPORT, PAGE_CAPABILITIES,
-                                                     PAGE_KEY_FORMATS, PAGE_STATUS, PAGE_NEXT_BLOCK))),
+            PAGE_IN_SUPPORT: lambda: _page(
+                PAGE_IN_SUPPORT,
+                b"".join(
+                    code.to_bytes(2, "big")
+                    for code in (
+                        PAGE_IN_SUPPORT,
+                        PAGE_OUT_SUPPORT,
+                        PAGE_CAPABILITIES,
+                        PAGE_KEY_FORMATS,
+                        PAGE_STATUS,
+                        PAGE_NEXT_BLOCK,
+                    )
+                ),
+            ),
             PAGE_OUT_SUPPORT: lambda: _page(PAGE_OUT_SUPPORT, PAGE_SET_DATA_ENCRYPTION.to_bytes(2, "big")),
             PAGE_CAPABILITIES: _capabilities,
             PAGE_KEY_FORMATS: lambda: _page(PAGE_KEY_FORMATS, bytes([KEY_FORMAT_PLAIN])),
@@ -208,7 +251,7 @@ def security_protocol_in(drive: TapeDrive, cdb: bytes) -> bytes:
         data = pages[fields.specific]()
     else:
         raise sense.invalid_field_in_cdb(1)
-    return data[:fields.length]
+    return data[: fields.length]
 
 
 def _key_associated_data(data: bytes, offset: int) -> bytes:
@@ -217,15 +260,17 @@ def _key_associated_data(data: bytes, offset: int) -> bytes:
     while offset < len(data):
         if offset + KAD_HEADER_SIZE > len(data):
             raise sense.invalid_field_in_parameters(offset)
-        header = KAD_HEADER.parse(data[offset:offset + KAD_HEADER_SIZE])
+        header = KAD_HEADER.parse(data[offset : offset + KAD_HEADER_SIZE])
         limit = {KAD_UKAD: MAX_UKAD, KAD_AKAD: MAX_AKAD}.get(header.type)
         if limit is None:
             raise sense.invalid_field_in_parameters(offset)
         end = offset + KAD_HEADER_SIZE + header.length
         if header.length > limit or end > len(data):
             raise sense.invalid_field_in_parameters(offset + 2)
-        kad += KAD_HEADER.build(dict(type=header.type, authenticated=KAD_NOT_AUTHENTICATED,
-                                     length=header.length)) + data[offset + KAD_HEADER_SIZE:end]
+        kad += (
+            KAD_HEADER.build(dict(type=header.type, authenticated=KAD_NOT_AUTHENTICATED, length=header.length))
+            + data[offset + KAD_HEADER_SIZE : end]
+        )
         offset = end
     return kad
 

@@ -3,6 +3,7 @@
 A command handler raises CheckCondition; the device turns it into status 0x02
 plus 18 bytes of fixed-format (0x70) sense, as every client studied expects.
 """
+
 from __future__ import annotations
 
 from construct import Int8ub, Int16ub, Int32sb, Padding, Struct
@@ -26,16 +27,16 @@ VOLUME_OVERFLOW = 0xD
 SENSE_LENGTH = 18
 
 FIXED_SENSE = Struct(
-    "response" / Int8ub,        # b7 VALID | 0x70
+    "response" / Int8ub,  # b7 VALID | 0x70
     Padding(1),
-    "flags" / Int8ub,           # b7 FILEMARK, b6 EOM, b5 ILI, b3-0 sense key
+    "flags" / Int8ub,  # b7 FILEMARK, b6 EOM, b5 ILI, b3-0 sense key
     "information" / Int32sb,
     "additional_length" / Int8ub,
     Padding(4),
     "asc" / Int8ub,
     "ascq" / Int8ub,
     Padding(1),
-    "sks" / Int8ub,             # b7 SKSV, b6 C/D, b3 BPV, b2-0 bit pointer
+    "sks" / Int8ub,  # b7 SKSV, b6 C/D, b3 BPV, b2-0 bit pointer
     "field_pointer" / Int16ub,
 ).compile()
 
@@ -47,10 +48,21 @@ class CheckCondition(VtapeError):
     (a READ that hits a filemark after some blocks, a short block with SILI=0).
     """
 
-    def __init__(self, key: int, asc: int, ascq: int, *, information: int | None = None,
-                 filemark: bool = False, eom: bool = False, ili: bool = False,
-                 field_pointer: int | None = None, in_cdb: bool = True, bit: int | None = None,
-                 transferred: bytes | memoryview = b""):
+    def __init__(
+        self,
+        key: int,
+        asc: int,
+        ascq: int,
+        *,
+        information: int | None = None,
+        filemark: bool = False,
+        eom: bool = False,
+        ili: bool = False,
+        field_pointer: int | None = None,
+        in_cdb: bool = True,
+        bit: int | None = None,
+        transferred: bytes | memoryview = b"",
+    ):
         super().__init__(f"sense {key:X}/{asc:02X}/{ascq:02X}")
         self.key, self.asc, self.ascq = key, asc, ascq
         self.information = information
@@ -62,11 +74,18 @@ class CheckCondition(VtapeError):
         sks = 0
         if self.field_pointer is not None:
             sks = 0x80 | (0x40 if self.in_cdb else 0) | ((0x08 | self.bit) if self.bit is not None else 0)
-        return FIXED_SENSE.build(dict(
-            response=0x70 | (0x80 if self.information is not None else 0),
-            flags=(0x80 if self.filemark else 0) | (0x40 if self.eom else 0) | (0x20 if self.ili else 0) | self.key,
-            information=self.information or 0, additional_length=10,
-            asc=self.asc, ascq=self.ascq, sks=sks, field_pointer=self.field_pointer or 0))
+        return FIXED_SENSE.build(
+            dict(
+                response=0x70 | (0x80 if self.information is not None else 0),
+                flags=(0x80 if self.filemark else 0) | (0x40 if self.eom else 0) | (0x20 if self.ili else 0) | self.key,
+                information=self.information or 0,
+                additional_length=10,
+                asc=self.asc,
+                ascq=self.ascq,
+                sks=sks,
+                field_pointer=self.field_pointer or 0,
+            )
+        )
 
 
 def invalid_field_in_cdb(byte: int, bit: int | None = None) -> CheckCondition:

@@ -4,6 +4,7 @@ Runs on one trio loop. Each device has a lock so its commands run one at a
 time while other devices go on; a command's handler is synchronous (cartridge
 I/O goes to the page cache and is short), only simulated delays await.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -78,7 +79,9 @@ class PidLock:
         except BlockingIOError:
             pid = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
             os.close(fd)
-            raise DaemonError(f"{self.path.parent}: a vtape daemon is already serving this library (pid {pid})") from None
+            raise DaemonError(
+                f"{self.path.parent}: a vtape daemon is already serving this library (pid {pid})"
+            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self.fd = fd
@@ -197,11 +200,11 @@ class Daemon:
                 tune_buffers(conn)
                 self._connections.add(conn)
                 try:
-                    await trio.to_thread.run_sync(self._serve_connection, name, device, conn,
-                                                  limiter=self._threads)
+                    await trio.to_thread.run_sync(self._serve_connection, name, device, conn, limiter=self._threads)
                 finally:
                     self._connections.discard(conn)
                     conn.close()
+
         return handle
 
     def _serve_connection(self, name: str, device, conn: socket.socket) -> None:
@@ -238,12 +241,19 @@ class Daemon:
             region = outcome.data
             data = FileRegion(region.fd, region.offset, min(region.length, request.data_in_len))
         else:
-            data = memoryview(outcome.data)[:request.data_in_len]
+            data = memoryview(outcome.data)[: request.data_in_len]
         residual = request.data_in_len - len(data) if not request.data_out_len else 0
-        reply = frame.Reply(outcome.status, sense=outcome.sense, data=data, residual=residual,
-                            duration_us=elapsed_us)
-        self.events.command(name, device.command_name(request.cdb[0]), request.cdb, outcome.status,
-                            outcome.sense, request.data_out_len, len(data), elapsed_us)
+        reply = frame.Reply(outcome.status, sense=outcome.sense, data=data, residual=residual, duration_us=elapsed_us)
+        self.events.command(
+            name,
+            device.command_name(request.cdb[0]),
+            request.cdb,
+            outcome.status,
+            outcome.sense,
+            request.data_out_len,
+            len(data),
+            elapsed_us,
+        )
         if isinstance(data, FileRegion):
             send_parts(conn, [frame.encode_reply_header(reply), outcome.sense])
             send_file_region(conn, data)

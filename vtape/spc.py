@@ -6,6 +6,7 @@ initiator), INQUIRY with VPD pages, REQUEST SENSE, REPORT LUNS, REPORT
 SUPPORTED OPERATION CODES, and the MODE SENSE/SELECT and LOG SENSE framing
 that the device fills with its own pages.
 """
+
 from __future__ import annotations
 
 import collections
@@ -30,18 +31,20 @@ class CommandSpec:
     ua_exempt: bool
 
 
-def command(opcode: int, name: str, cdb_length: int, *, service_action: int | None = None,
-            ua_exempt: bool = False):
+def command(opcode: int, name: str, cdb_length: int, *, service_action: int | None = None, ua_exempt: bool = False):
     """Mark a device method as the handler of one opcode."""
+
     def mark(fn):
         fn.scsi_commands = getattr(fn, "scsi_commands", []) + [(opcode, name, cdb_length, service_action, ua_exempt)]
         return fn
+
     return mark
 
 
 @dataclasses.dataclass
 class Outcome:
     """What one command produced, before the transport applies the client's buffer size."""
+
     status: int
     sense: bytes = b""
     data: bytes | memoryview = b""
@@ -133,8 +136,9 @@ class ScsiDevice:
         """VPD page code -> page body (without the 4-byte header)."""
         ident = self.identity
         t10 = ascii_field(ident.vendor, 8) + ascii_field(ident.product, 16) + ascii_field(ident.serial, 10)
-        designators = (bytes([0x02, 0x01, 0x00, len(t10)]) + t10
-                       + bytes([0x01, 0x03, 0x00, 0x08]) + ident.naa.to_bytes(8, "big"))
+        designators = (
+            bytes([0x02, 0x01, 0x00, len(t10)]) + t10 + bytes([0x01, 0x03, 0x00, 0x08]) + ident.naa.to_bytes(8, "big")
+        )
         return {0x80: ident.serial.encode("ascii"), 0x83: designators}
 
     def current_sense(self) -> CheckCondition | None:
@@ -172,7 +176,7 @@ class ScsiDevice:
         # DESC=1 is answered in fixed format, as most tape drives do.
         pending = self.unit_attentions.popleft() if self.unit_attentions else self.current_sense()
         data = pending.sense() if pending else CheckCondition(sense.NO_SENSE, 0, 0).sense()
-        return data[:cdb[4]]
+        return data[: cdb[4]]
 
     @command(0xA0, "REPORT LUNS", 12, ua_exempt=True)
     def report_luns(self, cdb, data_out, allocation):
@@ -190,8 +194,12 @@ class ScsiDevice:
             for spec in self.commands.values():
                 sa = spec.service_action
                 flags = (0x02 if rctd else 0) | (0x01 if sa is not None else 0)
-                body += bytes([spec.opcode, 0]) + (sa or 0).to_bytes(2, "big") + bytes([0, flags]) \
+                body += (
+                    bytes([spec.opcode, 0])
+                    + (sa or 0).to_bytes(2, "big")
+                    + bytes([0, flags])
                     + spec.cdb_length.to_bytes(2, "big")
+                )
                 if rctd:
                     body += (0x0A).to_bytes(2, "big") + bytes(10)
             return (len(body).to_bytes(4, "big") + body)[:length]
@@ -246,8 +254,11 @@ class ScsiDevice:
             medium_type, device_specific = 0, 0
         if ten:
             total = 8 + len(descriptor) + len(body)
-            header = (total - 2).to_bytes(2, "big") + bytes([medium_type, device_specific, 0, 0]) \
+            header = (
+                (total - 2).to_bytes(2, "big")
+                + bytes([medium_type, device_specific, 0, 0])
                 + len(descriptor).to_bytes(2, "big")
+            )
         else:
             total = 4 + len(descriptor) + len(body)
             if total > 256:
@@ -263,8 +274,9 @@ class ScsiDevice:
     def mode_sense10(self, cdb, data_out, allocation):
         return self.mode_sense(cdb, ten=True)
 
-    def apply_mode_parameters(self, device_specific: int, descriptor: tuple[int, bytes] | None,
-                              pages: list[tuple[int, int, bytes]]) -> None:
+    def apply_mode_parameters(
+        self, device_specific: int, descriptor: tuple[int, bytes] | None, pages: list[tuple[int, int, bytes]]
+    ) -> None:
         """Validate everything first, then apply (a MODE SELECT is all or nothing).
 
         descriptor: (offset in the parameter list, the 8 block descriptor bytes);
@@ -289,7 +301,7 @@ class ScsiDevice:
         descriptor_length = int.from_bytes(data[6:8], "big") if ten else data[3]
         if descriptor_length not in (0, 8) or header_size + descriptor_length > length:
             raise sense.invalid_field_in_parameters(6 if ten else 3)
-        descriptor = (header_size, data[header_size:header_size + 8]) if descriptor_length else None
+        descriptor = (header_size, data[header_size : header_size + 8]) if descriptor_length else None
         offset = header_size + descriptor_length
         pages = []
         while offset < length:
@@ -299,7 +311,7 @@ class ScsiDevice:
             size = 2 + data[offset + 1]
             if offset + size > length:
                 raise sense.parameter_list_length_error()
-            pages.append((code, offset, data[offset:offset + size]))
+            pages.append((code, offset, data[offset : offset + size]))
             offset += size
         self.apply_mode_parameters(device_specific, descriptor, pages)
 
@@ -337,8 +349,11 @@ class ScsiDevice:
             if isinstance(produced, (bytes, bytearray)):
                 body = bytes(produced)
             else:
-                body = b"".join(p.code.to_bytes(2, "big") + bytes([p.control, len(p.value)]) + p.value
-                                for p in produced if p.code >= pointer)
+                body = b"".join(
+                    p.code.to_bytes(2, "big") + bytes([p.control, len(p.value)]) + p.value
+                    for p in produced
+                    if p.code >= pointer
+                )
             head = bytes([page, 0x00])
         else:
             raise sense.invalid_field_in_cdb(2, bit=5)

@@ -18,6 +18,7 @@ Invariants:
 
 Queries are short indexed reads behind the connection lock; the mount calls them per request.
 """
+
 from __future__ import annotations
 
 import logging
@@ -86,14 +87,17 @@ CREATE INDEX IF NOT EXISTS entry_children ON entry (parent);
 CREATE INDEX IF NOT EXISTS entry_by_name ON entry (parent, name);
 """
 
-ENTRY_COLUMNS = ("id, archive_id, parent, name, kind, mode, uid, gid, mtime_ns, size, content_offset, target,"
-                 " link, rdev, nlink, xattrs")
+ENTRY_COLUMNS = (
+    "id, archive_id, parent, name, kind, mode, uid, gid, mtime_ns, size, content_offset, target,"
+    " link, rdev, nlink, xattrs"
+)
 # Entry rows arrive out of id order (a directory after its subtree, once its nlink is known).
 _INSERT_ENTRY = f"INSERT INTO entry ({ENTRY_COLUMNS}) VALUES ({', '.join('?' * 16)})"
 # The mount's per-request queries: index searches only (no scan, no sort), pinned to their index.
 LOOKUP_SQL = f"SELECT {ENTRY_COLUMNS} FROM entry INDEXED BY entry_by_name WHERE parent = ? AND name = ?"
-CHILDREN_SQL = (f"SELECT {ENTRY_COLUMNS} FROM entry INDEXED BY entry_children WHERE parent = ? AND id > ?"
-                " ORDER BY id LIMIT ?")
+CHILDREN_SQL = (
+    f"SELECT {ENTRY_COLUMNS} FROM entry INDEXED BY entry_children WHERE parent = ? AND id > ? ORDER BY id LIMIT ?"
+)
 _XATTR_HEADER = struct.Struct("<II")
 
 
@@ -132,7 +136,7 @@ def decode_xattrs(data: bytes) -> list[tuple[bytes, bytes]]:
         end = pos + name_length + value_length
         if end > len(data):
             raise FileCatalogError(f"xattr blob truncated at byte {pos}")
-        xattrs.append((bytes(view[pos:pos + name_length]), bytes(view[pos + name_length:end])))
+        xattrs.append((bytes(view[pos : pos + name_length]), bytes(view[pos + name_length : end])))
         pos = end
     return xattrs
 
@@ -206,8 +210,9 @@ class ArchiveRecorder:
         for link_id, target_id in links:
             targets.setdefault(target_id, []).append(link_id)
         for target_id, link_ids in targets.items():
-            row = self._db.execute("SELECT kind, name FROM entry WHERE id = ? AND archive_id = ?",
-                                   (target_id, self.archive_id)).fetchone()
+            row = self._db.execute(
+                "SELECT kind, name FROM entry WHERE id = ? AND archive_id = ?", (target_id, self.archive_id)
+            ).fetchone()
             if row is None or row[0] != "file":
                 what = "no entry" if row is None else f"{row[0]} {bytes(row[1])!r}"
                 raise ArchiveUnreadable(f"a hardlink points at {what}, not a regular file")
@@ -217,7 +222,8 @@ class ArchiveRecorder:
                 "UPDATE entry SET (mode, uid, gid, mtime_ns, size, content_offset, xattrs)"
                 " = (SELECT mode, uid, gid, mtime_ns, size, content_offset, xattrs FROM entry WHERE id = ?),"
                 " link = ?, nlink = ? WHERE id = ?",
-                ((target_id, target_id, nlink, link_id) for link_id in link_ids))
+                ((target_id, target_id, nlink, link_id) for link_id in link_ids),
+            )
 
 
 class SnapshotRecorder:
@@ -228,8 +234,10 @@ class SnapshotRecorder:
         self.snapshot_id = snapshot_id
 
     def add_file(self, name: str, mode: int, mtime: int, content: bytes) -> None:
-        self._db.execute("INSERT INTO snapshot_file (snapshot_id, name, mode, mtime, content) VALUES (?, ?, ?, ?, ?)",
-                         (self.snapshot_id, name, mode, mtime, content))
+        self._db.execute(
+            "INSERT INTO snapshot_file (snapshot_id, name, mode, mtime, content) VALUES (?, ?, ?, ?, ?)",
+            (self.snapshot_id, name, mode, mtime, content),
+        )
 
     @contextmanager
     def archive(self, name: str, metadata_index: str, payload_index: str | None) -> Iterator[ArchiveRecorder]:
@@ -237,7 +245,8 @@ class SnapshotRecorder:
         message as its error and is not propagated. Other exceptions abort the whole snapshot."""
         archive_id = self._db.execute(
             "INSERT INTO archive (snapshot_id, name, metadata_index, payload_index) VALUES (?, ?, ?, ?)",
-            (self.snapshot_id, name, metadata_index, payload_index)).lastrowid
+            (self.snapshot_id, name, metadata_index, payload_index),
+        ).lastrowid
         first_entry_id = self._db.execute("SELECT IFNULL(MAX(id), 0) + 1 FROM entry").fetchone()[0]
         self._db.execute("SAVEPOINT archive_entries")
         try:
@@ -248,8 +257,9 @@ class SnapshotRecorder:
             self._db.execute("UPDATE archive SET error = ? WHERE id = ?", (str(error), archive_id))
             return
         self._db.execute("RELEASE archive_entries")
-        root = self._db.execute("SELECT id FROM entry WHERE id = ? AND archive_id = ? AND parent IS NULL",
-                                (first_entry_id, archive_id)).fetchone()
+        root = self._db.execute(
+            "SELECT id FROM entry WHERE id = ? AND archive_id = ? AND parent IS NULL", (first_entry_id, archive_id)
+        ).fetchone()
         if root is None:
             raise FileCatalogError(f"archive {name}: no root entry recorded")
         self._db.execute("UPDATE archive SET root_entry = ? WHERE id = ?", (first_entry_id, archive_id))
@@ -300,9 +310,13 @@ class FileCatalog(StateDatabase):
         return self.snapshot_id(store, path) is not None
 
     def snapshot_files(self, snapshot_id: int) -> list[SnapshotFileRow]:
-        return [SnapshotFileRow(*row) for row in self._query(
-            "SELECT name, mode, mtime, length(content) FROM snapshot_file WHERE snapshot_id = ? ORDER BY name",
-            (snapshot_id,))]
+        return [
+            SnapshotFileRow(*row)
+            for row in self._query(
+                "SELECT name, mode, mtime, length(content) FROM snapshot_file WHERE snapshot_id = ? ORDER BY name",
+                (snapshot_id,),
+            )
+        ]
 
     def snapshot_file(self, snapshot_id: int, name: str) -> bytes:
         rows = self._query("SELECT content FROM snapshot_file WHERE snapshot_id = ? AND name = ?", (snapshot_id, name))
@@ -311,9 +325,14 @@ class FileCatalog(StateDatabase):
         return rows[0][0]
 
     def archives(self, snapshot_id: int) -> list[ArchiveRow]:
-        return [ArchiveRow(*row) for row in self._query(
-            "SELECT id, name, metadata_index, payload_index, root_entry, error FROM archive"
-            " WHERE snapshot_id = ? ORDER BY name", (snapshot_id,))]
+        return [
+            ArchiveRow(*row)
+            for row in self._query(
+                "SELECT id, name, metadata_index, payload_index, root_entry, error FROM archive"
+                " WHERE snapshot_id = ? ORDER BY name",
+                (snapshot_id,),
+            )
+        ]
 
     def entry(self, entry_id: int) -> EntryRow | None:
         rows = self._query(f"SELECT {ENTRY_COLUMNS} FROM entry WHERE id = ?", (entry_id,))

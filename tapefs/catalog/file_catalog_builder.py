@@ -6,6 +6,7 @@ time) and, later, from chunks read off tape. The metadata stream is decoded fron
 rows go to SQLite as they are decoded (the decoder, one chunk window and an 8-byte offset per
 entry stay in memory, never the list of entries).
 """
+
 from __future__ import annotations
 
 import bisect
@@ -62,8 +63,8 @@ class ArchiveEncrypted(ArchiveUnreadable):
 
 @dataclass(frozen=True)
 class PxarArchive:
-    name: str                  # "root.pxar" for both versions
-    metadata_index: str        # "root.pxar.didx" (v1) or "root.mpxar.didx" (v2)
+    name: str  # "root.pxar" for both versions
+    metadata_index: str  # "root.pxar.didx" (v1) or "root.mpxar.didx" (v2)
     payload_index: str | None  # "root.ppxar.didx" (v2)
 
     @property
@@ -75,16 +76,22 @@ def pxar_archives(manifest: Manifest) -> list[PxarArchive]:
     archives = []
     for info in manifest.files:
         if info.filename.endswith(V1_INDEX_SUFFIX):
-            label = info.filename[:-len(V1_INDEX_SUFFIX)]
+            label = info.filename[: -len(V1_INDEX_SUFFIX)]
             archives.append(PxarArchive(f"{label}.pxar", info.filename, None))
         elif info.filename.endswith(V2_METADATA_SUFFIX):
-            label = info.filename[:-len(V2_METADATA_SUFFIX)]
+            label = info.filename[: -len(V2_METADATA_SUFFIX)]
             archives.append(PxarArchive(f"{label}.pxar", info.filename, f"{label}{V2_PAYLOAD_SUFFIX}"))
     return archives
 
 
-def record_snapshot(catalog: FileCatalog, store: str, path: str, files: dict[str, bytes], chunk_reader,
-                    file_modes: dict[str, tuple[int, int]] | None = None) -> bool:
+def record_snapshot(
+    catalog: FileCatalog,
+    store: str,
+    path: str,
+    files: dict[str, bytes],
+    chunk_reader,
+    file_modes: dict[str, tuple[int, int]] | None = None,
+) -> bool:
     """Record a snapshot from its raw files (name → bytes, `index.json.blob` among them), reading
     the pxar metadata streams through `chunk_reader.read_chunk(digest, expected_size)`.
 
@@ -116,8 +123,9 @@ def record_snapshot(catalog: FileCatalog, store: str, path: str, files: dict[str
     return True
 
 
-def _record_archive(entries: ArchiveRecorder, archive: PxarArchive, manifest: Manifest, files: dict[str, bytes],
-                    chunk_reader) -> None:
+def _record_archive(
+    entries: ArchiveRecorder, archive: PxarArchive, manifest: Manifest, files: dict[str, bytes], chunk_reader
+) -> None:
     info = manifest.lookup(archive.metadata_index)
     if info.crypt_mode == "encrypt":
         fingerprint = manifest.unprotected.get("key-fingerprint", "unknown")
@@ -239,19 +247,47 @@ class EntryListing:
             target_id = self._hardlink_target(entry)
             self.hardlinks.append((entry_id, target_id))
             # Attributes are copied from the target once the whole archive is in.
-            return (entry_id, self.archive_id, parent_id, name, kind.value, 0, 0, 0, 0, 0, None, None,
-                    target_id, None, 1, None)
+            return (
+                entry_id,
+                self.archive_id,
+                parent_id,
+                name,
+                kind.value,
+                0,
+                0,
+                0,
+                0,
+                0,
+                None,
+                None,
+                target_id,
+                None,
+                1,
+                None,
+            )
         metadata = entry.metadata
         xattrs = metadata.xattrs
         if metadata.fcaps is not None:
             xattrs = [*xattrs, (FCAPS_XATTR, metadata.fcaps)]
         is_file = kind is Kind.FILE
-        return (entry_id, self.archive_id, parent_id, name, kind.value, metadata.mode, metadata.uid,
-                metadata.gid, min(max(metadata.mtime_ns, MTIME_NS_RANGE[0]), MTIME_NS_RANGE[1]),
-                entry.size if is_file else 0,
-                entry.content_offset if is_file else None, entry.symlink_target, None,
-                os.makedev(*entry.device) if entry.device is not None else None, 1,
-                encode_xattrs(xattrs) if xattrs else None)
+        return (
+            entry_id,
+            self.archive_id,
+            parent_id,
+            name,
+            kind.value,
+            metadata.mode,
+            metadata.uid,
+            metadata.gid,
+            min(max(metadata.mtime_ns, MTIME_NS_RANGE[0]), MTIME_NS_RANGE[1]),
+            entry.size if is_file else 0,
+            entry.content_offset if is_file else None,
+            entry.symlink_target,
+            None,
+            os.makedev(*entry.device) if entry.device is not None else None,
+            1,
+            encode_xattrs(xattrs) if xattrs else None,
+        )
 
     def _hardlink_target(self, link: Entry) -> int:
         target_offset = link.filename_offset - link.hardlink_offset
@@ -274,7 +310,9 @@ class _OpenDirectory:
         return (*self._row[:14], 2 + self.subdirectories, self._row[15])
 
 
-def datastore_snapshot_files(datastore: Datastore, snapshot: BackupSnapshot) -> tuple[dict[str, bytes], dict[str, tuple[int, int]]]:
+def datastore_snapshot_files(
+    datastore: Datastore, snapshot: BackupSnapshot
+) -> tuple[dict[str, bytes], dict[str, tuple[int, int]]]:
     """The snapshot's files as they would go to tape: the manifest, the files it lists, and the
     other blobs of the directory (client.log.blob); with (mode, mtime) of each."""
     directory = datastore.snapshot_path(snapshot)
@@ -300,7 +338,9 @@ def record_datastore_snapshot(catalog: FileCatalog, datastore: Datastore, snapsh
     return record_snapshot(catalog, datastore.name, path, files, ChunkReader(datastore.chunk_store), modes)
 
 
-def record_backed_up_snapshot(status_dir: str | Path, datastore: Datastore, snapshot: BackupSnapshot, path: str) -> None:
+def record_backed_up_snapshot(
+    status_dir: str | Path, datastore: Datastore, snapshot: BackupSnapshot, path: str
+) -> None:
     """For the tape backup: record the snapshot in the file catalog of `status_dir`. The tape copy
     does not depend on it, so a failure is logged as a warning and not raised."""
     try:

@@ -15,6 +15,7 @@ the next job appends after them and a scan can find them.
 PBS's binary `<media-uuid>.log` is produced from these rows (`log_bytes`, `export_log`) for the
 catalog archives on tape and for PBS, and read back with `import_log`.
 """
+
 from __future__ import annotations
 
 import logging
@@ -83,6 +84,7 @@ class CatalogError(TapefsError):
 @dataclass(frozen=True)
 class ChunkPlace:
     """Where one chunk lies: enough for `read_chunk_at` when `offset` and `first_block` are known."""
+
     media_uuid: str
     seq_nr: int
     file_number: int
@@ -136,28 +138,47 @@ class MediaCatalog(StateDatabase):
 
     def register_chunk_archive(self, media_uuid: str, part: ArchivePart, store: str) -> None:
         """One chunk archive part, closed on tape, with every chunk's offset."""
-        self._register_chunks(media_uuid, part.file_number, str(part.content_uuid), store, part.first_block,
-                              [(c.digest, c.offset, c.size) for c in part.chunks])
+        self._register_chunks(
+            media_uuid,
+            part.file_number,
+            str(part.content_uuid),
+            store,
+            part.first_block,
+            [(c.digest, c.offset, c.size) for c in part.chunks],
+        )
 
-    def _register_chunks(self, media_uuid: str, file_number: int, content_uuid: str, store: str,
-                         first_block: int | None, chunks: Iterable[tuple[bytes, int | None, int | None]]) -> None:
+    def _register_chunks(
+        self,
+        media_uuid: str,
+        file_number: int,
+        content_uuid: str,
+        store: str,
+        first_block: int | None,
+        chunks: Iterable[tuple[bytes, int | None, int | None]],
+    ) -> None:
         with self._transaction() as db:
             self._check_data_file(db, media_uuid, file_number)
             cursor = db.execute(
                 "INSERT INTO archive (media_uuid, file_number, kind, content_uuid, store, first_block)"
-                " VALUES (?, ?, 'chunk', ?, ?, ?)", (media_uuid, file_number, content_uuid, store, first_block))
+                " VALUES (?, ?, 'chunk', ?, ?, ?)",
+                (media_uuid, file_number, content_uuid, store, first_block),
+            )
             archive_id = cursor.lastrowid
-            db.executemany("INSERT INTO chunk (archive_id, seq, digest, offset, size) VALUES (?, ?, ?, ?, ?)",
-                           ((archive_id, seq, digest, offset, size)
-                            for seq, (digest, offset, size) in enumerate(chunks)))
+            db.executemany(
+                "INSERT INTO chunk (archive_id, seq, digest, offset, size) VALUES (?, ?, ?, ?, ?)",
+                ((archive_id, seq, digest, offset, size) for seq, (digest, offset, size) in enumerate(chunks)),
+            )
 
-    def register_snapshot(self, media_uuid: str, file_number: int, content_uuid: uuidlib.UUID | str,
-                          store: str, snapshot: str) -> None:
+    def register_snapshot(
+        self, media_uuid: str, file_number: int, content_uuid: uuidlib.UUID | str, store: str, snapshot: str
+    ) -> None:
         with self._transaction() as db:
             self._check_data_file(db, media_uuid, file_number)
-            db.execute("INSERT INTO archive (media_uuid, file_number, kind, content_uuid, store, snapshot)"
-                       " VALUES (?, ?, 'snapshot', ?, ?, ?)",
-                       (media_uuid, file_number, str(content_uuid), store, snapshot))
+            db.execute(
+                "INSERT INTO archive (media_uuid, file_number, kind, content_uuid, store, snapshot)"
+                " VALUES (?, ?, 'snapshot', ?, ?, ?)",
+                (media_uuid, file_number, str(content_uuid), store, snapshot),
+            )
 
     @staticmethod
     def _check_data_file(db: sqlite3.Connection, media_uuid: str, file_number: int) -> None:
@@ -179,17 +200,21 @@ class MediaCatalog(StateDatabase):
         return rows[0] if rows else None
 
     def snapshot_in_set(self, set_uuid: str, store: str, snapshot: str) -> bool:
-        return bool(self._query(
-            "SELECT 1 FROM archive JOIN media ON media.uuid = archive.media_uuid"
-            " WHERE media.set_uuid = ? AND archive.store = ? AND archive.snapshot = ? LIMIT 1",
-            (set_uuid, store, snapshot)))
+        return bool(
+            self._query(
+                "SELECT 1 FROM archive JOIN media ON media.uuid = archive.media_uuid"
+                " WHERE media.set_uuid = ? AND archive.store = ? AND archive.snapshot = ? LIMIT 1",
+                (set_uuid, store, snapshot),
+            )
+        )
 
     def chunks_in_set(self, set_uuid: str, store: str) -> set[bytes]:
         """Digests of the store already on the set: a backup does not write them again."""
         rows = self._query(
             "SELECT chunk.digest FROM chunk JOIN archive ON archive.id = chunk.archive_id"
             " JOIN media ON media.uuid = archive.media_uuid WHERE media.set_uuid = ? AND archive.store = ?",
-            (set_uuid, store))
+            (set_uuid, store),
+        )
         return {bytes(row[0]) for row in rows}
 
     def snapshots_in_set(self, set_uuid: str) -> list[SnapshotPlace]:
@@ -197,7 +222,8 @@ class MediaCatalog(StateDatabase):
             "SELECT archive.media_uuid, media.seq_nr, archive.file_number, archive.store, archive.snapshot"
             " FROM archive JOIN media ON media.uuid = archive.media_uuid"
             " WHERE media.set_uuid = ? AND archive.kind = 'snapshot' ORDER BY media.seq_nr, archive.file_number",
-            (set_uuid,))
+            (set_uuid,),
+        )
         return [SnapshotPlace(*row) for row in rows]
 
     def chunk_places(self, set_uuid: str, store: str, digests: Iterable[bytes]) -> dict[bytes, ChunkPlace]:
@@ -205,14 +231,15 @@ class MediaCatalog(StateDatabase):
         places: dict[bytes, ChunkPlace] = {}
         wanted = list(dict.fromkeys(digests))
         for start in range(0, len(wanted), 500):
-            batch = wanted[start:start + 500]
+            batch = wanted[start : start + 500]
             rows = self._query(
                 "SELECT archive.media_uuid, media.seq_nr, archive.file_number, archive.first_block,"
                 " chunk.offset, chunk.size, chunk.digest FROM chunk"
                 " JOIN archive ON archive.id = chunk.archive_id JOIN media ON media.uuid = archive.media_uuid"
                 f" WHERE media.set_uuid = ? AND archive.store = ? AND chunk.digest IN ({','.join('?' * len(batch))})"
                 " ORDER BY media.seq_nr DESC, archive.file_number DESC",
-                (set_uuid, store, *batch))
+                (set_uuid, store, *batch),
+            )
             for row in rows:
                 places[bytes(row[6])] = ChunkPlace(*row[:6], bytes(row[6]))
         return places
@@ -220,14 +247,17 @@ class MediaCatalog(StateDatabase):
     def media_archives(self, media_uuid: str) -> dict[int, tuple[str, str, str | list[bytes]]]:
         """File number → ("snapshot", content uuid, path) or ("chunk", content uuid, digests)."""
         archives: dict[int, tuple[str, str, str | list[bytes]]] = {}
-        rows = self._query("SELECT id, file_number, kind, content_uuid, snapshot FROM archive WHERE media_uuid = ?",
-                           (media_uuid,))
+        rows = self._query(
+            "SELECT id, file_number, kind, content_uuid, snapshot FROM archive WHERE media_uuid = ?", (media_uuid,)
+        )
         for archive_id, file_number, kind, content_uuid, snapshot in rows:
             if kind == "snapshot":
                 archives[file_number] = (kind, content_uuid, snapshot)
             else:
-                digests = [bytes(row[0]) for row in self._query(
-                    "SELECT digest FROM chunk WHERE archive_id = ? ORDER BY seq", (archive_id,))]
+                digests = [
+                    bytes(row[0])
+                    for row in self._query("SELECT digest FROM chunk WHERE archive_id = ? ORDER BY seq", (archive_id,))
+                ]
                 archives[file_number] = (kind, content_uuid, digests)
         return archives
 
@@ -235,7 +265,9 @@ class MediaCatalog(StateDatabase):
         """(file_number, kind, store, snapshot, chunk count) of every file named, for listings."""
         return self._query(
             "SELECT file_number, kind, store, snapshot, (SELECT COUNT(*) FROM chunk WHERE archive_id = archive.id)"
-            " FROM archive WHERE media_uuid = ? ORDER BY file_number", (media_uuid,))
+            " FROM archive WHERE media_uuid = ? ORDER BY file_number",
+            (media_uuid,),
+        )
 
     # -- PBS .log --------------------------------------------------------------------------
 
@@ -253,15 +285,18 @@ class MediaCatalog(StateDatabase):
                 out += encode_label(1, uuidlib.UUID(set_uuid), seq_nr)
             archives = self._db.execute(
                 "SELECT id, file_number, kind, content_uuid, store, snapshot FROM archive WHERE media_uuid = ?"
-                " ORDER BY file_number", (media_uuid,)).fetchall()
+                " ORDER BY file_number",
+                (media_uuid,),
+            ).fetchall()
             for archive_id, file_number, kind, content_uuid, store, snapshot in archives:
                 content = uuidlib.UUID(content_uuid)
                 if kind == "snapshot":
                     out += encode_snapshot(file_number, content, store, snapshot)
                     continue
                 out += encode_chunk_archive_start(file_number, content, store)
-                for (digest,) in self._db.execute("SELECT digest FROM chunk WHERE archive_id = ? ORDER BY seq",
-                                                  (archive_id,)):
+                for (digest,) in self._db.execute(
+                    "SELECT digest FROM chunk WHERE archive_id = ? ORDER BY seq", (archive_id,)
+                ):
                     out += encode_chunk(bytes(digest))
                 out += encode_chunk_archive_end(file_number, content)
         parse_catalog(bytes(out))
@@ -291,19 +326,25 @@ class MediaCatalog(StateDatabase):
         for store, digests in content.chunks.items():
             for digest, file_number in digests.items():
                 chunk_files.setdefault(file_number, (store, []))[1].append(digest)
-        snapshot_files = {file_number: (store, snapshot) for store, snapshots in content.snapshots.items()
-                          for snapshot, file_number in snapshots.items()}
+        snapshot_files = {
+            file_number: (store, snapshot)
+            for store, snapshots in content.snapshots.items()
+            for snapshot, file_number in snapshots.items()
+        }
         with self._transaction() as db:
             db.execute("DELETE FROM media WHERE uuid = ?", (media_uuid,))
-            db.execute("INSERT INTO media (uuid, set_uuid, seq_nr) VALUES (?, ?, ?)",
-                       (media_uuid, set_uuid, content.seq_nr))
+            db.execute(
+                "INSERT INTO media (uuid, set_uuid, seq_nr) VALUES (?, ?, ?)", (media_uuid, set_uuid, content.seq_nr)
+            )
             for file_number in sorted(content.content_uuids):
                 content_uuid = str(content.content_uuids[file_number])
                 if file_number in snapshot_files:
                     store, snapshot = snapshot_files[file_number]
-                    db.execute("INSERT INTO archive (media_uuid, file_number, kind, content_uuid, store, snapshot)"
-                               " VALUES (?, ?, 'snapshot', ?, ?, ?)",
-                               (media_uuid, file_number, content_uuid, store, snapshot))
+                    db.execute(
+                        "INSERT INTO archive (media_uuid, file_number, kind, content_uuid, store, snapshot)"
+                        " VALUES (?, ?, 'snapshot', ?, ?, ?)",
+                        (media_uuid, file_number, content_uuid, store, snapshot),
+                    )
                     continue
                 # A chunk archive whose chunks all appear again later has no digest left here.
                 store, digests = chunk_files.get(file_number, (None, []))
@@ -311,8 +352,12 @@ class MediaCatalog(StateDatabase):
                     continue
                 archive_id = db.execute(
                     "INSERT INTO archive (media_uuid, file_number, kind, content_uuid, store)"
-                    " VALUES (?, ?, 'chunk', ?, ?)", (media_uuid, file_number, content_uuid, store)).lastrowid
-                db.executemany("INSERT INTO chunk (archive_id, seq, digest) VALUES (?, ?, ?)",
-                               ((archive_id, seq, digest) for seq, digest in enumerate(digests)))
+                    " VALUES (?, ?, 'chunk', ?, ?)",
+                    (media_uuid, file_number, content_uuid, store),
+                ).lastrowid
+                db.executemany(
+                    "INSERT INTO chunk (archive_id, seq, digest) VALUES (?, ?, ?)",
+                    ((archive_id, seq, digest) for seq, digest in enumerate(digests)),
+                )
         log.info("imported the catalog of media %s from %s", media_uuid, source)
         return media_uuid

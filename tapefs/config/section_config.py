@@ -3,11 +3,11 @@
 The format, as PBS writes it::
 
     datastore: store1
-    	comment Main store
-    	path /mnt/datastore/store1
+        comment Main store
+        path /mnt/datastore/store1
 
     datastore: store2
-    	path /srv/store2
+        path /srv/store2
 
 A section starts with an unindented ``type: id`` line; its properties follow as indented
 ``key value`` lines (the value is the rest of the line, possibly empty); sections are separated
@@ -132,8 +132,11 @@ def parse(text: str, filename: str = "<string>", array_keys: ArrayKeys | None = 
                 current.properties.setdefault(key, []).append(value)
             elif key in current.properties:
                 raise SectionConfigError(
-                    filename, line_number, f"duplicate property {key!r} in section {current.id!r} "
-                    f"(first at line {property_line[key]}; only list properties may repeat)")
+                    filename,
+                    line_number,
+                    f"duplicate property {key!r} in section {current.id!r} "
+                    f"(first at line {property_line[key]}; only list properties may repeat)",
+                )
             else:
                 current.properties[key] = value
                 property_line[key] = line_number

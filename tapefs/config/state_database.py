@@ -3,6 +3,7 @@
 One connection, handed between the job's threads and used one call at a time; WAL and
 synchronous=FULL because what these databases say describes data on tape.
 """
+
 from __future__ import annotations
 
 import os

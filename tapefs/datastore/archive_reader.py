@@ -39,7 +39,11 @@ class ArchiveReader:
         self._cache_chunks = max(1, cache_chunks)
         self._readahead_chunks = readahead_chunks
         self._prefetch: dict[int, Future] = {}
-        self._pool = ThreadPoolExecutor(max_workers=readahead_chunks, thread_name_prefix="chunk-read") if readahead_chunks else None
+        self._pool = (
+            ThreadPoolExecutor(max_workers=readahead_chunks, thread_name_prefix="chunk-read")
+            if readahead_chunks
+            else None
+        )
         self._last_chunk = -2
         self._lock = threading.Lock()
 

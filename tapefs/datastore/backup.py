@@ -87,7 +87,9 @@ def parse_sources(specs: list[str]) -> list[BackupSource]:
         if source.label == "catalog" and source.kind == "pxar":
             raise DatastoreError("the archive label 'catalog' is reserved for the file catalog")
         if any(other.label == source.label for other in sources):
-            raise DatastoreError(f"two sources would both be named {source.label!r}; name them as LABEL.pxar:PATH or LABEL.img:PATH")
+            raise DatastoreError(
+                f"two sources would both be named {source.label!r}; name them as LABEL.pxar:PATH or LABEL.img:PATH"
+            )
         sources.append(source)
     if not sources:
         raise DatastoreError("nothing to back up")
@@ -107,7 +109,9 @@ class BackupResult:
 
 def _next_backup_time(datastore: Datastore, group: BackupGroup) -> int:
     """Now, but later than the group's newest snapshot (PBS refuses going back in time)."""
-    newest = max((info.snapshot.backup_time for info in datastore.list_snapshots(group, include_unfinished=True)), default=None)
+    newest = max(
+        (info.snapshot.backup_time for info in datastore.list_snapshots(group, include_unfinished=True)), default=None
+    )
     now = int(time.time())
     if newest is not None and newest >= now:
         time.sleep(max(0.0, newest + 1 - time.time()))
@@ -145,7 +149,9 @@ def _backup_image(uploader: ChunkUploader, source: Path, index_path: Path, sync:
     return ArchiveResult(size, index_csum, writer.chunk_count)
 
 
-def _backup_directories(uploader: ChunkUploader, sources: list[BackupSource], snapshot_dir: Path, sync: bool) -> dict[str, ArchiveResult]:
+def _backup_directories(
+    uploader: ChunkUploader, sources: list[BackupSource], snapshot_dir: Path, sync: bool
+) -> dict[str, ArchiveResult]:
     results = {}
     with ChunkingWriter(uploader, snapshot_dir / CATALOG_NAME, CATALOG_AVERAGE_CHUNK_SIZE, sync) as catalog_sink:
         catalog = CatalogWriter(catalog_sink)
@@ -155,18 +161,27 @@ def _backup_directories(uploader: ChunkUploader, sources: list[BackupSource], sn
                 encode_tree(source.path, archive, catalog)
                 catalog.end_directory()
                 results[source.filename] = archive.finish()
-                log.info("%s: %d bytes in %d chunks", source.filename, results[source.filename].size, results[source.filename].chunk_count)
+                log.info(
+                    "%s: %d bytes in %d chunks",
+                    source.filename,
+                    results[source.filename].size,
+                    results[source.filename].chunk_count,
+                )
         catalog.finish()
         results[CATALOG_NAME] = catalog_sink.finish()
     return results
 
 
-def _backup_split_directories(uploader: ChunkUploader, sources: list[BackupSource], snapshot_dir: Path, sync: bool) -> dict[str, ArchiveResult]:
+def _backup_split_directories(
+    uploader: ChunkUploader, sources: list[BackupSource], snapshot_dir: Path, sync: bool
+) -> dict[str, ArchiveResult]:
     results = {}
     for source in sources:
         metadata_name, payload_name = source.split_filenames
-        with ChunkingWriter(uploader, snapshot_dir / metadata_name, PXAR_AVERAGE_CHUNK_SIZE, sync) as metadata, \
-                ChunkingWriter(uploader, snapshot_dir / payload_name, PXAR_AVERAGE_CHUNK_SIZE, sync) as payload:
+        with (
+            ChunkingWriter(uploader, snapshot_dir / metadata_name, PXAR_AVERAGE_CHUNK_SIZE, sync) as metadata,
+            ChunkingWriter(uploader, snapshot_dir / payload_name, PXAR_AVERAGE_CHUNK_SIZE, sync) as payload,
+        ):
             encode_tree(source.path, metadata, payload_out=payload, payload_boundary=payload.suggest_boundary)
             # PBS lists the payload index before the metadata index
             results[payload_name] = payload.finish()
@@ -189,7 +204,9 @@ def backup(
     """``change_detection_mode`` is PBS's: ``legacy`` writes pxar v1 archives and a catalog,
     ``data`` split archives (see the module docstring). ``progress`` gets the bytes read."""
     if change_detection_mode not in CHANGE_DETECTION_MODES:
-        raise DatastoreError(f"unknown change detection mode {change_detection_mode!r} (expected {' or '.join(CHANGE_DETECTION_MODES)})")
+        raise DatastoreError(
+            f"unknown change detection mode {change_detection_mode!r} (expected {' or '.join(CHANGE_DETECTION_MODES)})"
+        )
     started = time.monotonic()
     crypt_mode = "encrypt" if crypt_config is not None else "none"
     with datastore_lock(datastore.root):
@@ -205,7 +222,9 @@ def backup(
                     archives = {}
                     for source in sources:
                         if source.kind == "img":
-                            archives[source.filename] = _backup_image(uploader, source.path, snapshot_dir / source.filename, sync)
+                            archives[source.filename] = _backup_image(
+                                uploader, source.path, snapshot_dir / source.filename, sync
+                            )
                     directories = [source for source in sources if source.kind == "pxar"]
                     if directories and change_detection_mode == "data":
                         archives.update(_backup_split_directories(uploader, directories, snapshot_dir, sync))
@@ -221,7 +240,9 @@ def backup(
                     for filename in filenames:
                         manifest.add_file(filename, archives[filename].size, archives[filename].index_csum, crypt_mode)
                 if CATALOG_NAME in archives:
-                    manifest.add_file(CATALOG_NAME, archives[CATALOG_NAME].size, archives[CATALOG_NAME].index_csum, crypt_mode)
+                    manifest.add_file(
+                        CATALOG_NAME, archives[CATALOG_NAME].size, archives[CATALOG_NAME].index_csum, crypt_mode
+                    )
                 if crypt_config is not None:
                     manifest.sign(crypt_config)
                 manifest.save(snapshot_dir)

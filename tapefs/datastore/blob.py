@@ -132,8 +132,11 @@ def _check_crc(kind: BlobKind, header: bytes, payload, source: str) -> BlobInfo:
     actual_crc = zlib.crc32(payload)
     if stored_crc != actual_crc:
         if kind is BlobKind.COMPRESSED and _zstd_frame_cut_short(payload):
-            raise CorruptFileError(source, len(header) + len(payload),
-                                   "truncated blob: the compressed data ends before its zstd frame does")
+            raise CorruptFileError(
+                source,
+                len(header) + len(payload),
+                "truncated blob: the compressed data ends before its zstd frame does",
+            )
         raise CorruptFileError(source, 8, f"blob CRC mismatch: stored {stored_crc:08x}, computed {actual_crc:08x}")
     return BlobInfo(kind, stored_crc, kind.header_size)
 
@@ -161,7 +164,9 @@ def decode_blob(raw: bytes, crypt_config: CryptConfig | None = None, source: str
     return _decode(kind, header, payload, crypt_config, source)
 
 
-def decode_blob_parts(header: bytes, payload: bytes, crypt_config: CryptConfig | None = None, source: str = "<blob>") -> bytes:
+def decode_blob_parts(
+    header: bytes, payload: bytes, crypt_config: CryptConfig | None = None, source: str = "<blob>"
+) -> bytes:
     """``decode_blob`` for a blob read as header and payload separately: an uncompressed
     payload is returned as is, without copying it out of a larger buffer."""
     if len(header) < PLAIN_HEADER.sizeof() or blob_kind(header) is None or len(header) != blob_kind(header).header_size:

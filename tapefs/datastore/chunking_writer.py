@@ -31,7 +31,9 @@ class ArchiveResult:
 
 
 class ChunkingWriter:
-    def __init__(self, uploader: ChunkUploader, index_path: str | os.PathLike, average_chunk_size: int, sync: bool = True):
+    def __init__(
+        self, uploader: ChunkUploader, index_path: str | os.PathLike, average_chunk_size: int, sync: bool = True
+    ):
         self._uploader = uploader
         self._sync = sync
         self._chunker = Chunker(average_chunk_size)

@@ -77,8 +77,9 @@ class Datastore:
         self.chunk_store = ChunkStore(self.root)
 
     @classmethod
-    def create(cls, root: str | os.PathLike, name: str | None = None, prefix_dirs: bool = True,
-               group: str | None = None) -> "Datastore":
+    def create(
+        cls, root: str | os.PathLike, name: str | None = None, prefix_dirs: bool = True, group: str | None = None
+    ) -> "Datastore":
         """Lay out a new, empty datastore; refuses a non-empty directory. Everything in it is
         0750/0640 (see ``permissions``); ``group`` may read it.
 
@@ -120,7 +121,9 @@ class Datastore:
     def snapshot_path(self, snapshot: BackupSnapshot) -> Path:
         return self.root / snapshot.relative_path()
 
-    def list_namespaces(self, parent: BackupNamespace = BackupNamespace(), recursive: bool = True) -> list[BackupNamespace]:
+    def list_namespaces(
+        self, parent: BackupNamespace = BackupNamespace(), recursive: bool = True
+    ) -> list[BackupNamespace]:
         """``parent`` and the namespaces below it, in sorted order."""
         found = [parent]
         ns_dir = self.namespace_path(parent) / "ns"
@@ -242,8 +245,11 @@ class Datastore:
 
     def remove_abandoned_snapshots(self, group: BackupGroup) -> list[BackupSnapshot]:
         """Remove the group's abandoned snapshots (see ``remove_abandoned_snapshot``); the ones removed."""
-        return [unfinished.snapshot for unfinished in self.unfinished_snapshots(group)
-                if not unfinished.in_progress and self.remove_abandoned_snapshot(unfinished.snapshot)]
+        return [
+            unfinished.snapshot
+            for unfinished in self.unfinished_snapshots(group)
+            if not unfinished.in_progress and self.remove_abandoned_snapshot(unfinished.snapshot)
+        ]
 
     def _group_dir_for_writing(self, group: BackupGroup, owner: str) -> Path:
         group_dir = make_private_dirs(self.group_path(group))

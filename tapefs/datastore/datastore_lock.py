@@ -67,7 +67,7 @@ def _process_start(pid: int, boot_time: float) -> float | None:
     except OSError:
         return None
     # the command name (field 2) may contain spaces and parentheses: split after its last ")"
-    fields = text[text.rindex(")") + 2:].split()
+    fields = text[text.rindex(")") + 2 :].split()
     return boot_time + int(fields[19]) / os.sysconf("SC_CLK_TCK")
 
 
@@ -94,8 +94,10 @@ def lock_holders(root: str | os.PathLike) -> list[LockHolder]:
                 continue
             started = _process_start(pid, boot_time) if pid > 0 else None
             if started is None:
-                raise DatastoreLockedError(f"{Path(root) / LOCK_FILE_NAME}: locked by process {pid}, whose start time "
-                                           "cannot be read (another PID namespace?)")
+                raise DatastoreLockedError(
+                    f"{Path(root) / LOCK_FILE_NAME}: locked by process {pid}, whose start time "
+                    "cannot be read (another PID namespace?)"
+                )
             holders[pid] = LockHolder(pid, started)
     return sorted(holders.values(), key=lambda holder: holder.started)
 

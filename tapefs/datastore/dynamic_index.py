@@ -26,10 +26,19 @@ log = logging.getLogger(__name__)
 DYNAMIC_INDEX_MAGIC = index_magic("Proxmox Backup dynamic sized chunk index v1.0")
 ENTRY = struct.Struct("<Q32s")
 
+
 class DynamicIndex:
     """A loaded ``.didx``; chunk i covers ``[end[i-1], end[i])``."""
 
-    def __init__(self, uuid_bytes: bytes, ctime: int, index_csum: bytes, ends: list[int], digests: list[bytes], path: str = "<didx>"):
+    def __init__(
+        self,
+        uuid_bytes: bytes,
+        ctime: int,
+        index_csum: bytes,
+        ends: list[int],
+        digests: list[bytes],
+        path: str = "<didx>",
+    ):
         self.uuid = uuid_bytes
         self.ctime = ctime
         self.index_csum = index_csum
@@ -55,25 +64,33 @@ class DynamicIndex:
     @classmethod
     def parse(cls, raw: bytes, path: str = "<didx>") -> "DynamicIndex":
         if len(raw) < INDEX_HEADER_SIZE:
-            raise CorruptFileError(path, len(raw), f"truncated index: {len(raw)} bytes, header needs {INDEX_HEADER_SIZE}")
+            raise CorruptFileError(
+                path, len(raw), f"truncated index: {len(raw)} bytes, header needs {INDEX_HEADER_SIZE}"
+            )
         header = COMMON_HEADER.parse(raw[: COMMON_HEADER.sizeof()])
         if header.magic != DYNAMIC_INDEX_MAGIC:
             raise CorruptFileError(path, 0, f"not a dynamic index (magic {header.magic.hex()})")
         entry_area = memoryview(raw)[INDEX_HEADER_SIZE:]
         if len(entry_area) % ENTRY.size:
             raise CorruptFileError(
-                path, len(raw), f"truncated index: entry area of {len(entry_area)} bytes is not a multiple of {ENTRY.size}"
+                path,
+                len(raw),
+                f"truncated index: entry area of {len(entry_area)} bytes is not a multiple of {ENTRY.size}",
             )
         actual_csum = hashlib.sha256(entry_area).digest()
         if actual_csum != header.index_csum:
-            raise CorruptFileError(path, 32, f"index checksum mismatch: stored {header.index_csum.hex()}, computed {actual_csum.hex()}")
+            raise CorruptFileError(
+                path, 32, f"index checksum mismatch: stored {header.index_csum.hex()}, computed {actual_csum.hex()}"
+            )
         ends: list[int] = []
         digests: list[bytes] = []
         previous_end = 0
         for number, (end, digest) in enumerate(ENTRY.iter_unpack(entry_area)):
             if end <= previous_end:
                 raise CorruptFileError(
-                    path, INDEX_HEADER_SIZE + number * ENTRY.size, f"entry {number}: end {end} not after previous end {previous_end}"
+                    path,
+                    INDEX_HEADER_SIZE + number * ENTRY.size,
+                    f"entry {number}: end {end} not after previous end {previous_end}",
                 )
             ends.append(end)
             digests.append(digest)

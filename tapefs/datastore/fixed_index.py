@@ -41,7 +41,16 @@ def chunk_count_for(size: int, chunk_size: int) -> int:
 class FixedIndex:
     """A loaded ``.fidx``; chunk i covers ``[i * chunk_size, min((i + 1) * chunk_size, size))``."""
 
-    def __init__(self, uuid_bytes: bytes, ctime: int, index_csum: bytes, size: int, chunk_size: int, digests: list[bytes], path: str = "<fidx>"):
+    def __init__(
+        self,
+        uuid_bytes: bytes,
+        ctime: int,
+        index_csum: bytes,
+        size: int,
+        chunk_size: int,
+        digests: list[bytes],
+        path: str = "<fidx>",
+    ):
         self.uuid = uuid_bytes
         self.ctime = ctime
         self.index_csum = index_csum
@@ -64,7 +73,9 @@ class FixedIndex:
     @classmethod
     def parse(cls, raw: bytes, path: str = "<fidx>") -> "FixedIndex":
         if len(raw) < INDEX_HEADER_SIZE:
-            raise CorruptFileError(path, len(raw), f"truncated index: {len(raw)} bytes, header needs {INDEX_HEADER_SIZE}")
+            raise CorruptFileError(
+                path, len(raw), f"truncated index: {len(raw)} bytes, header needs {INDEX_HEADER_SIZE}"
+            )
         header = FIXED_HEADER.parse(raw[: FIXED_HEADER.sizeof()])
         if header.magic != FIXED_INDEX_MAGIC:
             raise CorruptFileError(path, 0, f"not a fixed index (magic {header.magic.hex()})")
@@ -81,7 +92,9 @@ class FixedIndex:
         entry_area = memoryview(raw)[INDEX_HEADER_SIZE:]
         actual_csum = hashlib.sha256(entry_area).digest()
         if actual_csum != header.index_csum:
-            raise CorruptFileError(path, 32, f"index checksum mismatch: stored {header.index_csum.hex()}, computed {actual_csum.hex()}")
+            raise CorruptFileError(
+                path, 32, f"index checksum mismatch: stored {header.index_csum.hex()}, computed {actual_csum.hex()}"
+            )
         digests = [bytes(entry_area[i : i + DIGEST_SIZE]) for i in range(0, len(entry_area), DIGEST_SIZE)]
         return cls(header.uuid, header.ctime, header.index_csum, header.size, chunk_size, digests, path)
 

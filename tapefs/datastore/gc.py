@@ -92,9 +92,21 @@ class GcResult:
 
     def pbs_status(self) -> dict:
         """The fields of PBS's GarbageCollectionStatus."""
-        return {key: getattr(self, key.replace("-", "_")) for key in (
-            "index-file-count", "index-data-bytes", "disk-bytes", "disk-chunks", "removed-bytes", "removed-chunks",
-            "pending-bytes", "pending-chunks", "removed-bad", "still-bad")}
+        return {
+            key: getattr(self, key.replace("-", "_"))
+            for key in (
+                "index-file-count",
+                "index-data-bytes",
+                "disk-bytes",
+                "disk-chunks",
+                "removed-bytes",
+                "removed-chunks",
+                "pending-bytes",
+                "pending-chunks",
+                "removed-bad",
+                "still-bad",
+            )
+        }
 
     def to_json(self) -> dict:
         value = {key.replace("_", "-"): item for key, item in asdict(self).items()}
@@ -126,13 +138,15 @@ class _Marker:
         count = max(0, len(raw) - INDEX_HEADER_SIZE) // entry_size
         if not temporary and count:
             if dynamic:
-                self.result.index_data_bytes += _FIXED_SIZE.unpack_from(raw, INDEX_HEADER_SIZE + (count - 1) * entry_size)[0]
+                self.result.index_data_bytes += _FIXED_SIZE.unpack_from(
+                    raw, INDEX_HEADER_SIZE + (count - 1) * entry_size
+                )[0]
             else:
                 self.result.index_data_bytes += _FIXED_SIZE.unpack_from(raw, 64)[0]
         view = memoryview(raw)
         start = INDEX_HEADER_SIZE + digest_offset
         for offset in range(start, start + count * entry_size, entry_size):
-            digest = bytes(view[offset:offset + DIGEST_SIZE])
+            digest = bytes(view[offset : offset + DIGEST_SIZE])
             if digest in self.touched:
                 continue
             if len(self.touched) >= TOUCHED_CACHE_SIZE:
@@ -145,8 +159,10 @@ class _Marker:
         magic = DYNAMIC_INDEX_MAGIC if dynamic else FIXED_INDEX_MAGIC
         entry_size = DYNAMIC_ENTRY_SIZE if dynamic else DIGEST_SIZE
         if len(raw) < INDEX_HEADER_SIZE or raw[:8] != magic or (len(raw) - INDEX_HEADER_SIZE) % entry_size:
-            raise DatastoreError(f"{path}: not a readable index; garbage collection stopped before removing anything "
-                                 "(move the file away if it is damaged)")
+            raise DatastoreError(
+                f"{path}: not a readable index; garbage collection stopped before removing anything "
+                "(move the file away if it is damaged)"
+            )
 
     def _touch(self, digest: bytes, report_missing: bool) -> None:
         hex_digest = digest.hex()
@@ -247,7 +263,7 @@ class _Sweeper:
                 self.result.removed_bad += 1
             else:
                 self.result.still_bad += 1
-        elif name.endswith(REMOVING_SUFFIX) and CHUNK_FILE_NAME.fullmatch(name[:-len(REMOVING_SUFFIX)]):
+        elif name.endswith(REMOVING_SUFFIX) and CHUNK_FILE_NAME.fullmatch(name[: -len(REMOVING_SUFFIX)]):
             # left by an interrupted collection, and the mark phase did not need it
             os.unlink(f"{directory}/{name}")
             self.result.removed_chunks += 1
@@ -307,9 +323,8 @@ def garbage_collect(datastore: Datastore, atime_cutoff_minutes: int = DEFAULT_AT
 
 def _save_result(root: Path, result: GcResult) -> None:
     atomic_write(root / GC_STATUS_FILE_NAME, json.dumps(result.pbs_status(), indent=2).encode())
-    history = load_gc_history(root)[-(HISTORY_LENGTH - 1):] + [result]
-    atomic_write(root / GC_HISTORY_FILE_NAME,
-                 "".join(json.dumps(entry.to_json()) + "\n" for entry in history).encode())
+    history = load_gc_history(root)[-(HISTORY_LENGTH - 1) :] + [result]
+    atomic_write(root / GC_HISTORY_FILE_NAME, "".join(json.dumps(entry.to_json()) + "\n" for entry in history).encode())
 
 
 def load_gc_history(root: str | os.PathLike) -> list[GcResult]:

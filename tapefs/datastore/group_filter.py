@@ -27,11 +27,12 @@ class GroupFilter:
         body = text
         for prefix, is_exclude in (("include:", False), ("exclude:", True)):
             if text.startswith(prefix):
-                body, exclude = text[len(prefix):], is_exclude
+                body, exclude = text[len(prefix) :], is_exclude
         kind, _, value = body.partition(":")
         if kind not in ("type", "group", "regex") or not value:
-            raise GroupFilterError(f"invalid group filter {text!r} "
-                                   "(expected [include:|exclude:]type:T, group:T/ID or regex:RE)")
+            raise GroupFilterError(
+                f"invalid group filter {text!r} (expected [include:|exclude:]type:T, group:T/ID or regex:RE)"
+            )
         if kind == "regex":
             try:
                 re.compile(value)

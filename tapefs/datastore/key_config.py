@@ -45,7 +45,9 @@ class Kdf:
         if self.name == "Scrypt":
             n, r, p = self.params["n"], self.params["r"], self.params["p"]
             # hashlib's default maxmem (32 MiB) is below what N=65536, r=8 needs (64 MiB)
-            return hashlib.scrypt(passphrase, salt=self.salt, n=n, r=r, p=p, dklen=KEY_SIZE, maxmem=256 * n * r + (16 << 20))
+            return hashlib.scrypt(
+                passphrase, salt=self.salt, n=n, r=r, p=p, dklen=KEY_SIZE, maxmem=256 * n * r + (16 << 20)
+            )
         if self.name == "PBKDF2":
             return hashlib.pbkdf2_hmac("sha256", passphrase, self.salt, self.params["iter"], KEY_SIZE)
         raise CryptoError(f"unsupported key derivation {self.name!r}")
@@ -79,7 +81,9 @@ class KeyConfig:
     hint: str | None = None
 
     @classmethod
-    def create(cls, key: bytes, passphrase: bytes | None, kdf_name: str = "Scrypt", hint: str | None = None) -> "KeyConfig":
+    def create(
+        cls, key: bytes, passphrase: bytes | None, kdf_name: str = "Scrypt", hint: str | None = None
+    ) -> "KeyConfig":
         """Wrap ``key``; ``passphrase=None`` stores it in the clear (``kdf: null``)."""
         now = _now_rfc3339()
         fingerprint = CryptConfig(key).fingerprint()
@@ -137,8 +141,14 @@ class KeyConfig:
         try:
             kdf = Kdf.from_json(value["kdf"]) if value.get("kdf") is not None else None
             fingerprint = parse_fingerprint(value["fingerprint"]) if value.get("fingerprint") else None
-            return cls(kdf, base64.b64decode(value["data"], validate=True), value["created"], value["modified"],
-                       fingerprint, value.get("hint"))
+            return cls(
+                kdf,
+                base64.b64decode(value["data"], validate=True),
+                value["created"],
+                value["modified"],
+                fingerprint,
+                value.get("hint"),
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise CryptoError(f"malformed key file: {exc}") from None
 

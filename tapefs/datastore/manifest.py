@@ -158,4 +158,3 @@ class Manifest:
 
     def save(self, snapshot_dir: str | os.PathLike) -> None:
         atomic_write(Path(snapshot_dir) / MANIFEST_BLOB_NAME, self.encode(), mode=PRIVATE_FILE_MODE)
-

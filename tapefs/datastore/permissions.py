@@ -88,8 +88,9 @@ def fix_permissions(root: str | os.PathLike, gid: int | None = None, check_only:
     return report
 
 
-def _fix(path: str, info: os.stat_result, is_dir: bool, gid: int | None, check_only: bool,
-         report: PermissionReport) -> None:
+def _fix(
+    path: str, info: os.stat_result, is_dir: bool, gid: int | None, check_only: bool, report: PermissionReport
+) -> None:
     mode = stat.S_IMODE(info.st_mode)
     if is_dir:
         report.directories += 1
@@ -113,4 +114,6 @@ def _fix(path: str, info: os.stat_result, is_dir: bool, gid: int | None, check_o
     except FileNotFoundError:
         report.changed -= 1
     except PermissionError as exc:
-        raise DatastoreError(f"{path}: cannot change its mode or group: {exc.strerror} (run as root or as its owner)") from None
+        raise DatastoreError(
+            f"{path}: cannot change its mode or group: {exc.strerror} (run as root or as its owner)"
+        ) from None

@@ -43,6 +43,7 @@ REMOVE = "remove"
 @dataclass(frozen=True)
 class KeepOptions:
     """Number of periods each rule keeps (0: rule not used), by PBS option name."""
+
     counts: tuple[tuple[str, int], ...] = ()
 
     @classmethod
@@ -150,8 +151,9 @@ def group_candidates(datastore: Datastore, group: BackupGroup) -> list[PruneCand
     ]
 
 
-def prune_group(datastore: Datastore, group: BackupGroup, options: KeepOptions, dry_run: bool = False,
-                keep_unfinished: bool = False) -> GroupPruneResult:
+def prune_group(
+    datastore: Datastore, group: BackupGroup, options: KeepOptions, dry_run: bool = False, keep_unfinished: bool = False
+) -> GroupPruneResult:
     result = GroupPruneResult(group, compute_prune(group_candidates(datastore, group), options))
     if dry_run:
         return result
@@ -174,14 +176,22 @@ def prune_groups(datastore: Datastore, namespace: BackupNamespace, max_depth: in
     """The groups of ``namespace`` and of the namespaces up to ``max_depth`` levels below it."""
     if not datastore.namespace_path(namespace).is_dir():
         raise DatastoreError(f"namespace {namespace} not found in datastore {datastore.name}")
-    namespaces = [ns for ns in datastore.list_namespaces(namespace)
-                  if max_depth is None or len(ns.components) - len(namespace.components) <= max_depth]
+    namespaces = [
+        ns
+        for ns in datastore.list_namespaces(namespace)
+        if max_depth is None or len(ns.components) - len(namespace.components) <= max_depth
+    ]
     return [group for ns in namespaces for group in datastore.list_groups(ns)]
 
 
-def prune_datastore(datastore: Datastore, options: KeepOptions, namespace: BackupNamespace = BackupNamespace(),
-                    max_depth: int | None = None, group: BackupGroup | None = None,
-                    dry_run: bool = False) -> list[GroupPruneResult]:
+def prune_datastore(
+    datastore: Datastore,
+    options: KeepOptions,
+    namespace: BackupNamespace = BackupNamespace(),
+    max_depth: int | None = None,
+    group: BackupGroup | None = None,
+    dry_run: bool = False,
+) -> list[GroupPruneResult]:
     """Prune one group, or every group of a namespace tree. Unfinished snapshots are only
     removed while no backup runs in the datastore (one of them may be that backup's)."""
     if group is not None:

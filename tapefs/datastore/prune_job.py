@@ -2,11 +2,11 @@
 form of PBS's ``/etc/proxmox-backup/prune.cfg``::
 
     prune: nightly-main
-    	store main
-    	ns site/a
-    	max-depth 1
-    	keep-daily 7
-    	keep-weekly 4
+        store main
+        ns site/a
+        max-depth 1
+        keep-daily 7
+        keep-weekly 4
 
 tapefs keeps no schedule: run ``tapefs datastore prune-job run NAME`` from a timer.
 """
@@ -91,7 +91,9 @@ class PruneJobConfig:
         self.config_path = Path(config_path) if config_path else paths.config_file(PRUNE_CONFIG_NAME)
 
     def jobs(self) -> list[PruneJob]:
-        return [_job_from_section(s, self.config_path) for s in section_config.load(self.config_path).of_type(SECTION_TYPE)]
+        return [
+            _job_from_section(s, self.config_path) for s in section_config.load(self.config_path).of_type(SECTION_TYPE)
+        ]
 
     def lookup(self, job_id: str) -> PruneJob:
         section = section_config.load(self.config_path).get(job_id)

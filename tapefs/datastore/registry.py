@@ -39,8 +39,10 @@ class DatastoreRegistry:
     def _check_new_name(self, name: str) -> None:
         """Checked before anything is made on disk, so a bad or swapped argument leaves nothing behind."""
         if not SAFE_ID.fullmatch(name):
-            raise NamingError(f"invalid datastore name {name!r} (a name is letters, digits, '_', '.' and '-', "
-                               "not starting with '.' or '-'; usage: tapefs datastore create NAME PATH)")
+            raise NamingError(
+                f"invalid datastore name {name!r} (a name is letters, digits, '_', '.' and '-', "
+                "not starting with '.' or '-'; usage: tapefs datastore create NAME PATH)"
+            )
         if name in self._load():
             raise DatastoreError(f"datastore {name!r} already exists in {self.config_path}")
 
@@ -53,8 +55,9 @@ class DatastoreRegistry:
         config.add(Section(SECTION_TYPE, name, properties))
         section_config.save(self.config_path, config)
 
-    def create(self, name: str, path: str | os.PathLike, comment: str | None = None,
-               group: str | None = None) -> Datastore:
+    def create(
+        self, name: str, path: str | os.PathLike, comment: str | None = None, group: str | None = None
+    ) -> Datastore:
         """Create a new datastore directory (readable by ``group``, if given) and register it."""
         path = Path(path).absolute()
         self._check_new_name(name)

@@ -50,9 +50,15 @@ class RestoreResult:
     skipped: int = 0
 
 
-def restore(datastore: Datastore, snapshot: BackupSnapshot, archive_name: str, target: str | os.PathLike,
-            crypt_config: CryptConfig | None = None, sync: bool = False,
-            overwrite: Overwrite = Overwrite.NONE) -> RestoreResult:
+def restore(
+    datastore: Datastore,
+    snapshot: BackupSnapshot,
+    archive_name: str,
+    target: str | os.PathLike,
+    crypt_config: CryptConfig | None = None,
+    sync: bool = False,
+    overwrite: Overwrite = Overwrite.NONE,
+) -> RestoreResult:
     """Restore one archive. Files appear under their final name only when complete; ``sync``
     also fsyncs a restored image before that (off by default, as for tar or cp).
 
@@ -87,7 +93,9 @@ def pxar_archive_names(reader: SnapshotReader, filename: str) -> tuple[str, str 
         return metadata_name, payload_name
     if has_metadata or has_payload:
         present, missing = (metadata_name, payload_name) if has_metadata else (payload_name, metadata_name)
-        raise DatastoreError(f"snapshot {reader.snapshot} has {present} but not {missing}; a split pxar archive needs both")
+        raise DatastoreError(
+            f"snapshot {reader.snapshot} has {present} but not {missing}; a split pxar archive needs both"
+        )
     # neither form: opening it reports the archives the snapshot does have
     return filename, None
 
@@ -118,20 +126,25 @@ def _restore_pxar(reader: SnapshotReader, filename: str, target: Path, overwrite
         return RestoreResult(filename, target, archive.size, stats.entries, stats.skipped)
 
 
-def _restore_split_pxar(reader: SnapshotReader, metadata_name: str, payload_name: str, target: Path,
-                        overwrite: Overwrite) -> RestoreResult:
+def _restore_split_pxar(
+    reader: SnapshotReader, metadata_name: str, payload_name: str, target: Path, overwrite: Overwrite
+) -> RestoreResult:
     _check_directory_target(target)
     # file contents live in the payload stream; names and types are all in the metadata one
     _check_pxar_conflicts(reader, metadata_name, target, overwrite)
-    with reader.open_archive(metadata_name, readahead_chunks=RESTORE_READAHEAD_CHUNKS) as metadata, \
-            reader.open_archive(payload_name, readahead_chunks=RESTORE_READAHEAD_CHUNKS) as payload:
+    with (
+        reader.open_archive(metadata_name, readahead_chunks=RESTORE_READAHEAD_CHUNKS) as metadata,
+        reader.open_archive(payload_name, readahead_chunks=RESTORE_READAHEAD_CHUNKS) as payload,
+    ):
         stats = extract(Decoder(metadata, payload), target, overwrite=overwrite)
-        return RestoreResult(f"{metadata_name} + {payload_name}", target, metadata.size + payload.size, stats.entries,
-                             stats.skipped)
+        return RestoreResult(
+            f"{metadata_name} + {payload_name}", target, metadata.size + payload.size, stats.entries, stats.skipped
+        )
 
 
-def _restore_image(reader: SnapshotReader, filename: str, target: Path, sync: bool,
-                   overwrite: Overwrite) -> RestoreResult:
+def _restore_image(
+    reader: SnapshotReader, filename: str, target: Path, sync: bool, overwrite: Overwrite
+) -> RestoreResult:
     try:
         mode = target.stat().st_mode
     except FileNotFoundError:

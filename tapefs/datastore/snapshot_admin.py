@@ -97,8 +97,10 @@ def remove_snapshot(datastore: Datastore, snapshot: BackupSnapshot) -> None:
     if (path / PROTECTED_FILE_NAME).exists():
         raise SnapshotProtectedError(f"snapshot {describe_snapshot(snapshot)} is protected; unprotect it first")
     if not (path / MANIFEST_BLOB_NAME).exists() and writer_running(datastore):
-        raise DatastoreError(f"snapshot {describe_snapshot(snapshot)} is unfinished and a backup is running "
-                             "in this datastore; try again when it has ended")
+        raise DatastoreError(
+            f"snapshot {describe_snapshot(snapshot)} is unfinished and a backup is running "
+            "in this datastore; try again when it has ended"
+        )
     remove_leftovers(path.parent)
     doomed = path.with_name(f".{path.name}{REMOVING_SUFFIX}")
     os.rename(path, doomed)

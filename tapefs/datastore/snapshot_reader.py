@@ -38,7 +38,9 @@ def load_index(path, filename: str) -> DynamicIndex | FixedIndex:
 def check_index_against_manifest(index: DynamicIndex | FixedIndex, info: FileInfo) -> None:
     """An index must be the one the manifest recorded (docs/datastore-format.md, "Manifest")."""
     if index.index_csum != info.csum:
-        raise CorruptFileError(index.path, 32, f"index checksum {index.index_csum.hex()} differs from the manifest's {info.csum.hex()}")
+        raise CorruptFileError(
+            index.path, 32, f"index checksum {index.index_csum.hex()} differs from the manifest's {info.csum.hex()}"
+        )
     if index.size != info.size:
         raise CorruptFileError(index.path, 0, f"archive size {index.size} differs from the manifest's {info.size}")
 

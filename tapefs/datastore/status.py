@@ -22,11 +22,18 @@ log = logging.getLogger(__name__)
 VERIFY_STATUS_FILE_NAME = ".verify-status"
 
 
-def record_verify(datastore: Datastore, ok: bool, snapshots: int, chunks: int, bad_chunks: int,
-                  snapshot_errors: int) -> None:
+def record_verify(
+    datastore: Datastore, ok: bool, snapshots: int, chunks: int, bad_chunks: int, snapshot_errors: int
+) -> None:
     """Remember a verify run; a datastore we may not write to just goes unrecorded."""
-    value = {"time": int(time.time()), "ok": ok, "snapshots": snapshots, "chunks": chunks,
-             "bad-chunks": bad_chunks, "snapshot-errors": snapshot_errors}
+    value = {
+        "time": int(time.time()),
+        "ok": ok,
+        "snapshots": snapshots,
+        "chunks": chunks,
+        "bad-chunks": bad_chunks,
+        "snapshot-errors": snapshot_errors,
+    }
     try:
         atomic_write(datastore.root / VERIFY_STATUS_FILE_NAME, json.dumps(value, indent=2).encode())
     except OSError as exc:
@@ -58,10 +65,17 @@ class DatastoreStatus:
 
     def to_json(self) -> dict:
         return {
-            "name": self.name, "path": self.path, "total-bytes": self.total_bytes, "used-bytes": self.used_bytes,
-            "available-bytes": self.available_bytes, "namespaces": self.namespaces, "groups": self.groups,
-            "snapshots": self.snapshots, "unfinished-snapshots": self.unfinished_snapshots,
-            "protected-snapshots": self.protected_snapshots, "chunks": self.chunks,
+            "name": self.name,
+            "path": self.path,
+            "total-bytes": self.total_bytes,
+            "used-bytes": self.used_bytes,
+            "available-bytes": self.available_bytes,
+            "namespaces": self.namespaces,
+            "groups": self.groups,
+            "snapshots": self.snapshots,
+            "unfinished-snapshots": self.unfinished_snapshots,
+            "protected-snapshots": self.protected_snapshots,
+            "chunks": self.chunks,
             "last-gc": self.gc_history[-1].to_json() if self.gc_history else None,
             "last-verify": self.last_verify,
             "gc-history": [entry.to_json() for entry in self.gc_history],
@@ -80,8 +94,13 @@ def count_chunks(datastore: Datastore) -> int:
 def datastore_status(datastore: Datastore) -> DatastoreStatus:
     space = os.statvfs(datastore.root)
     total = space.f_blocks * space.f_frsize
-    status = DatastoreStatus(datastore.name, str(datastore.root), total,
-                             total - space.f_bfree * space.f_frsize, space.f_bavail * space.f_frsize)
+    status = DatastoreStatus(
+        datastore.name,
+        str(datastore.root),
+        total,
+        total - space.f_bfree * space.f_frsize,
+        space.f_bavail * space.f_frsize,
+    )
     for namespace in datastore.list_namespaces():
         status.namespaces += 1
         for group in datastore.list_groups(namespace):

@@ -87,11 +87,14 @@ class SyncStats:
         return {key.replace("_", "-"): value for key, value in self.__dict__.items()}
 
 
-def _map_namespace(namespace: BackupNamespace, source_root: BackupNamespace, target_root: BackupNamespace) -> BackupNamespace:
-    mapped = BackupNamespace(target_root.components + namespace.components[len(source_root.components):])
+def _map_namespace(
+    namespace: BackupNamespace, source_root: BackupNamespace, target_root: BackupNamespace
+) -> BackupNamespace:
+    mapped = BackupNamespace(target_root.components + namespace.components[len(source_root.components) :])
     if len(mapped.components) > MAX_NAMESPACE_DEPTH:
-        raise DatastoreError(f"namespace {namespace} would become {mapped} in the target, deeper than "
-                             f"{MAX_NAMESPACE_DEPTH} levels")
+        raise DatastoreError(
+            f"namespace {namespace} would become {mapped} in the target, deeper than {MAX_NAMESPACE_DEPTH} levels"
+        )
     return mapped
 
 
@@ -103,28 +106,36 @@ class _Syncer:
         self.pool = pool
         self.known: set[bytes] = set()
 
-    def sync_group(self, group: BackupGroup, target_group: BackupGroup, transfer_last: int | None,
-                   remove_vanished: bool) -> None:
+    def sync_group(
+        self, group: BackupGroup, target_group: BackupGroup, transfer_last: int | None, remove_vanished: bool
+    ) -> None:
         group_dir = self.target.group_path(target_group)
         self._remove_temp_dirs(group_dir)
         source_snapshots = [info.snapshot for info in self.source.list_snapshots(group)]
         wanted = source_snapshots[-transfer_last:] if transfer_last else source_snapshots
-        existing = {info.snapshot.backup_time: info for info in self.target.list_snapshots(target_group, include_unfinished=True)}
+        existing = {
+            info.snapshot.backup_time: info
+            for info in self.target.list_snapshots(target_group, include_unfinished=True)
+        }
         newest = max((t for t, info in existing.items() if info.finished), default=None)
         for snapshot in wanted:
             target_snapshot = BackupSnapshot(target_group, snapshot.backup_time)
             if snapshot.backup_time in existing or (newest is not None and snapshot.backup_time < newest):
                 self.stats.snapshots_skipped += 1
                 if snapshot.backup_time in existing and not existing[snapshot.backup_time].finished:
-                    self.stats.errors.append(f"{describe_snapshot(target_snapshot)}: an unfinished snapshot of that "
-                                             "time is in the target; not copied")
+                    self.stats.errors.append(
+                        f"{describe_snapshot(target_snapshot)}: an unfinished snapshot of that "
+                        "time is in the target; not copied"
+                    )
                 continue
             try:
                 self.copy_snapshot(snapshot, target_snapshot)
             except (DatastoreError, OSError) as exc:
                 if isinstance(exc, OSError) and exc.errno in FATAL_ERRNOS:
-                    raise DatastoreError(f"target datastore {self.target.name}: {exc.strerror} while copying "
-                                         f"{describe_snapshot(snapshot)}; nothing of it was published") from None
+                    raise DatastoreError(
+                        f"target datastore {self.target.name}: {exc.strerror} while copying "
+                        f"{describe_snapshot(snapshot)}; nothing of it was published"
+                    ) from None
                 self.stats.errors.append(f"{describe_snapshot(snapshot)}: {exc}")
                 log.warning("sync: %s: %s", describe_snapshot(snapshot), exc)
         if remove_vanished:
@@ -149,7 +160,10 @@ class _Syncer:
         for info in self.target.list_snapshots(group):
             self.remove(info.snapshot)
         group_dir = self.target.group_path(group)
-        if any((info.path / PROTECTED_FILE_NAME).exists() for info in self.target.list_snapshots(group, include_unfinished=True)):
+        if any(
+            (info.path / PROTECTED_FILE_NAME).exists()
+            for info in self.target.list_snapshots(group, include_unfinished=True)
+        ):
             return
         self._remove_temp_dirs(group_dir)
         if not self.target.list_snapshots(group, include_unfinished=True):
@@ -260,10 +274,16 @@ class _Syncer:
         return digest, len(raw)
 
 
-def sync_datastores(source: Datastore, target: Datastore, namespace: BackupNamespace = BackupNamespace(),
-                    target_namespace: BackupNamespace = BackupNamespace(), max_depth: int | None = None,
-                    filters: Sequence[GroupFilter] = (), remove_vanished: bool = False,
-                    transfer_last: int | None = None) -> SyncStats:
+def sync_datastores(
+    source: Datastore,
+    target: Datastore,
+    namespace: BackupNamespace = BackupNamespace(),
+    target_namespace: BackupNamespace = BackupNamespace(),
+    max_depth: int | None = None,
+    filters: Sequence[GroupFilter] = (),
+    remove_vanished: bool = False,
+    transfer_last: int | None = None,
+) -> SyncStats:
     """Copy what ``target`` lacks (see the module docstring). A snapshot that cannot be copied
     is reported in ``errors`` and the others go on; a full or read-only target stops the sync."""
     if source.root.resolve() == target.root.resolve():
@@ -274,8 +294,11 @@ def sync_datastores(source: Datastore, target: Datastore, namespace: BackupNames
         raise DatastoreError(f"namespace {namespace} not found in datastore {source.name}")
     started = time.monotonic()
     stats = SyncStats()
-    namespaces = [ns for ns in source.list_namespaces(namespace)
-                  if max_depth is None or len(ns.components) - len(namespace.components) <= max_depth]
+    namespaces = [
+        ns
+        for ns in source.list_namespaces(namespace)
+        if max_depth is None or len(ns.components) - len(namespace.components) <= max_depth
+    ]
     mapping = {ns: _map_namespace(ns, namespace, target_namespace) for ns in namespaces}
     with datastore_lock(target.root), ThreadPoolExecutor(COPY_WORKERS, thread_name_prefix="sync") as pool:
         syncer = _Syncer(source, target, stats, pool)
@@ -283,12 +306,15 @@ def sync_datastores(source: Datastore, target: Datastore, namespace: BackupNames
             target.namespace_path(target_ns).mkdir(parents=True, exist_ok=True)
             groups = [group for group in source.list_groups(ns) if group_passes(group, filters)]
             for group in groups:
-                syncer.sync_group(group, BackupGroup(target_ns, group.backup_type, group.backup_id),
-                                  transfer_last, remove_vanished)
+                syncer.sync_group(
+                    group, BackupGroup(target_ns, group.backup_type, group.backup_id), transfer_last, remove_vanished
+                )
             if remove_vanished:
                 present = {(g.backup_type, g.backup_id) for g in groups}
                 for target_group in target.list_groups(target_ns):
-                    if (target_group.backup_type, target_group.backup_id) not in present and group_passes(target_group, filters):
+                    if (target_group.backup_type, target_group.backup_id) not in present and group_passes(
+                        target_group, filters
+                    ):
                         syncer.remove_group(target_group)
     stats.seconds = time.monotonic() - started
     return stats

@@ -70,8 +70,14 @@ def snapshot_label(info: SnapshotInfo | UnfinishedSnapshot) -> str:
     return f"{namespace}:{info.snapshot}" if namespace else str(info.snapshot)
 
 
-def _check_snapshot(datastore: Datastore, info, report: VerifyReport, expected_sizes: dict[bytes, int],
-                    crypt_config: CryptConfig | None, keyed_digests: set[bytes]) -> None:
+def _check_snapshot(
+    datastore: Datastore,
+    info,
+    report: VerifyReport,
+    expected_sizes: dict[bytes, int],
+    crypt_config: CryptConfig | None,
+    keyed_digests: set[bytes],
+) -> None:
     """Check one snapshot's files; its chunks go to ``keyed_digests`` if it was written with
     ``crypt_config``."""
     label = snapshot_label(info)
@@ -111,7 +117,9 @@ def _check_snapshot(datastore: Datastore, info, report: VerifyReport, expected_s
             expected_sizes.setdefault(digest, end - start)
 
 
-def verify_datastore(datastore: Datastore, crypt_config: CryptConfig | None = None, mark_bad: bool = False) -> VerifyReport:
+def verify_datastore(
+    datastore: Datastore, crypt_config: CryptConfig | None = None, mark_bad: bool = False
+) -> VerifyReport:
     """Check everything; with ``mark_bad`` rename corrupt chunks to ``<digest>.<n>.bad`` as PBS
     does, so the next backup stores them again; a chunk is only ever decoded (and so only
     marked bad for a failed decryption) with a key one of its snapshots was written with."""
@@ -159,6 +167,12 @@ def verify_datastore(datastore: Datastore, crypt_config: CryptConfig | None = No
                     datastore.chunk_store.mark_bad(digest)
                 except FileNotFoundError:
                     pass
-    record_verify(datastore, report.ok, report.snapshot_count, report.chunk_count, len(report.bad_chunks),
-                  len(report.snapshot_errors))
+    record_verify(
+        datastore,
+        report.ok,
+        report.snapshot_count,
+        report.chunk_count,
+        len(report.bad_chunks),
+        len(report.snapshot_errors),
+    )
     return report

@@ -9,6 +9,7 @@ element type is queried on its own, at most 1000 elements at a time; drive seria
 separate DVCID query whose failure is ignored, since some libraries refuse the DVCID bit; and an
 element type the library does not have is not queried at all (mhvtl answers 05/24/00).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -62,9 +63,16 @@ class DriveSlot:
     product: str | None
 
     def to_dict(self) -> dict:
-        return {"drive": self.number, "element-address": self.address, "full": self.full,
-                "barcode": self.barcode, "loaded-slot": self.loaded_slot, "serial": self.serial,
-                "vendor": self.vendor, "model": self.product}
+        return {
+            "drive": self.number,
+            "element-address": self.address,
+            "full": self.full,
+            "barcode": self.barcode,
+            "loaded-slot": self.loaded_slot,
+            "serial": self.serial,
+            "vendor": self.vendor,
+            "model": self.product,
+        }
 
 
 @dataclasses.dataclass
@@ -76,8 +84,13 @@ class StorageSlot:
     barcode: str | None
 
     def to_dict(self) -> dict:
-        return {"slot": self.number, "element-address": self.address, "import-export": self.import_export,
-                "full": self.full, "barcode": self.barcode}
+        return {
+            "slot": self.number,
+            "element-address": self.address,
+            "import-export": self.import_export,
+            "full": self.full,
+            "barcode": self.barcode,
+        }
 
 
 @dataclasses.dataclass
@@ -107,8 +120,11 @@ class ChangerStatus:
         return self.drives[number]
 
     def to_dict(self) -> dict:
-        return {"transports": [t.to_dict() for t in self.transports], "drives": [d.to_dict() for d in self.drives],
-                "slots": [s.to_dict() for s in self.slots]}
+        return {
+            "transports": [t.to_dict() for t in self.transports],
+            "drives": [d.to_dict() for d in self.drives],
+            "slots": [s.to_dict() for s in self.slots],
+        }
 
 
 class Changer(DeviceHandle):
@@ -130,7 +146,8 @@ class Changer(DeviceHandle):
     def address_assignment(self) -> AddressAssignment:
         result = self._run_past_unit_attentions(
             cdbs.mode_sense_6(ELEMENT_ADDRESS_ASSIGNMENT_PAGE, MODE_SENSE_6_ALLOCATION, disable_block_descriptors=True),
-            data_in_len=MODE_SENSE_6_ALLOCATION)
+            data_in_len=MODE_SENSE_6_ALLOCATION,
+        )
         return parse_address_assignment(result.data)
 
     def elements(self, element_type: int, *, voltag: bool = True, dvcid: bool = False) -> list[ElementDescriptor]:
@@ -139,11 +156,21 @@ class Changer(DeviceHandle):
         start = 0
         while True:
             result = self._run_past_unit_attentions(
-                cdbs.read_element_status(element_type, starting_address=start, number_of_elements=ELEMENTS_PER_QUERY,
-                                         allocation_length=ELEMENT_STATUS_ALLOCATION, voltag=voltag, dvcid=dvcid),
-                data_in_len=ELEMENT_STATUS_ALLOCATION)
-            batch = [e for e in parse_element_status(result.data, with_identifier=dvcid)
-                     if e.element_type == element_type and e.address >= start]
+                cdbs.read_element_status(
+                    element_type,
+                    starting_address=start,
+                    number_of_elements=ELEMENTS_PER_QUERY,
+                    allocation_length=ELEMENT_STATUS_ALLOCATION,
+                    voltag=voltag,
+                    dvcid=dvcid,
+                ),
+                data_in_len=ELEMENT_STATUS_ALLOCATION,
+            )
+            batch = [
+                e
+                for e in parse_element_status(result.data, with_identifier=dvcid)
+                if e.element_type == element_type and e.address >= start
+            ]
             found.extend(batch)
             if len(batch) < ELEMENTS_PER_QUERY:
                 return found
@@ -161,16 +188,23 @@ class Changer(DeviceHandle):
         transports = sorted(query(TRANSPORT), key=lambda e: e.address)
         identifiers = self._drive_identifiers() if drives else {}
 
-        slots = [StorageSlot(n, e.address, e.element_type == IMPORT_EXPORT, e.full, e.volume_tag)
-                 for n, e in enumerate(storage + import_export, start=1)]
+        slots = [
+            StorageSlot(n, e.address, e.element_type == IMPORT_EXPORT, e.full, e.volume_tag)
+            for n, e in enumerate(storage + import_export, start=1)
+        ]
         slot_by_address = {slot.address: slot.number for slot in slots}
         drive_slots = []
         for number, element in enumerate(drives):
             vendor, product, serial = identifiers.get(element.address, (None, None, None))
             loaded_slot = slot_by_address.get(element.source_address) if element.full else None
-            drive_slots.append(DriveSlot(number, element.address, element.volume_tag, element.full, loaded_slot,
-                                         serial, vendor, product))
-        return ChangerStatus([TransportElement(e.address, e.full, e.volume_tag) for e in transports], drive_slots, slots)
+            drive_slots.append(
+                DriveSlot(
+                    number, element.address, element.volume_tag, element.full, loaded_slot, serial, vendor, product
+                )
+            )
+        return ChangerStatus(
+            [TransportElement(e.address, e.full, e.volume_tag) for e in transports], drive_slots, slots
+        )
 
     def _drive_identifiers(self) -> dict[int, tuple[str | None, str | None, str | None]]:
         try:

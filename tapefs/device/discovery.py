@@ -5,6 +5,7 @@ VPD page) with the matching /dev/tape/by-id links; nothing is opened, so scannin
 drive in use. A vtape library is a directory given by the caller or listed in VTAPE_LIBRARIES
 (colon separated); its devices are asked INQUIRY over their sockets.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -27,16 +28,22 @@ KIND_BY_TYPE = {PERIPHERAL_TAPE: "drive", PERIPHERAL_CHANGER: "changer"}
 
 @dataclasses.dataclass(frozen=True)
 class FoundDevice:
-    kind: str            # "drive" or "changer"
-    path: str            # what to pass as --device
+    kind: str  # "drive" or "changer"
+    path: str  # what to pass as --device
     vendor: str
     model: str
     serial: str
     by_id: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "path": self.path, "vendor": self.vendor, "model": self.model,
-                "serial": self.serial, "by-id": list(self.by_id)}
+        return {
+            "kind": self.kind,
+            "path": self.path,
+            "vendor": self.vendor,
+            "model": self.model,
+            "serial": self.serial,
+            "by-id": list(self.by_id),
+        }
 
 
 def _read(path: Path) -> str:
@@ -52,7 +59,7 @@ def _serial_from_vpd(path: Path) -> str:
     except OSError:
         return ""
     length = int.from_bytes(page[2:4], "big") if len(page) >= 4 else 0
-    return page[4:4 + length].decode("ascii", "replace").strip(" \0")
+    return page[4 : 4 + length].decode("ascii", "replace").strip(" \0")
 
 
 def _by_id_links(device_dir: Path, node_name: str) -> tuple[str, ...]:
@@ -84,8 +91,16 @@ def scan_scsi_generic(sysfs: Path = SYSFS_SCSI_GENERIC) -> list[FoundDevice]:
             kind = None
         if kind is None:
             continue
-        found.append(FoundDevice(kind, f"/dev/{node}", _read(device_dir / "vendor"), _read(device_dir / "model"),
-                                 _serial_from_vpd(device_dir / "vpd_pg80"), _by_id_links(device_dir, node)))
+        found.append(
+            FoundDevice(
+                kind,
+                f"/dev/{node}",
+                _read(device_dir / "vendor"),
+                _read(device_dir / "model"),
+                _serial_from_vpd(device_dir / "vpd_pg80"),
+                _by_id_links(device_dir, node),
+            )
+        )
     return found
 
 

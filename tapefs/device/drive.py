@@ -4,6 +4,7 @@ Every method sends the same CDBs over vtape and over SG_IO. Conditions that end 
 (filemark, end of data, no medium, ...) come back as the typed exceptions of
 `tapefs.scsi.errors`; the drive keeps no position state of its own, the tape's is the truth.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -79,6 +80,7 @@ class DriveOptions:
 @dataclasses.dataclass
 class DriveStatus:
     """What `pmt status` shows; media fields are None without a ready medium."""
+
     vendor: str
     product: str
     revision: str
@@ -277,8 +279,9 @@ class Drive(DeviceHandle):
     # --- mode pages and options -----------------------------------------------------------
 
     def mode_sense(self, page_code: int) -> ModeData:
-        result = self.channel.run(cdbs.mode_sense_10(page_code, MODE_SENSE_ALLOCATION),
-                                  data_in_len=MODE_SENSE_ALLOCATION)
+        result = self.channel.run(
+            cdbs.mode_sense_10(page_code, MODE_SENSE_ALLOCATION), data_in_len=MODE_SENSE_ALLOCATION
+        )
         return parse_mode_sense_10(result.data, page_code)
 
     def options(self) -> DriveOptions:
@@ -286,8 +289,9 @@ class Drive(DeviceHandle):
         page = parse_data_compression(mode.page)
         return DriveOptions(page.flags.dce, mode.block_length, bool(mode.buffered_mode))
 
-    def set_options(self, compression: bool | None = None, block_length: int | None = None,
-                    buffer_mode: bool | None = None) -> DriveOptions:
+    def set_options(
+        self, compression: bool | None = None, block_length: int | None = None, buffer_mode: bool | None = None
+    ) -> DriveOptions:
         """Change the given options, keep the others (one MODE SENSE, one MODE SELECT)."""
         if block_length is not None and not 0 <= block_length <= MAX_BLOCK_SIZE:
             raise ValueError(f"block length {block_length} is outside 0..{MAX_BLOCK_SIZE} (0 = variable)")
@@ -330,8 +334,9 @@ class Drive(DeviceHandle):
     # --- hardware encryption ----------------------------------------------------------------
 
     def _security_protocol_in(self, page: int) -> bytes:
-        result = self.channel.run(cdbs.security_protocol_in(page, SECURITY_PROTOCOL_ALLOCATION),
-                                  data_in_len=SECURITY_PROTOCOL_ALLOCATION)
+        result = self.channel.run(
+            cdbs.security_protocol_in(page, SECURITY_PROTOCOL_ALLOCATION), data_in_len=SECURITY_PROTOCOL_ALLOCATION
+        )
         return result.data
 
     def encryption_status(self) -> encryption.EncryptionStatus:
@@ -370,11 +375,19 @@ class Drive(DeviceHandle):
         except (CheckCondition, ValueError) as exc:
             log.info("%s: no TapeAlert page: %s", self.path, exc)
         status = DriveStatus(
-            vendor=identity.vendor, product=identity.product, revision=identity.revision,
-            serial=self.serial_number(), blocksize=mode.block_length, compression=compression,
-            buffer_mode=mode.buffered_mode, density=density_name(mode.density_code),
-            write_protect=mode.write_protect, drive_activity=activity, alert_flags=alert_flags,
-            medium_present=self.is_ready())
+            vendor=identity.vendor,
+            product=identity.product,
+            revision=identity.revision,
+            serial=self.serial_number(),
+            blocksize=mode.block_length,
+            compression=compression,
+            buffer_mode=mode.buffered_mode,
+            density=density_name(mode.density_code),
+            write_protect=mode.write_protect,
+            drive_activity=activity,
+            alert_flags=alert_flags,
+            medium_present=self.is_ready(),
+        )
         if not status.medium_present:
             return status
         position = self.read_position()

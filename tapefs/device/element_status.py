@@ -4,6 +4,7 @@ Parsing is defensive: real libraries announce more or less data than they send, 
 descriptor lengths of zero (PBS commits 13e13d83, 42b01017). Whatever cannot be trusted is dropped
 with a log line, never an index error.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -59,8 +60,16 @@ HEADER_LENGTH = 8
 
 ELEMENT_DESCRIPTOR = Struct(
     "address" / Int16ub,
-    "flags" / BitStruct(Padding(2), "inenab" / Flag, "exenab" / Flag, "access" / Flag, "exception" / Flag,
-                        "impexp" / Flag, "full" / Flag),
+    "flags"
+    / BitStruct(
+        Padding(2),
+        "inenab" / Flag,
+        "exenab" / Flag,
+        "access" / Flag,
+        "exception" / Flag,
+        "impexp" / Flag,
+        "full" / Flag,
+    ),
     Padding(1),
     "asc" / Int8ub,
     "ascq" / Int8ub,
@@ -97,8 +106,12 @@ class AddressAssignment:
     data_transfer: int
 
     def count(self, element_type: int) -> int:
-        return {TRANSPORT: self.transports, STORAGE: self.storage, IMPORT_EXPORT: self.import_export,
-                DATA_TRANSFER: self.data_transfer}[element_type]
+        return {
+            TRANSPORT: self.transports,
+            STORAGE: self.storage,
+            IMPORT_EXPORT: self.import_export,
+            DATA_TRANSFER: self.data_transfer,
+        }[element_type]
 
 
 @dataclasses.dataclass
@@ -123,13 +136,20 @@ def parse_address_assignment(data: bytes) -> AddressAssignment:
         raise ValueError(f"MODE SENSE returned {len(data)} bytes")
     header = MODE_HEADER_6.parse(data)
     start = 4 + header.block_descriptor_length
-    page = data[start:start + ELEMENT_ADDRESS_ASSIGNMENT_LENGTH]
+    page = data[start : start + ELEMENT_ADDRESS_ASSIGNMENT_LENGTH]
     if len(page) < ELEMENT_ADDRESS_ASSIGNMENT_LENGTH or page[0] & 0x3F != ELEMENT_ADDRESS_ASSIGNMENT_PAGE:
         raise ValueError("changer did not return the element address assignment page")
     parsed = ELEMENT_ADDRESS_ASSIGNMENT.parse(page)
-    return AddressAssignment(parsed.first_transport, parsed.transports, parsed.first_storage, parsed.storage,
-                             parsed.first_import_export, parsed.import_export, parsed.first_data_transfer,
-                             parsed.data_transfer)
+    return AddressAssignment(
+        parsed.first_transport,
+        parsed.transports,
+        parsed.first_storage,
+        parsed.storage,
+        parsed.first_import_export,
+        parsed.import_export,
+        parsed.first_data_transfer,
+        parsed.data_transfer,
+    )
 
 
 def _ascii(raw: bytes) -> str:
@@ -140,7 +160,7 @@ def _parse_identifier(raw: bytes) -> tuple[str | None, str | None, str | None]:
     if len(raw) < 4:
         return None, None, None
     header = DEVICE_IDENTIFIER_HEADER.parse(raw)
-    identifier = raw[4:4 + header.length]
+    identifier = raw[4 : 4 + header.length]
     if header.code_set & 0x0F != CODE_SET_ASCII or len(identifier) != header.length:
         return None, None, None
     kind = header.identifier_type & 0x0F
@@ -158,8 +178,11 @@ def parse_element_status(data: bytes, *, with_identifier: bool = False) -> list[
     header = ELEMENT_STATUS_HEADER.parse(data)
     end = HEADER_LENGTH + header.byte_count
     if end > len(data):
-        log.warning("READ ELEMENT STATUS announces %d bytes, %d arrived; parsing what arrived",
-                    header.byte_count, len(data) - HEADER_LENGTH)
+        log.warning(
+            "READ ELEMENT STATUS announces %d bytes, %d arrived; parsing what arrived",
+            header.byte_count,
+            len(data) - HEADER_LENGTH,
+        )
         end = len(data)
     elements = []
     offset = HEADER_LENGTH
@@ -173,7 +196,7 @@ def parse_element_status(data: bytes, *, with_identifier: bool = False) -> list[
             offset = page_end
             continue
         while offset + page.descriptor_length <= page_end:
-            elements.append(_parse_descriptor(data[offset:offset + page.descriptor_length], page, with_identifier))
+            elements.append(_parse_descriptor(data[offset : offset + page.descriptor_length], page, with_identifier))
             offset += page.descriptor_length
         offset = page_end
     return elements
@@ -184,7 +207,7 @@ def _parse_descriptor(raw: bytes, page, with_identifier: bool) -> ElementDescrip
     cursor = ELEMENT_DESCRIPTOR_BASE_LENGTH
     volume_tag = None
     if page.flags.pvoltag:
-        tag = raw[cursor:cursor + 32]
+        tag = raw[cursor : cursor + 32]
         volume_tag = _ascii(tag) or None
         cursor += VOLUME_TAG_LENGTH
     if page.flags.avoltag:
@@ -193,9 +216,15 @@ def _parse_descriptor(raw: bytes, page, with_identifier: bool) -> ElementDescrip
     if with_identifier:
         vendor, product, serial = _parse_identifier(raw[cursor:])
     return ElementDescriptor(
-        element_type=page.element_type & 0x0F, address=descriptor.address, full=descriptor.flags.full,
-        access=descriptor.flags.access, exception=descriptor.flags.exception,
+        element_type=page.element_type & 0x0F,
+        address=descriptor.address,
+        full=descriptor.flags.full,
+        access=descriptor.flags.access,
+        exception=descriptor.flags.exception,
         import_export=descriptor.flags.impexp,
         source_address=descriptor.source_address if descriptor.source_flags.svalid else None,
         volume_tag=volume_tag if descriptor.flags.full else None,
-        vendor=vendor, product=product, serial=serial)
+        vendor=vendor,
+        product=product,
+        serial=serial,
+    )

@@ -1,4 +1,5 @@
 """Tape data encryption (SSC-4 §8.5): SECURITY PROTOCOL IN/OUT pages for protocol 20h."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -24,8 +25,15 @@ ALGORITHM_DESCRIPTOR = Struct(
     "index" / Int8ub,
     Padding(1),
     "descriptor_length" / Int16ub,
-    "capabilities" / BitStruct("avfmv" / Flag, "sdk_c" / Flag, "mac_c" / Flag, "delb_c" / Flag,
-                               "decrypt_c" / BitsInteger(2), "encrypt_c" / BitsInteger(2)),
+    "capabilities"
+    / BitStruct(
+        "avfmv" / Flag,
+        "sdk_c" / Flag,
+        "mac_c" / Flag,
+        "delb_c" / Flag,
+        "decrypt_c" / BitsInteger(2),
+        "encrypt_c" / BitsInteger(2),
+    ),
     "flags" / Int8ub,
     "max_ukad" / Int16ub,
     "max_akad" / Int16ub,
@@ -80,14 +88,20 @@ class EncryptionStatus:
 
     @property
     def mode(self) -> str:
-        return MODE_PAIRS.get((self.encryption_mode, self.decryption_mode),
-                              f"{ENCRYPTION_MODES.get(self.encryption_mode, self.encryption_mode)}/"
-                              f"{DECRYPTION_MODES.get(self.decryption_mode, self.decryption_mode)}")
+        return MODE_PAIRS.get(
+            (self.encryption_mode, self.decryption_mode),
+            f"{ENCRYPTION_MODES.get(self.encryption_mode, self.encryption_mode)}/"
+            f"{DECRYPTION_MODES.get(self.decryption_mode, self.decryption_mode)}",
+        )
 
     def to_dict(self) -> dict:
-        return {"mode": self.mode, "encryption-mode": self.encryption_mode,
-                "decryption-mode": self.decryption_mode, "algorithm-index": self.algorithm_index,
-                "key-instance-counter": self.key_instance_counter}
+        return {
+            "mode": self.mode,
+            "encryption-mode": self.encryption_mode,
+            "decryption-mode": self.decryption_mode,
+            "algorithm-index": self.algorithm_index,
+            "key-instance-counter": self.key_instance_counter,
+        }
 
 
 def find_aes_gcm_algorithm(data: bytes) -> int | None:
@@ -99,8 +113,12 @@ def find_aes_gcm_algorithm(data: bytes) -> int | None:
     offset = CAPABILITIES_HEADER_LENGTH
     while offset + ALGORITHM_DESCRIPTOR_LENGTH <= end:
         descriptor = ALGORITHM_DESCRIPTOR.parse(data[offset:])
-        if (descriptor.algorithm == AES_256_GCM and descriptor.key_size == KEY_LENGTH
-                and descriptor.capabilities.encrypt_c == 2 and descriptor.capabilities.decrypt_c == 2):
+        if (
+            descriptor.algorithm == AES_256_GCM
+            and descriptor.key_size == KEY_LENGTH
+            and descriptor.capabilities.encrypt_c == 2
+            and descriptor.capabilities.decrypt_c == 2
+        ):
             return descriptor.index
         offset += 4 + descriptor.descriptor_length
     return None
@@ -108,8 +126,9 @@ def find_aes_gcm_algorithm(data: bytes) -> int | None:
 
 def parse_status(data: bytes) -> EncryptionStatus:
     parsed = STATUS.parse(data)
-    return EncryptionStatus(parsed.encryption_mode, parsed.decryption_mode, parsed.algorithm_index,
-                            parsed.key_instance_counter)
+    return EncryptionStatus(
+        parsed.encryption_mode, parsed.decryption_mode, parsed.algorithm_index, parsed.key_instance_counter
+    )
 
 
 def build_set_data_encryption(key: bytes | None, algorithm_index: int) -> bytes:
@@ -118,8 +137,16 @@ def build_set_data_encryption(key: bytes | None, algorithm_index: int) -> bytes:
     if key is not None and len(key) != KEY_LENGTH:
         raise ValueError(f"an AES-256 key is {KEY_LENGTH} bytes, got {len(key)}")
     key = key or b""
-    body = dict(scope=SCOPE_ALL_NEXUS, flags=0, encryption_mode=2 if key else 0, decryption_mode=3 if key else 0,
-                algorithm_index=algorithm_index if key else 0, key_format=0, kad_format=0,
-                key_length=len(key), key=key)
+    body = dict(
+        scope=SCOPE_ALL_NEXUS,
+        flags=0,
+        encryption_mode=2 if key else 0,
+        decryption_mode=3 if key else 0,
+        algorithm_index=algorithm_index if key else 0,
+        key_format=0,
+        kad_format=0,
+        key_length=len(key),
+        key=key,
+    )
     page = SET_DATA_ENCRYPTION.build(dict(body, page_length=0))
     return SET_DATA_ENCRYPTION.build(dict(body, page_length=len(page) - 4))

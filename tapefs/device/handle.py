@@ -1,4 +1,5 @@
 """What a drive and a changer have in common: an open channel to a device of the right type."""
+
 from __future__ import annotations
 
 from typing import TypeVar

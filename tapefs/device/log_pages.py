@@ -2,6 +2,7 @@
 
 TapeAlert (12h) and volume statistics (17h) have their own modules.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -45,7 +46,9 @@ def parse_log_page(data: bytes, page_code: int) -> list[LogParameter]:
         raise ValueError(f"log page {page_code:#04x}: {len(data)} bytes, less than its header")
     header = LOG_PAGE_HEADER.parse(data)
     if header.page.page_code != page_code or header.subpage_code != 0:
-        raise ValueError(f"asked for log page {page_code:#04x}, got {header.page.page_code:#04x}/{header.subpage_code:#04x}")
+        raise ValueError(
+            f"asked for log page {page_code:#04x}, got {header.page.page_code:#04x}/{header.subpage_code:#04x}"
+        )
     length = header.page_length
     end = LOG_PAGE_HEADER_LENGTH + length
     if end > len(data):
@@ -53,8 +56,8 @@ def parse_log_page(data: bytes, page_code: int) -> list[LogParameter]:
     parameters = []
     offset = LOG_PAGE_HEADER_LENGTH
     while offset + 4 <= end:
-        parameter = LOG_PARAMETER_HEADER.parse(data[offset:offset + 4])
-        value = data[offset + 4: offset + 4 + parameter.length]
+        parameter = LOG_PARAMETER_HEADER.parse(data[offset : offset + 4])
+        value = data[offset + 4 : offset + 4 + parameter.length]
         if len(value) != parameter.length:
             raise ValueError(f"log page {page_code:#04x}: parameter {parameter.code:#06x} is cut short")
         parameters.append(LogParameter(parameter.code, parameter.control, value))
@@ -63,17 +66,47 @@ def parse_log_page(data: bytes, page_code: int) -> list[LogParameter]:
 
 
 DEVICE_ACTIVITY_NAMES = {
-    0x00: "no activity", 0x01: "cleaning", 0x02: "loading", 0x03: "unloading", 0x04: "other medium activity",
-    0x05: "reading", 0x06: "writing", 0x07: "locating", 0x08: "rewinding", 0x09: "erasing",
-    0x0A: "formatting", 0x0B: "calibrating", 0x0C: "other DT device activity", 0x0D: "microcode update",
-    0x0E: "reading encrypted", 0x0F: "writing encrypted",
+    0x00: "no activity",
+    0x01: "cleaning",
+    0x02: "loading",
+    0x03: "unloading",
+    0x04: "other medium activity",
+    0x05: "reading",
+    0x06: "writing",
+    0x07: "locating",
+    0x08: "rewinding",
+    0x09: "erasing",
+    0x0A: "formatting",
+    0x0B: "calibrating",
+    0x0C: "other DT device activity",
+    0x0D: "microcode update",
+    0x0E: "reading encrypted",
+    0x0F: "writing encrypted",
 }
 
 VHF_DATA = Struct(
-    "flags" / BitStruct("pamr" / Flag, "hiu" / Flag, "macc" / Flag, "cmpr" / Flag, "wrtp" / Flag,
-                        "crqst" / Flag, "crqrd" / Flag, "dinit" / Flag),
-    "flags2" / BitStruct("inxtn" / Flag, "reserved" / Flag, "raa" / Flag, "mprsnt" / Flag, "reserved2" / Flag,
-                         "mstd" / Flag, "mthrd" / Flag, "mounted" / Flag),
+    "flags"
+    / BitStruct(
+        "pamr" / Flag,
+        "hiu" / Flag,
+        "macc" / Flag,
+        "cmpr" / Flag,
+        "wrtp" / Flag,
+        "crqst" / Flag,
+        "crqrd" / Flag,
+        "dinit" / Flag,
+    ),
+    "flags2"
+    / BitStruct(
+        "inxtn" / Flag,
+        "reserved" / Flag,
+        "raa" / Flag,
+        "mprsnt" / Flag,
+        "reserved2" / Flag,
+        "mstd" / Flag,
+        "mthrd" / Flag,
+        "mounted" / Flag,
+    ),
     "activity" / Int8ub,
     "flags3" / Int8ub,
 )
@@ -103,6 +136,14 @@ def parse_device_status(data: bytes) -> DeviceStatus:
             vhf = VHF_DATA.parse(parameter.value)
             if not vhf.flags.dinit:
                 raise ValueError("device status page is not valid yet (DINIT clear)")
-            return DeviceStatus(vhf.activity, vhf.flags.pamr, vhf.flags.cmpr, vhf.flags.wrtp, vhf.flags.crqrd,
-                                vhf.flags.crqst, vhf.flags2.mprsnt, vhf.flags2.mthrd)
+            return DeviceStatus(
+                vhf.activity,
+                vhf.flags.pamr,
+                vhf.flags.cmpr,
+                vhf.flags.wrtp,
+                vhf.flags.crqrd,
+                vhf.flags.crqst,
+                vhf.flags2.mprsnt,
+                vhf.flags2.mthrd,
+            )
     raise ValueError("device status page has no VHF data parameter")

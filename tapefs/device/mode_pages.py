@@ -1,4 +1,5 @@
 """MODE SENSE(10)/MODE SELECT(10) data for the drive: header, block descriptor, pages 0Fh and 1Dh."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -41,6 +42,7 @@ DATA_COMPRESSION_LENGTH = 16
 @dataclasses.dataclass
 class ModeData:
     """One MODE SENSE(10) answer with a block descriptor and one page, kept raw for MODE SELECT."""
+
     medium_type: int
     write_protect: bool
     buffered_mode: int
@@ -58,15 +60,23 @@ def parse_mode_sense_10(data: bytes, page_code: int) -> ModeData:
     if end > len(data):
         raise ValueError(f"MODE SENSE(10) data is {len(data)} bytes but announces {end}")
     if header.block_descriptor_length != BLOCK_DESCRIPTOR_LENGTH:
-        raise ValueError(f"block descriptor length {header.block_descriptor_length}, expected {BLOCK_DESCRIPTOR_LENGTH}")
+        raise ValueError(
+            f"block descriptor length {header.block_descriptor_length}, expected {BLOCK_DESCRIPTOR_LENGTH}"
+        )
     descriptor = BLOCK_DESCRIPTOR.parse(data[MODE_HEADER_10_LENGTH:])
     page_start = MODE_HEADER_10_LENGTH + BLOCK_DESCRIPTOR_LENGTH
     page = data[page_start:end]
     if len(page) < 2 or page[0] & 0x3F != page_code:
         raise ValueError(f"MODE SENSE did not return page {page_code:#04x}")
-    return ModeData(header.medium_type, header.device_specific.write_protect, header.device_specific.buffered_mode,
-                    descriptor.density_code, descriptor.number_of_blocks, descriptor.block_length,
-                    page[:2 + page[1]])
+    return ModeData(
+        header.medium_type,
+        header.device_specific.write_protect,
+        header.device_specific.buffered_mode,
+        descriptor.density_code,
+        descriptor.number_of_blocks,
+        descriptor.block_length,
+        page[: 2 + page[1]],
+    )
 
 
 def parse_data_compression(page: bytes):
@@ -77,12 +87,18 @@ def parse_data_compression(page: bytes):
 
 def build_mode_select_10(mode: ModeData, *, buffered_mode: int, block_length: int, page: bytes) -> bytes:
     """Parameter list echoing what MODE SENSE returned, with the new values (as PBS does)."""
-    header = MODE_HEADER_10.build(dict(
-        mode_data_length=0, medium_type=mode.medium_type,
-        device_specific=dict(write_protect=False, buffered_mode=buffered_mode, speed=0), flags=0,
-        block_descriptor_length=BLOCK_DESCRIPTOR_LENGTH))
-    descriptor = BLOCK_DESCRIPTOR.build(dict(density_code=mode.density_code, number_of_blocks=mode.number_of_blocks,
-                                             block_length=block_length))
+    header = MODE_HEADER_10.build(
+        dict(
+            mode_data_length=0,
+            medium_type=mode.medium_type,
+            device_specific=dict(write_protect=False, buffered_mode=buffered_mode, speed=0),
+            flags=0,
+            block_descriptor_length=BLOCK_DESCRIPTOR_LENGTH,
+        )
+    )
+    descriptor = BLOCK_DESCRIPTOR.build(
+        dict(density_code=mode.density_code, number_of_blocks=mode.number_of_blocks, block_length=block_length)
+    )
     # The PS bit is reserved in MODE SELECT.
     return header + descriptor + bytes([page[0] & 0x3F]) + page[1:]
 

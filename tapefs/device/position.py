@@ -1,4 +1,5 @@
 """READ POSITION, long form (service action 06h): partition, object number, file number."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -8,8 +9,7 @@ from construct import BitStruct, Flag, Int32ub, Int64ub, Padding, Struct
 LONG_FORM_LENGTH = 32
 
 LONG_FORM = Struct(
-    "flags" / BitStruct("bop" / Flag, "eop" / Flag, Padding(2), "mpu" / Flag, "lonu" / Flag, Padding(1),
-                        "bpew" / Flag),
+    "flags" / BitStruct("bop" / Flag, "eop" / Flag, Padding(2), "mpu" / Flag, "lonu" / Flag, Padding(1), "bpew" / Flag),
     Padding(3),
     "partition" / Int32ub,
     "logical_object_number" / Int64ub,
@@ -37,5 +37,11 @@ def parse_long_form(data: bytes) -> Position:
     parsed = LONG_FORM.parse(data)
     if parsed.flags.mpu or parsed.flags.lonu:
         raise ValueError("the drive reports its position as unknown")
-    return Position(parsed.partition, parsed.logical_object_number, parsed.logical_file_identifier,
-                    parsed.flags.bop, parsed.flags.eop, parsed.flags.bpew)
+    return Position(
+        parsed.partition,
+        parsed.logical_object_number,
+        parsed.logical_file_identifier,
+        parsed.flags.bop,
+        parsed.flags.eop,
+        parsed.flags.bpew,
+    )

@@ -1,4 +1,5 @@
 """Volume statistics, LOG SENSE page 17h: mounts, data volumes, errors, passes, identity."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -9,20 +10,38 @@ from tapefs.device.log_pages import VOLUME_STATISTICS_PAGE, parse_log_page
 LTO_RATED_PASSES = 16000
 
 _COUNTERS = {
-    0x0001: "volume_mounts", 0x0002: "volume_datasets_written", 0x0003: "recovered_write_data_errors",
-    0x0004: "unrecovered_write_data_errors", 0x0005: "write_servo_data_errors",
-    0x0006: "unrecovered_write_servo_errors", 0x0007: "volume_datasets_read",
-    0x0008: "recovered_read_errors", 0x0009: "unrecovered_read_errors",
-    0x000C: "last_mount_unrecovered_write_errors", 0x000D: "last_mount_unrecovered_read_errors",
-    0x000E: "last_mount_megabytes_written", 0x000F: "last_mount_megabytes_read",
-    0x0010: "lifetime_megabytes_written", 0x0011: "lifetime_megabytes_read",
-    0x0012: "last_load_write_compression_ratio", 0x0013: "last_load_read_compression_ratio",
-    0x0014: "medium_mount_time", 0x0015: "medium_ready_time", 0x0016: "total_native_capacity",
-    0x0017: "total_used_native_capacity", 0x0101: "beginning_of_medium_passes",
+    0x0001: "volume_mounts",
+    0x0002: "volume_datasets_written",
+    0x0003: "recovered_write_data_errors",
+    0x0004: "unrecovered_write_data_errors",
+    0x0005: "write_servo_data_errors",
+    0x0006: "unrecovered_write_servo_errors",
+    0x0007: "volume_datasets_read",
+    0x0008: "recovered_read_errors",
+    0x0009: "unrecovered_read_errors",
+    0x000C: "last_mount_unrecovered_write_errors",
+    0x000D: "last_mount_unrecovered_read_errors",
+    0x000E: "last_mount_megabytes_written",
+    0x000F: "last_mount_megabytes_read",
+    0x0010: "lifetime_megabytes_written",
+    0x0011: "lifetime_megabytes_read",
+    0x0012: "last_load_write_compression_ratio",
+    0x0013: "last_load_read_compression_ratio",
+    0x0014: "medium_mount_time",
+    0x0015: "medium_ready_time",
+    0x0016: "total_native_capacity",
+    0x0017: "total_used_native_capacity",
+    0x0101: "beginning_of_medium_passes",
     0x0102: "middle_of_tape_passes",
 }
-_TEXTS = {0x0040: "serial", 0x0041: "tape_lot_id", 0x0042: "barcode", 0x0043: "manufacturer",
-          0x0044: "license_code", 0x0045: "personality"}
+_TEXTS = {
+    0x0040: "serial",
+    0x0041: "tape_lot_id",
+    0x0042: "barcode",
+    0x0043: "manufacturer",
+    0x0044: "license_code",
+    0x0045: "personality",
+}
 _FLAGS = {0x0080: "write_protect", 0x0081: "worm", 0x0082: "temperature_exceeded"}
 
 

@@ -8,6 +8,7 @@ tape (the format writers cut cleanly); the physical end aborts only the archive 
 which is written again on the next tape, so nothing finished is lost. A drive (or its vtape
 daemon) that goes away ends the job with a message naming the drive and the tape it was writing.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -78,15 +79,29 @@ class BackupResult:
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
-        return {"media-set": self.media_set, "new-media-set-reason": self.new_media_set_reason,
-                "snapshots": self.snapshots_written, "skipped": self.snapshots_skipped,
-                "failed": self.snapshots_failed, "tapes": self.tapes, "chunks": self.chunks_written,
-                "bytes": self.bytes_written, "seconds": round(self.seconds, 3)}
+        return {
+            "media-set": self.media_set,
+            "new-media-set-reason": self.new_media_set_reason,
+            "snapshots": self.snapshots_written,
+            "skipped": self.snapshots_skipped,
+            "failed": self.snapshots_failed,
+            "tapes": self.tapes,
+            "chunks": self.chunks_written,
+            "bytes": self.bytes_written,
+            "seconds": round(self.seconds, 3),
+        }
 
 
-def backup_datastore(datastore: Datastore, pool_config: MediaPoolConfig, request: BackupRequest,
-                     session: DriveSession, inventory: Inventory, catalog: MediaCatalog,
-                     progress: ProgressCallback | None = None, clock: Callable[[], float] = time.time) -> BackupResult:
+def backup_datastore(
+    datastore: Datastore,
+    pool_config: MediaPoolConfig,
+    request: BackupRequest,
+    session: DriveSession,
+    inventory: Inventory,
+    catalog: MediaCatalog,
+    progress: ProgressCallback | None = None,
+    clock: Callable[[], float] = time.time,
+) -> BackupResult:
     started = time.monotonic()
     filters = [GroupFilter.parse(text) for text in request.group_filters]
     namespace = BackupNamespace.parse(request.namespace)
@@ -99,12 +114,21 @@ def backup_datastore(datastore: Datastore, pool_config: MediaPoolConfig, request
     with MediaPool.from_config(pool_config, inventory, changer=session.setup.changer_name) as pool:
         reason = pool.start_write_session(int(clock()), force=request.force_media_set)
         encryption = media_set_encryption_for_pool(pool.name, pool.encrypt_fingerprint, pool.current_set.uuid)
-        writer = PoolWriter(pool, session, inventory, catalog, namespaces, clock,
-                            on_tape=lambda label: meter.emit("tape-loaded", label), encryption=encryption)
+        writer = PoolWriter(
+            pool,
+            session,
+            inventory,
+            catalog,
+            namespaces,
+            clock,
+            on_tape=lambda label: meter.emit("tape-loaded", label),
+            encryption=encryption,
+        )
         result = BackupResult(pool.current_set.uuid, reason)
         job = _BackupJob(datastore, writer, catalog, meter, result)
-        todo = [s for s in snapshots if not catalog.snapshot_in_set(writer.set_uuid, datastore.name,
-                                                                     tape_snapshot_path(s))]
+        todo = [
+            s for s in snapshots if not catalog.snapshot_in_set(writer.set_uuid, datastore.name, tape_snapshot_path(s))
+        ]
         result.snapshots_skipped = [tape_snapshot_path(s) for s in snapshots if s not in todo]
         meter.total = job.bytes_to_write(todo)
         drive_lost = False
@@ -125,8 +149,9 @@ def backup_datastore(datastore: Datastore, pool_config: MediaPoolConfig, request
             if not drive_lost:  # nothing reaches that drive any more
                 writer.release_drive_key()
         if request.export_media_set:
-            missing = session.export([inventory.get(uuid).id.label_text for uuid in pool.current_set.members
-                                      if uuid is not None], inventory)
+            missing = session.export(
+                [inventory.get(uuid).id.label_text for uuid in pool.current_set.members if uuid is not None], inventory
+            )
             for label_text in missing:
                 log.warning("tape %s of the media set is not online, not exported", label_text)
         elif request.eject_media:
@@ -138,8 +163,14 @@ def backup_datastore(datastore: Datastore, pool_config: MediaPoolConfig, request
 
 
 class _BackupJob:
-    def __init__(self, datastore: Datastore, writer: PoolWriter, catalog: MediaCatalog, meter: ProgressMeter,
-                 result: BackupResult):
+    def __init__(
+        self,
+        datastore: Datastore,
+        writer: PoolWriter,
+        catalog: MediaCatalog,
+        meter: ProgressMeter,
+        result: BackupResult,
+    ):
         self.datastore = datastore
         self.store = datastore.name
         self.writer = writer
@@ -269,7 +300,7 @@ class _BackupJob:
         view = memoryview(pxar)
 
         def pieces():
-            return (view[start:start + PAYLOAD_SIZE] for start in range(0, len(view), PAYLOAD_SIZE))
+            return (view[start : start + PAYLOAD_SIZE] for start in range(0, len(view), PAYLOAD_SIZE))
 
         for _ in range(SNAPSHOT_ATTEMPTS):
             device = self.writer.writable_device()
@@ -283,6 +314,7 @@ class _BackupJob:
                 device = to_next_tape(part)
                 tapes.append(self.writer.media_uuid)
                 return device
+
             try:
                 parts = write_snapshot_archive(device, self.store, name, pieces, next_volume)
             except ArchiveAborted:

@@ -16,6 +16,7 @@ end, so `media list` shows the catalog as missing until then.
 Either way the tape's labels go into the inventory if it does not know them, so a lost state
 directory is rebuilt from the tapes alone.
 """
+
 from __future__ import annotations
 
 import json
@@ -83,13 +84,25 @@ class CatalogRebuildResult:
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
-        return {"label-text": self.label_text, "uuid": self.media_uuid, "media-set": self.media_set,
-                "seq-nr": self.seq_nr, "method": self.method, "catalog-file": self.catalog_file,
-                "other-catalogs": self.other_catalogs, "inventorized": self.inventorized,
-                "resumed-at": self.resumed_at, "archives": self.archives, "snapshots": self.snapshots,
-                "chunks": self.chunks, "damaged": self.damaged, "notes": self.notes,
-                "files": [report.to_dict() for report in self.files], "bytes": self.bytes_read,
-                "seconds": round(self.seconds, 3)}
+        return {
+            "label-text": self.label_text,
+            "uuid": self.media_uuid,
+            "media-set": self.media_set,
+            "seq-nr": self.seq_nr,
+            "method": self.method,
+            "catalog-file": self.catalog_file,
+            "other-catalogs": self.other_catalogs,
+            "inventorized": self.inventorized,
+            "resumed-at": self.resumed_at,
+            "archives": self.archives,
+            "snapshots": self.snapshots,
+            "chunks": self.chunks,
+            "damaged": self.damaged,
+            "notes": self.notes,
+            "files": [report.to_dict() for report in self.files],
+            "bytes": self.bytes_read,
+            "seconds": round(self.seconds, 3),
+        }
 
     def note(self, message: str) -> None:
         log.info("tape %s: %s", self.label_text, message)
@@ -99,6 +112,7 @@ class CatalogRebuildResult:
 @dataclass
 class ScanState:
     """How far the scan of one tape got: the file to read next."""
+
     path: Path
     media_set: str
     next_file: int
@@ -124,9 +138,15 @@ class ScanState:
         self.path.unlink(missing_ok=True)
 
 
-def rebuild_catalog(session: DriveSession, inventory: Inventory, catalog: MediaCatalog,
-                    label_text: str | None = None, scan: bool = False, force: bool = False,
-                    progress: ProgressCallback | None = None) -> CatalogRebuildResult:
+def rebuild_catalog(
+    session: DriveSession,
+    inventory: Inventory,
+    catalog: MediaCatalog,
+    label_text: str | None = None,
+    scan: bool = False,
+    force: bool = False,
+    progress: ProgressCallback | None = None,
+) -> CatalogRebuildResult:
     """Restore the catalog of tape `label_text` (loaded through the changer), or of the tape in
     the drive: from its catalog archive, else (or with `scan`) by reading the whole tape. A tape
     already catalogued is refused unless `force`; an interrupted scan is continued."""
@@ -157,16 +177,22 @@ def rebuild_catalog(session: DriveSession, inventory: Inventory, catalog: MediaC
             if _restore_fast(device, media_id, inventory, catalog, result, meter):
                 _finish(catalog, inventory, device, result, meter, started)
                 return result
-            result.note(f"no usable catalog archive of tape {media_id.label_text} on it (a tape that filled "
-                        "up has its catalog on the next tape of the set): scanning the whole tape")
+            result.note(
+                f"no usable catalog archive of tape {media_id.label_text} on it (a tape that filled "
+                "up has its catalog on the next tape of the set): scanning the whole tape"
+            )
         _scan(device, media_id, inventory, catalog, state, result, meter)
     _finish(catalog, inventory, device, result, meter, started)
     return result
 
 
-def restore_missing_catalogs(session: DriveSession, inventory: Inventory, catalog: MediaCatalog,
-                             label_texts: Iterable[str], progress: ProgressCallback | None = None
-                             ) -> list[CatalogRebuildResult]:
+def restore_missing_catalogs(
+    session: DriveSession,
+    inventory: Inventory,
+    catalog: MediaCatalog,
+    label_texts: Iterable[str],
+    progress: ProgressCallback | None = None,
+) -> list[CatalogRebuildResult]:
     """`inventory --catalog`: the fast restore for each of these tapes (just inventoried) that
     is in a media set and has no catalog. The last member of a set carries the catalogs of the
     earlier ones, so the members are visited last first and a tape whose catalog came along
@@ -212,6 +238,7 @@ def restore_missing_catalogs(session: DriveSession, inventory: Inventory, catalo
 
 # -- loading and the inventory ---------------------------------------------------------------------
 
+
 def _load(session: DriveSession, label_text: str | None) -> tuple[BlockDevice, MediaId]:
     drive = session.setup.name
     try:
@@ -235,8 +262,9 @@ def _set_of(media_id: MediaId) -> tuple[str, int] | None:
     return label.uuid, label.seq_nr
 
 
-def _inventorize(inventory: Inventory, catalog: MediaCatalog, media_id: MediaId, setup: DriveSetup,
-                 force: bool) -> bool:
+def _inventorize(
+    inventory: Inventory, catalog: MediaCatalog, media_id: MediaId, setup: DriveSetup, force: bool
+) -> bool:
     """Check the tape against the inventory and store its labels; True if it was not known."""
     label_text = media_id.label_text
     on_tape = _set_of(media_id)
@@ -246,12 +274,14 @@ def _inventorize(inventory: Inventory, catalog: MediaCatalog, media_id: MediaId,
         where = f"member {on_tape[1]} of media set {on_tape[0]}" if on_tape else "in no media set"
         raise CatalogRebuildError(
             f"tape {label_text} is {where}, the inventory says member {known[1]} of media set {known[0]}: "
-            "nothing changed (`tapefs read-label --inventorize` updates the inventory, --force rebuilds anyway)")
+            "nothing changed (`tapefs read-label --inventorize` updates the inventory, --force rebuilds anyway)"
+        )
     others = [other for other in inventory.find_all_media_by_label_text(label_text) if other.uuid != media_id.uuid]
     if others and not force:
         raise CatalogRebuildError(
             f"the inventory knows label {label_text} as media {others[0].uuid}, the tape carries media "
-            f"{media_id.uuid}: nothing changed (--force replaces the inventory entry)")
+            f"{media_id.uuid}: nothing changed (--force replaces the inventory entry)"
+        )
     for other in others:
         log.warning("tape %s: forgetting media %s, which carried this label before", label_text, other.uuid)
         inventory.remove_media(other.uuid)
@@ -276,12 +306,19 @@ def _refuse_existing(catalog: MediaCatalog, media_id: MediaId, force: bool) -> N
     if force or not _has_catalog(catalog, media_id):
         return
     files = len(catalog.media_content(media_id.uuid))
-    raise CatalogRebuildError(f"tape {media_id.label_text} already has a catalog ({files} archives): "
-                              "--force rebuilds it from the tape")
+    raise CatalogRebuildError(
+        f"tape {media_id.label_text} already has a catalog ({files} archives): --force rebuilds it from the tape"
+    )
 
 
-def _finish(catalog: MediaCatalog, inventory: Inventory, device: BlockDevice, result: CatalogRebuildResult,
-            meter: ProgressMeter, started: float) -> None:
+def _finish(
+    catalog: MediaCatalog,
+    inventory: Inventory,
+    device: BlockDevice,
+    result: CatalogRebuildResult,
+    meter: ProgressMeter,
+    started: float,
+) -> None:
     """Export the `.log` (PBS's catalog, and what `media list` looks for) and count."""
     catalog.export_log(result.media_uuid, inventory.status_dir)
     content = catalog.media_content(result.media_uuid)
@@ -300,8 +337,15 @@ def _finish(catalog: MediaCatalog, inventory: Inventory, device: BlockDevice, re
 
 # -- fast: the catalog archives ----------------------------------------------------------------------
 
-def _restore_fast(device: BlockDevice, media_id: MediaId, inventory: Inventory, catalog: MediaCatalog,
-                  result: CatalogRebuildResult, meter: ProgressMeter) -> bool:
+
+def _restore_fast(
+    device: BlockDevice,
+    media_id: MediaId,
+    inventory: Inventory,
+    catalog: MediaCatalog,
+    result: CatalogRebuildResult,
+    meter: ProgressMeter,
+) -> bool:
     """Import the catalog archives of the tape's start and end; True if this tape's own was."""
     found = _catalog_archives(device, meter)
     set_uuid, seq_nr = _set_of(media_id)
@@ -322,14 +366,17 @@ def _restore_fast(device: BlockDevice, media_id: MediaId, inventory: Inventory, 
         if not report.complete or report.part_number != 0:
             # A catalog bigger than what was left of a tape goes on in parts; a .log is only
             # whole across tapes, which this tape alone cannot give.
-            why = report.error or ("continued from the previous tape" if report.part_number
-                                   else "continued on another tape" if report.incomplete
-                                   else "its write was aborted")
+            why = report.error or (
+                "continued from the previous tape"
+                if report.part_number
+                else "continued on another tape"
+                if report.incomplete
+                else "its write was aborted"
+            )
             result.note(f"{where} (media {described}): incomplete ({why}); not used")
             continue
         this_tape = str(described) == media_id.uuid
-        problem = _disagreement(report, described, described_set, described_seq,
-                                seq_nr if this_tape else None)
+        problem = _disagreement(report, described, described_set, described_seq, seq_nr if this_tape else None)
         if problem:
             result.note(f"{where} disagrees with {problem}; not used")
             continue
@@ -379,8 +426,13 @@ def _catalog_archives(device: BlockDevice, meter: ProgressMeter) -> list[TapeFil
     return found + trailing[::-1]
 
 
-def _disagreement(report: TapeFileReport, described: uuidlib.UUID, described_set: uuidlib.UUID,
-                  described_seq: int, tape_seq_nr: int | None) -> str | None:
+def _disagreement(
+    report: TapeFileReport,
+    described: uuidlib.UUID,
+    described_set: uuidlib.UUID,
+    described_seq: int,
+    tape_seq_nr: int | None,
+) -> str | None:
     """What is wrong between a catalog archive's header, its `.log` and the tape; None if nothing."""
     try:
         content, checker = parse_catalog(report.catalog_bytes)
@@ -389,8 +441,10 @@ def _disagreement(report: TapeFileReport, described: uuidlib.UUID, described_set
     if content.media_uuid != described:
         return f"its header: it describes media {content.media_uuid}, the header says {described}"
     if content.media_set_uuid != described_set or content.seq_nr != described_seq:
-        return (f"its header: set {content.media_set_uuid} number {content.seq_nr} inside, "
-                f"set {described_set} number {described_seq} in the header")
+        return (
+            f"its header: set {content.media_set_uuid} number {content.seq_nr} inside, "
+            f"set {described_set} number {described_seq} in the header"
+        )
     if checker.open_archive is not None:
         return "itself: it ends inside a chunk archive"
     if tape_seq_nr is not None:
@@ -402,18 +456,23 @@ def _disagreement(report: TapeFileReport, described: uuidlib.UUID, described_set
     return None
 
 
-def _import_other(member_uuid: str, report: TapeFileReport, inventory: Inventory, catalog: MediaCatalog,
-                  result: CatalogRebuildResult) -> None:
+def _import_other(
+    member_uuid: str, report: TapeFileReport, inventory: Inventory, catalog: MediaCatalog, result: CatalogRebuildResult
+) -> None:
     """An earlier member's catalog: only for a tape the inventory knows and has no catalog of."""
     entry = inventory.lookup(member_uuid)
     if entry is None:
-        result.note(f"catalog archive at file {report.file_number}: member {report.header_json['seq_nr']} "
-                    f"({member_uuid}) is not in the inventory yet; `tapefs inventory --read-labels --catalog` "
-                    "restores it from here")
+        result.note(
+            f"catalog archive at file {report.file_number}: member {report.header_json['seq_nr']} "
+            f"({member_uuid}) is not in the inventory yet; `tapefs inventory --read-labels --catalog` "
+            "restores it from here"
+        )
         return
     if _set_of(entry.id) != (result.media_set, int(report.header_json["seq_nr"])):
-        result.note(f"catalog archive at file {report.file_number}: media {entry.id.label_text} is not that "
-                    "member of the set in the inventory; not used")
+        result.note(
+            f"catalog archive at file {report.file_number}: media {entry.id.label_text} is not that "
+            "member of the set in the inventory; not used"
+        )
         return
     if _has_catalog(catalog, entry.id):
         return
@@ -424,8 +483,16 @@ def _import_other(member_uuid: str, report: TapeFileReport, inventory: Inventory
 
 # -- scan --------------------------------------------------------------------------------------------
 
-def _scan(device: BlockDevice, media_id: MediaId, inventory: Inventory, catalog: MediaCatalog,
-          state: ScanState | None, result: CatalogRebuildResult, meter: ProgressMeter) -> None:
+
+def _scan(
+    device: BlockDevice,
+    media_id: MediaId,
+    inventory: Inventory,
+    catalog: MediaCatalog,
+    state: ScanState | None,
+    result: CatalogRebuildResult,
+    meter: ProgressMeter,
+) -> None:
     set_uuid, seq_nr = _set_of(media_id)
     result.method = "scan"
     if state is None:
@@ -448,8 +515,11 @@ def _scan(device: BlockDevice, media_id: MediaId, inventory: Inventory, catalog:
             state.save()
             meter.emit("file-done", str(report.file_number))
     except BaseException:
-        log.warning("scan of tape %s stopped before file %d: run the same command again to continue there",
-                    media_id.label_text, state.next_file)
+        log.warning(
+            "scan of tape %s stopped before file %d: run the same command again to continue there",
+            media_id.label_text,
+            state.next_file,
+        )
         raise
     state.remove()
 
@@ -473,12 +543,15 @@ def _register(report: TapeFileReport, media_uuid: str, catalog: MediaCatalog, re
         result.damaged.append({"file": report.file_number, "type": report.kind, "error": report.error})
         return
     if report.missing_end_marker:
-        log.info("tape %s file %d: %s without end marker (aborted write), not registered", result.label_text,
-                 report.file_number, report.kind)
+        log.info(
+            "tape %s file %d: %s without end marker (aborted write), not registered",
+            result.label_text,
+            report.file_number,
+            report.kind,
+        )
         return
     if report.kind == "chunk-archive":
         # A part continued on the next tape (INCOMPLETE) is valid on its own, as the writer registers it.
         catalog.register_chunk_archive(media_uuid, report.chunk_part(), report.store)
     elif report.kind == "snapshot-archive" and not report.incomplete and report.part_number == 0:
-        catalog.register_snapshot(media_uuid, report.file_number, report.content_uuid, report.store,
-                                  report.snapshot)
+        catalog.register_snapshot(media_uuid, report.file_number, report.content_uuid, report.store, report.snapshot)

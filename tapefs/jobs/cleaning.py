@@ -7,6 +7,7 @@ drive cleans as soon as a cleaning cartridge arrives; the device status log page
 16h (expired cleaning media) instead: it is put back, reported, and the next one is tried.
 The cycles left come from the cartridge memory (attribute 0409h, medium type information).
 """
+
 from __future__ import annotations
 
 import logging
@@ -58,23 +59,38 @@ class CleaningResult:
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
-        return {"drive": self.drive, "changer": self.changer, "cleaning-cartridge": self.cleaning_cartridge,
-                "slot": self.slot, "cycles-left": self.cycles_left, "expired": self.expired,
-                "reloaded": self.reloaded, "seconds": round(self.seconds, 3)}
+        return {
+            "drive": self.drive,
+            "changer": self.changer,
+            "cleaning-cartridge": self.cleaning_cartridge,
+            "slot": self.slot,
+            "cycles-left": self.cycles_left,
+            "expired": self.expired,
+            "reloaded": self.reloaded,
+            "seconds": round(self.seconds, 3),
+        }
 
 
-def clean_drive(config: TapeDeviceConfig, drive: DriveConfig, timeout: float = CLEANING_TIMEOUT,
-                poll_interval: float = POLL_INTERVAL) -> CleaningResult:
+def clean_drive(
+    config: TapeDeviceConfig,
+    drive: DriveConfig,
+    timeout: float = CLEANING_TIMEOUT,
+    poll_interval: float = POLL_INTERVAL,
+) -> CleaningResult:
     """Clean ``drive`` with a cleaning cartridge of its changer; see the module docstring."""
     changer_config, number = changer_of(config, drive)
     started = time.monotonic()
     with DriveLock(drive.name), Changer.open(changer_config.path) as changer:
         status = changer.status()
-        cartridges = [(slot.number, slot.barcode) for slot in status.slots
-                      if slot.full and is_cleaning_cartridge(slot.barcode) and not is_mail_slot(slot, changer_config)]
+        cartridges = [
+            (slot.number, slot.barcode)
+            for slot in status.slots
+            if slot.full and is_cleaning_cartridge(slot.barcode) and not is_mail_slot(slot, changer_config)
+        ]
         if not cartridges:
-            raise CleaningError(f"no cleaning cartridge (barcode CLN…) in a storage slot of changer "
-                                f"{changer_config.name}")
+            raise CleaningError(
+                f"no cleaning cartridge (barcode CLN…) in a storage slot of changer {changer_config.name}"
+            )
         previous = _empty_the_drive(changer, status, changer_config, drive, number)
         expired: list[str] = []
         result = None
@@ -96,16 +112,19 @@ def clean_drive(config: TapeDeviceConfig, drive: DriveConfig, timeout: float = C
             if previous is not None:
                 changer.load(previous[1], number)
     if result is None:
-        raise CleaningError(f"every cleaning cartridge in changer {changer_config.name} is expired "
-                            f"({', '.join(expired)}): replace it (tapefs export-media {expired[0]})")
+        raise CleaningError(
+            f"every cleaning cartridge in changer {changer_config.name} is expired "
+            f"({', '.join(expired)}): replace it (tapefs export-media {expired[0]})"
+        )
     result.reloaded = previous[0] if previous is not None else None
     result.seconds = time.monotonic() - started
     log.info("drive %s cleaned with %s (%s cycles left)", drive.name, result.cleaning_cartridge, result.cycles_left)
     return result
 
 
-def _empty_the_drive(changer: Changer, status: ChangerStatus, changer_config: ChangerConfig, drive: DriveConfig,
-                     number: int) -> tuple[str, int] | None:
+def _empty_the_drive(
+    changer: Changer, status: ChangerStatus, changer_config: ChangerConfig, drive: DriveConfig, number: int
+) -> tuple[str, int] | None:
     """Put the drive's tape back into a slot; the tape and slot to reload afterwards."""
     in_drive = status.drive(number)
     if not in_drive.full:
@@ -123,8 +142,9 @@ def _empty_the_drive(changer: Changer, status: ChangerStatus, changer_config: Ch
 def _clear_tape_alert_events(drive: DriveConfig) -> None:
     with Drive.open(drive.path) as opened:
         try:
-            opened.channel.run(cdbs.log_sense(TAPE_ALERT_PAGE, TAPE_ALERT_PAGE_ALLOCATION),
-                               data_in_len=TAPE_ALERT_PAGE_ALLOCATION)
+            opened.channel.run(
+                cdbs.log_sense(TAPE_ALERT_PAGE, TAPE_ALERT_PAGE_ALLOCATION), data_in_len=TAPE_ALERT_PAGE_ALLOCATION
+            )
         except CheckCondition as exc:
             log.info("%s: TapeAlert page not read: %s", drive.path, exc)
 

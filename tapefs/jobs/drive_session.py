@@ -4,6 +4,7 @@ changer, or by checking what a standalone drive holds) and check its labels.
 A tape that is not in the changer raises MediaOffline at once, unless the session was given an
 OperatorWait: then the operator is asked to insert it and the session waits (the FUSE mount
 relies on the immediate error and does its own waiting)."""
+
 from __future__ import annotations
 
 import logging
@@ -31,6 +32,7 @@ READY_TIMEOUT = 120.0
 @dataclass(frozen=True)
 class DriveSetup:
     """A drive of tape.cfg and, if it sits in a library, that library's changer."""
+
     name: str
     path: str
     changer_name: str | None = None
@@ -101,8 +103,9 @@ class DriveSession:
             labels = read_labels(device)
             found = labels.media.label_text if labels.media else None
             if found != label_text:
-                raise JobError(f"drive {self.setup.name} holds {found or 'an unlabelled tape'}: "
-                               f"insert tape {label_text}")
+                raise JobError(
+                    f"drive {self.setup.name} holds {found or 'an unlabelled tape'}: insert tape {label_text}"
+                )
             device.rewind()
             self.label_text = label_text
             return device
@@ -120,8 +123,10 @@ class DriveSession:
                 self.wait.wait_for_tape(self._changer_config(), label_text)
                 with Changer.open(self.setup.changer_path) as changer:
                     if not self._bring_into_drive(changer, label_text):
-                        raise MediaOffline(label_text, f"tape {label_text} left changer {self.setup.changer_name} "
-                                                       "again before it could be loaded")
+                        raise MediaOffline(
+                            label_text,
+                            f"tape {label_text} left changer {self.setup.changer_name} again before it could be loaded",
+                        )
             self.label_text = label_text
         device = self.open_device()
         device.rewind()
@@ -157,13 +162,18 @@ class DriveSession:
         status = changer.status()
         for other in status.drives:
             if other.full and other.barcode == label_text:
-                log.info("tape %s is in drive %d of changer %s: moving it back to a slot", label_text,
-                         other.number, self.setup.changer_name)
+                log.info(
+                    "tape %s is in drive %d of changer %s: moving it back to a slot",
+                    label_text,
+                    other.number,
+                    self.setup.changer_name,
+                )
                 changer.unload(drive=other.number)
                 status = changer.status()
         config = self._changer_config()
-        slots = [slot for slot in status.slots if slot.full and slot.barcode == label_text
-                 and not is_mail_slot(slot, config)]
+        slots = [
+            slot for slot in status.slots if slot.full and slot.barcode == label_text and not is_mail_slot(slot, config)
+        ]
         if not slots:
             return False
         changer.load(slots[0].number, number)
@@ -182,8 +192,9 @@ class DriveSession:
         if labels.media is None:
             raise JobError(f"tape {label_text} in drive {self.setup.name} has no media label")
         if labels.media.label_text != label_text:
-            raise JobError(f"tape in drive {self.setup.name} is labelled {labels.media.label_text}, "
-                           f"expected {label_text}")
+            raise JobError(
+                f"tape in drive {self.setup.name} is labelled {labels.media.label_text}, expected {label_text}"
+            )
         return device, labels
 
     def eject(self) -> None:

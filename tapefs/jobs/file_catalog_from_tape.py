@@ -7,6 +7,7 @@ indexes and blobs; the chunks of each pxar archive's metadata stream are then re
 each through the media catalog's offsets, checked, and decoded into the entry tree. Done once per
 snapshot; the mount browses offline afterwards.
 """
+
 from __future__ import annotations
 
 import logging
@@ -41,8 +42,12 @@ class FileCatalogResult:
     failed: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {"media-set": self.media_set, "recorded": self.recorded, "already-recorded": self.present,
-                "failed": self.failed}
+        return {
+            "media-set": self.media_set,
+            "recorded": self.recorded,
+            "already-recorded": self.present,
+            "failed": self.failed,
+        }
 
 
 class _TapeAccess:
@@ -80,16 +85,21 @@ class TapeChunkSource:
     def read_chunk(self, digest: bytes, expected_size: int | None = None) -> bytes:
         place = self.catalog.chunk_places(self.access.set_uuid, self.store, [digest]).get(digest)
         if place is None:
-            raise DatastoreError(f"chunk {digest.hex()} of store {self.store} is not on media set "
-                                 f"{self.access.set_uuid} according to the catalog")
+            raise DatastoreError(
+                f"chunk {digest.hex()} of store {self.store} is not on media set "
+                f"{self.access.set_uuid} according to the catalog"
+            )
         where = f"media {place.media_uuid} file {place.file_number} offset {place.offset}"
         if place.offset is None or place.first_block is None:
-            raise DatastoreError(f"{where}: the catalog has no chunk offsets (imported from a .log); "
-                                 "run 'tapefs catalog --scan' on that tape first")
+            raise DatastoreError(
+                f"{where}: the catalog has no chunk offsets (imported from a .log); "
+                "run 'tapefs catalog --scan' on that tape first"
+            )
         with self._lock:
             try:
-                blob = read_chunk_at(self.access.device_for(place.media_uuid), place.file_number,
-                                     place.first_block, place.location())
+                blob = read_chunk_at(
+                    self.access.device_for(place.media_uuid), place.file_number, place.first_block, place.location()
+                )
             except TapeFormatError as error:
                 raise DatastoreError(f"{where}: {error}") from None
         try:
@@ -102,8 +112,9 @@ class TapeChunkSource:
         return data
 
 
-def record_media_set_files(session: DriveSession, inventory: Inventory, media_catalog: MediaCatalog,
-                           file_catalog: FileCatalog, set_uuid: str) -> FileCatalogResult:
+def record_media_set_files(
+    session: DriveSession, inventory: Inventory, media_catalog: MediaCatalog, file_catalog: FileCatalog, set_uuid: str
+) -> FileCatalogResult:
     """Record every snapshot of the set that the file catalog lacks; one failing snapshot is
     reported and the others go on."""
     result = FileCatalogResult(set_uuid)
@@ -118,11 +129,14 @@ def record_media_set_files(session: DriveSession, inventory: Inventory, media_ca
             continue
         try:
             files = _snapshot_files(access, place.media_uuid, place.file_number)
-            record_snapshot(file_catalog, place.store, place.snapshot,
-                            {file_name: content for file_name, (content, _) in files.items()},
-                            TapeChunkSource(access, media_catalog, place.store),
-                            {file_name: (metadata.mode, metadata.mtime_secs)
-                             for file_name, (_, metadata) in files.items()})
+            record_snapshot(
+                file_catalog,
+                place.store,
+                place.snapshot,
+                {file_name: content for file_name, (content, _) in files.items()},
+                TapeChunkSource(access, media_catalog, place.store),
+                {file_name: (metadata.mode, metadata.mtime_secs) for file_name, (_, metadata) in files.items()},
+            )
         except (JobError, DatastoreError, FileCatalogError, TapeFormatError) as error:
             log.error("snapshot %s: %s", name, error)
             result.failed[name] = str(error)
@@ -137,8 +151,9 @@ def _snapshot_files(access: _TapeAccess, media_uuid: str, file_number: int) -> d
     device.locate_file(file_number)
     tape_file = open_tape_file(device)
     if isinstance(tape_file, Mark):
-        raise JobError(f"media {media_uuid} file {file_number}: {tape_file.name.lower().replace('_', ' ')}, "
-                       "not a snapshot archive")
+        raise JobError(
+            f"media {media_uuid} file {file_number}: {tape_file.name.lower().replace('_', ' ')}, not a snapshot archive"
+        )
     reader = SnapshotArchiveReader(tape_file)
     data = reader.read()
     if tape_file.reader.incomplete:

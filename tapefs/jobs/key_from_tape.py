@@ -1,5 +1,6 @@
 """Restoring a tape key from the tape itself: the media-set label of the tape in a drive carries
 the key config the set was written with (password-protected)."""
+
 from __future__ import annotations
 
 from tapefs.keys.errors import TapeKeyError

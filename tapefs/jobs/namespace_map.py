@@ -6,6 +6,7 @@ every mapping of SRC whose ``source`` is N or a parent of N at most ``max-depth`
 mapping keeps its namespaces when its snapshots are named one by one; when the restore takes
 everything, only the snapshots of mapped stores are restored once any mapping is given.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -33,8 +34,9 @@ class NamespaceMapping:
             key, sep, value = item.partition("=")
             key = key.strip()
             if not sep or key not in _KEYS:
-                raise JobError(f"namespace mapping {text!r}: expected KEY=VALUE with KEY one of "
-                               f"{', '.join(_KEYS)}, got {item!r}")
+                raise JobError(
+                    f"namespace mapping {text!r}: expected KEY=VALUE with KEY one of {', '.join(_KEYS)}, got {item!r}"
+                )
             if key in values:
                 raise JobError(f"namespace mapping {text!r}: {key} given twice")
             values[key] = value.strip()
@@ -49,8 +51,7 @@ class NamespaceMapping:
         if "max-depth" in values:
             depth = values["max-depth"]
             if not depth.isdigit() or int(depth) > MAX_NAMESPACE_DEPTH:
-                raise JobError(f"namespace mapping {text!r}: max-depth must be 0..{MAX_NAMESPACE_DEPTH}, "
-                               f"got {depth!r}")
+                raise JobError(f"namespace mapping {text!r}: max-depth must be 0..{MAX_NAMESPACE_DEPTH}, got {depth!r}")
             max_depth = int(depth)
         return cls(values["store"], source, target, max_depth)
 
@@ -72,8 +73,9 @@ class NamespaceMap:
         for mapping in self.mappings:
             key = (mapping.store, mapping.source)
             if key in seen:
-                raise JobError(f"namespace mapping: store {mapping.store} source "
-                               f"'{str(mapping.source) or '/'}' is mapped twice")
+                raise JobError(
+                    f"namespace mapping: store {mapping.store} source '{str(mapping.source) or '/'}' is mapped twice"
+                )
             seen.add(key)
 
     @classmethod
@@ -99,8 +101,10 @@ class NamespaceMap:
             if target is None:
                 continue
             if len(target.components) > MAX_NAMESPACE_DEPTH:
-                raise JobError(f"namespace '{namespace}' of store {store} maps to '{target}', deeper than "
-                               f"{MAX_NAMESPACE_DEPTH} levels")
+                raise JobError(
+                    f"namespace '{namespace}' of store {store} maps to '{target}', deeper than "
+                    f"{MAX_NAMESPACE_DEPTH} levels"
+                )
             if target not in found:
                 found.append(target)
         return found

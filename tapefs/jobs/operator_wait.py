@@ -6,6 +6,7 @@ changer to put it into. The changer is then polled, opened afresh each time so t
 programs can use it meanwhile. A tape that shows up in an import/export slot (mail slot) is
 moved into a free storage slot; the wait ends when the tape is in a storage slot or a drive.
 """
+
 from __future__ import annotations
 
 import logging
@@ -37,6 +38,7 @@ class OperatorWait:
     given, supplies the tape's last known location for the request and records it as online
     once it is back. ``notify`` receives the request (by default it is logged as a warning).
     """
+
     timeout: float
     inventory: Inventory | None = None
     poll_interval: float = DEFAULT_POLL_INTERVAL
@@ -60,8 +62,9 @@ class OperatorWait:
         entries = self.inventory.find_all_media_by_label_text(label_text)
         return entries[0].effective_location if len(entries) == 1 else None
 
-    def wait_for_tape(self, changer_config: ChangerConfig, label_text: str,
-                      open_changer: Callable[[str], Changer] = Changer.open) -> None:
+    def wait_for_tape(
+        self, changer_config: ChangerConfig, label_text: str, open_changer: Callable[[str], Changer] = Changer.open
+    ) -> None:
         """Return once ``label_text`` is in a storage slot or a drive of the changer, taking it
         in from an import/export slot; MediaOffline after the timeout."""
         request = self.request(label_text, changer_config.name)
@@ -99,9 +102,10 @@ def _take_in(changer: Changer, changer_config: ChangerConfig, label_text: str) -
         return True
     target = free_storage_slot(status, changer_config)
     if target is None:
-        raise JobError(f"tape {label_text} is in import/export slot {slot.number} of changer "
-                       f"{changer_config.name}, but no storage slot is free to take it in")
+        raise JobError(
+            f"tape {label_text} is in import/export slot {slot.number} of changer "
+            f"{changer_config.name}, but no storage slot is free to take it in"
+        )
     log.info("taking tape %s from import/export slot %d into slot %d", label_text, slot.number, target)
     changer.transfer(slot.number, target)
     return True
-

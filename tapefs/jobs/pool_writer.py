@@ -12,6 +12,7 @@ For an encrypted pool the set label carries the key's fingerprint and its passwo
 config, and is written plain; the drive gets the set's key after the labels, before any data file
 of every tape it loads (docs/keys.md, "Encrypted media sets"). Tapes of a plain set get a drive without key.
 """
+
 from __future__ import annotations
 
 import logging
@@ -38,9 +39,17 @@ log = logging.getLogger(__name__)
 
 
 class PoolWriter:
-    def __init__(self, pool: MediaPool, session: DriveSession, inventory: Inventory, catalog: MediaCatalog,
-                 namespaces: bool = True, clock: Callable[[], float] = time.time,
-                 on_tape: Callable[[str], None] | None = None, encryption: MediaSetEncryption | None = None):
+    def __init__(
+        self,
+        pool: MediaPool,
+        session: DriveSession,
+        inventory: Inventory,
+        catalog: MediaCatalog,
+        namespaces: bool = True,
+        clock: Callable[[], float] = time.time,
+        on_tape: Callable[[str], None] | None = None,
+        encryption: MediaSetEncryption | None = None,
+    ):
         self.pool = pool
         self.session = session
         self.inventory = inventory
@@ -70,32 +79,47 @@ class PoolWriter:
         self._check_encryption(set_label.encryption_key_fingerprint)
         device, labels = self.session.read_labels(label_text)
         if str(labels.media.uuid) != media_uuid:
-            raise JobError(f"tape {label_text} carries media uuid {labels.media.uuid}, the inventory says "
-                           f"{media_uuid}: label it again or update the inventory")
+            raise JobError(
+                f"tape {label_text} carries media uuid {labels.media.uuid}, the inventory says "
+                f"{media_uuid}: label it again or update the inventory"
+            )
         on_tape = labels.media_set
         if on_tape is not None and str(on_tape.uuid) == set_label.uuid:
             if on_tape.seq_nr != set_label.seq_nr:
-                raise JobError(f"tape {label_text}: set sequence number {on_tape.seq_nr} on tape, "
-                               f"{set_label.seq_nr} in the inventory")
+                raise JobError(
+                    f"tape {label_text}: set sequence number {on_tape.seq_nr} on tape, "
+                    f"{set_label.seq_nr} in the inventory"
+                )
             if not self.catalog.has_media(media_uuid):
                 self._import_log(media_uuid, label_text)
             if not self.catalog.has_media(media_uuid):
-                raise JobError(f"no media catalog for tape {label_text} ({media_uuid}) of the current set; "
-                               "restore its catalog first")
+                raise JobError(
+                    f"no media catalog for tape {label_text} ({media_uuid}) of the current set; "
+                    "restore its catalog first"
+                )
             self._check_encryption(on_tape.encryption_key_fingerprint, f"tape {label_text}")
             self._set_drive_key(device)
             move_to_end_of_data(device)
         else:
             if on_tape is not None:
-                log.info("writing new media set label on %s (overwrite '%s/%d')", label_text, on_tape.uuid,
-                         on_tape.seq_nr)
+                log.info(
+                    "writing new media set label on %s (overwrite '%s/%d')", label_text, on_tape.uuid, on_tape.seq_nr
+                )
             # Catalog first: a crash before the label is written leaves the old label, and the
             # next run writes it again; a crash after it leaves labels and an empty catalog.
             self.catalog.reset_media(media_uuid, set_label.uuid, set_label.seq_nr)
             clear_drive_key(device.drive)  # labels are always plain: key restore reads them keyless
-            write_media_set_label(device, MediaSetLabel(
-                set_label.pool, uuidlib.UUID(set_label.uuid), set_label.seq_nr, set_label.ctime,
-                set_label.encryption_key_fingerprint, self.encryption.key_config if self.encryption else None))
+            write_media_set_label(
+                device,
+                MediaSetLabel(
+                    set_label.pool,
+                    uuidlib.UUID(set_label.uuid),
+                    set_label.seq_nr,
+                    set_label.ctime,
+                    set_label.encryption_key_fingerprint,
+                    self.encryption.key_config if self.encryption else None,
+                ),
+            )
             self._set_drive_key(device)
             self._export_log(media_uuid)
             self._write_start_catalogs(device, set_label.seq_nr, label_text)
@@ -112,8 +136,10 @@ class PoolWriter:
         expected = self.encryption.fingerprint if self.encryption else None
         found = normalize_fingerprint(fingerprint) if fingerprint else None
         if found != expected:
-            raise JobError(f"media set {self.set_uuid}: {where} names encryption key {found or 'none'}, "
-                           f"the job writes with {expected or 'none'}")
+            raise JobError(
+                f"media set {self.set_uuid}: {where} names encryption key {found or 'none'}, "
+                f"the job writes with {expected or 'none'}"
+            )
 
     def _set_drive_key(self, device: DriveBlockDevice) -> None:
         """Before any data file of the tape: the set's key in the drive, or no key."""
@@ -131,11 +157,20 @@ class PoolWriter:
     def _write_start_catalogs(self, device: BlockDevice, seq_nr: int, label_text: str) -> None:
         members = self.pool.current_set.members[:seq_nr]
         for member_seq, member in enumerate(members):
+
             def no_room(part: ArchivePart) -> BlockDevice:
                 raise JobError(f"tape {label_text}: early warning while writing the start catalogs")
+
             try:
-                write_catalog_archive(device, uuidlib.UUID(member), uuidlib.UUID(self.set_uuid), member_seq,
-                                      self.catalog.log_bytes(member), no_room, self.namespaces)
+                write_catalog_archive(
+                    device,
+                    uuidlib.UUID(member),
+                    uuidlib.UUID(self.set_uuid),
+                    member_seq,
+                    self.catalog.log_bytes(member),
+                    no_room,
+                    self.namespaces,
+                )
             except ArchiveAborted:
                 raise JobError(f"tape {label_text}: end of tape while writing the start catalogs") from None
 
@@ -161,16 +196,23 @@ class PoolWriter:
         sent to the drive."""
         if self.media_uuid is None:
             if self.used_tapes:  # lost between tapes: the last one was marked full already
-                return (f"media set {self.set_uuid}: tape {self.used_tapes[-1]} was closed as full; the next backup "
-                        "to this media set continues on the pool's next writable tape")
+                return (
+                    f"media set {self.set_uuid}: tape {self.used_tapes[-1]} was closed as full; the next backup "
+                    "to this media set continues on the pool's next writable tape"
+                )
             return f"media set {self.set_uuid}: no tape was loaded yet"
         label_text = self.inventory.get(self.media_uuid).id.label_text
         self._export_log(self.media_uuid)
         archives = self.catalog.media_archives(self.media_uuid)
-        recorded = (f"the catalog records its archives up to file {max(archives)}, anything written after that is "
-                    "not used" if archives else "the catalog records no archive on it yet")
-        return (f"media set {self.set_uuid}: tape {label_text} was being written; {recorded}; the next backup to "
-                f"this media set continues on {label_text} after its end of data")
+        recorded = (
+            f"the catalog records its archives up to file {max(archives)}, anything written after that is not used"
+            if archives
+            else "the catalog records no archive on it yet"
+        )
+        return (
+            f"media set {self.set_uuid}: tape {label_text} was being written; {recorded}; the next backup to "
+            f"this media set continues on {label_text} after its end of data"
+        )
 
     def tape_full(self) -> None:
         """The loaded tape takes nothing more: mark it full; the next write loads another."""
@@ -188,6 +230,7 @@ class PoolWriter:
 
     def next_volume_for(self, store: str) -> Callable[[ArchivePart], BlockDevice]:
         """The early-warning callback for archives of `store`."""
+
         def next_volume(part: ArchivePart) -> BlockDevice:
             if part.kind == "chunk" and not part.abandoned:
                 self.catalog.register_chunk_archive(self.media_uuid, part, store)
@@ -196,6 +239,7 @@ class PoolWriter:
                 log.info("snapshot archive %s continues on the next tape", part.content_uuid)
             self.tape_full()
             return self.writable_device()
+
         return next_volume
 
     def register_chunk_part(self, part: ArchivePart, store: str) -> None:
@@ -218,10 +262,18 @@ class PoolWriter:
             def next_volume(part: ArchivePart) -> BlockDevice:
                 self.tape_full()
                 return self.writable_device()
+
             try:
                 self._export_log(media_uuid)
-                write_catalog_archive(device, uuidlib.UUID(media_uuid), uuidlib.UUID(self.set_uuid), seq_nr,
-                                      self.catalog.log_bytes(media_uuid), next_volume, self.namespaces)
+                write_catalog_archive(
+                    device,
+                    uuidlib.UUID(media_uuid),
+                    uuidlib.UUID(self.set_uuid),
+                    seq_nr,
+                    self.catalog.log_bytes(media_uuid),
+                    next_volume,
+                    self.namespaces,
+                )
                 self.device.sync()
                 self._record_bytes_used()
                 return

@@ -15,6 +15,7 @@ A snapshot that already exists in the target (finished or not) is never replaced
 it was and reported in ``RestoreResult.snapshots_kept`` (the command warns); only snapshot
 directories this restore creates are written into.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -113,10 +114,16 @@ class RestoreResult:
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
-        return {"media-set": self.media_set, "snapshots": self.snapshots_restored,
-                "skipped": self.snapshots_skipped, "kept": self.snapshots_kept, "targets": self.targets,
-                "chunks": self.chunks_restored,
-                "bytes": self.bytes_read, "seconds": round(self.seconds, 3)}
+        return {
+            "media-set": self.media_set,
+            "snapshots": self.snapshots_restored,
+            "skipped": self.snapshots_skipped,
+            "kept": self.snapshots_kept,
+            "targets": self.targets,
+            "chunks": self.chunks_restored,
+            "bytes": self.bytes_read,
+            "seconds": round(self.seconds, 3),
+        }
 
 
 def verify_chunk(digest: bytes, blob: bytes, where: str) -> None:
@@ -134,10 +141,16 @@ def _verify_and_insert(target: Datastore, digest: bytes, blob: bytes, where: str
     target.chunk_store.insert(digest, blob)
 
 
-def restore_media_set(media_set: str, store_map: StoreMap, session: DriveSession, inventory: Inventory,
-                      catalog: MediaCatalog, snapshots: list[str] | None = None,
-                      progress: ProgressCallback | None = None,
-                      namespaces: NamespaceMap | None = None) -> RestoreResult:
+def restore_media_set(
+    media_set: str,
+    store_map: StoreMap,
+    session: DriveSession,
+    inventory: Inventory,
+    catalog: MediaCatalog,
+    snapshots: list[str] | None = None,
+    progress: ProgressCallback | None = None,
+    namespaces: NamespaceMap | None = None,
+) -> RestoreResult:
     """`snapshots`: `store:path` or `path` items (as in the catalog); None restores everything
     (with `namespaces`: everything the map covers)."""
     started = time.monotonic()
@@ -155,8 +168,9 @@ def restore_media_set(media_set: str, store_map: StoreMap, session: DriveSession
                 job.meter = ProgressMeter("restore", progress)
                 job.selective(None)
             elif snapshots is None:
-                job.meter = ProgressMeter("restore", progress,
-                                          sum(inventory.get(u).bytes_used or 0 for u in members) or None)
+                job.meter = ProgressMeter(
+                    "restore", progress, sum(inventory.get(u).bytes_used or 0 for u in members) or None
+                )
                 job.full()
             else:
                 job.meter = ProgressMeter("restore", progress)
@@ -247,8 +261,12 @@ class _Restore:
                     raise
                 # The pool assigns a tape to the set before its set label is written; a job
                 # killed in between leaves a last member that holds nothing of the set.
-                log.warning("tape %s was assigned to media set %s but never got its set label (an "
-                            "interrupted backup): it holds nothing of the set", self.labels[seq_nr], self.media_set)
+                log.warning(
+                    "tape %s was assigned to media set %s but never got its set label (an "
+                    "interrupted backup): it holds nothing of the set",
+                    self.labels[seq_nr],
+                    self.media_set,
+                )
                 break
             # A tape without catalog here (inventory brought from elsewhere) gets one rebuilt
             # from what this pass reads, chunk offsets included; an existing one is kept.
@@ -303,8 +321,9 @@ class _Restore:
                 for digest, blob in reader:
                     if target is not None:
                         offset = reader.locations[-1].offset
-                        self._insert(target, digest, blob,
-                                     f"tape {label_text} file {tape_file.file_number} offset {offset}")
+                        self._insert(
+                            target, digest, blob, f"tape {label_text} file {tape_file.file_number} offset {offset}"
+                        )
                     self.meter.add(len(blob))
             except (MissingEndMarker, UnexpectedEndOfData):
                 # An archive cut by a crash or the physical end: its chunks were written again
@@ -313,9 +332,20 @@ class _Restore:
                 return
             if found is not None and reader.truncated_entry is None:
                 header = tape_file.header
-                found.append(("chunk", reader.store, ArchivePart(
-                    "chunk", header.uuid, header.part_number, tape_file.file_number, reader.first_block,
-                    chunks=list(reader.locations))))
+                found.append(
+                    (
+                        "chunk",
+                        reader.store,
+                        ArchivePart(
+                            "chunk",
+                            header.uuid,
+                            header.part_number,
+                            tape_file.file_number,
+                            reader.first_block,
+                            chunks=list(reader.locations),
+                        ),
+                    )
+                )
             return
         if magic in SNAPSHOT_MAGICS:
             self._restore_snapshot_part(seq_nr, tape_file)
@@ -333,8 +363,12 @@ class _Restore:
         else:
             pending = self._pending.pop(header.uuid, None)
             if pending is None or pending.next_part != header.part_number:
-                log.info("%s: part %d of snapshot archive %s without the parts before it, skipping it", where,
-                         header.part_number, header.uuid)
+                log.info(
+                    "%s: part %d of snapshot archive %s without the parts before it, skipping it",
+                    where,
+                    header.part_number,
+                    header.uuid,
+                )
                 tape_file.reader.skip_data()
                 return
         try:
@@ -352,7 +386,8 @@ class _Restore:
         self._restore_snapshot(pending.store, pending.snapshot, bytes(pending.data), where)
         if pending.first_seq in self._found:
             self._found[pending.first_seq].append(
-                ("snapshot", pending.store, (pending.file_number, pending.content_uuid, pending.snapshot)))
+                ("snapshot", pending.store, (pending.file_number, pending.content_uuid, pending.snapshot))
+            )
 
     def _restore_snapshot(self, store: str, path: str, data: bytes, where: str) -> None:
         self.wait_for_writes()
@@ -383,8 +418,10 @@ class _Restore:
             write_snapshot_files(temp, files)
             missing = [d for d in manifest_digests(temp, files) if not target.chunk_store.chunk_path(d).exists()]
             if missing:
-                raise JobError(f"snapshot {path} ({where}): {len(missing)} chunks are not on the media set, "
-                               f"first {missing[0].hex()}")
+                raise JobError(
+                    f"snapshot {path} ({where}): {len(missing)} chunks are not on the media set, "
+                    f"first {missing[0].hex()}"
+                )
             # Its chunks are durable before the snapshot appears, as for a datastore backup.
             target.chunk_store.sync()
             restored = False
@@ -418,8 +455,10 @@ class _Restore:
         if self.namespace_map and not self.named and not self.namespace_map.maps_store(store):
             return []
         group = snapshot.group
-        return [BackupSnapshot(BackupGroup(namespace, group.backup_type, group.backup_id), snapshot.backup_time)
-                for namespace in self.namespace_map.targets(store, group.namespace)]
+        return [
+            BackupSnapshot(BackupGroup(namespace, group.backup_type, group.backup_id), snapshot.backup_time)
+            for namespace in self.namespace_map.targets(store, group.namespace)
+        ]
 
     # -- selective -------------------------------------------------------------------------
 
@@ -430,10 +469,15 @@ class _Restore:
         if wanted is None:
             unknown = sorted({m.store for m in self.namespace_map.mappings} - {p.store for p in places})
             if unknown:
-                raise JobError(f"namespace mapping: media set {self.media_set} has no snapshots of store "
-                               f"{', '.join(unknown)}")
-            chosen = [p for p in places if self.store_map.target(p.store) is not None
-                      and self._placements(p.store, parse_tape_snapshot_path(p.snapshot))]
+                raise JobError(
+                    f"namespace mapping: media set {self.media_set} has no snapshots of store {', '.join(unknown)}"
+                )
+            chosen = [
+                p
+                for p in places
+                if self.store_map.target(p.store) is not None
+                and self._placements(p.store, parse_tape_snapshot_path(p.snapshot))
+            ]
         else:
             chosen = [self._named_place(places, item) for item in wanted]
         # Snapshot archives first, in tape order, kept in memory (they are small).
@@ -458,8 +502,9 @@ class _Restore:
                 digests = manifest_digests(temp, files)
             finally:
                 shutil.rmtree(temp, ignore_errors=True)
-            self._fetch_chunks(place.store, target, [d for d in digests
-                                                     if not target.chunk_store.chunk_path(d).exists()])
+            self._fetch_chunks(
+                place.store, target, [d for d in digests if not target.chunk_store.chunk_path(d).exists()]
+            )
             self.wait_for_writes()
             target.chunk_store.sync()
             self._restore_snapshot(place.store, place.snapshot, data, where)
@@ -472,19 +517,25 @@ class _Restore:
             tape[0] += 1
             part = header.part_number + 1
             if tape[0] >= len(self.members):
-                raise JobError(f"snapshot archive {header.uuid}: part {part} would be after the last tape of "
-                               f"media set {self.media_set}")
+                raise JobError(
+                    f"snapshot archive {header.uuid}: part {part} would be after the last tape of "
+                    f"media set {self.media_set}"
+                )
             device = self._load(tape[0])
             for file_number in itertools.count(2):
                 device.locate_file(file_number)
                 tape_file = open_tape_file(device)
                 if tape_file is Mark.END_OF_DATA:
-                    raise JobError(f"tape {self.labels[tape[0]]}: part {part} of snapshot archive {header.uuid} "
-                                   "is not on it")
+                    raise JobError(
+                        f"tape {self.labels[tape[0]]}: part {part} of snapshot archive {header.uuid} is not on it"
+                    )
                 if isinstance(tape_file, TapeFile) and (tape_file.header.uuid, tape_file.header.part_number) == (
-                        header.uuid, part):
+                    header.uuid,
+                    part,
+                ):
                     device.locate_file(file_number)
                     return device
+
         return next_volume
 
     def _named_place(self, places: list, item: str):
@@ -499,22 +550,25 @@ class _Restore:
             raise JobError(f"snapshot {item}: no target datastore for store {place.store}")
         namespace = parse_tape_snapshot_path(place.snapshot).group.namespace
         if not self._placements(place.store, parse_tape_snapshot_path(place.snapshot)):
-            raise JobError(f"snapshot {item}: no namespace mapping of store {place.store} covers "
-                           f"namespace '{str(namespace) or '/'}'")
+            raise JobError(
+                f"snapshot {item}: no namespace mapping of store {place.store} covers "
+                f"namespace '{str(namespace) or '/'}'"
+            )
         return place
 
     def _fetch_chunks(self, store: str, target: Datastore, digests: list[bytes]) -> None:
         places = self.catalog.chunk_places(self.media_set, store, digests)
         missing = [d for d in digests if d not in places]
         if missing:
-            raise JobError(f"chunk {missing[0].hex()} (and {len(missing) - 1} more) of store {store} "
-                           f"is not on media set {self.media_set} according to the catalog")
+            raise JobError(
+                f"chunk {missing[0].hex()} (and {len(missing) - 1} more) of store {store} "
+                f"is not on media set {self.media_set} according to the catalog"
+            )
         for place in sorted(places.values(), key=lambda p: (p.seq_nr, p.file_number, p.offset or 0)):
             where = f"tape {self.labels[place.seq_nr]} file {place.file_number} offset {place.offset}"
             device = self._load_once(place.seq_nr)
             if place.offset is None or place.first_block is None:
-                raise JobError(f"{where}: the catalog has no chunk offsets (imported from a .log); "
-                               "run a full restore")
+                raise JobError(f"{where}: the catalog has no chunk offsets (imported from a .log); run a full restore")
             try:
                 blob = read_chunk_at(device, place.file_number, place.first_block, place.location())
             except TapeFormatError as error:

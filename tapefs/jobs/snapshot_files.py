@@ -1,5 +1,6 @@
 """The content of a snapshot archive (docs/tape-format.md): a pxar v1 archive of one root directory and
 the snapshot's files, and its extraction back into a datastore."""
+
 from __future__ import annotations
 
 import io
@@ -70,8 +71,12 @@ def encode_snapshot_pxar(datastore: Datastore, snapshot: BackupSnapshot) -> byte
         info = path.stat()
         if not stat.S_ISREG(info.st_mode):
             raise JobError(f"{path}: not a regular file")
-        encoder.add_file(name, Metadata(mode=info.st_mode, uid=info.st_uid, gid=info.st_gid,
-                                        mtime_secs=int(info.st_mtime)), len(content), content)
+        encoder.add_file(
+            name,
+            Metadata(mode=info.st_mode, uid=info.st_uid, gid=info.st_gid, mtime_secs=int(info.st_mtime)),
+            len(content),
+            content,
+        )
     encoder.finish()
     return out.getvalue()
 

@@ -6,6 +6,7 @@ otherwise (a key left over from an earlier job would otherwise encrypt a plain p
 key goes into the drive in mixed decryption mode, so the plain label files stay readable; labels
 themselves are always written with the key cleared.
 """
+
 from __future__ import annotations
 
 import logging
@@ -30,9 +31,12 @@ class TapeKeyMissing(KeyNotFound):
 
     def __init__(self, fingerprint: str, labels: TapeLabels):
         tape = labels.media.label_text if labels.media is not None else "the tape"
-        super().__init__(fingerprint, f"tape {tape} (media set {labels.media_set.uuid}) is encrypted with it; "
-                                      "get it back with 'tapefs key restore --drive DRIVE' (from this tape, "
-                                      "with the key's password), '--key-file FILE' or '--key PAPERKEY'")
+        super().__init__(
+            fingerprint,
+            f"tape {tape} (media set {labels.media_set.uuid}) is encrypted with it; "
+            "get it back with 'tapefs key restore --drive DRIVE' (from this tape, "
+            "with the key's password), '--key-file FILE' or '--key PAPERKEY'",
+        )
 
 
 class EncryptionNotEnabled(JobError):
@@ -60,8 +64,9 @@ def set_drive_key_for_set(drive: Drive, labels: TapeLabels, store: TapeKeyStore 
     return fingerprint
 
 
-def media_set_encryption_for_pool(pool: str, fingerprint: str | None, media_set_uuid: str,
-                                  store: TapeKeyStore | None = None) -> MediaSetEncryption | None:
+def media_set_encryption_for_pool(
+    pool: str, fingerprint: str | None, media_set_uuid: str, store: TapeKeyStore | None = None
+) -> MediaSetEncryption | None:
     """What writing the pool's current set needs (None for a plain pool); a key missing from the
     store fails the job before any tape is touched."""
     if fingerprint is None:
@@ -69,9 +74,12 @@ def media_set_encryption_for_pool(pool: str, fingerprint: str | None, media_set_
     try:
         return media_set_encryption(fingerprint, media_set_uuid, store)
     except KeyNotFound as error:
-        raise KeyNotFound(error.fingerprint, f"media pool {pool} encrypts with it; get it back with "
-                                             f"'tapefs key restore', or give the pool another key with "
-                                             f"'tapefs pool update {pool} --encrypt FINGERPRINT'") from None
+        raise KeyNotFound(
+            error.fingerprint,
+            f"media pool {pool} encrypts with it; get it back with "
+            f"'tapefs key restore', or give the pool another key with "
+            f"'tapefs pool update {pool} --encrypt FINGERPRINT'",
+        ) from None
 
 
 def enable_encryption_for_writing(drive: Drive, encryption: MediaSetEncryption) -> None:

@@ -7,6 +7,7 @@ that cannot be read (damaged blocks, a medium error, unknown data, a bad chunk) 
 the error and the scan goes on with the next file; only end of data inside a file (a writer killed before its
 filemark) ends it.
 """
+
 from __future__ import annotations
 
 import logging
@@ -46,6 +47,7 @@ KIND_NAMES = {
 @dataclass
 class TapeFileReport:
     """One file of a tape, read through."""
+
     file_number: int
     #: "media-label", "media-set-label", "chunk-archive", "snapshot-archive", "catalog-archive",
     #: "unknown" (a content magic we do not know), "empty" (two filemarks), "unreadable".
@@ -82,22 +84,39 @@ class TapeFileReport:
 
     def chunk_part(self) -> ArchivePart:
         """The chunk archive as a catalog registers it."""
-        return ArchivePart("chunk", uuidlib.UUID(self.content_uuid), self.part_number, self.file_number,
-                           self.first_block, chunks=list(self.locations))
+        return ArchivePart(
+            "chunk",
+            uuidlib.UUID(self.content_uuid),
+            self.part_number,
+            self.file_number,
+            self.first_block,
+            chunks=list(self.locations),
+        )
 
     def to_dict(self) -> dict:
-        data = {"file": self.file_number, "type": self.kind, "content": self.content_name,
-                "uuid": self.content_uuid, "part": self.part_number, "ctime": self.ctime, "store": self.store,
-                "snapshot": self.snapshot, "chunks": self.chunks, "size": self.size,
-                "incomplete": self.incomplete, "missing-end-marker": self.missing_end_marker,
-                "error": self.error}
+        data = {
+            "file": self.file_number,
+            "type": self.kind,
+            "content": self.content_name,
+            "uuid": self.content_uuid,
+            "part": self.part_number,
+            "ctime": self.ctime,
+            "store": self.store,
+            "snapshot": self.snapshot,
+            "chunks": self.chunks,
+            "size": self.size,
+            "incomplete": self.incomplete,
+            "missing-end-marker": self.missing_end_marker,
+            "error": self.error,
+        }
         if self.header_json:
             data["header"] = self.header_json
         return data
 
 
-def read_tape_files(device: BlockDevice, meter: ProgressMeter | None = None, keep_catalogs: bool = False
-                    ) -> Iterator[TapeFileReport]:
+def read_tape_files(
+    device: BlockDevice, meter: ProgressMeter | None = None, keep_catalogs: bool = False
+) -> Iterator[TapeFileReport]:
     """Every file from the position to end of data. With `keep_catalogs` the payload of each
     complete catalog archive comes along in `catalog_bytes`."""
     while True:
@@ -109,8 +128,9 @@ def read_tape_files(device: BlockDevice, meter: ProgressMeter | None = None, kee
             return
 
 
-def read_next_file(device: BlockDevice, meter: ProgressMeter | None = None, keep_catalogs: bool = False,
-                   only_kind: str | None = None) -> tuple[TapeFileReport | None, bool]:
+def read_next_file(
+    device: BlockDevice, meter: ProgressMeter | None = None, keep_catalogs: bool = False, only_kind: str | None = None
+) -> tuple[TapeFileReport | None, bool]:
     """The file at the position, read through, and whether files may follow; (None, False) at
     end of data. With `only_kind`, a file of another kind is only described from its header and
     the position is left inside it."""
@@ -118,11 +138,19 @@ def read_next_file(device: BlockDevice, meter: ProgressMeter | None = None, keep
     try:
         tape_file = open_tape_file(device)
     except UnexpectedEndOfData as error:
-        return TapeFileReport(position.file_number, "unreadable", first_block=position.block_number,
-                              error=f"{error.reason} (the writer was interrupted)"), False
+        return TapeFileReport(
+            position.file_number,
+            "unreadable",
+            first_block=position.block_number,
+            error=f"{error.reason} (the writer was interrupted)",
+        ), False
     except (TapeFormatError, ScsiError) as error:
-        report = TapeFileReport(position.file_number, "unreadable", first_block=position.block_number,
-                                error=getattr(error, "reason", str(error)))
+        report = TapeFileReport(
+            position.file_number,
+            "unreadable",
+            first_block=position.block_number,
+            error=getattr(error, "reason", str(error)),
+        )
         return report, _skip_to_file(device, position.file_number + 1)
     if tape_file is Mark.END_OF_DATA:
         return None, False
@@ -158,8 +186,15 @@ def _describe(tape_file: TapeFile) -> TapeFileReport:
     content_magic = header.content_magic
     kind = KIND_NAMES.get(content_magic, "unknown")
     name = OBSOLETE.get(content_magic, header.content_name)
-    report = TapeFileReport(tape_file.file_number, kind, name, str(header.uuid), header.part_number, header.ctime,
-                            tape_file.reader.file_first_block)
+    report = TapeFileReport(
+        tape_file.file_number,
+        kind,
+        name,
+        str(header.uuid),
+        header.part_number,
+        header.ctime,
+        tape_file.reader.file_first_block,
+    )
     values = tape_file.header_json if isinstance(tape_file.header_json, dict) else {}
     if kind in ("media-label", "media-set-label", "catalog-archive"):
         report.header_json = {key: value for key, value in values.items() if key != "key-config"}
@@ -170,8 +205,9 @@ def _describe(tape_file: TapeFile) -> TapeFileReport:
     return report
 
 
-def _read_content(tape_file: TapeFile, report: TapeFileReport, meter: ProgressMeter | None,
-                  keep_catalogs: bool) -> None:
+def _read_content(
+    tape_file: TapeFile, report: TapeFileReport, meter: ProgressMeter | None, keep_catalogs: bool
+) -> None:
     reader = tape_file.reader
     if report.kind == "chunk-archive":
         _read_chunks(tape_file, report, meter)
@@ -234,8 +270,9 @@ def _read_chunks(tape_file: TapeFile, report: TapeFileReport, meter: ProgressMet
         report.error = f"{len(bad)} damaged chunks, first {bad[0]}"
 
 
-def scan_tape(session: DriveSession, label_text: str | None = None, progress: ProgressCallback | None = None
-              ) -> list[TapeFileReport]:
+def scan_tape(
+    session: DriveSession, label_text: str | None = None, progress: ProgressCallback | None = None
+) -> list[TapeFileReport]:
     """Every file of tape `label_text` (loaded through the changer) or of the tape in the drive,
     from the beginning; the tape need not carry labels."""
     device = session.load(label_text) if label_text is not None else session.open_device()

@@ -1,4 +1,5 @@
 """Failures of the tape key commands; each message names the key by fingerprint, never by content."""
+
 import logging
 
 from tapefs.errors import DataDamaged, InvalidInput, NotFound, TapefsError

@@ -1,6 +1,7 @@
 """Getting a tape key back into the store (docs/keys.md, "Formats"): from the key config in a tape's media-set
 label, from a key file, or from paper key text; each needs the key's password. Reading the label
 off a tape is a job: ``tapefs.jobs.key_from_tape``."""
+
 from __future__ import annotations
 
 import logging
@@ -23,8 +24,9 @@ def restore_from_text(store: TapeKeyStore, text: str, password: bytes) -> str:
         key = unlock_key(key_config, password)
     except TapeKeyError as error:
         if from_paper:
-            raise KeyInputError(f"{error}; on a paper key, a typo in the salt, data or fingerprint "
-                                "looks the same: check the text") from None
+            raise KeyInputError(
+                f"{error}; on a paper key, a typo in the salt, data or fingerprint looks the same: check the text"
+            ) from None
         raise
     return store.insert(key, key_config, force=False)
 
@@ -41,9 +43,14 @@ def restore_from_media_set_label(store: TapeKeyStore, label: MediaSetLabel, pass
     if key_config.fingerprint is None:
         raise TapeKeyError("the key config in the media-set label has no fingerprint")
     fingerprint = format_fingerprint(key_config.fingerprint)
-    if label.encryption_key_fingerprint is not None and normalize_fingerprint(label.encryption_key_fingerprint) != fingerprint:
-        raise TapeKeyError(f"the media-set label names key {label.encryption_key_fingerprint} but carries "
-                           f"the key config of {fingerprint}")
+    if (
+        label.encryption_key_fingerprint is not None
+        and normalize_fingerprint(label.encryption_key_fingerprint) != fingerprint
+    ):
+        raise TapeKeyError(
+            f"the media-set label names key {label.encryption_key_fingerprint} but carries "
+            f"the key config of {fingerprint}"
+        )
     key = unlock_key(key_config, password)
     store.insert(key, key_config, force=True)
     log.info("restored tape encryption key %s from media set %s", fingerprint, label.uuid)

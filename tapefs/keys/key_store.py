@@ -9,6 +9,7 @@ Two files, written together under one lock:
 
 Both are mode 0600: the first holds plain keys, and we give the second no reason to differ.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -196,8 +197,15 @@ class TapeKeyStore:
         key = os.urandom(KEY_SIZE)
         return self.insert(key, protect_key(key, password, kdf, hint))
 
-    def change_passphrase(self, fingerprint: str, new_password: bytes, old_password: bytes | None = None,
-                          hint: str | None = None, kdf: str = "scrypt", force: bool = False) -> None:
+    def change_passphrase(
+        self,
+        fingerprint: str,
+        new_password: bytes,
+        old_password: bytes | None = None,
+        hint: str | None = None,
+        kdf: str = "scrypt",
+        force: bool = False,
+    ) -> None:
         """Protect a key with a new password. Without ``force`` the old password must open the stored
         copy; with it, the root-only raw key is used and the old password is not needed."""
         fingerprint = normalize_fingerprint(fingerprint)
@@ -216,7 +224,9 @@ class TapeKeyStore:
                     raise TapeKeyError("the current password is needed (or --force)")
                 key = unlock_key(configs[fingerprint], old_password)
             old_config = configs.get(fingerprint)
-            new_config = protect_key(key, new_password, kdf, hint if hint is not None else old_config and old_config.hint)
+            new_config = protect_key(
+                key, new_password, kdf, hint if hint is not None else old_config and old_config.hint
+            )
             if old_config is not None:  # "modified" is now, as KeyConfig.create set it
                 new_config.created = old_config.created
             raw_keys[fingerprint] = key

@@ -5,6 +5,7 @@ PBS never hands a tape key to the drive as it is: each media set gets
 with the same tape key are encrypted differently. The set label carries the password-protected
 KeyConfig, so a tape can give its key back to whoever knows the password (``key restore``).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -41,7 +42,9 @@ class MediaSetEncryption:
     drive_key: bytes = field(repr=False)
 
 
-def media_set_encryption(fingerprint: str, media_set_uuid: str, store: TapeKeyStore | None = None) -> MediaSetEncryption:
+def media_set_encryption(
+    fingerprint: str, media_set_uuid: str, store: TapeKeyStore | None = None
+) -> MediaSetEncryption:
     """For a pool with ``encrypt = fingerprint`` starting the media set ``media_set_uuid``."""
     store = store or TapeKeyStore()
     fingerprint = normalize_fingerprint(fingerprint)
@@ -57,6 +60,8 @@ def drive_key_for_reading(fingerprint: str, media_set_uuid: str, store: TapeKeyS
     try:
         key = store.raw_key(fingerprint)
     except KeyNotFound as error:
-        raise KeyNotFound(error.fingerprint, "restore it with 'tapefs key restore' (from the tape with its "
-                                             "password, or from a paper key)") from None
+        raise KeyNotFound(
+            error.fingerprint,
+            "restore it with 'tapefs key restore' (from the tape with its password, or from a paper key)",
+        ) from None
     return derive_drive_key(key, media_set_uuid)

@@ -4,6 +4,7 @@ The block between the markers is the KeyConfig as pretty JSON, so typing it back
 QR code, which holds the same lines) gives a key config that ``key restore`` can read. Only the
 protected form is ever printed: a paper key is useless without its password.
 """
+
 from __future__ import annotations
 
 import base64
@@ -41,8 +42,10 @@ def _qr_text(qr: segno.QRCode) -> str:
     rows = [list(row) for row in qr.matrix_iter(scale=1, border=0)]
     if len(rows) % 2:
         rows.append([False] * len(rows[0]))
-    return "\n".join("".join(_HALF_BLOCKS[(bool(upper), bool(lower))] for upper, lower in zip(rows[i], rows[i + 1], strict=True))
-                     for i in range(0, len(rows), 2))
+    return "\n".join(
+        "".join(_HALF_BLOCKS[(bool(upper), bool(lower))] for upper, lower in zip(rows[i], rows[i + 1], strict=True))
+        for i in range(0, len(rows), 2)
+    )
 
 
 def paperkey_text(key_config: KeyConfig, subject: str | None = None) -> str:
@@ -62,11 +65,13 @@ def paperkey_html(key_config: KeyConfig, subject: str | None = None) -> str:
     # <pre>, not PBS's <p> with &nbsp;: text copied from the page must parse as JSON again.
     block = html.escape("\n".join([BEGIN_MARKER, *lines, END_MARKER]))
     subject_html = f"<p>Subject: {html.escape(subject)}</p>\n" if subject else ""
-    return (f"<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n<title>{HTML_TITLE}</title>\n"
-            "<style>.paperkey { page-break-inside: avoid; font-family: monospace; }</style>\n</head>\n<body>\n"
-            f"{subject_html}<div class=\"paperkey\">\n<pre>\n{block}\n</pre>\n"
-            f"<img alt=\"QR code of the key\" width=\"500pt\" height=\"500pt\" src=\"{svg_uri}\">\n"
-            "</div>\n</body>\n</html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html>\n<head>\n<meta charset="utf-8">\n<title>{HTML_TITLE}</title>\n'
+        "<style>.paperkey { page-break-inside: avoid; font-family: monospace; }</style>\n</head>\n<body>\n"
+        f'{subject_html}<div class="paperkey">\n<pre>\n{block}\n</pre>\n'
+        f'<img alt="QR code of the key" width="500pt" height="500pt" src="{svg_uri}">\n'
+        "</div>\n</body>\n</html>\n"
+    )
 
 
 def parse_key_text(text: str) -> tuple[KeyConfig, bool]:
@@ -83,13 +88,14 @@ def parse_key_text(text: str) -> tuple[KeyConfig, bool]:
     start, end = text.find(BEGIN_MARKER), text.find(END_MARKER)
     if start < 0 or end < start:
         raise KeyInputError(f"neither key config JSON nor a paper key ({BEGIN_MARKER} ... {END_MARKER})")
-    block = text[start + len(BEGIN_MARKER):end]
+    block = text[start + len(BEGIN_MARKER) : end]
     try:
         value = json.loads(block)
     except ValueError as error:
         line = getattr(error, "lineno", 1) - 1  # the block starts with the rest of the marker line
-        raise KeyInputError(f"paper key: line {line} of the key block is not valid JSON ({error.msg}): "
-                            "check it for a typo") from None
+        raise KeyInputError(
+            f"paper key: line {line} of the key block is not valid JSON ({error.msg}): check it for a typo"
+        ) from None
     if not isinstance(value, dict):
         raise KeyInputError("paper key: the key block is not a JSON object: check it for a typo")
     return _key_config(value, "paper key"), True

@@ -290,4 +290,3 @@ def _next_second(clock: tuple[int, int, int]) -> tuple[int, int, int] | None:
     if total >= 86400:
         return None
     return total // 3600, total // 60 % 60, total % 60
-

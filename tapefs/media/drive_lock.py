@@ -7,6 +7,7 @@ holders inside one process (a mount's workers, a job that labels and then writes
 POSIX drops a process's lock when it closes *any* descriptor of the file, so the process keeps
 one descriptor per lock file and counts its holders; the last release closes it.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -62,8 +63,10 @@ class DriveLock:
         except OSError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
             os.close(fd)
-            raise DriveBusy(f"drive {self.drive_name} is in use by another tapefs process (pid {holder}); "
-                            "a mount lets its drives go after a few idle seconds") from None
+            raise DriveBusy(
+                f"drive {self.drive_name} is in use by another tapefs process (pid {holder}); "
+                "a mount lets its drives go after a few idle seconds"
+            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         return fd

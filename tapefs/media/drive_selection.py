@@ -6,6 +6,7 @@ pmt and pmtx also take a device path: ``--drive NAME`` → ``--device PATH`` →
 ``PROXMOX_TAPE_DRIVE`` → env ``TAPE`` (a path) → the only drive; ``--changer NAME`` →
 ``--device PATH`` → env ``PROXMOX_TAPE_DRIVE`` (that drive's changer) → env ``CHANGER``.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,8 +29,9 @@ class UnknownDeviceError(NotFound, DeviceSelectionError):
     """tape.cfg has no drive or changer of the name given."""
 
 
-def choose_drive(config: TapeDeviceConfig, name: str | None = None,
-                 environ: Mapping[str, str] | None = None) -> DriveConfig:
+def choose_drive(
+    config: TapeDeviceConfig, name: str | None = None, environ: Mapping[str, str] | None = None
+) -> DriveConfig:
     environ = os.environ if environ is None else environ
     name = name or environ.get(DRIVE_NAME_ENV) or None
     if name is not None:
@@ -41,12 +43,17 @@ def choose_drive(config: TapeDeviceConfig, name: str | None = None,
         return next(iter(config.drives.values()))
     if not config.drives:
         raise DeviceSelectionError(f"no drive configured in {TAPE_CONFIG_NAME} (add one with 'tapefs drive create')")
-    raise DeviceSelectionError(f"{len(config.drives)} drives are configured ({', '.join(config.drives)}): "
-                               "choose one with --drive")
+    raise DeviceSelectionError(
+        f"{len(config.drives)} drives are configured ({', '.join(config.drives)}): choose one with --drive"
+    )
 
 
-def choose_changer(config: TapeDeviceConfig, name: str | None = None, drive_name: str | None = None,
-                   environ: Mapping[str, str] | None = None) -> ChangerConfig:
+def choose_changer(
+    config: TapeDeviceConfig,
+    name: str | None = None,
+    drive_name: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> ChangerConfig:
     """The named changer, else the changer of the chosen drive, else the only changer."""
     if name is not None:
         if name not in config.changers:
@@ -59,21 +66,26 @@ def choose_changer(config: TapeDeviceConfig, name: str | None = None, drive_name
     if len(config.changers) == 1:
         return next(iter(config.changers.values()))
     if not config.changers:
-        raise DeviceSelectionError(f"no changer configured in {TAPE_CONFIG_NAME} (add one with 'tapefs changer create')")
-    raise DeviceSelectionError(f"{len(config.changers)} changers are configured ({', '.join(config.changers)}): "
-                               "name one")
+        raise DeviceSelectionError(
+            f"no changer configured in {TAPE_CONFIG_NAME} (add one with 'tapefs changer create')"
+        )
+    raise DeviceSelectionError(
+        f"{len(config.changers)} changers are configured ({', '.join(config.changers)}): name one"
+    )
 
 
 def changer_of(config: TapeDeviceConfig, drive: DriveConfig) -> tuple[ChangerConfig, int]:
     """The drive's changer and its drive number in it."""
     if drive.changer is None:
-        raise DeviceSelectionError(f"drive {drive.name!r} is not in a changer "
-                                   "(set one with 'tapefs drive update --changer')")
+        raise DeviceSelectionError(
+            f"drive {drive.name!r} is not in a changer (set one with 'tapefs drive update --changer')"
+        )
     return config.changer(drive.changer), drive.changer_drivenum or 0
 
 
-def select_drive_path(drive: str | None = None, device: str | None = None,
-                      environ: Mapping[str, str] | None = None) -> str:
+def select_drive_path(
+    drive: str | None = None, device: str | None = None, environ: Mapping[str, str] | None = None
+) -> str:
     """The device path pmt talks to."""
     environ = os.environ if environ is None else environ
     if drive:
@@ -90,8 +102,9 @@ def select_drive_path(drive: str | None = None, device: str | None = None,
     raise DeviceSelectionError("no drive/device specified (use --drive, --device or the TAPE environment variable)")
 
 
-def select_changer_path(changer: str | None = None, device: str | None = None,
-                        environ: Mapping[str, str] | None = None) -> str:
+def select_changer_path(
+    changer: str | None = None, device: str | None = None, environ: Mapping[str, str] | None = None
+) -> str:
     """The device path pmtx talks to."""
     environ = os.environ if environ is None else environ
     if changer:

@@ -75,8 +75,20 @@ class MediaSetInfo:
 
 
 def _entry_from_row(row: tuple) -> InventoryEntry:
-    (uuid, label_text, ctime, label_pool, set_uuid, set_pool, set_seq_nr, set_ctime,
-     set_key_fingerprint, location, status, bytes_used) = row
+    (
+        uuid,
+        label_text,
+        ctime,
+        label_pool,
+        set_uuid,
+        set_pool,
+        set_seq_nr,
+        set_ctime,
+        set_key_fingerprint,
+        location,
+        status,
+        bytes_used,
+    ) = row
     set_label = None
     if set_uuid is not None:
         set_label = MediaSetLabel(set_pool, set_uuid, set_seq_nr, set_ctime, set_key_fingerprint)
@@ -92,7 +104,10 @@ def _row_from_entry(entry: InventoryEntry) -> tuple:
     label = entry.id.label
     set_label = entry.id.media_set_label
     return (
-        label.uuid, label.label_text, label.ctime, label.pool,
+        label.uuid,
+        label.label_text,
+        label.ctime,
+        label.pool,
         set_label.uuid if set_label else None,
         set_label.pool if set_label else None,
         set_label.seq_nr if set_label else None,
@@ -163,8 +178,9 @@ class Inventory(StateDatabase):
         log.debug("stored media %s (%s)", media_id.uuid, media_id.label_text)
 
     def _put(self, entry: InventoryEntry) -> None:
-        self._db.execute(f"INSERT OR REPLACE INTO media ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                         _row_from_entry(entry))
+        self._db.execute(
+            f"INSERT OR REPLACE INTO media ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", _row_from_entry(entry)
+        )
 
     def _update(self, uuid: str, column: str, value) -> None:
         uuid = normalize_uuid(uuid)
@@ -222,8 +238,9 @@ class Inventory(StateDatabase):
 
     def list_used_media(self) -> list[InventoryEntry]:
         """Tapes that are members of a media set."""
-        return [entry for entry in self._select("WHERE set_uuid IS NOT NULL")
-                if not entry.id.media_set_label.is_unassigned]
+        return [
+            entry for entry in self._select("WHERE set_uuid IS NOT NULL") if not entry.id.media_set_label.is_unassigned
+        ]
 
     # -- media sets --------------------------------------------------------------------------
 
@@ -240,7 +257,8 @@ class Inventory(StateDatabase):
             if members[seq_nr] is not None:
                 raise InventoryError(
                     f"media set {media_set_uuid}: sequence number {seq_nr} is used by both "
-                    f"{members[seq_nr]} and {entry.uuid}")
+                    f"{members[seq_nr]} and {entry.uuid}"
+                )
             members[seq_nr] = entry.uuid
         return members
 
@@ -249,8 +267,10 @@ class Inventory(StateDatabase):
 
         Should two tapes claim number 0, the one with the greater UUID counts, as in PBS.
         """
-        rows = self._query("SELECT set_ctime FROM media WHERE set_uuid = ? AND set_seq_nr = 0 ORDER BY uuid DESC",
-                           (normalize_uuid(media_set_uuid),))
+        rows = self._query(
+            "SELECT set_ctime FROM media WHERE set_uuid = ? AND set_seq_nr = 0 ORDER BY uuid DESC",
+            (normalize_uuid(media_set_uuid),),
+        )
         return rows[0][0] if rows else None
 
     def media_set_next_start_time(self, media_set_uuid: str) -> int | None:
@@ -266,7 +286,8 @@ class Inventory(StateDatabase):
         # As in PBS, a zero-UUID pool assignment counts as another set here.
         rows = self._query(
             "SELECT MIN(set_ctime) FROM media WHERE set_pool = ? AND set_uuid != ? AND set_ctime > ?",
-            (this_set.pool, this_set.uuid, this_set.ctime))
+            (this_set.pool, this_set.uuid, this_set.ctime),
+        )
         return rows[0][0]
 
     def latest_media_set(self, pool: str) -> str | None:
@@ -275,8 +296,9 @@ class Inventory(StateDatabase):
         If another set has a member at least as new, the result is None: which set is current
         cannot be decided, and the caller starts a new one.
         """
-        set_labels = [entry.id.media_set_label for entry in self.list_used_media()
-                      if entry.id.media_set_label.pool == pool]
+        set_labels = [
+            entry.id.media_set_label for entry in self.list_used_media() if entry.id.media_set_label.pool == pool
+        ]
         if not set_labels:
             return None
         newest = set_labels[0]
@@ -285,8 +307,13 @@ class Inventory(StateDatabase):
                 newest = set_label
         for set_label in set_labels:
             if set_label.uuid != newest.uuid and set_label.ctime >= newest.ctime:
-                log.warning("pool %s: media sets %s and %s were both written at %d; no latest set",
-                            pool, newest.uuid, set_label.uuid, newest.ctime)
+                log.warning(
+                    "pool %s: media sets %s and %s were both written at %d; no latest set",
+                    pool,
+                    newest.uuid,
+                    set_label.uuid,
+                    newest.ctime,
+                )
                 return None
         return newest.uuid
 
@@ -296,7 +323,9 @@ class Inventory(StateDatabase):
             raise InventoryError(f"media set {media_set_uuid} is incomplete (no member in the inventory)")
         pools = {entry.id.media_set_label.pool for entry in members}
         if len(pools) > 1:
-            raise InventoryError(f"media set {media_set_uuid} has members in several pools ({', '.join(sorted(pools))})")
+            raise InventoryError(
+                f"media set {media_set_uuid} has members in several pools ({', '.join(sorted(pools))})"
+            )
         return pools.pop()
 
     def media_set_name(self, media_set_uuid: str, template: str | None = None) -> str:
@@ -317,12 +346,14 @@ class Inventory(StateDatabase):
         for set_uuid, entries in by_set.items():
             start = self.media_set_start_time(set_uuid)
             first_ctime = min(entry.id.media_set_label.ctime for entry in entries)
-            sets.append(MediaSetInfo(
-                uuid=set_uuid,
-                pool=entries[0].id.media_set_label.pool,
-                ctime=start if start is not None else first_ctime,
-                members=self.compute_media_set_members(set_uuid),
-            ))
+            sets.append(
+                MediaSetInfo(
+                    uuid=set_uuid,
+                    pool=entries[0].id.media_set_label.pool,
+                    ctime=start if start is not None else first_ctime,
+                    members=self.compute_media_set_members(set_uuid),
+                )
+            )
         return sorted(sets, key=lambda info: (info.ctime, info.uuid))
 
     def destroy_media(self, uuid: str, force: bool = False) -> InventoryEntry:
@@ -331,8 +362,10 @@ class Inventory(StateDatabase):
         entry = self.get(uuid)
         set_label = entry.id.media_set_label
         if not force and set_label is not None and not set_label.is_unassigned:
-            raise InventoryError(f"media {entry.id.label_text} ({entry.uuid}) contains data of media set "
-                                 f"{set_label.uuid} (use force to remove it anyway)")
+            raise InventoryError(
+                f"media {entry.id.label_text} ({entry.uuid}) contains data of media set "
+                f"{set_label.uuid} (use force to remove it anyway)"
+            )
         self.remove_media(entry.uuid)
         return entry
 
@@ -358,8 +391,12 @@ class Inventory(StateDatabase):
                         continue
                     candidates = by_label.get(label_text, [])
                     if len(candidates) > 1:
-                        log.warning("changer %s holds %r, but %d media carry that label text; location unchanged",
-                                    changer, label_text, len(candidates))
+                        log.warning(
+                            "changer %s holds %r, but %d media carry that label text; location unchanged",
+                            changer,
+                            label_text,
+                            len(candidates),
+                        )
                     elif candidates:
                         seen_in[candidates[0].uuid] = changer
             for entry in entries:
@@ -370,7 +407,8 @@ class Inventory(StateDatabase):
                     if location.name in changer_contents and changer_contents[location.name] is None:
                         continue
                     if location.name in changer_contents and self._label_ambiguous_in(
-                            entry, changer_contents[location.name], by_label):
+                        entry, changer_contents[location.name], by_label
+                    ):
                         continue
                     new_location = MediaLocation.offline()
                 else:
@@ -383,8 +421,9 @@ class Inventory(StateDatabase):
         return changes
 
     @staticmethod
-    def _label_ambiguous_in(entry: InventoryEntry, label_texts: Collection[str],
-                            by_label: Mapping[str, list[InventoryEntry]]) -> bool:
+    def _label_ambiguous_in(
+        entry: InventoryEntry, label_texts: Collection[str], by_label: Mapping[str, list[InventoryEntry]]
+    ) -> bool:
         # A tape whose label text the changer reports, but which we could not tell apart from
         # another tape with the same text, may well still be there.
         return entry.id.label_text in label_texts and len(by_label[entry.id.label_text]) > 1
@@ -436,8 +475,12 @@ def _entry_to_json(entry: InventoryEntry) -> dict:
     id_json: dict = {"label": label_json}
     set_label = entry.id.media_set_label
     if set_label is not None:
-        set_json: dict = {"pool": set_label.pool, "uuid": set_label.uuid, "seq_nr": set_label.seq_nr,
-                          "ctime": set_label.ctime}
+        set_json: dict = {
+            "pool": set_label.pool,
+            "uuid": set_label.uuid,
+            "seq_nr": set_label.seq_nr,
+            "ctime": set_label.ctime,
+        }
         if set_label.encryption_key_fingerprint is not None:
             set_json["encryption_key_fingerprint"] = set_label.encryption_key_fingerprint
         id_json["media_set_label"] = set_json
@@ -489,8 +532,9 @@ def _entry_from_json(item: dict, where: str) -> InventoryEntry:
                 uuid=normalize_uuid(_json_field(set_json, "uuid", str, set_where)),
                 seq_nr=_json_field(set_json, "seq_nr", int, set_where),
                 ctime=_json_field(set_json, "ctime", int, set_where),
-                encryption_key_fingerprint=_json_field(set_json, "encryption_key_fingerprint", str, set_where,
-                                                       required=False),
+                encryption_key_fingerprint=_json_field(
+                    set_json, "encryption_key_fingerprint", str, set_where, required=False
+                ),
             )
         location_text = _json_field(item, "location", str, where, required=False)
         status_text = _json_field(item, "status", str, where, required=False)

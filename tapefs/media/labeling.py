@@ -59,7 +59,9 @@ def _step(progress: ProgressCallback, message: str, done: int, total: int) -> No
 def check_label_text(label_text: str) -> str:
     low, high = LABEL_TEXT_LENGTH
     if not SAFE_ID.fullmatch(label_text) or not low <= len(label_text) <= high:
-        raise LabelError(f"invalid label text {label_text!r} (letters, digits, '_', '.', '-'; {low} to {high} characters)")
+        raise LabelError(
+            f"invalid label text {label_text!r} (letters, digits, '_', '.', '-'; {low} to {high} characters)"
+        )
     if label_text.startswith(CLEANING_TAPE_PREFIX):
         raise LabelError(f"label text {label_text!r} starts with {CLEANING_TAPE_PREFIX}, which marks cleaning tapes")
     return label_text
@@ -123,9 +125,16 @@ def _write_mam(drive: Drive, label_text: str, pool: str | None) -> None:
         log.info("%s: cartridge memory not written: %s", drive.path, exc)
 
 
-def label_drive_tape(drive: Drive, label_text: str, inventory: Inventory, pool: str | None = None,
-                     force: bool = False, location: MediaLocation | None = None,
-                     progress: ProgressCallback = _no_progress, now: int | None = None) -> MediaId:
+def label_drive_tape(
+    drive: Drive,
+    label_text: str,
+    inventory: Inventory,
+    pool: str | None = None,
+    force: bool = False,
+    location: MediaLocation | None = None,
+    progress: ProgressCallback = _no_progress,
+    now: int | None = None,
+) -> MediaId:
     """Label the tape loaded in ``drive``; see the module docstring for the checks."""
     check_label_text(label_text)
     steps = 4
@@ -133,8 +142,10 @@ def label_drive_tape(drive: Drive, label_text: str, inventory: Inventory, pool: 
     previous: MediaId | None = None
     if _holds_data(drive):
         if not force:
-            raise LabelError(f"media is not empty: {_describe_contents(drive)} "
-                             "(format it first, or label with --force to overwrite it)")
+            raise LabelError(
+                f"media is not empty: {_describe_contents(drive)} "
+                "(format it first, or label with --force to overwrite it)"
+            )
         try:
             previous = read_media_id(drive)
         except (TapeFormatError, ScsiError):
@@ -176,8 +187,14 @@ def _location_of(drive: DriveConfig) -> MediaLocation:
     return MediaLocation.online(drive.changer) if drive.changer else MediaLocation.offline()
 
 
-def label_tape(drive: DriveConfig, label_text: str, pool: str | None = None, force: bool = False,
-               inventory: Inventory | None = None, progress: ProgressCallback = _no_progress) -> MediaId:
+def label_tape(
+    drive: DriveConfig,
+    label_text: str,
+    pool: str | None = None,
+    force: bool = False,
+    inventory: Inventory | None = None,
+    progress: ProgressCallback = _no_progress,
+) -> MediaId:
     """Label the tape in a configured drive (``tapefs label``)."""
     check_label_text(label_text)  # before the drive is touched
     _check_pool(pool)
@@ -206,6 +223,7 @@ class _inventory:
 @dataclass(frozen=True)
 class TapeOutcome:
     """What ``barcode-label`` or ``inventory --read-labels`` did with one tape of a changer."""
+
     label_text: str
     slot: int | None
     uuid: str | None
@@ -214,21 +232,37 @@ class TapeOutcome:
     message: str | None = None
 
     def to_dict(self) -> dict:
-        return {"label-text": self.label_text, "slot": self.slot, "uuid": self.uuid, "result": self.result,
-                "message": self.message}
+        return {
+            "label-text": self.label_text,
+            "slot": self.slot,
+            "uuid": self.uuid,
+            "result": self.result,
+            "message": self.message,
+        }
 
 
 def _tapes_in_storage_slots(changer_config: ChangerConfig) -> list[tuple[int, str]]:
     with Changer.open(changer_config.path) as changer:
         status = changer.status()
-    tapes = [(s.number, s.barcode) for s in status.slots
-             if s.full and s.barcode and not s.import_export and s.number not in changer_config.export_slots
-             and not s.barcode.startswith(CLEANING_TAPE_PREFIX)]
+    tapes = [
+        (s.number, s.barcode)
+        for s in status.slots
+        if s.full
+        and s.barcode
+        and not s.import_export
+        and s.number not in changer_config.export_slots
+        and not s.barcode.startswith(CLEANING_TAPE_PREFIX)
+    ]
     return sorted(tapes, key=lambda tape: tape[1])
 
 
-def barcode_label(config: TapeDeviceConfig, drive: DriveConfig, pool: str | None = None,
-                  inventory: Inventory | None = None, progress: ProgressCallback = _no_progress) -> list[TapeOutcome]:
+def barcode_label(
+    config: TapeDeviceConfig,
+    drive: DriveConfig,
+    pool: str | None = None,
+    inventory: Inventory | None = None,
+    progress: ProgressCallback = _no_progress,
+) -> list[TapeOutcome]:
     """Label every tape of the drive's changer that the inventory does not know, with its
     barcode, in barcode order (cleaning tapes excluded). A tape that turns out to hold data is
     skipped and reported, never overwritten."""
@@ -238,15 +272,19 @@ def barcode_label(config: TapeDeviceConfig, drive: DriveConfig, pool: str | None
         unload_media(config, drive)
     outcomes: list[TapeOutcome] = []
     with _inventory(inventory) as opened:
-        todo = [(slot, text) for slot, text in _tapes_in_storage_slots(changer_config)
-                if not opened.find_all_media_by_label_text(text)]
+        todo = [
+            (slot, text)
+            for slot, text in _tapes_in_storage_slots(changer_config)
+            if not opened.find_all_media_by_label_text(text)
+        ]
         for index, (slot, label_text) in enumerate(todo):
             _step(progress, f"labelling {label_text}", index, len(todo))
             load_media_from_slot(config, drive, slot)
             try:
                 with open_drive(drive, need_medium=True) as device:
-                    media_id = label_drive_tape(device, label_text, opened, pool,
-                                                location=MediaLocation.online(changer_config.name))
+                    media_id = label_drive_tape(
+                        device, label_text, opened, pool, location=MediaLocation.online(changer_config.name)
+                    )
                 outcomes.append(TapeOutcome(label_text, slot, media_id.uuid, "labelled"))
             except (LabelError, TapeFormatError, ScsiError) as exc:
                 outcomes.append(TapeOutcome(label_text, slot, None, "skipped", str(exc)))
@@ -264,6 +302,7 @@ def _tape_in_drive(changer_config: ChangerConfig, drive: DriveConfig) -> bool:
 @dataclass(frozen=True)
 class LabelReading:
     """What ``read-label`` found on the tape in a drive."""
+
     media_id: MediaId | None
     inventorized: bool
 
@@ -297,8 +336,14 @@ def _set_uuid(media_id: MediaId) -> str | None:
     return label.uuid if label is not None and not label.is_unassigned else None
 
 
-def update_inventory(config: TapeDeviceConfig, drive: DriveConfig, read_labels: bool = False, read_all: bool = False,
-                     inventory: Inventory | None = None, progress: ProgressCallback = _no_progress) -> list[TapeOutcome]:
+def update_inventory(
+    config: TapeDeviceConfig,
+    drive: DriveConfig,
+    read_labels: bool = False,
+    read_all: bool = False,
+    inventory: Inventory | None = None,
+    progress: ProgressCallback = _no_progress,
+) -> list[TapeOutcome]:
     """The tapes in the drive's changer and what the inventory knows of them (``tapefs
     inventory``), after recording which tapes are online. With ``read_labels``, tapes the
     inventory does not know (all tapes, with ``read_all``) are loaded and their labels read and
@@ -308,29 +353,40 @@ def update_inventory(config: TapeDeviceConfig, drive: DriveConfig, read_labels: 
     with _inventory(inventory) as opened:
         update_online_status(opened, config)
         tapes = _tapes_in_storage_slots(changer_config)
-        todo = [(slot, text) for slot, text in tapes
-                if read_all or (read_labels and not opened.find_all_media_by_label_text(text))]
+        todo = [
+            (slot, text)
+            for slot, text in tapes
+            if read_all or (read_labels and not opened.find_all_media_by_label_text(text))
+        ]
         for slot, label_text in tapes:
             if (slot, label_text) not in todo:
                 known = opened.find_all_media_by_label_text(label_text)
-                outcomes.append(TapeOutcome(label_text, slot, known[0].uuid if len(known) == 1 else None,
-                                            "known" if known else "not-inventoried"))
+                outcomes.append(
+                    TapeOutcome(
+                        label_text,
+                        slot,
+                        known[0].uuid if len(known) == 1 else None,
+                        "known" if known else "not-inventoried",
+                    )
+                )
         if todo and _tape_in_drive(changer_config, drive):
             unload_media(config, drive)
         for index, (slot, label_text) in enumerate(todo):
             _step(progress, f"reading {label_text}", index, len(todo))
             load_media_from_slot(config, drive, slot)
             try:
-                outcomes.append(_inventorize_loaded(drive, label_text, slot, opened,
-                                                    MediaLocation.online(changer_config.name)))
+                outcomes.append(
+                    _inventorize_loaded(drive, label_text, slot, opened, MediaLocation.online(changer_config.name))
+                )
             finally:
                 unload_media(config, drive, slot)
         _step(progress, "done", len(todo), len(todo))
     return sorted(outcomes, key=lambda outcome: outcome.label_text)
 
 
-def _inventorize_loaded(drive: DriveConfig, barcode: str, slot: int, inventory: Inventory,
-                        location: MediaLocation) -> TapeOutcome:
+def _inventorize_loaded(
+    drive: DriveConfig, barcode: str, slot: int, inventory: Inventory, location: MediaLocation
+) -> TapeOutcome:
     try:
         with open_drive(drive, need_medium=True) as device:
             media_id = read_media_id(device)
@@ -339,14 +395,20 @@ def _inventorize_loaded(drive: DriveConfig, barcode: str, slot: int, inventory: 
     if media_id is None:
         return TapeOutcome(barcode, slot, None, "skipped", "not labelled")
     if media_id.label_text != barcode:
-        return TapeOutcome(barcode, slot, media_id.uuid, "skipped",
-                           f"label text {media_id.label_text!r} does not match the barcode")
+        return TapeOutcome(
+            barcode, slot, media_id.uuid, "skipped", f"label text {media_id.label_text!r} does not match the barcode"
+        )
     _store_read_labels(inventory, media_id, location)
     return TapeOutcome(barcode, slot, media_id.uuid, "read")
 
 
-def format_tape(drive: DriveConfig, fast: bool = True, label_text: str | None = None,
-                inventory: Inventory | None = None, progress: ProgressCallback = _no_progress) -> MediaId | None:
+def format_tape(
+    drive: DriveConfig,
+    fast: bool = True,
+    label_text: str | None = None,
+    inventory: Inventory | None = None,
+    progress: ProgressCallback = _no_progress,
+) -> MediaId | None:
     """Erase the tape in a configured drive (``tapefs format``). With ``label_text``, refuse
     unless the tape carries that label (a guard against formatting the wrong tape). A labelled
     tape leaves the inventory, with its catalog. Returns the labels the tape had."""
@@ -365,4 +427,3 @@ def format_tape(drive: DriveConfig, fast: bool = True, label_text: str | None = 
             _forget_media(opened, media_id.uuid)
         _step(progress, "formatted", 2, 2)
         return media_id
-

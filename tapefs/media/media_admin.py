@@ -51,6 +51,7 @@ def free_storage_slot(status: ChangerStatus, changer_config: ChangerConfig) -> i
 
 # -- finding a tape ---------------------------------------------------------------------------
 
+
 def find_media(inventory: Inventory, label_text: str, uuid: str | None = None) -> InventoryEntry:
     """The inventory entry of a tape, by label text (and UUID when several tapes share it)."""
     if uuid is not None:
@@ -69,8 +70,13 @@ def find_media(inventory: Inventory, label_text: str, uuid: str | None = None) -
 
 # -- export -----------------------------------------------------------------------------------
 
-def export_media(changer_config: ChangerConfig, label_text: str, inventory: Inventory | None = None,
-                 drives: Iterable[DriveConfig] = ()) -> int:
+
+def export_media(
+    changer_config: ChangerConfig,
+    label_text: str,
+    inventory: Inventory | None = None,
+    drives: Iterable[DriveConfig] = (),
+) -> int:
     """Move the tape to a free import/export slot of the changer (unloading it from a drive
     first) and record it offline; returns that slot. ``drives`` are the configured drives, for
     changers that need a drive to eject before the robot takes the tape."""
@@ -102,18 +108,24 @@ def _free_mail_slot(status: ChangerStatus, changer_config: ChangerConfig, label_
     if free:
         return free[0]
     if not mail_slots:
-        raise MediaAdminError(f"changer {changer_config.name} has no import/export slot "
-                              f"(set some with 'tapefs changer update {changer_config.name} --export-slots'): "
-                              f"tape {label_text} not exported")
+        raise MediaAdminError(
+            f"changer {changer_config.name} has no import/export slot "
+            f"(set some with 'tapefs changer update {changer_config.name} --export-slots'): "
+            f"tape {label_text} not exported"
+        )
     full = ", ".join(str(slot.number) for slot in mail_slots)
-    raise MediaAdminError(f"no free import/export slot in changer {changer_config.name} (slots {full} are full): "
-                          f"tape {label_text} not exported, nothing moved")
+    raise MediaAdminError(
+        f"no free import/export slot in changer {changer_config.name} (slots {full} are full): "
+        f"tape {label_text} not exported, nothing moved"
+    )
 
 
-def _unload_drive(changer: Changer, changer_config: ChangerConfig, drive_number: int,
-                  drives: Iterable[DriveConfig]) -> int:
-    drive = next((d for d in drives
-                  if d.changer == changer_config.name and (d.changer_drivenum or 0) == drive_number), None)
+def _unload_drive(
+    changer: Changer, changer_config: ChangerConfig, drive_number: int, drives: Iterable[DriveConfig]
+) -> int:
+    drive = next(
+        (d for d in drives if d.changer == changer_config.name and (d.changer_drivenum or 0) == drive_number), None
+    )
     with DriveLock(drive.name) if drive is not None else nullcontext():
         # Some libraries only take a cartridge the drive has unthreaded (PBS fix #4904).
         if drive is not None and changer_config.eject_before_unload:
@@ -124,14 +136,17 @@ def _unload_drive(changer: Changer, changer_config: ChangerConfig, drive_number:
 
 # -- location, status -------------------------------------------------------------------------
 
+
 def move_media(inventory: Inventory, entry: InventoryEntry, location: MediaLocation) -> None:
     """Record that a tape outside the library is kept in a vault, or just offline."""
     if location.kind is LocationKind.ONLINE:
         raise MediaAdminError("a tape becomes online by being put into a changer, not by a move")
     current = entry.effective_location
     if current.kind is LocationKind.ONLINE:
-        raise MediaAdminError(f"tape {entry.id.label_text} is online in changer {current.name}: "
-                              f"export it first (tapefs export-media {entry.id.label_text})")
+        raise MediaAdminError(
+            f"tape {entry.id.label_text} is online in changer {current.name}: "
+            f"export it first (tapefs export-media {entry.id.label_text})"
+        )
     inventory.set_location(entry.uuid, location)
     log.info("media %s (%s) is now %s", entry.id.label_text, entry.uuid, location)
 
@@ -146,14 +161,17 @@ def set_media_status(inventory: Inventory, entry: InventoryEntry, status: MediaS
 
 # -- destroy ----------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Protection:
     """Why the data on a tape may not be thrown away yet (None from ``data_protection``: it may)."""
+
     reason: str
 
 
-def data_protection(inventory: Inventory, entry: InventoryEntry, pool_configs: dict[str, MediaPoolConfig],
-                    now: int) -> Protection | None:
+def data_protection(
+    inventory: Inventory, entry: InventoryEntry, pool_configs: dict[str, MediaPoolConfig], now: int
+) -> Protection | None:
     """Whether a tape still holds data its pool's retention protects (docs/media-pools.md, "When a tape expires")."""
     set_label = entry.id.media_set_label
     if set_label is None or set_label.is_unassigned:
@@ -161,8 +179,7 @@ def data_protection(inventory: Inventory, entry: InventoryEntry, pool_configs: d
     config = pool_configs.get(set_label.pool)
     if config is None:
         return Protection(f"its pool {set_label.pool!r} is not configured, so its retention is unknown")
-    with MediaPool.from_config(config, inventory, force_media_availability=True,
-                               no_media_set_locking=True) as pool:
+    with MediaPool.from_config(config, inventory, force_media_availability=True, no_media_set_locking=True) as pool:
         pool.start_write_session(now)
         media = pool.lookup_media(entry.uuid)
         if pool.media_is_expired(media, now):
@@ -176,15 +193,22 @@ def data_protection(inventory: Inventory, entry: InventoryEntry, pool_configs: d
     return Protection(f"pool {config.name} protects it until {when}")
 
 
-def destroy_media(inventory: Inventory, entry: InventoryEntry, pool_configs: dict[str, MediaPoolConfig],
-                  force: bool = False, now: int | None = None) -> None:
+def destroy_media(
+    inventory: Inventory,
+    entry: InventoryEntry,
+    pool_configs: dict[str, MediaPoolConfig],
+    force: bool = False,
+    now: int | None = None,
+) -> None:
     """Forget a tape: inventory entry, media catalog and ``<uuid>.log``."""
     now = int(time.time()) if now is None else now
     protection = data_protection(inventory, entry, pool_configs, now)
     if protection is not None and not force:
-        raise MediaAdminError(f"media {entry.id.label_text} holds data of media set "
-                              f"{entry.id.media_set_label.uuid} that has not expired: {protection.reason} "
-                              "(nothing destroyed; use --force to destroy it anyway)")
+        raise MediaAdminError(
+            f"media {entry.id.label_text} holds data of media set "
+            f"{entry.id.media_set_label.uuid} that has not expired: {protection.reason} "
+            "(nothing destroyed; use --force to destroy it anyway)"
+        )
     inventory.remove_media(entry.uuid)
     with MediaCatalog.open(inventory.status_dir) as catalog:
         catalog.forget_media(entry.uuid)

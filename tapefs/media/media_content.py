@@ -24,13 +24,21 @@ class SnapshotOnTape:
     file_number: int
 
     def to_dict(self) -> dict:
-        return {"label-text": self.label_text, "uuid": self.uuid, "pool": self.pool,
-                "media-set-uuid": self.media_set_uuid, "seq-nr": self.seq_nr, "store": self.store,
-                "snapshot": self.snapshot, "file-number": self.file_number}
+        return {
+            "label-text": self.label_text,
+            "uuid": self.uuid,
+            "pool": self.pool,
+            "media-set-uuid": self.media_set_uuid,
+            "seq-nr": self.seq_nr,
+            "store": self.store,
+            "snapshot": self.snapshot,
+            "file-number": self.file_number,
+        }
 
 
-def media_content(inventory: Inventory, pool: str | None = None, label_text: str | None = None,
-                  media_set: str | None = None) -> list[SnapshotOnTape]:
+def media_content(
+    inventory: Inventory, pool: str | None = None, label_text: str | None = None, media_set: str | None = None
+) -> list[SnapshotOnTape]:
     """Every cataloged snapshot of the inventory's tapes, filtered; by label text, then file number."""
     rows: list[SnapshotOnTape] = []
     with MediaCatalog.open(inventory.status_dir) as catalog:
@@ -47,6 +55,16 @@ def media_content(inventory: Inventory, pool: str | None = None, label_text: str
                 continue
             for file_number, kind, store, snapshot, _chunks in catalog.media_content(entry.uuid):
                 if kind == "snapshot":
-                    rows.append(SnapshotOnTape(media_id.label_text, entry.uuid, media_id.pool, set_label.uuid,
-                                               set_label.seq_nr, store, snapshot, file_number))
+                    rows.append(
+                        SnapshotOnTape(
+                            media_id.label_text,
+                            entry.uuid,
+                            media_id.pool,
+                            set_label.uuid,
+                            set_label.seq_nr,
+                            store,
+                            snapshot,
+                            file_number,
+                        )
+                    )
     return sorted(rows, key=lambda row: (row.label_text, row.file_number))

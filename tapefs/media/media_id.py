@@ -80,7 +80,9 @@ class MediaLocation:
     def vault(cls, vault: str) -> "MediaLocation":
         low, high = VAULT_NAME_LENGTH
         if not SAFE_ID.fullmatch(vault) or not low <= len(vault) <= high:
-            raise ValueError(f"invalid vault name {vault!r} (letters, digits, '_', '.', '-'; {low} to {high} characters)")
+            raise ValueError(
+                f"invalid vault name {vault!r} (letters, digits, '_', '.', '-'; {low} to {high} characters)"
+            )
         return cls(LocationKind.VAULT, vault)
 
     @classmethod

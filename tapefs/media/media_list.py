@@ -37,8 +37,16 @@ class MediaListEntry:
     bytes_used: int | None
 
 
-def _row(inventory: Inventory, entry: InventoryEntry, status: MediaStatus, pool: str | None, *,
-         expired: bool = False, template: str | None = None, empty_needs_catalog: bool = False) -> MediaListEntry:
+def _row(
+    inventory: Inventory,
+    entry: InventoryEntry,
+    status: MediaStatus,
+    pool: str | None,
+    *,
+    expired: bool = False,
+    template: str | None = None,
+    empty_needs_catalog: bool = False,
+) -> MediaListEntry:
     set_label = entry.id.media_set_label
     if set_label is not None and set_label.is_unassigned:
         set_label = None
@@ -61,19 +69,29 @@ def _row(inventory: Inventory, entry: InventoryEntry, status: MediaStatus, pool:
     )
 
 
-def list_media(inventory: Inventory, pool_configs: Mapping[str, MediaPoolConfig], now: int,
-               pool: str | None = None) -> list[MediaListEntry]:
+def list_media(
+    inventory: Inventory, pool_configs: Mapping[str, MediaPoolConfig], now: int, pool: str | None = None
+) -> list[MediaListEntry]:
     """All tapes (or those of ``pool``), pool by pool in configuration order, then the rest."""
     rows: list[MediaListEntry] = []
     for config in pool_configs.values():
         if pool is not None and config.name != pool:
             continue
-        with MediaPool.from_config(config, inventory, force_media_availability=True,
-                                   no_media_set_locking=True) as media_pool:
+        with MediaPool.from_config(
+            config, inventory, force_media_availability=True, no_media_set_locking=True
+        ) as media_pool:
             media_pool.start_write_session(now)
             for media in media_pool.list_media():
-                rows.append(_row(inventory, media.entry, media.status, config.name,
-                                 expired=media_pool.media_is_expired(media, now), template=config.template))
+                rows.append(
+                    _row(
+                        inventory,
+                        media.entry,
+                        media.status,
+                        config.name,
+                        expired=media_pool.media_is_expired(media, now),
+                        template=config.template,
+                    )
+                )
     if pool is None:
         for entry in inventory.list_unassigned_media():
             status = entry.status if entry.status is not None else MediaStatus.WRITABLE

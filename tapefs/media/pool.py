@@ -94,14 +94,21 @@ class MediaPool:
             else:
                 self.current_set = MediaSet(latest, inventory.compute_media_set_members(latest))
             self._lock_current_set()
-        log.debug("pool %s: current media set %s with %d media", name, self.current_set.uuid,
-                  len(self.current_set.members))
+        log.debug(
+            "pool %s: current media set %s with %d media", name, self.current_set.uuid, len(self.current_set.members)
+        )
 
     @classmethod
     def from_config(cls, config: MediaPoolConfig, inventory: Inventory, **options) -> "MediaPool":
         """Build from a media-pool.cfg section; ``options`` as for the constructor."""
-        return cls(config.name, inventory, allocation=config.allocation_policy, retention=config.retention_policy,
-                   encrypt_fingerprint=config.encrypt, **options)
+        return cls(
+            config.name,
+            inventory,
+            allocation=config.allocation_policy,
+            retention=config.retention_policy,
+            encrypt_fingerprint=config.encrypt,
+            **options,
+        )
 
     # -- locks -------------------------------------------------------------------------------
 
@@ -168,8 +175,9 @@ class MediaPool:
         """A tape of this pool (or of no pool); an error if it is unknown or belongs to another pool."""
         entry = self.inventory.get(uuid)
         if entry.id.pool is not None and entry.id.pool != self.name:
-            raise InventoryError(f"media {entry.id.label_text} ({uuid}) does not belong to pool "
-                                 f"{self.name!r} but to {entry.id.pool!r}")
+            raise InventoryError(
+                f"media {entry.id.label_text} ({uuid}) does not belong to pool {self.name!r} but to {entry.id.pool!r}"
+            )
         return self.pool_media(entry)
 
     def set_media_status_full(self, uuid: str) -> None:
@@ -279,20 +287,25 @@ class MediaPool:
 
     def next_empty_media(self) -> PoolMedia | None:
         """A writable tape of this pool in no set: oldest label first, then label text."""
-        candidates = [media for media in self._available(self.inventory.list_pool_media(self.name))
-                      if media.id.media_set_label is None and media.status is MediaStatus.WRITABLE]
+        candidates = [
+            media
+            for media in self._available(self.inventory.list_pool_media(self.name))
+            if media.id.media_set_label is None and media.status is MediaStatus.WRITABLE
+        ]
         return min(candidates, key=_label_order, default=None)
 
     def expired_media_candidates(self, now: int) -> list[PoolMedia]:
         """Expired tapes of other sets of this pool, in the order they are reused."""
         candidates = [
-            media for media in self._available(self.inventory.list_pool_media(self.name))
+            media
+            for media in self._available(self.inventory.list_pool_media(self.name))
             if media.id.media_set_label is not None
             and media.id.media_set_label.uuid != self.current_set.uuid
             and self.media_is_expired(media, now)
         ]
-        return sorted(candidates, key=lambda media: (media.id.media_set_label.ctime,
-                                                     media.id.label_text.encode("utf-8")))
+        return sorted(
+            candidates, key=lambda media: (media.id.media_set_label.ctime, media.id.label_text.encode("utf-8"))
+        )
 
     def next_expired_media(self, now: int) -> PoolMedia | None:
         """The first expired tape whose set nobody holds (a restore may be reading it)."""
@@ -310,8 +323,11 @@ class MediaPool:
         return True
 
     def next_unassigned_media(self) -> PoolMedia | None:
-        candidates = [media for media in self._available(self.inventory.list_unassigned_media())
-                      if media.status is MediaStatus.WRITABLE]
+        candidates = [
+            media
+            for media in self._available(self.inventory.list_unassigned_media())
+            if media.status is MediaStatus.WRITABLE
+        ]
         return min(candidates, key=_label_order, default=None)
 
     # -- allocation --------------------------------------------------------------------------
@@ -322,7 +338,8 @@ class MediaPool:
             # Only the holder of the set lock may add tapes to the set; a pool opened without
             # locking is for listing and guessing.
             raise MediaSetError(
-                f"pool {self.name}: the media set lock is not held (pool closed or opened without locking)")
+                f"pool {self.name}: the media set lock is not held (pool closed or opened without locking)"
+            )
         if self.current_set_usable():
             return self.current_set.last_media
         with self._pool_lock():
@@ -359,8 +376,14 @@ class MediaPool:
         new_id = MediaId(media_id.label, set_label)
         self.inventory.store(new_id, clear_status=True)
         self.current_set.members.append(new_id.uuid)
-        log.info("pool %s: added %s (%s) to media set %s as number %d", self.name, new_id.label_text,
-                 new_id.uuid, set_label.uuid, set_label.seq_nr)
+        log.info(
+            "pool %s: added %s (%s) to media set %s as number %d",
+            self.name,
+            new_id.label_text,
+            new_id.uuid,
+            set_label.uuid,
+            set_label.seq_nr,
+        )
         if self.on_media_added is not None:
             self.on_media_added(new_id)
         return new_id

@@ -50,7 +50,8 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 _MAX_NAMESPACE_DEPTH = 7
 _GROUP_FILTER = re.compile(
-    r"(include:|exclude:)?(type:(vm|ct|host)|group:(vm|ct|host)/[A-Za-z0-9_][A-Za-z0-9._\-]*|regex:.+)")
+    r"(include:|exclude:)?(type:(vm|ct|host)|group:(vm|ct|host)/[A-Za-z0-9_][A-Za-z0-9._\-]*|regex:.+)"
+)
 NOTIFICATION_MODES = ("legacy-sendmail", "notification-system")
 
 
@@ -70,11 +71,15 @@ class _PropertyError(ValueError):
 
 # -- value parsers: text -> value, raising ValueError with a reason ----------------------------
 
+
 def _name_parser(kind: str, low: int, high: int) -> Callable[[str], str]:
     def parse(text: str) -> str:
         if not SAFE_ID.fullmatch(text) or not low <= len(text) <= high:
-            raise ValueError(f"invalid {kind} name {text!r} (letters, digits, '_', '.', '-'; {low} to {high} characters)")
+            raise ValueError(
+                f"invalid {kind} name {text!r} (letters, digits, '_', '.', '-'; {low} to {high} characters)"
+            )
         return text
+
     return parse
 
 
@@ -99,6 +104,7 @@ def _int_in(low: int, high: int) -> Callable[[str], int]:
         if not low <= value <= high:
             raise ValueError(f"{value} is out of range {low}..{high}")
         return value
+
     return parse
 
 
@@ -190,6 +196,7 @@ class _Property:
 
 # -- the typed sections ------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class DriveConfig:
     name: str
@@ -267,38 +274,66 @@ class _SectionSchema:
         return {p.key for p in self.properties if p.array}
 
 
-_DRIVE_SCHEMA = _SectionSchema(DRIVE_SECTION, "drive", DriveConfig, "name", _drive_name, (
-    _Property("path", "path", _device_path, required=True),
-    _Property("changer", "changer", _changer_name),
-    _Property("changer-drivenum", "changer_drivenum", _int_in(0, 255)),
-))
-_CHANGER_SCHEMA = _SectionSchema(CHANGER_SECTION, "changer", ChangerConfig, "name", _changer_name, (
-    _Property("path", "path", _device_path, required=True),
-    _Property("export-slots", "export_slots", _slot_list, _format_slot_list),
-    _Property("eject-before-unload", "eject_before_unload", _boolean, _format_boolean),
-))
-_POOL_SCHEMA = _SectionSchema(POOL_SECTION, "pool", MediaPoolConfig, "name", _pool_name, (
-    _Property("allocation", "allocation", _allocation),
-    _Property("retention", "retention", _retention),
-    _Property("template", "template", _template),
-    _Property("encrypt", "encrypt", check_fingerprint),
-    _Property("comment", "comment", _text),
-))
-_TAPE_JOB_SCHEMA = _SectionSchema(TAPE_JOB_SECTION, "tape backup job", TapeJobConfig, "id", _job_id, (
-    _Property("store", "store", _store_name, required=True),
-    _Property("pool", "pool", _pool_name, required=True),
-    _Property("drive", "drive", _drive_name, required=True),
-    _Property("schedule", "schedule", _calendar_event),
-    _Property("eject-media", "eject_media", _boolean, _format_boolean),
-    _Property("export-media-set", "export_media_set", _boolean, _format_boolean),
-    _Property("latest-only", "latest_only", _boolean, _format_boolean),
-    _Property("notify-user", "notify_user", _text),
-    _Property("notification-mode", "notification_mode", _notification_mode),
-    _Property("group-filter", "group_filter", _group_filter, array=True),
-    _Property("ns", "ns", _namespace),
-    _Property("max-depth", "max_depth", _int_in(0, _MAX_NAMESPACE_DEPTH)),
-    _Property("comment", "comment", _text),
-))
+_DRIVE_SCHEMA = _SectionSchema(
+    DRIVE_SECTION,
+    "drive",
+    DriveConfig,
+    "name",
+    _drive_name,
+    (
+        _Property("path", "path", _device_path, required=True),
+        _Property("changer", "changer", _changer_name),
+        _Property("changer-drivenum", "changer_drivenum", _int_in(0, 255)),
+    ),
+)
+_CHANGER_SCHEMA = _SectionSchema(
+    CHANGER_SECTION,
+    "changer",
+    ChangerConfig,
+    "name",
+    _changer_name,
+    (
+        _Property("path", "path", _device_path, required=True),
+        _Property("export-slots", "export_slots", _slot_list, _format_slot_list),
+        _Property("eject-before-unload", "eject_before_unload", _boolean, _format_boolean),
+    ),
+)
+_POOL_SCHEMA = _SectionSchema(
+    POOL_SECTION,
+    "pool",
+    MediaPoolConfig,
+    "name",
+    _pool_name,
+    (
+        _Property("allocation", "allocation", _allocation),
+        _Property("retention", "retention", _retention),
+        _Property("template", "template", _template),
+        _Property("encrypt", "encrypt", check_fingerprint),
+        _Property("comment", "comment", _text),
+    ),
+)
+_TAPE_JOB_SCHEMA = _SectionSchema(
+    TAPE_JOB_SECTION,
+    "tape backup job",
+    TapeJobConfig,
+    "id",
+    _job_id,
+    (
+        _Property("store", "store", _store_name, required=True),
+        _Property("pool", "pool", _pool_name, required=True),
+        _Property("drive", "drive", _drive_name, required=True),
+        _Property("schedule", "schedule", _calendar_event),
+        _Property("eject-media", "eject_media", _boolean, _format_boolean),
+        _Property("export-media-set", "export_media_set", _boolean, _format_boolean),
+        _Property("latest-only", "latest_only", _boolean, _format_boolean),
+        _Property("notify-user", "notify_user", _text),
+        _Property("notification-mode", "notification_mode", _notification_mode),
+        _Property("group-filter", "group_filter", _group_filter, array=True),
+        _Property("ns", "ns", _namespace),
+        _Property("max-depth", "max_depth", _int_in(0, _MAX_NAMESPACE_DEPTH)),
+        _Property("comment", "comment", _text),
+    ),
+)
 
 
 def _object_from_section(section: Section, schema: _SectionSchema):
@@ -346,6 +381,7 @@ def _section_from_object(obj, schema: _SectionSchema) -> Section:
 
 
 # -- files -------------------------------------------------------------------------------------
+
 
 def _line_numbers(text: str) -> dict[tuple[str, str | None], list[int]]:
     """(section id, property key or None for the header) -> line numbers (one per item of an array).
@@ -438,8 +474,11 @@ def load_tape_config(path: str | os.PathLike | None = None) -> TapeDeviceConfig:
     config = TapeDeviceConfig(sections[DRIVE_SECTION], sections[CHANGER_SECTION])
     for drive in config.drives.values():
         if drive.changer is not None and drive.changer not in config.changers:
-            raise error(drive.name, "changer",
-                        f"drive {drive.name!r}: property 'changer': no changer named {drive.changer!r} in this file")
+            raise error(
+                drive.name,
+                "changer",
+                f"drive {drive.name!r}: property 'changer': no changer named {drive.changer!r} in this file",
+            )
     return config
 
 
@@ -447,9 +486,11 @@ def save_tape_config(config: TapeDeviceConfig, path: str | os.PathLike | None = 
     for drive in config.drives.values():
         if drive.changer is not None and drive.changer not in config.changers:
             raise ValueError(f"drive {drive.name!r}: no changer named {drive.changer!r}")
-    _save(_config_path(path, TAPE_CONFIG_NAME),
-          [(changer, _CHANGER_SCHEMA) for changer in config.changers.values()]
-          + [(drive, _DRIVE_SCHEMA) for drive in config.drives.values()])
+    _save(
+        _config_path(path, TAPE_CONFIG_NAME),
+        [(changer, _CHANGER_SCHEMA) for changer in config.changers.values()]
+        + [(drive, _DRIVE_SCHEMA) for drive in config.drives.values()],
+    )
 
 
 def load_media_pool_config(path: str | os.PathLike | None = None) -> dict[str, MediaPoolConfig]:
@@ -474,8 +515,9 @@ def load_tape_job(job_id: str, path: str | os.PathLike | None = None) -> TapeJob
     path = _config_path(path, TAPE_JOB_CONFIG_NAME)
     jobs = load_tape_job_config(path)
     if job_id not in jobs:
-        raise UnknownTapeJobError(f"no tape backup job named {job_id!r} in {path} "
-                                  f"(jobs: {', '.join(jobs) or 'none configured'})")
+        raise UnknownTapeJobError(
+            f"no tape backup job named {job_id!r} in {path} (jobs: {', '.join(jobs) or 'none configured'})"
+        )
     return jobs[job_id]
 
 
@@ -489,6 +531,7 @@ def config_keys(cls: type) -> list[str]:
 
 
 # -- create, update, remove (the command lines' "create", "update --delete", "remove") ----------
+
 
 class ConfigChangeError(InvalidInput, ValueError):
     """A create, update or remove that cannot be done: name taken, unknown, still in use, or the
@@ -513,8 +556,12 @@ _FILES = {
 _SCHEMAS = {schema.cls: schema for schema in (_DRIVE_SCHEMA, _CHANGER_SCHEMA, _POOL_SCHEMA, _TAPE_JOB_SCHEMA)}
 
 
-def _edit(section_type: str, path: str | os.PathLike | None, digest: str | None,
-          change: Callable[[dict[str, dict[str, object]]], None]) -> None:
+def _edit(
+    section_type: str,
+    path: str | os.PathLike | None,
+    digest: str | None,
+    change: Callable[[dict[str, dict[str, object]]], None],
+) -> None:
     name, schemas = _FILES[section_type]
     path = _config_path(path, name)
     # Two commands editing the same file must not lose each other's change.
@@ -522,8 +569,13 @@ def _edit(section_type: str, path: str | os.PathLike | None, digest: str | None,
         _edit_locked(section_type, path, schemas, digest, change)
 
 
-def _edit_locked(section_type: str, path: Path, schemas: tuple[_SectionSchema, ...], digest: str | None,
-                 change: Callable[[dict[str, dict[str, object]]], None]) -> None:
+def _edit_locked(
+    section_type: str,
+    path: Path,
+    schemas: tuple[_SectionSchema, ...],
+    digest: str | None,
+    change: Callable[[dict[str, dict[str, object]]], None],
+) -> None:
     if digest is not None and digest != config_digest(path):
         raise ConfigChangeError(f"{path} was changed by someone else since it was read (digest mismatch)")
     sections, _ = _load(path, schemas)
@@ -543,7 +595,9 @@ def create_section(obj, path: str | os.PathLike | None = None) -> None:
     def change(sections):
         for kind, existing in sections.items():
             if name in existing:
-                raise ConfigChangeError(f"{_FILES[schema.section_type][0]} already has an entry named {name!r} ({kind})")
+                raise ConfigChangeError(
+                    f"{_FILES[schema.section_type][0]} already has an entry named {name!r} ({kind})"
+                )
         if isinstance(obj, TapeJobConfig):
             _check_job_references(obj, _config_path(path, TAPE_JOB_CONFIG_NAME).parent)
         sections[schema.section_type][name] = obj
@@ -558,20 +612,29 @@ def _check_job_references(job: TapeJobConfig, config_dir: Path) -> None:
     stores = [entry.id for entry in DatastoreRegistry(config_dir / DATASTORE_CONFIG_NAME).entries()]
     pools = load_media_pool_config(config_dir / MEDIA_POOL_CONFIG_NAME)
     drives = load_tape_config(config_dir / TAPE_CONFIG_NAME).drives
-    for kind, name, known, where in (("datastore", job.store, stores, DATASTORE_CONFIG_NAME),
-                                     ("media pool", job.pool, pools, MEDIA_POOL_CONFIG_NAME),
-                                     ("drive", job.drive, drives, TAPE_CONFIG_NAME)):
+    for kind, name, known, where in (
+        ("datastore", job.store, stores, DATASTORE_CONFIG_NAME),
+        ("media pool", job.pool, pools, MEDIA_POOL_CONFIG_NAME),
+        ("drive", job.drive, drives, TAPE_CONFIG_NAME),
+    ):
         if name not in known:
-            raise ConfigChangeError(f"tape backup job {job.id!r}: no {kind} named {name!r} in {where} "
-                                    f"(known: {', '.join(known) or 'none'})")
+            raise ConfigChangeError(
+                f"tape backup job {job.id!r}: no {kind} named {name!r} in {where} (known: {', '.join(known) or 'none'})"
+            )
 
 
 def _defaults(cls: type) -> dict[str, object]:
     return {f.name: f.default for f in fields(cls) if f.default is not MISSING}
 
 
-def update_section(cls: type, name: str, changes: Mapping[str, object] | None = None, delete: Iterable[str] = (),
-                   path: str | os.PathLike | None = None, digest: str | None = None) -> None:
+def update_section(
+    cls: type,
+    name: str,
+    changes: Mapping[str, object] | None = None,
+    delete: Iterable[str] = (),
+    path: str | os.PathLike | None = None,
+    digest: str | None = None,
+) -> None:
     """Set the fields in ``changes`` (dataclass field names) and clear the file keys in ``delete``."""
     schema = _SCHEMAS[cls]
 

@@ -44,8 +44,9 @@ def _eject_if_required(changer: ChangerConfig, drive: DriveConfig) -> None:
             opened.eject()
 
 
-def _unload(changer: Changer, changer_config: ChangerConfig, drive: DriveConfig, drivenum: int,
-            target_slot: int | None) -> int:
+def _unload(
+    changer: Changer, changer_config: ChangerConfig, drive: DriveConfig, drivenum: int, target_slot: int | None
+) -> int:
     _eject_if_required(changer_config, drive)
     return changer.unload(target_slot, drivenum)
 
@@ -65,8 +66,10 @@ def load_media(config: TapeDeviceConfig, drive: DriveConfig, label_text: str) ->
         if slot is None:
             raise TapeDeviceError(f"media {label_text!r} is not in a slot of changer {changer_config.name!r}")
         if slot.import_export or slot.number in changer_config.export_slots:
-            raise TapeDeviceError(f"media {label_text!r} is in import/export slot {slot.number}; "
-                                  "move it to a storage slot first ('tapefs changer transfer')")
+            raise TapeDeviceError(
+                f"media {label_text!r} is in import/export slot {slot.number}; "
+                "move it to a storage slot first ('tapefs changer transfer')"
+            )
         if in_drive.full:
             _unload(changer, changer_config, drive, drivenum, None)
         changer.load(slot.number, drivenum)
@@ -82,8 +85,9 @@ def load_media_from_slot(config: TapeDeviceConfig, drive: DriveConfig, slot: int
         if not source.full:
             raise TapeDeviceError(f"slot {slot} of changer {changer_config.name!r} is empty")
         if source.barcode and source.barcode.startswith(CLEANING_TAPE_PREFIX):
-            raise TapeDeviceError(f"slot {slot} holds cleaning cartridge {source.barcode}, not a data tape "
-                                  "(use 'tapefs clean')")
+            raise TapeDeviceError(
+                f"slot {slot} holds cleaning cartridge {source.barcode}, not a data tape (use 'tapefs clean')"
+            )
         if status.drive(drivenum).full:
             _unload(changer, changer_config, drive, drivenum, None)
         changer.load(slot, drivenum)
@@ -141,6 +145,7 @@ def device_identity(path: str) -> DeviceIdentity:
 @dataclass(frozen=True)
 class ChangerEntry:
     """One row of ``changer status``: a drive, storage slot or import/export slot."""
+
     kind: str  # "drive", "slot" or "import-export"
     id: int
     label_text: str | None
@@ -150,8 +155,13 @@ class ChangerEntry:
     uuid: str | None
 
     def to_dict(self) -> dict:
-        return {"entry-kind": self.kind, "entry-id": self.id, "label-text": self.label_text,
-                "loaded-slot": self.loaded_slot, "uuid": self.uuid}
+        return {
+            "entry-kind": self.kind,
+            "entry-id": self.id,
+            "label-text": self.label_text,
+            "loaded-slot": self.loaded_slot,
+            "uuid": self.uuid,
+        }
 
 
 def _known_uuid(inventory: Inventory, label_text: str | None) -> str | None:
@@ -162,8 +172,16 @@ def _known_uuid(inventory: Inventory, label_text: str | None) -> str | None:
 
 
 def changer_entries(status: ChangerStatus, changer_config: ChangerConfig, inventory: Inventory) -> list[ChangerEntry]:
-    entries = [ChangerEntry("drive", d.number, d.barcode if d.full else None, d.loaded_slot,
-                            _known_uuid(inventory, d.barcode if d.full else None)) for d in status.drives]
+    entries = [
+        ChangerEntry(
+            "drive",
+            d.number,
+            d.barcode if d.full else None,
+            d.loaded_slot,
+            _known_uuid(inventory, d.barcode if d.full else None),
+        )
+        for d in status.drives
+    ]
     for slot in status.slots:
         kind = "import-export" if slot.import_export or slot.number in changer_config.export_slots else "slot"
         label_text = slot.barcode if slot.full else None

@@ -1,6 +1,7 @@
 """Who may read a node: the POSIX owner/group/other check the kernel makes with the mount option
 `default_permissions`, made again by the server so that a mount without that option still hands
 no one bytes their mode forbids. ACLs are not exported, so mode bits are the whole answer."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
@@ -9,8 +10,7 @@ READ = 0o4
 SEARCH = 0o1
 
 
-def permits(mode: int, owner: int, group: int, uid: int, groups: Callable[[], Collection[int]],
-            want: int) -> bool:
+def permits(mode: int, owner: int, group: int, uid: int, groups: Callable[[], Collection[int]], want: int) -> bool:
     """Whether user `uid` in `groups()` may `want` (READ, SEARCH, or both) a node. root may read
     and search everything, as with the kernel's DAC override. `groups` is called only when the
     answer depends on it (group and other bits differ), since it may read /proc."""

@@ -9,6 +9,7 @@ files go first once the total size passes `max_bytes`; their modification times 
 across a restart, when the directory is scanned again. A small LRU in memory in front holds the
 hot chunks (a `cp` reads each 4 MiB chunk in 32 pieces of 128 KiB).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -164,6 +165,12 @@ class ChunkCache:
 
     def stats(self) -> dict:
         with self._lock:
-            return {"directory": str(self.directory), "chunks": len(self._files), "bytes": self._disk_bytes,
-                    "max_bytes": self.max_bytes, "memory_chunks": len(self._memory),
-                    "memory_bytes": self._memory_used, **self._counts}
+            return {
+                "directory": str(self.directory),
+                "chunks": len(self._files),
+                "bytes": self._disk_bytes,
+                "max_bytes": self.max_bytes,
+                "memory_chunks": len(self._memory),
+                "memory_bytes": self._memory_used,
+                **self._counts,
+            }

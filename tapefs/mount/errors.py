@@ -1,5 +1,6 @@
 """Why a read through the mount failed: each error carries the errno the file system answers with
 and a one-line message naming the tape, file number and offset (or the key) involved."""
+
 from __future__ import annotations
 
 import errno as errno_codes

@@ -9,6 +9,7 @@ Permissions: the kernel checks modes and owners itself (`default_permissions`); 
 and open check them again against the caller, so that without that option no one lists a
 directory, finds a name or opens a file its mode forbids, and a refused open starts no tape read.
 """
+
 from __future__ import annotations
 
 import errno
@@ -60,8 +61,12 @@ class ReadStatistics:
     def to_dict(self) -> dict:
         with self._lock:
             elapsed = max(time.monotonic() - self.started, 1e-9)
-            return {"reads": self.reads, "bytes": self.bytes, "errors": self.errors,
-                    "mean-mb-per-s": round(self.bytes / elapsed / 1e6, 3)}
+            return {
+                "reads": self.reads,
+                "bytes": self.bytes,
+                "errors": self.errors,
+                "mean-mb-per-s": round(self.bytes / elapsed / 1e6, 3),
+            }
 
 
 class Operations(pyfuse3.Operations):
@@ -188,8 +193,7 @@ class Operations(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.EBADF)
         try:
             if reader.blocking:
-                data = await trio.to_thread.run_sync(self._call, reader.read, off, size,
-                                                     limiter=self._read_limiter)
+                data = await trio.to_thread.run_sync(self._call, reader.read, off, size, limiter=self._read_limiter)
             else:
                 data = self._call(reader.read, off, size)
         except pyfuse3.FUSEError:

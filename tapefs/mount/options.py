@@ -1,4 +1,5 @@
 """What `tapefs mount` is asked to do (kept free of pyfuse3, so the command line loads fast)."""
+
 from __future__ import annotations
 
 import os
@@ -7,7 +8,7 @@ from pathlib import Path
 
 from tapefs.errors import TapefsError
 
-DEFAULT_CACHE_SIZE = 4 * 1024 ** 3
+DEFAULT_CACHE_SIZE = 4 * 1024**3
 DEFAULT_READ_TIMEOUT = 300.0
 
 

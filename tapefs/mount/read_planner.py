@@ -16,6 +16,7 @@ MediaUnavailable, while the other drives go on serving other tapes. A drive anot
 holds (a backup) leaves its tapes to the other drives and is tried again every RETRY_INTERVAL;
 reads that find no drive within `read_timeout` fail naming the holder.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -93,6 +94,7 @@ class _ChunkJob:
 class _TapeTask:
     """Work on one tape other than reading chunks (the mount's raw tape files), queued with the
     tape's chunk jobs so the same worker and drive serve it."""
+
     key: tuple[str, int]
     label_text: str
     what: str
@@ -135,8 +137,14 @@ class ReadPlanner:
     `status_dir` is the tape status directory holding the inventory and the media catalog
     (default: the configured one); both are only read."""
 
-    def __init__(self, drives: list[DriveSetup], cache: ChunkCache, read_timeout: float = 300,
-                 status_dir: str | Path | None = None, events: EventCallback | None = None):
+    def __init__(
+        self,
+        drives: list[DriveSetup],
+        cache: ChunkCache,
+        read_timeout: float = 300,
+        status_dir: str | Path | None = None,
+        events: EventCallback | None = None,
+    ):
         if not drives:
             raise ValueError("the read planner needs at least one drive")
         self.cache = cache
@@ -156,8 +164,17 @@ class ReadPlanner:
         self._changer_lock = threading.Lock()
         self._checks = ThreadPoolExecutor(CHECKS_IN_FLIGHT, thread_name_prefix="chunk-check")
         self._check_slots = threading.Semaphore(CHECKS_IN_FLIGHT)
-        self._counters = {"loads": 0, "locates": 0, "cache_hits": 0, "cache_misses": 0, "chunks_from_tape": 0,
-                          "bytes_from_tape": 0, "bytes_delivered": 0, "damaged": 0, "unavailable": 0}
+        self._counters = {
+            "loads": 0,
+            "locates": 0,
+            "cache_hits": 0,
+            "cache_misses": 0,
+            "chunks_from_tape": 0,
+            "bytes_from_tape": 0,
+            "bytes_delivered": 0,
+            "damaged": 0,
+            "unavailable": 0,
+        }
         self._reading_seconds = 0.0
         self._task_numbers = itertools.count()
         self._catalog: MediaCatalog | None = None
@@ -172,8 +189,9 @@ class ReadPlanner:
         self._catalog = MediaCatalog.open(self.status_dir)
         self._inventory = Inventory.open(self.status_dir)
         for worker in self._workers:
-            worker.thread = threading.Thread(target=self._run, args=(worker,), daemon=True,
-                                             name=f"tape-read-{worker.setup.name}")
+            worker.thread = threading.Thread(
+                target=self._run, args=(worker,), daemon=True, name=f"tape-read-{worker.setup.name}"
+            )
             worker.thread.start()
 
     def close(self) -> None:
@@ -208,8 +226,9 @@ class ReadPlanner:
 
     # -- requests ----------------------------------------------------------------------------
 
-    def fetch(self, set_uuid: str, store: str, digests: list[bytes],
-              readahead: Iterable[bytes] = ()) -> dict[bytes, bytes]:
+    def fetch(
+        self, set_uuid: str, store: str, digests: list[bytes], readahead: Iterable[bytes] = ()
+    ) -> dict[bytes, bytes]:
         """Decoded data of `digests` (blocking); `readahead` digests are queued, not waited for.
         Raises a MountReadError for the first digest that cannot be read."""
         if not self._started or self._closed.is_set():
@@ -236,8 +255,9 @@ class ReadPlanner:
         self._count(bytes_delivered=sum(len(data) for data in results.values()))
         return results
 
-    def _submit(self, set_uuid: str, store: str, digests: list[bytes],
-                urgent: bool) -> tuple[dict[bytes, _ChunkJob], list[bytes]]:
+    def _submit(
+        self, set_uuid: str, store: str, digests: list[bytes], urgent: bool
+    ) -> tuple[dict[bytes, _ChunkJob], list[bytes]]:
         """Jobs for `digests`, joining those already queued; also the digests that reached the
         cache meanwhile (read them from there). Readahead digests not on tape are left out."""
         attached: dict[bytes, _ChunkJob] = {}
@@ -257,8 +277,9 @@ class ReadPlanner:
         places = self._catalog.chunk_places(set_uuid, store, need)
         unknown = [digest for digest in need if digest not in places]
         if unknown and urgent:
-            raise ChunkNotOnTape(f"chunk {unknown[0].hex()} of store {store} is not on media set {set_uuid} "
-                                 "according to the catalog")
+            raise ChunkNotOnTape(
+                f"chunk {unknown[0].hex()} of store {store} is not on media set {set_uuid} according to the catalog"
+            )
         labels = {media: self._label_text(media) for media in {place.media_uuid for place in places.values()}}
         in_cache = []
         with self._cond:
@@ -316,16 +337,35 @@ class ReadPlanner:
             counters = dict(self._counters)
             queued = sum(len(queue) for queue in self._queues.values())
             urgent = sum(1 for job in self._jobs.values() if job.urgent)
-            drives = [{"drive": w.setup.name, "tape": self._labels.get(w.media) if w.media else None,
-                       "serving": self._labels.get(w.serving) if w.serving else None, "state": w.state,
-                       "loads": w.loads, "tapes_loaded": list(w.tapes_loaded)} for w in self._workers]
-            waiting = [{"tape": w.waiting[0], "location": w.waiting[1], "since": w.waiting[2],
-                        "drive": w.setup.name} for w in self._workers if w.waiting]
+            drives = [
+                {
+                    "drive": w.setup.name,
+                    "tape": self._labels.get(w.media) if w.media else None,
+                    "serving": self._labels.get(w.serving) if w.serving else None,
+                    "state": w.state,
+                    "loads": w.loads,
+                    "tapes_loaded": list(w.tapes_loaded),
+                }
+                for w in self._workers
+            ]
+            waiting = [
+                {"tape": w.waiting[0], "location": w.waiting[1], "since": w.waiting[2], "drive": w.setup.name}
+                for w in self._workers
+                if w.waiting
+            ]
             seconds = self._reading_seconds
         rate = counters["bytes_from_tape"] / seconds / 1e6 if seconds > 0 else 0.0
-        return {**counters, "queued": queued, "pending": len(self._jobs), "pending_urgent": urgent,
-                "reading_seconds": round(seconds, 3), "mb_per_s": round(rate, 1), "drives": drives,
-                "waiting_for": waiting, "cache": self.cache.stats()}
+        return {
+            **counters,
+            "queued": queued,
+            "pending": len(self._jobs),
+            "pending_urgent": urgent,
+            "reading_seconds": round(seconds, 3),
+            "mb_per_s": round(rate, 1),
+            "drives": drives,
+            "waiting_for": waiting,
+            "cache": self.cache.stats(),
+        }
 
     def _count(self, **amounts: int) -> None:
         with self._cond:
@@ -357,19 +397,26 @@ class ReadPlanner:
         """The tape `worker` serves next (called with the lock held)."""
         if time.monotonic() < worker.busy_until:
             return None
-        others = {w.serving for w in self._workers if w is not worker} | \
-                 {w.media for w in self._workers if w is not worker}
+        others = {w.serving for w in self._workers if w is not worker} | {
+            w.media for w in self._workers if w is not worker
+        }
         # Tapes someone waits for first; among them the one in the drive, then the longest waiting.
-        candidates = [(not any(job.urgent for job in queue.values()), media != worker.media,
-                       min(job.queued for job in queue.values()), media)
-                      for media, queue in self._queues.items() if queue and media not in others]
+        candidates = [
+            (
+                not any(job.urgent for job in queue.values()),
+                media != worker.media,
+                min(job.queued for job in queue.values()),
+                media,
+            )
+            for media, queue in self._queues.items()
+            if queue and media not in others
+        ]
         return min(candidates)[3] if candidates else None
 
     def _urgent_elsewhere(self) -> bool:
         """Someone waits for a tape no worker has taken (called with the lock held)."""
         taken = {w.serving for w in self._workers}
-        return any(job.urgent for media, queue in self._queues.items() if media not in taken
-                   for job in queue.values())
+        return any(job.urgent for media, queue in self._queues.items() if media not in taken for job in queue.values())
 
     def _run(self, worker: _Worker) -> None:
         try:
@@ -445,8 +492,9 @@ class ReadPlanner:
                 with self._cond:
                     self._reading_seconds += time.monotonic() - started
 
-    def _fail_tape(self, media: str, error_for: Callable[[_ChunkJob], MountReadError],
-                   queued_before: float | None = None) -> None:
+    def _fail_tape(
+        self, media: str, error_for: Callable[[_ChunkJob], MountReadError], queued_before: float | None = None
+    ) -> None:
         with self._cond:
             queue = self._queues.get(media, {})
             failed = [job for job in queue.values() if queued_before is None or job.queued < queued_before]
@@ -486,20 +534,30 @@ class ReadPlanner:
                 location = self._location(media)
                 worker.waiting = (label, location, time.time())
                 worker.state = f"waiting for {label}"
-                log.warning("insert tape %s (location %s) into the library: reads wait for it up to %gs",
-                            label, location, self.read_timeout)
+                log.warning(
+                    "insert tape %s (location %s) into the library: reads wait for it up to %gs",
+                    label,
+                    location,
+                    self.read_timeout,
+                )
                 self._emit("insert-tape", tape=label, location=location)
             # Every read waits up to the timeout from when it came, then fails on its own.
             expired_before = now - self.read_timeout
             with self._cond:
                 queued = [job.queued for job in self._queues.get(media, {}).values()]
             if any(when < expired_before for when in queued):
-                log.error("tape %s (location %s) not inserted within %gs: reads fail", label, location,
-                          self.read_timeout)
+                log.error(
+                    "tape %s (location %s) not inserted within %gs: reads fail", label, location, self.read_timeout
+                )
                 self._emit("media-unavailable", tape=label, location=location)
-                self._fail_tape(media, lambda job, label=label, location=location: MediaUnavailable(
-                    f"{job.where}: tape {label} is not in the library (location {location}); "
-                    f"not inserted within {self.read_timeout:g}s"), expired_before)
+                self._fail_tape(
+                    media,
+                    lambda job, label=label, location=location: MediaUnavailable(
+                        f"{job.where}: tape {label} is not in the library (location {location}); "
+                        f"not inserted within {self.read_timeout:g}s"
+                    ),
+                    expired_before,
+                )
                 queued = [when for when in queued if when >= expired_before]
             if not queued:
                 return None
@@ -516,8 +574,12 @@ class ReadPlanner:
         found = str(labels.media.uuid) if labels.media is not None else "an unlabelled tape"
         if found != media:
             worker.session.label_text = None
-            self._fail_tape(media, lambda job: MountReadError(
-                f"{job.where}: the tape in the slot of {label} is {found}, the catalog names media {media}"))
+            self._fail_tape(
+                media,
+                lambda job: MountReadError(
+                    f"{job.where}: the tape in the slot of {label} is {found}, the catalog names media {media}"
+                ),
+            )
             return None
         error = self._give_drive_key(device, labels)
         if error is not None:
@@ -539,8 +601,11 @@ class ReadPlanner:
         now = time.monotonic()
         worker.busy_until = now + RETRY_INTERVAL
         expired_before = now - self.read_timeout
-        self._fail_tape(media, lambda job: MountReadError(
-            f"{job.where}: no drive free within {self.read_timeout:g}s ({reason})"), expired_before)
+        self._fail_tape(
+            media,
+            lambda job: MountReadError(f"{job.where}: no drive free within {self.read_timeout:g}s ({reason})"),
+            expired_before,
+        )
 
     @staticmethod
     def _give_drive_key(device, labels: TapeLabels) -> str | None:
@@ -563,8 +628,11 @@ class ReadPlanner:
         for file_number in sorted(by_file):
             if self._closed.is_set():
                 return
-            located = [job for job in by_file[file_number]
-                       if job.place.offset is not None and job.place.first_block is not None]
+            located = [
+                job
+                for job in by_file[file_number]
+                if job.place.offset is not None and job.place.first_block is not None
+            ]
             unlocated = [job for job in by_file[file_number] if job not in located]
             if located:
                 self._read_run(chunks, file_number, located)
@@ -610,9 +678,12 @@ class ReadPlanner:
                 self._damaged(job, str(error))
             return
         for job in wanted.values():
-            self._finish(job, error=ChunkNotOnTape(
-                f"tape {label} file {file_number}: chunk {job.digest.hex()} is not in the archive the catalog "
-                "names"))
+            self._finish(
+                job,
+                error=ChunkNotOnTape(
+                    f"tape {label} file {file_number}: chunk {job.digest.hex()} is not in the archive the catalog names"
+                ),
+            )
 
     def _check_later(self, job: _ChunkJob, blob: bytes) -> None:
         """Check and decode on another thread while the drive reads on (hashing and zstd release
@@ -628,9 +699,13 @@ class ReadPlanner:
         try:
             kind = blob_kind(blob)
             if kind is not None and kind.encrypted:
-                self._finish(job, error=KeyUnavailable(
-                    f"{job.where}: chunk {job.digest.hex()} is encrypted with a datastore encryption key, "
-                    "which the mount does not have"))
+                self._finish(
+                    job,
+                    error=KeyUnavailable(
+                        f"{job.where}: chunk {job.digest.hex()} is encrypted with a datastore encryption key, "
+                        "which the mount does not have"
+                    ),
+                )
                 return
             try:
                 data = decode_blob(blob, source=job.where)
@@ -648,8 +723,14 @@ class ReadPlanner:
     def _damaged(self, job: _ChunkJob, reason: str) -> None:
         log.error("%s: chunk %s damaged: %s", job.where, job.digest.hex(), reason)
         self._count(damaged=1)
-        self._emit("chunk-damaged", tape=job.label_text, file=job.place.file_number, offset=job.place.offset,
-                   digest=job.digest.hex(), error=reason)
+        self._emit(
+            "chunk-damaged",
+            tape=job.label_text,
+            file=job.place.file_number,
+            offset=job.place.offset,
+            digest=job.digest.hex(),
+            error=reason,
+        )
         self._finish(job, error=ChunkDamaged(f"{job.where}: chunk {job.digest.hex()} damaged: {reason}"))
 
     def _finish(self, job: _ChunkJob, data: bytes | None = None, error: MountReadError | None = None) -> None:
@@ -684,6 +765,7 @@ class TapeChunkReader:
     def read_chunk(self, digest: bytes, expected_size: int | None = None) -> bytes:
         data = self.planner.fetch(self.set_uuid, self.store, [digest])[digest]
         if expected_size is not None and len(data) != expected_size:
-            raise ChunkDamaged(f"chunk {digest.hex()} of store {self.store} has {len(data)} bytes, "
-                               f"the index expects {expected_size}")
+            raise ChunkDamaged(
+                f"chunk {digest.hex()} of store {self.store} has {len(data)} bytes, the index expects {expected_size}"
+            )
         return data

@@ -5,6 +5,7 @@ Stopping fails the reads still waiting for a tape first (their threads return), 
 FUSE loop and unmounts; a crash leaves the mount point disconnected (ENOTCONN), never an empty
 directory that looks like a mount with nothing on tape.
 """
+
 from __future__ import annotations
 
 import json
@@ -59,12 +60,15 @@ def open_planner(options: MountOptions, cache: ChunkCache, status_dir: Path) -> 
     names = list(options.drives) or sorted(config.drives)
     unknown = [name for name in names if name not in config.drives]
     if unknown:
-        raise MountError(f"drive {unknown[0]} is not in tape.cfg (drives: {', '.join(sorted(config.drives)) or 'none'})")
+        raise MountError(
+            f"drive {unknown[0]} is not in tape.cfg (drives: {', '.join(sorted(config.drives)) or 'none'})"
+        )
     if not names:
         log.warning("no drive in tape.cfg: the tree can be browsed, reading a file fails")
         return None
-    return ReadPlanner([drive_setup(config, name) for name in names], cache, read_timeout=options.read_timeout,
-                       status_dir=status_dir)
+    return ReadPlanner(
+        [drive_setup(config, name) for name in names], cache, read_timeout=options.read_timeout, status_dir=status_dir
+    )
 
 
 class MountService:
@@ -85,8 +89,16 @@ class MountService:
             if self.planner is not None:
                 self.planner.start()
                 self._stack.callback(self.planner.close)
-            self.tree = Tree(self.inventory, self.media_catalog, self.file_catalog, self.planner,
-                             status=self.status, uid=os.getuid(), gid=os.getgid(), expose_raw=options.expose_raw)
+            self.tree = Tree(
+                self.inventory,
+                self.media_catalog,
+                self.file_catalog,
+                self.planner,
+                status=self.status,
+                uid=os.getuid(),
+                gid=os.getgid(),
+                expose_raw=options.expose_raw,
+            )
             self.operations = Operations(self.tree, xattrs=options.xattrs)
         except BaseException:
             self._stack.close()
@@ -94,12 +106,19 @@ class MountService:
 
     def status(self) -> dict:
         """The status file's content."""
-        return _hyphenated({
-            "pid": os.getpid(), "mountpoint": str(self.options.mountpoint), "mounted-at": int(self.started),
-            "uptime-seconds": round(time.time() - self.started, 1), "read-timeout-seconds": self.options.read_timeout,
-            "reads": self.operations.statistics.to_dict(),
-            "tapes": self._tape_stats(),
-            "cache": self.cache.stats(), "tree": self.tree.stats()})
+        return _hyphenated(
+            {
+                "pid": os.getpid(),
+                "mountpoint": str(self.options.mountpoint),
+                "mounted-at": int(self.started),
+                "uptime-seconds": round(time.time() - self.started, 1),
+                "read-timeout-seconds": self.options.read_timeout,
+                "reads": self.operations.statistics.to_dict(),
+                "tapes": self._tape_stats(),
+                "cache": self.cache.stats(),
+                "tree": self.tree.stats(),
+            }
+        )
 
     def _tape_stats(self) -> dict:
         if self.planner is None:

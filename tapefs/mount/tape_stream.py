@@ -6,6 +6,7 @@ past it are handed to the planner as readahead, so the drive keeps streaming whi
 consumes what is already in the cache. Several readers of one stream (files of one pxar archive
 copied in parallel) are told apart by where each stopped, so each keeps its own readahead.
 """
+
 from __future__ import annotations
 
 import threading
@@ -21,8 +22,7 @@ MAX_READERS = 16
 
 
 class TapeStream:
-    def __init__(self, planner: ReadPlanner, set_uuid: str, store: str, index: DynamicIndex | FixedIndex,
-                 name: str):
+    def __init__(self, planner: ReadPlanner, set_uuid: str, store: str, index: DynamicIndex | FixedIndex, name: str):
         self.planner = planner
         self.set_uuid = set_uuid
         self.store = store
@@ -49,7 +49,7 @@ class TapeStream:
         parts = []
         for i in range(first, last + 1):
             start, stop = self.index.chunk_range(i)
-            parts.append(chunks[i][max(offset, start) - start:min(end, stop) - start])
+            parts.append(chunks[i][max(offset, start) - start : min(end, stop) - start])
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def _readahead(self, offset: int, end: int, last: int, readahead_end: int | None) -> list[int]:
@@ -81,8 +81,9 @@ class TapeStream:
         wanted = [i for i in range(first, last + 1) if i not in found]
         if wanted or readahead:
             digests = self.index.digests
-            data = self.planner.fetch(self.set_uuid, self.store, [digests[i] for i in wanted],
-                                      [digests[i] for i in readahead])
+            data = self.planner.fetch(
+                self.set_uuid, self.store, [digests[i] for i in wanted], [digests[i] for i in readahead]
+            )
             for i in wanted:
                 found[i] = data[digests[i]]
         self._last = (last, found[last])

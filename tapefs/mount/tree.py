@@ -24,6 +24,7 @@ their inode is computed, ``ENTRY_BIT | copy << COPY_SHIFT | entry id``, where `c
 (media set, snapshot) it is reached through, because a read must know which set holds the chunks.
 Nothing is dropped for a FUSE ``forget``: any inode can be rebuilt from its number.
 """
+
 from __future__ import annotations
 
 import calendar
@@ -87,6 +88,7 @@ class NotAFile(TreeError):
 
 class NoDrives(TreeError):
     """tape.cfg names no drive: everything lists, nothing reads."""
+
     errno = errno.ENOMEDIUM
 
 
@@ -162,7 +164,7 @@ class BytesReader(FileReader):
         self.data = data
 
     def read(self, offset: int, length: int) -> bytes:
-        return self.data[offset:offset + length]
+        return self.data[offset : offset + length]
 
 
 class RawTapeFileReader(FileReader):
@@ -174,8 +176,11 @@ class RawTapeFileReader(FileReader):
         self.file_number = file_number
 
     def read(self, offset: int, length: int) -> bytes:
-        return self.planner.run_on_tape(self.media_uuid, f"file {self.file_number}",
-                                        lambda device: read_raw_range(device, self.file_number, offset, length))
+        return self.planner.run_on_tape(
+            self.media_uuid,
+            f"file {self.file_number}",
+            lambda device: read_raw_range(device, self.file_number, offset, length),
+        )
 
 
 class StreamRangeReader(FileReader):
@@ -200,11 +205,11 @@ class StreamRangeReader(FileReader):
 def _decoded_name(file_name: str) -> tuple[str, str]:
     """(name shown in a snapshot directory, kind) for a file of the snapshot archive."""
     if file_name.endswith(".blob"):
-        return file_name[:-len(".blob")], "blob"
+        return file_name[: -len(".blob")], "blob"
     if file_name.endswith(".fidx"):
-        return file_name[:-len(".fidx")], "stream"
+        return file_name[: -len(".fidx")], "stream"
     if file_name.endswith(".didx"):
-        return file_name[:-len(".didx")], "stream"
+        return file_name[: -len(".didx")], "stream"
     return file_name, "raw"
 
 
@@ -215,9 +220,18 @@ def _pxar_index_names(archive: ArchiveRow) -> set[str]:
 class Tree:
     """The views; thread-safe (FUSE handlers and read threads call in concurrently)."""
 
-    def __init__(self, inventory: Inventory, media_catalog: MediaCatalog, file_catalog: FileCatalog,
-                 planner=None, status: Callable[[], dict] | None = None, uid: int = 0, gid: int = 0,
-                 expose_raw: bool = False, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        inventory: Inventory,
+        media_catalog: MediaCatalog,
+        file_catalog: FileCatalog,
+        planner=None,
+        status: Callable[[], dict] | None = None,
+        uid: int = 0,
+        gid: int = 0,
+        expose_raw: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.inventory = inventory
         self.media_catalog = media_catalog
         self.file_catalog = file_catalog
@@ -265,8 +279,11 @@ class Tree:
             root = self._directory((), ROOT_INODE)
             root.children = []
             root.children.append(self._add(self._status_node()).inode)
-            for view, build in ((b"pools", self._pools_view), (b"snapshots", self._snapshots_view),
-                                (b"media", self._media_view)):
+            for view, build in (
+                (b"pools", self._pools_view),
+                (b"snapshots", self._snapshots_view),
+                (b"media", self._media_view),
+            ):
                 node = self._directory((view,))
                 root.children.append(node.inode)
                 node.children = [child.inode for child in build(copies, (view,))]
@@ -291,9 +308,21 @@ class Tree:
                 key = (info.uuid, store, path)
                 number = self._copy_numbers.setdefault(key, len(self._copy_numbers) + 1)
                 tapes = tuple(dict.fromkeys(labels.get(p.media_uuid, p.media_uuid) for p in found))
-                copies.append(SnapshotCopy(number, info.uuid, set_name, info.pool, store, path, info.ctime,
-                                           tapes, found[0].file_number, fingerprint,
-                                           self.file_catalog.snapshot_id(store, path)))
+                copies.append(
+                    SnapshotCopy(
+                        number,
+                        info.uuid,
+                        set_name,
+                        info.pool,
+                        store,
+                        path,
+                        info.ctime,
+                        tapes,
+                        found[0].file_number,
+                        fingerprint,
+                        self.file_catalog.snapshot_id(store, path),
+                    )
+                )
         return copies
 
     def _add(self, node: Node) -> Node:
@@ -307,24 +336,54 @@ class Tree:
             self._next_inode += 1
         return inode
 
-    def _directory(self, path: tuple[bytes, ...], inode: int | None = None, mtime: int | None = None,
-                   xattrs: dict[bytes, bytes] | None = None) -> Node:
-        node = Node(inode or self._inode_for(path), path[-1] if path else b"", DIRECTORY_MODE, nlink=2,
-                    uid=self.uid, gid=self.gid, mtime_ns=(mtime or self.mounted_at) * 1_000_000_000,
-                    xattrs=xattrs or {})
+    def _directory(
+        self,
+        path: tuple[bytes, ...],
+        inode: int | None = None,
+        mtime: int | None = None,
+        xattrs: dict[bytes, bytes] | None = None,
+    ) -> Node:
+        node = Node(
+            inode or self._inode_for(path),
+            path[-1] if path else b"",
+            DIRECTORY_MODE,
+            nlink=2,
+            uid=self.uid,
+            gid=self.gid,
+            mtime_ns=(mtime or self.mounted_at) * 1_000_000_000,
+            xattrs=xattrs or {},
+        )
         node.children = None
         return self._add(node)
 
     def _file(self, path: tuple[bytes, ...], data: bytes, mtime: int | None = None, mode: int = FILE_MODE) -> Node:
-        return self._add(Node(self._inode_for(path), path[-1], mode, size=len(data), uid=self.uid,
-                              gid=self.gid, mtime_ns=(mtime or self.mounted_at) * 1_000_000_000,
-                              opener=lambda: BytesReader(data)))
+        return self._add(
+            Node(
+                self._inode_for(path),
+                path[-1],
+                mode,
+                size=len(data),
+                uid=self.uid,
+                gid=self.gid,
+                mtime_ns=(mtime or self.mounted_at) * 1_000_000_000,
+                opener=lambda: BytesReader(data),
+            )
+        )
 
     def _status_node(self) -> Node:
         def render() -> FileReader:
             return BytesReader(json.dumps(self.status(), indent=2, sort_keys=True).encode() + b"\n")
-        return Node(self._inode_for((STATUS_NAME,)), STATUS_NAME, FILE_MODE, uid=self.uid, gid=self.gid,
-                    mtime_ns=self.mounted_at * 1_000_000_000, opener=render, direct_io=True)
+
+        return Node(
+            self._inode_for((STATUS_NAME,)),
+            STATUS_NAME,
+            FILE_MODE,
+            uid=self.uid,
+            gid=self.gid,
+            mtime_ns=self.mounted_at * 1_000_000_000,
+            opener=render,
+            direct_io=True,
+        )
 
     def _tree_of_paths(self, base: tuple[bytes, ...], items: list[tuple[list[bytes], Callable]]) -> list[Node]:
         """Directories for the components of each item's path below `base`; each item's last
@@ -379,11 +438,19 @@ class Tree:
                     continue
                 label = entry.id.label_text
                 link = f"{seq_nr:03d}-{label}".encode()
-                items.append(([pool.encode(), unique.encode(), b"tapes", link],
-                              lambda path, label=label: self._symlink(path, f"../../../../media/{label}")))
+                items.append(
+                    (
+                        [pool.encode(), unique.encode(), b"tapes", link],
+                        lambda path, label=label: self._symlink(path, f"../../../../media/{label}"),
+                    )
+                )
         for copy in copies:
-            components = [copy.pool.encode(), set_dirs[copy.set_uuid].encode(), copy.store.encode(),
-                          *[part.encode() for part in copy.path.split("/")]]
+            components = [
+                copy.pool.encode(),
+                set_dirs[copy.set_uuid].encode(),
+                copy.store.encode(),
+                *[part.encode() for part in copy.path.split("/")],
+            ]
             items.append((components, lambda path, copy=copy: self._snapshot_dir(path, copy)))
         return self._tree_of_paths(base, items)
 
@@ -395,8 +462,9 @@ class Tree:
         for (store, path), found in by_snapshot.items():
             found.sort(key=lambda c: (c.snapshot_id is not None, c.set_ctime, c.set_uuid), reverse=True)
             components = [store.encode(), *[part.encode() for part in path.split("/")]]
-            items.append((components, lambda p, newest=found[0], others=found[1:]:
-                          self._snapshot_dir(p, newest, others)))
+            items.append(
+                (components, lambda p, newest=found[0], others=found[1:]: self._snapshot_dir(p, newest, others))
+            )
         return self._tree_of_paths(base, items)
 
     def _media_view(self, copies: list[SnapshotCopy], base: tuple[bytes, ...]) -> list[Node]:
@@ -404,10 +472,15 @@ class Tree:
         for entry in sorted(self.inventory.list_media(), key=lambda e: e.id.label_text):
             label = entry.id.label_text
             path = base + (label.encode(),)
-            directory = self._directory(path, mtime=entry.id.label.ctime, xattrs={
-                XATTR_PREFIX + b"uuid": entry.uuid.encode(),
-                XATTR_PREFIX + b"location": str(entry.effective_location).encode(),
-                XATTR_PREFIX + b"status": entry.effective_status.value.encode()})
+            directory = self._directory(
+                path,
+                mtime=entry.id.label.ctime,
+                xattrs={
+                    XATTR_PREFIX + b"uuid": entry.uuid.encode(),
+                    XATTR_PREFIX + b"location": str(entry.effective_location).encode(),
+                    XATTR_PREFIX + b"status": entry.effective_status.value.encode(),
+                },
+            )
             directory.expand = lambda path=path, uuid=entry.uuid: self._tape_files(path, uuid)
             nodes.append(directory)
         return nodes
@@ -417,13 +490,23 @@ class Tree:
         if entry is None:
             return []
         set_label = entry.id.media_set_label
-        label = {"uuid": entry.uuid, "label-text": entry.id.label_text, "ctime": entry.id.label.ctime,
-                 "pool": entry.id.pool, "location": str(entry.effective_location),
-                 "status": entry.effective_status.value, "bytes-used": entry.bytes_used}
+        label = {
+            "uuid": entry.uuid,
+            "label-text": entry.id.label_text,
+            "ctime": entry.id.label.ctime,
+            "pool": entry.id.pool,
+            "location": str(entry.effective_location),
+            "status": entry.effective_status.value,
+            "bytes-used": entry.bytes_used,
+        }
         if set_label is not None and not set_label.is_unassigned:
-            label["media-set"] = {"uuid": set_label.uuid, "seq-nr": set_label.seq_nr, "ctime": set_label.ctime,
-                                  "pool": set_label.pool,
-                                  "encryption-key-fingerprint": set_label.encryption_key_fingerprint}
+            label["media-set"] = {
+                "uuid": set_label.uuid,
+                "seq-nr": set_label.seq_nr,
+                "ctime": set_label.ctime,
+                "pool": set_label.pool,
+                "encryption-key-fingerprint": set_label.encryption_key_fingerprint,
+            }
         lines = ["file  kind      store       content"]
         raw_files = [(0, "media-label")] + ([(1, "media-set-label")] if "media-set" in label else [])
         for file_number, kind, store, snapshot, chunks in self.media_catalog.media_content(media_uuid):
@@ -431,12 +514,14 @@ class Tree:
             lines.append(f"{file_number:>4}  {kind:<8}  {store:<10}  {what}")
             raw_files.append((file_number, f"{kind}-archive"))
         files = self._directory(path + (b"files",), mtime=entry.id.label.ctime)
-        files.children = [self._raw_tape_file(path + (b"files",), media_uuid, number, kind).inode
-                          for number, kind in raw_files]
-        return [self._file(path + (b"label.json",), json.dumps(label, indent=2).encode() + b"\n",
-                           entry.id.label.ctime),
-                self._file(path + (b"content.txt",), ("\n".join(lines) + "\n").encode(), entry.id.label.ctime),
-                files]
+        files.children = [
+            self._raw_tape_file(path + (b"files",), media_uuid, number, kind).inode for number, kind in raw_files
+        ]
+        return [
+            self._file(path + (b"label.json",), json.dumps(label, indent=2).encode() + b"\n", entry.id.label.ctime),
+            self._file(path + (b"content.txt",), ("\n".join(lines) + "\n").encode(), entry.id.label.ctime),
+            files,
+        ]
 
     def _raw_tape_file(self, directory: tuple[bytes, ...], media_uuid: str, file_number: int, kind: str) -> Node:
         """Size unknown until read: shown as 0 and served with direct I/O, so readers go on to EOF."""
@@ -447,21 +532,42 @@ class Tree:
                 raise NoDrives("this mount has no drives to read from")
             return RawTapeFileReader(self.planner, media_uuid, file_number)
 
-        return self._add(Node(self._inode_for(path), path[-1], self.content_mode, uid=self.uid, gid=self.gid,
-                              mtime_ns=self.mounted_at * 1_000_000_000, opener=open_raw, direct_io=True))
+        return self._add(
+            Node(
+                self._inode_for(path),
+                path[-1],
+                self.content_mode,
+                uid=self.uid,
+                gid=self.gid,
+                mtime_ns=self.mounted_at * 1_000_000_000,
+                opener=open_raw,
+                direct_io=True,
+            )
+        )
 
     def _symlink(self, path: tuple[bytes, ...], target: str) -> Node:
         encoded = target.encode()
-        return self._add(Node(self._inode_for(path), path[-1], SYMLINK_MODE, size=len(encoded), uid=self.uid,
-                              gid=self.gid, mtime_ns=self.mounted_at * 1_000_000_000, target=encoded))
+        return self._add(
+            Node(
+                self._inode_for(path),
+                path[-1],
+                SYMLINK_MODE,
+                size=len(encoded),
+                uid=self.uid,
+                gid=self.gid,
+                mtime_ns=self.mounted_at * 1_000_000_000,
+                target=encoded,
+            )
+        )
 
-    def _snapshot_dir(self, path: tuple[bytes, ...], copy: SnapshotCopy,
-                      other_copies: list[SnapshotCopy] = ()) -> Node:
+    def _snapshot_dir(self, path: tuple[bytes, ...], copy: SnapshotCopy, other_copies: list[SnapshotCopy] = ()) -> Node:
         backup_time = _backup_time(copy.path)
-        xattrs = {XATTR_PREFIX + b"media-set": copy.set_uuid.encode(),
-                  XATTR_PREFIX + b"tapes": ",".join(copy.tapes).encode(),
-                  XATTR_PREFIX + b"file-number": str(copy.file_number).encode(),
-                  XATTR_PREFIX + b"copies": ",".join(c.set_uuid for c in [copy, *other_copies]).encode()}
+        xattrs = {
+            XATTR_PREFIX + b"media-set": copy.set_uuid.encode(),
+            XATTR_PREFIX + b"tapes": ",".join(copy.tapes).encode(),
+            XATTR_PREFIX + b"file-number": str(copy.file_number).encode(),
+            XATTR_PREFIX + b"copies": ",".join(c.set_uuid for c in [copy, *other_copies]).encode(),
+        }
         if copy.key_fingerprint:
             xattrs[XATTR_PREFIX + b"key-fingerprint"] = copy.key_fingerprint.encode()
         if copy.snapshot_id is None:
@@ -490,12 +596,23 @@ class Tree:
                 except (DatastoreError, ValueError) as error:
                     log.warning("snapshot %s:%s, %s: %s", copy.store, copy.path, info.name, error)
                     continue
-                nodes.append(self._add(Node(
-                    self._inode_for(file_path), file_path[-1], self.content_mode, size=index.size, uid=self.uid,
-                    gid=self.gid, mtime_ns=info.mtime * 1_000_000_000,
-                    opener=lambda copy=copy, name=info.name, size=index.size: StreamRangeReader(
-                        self._stream(copy, name), 0, size),
-                    hidden_xattrs=lambda copy=copy, name=info.name: self._stream_xattrs(copy, name, None))))
+                nodes.append(
+                    self._add(
+                        Node(
+                            self._inode_for(file_path),
+                            file_path[-1],
+                            self.content_mode,
+                            size=index.size,
+                            uid=self.uid,
+                            gid=self.gid,
+                            mtime_ns=info.mtime * 1_000_000_000,
+                            opener=lambda copy=copy, name=info.name, size=index.size: StreamRangeReader(
+                                self._stream(copy, name), 0, size
+                            ),
+                            hidden_xattrs=lambda copy=copy, name=info.name: self._stream_xattrs(copy, name, None),
+                        )
+                    )
+                )
                 continue
             raw = catalog.snapshot_file(copy.snapshot_id, info.name)
             if kind == "blob":
@@ -510,8 +627,11 @@ class Tree:
 
     def _archive_root(self, path: tuple[bytes, ...], copy: SnapshotCopy, archive: ArchiveRow) -> Node:
         if archive.root_entry is None:
-            node = self._directory(path, mtime=_backup_time(copy.path),
-                                   xattrs={XATTR_PREFIX + b"error": (archive.error or "no entries").encode()})
+            node = self._directory(
+                path,
+                mtime=_backup_time(copy.path),
+                xattrs={XATTR_PREFIX + b"error": (archive.error or "no entries").encode()},
+            )
             node.children = []
             return node
         row = self.file_catalog.entry(archive.root_entry)
@@ -558,9 +678,20 @@ class Tree:
     def _entry_node(self, copy_number: int, row: EntryRow) -> Node:
         name = row.name
         row = self._resolved(row)
-        return Node(self.entry_inode(copy_number, row.id), name, row.mode, size=row.size, uid=row.uid,
-                    gid=row.gid, mtime_ns=row.mtime_ns, nlink=row.nlink, rdev=row.rdev or 0,
-                    target=row.target, xattrs=dict(row.xattrs) if row.xattrs else {}, entry=(copy_number, row))
+        return Node(
+            self.entry_inode(copy_number, row.id),
+            name,
+            row.mode,
+            size=row.size,
+            uid=row.uid,
+            gid=row.gid,
+            mtime_ns=row.mtime_ns,
+            nlink=row.nlink,
+            rdev=row.rdev or 0,
+            target=row.target,
+            xattrs=dict(row.xattrs) if row.xattrs else {},
+            entry=(copy_number, row),
+        )
 
     def _archive_of(self, copy: SnapshotCopy, row: EntryRow) -> ArchiveRow:
         for archive in self.file_catalog.archives(copy.snapshot_id):
@@ -601,8 +732,9 @@ class Tree:
     def _stream(self, copy: SnapshotCopy, name: str) -> TapeStream:
         if self.planner is None:
             raise NoDrives("this mount has no drives to read from")
-        return TapeStream(self.planner, copy.set_uuid, copy.store, self._index(copy, name),
-                          f"{copy.store}:{copy.path}/{name}")
+        return TapeStream(
+            self.planner, copy.set_uuid, copy.store, self._index(copy, name), f"{copy.store}:{copy.path}/{name}"
+        )
 
     def _stream_xattrs(self, copy: SnapshotCopy, name: str, byte_range: tuple[int, int] | None) -> dict[bytes, bytes]:
         """Which tapes, file numbers and key a file's bytes need."""
@@ -611,18 +743,21 @@ class Tree:
         digests = []
         if size:
             first, last = index.find_chunk(start), index.find_chunk(start + size - 1)
-            digests = index.digests[first:last + 1]
+            digests = index.digests[first : last + 1]
         places = self.media_catalog.chunk_places(copy.set_uuid, copy.store, digests)
         labels: dict[str, set[int]] = {}
         for place in places.values():
             entry = self.inventory.lookup(place.media_uuid)
             label = entry.id.label_text if entry else place.media_uuid
             labels.setdefault(label, set()).add(place.file_number)
-        xattrs = {XATTR_PREFIX + b"media-set": copy.set_uuid.encode(),
-                  XATTR_PREFIX + b"tapes": ",".join(sorted(labels)).encode(),
-                  XATTR_PREFIX + b"files": " ".join(f"{label}:{','.join(map(str, sorted(numbers)))}"
-                                                     for label, numbers in sorted(labels.items())).encode(),
-                  XATTR_PREFIX + b"chunks": str(len(digests)).encode()}
+        xattrs = {
+            XATTR_PREFIX + b"media-set": copy.set_uuid.encode(),
+            XATTR_PREFIX + b"tapes": ",".join(sorted(labels)).encode(),
+            XATTR_PREFIX + b"files": " ".join(
+                f"{label}:{','.join(map(str, sorted(numbers)))}" for label, numbers in sorted(labels.items())
+            ).encode(),
+            XATTR_PREFIX + b"chunks": str(len(digests)).encode(),
+        }
         if copy.key_fingerprint:
             xattrs[XATTR_PREFIX + b"key-fingerprint"] = copy.key_fingerprint.encode()
         return xattrs
@@ -733,4 +868,3 @@ def _backup_time(path: str) -> int | None:
         return calendar.timegm(time.strptime(path.rsplit("/", 1)[-1], "%Y-%m-%dT%H:%M:%SZ"))
     except ValueError:
         return None
-

@@ -60,8 +60,7 @@ class Accessor:
 
     def __init__(self, source: Source, payload_source: Source | None = None):
         self.reader = ItemReader(source, window=METADATA_WINDOW)
-        self.payload = ItemReader(payload_source, window=fmt.HEADER_SIZE) \
-            if payload_source is not None else None
+        self.payload = ItemReader(payload_source, window=fmt.HEADER_SIZE) if payload_source is not None else None
         self.version, self.prelude, self._root_offset = read_archive_start(self.reader)
         self._tables: OrderedDict[int, GoodbyeTable] = OrderedDict()
 
@@ -83,27 +82,30 @@ class Accessor:
         tail_offset = directory_end - fmt.GOODBYE_ITEM_SIZE
         if tail_offset < fmt.HEADER_SIZE:
             raise reader.error("directory too short for a goodbye table", max(tail_offset, 0))
-        tail_hash, back, table_size = next(fmt.iter_goodbye_items(
-            reader.read(tail_offset, fmt.GOODBYE_ITEM_SIZE)))
+        tail_hash, back, table_size = next(fmt.iter_goodbye_items(reader.read(tail_offset, fmt.GOODBYE_ITEM_SIZE)))
         if tail_hash != fmt.GOODBYE_TAIL_MARKER:
             raise reader.error("no goodbye tail marker at the end of the directory", tail_offset)
         goodbye_offset = directory_end - table_size
-        if (table_size < fmt.HEADER_SIZE + fmt.GOODBYE_ITEM_SIZE or goodbye_offset < 0
-                or (table_size - fmt.HEADER_SIZE) % fmt.GOODBYE_ITEM_SIZE
-                or back > goodbye_offset):
-            raise reader.error(f"goodbye tail with impossible size {table_size} or offset {back}",
-                               tail_offset)
+        if (
+            table_size < fmt.HEADER_SIZE + fmt.GOODBYE_ITEM_SIZE
+            or goodbye_offset < 0
+            or (table_size - fmt.HEADER_SIZE) % fmt.GOODBYE_ITEM_SIZE
+            or back > goodbye_offset
+        ):
+            raise reader.error(f"goodbye tail with impossible size {table_size} or offset {back}", tail_offset)
         # header and items in one read; the tail is known already
         table_bytes = reader.read(goodbye_offset, table_size - fmt.GOODBYE_ITEM_SIZE)
         htype, full_size = fmt.unpack_header(table_bytes)
         if htype != fmt.GOODBYE or full_size != table_size:
-            raise reader.error(f"goodbye tail points at {fmt.htype_name(htype)} of {full_size} "
-                               f"bytes, expected GOODBYE of {table_size}", goodbye_offset)
-        items = tuple(fmt.iter_goodbye_items(table_bytes[fmt.HEADER_SIZE:]))
+            raise reader.error(
+                f"goodbye tail points at {fmt.htype_name(htype)} of {full_size} "
+                f"bytes, expected GOODBYE of {table_size}",
+                goodbye_offset,
+            )
+        items = tuple(fmt.iter_goodbye_items(table_bytes[fmt.HEADER_SIZE :]))
         for index, (_, child_back, _) in enumerate(items):
             if child_back == 0 or child_back > goodbye_offset:
-                raise reader.error(f"goodbye item {index} points outside the archive",
-                                   goodbye_offset)
+                raise reader.error(f"goodbye item {index} points outside the archive", goodbye_offset)
         table = GoodbyeTable(goodbye_offset, goodbye_offset - back, items)
         self._tables[directory_end] = table
         if len(self._tables) > GOODBYE_CACHE_SIZE:
@@ -115,7 +117,9 @@ class Accessor:
         if table.entry_offset != directory.entry_offset:
             raise self.reader.error(
                 f"goodbye table of {directory.path!r} belongs to the entry at "
-                f"{table.entry_offset}, not {directory.entry_offset}", table.goodbye_offset)
+                f"{table.entry_offset}, not {directory.entry_offset}",
+                table.goodbye_offset,
+            )
         return table
 
     def _child(self, directory: Entry, table: GoodbyeTable, item: tuple[int, int, int]) -> Entry:
@@ -173,8 +177,7 @@ class Accessor:
         if not isinstance(directory, Entry):
             directory = self.lookup(directory)
         if directory.kind is not Kind.DIRECTORY:
-            raise NotADirectory(f"{directory.path!r} is a {directory.kind.value}, "
-                                "not a directory")
+            raise NotADirectory(f"{directory.path!r} is a {directory.kind.value}, not a directory")
         table = self._table_of(directory)
         for item in table.items:
             yield self._child(directory, table, item)
@@ -192,16 +195,18 @@ class Accessor:
         yield entry
         if entry.kind is not Kind.DIRECTORY:
             return
-        reader = ItemReader(self.reader.source, name=self.reader.name,
-                            read_ahead_limit=min(entry.entry_end, self.reader.size))
+        reader = ItemReader(
+            self.reader.source, name=self.reader.name, read_ahead_limit=min(entry.entry_end, self.reader.size)
+        )
         if entry.filename_offset is None:
             body_end = read_entry(reader, self._root_offset, reader.size, self.version)
         else:
             body_end = read_entry(reader, entry.entry_offset, entry.entry_end, self.version)
         end = yield from walk_directory(reader, self.version, entry, body_end.next_offset)
         if end != entry.entry_end:
-            raise reader.error(f"directory {entry.path!r} ends at {end}, its parent's goodbye "
-                               f"table says {entry.entry_end}", end)
+            raise reader.error(
+                f"directory {entry.path!r} ends at {end}, its parent's goodbye table says {entry.entry_end}", end
+            )
 
     def resolve_hardlink(self, link: Entry) -> Entry:
         """The regular file a HARDLINK entry refers to; other entries are returned as they are."""

@@ -192,8 +192,7 @@ class CatalogReader:
             raise FormatError("not a pcat1 catalog (wrong magic)", 0, self.name)
         (self.root_offset,) = struct.unpack("<Q", source.read_at(source.size - 8, 8))
         if not len(MAGIC) <= self.root_offset < source.size - 8:
-            raise FormatError(f"catalog root offset {self.root_offset} out of range",
-                              source.size - 8, self.name)
+            raise FormatError(f"catalog root offset {self.root_offset} out of range", source.size - 8, self.name)
 
     def read_block(self, offset: int) -> list[CatalogEntry]:
         """The entries of the directory block starting at ``offset``."""
@@ -206,8 +205,7 @@ class CatalogReader:
         except ValueError as error:
             raise FormatError(f"bad block length: {error}", offset, self.name) from None
         if offset + table_start + table_length > end_of_blocks:
-            raise FormatError(f"directory block of {table_length} bytes runs past the end",
-                              offset, self.name)
+            raise FormatError(f"directory block of {table_length} bytes runs past the end", offset, self.name)
         table = self._source.read_at(offset + table_start, table_length)
         try:
             return self._parse_table(table, offset)
@@ -220,13 +218,13 @@ class CatalogReader:
         for _ in range(count):
             if pos >= len(table):
                 raise ValueError("fewer entries than announced")
-            kind = table[pos:pos + 1]
+            kind = table[pos : pos + 1]
             if kind not in _KINDS:
                 raise ValueError(f"unknown entry type {kind!r}")
             name_length, pos = decode_varint(table, pos + 1)
             if not 0 < name_length <= MAX_NAME_LENGTH or pos + name_length > len(table):
                 raise ValueError(f"bad name length {name_length}")
-            name = table[pos:pos + name_length]
+            name = table[pos : pos + name_length]
             pos += name_length
             if b"/" in name or b"\0" in name or name in (b".", b".."):
                 raise ValueError(f"invalid entry name {name!r}")

@@ -24,8 +24,13 @@ CONTENT_BLOCK = 1 << 20
 class ItemReader:
     """Reads items from a source through one small read-ahead window."""
 
-    def __init__(self, source: Source, window: int = SEQUENTIAL_WINDOW, name: str | None = None,
-                 read_ahead_limit: int | None = None):
+    def __init__(
+        self,
+        source: Source,
+        window: int = SEQUENTIAL_WINDOW,
+        name: str | None = None,
+        read_ahead_limit: int | None = None,
+    ):
         self.source = source
         self.size = source.size
         self.name = name or getattr(source, "name", None)
@@ -41,10 +46,9 @@ class ItemReader:
         """Exactly ``length`` bytes at ``offset``, or a FormatError naming the offset."""
         buf_offset = offset - self._buf_start
         if 0 <= buf_offset and buf_offset + length <= len(self._buf):
-            return self._buf[buf_offset:buf_offset + length]
+            return self._buf[buf_offset : buf_offset + length]
         if offset + length > self.size:
-            raise self.error(
-                f"archive truncated: {length} bytes needed, archive ends at {self.size}", offset)
+            raise self.error(f"archive truncated: {length} bytes needed, archive ends at {self.size}", offset)
         if length >= self._window:
             data = self.source.read_at(offset, length)
         else:
@@ -65,14 +69,10 @@ class ItemReader:
             raise self.error(f"item {fmt.htype_name(htype)} has size {full_size} < 16", offset)
         limit = fmt.MAX_CONTENT_SIZE.get(htype)
         if limit is not None and full_size - fmt.HEADER_SIZE > limit:
-            raise self.error(
-                f"item {fmt.htype_name(htype)} content of {full_size - 16} bytes exceeds {limit}",
-                offset)
+            raise self.error(f"item {fmt.htype_name(htype)} content of {full_size - 16} bytes exceeds {limit}", offset)
         stop = self.size if end is None else end
         if offset + full_size > stop:
-            raise self.error(
-                f"item {fmt.htype_name(htype)} of {full_size} bytes runs past the end at {stop}",
-                offset)
+            raise self.error(f"item {fmt.htype_name(htype)} of {full_size} bytes runs past the end at {stop}", offset)
         return htype, full_size
 
     def content(self, offset: int, full_size: int) -> bytes:
@@ -84,7 +84,8 @@ def check_name(name: bytes, reader: ItemReader, offset: int) -> None:
     if not name or name in (b".", b"..") or b"/" in name or b"\0" in name:
         raise UnsafePathError(
             f"refusing archive entry name {name!r}: not a single path component "
-            f"({reader.name or 'archive'}, byte offset {offset})")
+            f"({reader.name or 'archive'}, byte offset {offset})"
+        )
 
 
 def _c_string(data: bytes, what: str, reader: ItemReader, offset: int) -> bytes:
@@ -127,27 +128,26 @@ def _parse_stat(reader: ItemReader, htype: int, offset: int, full_size: int) -> 
             raise reader.error("ENTRY padding is not zero", offset)
         if nanos >= 1_000_000_000:
             raise reader.error(f"ENTRY mtime nanoseconds {nanos} out of range", offset)
-        return Metadata(mode=mode, flags=flags, uid=uid, gid=gid, mtime_secs=secs,
-                        mtime_nanos=nanos)
+        return Metadata(mode=mode, flags=flags, uid=uid, gid=gid, mtime_secs=secs, mtime_nanos=nanos)
     if len(content) != 32:
         raise reader.error(f"ENTRY_V1 content is {len(content)} bytes, expected 32", offset)
     stat = fmt.StatV1.parse(content)
     secs, nanos = divmod(stat.mtime_ns, 1_000_000_000)
-    return Metadata(mode=stat.mode, flags=stat.flags, uid=stat.uid, gid=stat.gid,
-                    mtime_secs=secs, mtime_nanos=nanos)
+    return Metadata(mode=stat.mode, flags=stat.flags, uid=stat.uid, gid=stat.gid, mtime_secs=secs, mtime_nanos=nanos)
 
 
 _SINGLETON_ATTRIBUTES = (fmt.ACL_GROUP_OBJ, fmt.ACL_DEFAULT, fmt.FCAPS, fmt.QUOTA_PROJID)
 _ACL_LISTS = {
-    fmt.ACL_USER: "users", fmt.ACL_GROUP: "groups",
-    fmt.ACL_DEFAULT_USER: "default_users", fmt.ACL_DEFAULT_GROUP: "default_groups",
+    fmt.ACL_USER: "users",
+    fmt.ACL_GROUP: "groups",
+    fmt.ACL_DEFAULT_USER: "default_users",
+    fmt.ACL_DEFAULT_GROUP: "default_groups",
 }
 
 
 def _expect_size(reader: ItemReader, htype: int, offset: int, full_size: int, size: int) -> None:
     if full_size - fmt.HEADER_SIZE != size:
-        raise reader.error(
-            f"{fmt.htype_name(htype)} content is {full_size - 16} bytes, expected {size}", offset)
+        raise reader.error(f"{fmt.htype_name(htype)} content is {full_size - 16} bytes, expected {size}", offset)
 
 
 def read_entry(reader: ItemReader, offset: int, end: int, version: int) -> EntryBody:
@@ -193,8 +193,7 @@ def read_entry(reader: ItemReader, offset: int, end: int, version: int) -> Entry
         elif htype == fmt.ACL_DEFAULT:
             _expect_size(reader, htype, pos, full_size, 32)
             item = fmt.AclDefault.parse(reader.content(pos, full_size))
-            acl_singletons["default"] = AclDefault(item.user_obj, item.group_obj, item.other,
-                                                   item.mask)
+            acl_singletons["default"] = AclDefault(item.user_obj, item.group_obj, item.other, item.mask)
         elif htype == fmt.FCAPS:
             metadata.fcaps = reader.content(pos, full_size)
         elif htype == fmt.QUOTA_PROJID:
@@ -216,8 +215,7 @@ def read_entry(reader: ItemReader, offset: int, end: int, version: int) -> Entry
             body.content_offset = ref.offset + fmt.HEADER_SIZE
             terminal = htype
         elif htype == fmt.SYMLINK:
-            body.symlink_target = _c_string(reader.content(pos, full_size), "symlink target",
-                                            reader, pos)
+            body.symlink_target = _c_string(reader.content(pos, full_size), "symlink target", reader, pos)
             terminal = htype
         elif htype == fmt.DEVICE:
             _expect_size(reader, htype, pos, full_size, 16)
@@ -230,12 +228,18 @@ def read_entry(reader: ItemReader, offset: int, end: int, version: int) -> Entry
         if terminal is not None:
             break
     body.next_offset = pos
-    metadata.acl = Acl(users=tuple(acl["users"]), groups=tuple(acl["groups"]),
-                       default_users=tuple(acl["default_users"]),
-                       default_groups=tuple(acl["default_groups"]), **acl_singletons)
+    metadata.acl = Acl(
+        users=tuple(acl["users"]),
+        groups=tuple(acl["groups"]),
+        default_users=tuple(acl["default_users"]),
+        default_groups=tuple(acl["default_groups"]),
+        **acl_singletons,
+    )
     expected_terminal = {
-        Kind.FILE: (fmt.PAYLOAD, fmt.PAYLOAD_REF), Kind.SYMLINK: (fmt.SYMLINK,),
-        Kind.CHAR_DEVICE: (fmt.DEVICE,), Kind.BLOCK_DEVICE: (fmt.DEVICE,),
+        Kind.FILE: (fmt.PAYLOAD, fmt.PAYLOAD_REF),
+        Kind.SYMLINK: (fmt.SYMLINK,),
+        Kind.CHAR_DEVICE: (fmt.DEVICE,),
+        Kind.BLOCK_DEVICE: (fmt.DEVICE,),
     }.get(kind, (None,))
     if terminal not in expected_terminal:
         found = fmt.htype_name(terminal) if terminal is not None else "no content item"
@@ -253,8 +257,9 @@ def read_hardlink(reader: ItemReader, offset: int, full_size: int) -> tuple[int,
     return back, target
 
 
-def read_child(reader: ItemReader, filename_offset: int, end: int, version: int,
-               parent_path: bytes) -> tuple[Entry, EntryBody | None]:
+def read_child(
+    reader: ItemReader, filename_offset: int, end: int, version: int, parent_path: bytes
+) -> tuple[Entry, EntryBody | None]:
     """Decode a child from its FILENAME item: the entry and, unless it is a hardlink, its body."""
     name, name_size = read_filename(reader, filename_offset, end)
     path = parent_path + b"/" + name if parent_path else name
@@ -264,9 +269,16 @@ def read_child(reader: ItemReader, filename_offset: int, end: int, version: int,
         back, target = read_hardlink(reader, entry_offset, full_size)
         if back == 0 or back > filename_offset:
             raise reader.error(f"HARDLINK offset {back} points outside the archive", entry_offset)
-        entry = Entry(path=path, kind=Kind.HARDLINK, metadata=None, hardlink_target=target,
-                      hardlink_offset=back, filename_offset=filename_offset,
-                      entry_offset=entry_offset, entry_end=entry_offset + full_size)
+        entry = Entry(
+            path=path,
+            kind=Kind.HARDLINK,
+            metadata=None,
+            hardlink_target=target,
+            hardlink_offset=back,
+            filename_offset=filename_offset,
+            entry_offset=entry_offset,
+            entry_end=entry_offset + full_size,
+        )
         return entry, None
     body = read_entry(reader, entry_offset, end, version)
     return entry_from_body(path, body, filename_offset, entry_offset), body
@@ -277,19 +289,27 @@ def resolve_hardlink(reader: ItemReader, version: int, link: Entry) -> Entry:
     target_offset = link.filename_offset - link.hardlink_offset
     target, _ = read_child(reader, target_offset, reader.size, version, b"")
     if target.kind is not Kind.FILE:
-        raise reader.error(f"hardlink {link.path!r} points at a {target.kind.value}, "
-                           "not a regular file", link.entry_offset)
+        raise reader.error(
+            f"hardlink {link.path!r} points at a {target.kind.value}, not a regular file", link.entry_offset
+        )
     target.path = link.hardlink_target.lstrip(b"/")
     return target
 
 
-def entry_from_body(path: bytes, body: EntryBody, filename_offset: int | None,
-                    entry_offset: int) -> Entry:
-    return Entry(path=path, kind=body.kind, metadata=body.metadata, size=body.size,
-                 symlink_target=body.symlink_target, device=body.device,
-                 filename_offset=filename_offset, entry_offset=entry_offset,
-                 entry_end=body.next_offset, content_offset=body.content_offset,
-                 payload_ref_offset=body.payload_ref_offset)
+def entry_from_body(path: bytes, body: EntryBody, filename_offset: int | None, entry_offset: int) -> Entry:
+    return Entry(
+        path=path,
+        kind=body.kind,
+        metadata=body.metadata,
+        size=body.size,
+        symlink_target=body.symlink_target,
+        device=body.device,
+        filename_offset=filename_offset,
+        entry_offset=entry_offset,
+        entry_end=body.next_offset,
+        content_offset=body.content_offset,
+        payload_ref_offset=body.payload_ref_offset,
+    )
 
 
 def read_archive_start(reader: ItemReader) -> tuple[int, bytes | None, int]:
@@ -317,7 +337,8 @@ def check_payload_header(payload: ItemReader, entry: Entry) -> None:
         raise payload.error(
             f"PAYLOAD_REF of {entry.path!r} points at {fmt.htype_name(htype)} of "
             f"{full_size - 16} content bytes, expected PAYLOAD of {entry.size}",
-            entry.payload_ref_offset)
+            entry.payload_ref_offset,
+        )
 
 
 @dataclass
@@ -329,8 +350,7 @@ class _OpenDirectory:
     children: list[tuple[int, int, int, int]] = field(default_factory=list)
 
 
-def walk_directory(reader: ItemReader, version: int, directory: Entry,
-                   children_offset: int) -> Iterator[Entry]:
+def walk_directory(reader: ItemReader, version: int, directory: Entry, children_offset: int) -> Iterator[Entry]:
     """Yield everything below ``directory`` (whose children start at ``children_offset``),
     checking each goodbye table; returns the offset just after the directory."""
     stack = [_OpenDirectory(directory.path, directory.filename_offset, directory.entry_offset)]
@@ -344,8 +364,7 @@ def walk_directory(reader: ItemReader, version: int, directory: Entry,
                 stack.append(_OpenDirectory(entry.path, pos, entry.entry_offset))
                 pos = child_body.next_offset
             else:
-                current.children.append((fmt.name_hash(entry.name), pos,
-                                         entry.entry_end - pos, entry.size))
+                current.children.append((fmt.name_hash(entry.name), pos, entry.entry_end - pos, entry.size))
                 pos = entry.entry_end
             yield entry
         elif htype == fmt.GOODBYE:
@@ -354,20 +373,18 @@ def walk_directory(reader: ItemReader, version: int, directory: Entry,
             stack.pop()
             if stack:
                 name = current.path.rsplit(b"/", 1)[-1]
-                stack[-1].children.append((fmt.name_hash(name), current.filename_offset,
-                                           pos - current.filename_offset, 0))
+                stack[-1].children.append(
+                    (fmt.name_hash(name), current.filename_offset, pos - current.filename_offset, 0)
+                )
         else:
-            raise reader.error(
-                f"expected FILENAME or GOODBYE, found {fmt.htype_name(htype)}", pos)
+            raise reader.error(f"expected FILENAME or GOODBYE, found {fmt.htype_name(htype)}", pos)
     return pos
 
 
-def _check_goodbye(reader: ItemReader, directory: _OpenDirectory, offset: int,
-                   full_size: int) -> None:
+def _check_goodbye(reader: ItemReader, directory: _OpenDirectory, offset: int, full_size: int) -> None:
     table_size = full_size - fmt.HEADER_SIZE
     if table_size % fmt.GOODBYE_ITEM_SIZE or table_size == 0:
-        raise reader.error(f"GOODBYE table of {table_size} bytes is not a whole number of "
-                           "items", offset)
+        raise reader.error(f"GOODBYE table of {table_size} bytes is not a whole number of items", offset)
     items = list(fmt.iter_goodbye_items(reader.content(offset, full_size)))
     tail_hash, tail_offset, tail_size = items.pop()
     if tail_hash != fmt.GOODBYE_TAIL_MARKER:
@@ -375,24 +392,23 @@ def _check_goodbye(reader: ItemReader, directory: _OpenDirectory, offset: int,
     if tail_offset != offset - directory.entry_start or tail_size != full_size:
         raise reader.error(
             f"GOODBYE tail (offset {tail_offset}, size {tail_size}) does not match the "
-            f"directory at {directory.entry_start}", offset)
-    expected = {offset - start: (hash_, size, file_size)
-                for hash_, start, size, file_size in directory.children}
+            f"directory at {directory.entry_start}",
+            offset,
+        )
+    expected = {offset - start: (hash_, size, file_size) for hash_, start, size, file_size in directory.children}
     if len(items) != len(expected):
-        raise reader.error(f"GOODBYE table lists {len(items)} children, the directory has "
-                           f"{len(expected)}", offset)
+        raise reader.error(f"GOODBYE table lists {len(items)} children, the directory has {len(expected)}", offset)
     for index, (hash_, child_offset, size) in enumerate(items):
         child = expected.get(child_offset)
         if child is None or child[0] != hash_ or size not in (child[1], child[1] + child[2]):
-            raise reader.error(f"GOODBYE item {index} does not match any child "
-                               f"(hash {hash_:#018x}, offset {child_offset})", offset)
+            raise reader.error(
+                f"GOODBYE item {index} does not match any child (hash {hash_:#018x}, offset {child_offset})", offset
+            )
         for branch in (2 * index + 1, 2 * index + 2):
             if branch < len(items):
-                lower, upper = (items[branch][0], hash_) if branch % 2 else \
-                    (hash_, items[branch][0])
+                lower, upper = (items[branch][0], hash_) if branch % 2 else (hash_, items[branch][0])
                 if lower > upper:
-                    raise reader.error(f"GOODBYE table is not in search-tree order at "
-                                       f"item {index}", offset)
+                    raise reader.error(f"GOODBYE table is not in search-tree order at item {index}", offset)
 
 
 class Decoder:
@@ -404,8 +420,7 @@ class Decoder:
 
     def __init__(self, source: Source, payload_source: Source | None = None):
         self.reader = ItemReader(source)
-        self.payload = ItemReader(payload_source, window=fmt.HEADER_SIZE) \
-            if payload_source is not None else None
+        self.payload = ItemReader(payload_source, window=fmt.HEADER_SIZE) if payload_source is not None else None
         self.version, self.prelude, self.root_offset = read_archive_start(self.reader)
 
     def __iter__(self) -> Iterator[Entry]:
@@ -418,8 +433,7 @@ class Decoder:
         yield root
         end = yield from walk_directory(reader, self.version, root, body.next_offset)
         if end != reader.size:
-            raise reader.error(f"{reader.size - end} unexpected bytes after the root directory",
-                               end)
+            raise reader.error(f"{reader.size - end} unexpected bytes after the root directory", end)
 
     def iter_subtree(self, path: bytes) -> Iterator[Entry]:
         """The entry at ``path`` and everything below it (this decoder reads the whole archive
@@ -465,8 +479,9 @@ def _content_reader(reader: ItemReader, payload: ItemReader | None, entry: Entry
     return payload
 
 
-def read_content(reader: ItemReader, payload: ItemReader | None, entry: Entry, offset: int = 0,
-                 length: int | None = None) -> bytes:
+def read_content(
+    reader: ItemReader, payload: ItemReader | None, entry: Entry, offset: int = 0, length: int | None = None
+) -> bytes:
     """Bytes ``[offset, offset+length)`` of a regular file, clipped to its size."""
     stream = _content_reader(reader, payload, entry)
     offset = max(0, min(offset, entry.size))
@@ -476,14 +491,14 @@ def read_content(reader: ItemReader, payload: ItemReader | None, entry: Entry, o
     return stream.read(entry.content_offset + offset, length)
 
 
-def iter_content(reader: ItemReader, payload: ItemReader | None, entry: Entry,
-                 block: int = CONTENT_BLOCK) -> Iterator[bytes]:
+def iter_content(
+    reader: ItemReader, payload: ItemReader | None, entry: Entry, block: int = CONTENT_BLOCK
+) -> Iterator[bytes]:
     stream = _content_reader(reader, payload, entry)
     start = entry.content_offset
     end = start + entry.size
     if end > stream.size:
-        raise stream.error(f"content of {entry.path!r} runs past the end of the archive "
-                           f"({end} > {stream.size})", start)
+        raise stream.error(f"content of {entry.path!r} runs past the end of the archive ({end} > {stream.size})", start)
     if entry.size <= block:
         # small contents usually sit in the read-ahead window already
         if entry.size:

@@ -77,9 +77,15 @@ class Encoder:
     header, the points PBS's payload chunker prefers to cut at (docs/datastore-format.md, "Chunking").
     """
 
-    def __init__(self, out, root: Metadata, catalog: CatalogWriter | None = None,
-                 payload_out=None, prelude: bytes | None = None,
-                 payload_boundary: Callable[[int], None] | None = None):
+    def __init__(
+        self,
+        out,
+        root: Metadata,
+        catalog: CatalogWriter | None = None,
+        payload_out=None,
+        prelude: bytes | None = None,
+        payload_boundary: Callable[[int], None] | None = None,
+    ):
         if stat.S_IFMT(root.mode) != fmt.S_IFDIR:
             raise ValueError("the archive root must be a directory")
         if prelude is not None and payload_out is None:
@@ -116,28 +122,31 @@ class Encoder:
     def _write_entry(self, metadata: Metadata) -> None:
         if not 0 <= metadata.mtime_nanos < 1_000_000_000:
             raise ValueError(f"mtime nanoseconds {metadata.mtime_nanos} out of range")
-        self._item(fmt.ENTRY, fmt.pack_stat(metadata.mode, metadata.flags, metadata.uid,
-                                            metadata.gid, metadata.mtime_secs,
-                                            metadata.mtime_nanos))
+        self._item(
+            fmt.ENTRY,
+            fmt.pack_stat(
+                metadata.mode, metadata.flags, metadata.uid, metadata.gid, metadata.mtime_secs, metadata.mtime_nanos
+            ),
+        )
         for name, value in metadata.xattrs:
             self._item(fmt.XATTR, _c_string(name) + value)
         acl = metadata.acl
         for htype, entries in ((fmt.ACL_USER, acl.users), (fmt.ACL_GROUP, acl.groups)):
             for entry in entries:
-                self._item(htype, fmt.AclEntry.build(dict(id=entry.id,
-                                                          permissions=entry.permissions)))
+                self._item(htype, fmt.AclEntry.build(dict(id=entry.id, permissions=entry.permissions)))
         if acl.group_obj is not None:
             self._item(fmt.ACL_GROUP_OBJ, fmt.U64.build(acl.group_obj))
         if acl.default is not None:
             default = acl.default
-            self._item(fmt.ACL_DEFAULT, fmt.AclDefault.build(dict(
-                user_obj=default.user_obj, group_obj=default.group_obj, other=default.other,
-                mask=default.mask)))
-        for htype, entries in ((fmt.ACL_DEFAULT_USER, acl.default_users),
-                               (fmt.ACL_DEFAULT_GROUP, acl.default_groups)):
+            self._item(
+                fmt.ACL_DEFAULT,
+                fmt.AclDefault.build(
+                    dict(user_obj=default.user_obj, group_obj=default.group_obj, other=default.other, mask=default.mask)
+                ),
+            )
+        for htype, entries in ((fmt.ACL_DEFAULT_USER, acl.default_users), (fmt.ACL_DEFAULT_GROUP, acl.default_groups)):
             for entry in entries:
-                self._item(htype, fmt.AclEntry.build(dict(id=entry.id,
-                                                          permissions=entry.permissions)))
+                self._item(htype, fmt.AclEntry.build(dict(id=entry.id, permissions=entry.permissions)))
         if metadata.fcaps is not None:
             self._item(fmt.FCAPS, metadata.fcaps)
         if metadata.quota_project_id is not None:
@@ -156,8 +165,8 @@ class Encoder:
     def _end_child(self, name: bytes, filename_offset: int, payload_size: int = 0) -> None:
         # v2 file sizes in the goodbye table include the payload, as the pxar crate writes them
         self._stack[-1].children.append(
-            (fmt.name_hash(name), filename_offset,
-             self.position - filename_offset + payload_size))
+            (fmt.name_hash(name), filename_offset, self.position - filename_offset + payload_size)
+        )
 
     def _check_kind(self, metadata: Metadata, *kinds: int) -> None:
         if stat.S_IFMT(metadata.mode) not in kinds:
@@ -185,8 +194,7 @@ class Encoder:
         else:
             self._copy_content(stream, content, size, name)
         if self._payload is not None:
-            self._item(fmt.PAYLOAD_REF, fmt.PayloadRef.build(dict(offset=payload_offset,
-                                                                  size=size)))
+            self._item(fmt.PAYLOAD_REF, fmt.PayloadRef.build(dict(offset=payload_offset, size=size)))
             self._end_child(name, start, size)
         else:
             self._end_child(name, start)
@@ -200,8 +208,7 @@ class Encoder:
         while remaining:
             data = reader.read(min(READ_BLOCK, remaining))
             if not data:
-                log.warning("%r shrank while being archived; padding %d bytes with zeros",
-                            name, remaining)
+                log.warning("%r shrank while being archived; padding %d bytes with zeros", name, remaining)
                 data = bytes(min(READ_BLOCK, remaining))
             stream.write(data)
             remaining -= len(data)
@@ -241,14 +248,12 @@ class Encoder:
             else:
                 self._catalog.add_socket(name)
 
-    def add_hardlink(self, name: bytes | str, target_path: bytes | str,
-                     target_filename_offset: int) -> None:
+    def add_hardlink(self, name: bytes | str, target_path: bytes | str, target_filename_offset: int) -> None:
         """Another name for a file added earlier: its path from the root and FILENAME offset."""
         name, start = self._begin_child(name)
         if not 0 <= target_filename_offset < start:
             raise ValueError("a hardlink target must precede the link")
-        self._item(fmt.HARDLINK, fmt.U64.build(start - target_filename_offset)
-                   + _c_string(os.fsencode(target_path)))
+        self._item(fmt.HARDLINK, fmt.U64.build(start - target_filename_offset) + _c_string(os.fsencode(target_path)))
         self._end_child(name, start)
         if self._catalog is not None:
             self._catalog.add_hardlink(name)
@@ -271,8 +276,7 @@ class Encoder:
         for index in order:
             hash_, filename_offset, size = children[index]
             table += fmt.pack_goodbye_item(hash_, goodbye_offset - filename_offset, size)
-        table += fmt.pack_goodbye_item(fmt.GOODBYE_TAIL_MARKER,
-                                       goodbye_offset - directory.entry_offset, table_size)
+        table += fmt.pack_goodbye_item(fmt.GOODBYE_TAIL_MARKER, goodbye_offset - directory.entry_offset, table_size)
         self._write(bytes(table))
 
     def end_directory(self) -> None:
@@ -295,8 +299,9 @@ class Encoder:
             self._payload.flush()
 
 
-def encode_entries(out, entries: Iterable[Entry], content_of: Callable[[Entry], bytes],
-                   catalog: CatalogWriter | None = None, **options) -> int:
+def encode_entries(
+    out, entries: Iterable[Entry], content_of: Callable[[Entry], bytes], catalog: CatalogWriter | None = None, **options
+) -> int:
     """Encode decoded entries (root first, then depth-first archive order).
 
     ``content_of(entry)`` returns a regular file's bytes or a binary file object; ``options``
@@ -321,8 +326,7 @@ def encode_entries(out, entries: Iterable[Entry], content_of: Callable[[Entry], 
             encoder.begin_directory(name, entry.metadata)
             open_paths.append(entry.path)
         elif entry.kind is Kind.FILE:
-            file_offsets[entry.path] = encoder.add_file(name, entry.metadata, entry.size,
-                                                        content_of(entry))
+            file_offsets[entry.path] = encoder.add_file(name, entry.metadata, entry.size, content_of(entry))
         elif entry.kind is Kind.SYMLINK:
             encoder.add_symlink(name, entry.metadata, entry.symlink_target)
         elif entry.kind in (Kind.CHAR_DEVICE, Kind.BLOCK_DEVICE):
@@ -330,8 +334,7 @@ def encode_entries(out, entries: Iterable[Entry], content_of: Callable[[Entry], 
         elif entry.kind is Kind.HARDLINK:
             target = entry.hardlink_target.lstrip(b"/")
             if target not in file_offsets:
-                raise ValueError(f"hardlink {entry.path!r} to {target!r}, which is not an "
-                                 "earlier regular file")
+                raise ValueError(f"hardlink {entry.path!r} to {target!r}, which is not an earlier regular file")
             encoder.add_hardlink(name, entry.hardlink_target, file_offsets[target])
         else:
             encoder.add_special(name, entry.metadata)
@@ -396,16 +399,16 @@ class _TreeWalker:
         elif kind == stat.S_IFLNK:
             encoder.add_symlink(name, read_metadata(st, None), os.readlink(name, dir_fd=dir_fd))
         elif kind in (stat.S_IFCHR, stat.S_IFBLK):
-            encoder.add_device(name, read_metadata(st, None), os.major(st.st_rdev),
-                               os.minor(st.st_rdev))
+            encoder.add_device(name, read_metadata(st, None), os.major(st.st_rdev), os.minor(st.st_rdev))
         elif kind in (stat.S_IFIFO, stat.S_IFSOCK):
             encoder.add_special(name, read_metadata(st, None))
         else:
             log.warning("%r has unknown file type %#o; skipped", path, kind)
 
 
-def encode_tree(source: str | os.PathLike, out, catalog: CatalogWriter | None = None,
-                one_file_system: bool = True, **options) -> int:
+def encode_tree(
+    source: str | os.PathLike, out, catalog: CatalogWriter | None = None, one_file_system: bool = True, **options
+) -> int:
     """Archive the directory ``source`` as a pxar stream written to ``out``.
 
     Children are added in byte-sorted name order with metadata from ``lstat``, chattr flags,

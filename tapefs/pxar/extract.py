@@ -36,8 +36,7 @@ _temp_counter = itertools.count()
 _RENAME_NOREPLACE = 1  # renameat2 flag from <linux/fs.h>
 _renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
 if _renameat2 is not None:
-    _renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
-                           ctypes.c_uint]
+    _renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
 
 
 class Overwrite(enum.Flag):
@@ -58,9 +57,15 @@ class Overwrite(enum.Flag):
 
 
 _OVERWRITE_FOR_KIND = {Kind.SYMLINK: Overwrite.SYMLINKS, Kind.HARDLINK: Overwrite.HARDLINKS}
-_TYPE_NAMES = {stat.S_IFREG: "file", stat.S_IFDIR: "directory", stat.S_IFLNK: "symlink",
-               stat.S_IFIFO: "fifo", stat.S_IFSOCK: "socket", stat.S_IFCHR: "character device",
-               stat.S_IFBLK: "block device"}
+_TYPE_NAMES = {
+    stat.S_IFREG: "file",
+    stat.S_IFDIR: "directory",
+    stat.S_IFLNK: "symlink",
+    stat.S_IFIFO: "fifo",
+    stat.S_IFSOCK: "socket",
+    stat.S_IFCHR: "character device",
+    stat.S_IFBLK: "block device",
+}
 
 
 @dataclass
@@ -74,8 +79,7 @@ def _components(path: bytes, what: str) -> list[bytes]:
     parts = path.split(b"/")
     for part in parts:
         if not part or part in (b".", b"..") or b"\0" in part:
-            raise UnsafePathError(f"refusing {what} {path!r}: it is not a plain relative path "
-                                  "inside the target")
+            raise UnsafePathError(f"refusing {what} {path!r}: it is not a plain relative path inside the target")
     return parts
 
 
@@ -90,23 +94,21 @@ def _existing_mode(dir_fd: int, name: bytes) -> int | None:
         return None
 
 
-def _refusal(shown_path: str, existing_mode: int, kind: Kind,
-             overwrite: Overwrite) -> ExistingEntryError | None:
+def _refusal(shown_path: str, existing_mode: int, kind: Kind, overwrite: Overwrite) -> ExistingEntryError | None:
     """Why an entry of ``kind`` may not take the place of what exists there, or None."""
     existing = _TYPE_NAMES.get(stat.S_IFMT(existing_mode), "entry")
     if kind is Kind.DIRECTORY:
         if stat.S_ISDIR(existing_mode):
             return None
-        return ExistingEntryError(f"refusing to restore a directory over existing {existing} "
-                                  f"{shown_path}", shown_path)
+        return ExistingEntryError(f"refusing to restore a directory over existing {existing} {shown_path}", shown_path)
     if stat.S_ISDIR(existing_mode):
-        return ExistingEntryError(f"refusing to replace existing directory {shown_path} with a "
-                                  f"{kind.value}", shown_path)
+        return ExistingEntryError(
+            f"refusing to replace existing directory {shown_path} with a {kind.value}", shown_path
+        )
     needed = _OVERWRITE_FOR_KIND.get(kind, Overwrite.FILES)
     if needed in overwrite:
         return None
-    return ExistingEntryError(f"refusing to overwrite existing {existing} {shown_path}",
-                              shown_path, needed)
+    return ExistingEntryError(f"refusing to overwrite existing {existing} {shown_path}", shown_path, needed)
 
 
 def _rename_noreplace(dir_fd: int, old: bytes, new: bytes) -> None:
@@ -128,15 +130,25 @@ def _open_directory(dir_fd: int, name: bytes) -> int:
         return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
     except OSError as error:
         if error.errno in (errno.ELOOP, errno.ENOTDIR):
-            raise UnsafePathError(f"refusing to extract below {name!r}: it exists and is not a "
-                                  "directory (possibly a symlink)") from None
+            raise UnsafePathError(
+                f"refusing to extract below {name!r}: it exists and is not a directory (possibly a symlink)"
+            ) from None
         raise
 
 
 class _Extractor:
-    def __init__(self, target_fd: int, target: bytes, reader, restore_owners: bool,
-                 stats: ExtractStats, subtree: bytes, fsync: bool, overwrite: Overwrite,
-                 target_existed: bool):
+    def __init__(
+        self,
+        target_fd: int,
+        target: bytes,
+        reader,
+        restore_owners: bool,
+        stats: ExtractStats,
+        subtree: bytes,
+        fsync: bool,
+        overwrite: Overwrite,
+        target_existed: bool,
+    ):
         self.target_fd = target_fd
         self.target = target
         self.overwrite = overwrite
@@ -154,8 +166,15 @@ class _Extractor:
         log.warning("%r: cannot restore %s (%s)", path, what, error.strerror)
         self.stats.skipped += 1
 
-    def apply_metadata(self, path: bytes, metadata: Metadata, *, fd: int | None = None,
-                       dir_fd: int | None = None, name: bytes | None = None) -> None:
+    def apply_metadata(
+        self,
+        path: bytes,
+        metadata: Metadata,
+        *,
+        fd: int | None = None,
+        dir_fd: int | None = None,
+        name: bytes | None = None,
+    ) -> None:
         """Owner, mode, xattrs, ACLs, fcaps, project id, mtime and chattr flags, in the order
         that keeps them all.
 
@@ -213,11 +232,11 @@ class _Extractor:
 
     def parent_fd(self, path: bytes) -> int:
         parent = path.rpartition(b"/")[0]
-        depth = next((index for index in range(len(self.open_dirs) - 1, -1, -1)
-                      if self.open_dirs[index][0] == parent), None)
+        depth = next(
+            (index for index in range(len(self.open_dirs) - 1, -1, -1) if self.open_dirs[index][0] == parent), None
+        )
         if depth is None:
-            raise PxarError(f"{path!r} comes after its directory was closed; the archive is "
-                            "not in depth-first order")
+            raise PxarError(f"{path!r} comes after its directory was closed; the archive is not in depth-first order")
         self.close_directories(depth + 1)
         return self.open_dirs[-1][1]
 
@@ -243,9 +262,10 @@ class _Extractor:
                     _rename_noreplace(dir_fd, temp, name)
                 except FileExistsError:
                     raise ExistingEntryError(
-                        f"refusing to overwrite {self.shown(path)}: it appeared during the "
-                        "restore", self.shown(path),
-                        _OVERWRITE_FOR_KIND.get(kind, Overwrite.FILES)) from None
+                        f"refusing to overwrite {self.shown(path)}: it appeared during the restore",
+                        self.shown(path),
+                        _OVERWRITE_FOR_KIND.get(kind, Overwrite.FILES),
+                    ) from None
             else:
                 os.rename(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
                 # rename does nothing when both names are already links to the same file
@@ -282,12 +302,13 @@ class _Extractor:
                     metadata = None
             self.open_dirs.append((path, _open_directory(dir_fd, name), metadata))
         elif kind is Kind.FILE:
-            self.place(dir_fd, name, path, kind,
-                       lambda temp: self.write_file(dir_fd, temp, path, entry))
+            self.place(dir_fd, name, path, kind, lambda temp: self.write_file(dir_fd, temp, path, entry))
         elif kind is Kind.SYMLINK:
+
             def create_symlink(temp):
                 os.symlink(entry.symlink_target, temp, dir_fd=dir_fd)
                 self.apply_metadata(path, entry.metadata, dir_fd=dir_fd, name=temp)
+
             self.place(dir_fd, name, path, kind, create_symlink)
         elif kind is Kind.HARDLINK:
             self.extract_hardlink(dir_fd, name, path, entry)
@@ -295,13 +316,12 @@ class _Extractor:
             self.extract_node(dir_fd, name, path, entry)
 
     def write_file(self, dir_fd: int, temp: bytes, path: bytes, entry: Entry) -> None:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     0o600, dir_fd=dir_fd)
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
         try:
             for block in self.reader.iter_content(entry):
                 view = memoryview(block)
                 while view:
-                    view = view[os.write(fd, view):]
+                    view = view[os.write(fd, view) :]
             self.stats.bytes += entry.size
             self.apply_metadata(path, entry.metadata, fd=fd)
             if self.fsync:
@@ -315,16 +335,20 @@ class _Extractor:
         if not joined.startswith(self.link_prefix):
             self.copy_hardlink_target(dir_fd, name, path, entry)
             return
-        target = joined[len(self.link_prefix):].split(b"/")
+        target = joined[len(self.link_prefix) :].split(b"/")
         source_fd = self.target_fd
         opened = []
         try:
             for component in target[:-1]:
                 source_fd = _open_directory(source_fd, component)
                 opened.append(source_fd)
-            self.place(dir_fd, name, path, Kind.HARDLINK, lambda temp: os.link(
-                target[-1], temp, src_dir_fd=source_fd, dst_dir_fd=dir_fd,
-                follow_symlinks=False))
+            self.place(
+                dir_fd,
+                name,
+                path,
+                Kind.HARDLINK,
+                lambda temp: os.link(target[-1], temp, src_dir_fd=source_fd, dst_dir_fd=dir_fd, follow_symlinks=False),
+            )
         except FileNotFoundError:
             self.copy_hardlink_target(dir_fd, name, path, entry)
         finally:
@@ -334,17 +358,21 @@ class _Extractor:
     def copy_hardlink_target(self, dir_fd: int, name: bytes, path: bytes, entry: Entry) -> None:
         """A hardlink whose target was not extracted gets a copy of the target file."""
         file = self.reader.resolve_hardlink(entry)
-        self.place(dir_fd, name, path, Kind.HARDLINK,
-                   lambda temp: self.write_file(dir_fd, temp, path, file))
+        self.place(dir_fd, name, path, Kind.HARDLINK, lambda temp: self.write_file(dir_fd, temp, path, file))
 
     def extract_node(self, dir_fd: int, name: bytes, path: bytes, entry: Entry) -> None:
-        file_type = {Kind.FIFO: stat.S_IFIFO, Kind.SOCKET: stat.S_IFSOCK,
-                     Kind.CHAR_DEVICE: stat.S_IFCHR, Kind.BLOCK_DEVICE: stat.S_IFBLK}[entry.kind]
+        file_type = {
+            Kind.FIFO: stat.S_IFIFO,
+            Kind.SOCKET: stat.S_IFSOCK,
+            Kind.CHAR_DEVICE: stat.S_IFCHR,
+            Kind.BLOCK_DEVICE: stat.S_IFBLK,
+        }[entry.kind]
         device = os.makedev(*entry.device) if entry.device else 0
 
         def create_node(temp):
             os.mknod(temp, file_type | 0o600, device, dir_fd=dir_fd)
             self.apply_metadata(path, entry.metadata, dir_fd=dir_fd, name=temp)
+
         try:
             self.place(dir_fd, name, path, entry.kind, create_node)
         except PermissionError as error:
@@ -365,9 +393,14 @@ def _relative_entries(entries: Iterable[Entry], subtree: bytes):
             yield entry.path[prefix_length:], entry
 
 
-def extract(reader, target: str | os.PathLike, subtree: bytes | str = b"",
-            restore_owners: bool | None = None, fsync: bool = False,
-            overwrite: Overwrite = Overwrite.NONE) -> ExtractStats:
+def extract(
+    reader,
+    target: str | os.PathLike,
+    subtree: bytes | str = b"",
+    restore_owners: bool | None = None,
+    fsync: bool = False,
+    overwrite: Overwrite = Overwrite.NONE,
+) -> ExtractStats:
     """Extract an archive, or the part at ``subtree``, into the directory ``target``.
 
     ``reader`` is a ``Decoder`` or an ``Accessor`` (anything with ``iter_subtree``,
@@ -391,8 +424,9 @@ def extract(reader, target: str | os.PathLike, subtree: bytes | str = b"",
     # the target itself may be a symlink the operator chose; nothing below it may be
     target_fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     stats = ExtractStats()
-    extractor = _Extractor(target_fd, os.fsencode(target), reader, restore_owners, stats,
-                           subtree, fsync, overwrite, target_existed)
+    extractor = _Extractor(
+        target_fd, os.fsencode(target), reader, restore_owners, stats, subtree, fsync, overwrite, target_existed
+    )
     try:
         for path, entry in _relative_entries(reader.iter_subtree(subtree), subtree):
             extractor.extract(path, entry)
@@ -402,13 +436,17 @@ def extract(reader, target: str | os.PathLike, subtree: bytes | str = b"",
             if fd != target_fd:
                 os.close(fd)
         os.close(target_fd)
-    log.info("extracted %d entries (%d bytes of file contents) into %s; %d items skipped",
-             stats.entries, stats.bytes, os.fsdecode(os.fspath(target)), stats.skipped)
+    log.info(
+        "extracted %d entries (%d bytes of file contents) into %s; %d items skipped",
+        stats.entries,
+        stats.bytes,
+        os.fsdecode(os.fspath(target)),
+        stats.skipped,
+    )
     return stats
 
 
-def check_conflicts(accessor, target: str | os.PathLike,
-                    overwrite: Overwrite = Overwrite.NONE) -> None:
+def check_conflicts(accessor, target: str | os.PathLike, overwrite: Overwrite = Overwrite.NONE) -> None:
     """Raise the ``ExistingEntryError`` that extracting the whole archive of ``accessor`` (an
     ``Accessor``) into ``target`` would raise, before anything is written.
 
@@ -430,8 +468,7 @@ def check_conflicts(accessor, target: str | os.PathLike,
                     if entry is None:
                         continue
                     mode = os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode
-                    refusal = _refusal(os.fsdecode(os.path.join(target, entry.path)), mode,
-                                       entry.kind, overwrite)
+                    refusal = _refusal(os.fsdecode(os.path.join(target, entry.path)), mode, entry.kind, overwrite)
                     if refusal is not None:
                         raise refusal
                     if entry.kind is Kind.DIRECTORY:

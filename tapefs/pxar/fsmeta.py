@@ -25,8 +25,16 @@ _STORED_XATTR_PREFIXES = (b"user.", b"trusted.")
 _STORED_XATTR_NAMES = (b"security.NTACL",)
 
 # Errors meaning "this file system has no such feature", which are not a problem.
-_UNSUPPORTED = {errno.EOPNOTSUPP, errno.ENOTTY, errno.ENOSYS, errno.EINVAL, errno.EBADF,
-                errno.ENODATA, errno.EPERM, errno.EACCES}
+_UNSUPPORTED = {
+    errno.EOPNOTSUPP,
+    errno.ENOTTY,
+    errno.ENOSYS,
+    errno.EINVAL,
+    errno.EBADF,
+    errno.ENODATA,
+    errno.EPERM,
+    errno.EACCES,
+}
 
 FS_IOC_GETFLAGS = 0x80086601
 FS_IOC_SETFLAGS = 0x40086602
@@ -160,19 +168,24 @@ def acl_from_xattrs(access: bytes | None, default: bytes | None) -> Acl:
                 user_obj=objects.get(ACL_USER_OBJ, fmt.NO_MASK),
                 group_obj=objects.get(ACL_GROUP_OBJ, fmt.NO_MASK),
                 other=objects.get(ACL_OTHER, fmt.NO_MASK),
-                mask=objects.get(ACL_MASK, fmt.NO_MASK))
+                mask=objects.get(ACL_MASK, fmt.NO_MASK),
+            )
 
     def ordered(entries):
         return tuple(sorted(entries, key=lambda entry: (entry.id, entry.permissions)))
 
-    return Acl(users=ordered(users), groups=ordered(groups), group_obj=group_obj,
-               default=default_acl, default_users=ordered(default_users),
-               default_groups=ordered(default_groups))
+    return Acl(
+        users=ordered(users),
+        groups=ordered(groups),
+        group_obj=group_obj,
+        default=default_acl,
+        default_users=ordered(default_users),
+        default_groups=ordered(default_groups),
+    )
 
 
 def _build_acl_xattr(entries: list[tuple[int, int, int]]) -> bytes:
-    return _ACL_HEADER.pack(_ACL_VERSION) + b"".join(
-        _ACL_ENTRY.pack(tag, perm & 7, id_) for tag, perm, id_ in entries)
+    return _ACL_HEADER.pack(_ACL_VERSION) + b"".join(_ACL_ENTRY.pack(tag, perm & 7, id_) for tag, perm, id_ in entries)
 
 
 def _with_mask(entries: list[tuple[int, int, int]], mask: int | None) -> list:
@@ -194,8 +207,7 @@ def acl_to_xattrs(acl: Acl, mode: int) -> dict[bytes, bytes]:
     values = {}
     if acl.users or acl.groups or acl.group_obj is not None:
         group_bits = (mode >> 3) & 7
-        entries = [(ACL_USER_OBJ, (mode >> 6) & 7, _UNDEFINED_ID),
-                   (ACL_OTHER, mode & 7, _UNDEFINED_ID)]
+        entries = [(ACL_USER_OBJ, (mode >> 6) & 7, _UNDEFINED_ID), (ACL_OTHER, mode & 7, _UNDEFINED_ID)]
         entries += [(ACL_USER, entry.permissions, entry.id) for entry in acl.users]
         entries += [(ACL_GROUP, entry.permissions, entry.id) for entry in acl.groups]
         if acl.group_obj is not None:
@@ -210,10 +222,14 @@ def acl_to_xattrs(acl: Acl, mode: int) -> dict[bytes, bytes]:
         default = acl.default or AclDefault()
         # a default ACL needs all three base entries; take missing ones from the mode, as
         # setfacl -d does
-        entries = [(tag, (mode >> shift) & 7 if perm == fmt.NO_MASK else perm, _UNDEFINED_ID)
-                   for tag, perm, shift in ((ACL_USER_OBJ, default.user_obj, 6),
-                                            (ACL_GROUP_OBJ, default.group_obj, 3),
-                                            (ACL_OTHER, default.other, 0))]
+        entries = [
+            (tag, (mode >> shift) & 7 if perm == fmt.NO_MASK else perm, _UNDEFINED_ID)
+            for tag, perm, shift in (
+                (ACL_USER_OBJ, default.user_obj, 6),
+                (ACL_GROUP_OBJ, default.group_obj, 3),
+                (ACL_OTHER, default.other, 0),
+            )
+        ]
         entries += [(ACL_USER, entry.permissions, entry.id) for entry in acl.default_users]
         entries += [(ACL_GROUP, entry.permissions, entry.id) for entry in acl.default_groups]
         mask = None if default.mask == fmt.NO_MASK else default.mask
@@ -224,15 +240,16 @@ def acl_to_xattrs(acl: Acl, mode: int) -> dict[bytes, bytes]:
 def read_metadata(st: os.stat_result, fd: int | None) -> Metadata:
     """Metadata of a file from its ``lstat`` result and, for files and directories, an open fd."""
     secs, nanos = divmod(st.st_mtime_ns, 1_000_000_000)
-    metadata = Metadata(mode=st.st_mode, uid=st.st_uid, gid=st.st_gid, mtime_secs=secs,
-                        mtime_nanos=nanos)
+    metadata = Metadata(mode=st.st_mode, uid=st.st_uid, gid=st.st_gid, mtime_secs=secs, mtime_nanos=nanos)
     if fd is None or stat.S_IFMT(st.st_mode) not in (stat.S_IFREG, stat.S_IFDIR):
         return metadata
     metadata.flags = _chattr_flags(fd)
     xattrs = _xattrs(fd)
-    metadata.xattrs = sorted((name, value) for name, value in xattrs.items()
-                             if name.startswith(_STORED_XATTR_PREFIXES)
-                             or name in _STORED_XATTR_NAMES)
+    metadata.xattrs = sorted(
+        (name, value)
+        for name, value in xattrs.items()
+        if name.startswith(_STORED_XATTR_PREFIXES) or name in _STORED_XATTR_NAMES
+    )
     metadata.fcaps = xattrs.get(FCAPS_XATTR)
     metadata.acl = acl_from_xattrs(xattrs.get(ACL_ACCESS_XATTR), xattrs.get(ACL_DEFAULT_XATTR))
     metadata.quota_project_id = _quota_project_id(fd)

@@ -25,7 +25,7 @@ class BytesSource:
         self.name = name
 
     def read_at(self, offset: int, length: int) -> bytes:
-        return bytes(self._data[offset:offset + length])
+        return bytes(self._data[offset : offset + length])
 
 
 class FileSource:

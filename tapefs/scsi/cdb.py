@@ -3,6 +3,7 @@
 Each layout is a construct Struct declared once; the builder functions take the command's
 arguments by name and return the CDB bytes. The byte layouts follow SPC-4, SSC-4 and SMC-3.
 """
+
 from __future__ import annotations
 
 import functools
@@ -56,18 +57,41 @@ SECURITY_PROTOCOL_OUT = 0xB5
 READ_ELEMENT_STATUS = 0xB8
 
 COMMAND_NAMES = {
-    TEST_UNIT_READY: "TEST UNIT READY", REWIND: "REWIND", REQUEST_SENSE: "REQUEST SENSE",
-    FORMAT_MEDIUM: "FORMAT MEDIUM", READ_BLOCK_LIMITS: "READ BLOCK LIMITS",
-    INITIALIZE_ELEMENT_STATUS: "INITIALIZE ELEMENT STATUS", READ_6: "READ(6)", WRITE_6: "WRITE(6)",
-    WRITE_FILEMARKS_6: "WRITE FILEMARKS(6)", SPACE_6: "SPACE(6)", INQUIRY: "INQUIRY",
-    MODE_SELECT_6: "MODE SELECT(6)", 0x16: "RESERVE(6)", 0x17: "RELEASE(6)", ERASE: "ERASE",
-    MODE_SENSE_6: "MODE SENSE(6)", LOAD_UNLOAD: "LOAD/UNLOAD", PREVENT_ALLOW_MEDIUM_REMOVAL:
-    "PREVENT ALLOW MEDIUM REMOVAL", 0x2B: "LOCATE(10)", READ_POSITION: "READ POSITION",
-    REPORT_DENSITY_SUPPORT: "REPORT DENSITY SUPPORT", LOG_SELECT: "LOG SELECT", LOG_SENSE: "LOG SENSE",
-    MODE_SELECT_10: "MODE SELECT(10)", MODE_SENSE_10: "MODE SENSE(10)", READ_ATTRIBUTE: "READ ATTRIBUTE",
-    WRITE_ATTRIBUTE: "WRITE ATTRIBUTE", SPACE_16: "SPACE(16)", LOCATE_16: "LOCATE(16)",
-    REPORT_LUNS: "REPORT LUNS", SECURITY_PROTOCOL_IN: "SECURITY PROTOCOL IN", 0xA3: "MAINTENANCE IN",
-    MOVE_MEDIUM: "MOVE MEDIUM", 0xA6: "EXCHANGE MEDIUM", SECURITY_PROTOCOL_OUT: "SECURITY PROTOCOL OUT",
+    TEST_UNIT_READY: "TEST UNIT READY",
+    REWIND: "REWIND",
+    REQUEST_SENSE: "REQUEST SENSE",
+    FORMAT_MEDIUM: "FORMAT MEDIUM",
+    READ_BLOCK_LIMITS: "READ BLOCK LIMITS",
+    INITIALIZE_ELEMENT_STATUS: "INITIALIZE ELEMENT STATUS",
+    READ_6: "READ(6)",
+    WRITE_6: "WRITE(6)",
+    WRITE_FILEMARKS_6: "WRITE FILEMARKS(6)",
+    SPACE_6: "SPACE(6)",
+    INQUIRY: "INQUIRY",
+    MODE_SELECT_6: "MODE SELECT(6)",
+    0x16: "RESERVE(6)",
+    0x17: "RELEASE(6)",
+    ERASE: "ERASE",
+    MODE_SENSE_6: "MODE SENSE(6)",
+    LOAD_UNLOAD: "LOAD/UNLOAD",
+    PREVENT_ALLOW_MEDIUM_REMOVAL: "PREVENT ALLOW MEDIUM REMOVAL",
+    0x2B: "LOCATE(10)",
+    READ_POSITION: "READ POSITION",
+    REPORT_DENSITY_SUPPORT: "REPORT DENSITY SUPPORT",
+    LOG_SELECT: "LOG SELECT",
+    LOG_SENSE: "LOG SENSE",
+    MODE_SELECT_10: "MODE SELECT(10)",
+    MODE_SENSE_10: "MODE SENSE(10)",
+    READ_ATTRIBUTE: "READ ATTRIBUTE",
+    WRITE_ATTRIBUTE: "WRITE ATTRIBUTE",
+    SPACE_16: "SPACE(16)",
+    LOCATE_16: "LOCATE(16)",
+    REPORT_LUNS: "REPORT LUNS",
+    SECURITY_PROTOCOL_IN: "SECURITY PROTOCOL IN",
+    0xA3: "MAINTENANCE IN",
+    MOVE_MEDIUM: "MOVE MEDIUM",
+    0xA6: "EXCHANGE MEDIUM",
+    SECURITY_PROTOCOL_OUT: "SECURITY PROTOCOL OUT",
     READ_ELEMENT_STATUS: "READ ELEMENT STATUS",
 }
 
@@ -237,8 +261,8 @@ LOCATE_END_OF_DATA = 3
 
 LOCATE_16_CDB = Struct(
     _opcode(LOCATE_16),
-    "flags" / BitStruct(Padding(3), "dest_type" / BitsInteger(2), Padding(1), "change_partition" / Flag,
-                        "immed" / Flag),
+    "flags"
+    / BitStruct(Padding(3), "dest_type" / BitsInteger(2), Padding(1), "change_partition" / Flag, "immed" / Flag),
     "bam" / Int8ub,
     "partition" / Int8ub,
     "logical_identifier" / Int64ub,
@@ -321,6 +345,7 @@ MOVE_MEDIUM_CDB = Struct(
 
 # --- builders ------------------------------------------------------------------------------
 
+
 def test_unit_ready() -> bytes:
     return SIX_BYTE_NO_DATA.build(dict(opcode=TEST_UNIT_READY))
 
@@ -334,71 +359,128 @@ def initialize_element_status() -> bytes:
 
 
 def inquiry(allocation_length: int, vpd_page: int | None = None) -> bytes:
-    return INQUIRY_CDB.build(dict(flags=dict(evpd=vpd_page is not None), page_code=vpd_page or 0,
-                                  allocation_length=allocation_length))
+    return INQUIRY_CDB.build(
+        dict(flags=dict(evpd=vpd_page is not None), page_code=vpd_page or 0, allocation_length=allocation_length)
+    )
 
 
 def request_sense(allocation_length: int = 252) -> bytes:
     return REQUEST_SENSE_CDB.build(dict(flags=dict(desc=False), allocation_length=allocation_length))
 
 
-def mode_sense_10(page_code: int, allocation_length: int, *, subpage_code: int = 0, page_control: int = 0,
-                  disable_block_descriptors: bool = False) -> bytes:
-    return MODE_SENSE_10_CDB.build(dict(
-        flags=dict(llbaa=False, dbd=disable_block_descriptors),
-        page=dict(page_control=page_control, page_code=page_code), subpage_code=subpage_code,
-        allocation_length=allocation_length))
+def mode_sense_10(
+    page_code: int,
+    allocation_length: int,
+    *,
+    subpage_code: int = 0,
+    page_control: int = 0,
+    disable_block_descriptors: bool = False,
+) -> bytes:
+    return MODE_SENSE_10_CDB.build(
+        dict(
+            flags=dict(llbaa=False, dbd=disable_block_descriptors),
+            page=dict(page_control=page_control, page_code=page_code),
+            subpage_code=subpage_code,
+            allocation_length=allocation_length,
+        )
+    )
 
 
-def mode_sense_6(page_code: int, allocation_length: int, *, subpage_code: int = 0, page_control: int = 0,
-                 disable_block_descriptors: bool = False) -> bytes:
-    return MODE_SENSE_6_CDB.build(dict(
-        flags=dict(dbd=disable_block_descriptors), page=dict(page_control=page_control, page_code=page_code),
-        subpage_code=subpage_code, allocation_length=allocation_length))
+def mode_sense_6(
+    page_code: int,
+    allocation_length: int,
+    *,
+    subpage_code: int = 0,
+    page_control: int = 0,
+    disable_block_descriptors: bool = False,
+) -> bytes:
+    return MODE_SENSE_6_CDB.build(
+        dict(
+            flags=dict(dbd=disable_block_descriptors),
+            page=dict(page_control=page_control, page_code=page_code),
+            subpage_code=subpage_code,
+            allocation_length=allocation_length,
+        )
+    )
 
 
 def mode_select_10(parameter_list_length: int) -> bytes:
-    return MODE_SELECT_10_CDB.build(dict(flags=dict(page_format=True, save_pages=False),
-                                         parameter_list_length=parameter_list_length))
+    return MODE_SELECT_10_CDB.build(
+        dict(flags=dict(page_format=True, save_pages=False), parameter_list_length=parameter_list_length)
+    )
 
 
-def log_sense(page_code: int, allocation_length: int, *, subpage_code: int = 0, page_control: int = 1,
-              parameter_pointer: int = 0) -> bytes:
+def log_sense(
+    page_code: int, allocation_length: int, *, subpage_code: int = 0, page_control: int = 1, parameter_pointer: int = 0
+) -> bytes:
     # Page control 01b asks for the current cumulative values, as PBS and sg_logs do.
-    return LOG_SENSE_CDB.build(dict(
-        flags=dict(ppc=False, save_parameters=False), page=dict(page_control=page_control, page_code=page_code),
-        subpage_code=subpage_code, parameter_pointer=parameter_pointer, allocation_length=allocation_length))
+    return LOG_SENSE_CDB.build(
+        dict(
+            flags=dict(ppc=False, save_parameters=False),
+            page=dict(page_control=page_control, page_code=page_code),
+            subpage_code=subpage_code,
+            parameter_pointer=parameter_pointer,
+            allocation_length=allocation_length,
+        )
+    )
 
 
 def prevent_allow_medium_removal(prevent: bool) -> bytes:
     return PREVENT_ALLOW_CDB.build(dict(prevent=1 if prevent else 0))
 
 
-def read_attribute(allocation_length: int, *, service_action: int = 0, first_attribute: int = 0,
-                   partition: int = 0) -> bytes:
-    return READ_ATTRIBUTE_CDB.build(dict(
-        service_action=service_action, element_address=0, volume_number=0, partition_number=partition,
-        first_attribute=first_attribute, allocation_length=allocation_length, cache=0))
+def read_attribute(
+    allocation_length: int, *, service_action: int = 0, first_attribute: int = 0, partition: int = 0
+) -> bytes:
+    return READ_ATTRIBUTE_CDB.build(
+        dict(
+            service_action=service_action,
+            element_address=0,
+            volume_number=0,
+            partition_number=partition,
+            first_attribute=first_attribute,
+            allocation_length=allocation_length,
+            cache=0,
+        )
+    )
 
 
 def write_attribute(parameter_list_length: int, *, partition: int = 0) -> bytes:
-    return WRITE_ATTRIBUTE_CDB.build(dict(write_through_cache=0, volume_number=0, partition_number=partition,
-                                          parameter_list_length=parameter_list_length))
+    return WRITE_ATTRIBUTE_CDB.build(
+        dict(
+            write_through_cache=0,
+            volume_number=0,
+            partition_number=partition,
+            parameter_list_length=parameter_list_length,
+        )
+    )
 
 
 TAPE_DATA_ENCRYPTION = 0x20
 
 
 def security_protocol_in(page: int, allocation_length: int, protocol: int = TAPE_DATA_ENCRYPTION) -> bytes:
-    return SECURITY_PROTOCOL_CDB.build(dict(
-        opcode=SECURITY_PROTOCOL_IN, security_protocol=protocol, protocol_specific=page,
-        flags=dict(inc_512=False), length=allocation_length))
+    return SECURITY_PROTOCOL_CDB.build(
+        dict(
+            opcode=SECURITY_PROTOCOL_IN,
+            security_protocol=protocol,
+            protocol_specific=page,
+            flags=dict(inc_512=False),
+            length=allocation_length,
+        )
+    )
 
 
 def security_protocol_out(page: int, transfer_length: int, protocol: int = TAPE_DATA_ENCRYPTION) -> bytes:
-    return SECURITY_PROTOCOL_CDB.build(dict(
-        opcode=SECURITY_PROTOCOL_OUT, security_protocol=protocol, protocol_specific=page,
-        flags=dict(inc_512=False), length=transfer_length))
+    return SECURITY_PROTOCOL_CDB.build(
+        dict(
+            opcode=SECURITY_PROTOCOL_OUT,
+            security_protocol=protocol,
+            protocol_specific=page,
+            flags=dict(inc_512=False),
+            length=transfer_length,
+        )
+    )
 
 
 # READ and WRITE go out once per 256 KiB block with the same few lengths, and a
@@ -425,9 +507,14 @@ def space(code: int, count: int) -> bytes:
 
 
 def locate_16(logical_identifier: int, *, dest_type: int = LOCATE_OBJECT, immediate: bool = False) -> bytes:
-    return LOCATE_16_CDB.build(dict(
-        flags=dict(dest_type=dest_type, change_partition=False, immed=immediate), bam=0, partition=0,
-        logical_identifier=logical_identifier))
+    return LOCATE_16_CDB.build(
+        dict(
+            flags=dict(dest_type=dest_type, change_partition=False, immed=immediate),
+            bam=0,
+            partition=0,
+            logical_identifier=logical_identifier,
+        )
+    )
 
 
 def read_position(service_action: int = READ_POSITION_LONG, allocation_length: int = 0) -> bytes:
@@ -439,8 +526,9 @@ def rewind(*, immediate: bool = False) -> bytes:
 
 
 def load_unload(load: bool, *, immediate: bool = False) -> bytes:
-    return LOAD_UNLOAD_CDB.build(dict(flags=dict(immed=immediate),
-                                      action=dict(hold=False, eot=False, retension=False, load=load)))
+    return LOAD_UNLOAD_CDB.build(
+        dict(flags=dict(immed=immediate), action=dict(hold=False, eot=False, retension=False, load=load))
+    )
 
 
 def erase(*, long: bool = False, immediate: bool = False) -> bytes:
@@ -448,25 +536,39 @@ def erase(*, long: bool = False, immediate: bool = False) -> bytes:
 
 
 def format_medium(*, immediate: bool = False, partitioning: int = 0) -> bytes:
-    return FORMAT_MEDIUM_CDB.build(dict(flags=dict(verify=False, immed=immediate), format=partitioning,
-                                        transfer_length=0))
+    return FORMAT_MEDIUM_CDB.build(
+        dict(flags=dict(verify=False, immed=immediate), format=partitioning, transfer_length=0)
+    )
 
 
 def report_density_support(allocation_length: int, *, media: bool = False) -> bytes:
     return REPORT_DENSITY_SUPPORT_CDB.build(dict(flags=dict(media=media), allocation_length=allocation_length))
 
 
-def read_element_status(element_type: int, *, starting_address: int = 0, number_of_elements: int = 1000,
-                        allocation_length: int = 0xFFFF, voltag: bool = True, dvcid: bool = False) -> bytes:
-    return READ_ELEMENT_STATUS_CDB.build(dict(
-        flags=dict(voltag=voltag, element_type=element_type), starting_address=starting_address,
-        number_of_elements=number_of_elements, flags2=dict(curdata=False, dvcid=dvcid),
-        allocation_length=allocation_length))
+def read_element_status(
+    element_type: int,
+    *,
+    starting_address: int = 0,
+    number_of_elements: int = 1000,
+    allocation_length: int = 0xFFFF,
+    voltag: bool = True,
+    dvcid: bool = False,
+) -> bytes:
+    return READ_ELEMENT_STATUS_CDB.build(
+        dict(
+            flags=dict(voltag=voltag, element_type=element_type),
+            starting_address=starting_address,
+            number_of_elements=number_of_elements,
+            flags2=dict(curdata=False, dvcid=dvcid),
+            allocation_length=allocation_length,
+        )
+    )
 
 
 def move_medium(transport: int, source: int, destination: int) -> bytes:
-    return MOVE_MEDIUM_CDB.build(dict(transport=transport, source=source, destination=destination,
-                                      flags=dict(invert=False)))
+    return MOVE_MEDIUM_CDB.build(
+        dict(transport=transport, source=source, destination=destination, flags=dict(invert=False))
+    )
 
 
 def parse_hex_cdb(text: str) -> bytes:

@@ -4,6 +4,7 @@ The drive and changer APIs send every command through `Channel.run`, which retur
 GOOD status and raises the matching `CheckCondition` subclass otherwise. `Channel.execute` is the
 raw path (`pmt raw`): it never raises for a device status.
 """
+
 from __future__ import annotations
 
 import logging
@@ -33,8 +34,9 @@ class Channel:
     def path(self) -> str:
         return self.transport.path
 
-    def execute(self, cdb: bytes, data_out: bytes | memoryview = b"", data_in_len: int = 0,
-                timeout: float | None = None) -> tuple[CommandResult, Sense | None]:
+    def execute(
+        self, cdb: bytes, data_out: bytes | memoryview = b"", data_in_len: int = 0, timeout: float | None = None
+    ) -> tuple[CommandResult, Sense | None]:
         """Run one command and decode its sense, whatever the status."""
         if timeout is None:
             timeout = timeout_for(cdb)
@@ -42,22 +44,47 @@ class Channel:
         try:
             result = self.transport.execute(cdb, data_out, data_in_len, timeout)
         except TransportError as exc:
-            self._trace(TraceRecord(self.path, bytes(cdb), len(data_out), data_in_len, None, 0, 0, None,
-                                    time.monotonic() - started, exc.reason))
+            self._trace(
+                TraceRecord(
+                    self.path,
+                    bytes(cdb),
+                    len(data_out),
+                    data_in_len,
+                    None,
+                    0,
+                    0,
+                    None,
+                    time.monotonic() - started,
+                    exc.reason,
+                )
+            )
             raise
         sense = None
         if result.sense:
             try:
                 sense = decode_sense(result.sense)
             except SenseFormatError as exc:
-                log.warning("%s: %s: undecodable sense %s: %s", self.path, cdbs.command_name(cdb),
-                            result.sense.hex(), exc)
-        self._trace(TraceRecord(self.path, bytes(cdb), len(data_out), data_in_len, result.status,
-                                len(result.data), result.residual, sense, result.duration))
+                log.warning(
+                    "%s: %s: undecodable sense %s: %s", self.path, cdbs.command_name(cdb), result.sense.hex(), exc
+                )
+        self._trace(
+            TraceRecord(
+                self.path,
+                bytes(cdb),
+                len(data_out),
+                data_in_len,
+                result.status,
+                len(result.data),
+                result.residual,
+                sense,
+                result.duration,
+            )
+        )
         return result, sense
 
-    def run(self, cdb: bytes, data_out: bytes | memoryview = b"", data_in_len: int = 0,
-            timeout: float | None = None) -> CommandResult:
+    def run(
+        self, cdb: bytes, data_out: bytes | memoryview = b"", data_in_len: int = 0, timeout: float | None = None
+    ) -> CommandResult:
         """Run one command; GOOD returns the result, anything else raises."""
         result, sense = self.execute(cdb, data_out, data_in_len, timeout)
         if result.status == GOOD:

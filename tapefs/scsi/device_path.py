@@ -1,4 +1,5 @@
 """Opening a device by path: a Unix socket is a vtape device, a character device goes to SG_IO."""
+
 from __future__ import annotations
 
 import logging
@@ -25,5 +26,7 @@ def open_transport(path: str | os.PathLike) -> Transport:
         return VtapeTransport(path)
     if stat.S_ISCHR(st.st_mode):
         return SgIoTransport(path)
-    kind = "a directory" if stat.S_ISDIR(st.st_mode) else "a regular file" if stat.S_ISREG(st.st_mode) else "not a device"
+    kind = (
+        "a directory" if stat.S_ISDIR(st.st_mode) else "a regular file" if stat.S_ISREG(st.st_mode) else "not a device"
+    )
     raise NotAScsiDevice(path, "", f"is {kind}, not a vtape device socket or a SCSI generic device")

@@ -3,6 +3,7 @@
 Every error names the device and the command, so the one line a CLI prints is enough to act on:
 ``/dev/sg3: READ(6): end of data (sense 8/00/05 BLANK CHECK, end-of-data detected, ...)``.
 """
+
 from __future__ import annotations
 
 from tapefs.errors import DeviceFailure, InvalidInput, NotFound
@@ -62,9 +63,16 @@ class StatusError(ScsiError):
         super().__init__(f"{device}: {command}: {name}{': ' + detail if detail else ''}")
 
 
-STATUS_NAMES = {0x00: "GOOD", 0x02: "CHECK CONDITION", 0x04: "CONDITION MET", 0x08: "BUSY",
-                0x18: "RESERVATION CONFLICT", 0x28: "TASK SET FULL", 0x30: "ACA ACTIVE",
-                0x40: "TASK ABORTED"}
+STATUS_NAMES = {
+    0x00: "GOOD",
+    0x02: "CHECK CONDITION",
+    0x04: "CONDITION MET",
+    0x08: "BUSY",
+    0x18: "RESERVATION CONFLICT",
+    0x28: "TASK SET FULL",
+    0x30: "ACA ACTIVE",
+    0x40: "TASK ABORTED",
+}
 
 
 class CheckCondition(ScsiError):

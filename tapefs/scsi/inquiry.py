@@ -1,4 +1,5 @@
 """INQUIRY: standard data (peripheral type, vendor, product, revision) and the unit serial page."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -11,8 +12,15 @@ from tapefs.scsi.channel import Channel
 PERIPHERAL_TAPE = 0x01
 PERIPHERAL_CHANGER = 0x08
 
-PERIPHERAL_TYPE_NAMES = {0x00: "disk", 0x01: "tape", 0x05: "cd/dvd", 0x08: "changer", 0x0C: "storage array",
-                         0x0D: "enclosure", 0x1F: "unknown"}
+PERIPHERAL_TYPE_NAMES = {
+    0x00: "disk",
+    0x01: "tape",
+    0x05: "cd/dvd",
+    0x08: "changer",
+    0x0C: "storage array",
+    0x0D: "enclosure",
+    0x1F: "unknown",
+}
 
 STANDARD_INQUIRY_LENGTH = 36
 UNIT_SERIAL_PAGE = 0x80
@@ -56,15 +64,16 @@ def parse_standard_inquiry(data: bytes) -> InquiryData:
     if len(data) < STANDARD_INQUIRY_LENGTH:
         raise ValueError(f"standard INQUIRY data is {len(data)} bytes, need {STANDARD_INQUIRY_LENGTH}")
     parsed = STANDARD_INQUIRY.parse(data)
-    return InquiryData(parsed.peripheral.device_type, _text(parsed.vendor), _text(parsed.product),
-                       _text(parsed.revision))
+    return InquiryData(
+        parsed.peripheral.device_type, _text(parsed.vendor), _text(parsed.product), _text(parsed.revision)
+    )
 
 
 def parse_unit_serial(data: bytes) -> str:
     header = VPD_HEADER.parse(data)
     if header.page_code != UNIT_SERIAL_PAGE:
         raise ValueError(f"VPD page {header.page_code:#04x} returned for the unit serial page")
-    return _text(data[4:4 + header.page_length])
+    return _text(data[4 : 4 + header.page_length])
 
 
 def inquiry(channel: Channel) -> InquiryData:

@@ -3,6 +3,7 @@
 A decoded `Sense` names its condition in plain words ("end of data", "medium not present"), the
 way an operator reads it, next to the sense key and the SPC text of the ASC/ASCQ pair.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -29,10 +30,22 @@ VOLUME_OVERFLOW = 0xD
 MISCOMPARE = 0xE
 
 SENSE_KEY_NAMES = {
-    0x0: "NO SENSE", 0x1: "RECOVERED ERROR", 0x2: "NOT READY", 0x3: "MEDIUM ERROR",
-    0x4: "HARDWARE ERROR", 0x5: "ILLEGAL REQUEST", 0x6: "UNIT ATTENTION", 0x7: "DATA PROTECT",
-    0x8: "BLANK CHECK", 0x9: "VENDOR SPECIFIC", 0xA: "COPY ABORTED", 0xB: "ABORTED COMMAND",
-    0xC: "EQUAL", 0xD: "VOLUME OVERFLOW", 0xE: "MISCOMPARE", 0xF: "COMPLETED",
+    0x0: "NO SENSE",
+    0x1: "RECOVERED ERROR",
+    0x2: "NOT READY",
+    0x3: "MEDIUM ERROR",
+    0x4: "HARDWARE ERROR",
+    0x5: "ILLEGAL REQUEST",
+    0x6: "UNIT ATTENTION",
+    0x7: "DATA PROTECT",
+    0x8: "BLANK CHECK",
+    0x9: "VENDOR SPECIFIC",
+    0xA: "COPY ABORTED",
+    0xB: "ABORTED COMMAND",
+    0xC: "EQUAL",
+    0xD: "VOLUME OVERFLOW",
+    0xE: "MISCOMPARE",
+    0xF: "COMPLETED",
 }
 
 FIXED_FORMAT = Struct(
@@ -45,8 +58,8 @@ FIXED_FORMAT = Struct(
     "asc" / Int8ub,
     "ascq" / Int8ub,
     "fru" / Int8ub,
-    "sense_key_specific" / BitStruct(
-        "sksv" / Flag, "c_d" / Flag, Padding(2), "bpv" / Flag, "bit_pointer" / BitsInteger(3)),
+    "sense_key_specific"
+    / BitStruct("sksv" / Flag, "c_d" / Flag, Padding(2), "bpv" / Flag, "bit_pointer" / BitsInteger(3)),
     "field_pointer" / Int16ub,
 )
 FIXED_FORMAT_MIN_LENGTH = 14  # up to ASCQ; the sense-key-specific bytes are optional
@@ -176,11 +189,19 @@ class Sense:
 
     def to_dict(self) -> dict:
         return {
-            "condition": self.condition, "key": self.key, "key_name": self.key_name,
-            "asc": self.asc, "ascq": self.ascq, "asc_text": self.asc_text,
-            "filemark": self.filemark, "eom": self.eom, "ili": self.ili,
-            "information": self.information, "field_pointer": self.field_pointer,
-            "deferred": self.deferred, "raw": self.raw.hex(),
+            "condition": self.condition,
+            "key": self.key,
+            "key_name": self.key_name,
+            "asc": self.asc,
+            "ascq": self.ascq,
+            "asc_text": self.asc_text,
+            "filemark": self.filemark,
+            "eom": self.eom,
+            "ili": self.ili,
+            "information": self.information,
+            "field_pointer": self.field_pointer,
+            "deferred": self.deferred,
+            "raw": self.raw.hex(),
         }
 
 
@@ -206,13 +227,18 @@ def _decode_fixed(raw: bytes) -> Sense:
     sks = parsed.sense_key_specific
     has_sks = available >= 18 and sks.sksv
     return Sense(
-        response_code=parsed.header.response_code, key=parsed.flags.key,
-        asc=parsed.asc if available >= 13 else 0, ascq=parsed.ascq if available >= 14 else 0,
-        filemark=parsed.flags.filemark, eom=parsed.flags.eom, ili=parsed.flags.ili,
+        response_code=parsed.header.response_code,
+        key=parsed.flags.key,
+        asc=parsed.asc if available >= 13 else 0,
+        ascq=parsed.ascq if available >= 14 else 0,
+        filemark=parsed.flags.filemark,
+        eom=parsed.flags.eom,
+        ili=parsed.flags.ili,
         information=parsed.information if parsed.header.valid else None,
         field_pointer=parsed.field_pointer if has_sks and parsed.flags.key == ILLEGAL_REQUEST else None,
         in_cdb=sks.c_d if has_sks and parsed.flags.key == ILLEGAL_REQUEST else None,
-        raw=raw[:available] if len(raw) >= available else raw)
+        raw=raw[:available] if len(raw) >= available else raw,
+    )
 
 
 def _decode_descriptor(raw: bytes) -> Sense:
@@ -225,7 +251,7 @@ def _decode_descriptor(raw: bytes) -> Sense:
     offset = 8
     while offset + 2 <= end:
         kind, length = raw[offset], raw[offset + 1]
-        body = raw[offset + 2: offset + 2 + length]
+        body = raw[offset + 2 : offset + 2 + length]
         if kind == DESCRIPTOR_INFORMATION and len(body) >= 10 and body[0] & 0x80:
             information = int.from_bytes(body[2:10], "big", signed=True)
         elif kind == DESCRIPTOR_STREAM_COMMANDS and len(body) >= 2:
@@ -235,7 +261,15 @@ def _decode_descriptor(raw: bytes) -> Sense:
             field_pointer = int.from_bytes(body[3:5], "big")
         offset += 2 + length
     return Sense(
-        response_code=header.response_code & 0x7F, key=header.key & 0x0F, asc=header.asc, ascq=header.ascq,
-        filemark=filemark, eom=eom, ili=ili, information=information,
+        response_code=header.response_code & 0x7F,
+        key=header.key & 0x0F,
+        asc=header.asc,
+        ascq=header.ascq,
+        filemark=filemark,
+        eom=eom,
+        ili=ili,
+        information=information,
         field_pointer=field_pointer if (header.key & 0x0F) == ILLEGAL_REQUEST else None,
-        in_cdb=in_cdb if (header.key & 0x0F) == ILLEGAL_REQUEST else None, raw=raw[:end])
+        in_cdb=in_cdb if (header.key & 0x0F) == ILLEGAL_REQUEST else None,
+        raw=raw[:end],
+    )

@@ -4,6 +4,7 @@ PBS once used 2 minutes and had to raise it to 10 (commit 4bb38763); LTFS logs s
 report 2940 s for LOCATE and 7920 s for LOAD. A timeout only bounds a hang; a command that is
 merely slow must never hit it.
 """
+
 from __future__ import annotations
 
 from tapefs.scsi import cdb as cdbs
@@ -23,8 +24,8 @@ _BY_OPCODE = {
     cdbs.SPACE_6: 3 * HOUR,
     cdbs.SPACE_16: 3 * HOUR,
     cdbs.LOCATE_16: 3 * HOUR,
-    0x2B: 3 * HOUR,                       # LOCATE(10)
-    cdbs.LOAD_UNLOAD: 3 * HOUR,           # LTO-9 first load optimizes the medium (up to 2 h)
+    0x2B: 3 * HOUR,  # LOCATE(10)
+    cdbs.LOAD_UNLOAD: 3 * HOUR,  # LTO-9 first load optimizes the medium (up to 2 h)
     cdbs.MOVE_MEDIUM: 1 * HOUR,
     cdbs.INITIALIZE_ELEMENT_STATUS: 1 * HOUR,
     cdbs.READ_ELEMENT_STATUS: 10 * MINUTE,

@@ -1,4 +1,5 @@
 """Command tracing: one record per CDB with lengths, status, decoded sense and duration."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,8 +27,10 @@ class TraceRecord:
     error: str | None = None
 
     def format(self) -> str:
-        head = (f"{self.device}: {command_name(self.cdb)} [{self.cdb.hex(' ')}] "
-                f"out={self.data_out_len} in={self.data_in_len}")
+        head = (
+            f"{self.device}: {command_name(self.cdb)} [{self.cdb.hex(' ')}] "
+            f"out={self.data_out_len} in={self.data_in_len}"
+        )
         if self.status is None:
             return f"{head} -> FAILED: {self.error} ({self.duration * 1000:.3f} ms)"
         status = STATUS_NAMES.get(self.status, f"status {self.status:#04x}")
@@ -42,7 +45,9 @@ Tracer = Callable[[TraceRecord], None]
 
 def stream_tracer(stream: TextIO | None = None) -> Tracer:
     """A tracer that writes one line per command to stream (stderr by default)."""
+
     def write(record: TraceRecord) -> None:
         target = stream if stream is not None else sys.stderr
         print(f"trace: {record.format()}", file=target, flush=True)
+
     return write

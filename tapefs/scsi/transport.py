@@ -4,6 +4,7 @@ Two implementations: `tapefs.scsi.vtape_transport` (a vtape device socket) and
 `tapefs.scsi.sg_io` (a Linux SCSI generic node); `tapefs.scsi.device_path.open_transport` picks
 one by what the path is.
 """
+
 from __future__ import annotations
 
 import abc
@@ -35,14 +36,14 @@ class Transport(abc.ABC):
     path: str
 
     @abc.abstractmethod
-    def execute(self, cdb: bytes, data_out: bytes | memoryview = b"", data_in_len: int = 0,
-                timeout: float = 600.0) -> CommandResult:
+    def execute(
+        self, cdb: bytes, data_out: bytes | memoryview = b"", data_in_len: int = 0, timeout: float = 600.0
+    ) -> CommandResult:
         """Run one command; raise TransportError only when it did not reach the device or its
         reply was lost. CHECK CONDITION is a result, not an exception, at this level."""
 
     @abc.abstractmethod
-    def close(self) -> None:
-        ...
+    def close(self) -> None: ...
 
     def __enter__(self):
         return self

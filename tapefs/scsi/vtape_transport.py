@@ -1,4 +1,5 @@
 """Transport over a vtape device socket (LIBDIR/drive0, LIBDIR/changer, ...)."""
+
 from __future__ import annotations
 
 import errno
@@ -28,14 +29,17 @@ class VtapeTransport(Transport):
         except FileNotFoundError:
             raise DeviceNotFound(path, "", "no such device") from None
         except ConnectionRefusedError:
-            raise TransportError(path, "", "vtape device socket refuses connections (is `vtape serve` running?)") from None
+            raise TransportError(
+                path, "", "vtape device socket refuses connections (is `vtape serve` running?)"
+            ) from None
         except OSError as exc:
             if exc.errno == errno.ENOTSOCK:
                 raise NotAScsiDevice(path, "", "not a vtape device socket") from None
             raise TransportError(path, "", exc.strerror or str(exc)) from None
 
-    def execute(self, cdb: bytes, data_out: bytes | memoryview = b"", data_in_len: int = 0,
-                timeout: float = 600.0) -> CommandResult:
+    def execute(
+        self, cdb: bytes, data_out: bytes | memoryview = b"", data_in_len: int = 0, timeout: float = 600.0
+    ) -> CommandResult:
         if self._lost is not None:
             # Closed after a failure: say why, not "Bad file descriptor".
             raise ConnectionLost(self.path, command_name(cdb), f"since an earlier command: {self._lost}")
@@ -56,10 +60,17 @@ class VtapeTransport(Transport):
             self._give_up(f"vtape daemon connection: {exc.strerror or exc}")
             raise ConnectionLost(self.path, command_name(cdb), self._lost) from None
         if reply.host_status != frame.HOST_OK:
-            raise TransportError(self.path, command_name(cdb), f"vtape rejected the request (host status {reply.host_status})")
-        return CommandResult(status=reply.status, sense=bytes(reply.sense), data=bytes(reply.data),
-                             residual=reply.residual, host_status=reply.host_status,
-                             duration=reply.duration_us / 1e6 if reply.duration_us else time.monotonic() - started)
+            raise TransportError(
+                self.path, command_name(cdb), f"vtape rejected the request (host status {reply.host_status})"
+            )
+        return CommandResult(
+            status=reply.status,
+            sense=bytes(reply.sense),
+            data=bytes(reply.data),
+            residual=reply.residual,
+            host_status=reply.host_status,
+            duration=reply.duration_us / 1e6 if reply.duration_us else time.monotonic() - started,
+        )
 
     def _give_up(self, reason: str) -> None:
         self._lost = reason

@@ -1,4 +1,5 @@
 """What a writer reports for each tape file it wrote: the facts a catalog records."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -25,6 +26,7 @@ class ChunkLocation:
 class ArchivePart:
     """One tape file of an archive. An archive cut at early warning has several parts, one per
     tape, sharing the content UUID; every part but the last is flagged INCOMPLETE on tape."""
+
     kind: str
     content_uuid: uuidlib.UUID
     part_number: int

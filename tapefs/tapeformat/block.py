@@ -1,6 +1,7 @@
 """The block layer (docs/tape-format.md, "Blocks"): a tape file is a stream of 256 KiB blocks, each a 16-byte header
 (magic, flags, payload size, sequence number) and payload, closed by an END_OF_STREAM block and
 one filemark."""
+
 from __future__ import annotations
 
 import logging
@@ -70,7 +71,7 @@ class BlockedWriter:
         while view:
             take = min(PAYLOAD_SIZE - self._fill, len(view))
             start = HEADER_SIZE + self._fill
-            self._block[start:start + take] = view[:take]
+            self._block[start : start + take] = view[:take]
             self._fill += take
             self.bytes_written += take
             view = view[take:]
@@ -96,7 +97,7 @@ class BlockedWriter:
     def finish(self, incomplete: bool = False) -> bool:
         """Write the END_OF_STREAM block (flagged INCOMPLETE if asked) and the filemark."""
         end = HEADER_SIZE + self._fill
-        self._block[end:] = _ZERO_PAYLOAD[:BLOCK_SIZE - end]
+        self._block[end:] = _ZERO_PAYLOAD[: BLOCK_SIZE - end]
         self._write_block(END_OF_STREAM | (INCOMPLETE if incomplete else 0))
         self.device.write_filemark()
         self.closed = True
@@ -146,7 +147,7 @@ class BlockedReader:
         if not end and header.size != PAYLOAD_SIZE:
             # PBS always fills blocks before the last; a short one means foreign or damaged data.
             raise self._error(HeaderError, f"block of {header.size} payload bytes before the end of stream")
-        self._payload = memoryview(block)[HEADER_SIZE:HEADER_SIZE + header.size]
+        self._payload = memoryview(block)[HEADER_SIZE : HEADER_SIZE + header.size]
         self._pos = 0
         self._seq_nr += 1
         if end:
@@ -189,7 +190,7 @@ class BlockedReader:
         """Up to `size` bytes; empty at the end. A file without end marker is an error here.
         Reads that span blocks return a bytearray the caller owns, which saves a copy."""
         if size <= len(self._payload) - self._pos:
-            data = bytes(self._payload[self._pos:self._pos + size])
+            data = bytes(self._payload[self._pos : self._pos + size])
             self._pos += size
             return data
         out = bytearray(size)
@@ -201,7 +202,7 @@ class BlockedReader:
                 del out[done:]
                 break
             take = min(size - done, len(self._payload) - self._pos)
-            out[done:done + take] = self._payload[self._pos:self._pos + take]
+            out[done : done + take] = self._payload[self._pos : self._pos + take]
             self._pos += take
             done += take
         return out

@@ -3,6 +3,7 @@
 Reading reports filemarks and end of data as values, not exceptions: at every tape file boundary
 a reader meets one, so they are results here rather than errors.
 """
+
 from __future__ import annotations
 
 import dataclasses

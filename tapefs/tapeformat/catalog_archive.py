@@ -1,6 +1,7 @@
 """Catalog archive v1.0 / v1.1 (docs/tape-format.md): header JSON {"uuid", "media_set_uuid", "seq_nr"},
 then a byte-exact copy of that tape's `.log` media catalog. v1.1 says snapshot names in it may
 carry namespaces; the payload is the same."""
+
 from __future__ import annotations
 
 import logging
@@ -21,9 +22,16 @@ log = logging.getLogger(__name__)
 CATALOG_MAGICS = (magic.CATALOG_ARCHIVE_1_0, magic.CATALOG_ARCHIVE_1_1)
 
 
-def write_catalog_archive(device: BlockDevice, media_uuid: uuidlib.UUID, media_set_uuid: uuidlib.UUID,
-                          seq_nr: int, catalog: bytes, next_volume: NextVolume, namespaces: bool = True,
-                          ctime: int | None = None) -> list[ArchivePart]:
+def write_catalog_archive(
+    device: BlockDevice,
+    media_uuid: uuidlib.UUID,
+    media_set_uuid: uuidlib.UUID,
+    seq_nr: int,
+    catalog: bytes,
+    next_volume: NextVolume,
+    namespaces: bool = True,
+    ctime: int | None = None,
+) -> list[ArchivePart]:
     """Write the `.log` bytes of tape `media_uuid` (member `seq_nr` of the set) as an archive.
     `namespaces` selects v1.1, which PBS writes unless the job is root-only (max-depth 0)."""
     content_magic = magic.CATALOG_ARCHIVE_1_1 if namespaces else magic.CATALOG_ARCHIVE_1_0
@@ -31,7 +39,7 @@ def write_catalog_archive(device: BlockDevice, media_uuid: uuidlib.UUID, media_s
     view = memoryview(catalog)
 
     def pieces():
-        return (view[start:start + PAYLOAD_SIZE] for start in range(0, len(view), PAYLOAD_SIZE))
+        return (view[start : start + PAYLOAD_SIZE] for start in range(0, len(view), PAYLOAD_SIZE))
 
     return write_stream_archive(device, "catalog", content_magic, header, pieces, next_volume, ctime)
 

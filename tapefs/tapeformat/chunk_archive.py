@@ -7,6 +7,7 @@ on with part_number + 1 (same content UUID) on the next tape. Every part is a va
 on its own, so PBS reads each tape independently. Each entry's stream offset is recorded so that
 a catalog can fetch one chunk with a single LOCATE (`read_chunk_at`).
 """
+
 from __future__ import annotations
 
 import logging
@@ -70,9 +71,15 @@ class ChunkArchiveWriter:
     closed as PBS does (not INCOMPLETE), and goes on with a new archive on the next tape.
     """
 
-    def __init__(self, device: BlockDevice, store: str, next_volume: NextVolume | None = None,
-                 content_uuid: uuidlib.UUID | None = None, ctime: int | None = None,
-                 max_size: int = MAX_CHUNK_ARCHIVE_SIZE):
+    def __init__(
+        self,
+        device: BlockDevice,
+        store: str,
+        next_volume: NextVolume | None = None,
+        content_uuid: uuidlib.UUID | None = None,
+        ctime: int | None = None,
+        max_size: int = MAX_CHUNK_ARCHIVE_SIZE,
+    ):
         self.store = store
         self.next_volume = next_volume
         self.max_size = max_size
@@ -87,8 +94,14 @@ class ChunkArchiveWriter:
         self._part = ArchivePart("chunk", self.content_uuid, part_number, position.file_number, position.block_number)
         self.parts.append(self._part)
         try:
-            header = write_content_start(self._writer, magic.CHUNK_ARCHIVE_1_1, pretty_json({"store": self.store}),
-                                         self.content_uuid, self.ctime, part_number)
+            header = write_content_start(
+                self._writer,
+                magic.CHUNK_ARCHIVE_1_1,
+                pretty_json({"store": self.store}),
+                self.content_uuid,
+                self.ctime,
+                part_number,
+            )
         except PhysicalEndOfTape:
             self._abort()
         self.ctime = header.ctime  # every part repeats the first part's header
@@ -130,8 +143,12 @@ class ChunkArchiveWriter:
 
     def _abort(self) -> NoReturn:
         self._writer.abort()
-        log.warning("physical end of tape in chunk archive part %d, tape file %d: %d chunks to rewrite",
-                    self._part.part_number, self._part.file_number, len(self._part.chunks))
+        log.warning(
+            "physical end of tape in chunk archive part %d, tape file %d: %d chunks to rewrite",
+            self._part.part_number,
+            self._part.file_number,
+            len(self._part.chunks),
+        )
         raise ArchiveAborted(self._part)
 
     def _close_part(self, continued: bool) -> None:
@@ -207,8 +224,13 @@ class ChunkArchiveReader:
                 # PBS closes an archive at early warning even inside a blob and calls that a
                 # normal end; say so instead of hiding it.
                 self.truncated_entry = entry.digest
-                log.warning("tape file %d: last chunk %s cut short (%d of %d bytes); it is on another tape",
-                            reader.file_number, entry.digest.hex(), len(blob), entry.size)
+                log.warning(
+                    "tape file %d: last chunk %s cut short (%d of %d bytes); it is on another tape",
+                    reader.file_number,
+                    entry.digest.hex(),
+                    len(blob),
+                    entry.size,
+                )
                 return
             self.locations.append(ChunkLocation(entry.digest, offset, entry.size))
             yield entry.digest, blob
@@ -253,8 +275,11 @@ class ChunkRunReader:
     def read(self, file_number: int, first_block: int, location: ChunkLocation) -> bytes:
         """The blob of one chunk; TapeFormatError when its entry is damaged or not there."""
         reader, self._reader = self._reader, None
-        if reader is None or reader.file_number != file_number or \
-                not 0 <= location.offset - reader.offset <= RUN_MAX_GAP:
+        if (
+            reader is None
+            or reader.file_number != file_number
+            or not 0 <= location.offset - reader.offset <= RUN_MAX_GAP
+        ):
             self.locates += 1
             reader = open_at_block(self.device, file_number, first_block, location.block_index)
         gap = location.offset - reader.offset
@@ -275,8 +300,11 @@ def _read_entry(reader: BlockedReader, location: ChunkLocation, file_number: int
     entry = ENTRY_HEADER.parse(raw)
     _check_entry(entry, file_number, location.block_index)
     if entry.digest != location.digest:
-        raise TapeFormatError(f"entry holds chunk {entry.digest.hex()}, catalog says {location.digest.hex()}",
-                              file_number, location.block_index)
+        raise TapeFormatError(
+            f"entry holds chunk {entry.digest.hex()}, catalog says {location.digest.hex()}",
+            file_number,
+            location.block_index,
+        )
     blob = reader.read(entry.size)
     if len(blob) != entry.size:
         raise TruncatedData(f"chunk {entry.digest.hex()} cut short", file_number, reader.block_index)

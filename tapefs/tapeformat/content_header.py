@@ -1,5 +1,6 @@
 """MediaContentHeader (docs/tape-format.md): the 48 bytes at the start of every tape file's stream,
 followed by `size` bytes of pretty JSON, followed by the content stream."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -59,10 +60,17 @@ class ContentHeader:
         return CONTENT_NAMES.get(self.content_magic, f"unknown content {self.content_magic.hex()}")
 
     def build(self) -> bytes:
-        return CONTENT_HEADER.build({
-            "magic": magic.CONTENT_HEADER, "content_magic": self.content_magic, "uuid": self.uuid.bytes,
-            "ctime": self.ctime, "size": self.size, "part_number": self.part_number, "reserved": bytes(3),
-        })
+        return CONTENT_HEADER.build(
+            {
+                "magic": magic.CONTENT_HEADER,
+                "content_magic": self.content_magic,
+                "uuid": self.uuid.bytes,
+                "ctime": self.ctime,
+                "size": self.size,
+                "part_number": self.part_number,
+                "reserved": bytes(3),
+            }
+        )
 
 
 def pretty_json(value: dict) -> bytes:
@@ -70,16 +78,26 @@ def pretty_json(value: dict) -> bytes:
     return json.dumps(value, indent=2, ensure_ascii=False).encode()
 
 
-def write_content_start(writer: BlockedWriter, content_magic: bytes, header_data: bytes,
-                        content_uuid: uuidlib.UUID | None = None, ctime: int | None = None,
-                        part_number: int = 0) -> ContentHeader:
+def write_content_start(
+    writer: BlockedWriter,
+    content_magic: bytes,
+    header_data: bytes,
+    content_uuid: uuidlib.UUID | None = None,
+    ctime: int | None = None,
+    part_number: int = 0,
+) -> ContentHeader:
     """Write the content header and its JSON; a fresh content UUID unless one is given."""
     if not 1 <= len(header_data) <= MAX_HEADER_DATA:
         raise ValueError(f"header data of {len(header_data)} bytes; 1..{MAX_HEADER_DATA} allowed")
     if not 0 <= part_number <= 255:
         raise ValueError(f"part number {part_number} outside 0..255")
-    header = ContentHeader(content_magic, content_uuid or uuidlib.uuid4(),
-                           int(time.time()) if ctime is None else ctime, len(header_data), part_number)
+    header = ContentHeader(
+        content_magic,
+        content_uuid or uuidlib.uuid4(),
+        int(time.time()) if ctime is None else ctime,
+        len(header_data),
+        part_number,
+    )
     writer.write(header.build())
     writer.write(header_data)
     return header
@@ -88,8 +106,9 @@ def write_content_start(writer: BlockedWriter, content_magic: bytes, header_data
 def read_exact(reader: BlockedReader, size: int, what: str) -> bytes:
     data = reader.read(size)
     if len(data) != size:
-        raise TruncatedData(f"stream ends {size - len(data)} bytes short inside the {what}",
-                            reader.file_number, reader.block_index)
+        raise TruncatedData(
+            f"stream ends {size - len(data)} bytes short inside the {what}", reader.file_number, reader.block_index
+        )
     return data
 
 

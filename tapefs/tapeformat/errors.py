@@ -1,5 +1,6 @@
 """Errors of the tape format layer. Every one that comes from reading names the tape file
 number and block, so a restore log line is enough to find the damage."""
+
 from __future__ import annotations
 
 from tapefs.errors import DataDamaged, DeviceFailure
@@ -64,8 +65,10 @@ class ArchiveAborted(DeviceFailure):
 
     def __init__(self, part):
         self.part = part
-        super().__init__(f"tape file {part.file_number}: physical end of tape inside a "
-                         f"{part.kind} archive; part {part.part_number} must be written again")
+        super().__init__(
+            f"tape file {part.file_number}: physical end of tape inside a "
+            f"{part.kind} archive; part {part.part_number} must be written again"
+        )
 
 
 class MediaCatalogError(DataDamaged):

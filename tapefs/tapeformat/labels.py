@@ -4,6 +4,7 @@
 Both are plaintext files whose content is only the header JSON. The set label may embed the
 password-protected key config; this layer carries it as an opaque JSON object.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -65,13 +66,20 @@ class MediaSetLabel:
     @classmethod
     def from_json(cls, value: dict) -> MediaSetLabel:
         # Unknown keys are ignored, as PBS does.
-        return cls(value["pool"], uuidlib.UUID(value["uuid"]), int(value["seq_nr"]), int(value["ctime"]),
-                   value.get("encryption_key_fingerprint"), value.get("key-config"))
+        return cls(
+            value["pool"],
+            uuidlib.UUID(value["uuid"]),
+            int(value["seq_nr"]),
+            int(value["ctime"]),
+            value.get("encryption_key_fingerprint"),
+            value.get("key-config"),
+        )
 
 
 @dataclasses.dataclass(frozen=True)
 class TapeLabels:
     """What `read_labels` found; both None on an empty tape."""
+
     media: MediaLabel | None
     media_set: MediaSetLabel | None
 

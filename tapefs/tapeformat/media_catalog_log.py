@@ -5,6 +5,7 @@ The file is the magic and then records: a type byte and a C-layout struct (paddi
 zeros, ignored when read), some followed by names. It says which tape file holds which
 snapshot and which chunks; the same bytes go on tape as the body of a catalog archive.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -27,11 +28,12 @@ LABEL, CHUNK_ARCHIVE_START, CHUNK, CHUNK_ARCHIVE_END, SNAPSHOT = b"L", b"A", b"C
 
 LABEL_ENTRY = Struct("file_number" / Int64ul, "uuid" / Bytes(16), "seq_nr" / Int64ul).compile()
 CHUNK_ARCHIVE_START_ENTRY = Struct(
-    "file_number" / Int64ul, "uuid" / Bytes(16), "store_name_len" / Int8ul, Padding(7)).compile()
+    "file_number" / Int64ul, "uuid" / Bytes(16), "store_name_len" / Int8ul, Padding(7)
+).compile()
 CHUNK_ARCHIVE_END_ENTRY = Struct("file_number" / Int64ul, "uuid" / Bytes(16)).compile()
 SNAPSHOT_ENTRY = Struct(
-    "file_number" / Int64ul, "uuid" / Bytes(16), "store_name_len" / Int8ul, Padding(1),
-    "name_len" / Int16ul, Padding(4)).compile()
+    "file_number" / Int64ul, "uuid" / Bytes(16), "store_name_len" / Int8ul, Padding(1), "name_len" / Int16ul, Padding(4)
+).compile()
 ENTRY_SIZES = {LABEL: 32, CHUNK_ARCHIVE_START: 32, CHUNK: 32, CHUNK_ARCHIVE_END: 24, SNAPSHOT: 32}
 
 #: PBS commits a catalog while restoring or scanning once this much is pending.
@@ -44,8 +46,11 @@ def encode_label(file_number: int, uuid: uuidlib.UUID, seq_nr: int) -> bytes:
 
 def encode_chunk_archive_start(file_number: int, uuid: uuidlib.UUID, store: str) -> bytes:
     name = _name(store, 255, "store name")
-    return CHUNK_ARCHIVE_START + CHUNK_ARCHIVE_START_ENTRY.build(
-        {"file_number": file_number, "uuid": uuid.bytes, "store_name_len": len(name)}) + name
+    return (
+        CHUNK_ARCHIVE_START
+        + CHUNK_ARCHIVE_START_ENTRY.build({"file_number": file_number, "uuid": uuid.bytes, "store_name_len": len(name)})
+        + name
+    )
 
 
 def encode_chunk(digest: bytes) -> bytes:
@@ -61,9 +66,15 @@ def encode_chunk_archive_end(file_number: int, uuid: uuidlib.UUID) -> bytes:
 def encode_snapshot(file_number: int, uuid: uuidlib.UUID, store: str, snapshot: str) -> bytes:
     SnapshotPath.parse(snapshot)
     store_name, name = _name(store, 255, "store name"), _name(snapshot, 65535, "snapshot path")
-    return SNAPSHOT + SNAPSHOT_ENTRY.build({"file_number": file_number, "uuid": uuid.bytes,
-                                            "store_name_len": len(store_name), "name_len": len(name)}) \
-        + store_name + b":" + name
+    return (
+        SNAPSHOT
+        + SNAPSHOT_ENTRY.build(
+            {"file_number": file_number, "uuid": uuid.bytes, "store_name_len": len(store_name), "name_len": len(name)}
+        )
+        + store_name
+        + b":"
+        + name
+    )
 
 
 def _name(text: str, limit: int, what: str) -> bytes:
@@ -76,6 +87,7 @@ def _name(text: str, limit: int, what: str) -> bytes:
 @dataclasses.dataclass
 class CatalogContent:
     """What a catalog says: per store, snapshot path → file number and digest → file number."""
+
     media_uuid: uuidlib.UUID | None = None
     media_set_uuid: uuidlib.UUID | None = None
     seq_nr: int | None = None
@@ -109,8 +121,10 @@ class _Checker:
                 raise MediaCatalogError(f"catalog of media {uuid} where {self.content.media_uuid} was expected")
             self.content.media_uuid = uuid
         elif file_number == 1:
-            if self.content.media_set_uuid is not None and (uuid, seq_nr) != (self.content.media_set_uuid,
-                                                                              self.content.seq_nr):
+            if self.content.media_set_uuid is not None and (uuid, seq_nr) != (
+                self.content.media_set_uuid,
+                self.content.seq_nr,
+            ):
                 raise MediaCatalogError(f"got unexpected media set {uuid} seq {seq_nr}")
             self.content.media_set_uuid, self.content.seq_nr = uuid, seq_nr
         else:
@@ -156,8 +170,9 @@ class _TornEntry(MediaCatalogError):
     """The data ends inside an entry."""
 
 
-def parse_catalog(data: bytes, content: CatalogContent | None = None,
-                  tolerate_torn_tail: bool = False) -> tuple[CatalogContent, _Checker]:
+def parse_catalog(
+    data: bytes, content: CatalogContent | None = None, tolerate_torn_tail: bool = False
+) -> tuple[CatalogContent, _Checker]:
     """Check and decode `.log` bytes; `content` may carry the expected media and set. With
     `tolerate_torn_tail`, an entry cut short at the end (a commit interrupted by a crash) ends the
     parse instead of failing it; `consistent_end` then tells where the intact part ends."""
@@ -185,11 +200,11 @@ def parse_catalog(data: bytes, content: CatalogContent | None = None,
 
 def _parse_entry(view: memoryview, pos: int, checker: _Checker) -> int:
     """Check and apply the entry at `pos`; the position after it."""
-    kind = bytes(view[pos:pos + 1])
+    kind = bytes(view[pos : pos + 1])
     size = ENTRY_SIZES.get(kind)
     if size is None:
         raise MediaCatalogError(f"unknown entry type {kind!r} at byte {pos}")
-    body = view[pos + 1:pos + 1 + size]
+    body = view[pos + 1 : pos + 1 + size]
     if len(body) != size:
         raise _TornEntry(f"truncated {kind.decode()} entry at byte {pos}")
     start, pos = pos, pos + 1 + size
@@ -218,7 +233,7 @@ def _parse_entry(view: memoryview, pos: int, checker: _Checker) -> int:
 
 
 def _take(view: memoryview, pos: int, size: int, entry_start: int) -> bytes:
-    data = bytes(view[pos:pos + size])
+    data = bytes(view[pos : pos + size])
     if len(data) != size:
         raise _TornEntry(f"truncated entry at byte {entry_start}")
     return data
@@ -237,8 +252,9 @@ class MediaCatalogLog:
         self.pending = bytearray()
 
     @classmethod
-    def create(cls, directory: Path, media_uuid: uuidlib.UUID,
-               media_set: tuple[uuidlib.UUID, int] | None = None) -> MediaCatalogLog:
+    def create(
+        cls, directory: Path, media_uuid: uuidlib.UUID, media_set: tuple[uuidlib.UUID, int] | None = None
+    ) -> MediaCatalogLog:
         """Write `<uuid>.log` holding only the label entries (file 0, and file 1 with a set)."""
         path = Path(directory) / f"{media_uuid}.log"
         temp = path.with_suffix(".tmp")
@@ -253,13 +269,19 @@ class MediaCatalogLog:
         return cls.load(path, media_uuid)
 
     @classmethod
-    def load(cls, path: Path, media_uuid: uuidlib.UUID | None = None,
-             media_set: tuple[uuidlib.UUID, int] | None = None, repair: bool = False) -> MediaCatalogLog:
+    def load(
+        cls,
+        path: Path,
+        media_uuid: uuidlib.UUID | None = None,
+        media_set: tuple[uuidlib.UUID, int] | None = None,
+        repair: bool = False,
+    ) -> MediaCatalogLog:
         """Read and check a catalog; the expected media and set, when given, must match.
 
         `repair` cuts off what a commit interrupted by a crash left behind (a torn last entry,
         a chunk archive without its end), which PBS would refuse or could not append to. Those
         archives are then simply not registered; the tape still holds them."""
+
         def expected() -> CatalogContent:
             return CatalogContent(media_uuid, *(media_set or (None, None)))
 
@@ -269,9 +291,10 @@ class MediaCatalogLog:
             try:
                 content, checker = parse_catalog(data, expected(), tolerate_torn_tail=repair)
                 if repair and data and checker.consistent_end < len(data):
-                    log.warning("%s: dropping %d bytes of an interrupted commit", path,
-                                len(data) - checker.consistent_end)
-                    data = data[:checker.consistent_end]
+                    log.warning(
+                        "%s: dropping %d bytes of an interrupted commit", path, len(data) - checker.consistent_end
+                    )
+                    data = data[: checker.consistent_end]
                     file.truncate(len(data))
                     os.fsync(file.fileno())
                     content, checker = parse_catalog(data, expected())
@@ -297,8 +320,7 @@ class MediaCatalogLog:
         self._checker.end_archive(file_number, uuid)
         self.pending += encode_chunk_archive_end(file_number, uuid)
 
-    def register_chunk_archive(self, file_number: int, uuid: uuidlib.UUID, store: str,
-                               digests: list[bytes]) -> None:
+    def register_chunk_archive(self, file_number: int, uuid: uuidlib.UUID, store: str, digests: list[bytes]) -> None:
         """A whole chunk archive (or one part of it) that is closed on tape."""
         self.start_chunk_archive(file_number, uuid, store)
         for digest in digests:

@@ -1,5 +1,6 @@
 """A tape in memory with the BlockDevice interface: for tests of this layer and the ones above
 that need no daemon. Capacity counts block bytes; filemarks are free, as on vtape."""
+
 from __future__ import annotations
 
 import logging
@@ -24,8 +25,8 @@ class MemoryTape:
 
     def _truncate(self) -> None:
         """Writing in the middle of the tape discards everything after the position."""
-        self.used -= sum(len(obj) for obj in self.objects[self.index:] if obj is not None)
-        del self.objects[self.index:]
+        self.used -= sum(len(obj) for obj in self.objects[self.index :] if obj is not None)
+        del self.objects[self.index :]
 
     def write_block(self, data) -> bool:
         self._truncate()
@@ -49,7 +50,7 @@ class MemoryTape:
         return Mark.FILEMARK if obj is FILEMARK else obj
 
     def position(self) -> TapePosition:
-        return TapePosition(self.objects[:self.index].count(FILEMARK), self.index)
+        return TapePosition(self.objects[: self.index].count(FILEMARK), self.index)
 
     def locate_block(self, block_number: int) -> None:
         if block_number > len(self.objects):

@@ -1,5 +1,6 @@
 """Snapshot archive v1.1 / v1.2 (docs/tape-format.md): header JSON {"snapshot", "store"}, then a pxar
 stream that this layer treats as bytes. v1.2 marks snapshot paths inside a namespace."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -22,6 +23,7 @@ SNAPSHOT_MAGICS = (magic.SNAPSHOT_ARCHIVE_1_1, magic.SNAPSHOT_ARCHIVE_1_2)
 @dataclasses.dataclass(frozen=True)
 class SnapshotPath:
     """`[ns/a/ns/b/]type/id/time`, split at the third `/` from the right."""
+
     namespace: str
     backup_type: str
     backup_id: str
@@ -34,9 +36,13 @@ class SnapshotPath:
             parts = ["", *parts]
         namespace, backup_type, backup_id, backup_time = parts
         components = namespace.split("/") if namespace else []
-        if (len(parts) != 4 or not all((backup_type, backup_id, backup_time)) or len(components) % 2
-                or any(key != "ns" or not name for key, name in zip(components[::2], components[1::2], strict=True))
-                or len(components) > 14):
+        if (
+            len(parts) != 4
+            or not all((backup_type, backup_id, backup_time))
+            or len(components) % 2
+            or any(key != "ns" or not name for key, name in zip(components[::2], components[1::2], strict=True))
+            or len(components) > 14
+        ):
             raise ValueError(f"not a snapshot path: {path!r}")
         return cls(namespace, backup_type, backup_id, backup_time)
 
@@ -49,14 +55,27 @@ def snapshot_magic(snapshot: str) -> bytes:
     return magic.SNAPSHOT_ARCHIVE_1_2 if SnapshotPath.parse(snapshot).namespace else magic.SNAPSHOT_ARCHIVE_1_1
 
 
-def write_snapshot_archive(device: BlockDevice, store: str, snapshot: str, open_pxar: OpenStream,
-                           next_volume: NextVolume, ctime: int | None = None) -> list[ArchivePart]:
+def write_snapshot_archive(
+    device: BlockDevice,
+    store: str,
+    snapshot: str,
+    open_pxar: OpenStream,
+    next_volume: NextVolume,
+    ctime: int | None = None,
+) -> list[ArchivePart]:
     """Write the archive at the device's position; its parts, one per tape. `open_pxar()` gives
     the pxar stream from its start (twice if the archive is written again on the next tape).
     Register the snapshot only once this returns: ArchiveAborted means nothing usable was written."""
     # Key order is the struct order PBS prints: snapshot, then store.
-    return write_stream_archive(device, "snapshot", snapshot_magic(snapshot), {"snapshot": snapshot, "store": store},
-                                open_pxar, next_volume, ctime)
+    return write_stream_archive(
+        device,
+        "snapshot",
+        snapshot_magic(snapshot),
+        {"snapshot": snapshot, "store": store},
+        open_pxar,
+        next_volume,
+        ctime,
+    )
 
 
 class SnapshotArchiveReader(StreamArchiveReader):

@@ -14,6 +14,7 @@ Only the physical end aborts an archive: that part then has no end marker, reade
 and `ArchiveAborted` tells the caller to write the archive again. Archives finished earlier are
 never touched.
 """
+
 from __future__ import annotations
 
 import functools
@@ -45,24 +46,39 @@ class _WriteAgain(Exception):
         self.device = device
 
 
-def write_stream_archive(device: BlockDevice, kind: str, content_magic: bytes, header_json: dict,
-                         open_stream: OpenStream, next_volume: NextVolume,
-                         ctime: int | None = None) -> list[ArchivePart]:
+def write_stream_archive(
+    device: BlockDevice,
+    kind: str,
+    content_magic: bytes,
+    header_json: dict,
+    open_stream: OpenStream,
+    next_volume: NextVolume,
+    ctime: int | None = None,
+) -> list[ArchivePart]:
     """Write header and stream at the device's position; the parts of the archive as it stands
     complete on tape, one per tape. An attempt abandoned at early warning went to `next_volume`
     with `abandoned` set and is not among them."""
     header_data = pretty_json(header_json)
     try:
-        return _write_parts(device, kind, content_magic, header_data, open_stream(), next_volume, ctime,
-                            first_attempt=True)
+        return _write_parts(
+            device, kind, content_magic, header_data, open_stream(), next_volume, ctime, first_attempt=True
+        )
     except _WriteAgain as again:
-        return _write_parts(again.device, kind, content_magic, header_data, open_stream(), next_volume, ctime,
-                            first_attempt=False)
+        return _write_parts(
+            again.device, kind, content_magic, header_data, open_stream(), next_volume, ctime, first_attempt=False
+        )
 
 
-def _write_parts(device: BlockDevice, kind: str, content_magic: bytes, header_data: bytes,
-                 pieces: Iterable[bytes], next_volume: NextVolume, ctime: int | None,
-                 first_attempt: bool) -> list[ArchivePart]:
+def _write_parts(
+    device: BlockDevice,
+    kind: str,
+    content_magic: bytes,
+    header_data: bytes,
+    pieces: Iterable[bytes],
+    next_volume: NextVolume,
+    ctime: int | None,
+    first_attempt: bool,
+) -> list[ArchivePart]:
     content_uuid = uuidlib.uuid4()
     parts: list[ArchivePart] = []
 
@@ -71,8 +87,11 @@ def _write_parts(device: BlockDevice, kind: str, content_magic: bytes, header_da
         part = ArchivePart(kind, content_uuid, part_number, position.file_number, position.block_number)
         parts.append(part)
         writer = BlockedWriter(device)
-        header = guarded(writer, part, lambda: write_content_start(
-            writer, content_magic, header_data, content_uuid, ctime, part_number))
+        header = guarded(
+            writer,
+            part,
+            lambda: write_content_start(writer, content_magic, header_data, content_uuid, ctime, part_number),
+        )
         return writer, part, header
 
     writer, part, header = start(device, 0)
@@ -105,8 +124,9 @@ def guarded(writer: BlockedWriter, part: ArchivePart, action: Callable[[], T]) -
         return action()
     except PhysicalEndOfTape:
         writer.abort()
-        log.warning("physical end of tape in %s archive part %d, tape file %d", part.kind, part.part_number,
-                    part.file_number)
+        log.warning(
+            "physical end of tape in %s archive part %d, tape file %d", part.kind, part.part_number, part.file_number
+        )
         raise ArchiveAborted(part) from None
 
 
@@ -122,8 +142,9 @@ class StreamArchiveReader:
 
     def __init__(self, tape_file: TapeFile, next_volume: Callable[[ContentHeader], BlockDevice] | None = None):
         if tape_file.header.part_number != 0:
-            raise TapeFormatError(f"archive starts with part {tape_file.header.part_number}, not 0",
-                                  tape_file.file_number)
+            raise TapeFormatError(
+                f"archive starts with part {tape_file.header.part_number}, not 0", tape_file.file_number
+            )
         self.first = tape_file
         self.next_volume = next_volume
         self._file = tape_file
@@ -149,16 +170,22 @@ class StreamArchiveReader:
     def _open_next_part(self) -> None:
         header = self._file.header
         if self.next_volume is None:
-            raise TapeFormatError(f"part {header.part_number} is incomplete and no next volume was given",
-                                  self._file.file_number)
+            raise TapeFormatError(
+                f"part {header.part_number} is incomplete and no next volume was given", self._file.file_number
+            )
         device = self.next_volume(header)
         tape_file = open_tape_file(device)
         if not isinstance(tape_file, TapeFile):
             raise WrongContent(f"{tape_file.value} where part {header.part_number + 1} of {header.uuid} should be")
         found = tape_file.header
-        if (found.uuid, found.content_magic, found.part_number) != (header.uuid, header.content_magic,
-                                                                   header.part_number + 1):
-            raise WrongContent(f"expected part {header.part_number + 1} of {header.content_name} {header.uuid}, "
-                               f"found part {found.part_number} of {found.content_name} {found.uuid}",
-                               tape_file.file_number)
+        if (found.uuid, found.content_magic, found.part_number) != (
+            header.uuid,
+            header.content_magic,
+            header.part_number + 1,
+        ):
+            raise WrongContent(
+                f"expected part {header.part_number + 1} of {header.content_name} {header.uuid}, "
+                f"found part {found.part_number} of {found.content_name} {found.uuid}",
+                tape_file.file_number,
+            )
         self._file = tape_file

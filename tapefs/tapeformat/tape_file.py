@@ -1,4 +1,5 @@
 """One tape file opened for reading: its content header, header JSON and the stream after them."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -40,6 +41,7 @@ def open_tape_file(device: BlockDevice) -> TapeFile | Mark:
 @dataclasses.dataclass(frozen=True)
 class ScannedFile:
     """One line of a tape listing (PBS's `debug scan`)."""
+
     file_number: int
     #: None for an empty file (two filemarks in a row).
     header: ContentHeader | None
@@ -94,4 +96,4 @@ def read_raw_range(device: BlockDevice, file_number: int, offset: int, length: i
         if isinstance(block, Mark):
             break
         data += block
-    return bytes(data[skip:skip + length])
+    return bytes(data[skip : skip + length])

@@ -4,6 +4,7 @@ The C shim ``shim.c`` is built by the package install into this directory as
 ``libvtape_preload*.so``. With it in ``LD_PRELOAD``, opening ``LIBDIR/changer`` or
 ``LIBDIR/driveN`` gives a file descriptor that behaves like ``/dev/sgN`` (see docs/preload.md).
 """
+
 from __future__ import annotations
 
 import os
@@ -38,7 +39,8 @@ def shim_path() -> Path:
         raise PreloadError(
             f"the vtape LD_PRELOAD shim is not built (no libvtape_preload*.so in {_HERE}). It is compiled "
             "from vtape/preload/shim.c by the package install, which needs gcc: install gcc, then "
-            "reinstall the package (pip install -e .).")
+            "reinstall the package (pip install -e .)."
+        )
     return found[0]
 
 
@@ -68,8 +70,12 @@ def preload_env(base: Mapping[str, str] | None = None, libdir: str | os.PathLike
     return env
 
 
-def run(args: Sequence[str | os.PathLike], libdir: str | os.PathLike | None = None,
-        env: Mapping[str, str] | None = None, **kwargs) -> subprocess.CompletedProcess:
+def run(
+    args: Sequence[str | os.PathLike],
+    libdir: str | os.PathLike | None = None,
+    env: Mapping[str, str] | None = None,
+    **kwargs,
+) -> subprocess.CompletedProcess:
     """subprocess.run(args) with the shim preloaded (same keyword arguments)."""
     return subprocess.run([os.fspath(a) for a in args], env=preload_env(env, libdir), **kwargs)
 

@@ -1,4 +1,5 @@
 """``python -m vtape.preload``: print the path of the built shim (for LD_PRELOAD=...)."""
+
 import sys
 
 from vtape.preload import PreloadError, shim_path
