@@ -15,6 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 _SECTION = "\u00a7"
 FORBIDDEN = [
     ("a path into the team's shared directory", re.compile(re.escape(".." + "/shared"))),
+    ("an absolute path into the team's shared directory", re.compile(re.escape("/work" + "/shared"))),
     ("the team's spec notes", re.compile(re.escape("shared" + "/specs"))),
     ("a spec section number", re.compile("spec" + r"\s*" + _SECTION, re.IGNORECASE)),
     ("a spec note by name", re.compile("|".join(re.escape(stem) for stem in (

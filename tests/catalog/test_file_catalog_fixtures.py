@@ -1,23 +1,16 @@
-"""The reference archives (pxar crate output, /work/shared/fixtures/pbs) recorded from a datastore:
+"""The reference archives (pxar crate output, tests/fixtures/pbs) recorded from a datastore:
 every entry of the oracle listing is found with its attributes and content offset."""
 from __future__ import annotations
 
 import json
 import os
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
 from tapefs.catalog.file_catalog_builder import MTIME_NS_RANGE, record_datastore_snapshot
 from tests.helpers.catalog_snapshots import SMALL_CHUNKS, all_children, open_stream, resolve, store_archive_bytes
-
-FIXTURES = Path("/work/shared/fixtures/pbs")
-ORACLE = FIXTURES / "oracle"
-GENERATED = FIXTURES / "generated"
-
-if not FIXTURES.is_dir():
-    pytest.skip(f"PBS fixtures not found at {FIXTURES}", allow_module_level=True)
+from tests.helpers.pbs_reference import GENERATED, ORACLE
 
 
 def oracle_listing() -> list[dict]:

@@ -1,7 +1,8 @@
 """Where the PBS reference fixtures live, and the LCG byte stream they were generated from."""
 from pathlib import Path
 
-FIXTURES = Path("/work/shared/fixtures/pbs")
+#: the fixtures live in the repository (tests/fixtures/pbs/README.md says what each one is)
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "pbs"
 GENERATED = FIXTURES / "generated"
 BLOBS = GENERATED / "blobs"
 ORACLE = FIXTURES / "oracle"

@@ -1,6 +1,5 @@
 """The PBS reference fixtures as the pxar tests read them: the generated tree description, the
-oracle listing, and sources over fixture files. Importing this module skips a test module when
-the fixtures are missing."""
+oracle listing, and sources over fixture files."""
 
 import hashlib
 import json
@@ -8,14 +7,9 @@ import os
 import stat
 from pathlib import Path
 
-import pytest
-
 from tapefs.pxar.entry import Acl, AclDefault, AclEntry, Metadata
 from tapefs.pxar.source import BytesSource
 from tests.helpers.pbs_reference import FIXTURES, GENERATED, ORACLE, UPSTREAM  # noqa: F401 - for the pxar tests
-
-if not FIXTURES.is_dir():
-    pytest.skip(f"PBS fixtures not found at {FIXTURES}", allow_module_level=True)
 
 
 class CountingSource:
