@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tapefs.datastore.datastore import Datastore
-from tapefs.datastore.errors import DatastoreError
+from tapefs.datastore.errors import DatastoreError, UnknownNameError
 from tapefs.datastore.naming import BackupGroup, BackupNamespace, BackupSnapshot
 from tapefs.datastore.snapshot_admin import PROTECTED_FILE_NAME, describe_snapshot, remove_snapshot, writer_running
 
@@ -175,7 +175,7 @@ def prune_group(
 def prune_groups(datastore: Datastore, namespace: BackupNamespace, max_depth: int | None) -> list[BackupGroup]:
     """The groups of ``namespace`` and of the namespaces up to ``max_depth`` levels below it."""
     if not datastore.namespace_path(namespace).is_dir():
-        raise DatastoreError(f"namespace {namespace} not found in datastore {datastore.name}")
+        raise UnknownNameError(f"namespace {namespace} not found in datastore {datastore.name}")
     namespaces = [
         ns
         for ns in datastore.list_namespaces(namespace)
@@ -196,7 +196,7 @@ def prune_datastore(
     removed while no backup runs in the datastore (one of them may be that backup's)."""
     if group is not None:
         if not datastore.group_path(group).is_dir():
-            raise DatastoreError(f"group {group} not found in datastore {datastore.name}")
+            raise UnknownNameError(f"group {group} not found in datastore {datastore.name}")
         groups = [group]
     else:
         groups = prune_groups(datastore, namespace, max_depth)

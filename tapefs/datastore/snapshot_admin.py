@@ -21,7 +21,7 @@ from pathlib import Path
 from tapefs.config.atomic_file import atomic_write
 from tapefs.datastore.datastore import OWNER_FILE_NAME, Datastore
 from tapefs.datastore.datastore_lock import lock_holders
-from tapefs.datastore.errors import DatastoreError
+from tapefs.datastore.errors import DatastoreError, UnknownNameError
 from tapefs.datastore.manifest import MANIFEST_BLOB_NAME, Manifest
 from tapefs.datastore.naming import BackupGroup, BackupSnapshot
 
@@ -51,14 +51,14 @@ def describe_group(group: BackupGroup) -> str:
 def _existing_snapshot_dir(datastore: Datastore, snapshot: BackupSnapshot) -> Path:
     path = datastore.snapshot_path(snapshot)
     if not path.is_dir():
-        raise DatastoreError(f"snapshot {describe_snapshot(snapshot)} not found in datastore {datastore.name}")
+        raise UnknownNameError(f"snapshot {describe_snapshot(snapshot)} not found in datastore {datastore.name}")
     return path
 
 
 def _existing_group_dir(datastore: Datastore, group: BackupGroup) -> Path:
     path = datastore.group_path(group)
     if not path.is_dir():
-        raise DatastoreError(f"group {describe_group(group)} not found in datastore {datastore.name}")
+        raise UnknownNameError(f"group {describe_group(group)} not found in datastore {datastore.name}")
     return path
 
 

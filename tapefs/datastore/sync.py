@@ -32,7 +32,7 @@ from tapefs.datastore.chunk_store import touch_atime
 from tapefs.datastore.datastore import OWNER_FILE_NAME, Datastore
 from tapefs.datastore.datastore_lock import datastore_lock
 from tapefs.datastore.dynamic_index import DynamicIndex
-from tapefs.datastore.errors import DatastoreError
+from tapefs.datastore.errors import DatastoreError, UnknownNameError
 from tapefs.datastore.fixed_index import FixedIndex
 from tapefs.datastore.group_filter import GroupFilter, group_passes
 from tapefs.datastore.manifest import MANIFEST_BLOB_NAME, Manifest
@@ -291,7 +291,7 @@ def sync_datastores(
     if transfer_last is not None and transfer_last < 1:
         raise DatastoreError(f"transfer-last must be at least 1, got {transfer_last}")
     if not source.namespace_path(namespace).is_dir():
-        raise DatastoreError(f"namespace {namespace} not found in datastore {source.name}")
+        raise UnknownNameError(f"namespace {namespace} not found in datastore {source.name}")
     started = time.monotonic()
     stats = SyncStats()
     namespaces = [
