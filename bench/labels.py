@@ -1,6 +1,6 @@
 """Label sheet generation: seconds to lay out and write 1,000 labels as one PDF (goal: under 5 s).
 
-    .venv/bin/python bench/labels.py [--count 1000] [--template avery5160]
+.venv/bin/python bench/labels.py [--count 1000] [--template avery5160]
 """
 
 import argparse

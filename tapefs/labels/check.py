@@ -37,7 +37,8 @@ class GreyImage:
     @classmethod
     def read_pgm(cls, path: Path) -> GreyImage:
         data = path.read_bytes()
-        fields, offset = [], 0
+        fields: list[bytes] = []
+        offset = 0
         while len(fields) < 4:  # magic, width, height, maxval; whitespace separated
             while data[offset : offset + 1].isspace():
                 offset += 1
