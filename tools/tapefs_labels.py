@@ -48,6 +48,18 @@ def generate(prefix, start, count, output, media_type, template, skip, style, fm
     click.echo(f"{count} labels {texts[0]}..{texts[-1]} on {pages} page(s): {', '.join(map(str, written))}")
 
 
+@labels.command("list")
+@click.option("--prefix", required=True, help="the first characters of each label (A-Z, 0-9)")
+@click.option("--start", type=int, default=1, show_default=True, help="number of the first label")
+@click.option("--count", type=int, required=True, help="how many labels")
+@click.option("--type", "media_type", default=DEFAULT_MEDIA_TYPE, show_default=True, help="media type suffix")
+@output_format_option
+def list_labels(prefix, start, count, media_type, output_format):
+    """Print the labels generate would print, one a line (a label list for vtape add-cartridges)."""
+    texts = label_texts(prefix, start, count, media_type.upper())
+    emit(output_format, texts, lambda out: click.echo("\n".join(texts)))
+
+
 @labels.command()
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--template", help="also say which cell of the template each label is in")

@@ -102,3 +102,20 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, args, message):
 def test_check_of_a_missing_file(tmp_path):
     result = tapefs("labels", "check", tmp_path / "none.pdf", check=False)
     assert "none.pdf" in one_error_line(result, status=3, program="tapefs")
+
+
+def test_list_prints_the_labels_of_a_sheet():
+    assert tapefs("labels", "list", "--prefix", "vl", "--start", "9", "--count", "3", "--type", "LY").stdout.split() == [
+        "VL0009LY", "VL0010LY", "VL0011LY"]
+    assert json.loads(tapefs("labels", "list", "--prefix", "VL", "--count", "1", "--output-format", "json").stdout) == [
+        "VL0001L9"]
+
+
+def test_bad_input_leaves_an_existing_sheet_alone(tmp_path):
+    sheet = tmp_path / "labels.pdf"
+    tapefs("labels", "generate", "--prefix", "OLD", "--count", "2", "--output", sheet)
+    before = sheet.read_bytes()
+    result = tapefs("labels", "generate", "--prefix", "NEW", "--count", "2", "--template", "nope", "--output", sheet,
+                    check=False)
+    one_error_line(result, status=2, program="tapefs")
+    assert sheet.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["labels.pdf"]
