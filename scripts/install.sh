@@ -8,6 +8,7 @@ packages=(
     python3 python3-venv python3-dev gcc make pkg-config   # the venv and the C parts
     fuse3 libfuse3-dev psmisc attr                          # the FUSE mount (pyfuse3, fusermount3, fuser, getfattr)
     mtx sg3-utils stenc                                     # SG_IO tools driven through the vtape preload shim
+    poppler-utils zbar-tools                                # pdftoppm and zbarimg: reading label sheets back
 )
 missing=()
 for p in "${packages[@]}"; do

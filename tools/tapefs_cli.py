@@ -9,6 +9,7 @@ from tapefs_tools.tapefs_datastore import datastore
 from tapefs_tools.tapefs_datastore_maintenance import COMMANDS as DATASTORE_MAINTENANCE_COMMANDS
 from tapefs_tools.tapefs_file_catalog import file_catalog
 from tapefs_tools.tapefs_keys import key
+from tapefs_tools.tapefs_labels import labels
 from tapefs_tools.tapefs_mount import mount, umount
 from tapefs_tools.tapefs_tape_admin import COMMANDS as TAPE_ADMIN_COMMANDS
 from tapefs_tools.tapefs_tape_jobs import backup, restore
@@ -33,5 +34,6 @@ main.add_command(backup_job)
 main.add_command(mount)
 main.add_command(umount)
 main.add_command(file_catalog)
+main.add_command(labels)
 for command in TAPE_ADMIN_COMMANDS:
     main.add_command(command)

@@ -11,7 +11,7 @@ from tapefs_tools.vtape_run_with import run_with
 from vtape import daemon, media
 from vtape.demo import run_demo
 from vtape.errors import VtapeError
-from vtape.library import CreateOptions, create_library
+from vtape.library import CreateOptions, create_library, read_label_list
 from vtape.server import serve as serve_library
 
 LIBDIR = click.argument("libdir", type=click.Path(path_type=Path))
@@ -194,6 +194,21 @@ def add_cartridge(libdir, barcode, capacity, early_warning, shelf):
         },
     )
     click.echo(f"{barcode} created" + (f" in slot {answer['slot']}" if answer["slot"] else " on the shelf"))
+
+
+@main.command("add-cartridges")
+@LIBDIR
+@click.option(
+    "--from", "label_list", required=True, type=click.Path(path_type=Path), help="label list: one barcode a line"
+)
+@click.option("--capacity", help="capacity, e.g. 512MiB (default 8GiB)")
+@click.option("--shelf", is_flag=True, help="keep them outside the library (insert them later)")
+def add_cartridges(libdir, label_list, capacity, shelf):
+    """Create a cartridge for each label of a list; the media type comes from each label's suffix."""
+    barcodes = read_label_list(label_list.read_text())
+    answer = perform(libdir, {"op": "add-cartridges", "barcodes": barcodes, "capacity": capacity, "shelf": shelf})
+    place = "on the shelf" if shelf else "in slots " + ", ".join(map(str, answer["slots"]))
+    click.echo(f"{len(barcodes)} cartridges created {place}")
 
 
 @main.command("write-protect")

@@ -373,6 +373,23 @@ class Library:
             self.save_state()
         return element
 
+    def add_cartridges(
+        self, barcodes: list[str], capacity: int | None = None, shelf: bool = False
+    ) -> list[Element | None]:
+        """Create several cartridges; all are checked first, so a bad list creates none."""
+        if not barcodes:
+            raise LibraryError("the label list is empty")
+        for barcode in barcodes:
+            media.parse_barcode(barcode)
+            if (self.path / "cartridges" / barcode).exists():
+                raise LibraryError(f"cartridge {barcode} already exists")
+        if len(set(barcodes)) != len(barcodes):
+            raise LibraryError("the label list names a cartridge twice")
+        free = sum(1 for e in self.elements_of(STORAGE) if not e.full)
+        if not shelf and len(barcodes) > free:
+            raise LibraryError(f"{len(barcodes)} cartridges but only {free} free storage slots (use --shelf)")
+        return [self.add_cartridge(barcode, capacity, shelf=shelf) for barcode in barcodes]
+
     # -- persistence ------------------------------------------------------------
 
     def save_state(self) -> None:
@@ -394,3 +411,9 @@ class Library:
             cart.save_meta()
             cart.close()
         self._cartridges.clear()
+
+
+def read_label_list(text: str) -> list[str]:
+    """Barcodes from a label list: one a line; blank lines and lines starting with # are skipped."""
+    lines = (line.strip().upper() for line in text.splitlines())
+    return [line for line in lines if line and not line.startswith("#")]

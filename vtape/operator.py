@@ -145,6 +145,10 @@ def run(library: Library, request: dict) -> dict:
         early_warning = media.parse_size(args["early_warning"]) if args.get("early_warning") else None
         element = library.add_cartridge(args["barcode"], capacity, early_warning, shelf=args.get("shelf", False))
         return {"barcode": args["barcode"], "slot": library.slot_number(element.address) if element else None}
+    if op == "add-cartridges":
+        capacity = media.parse_size(args["capacity"]) if args.get("capacity") else None
+        elements = library.add_cartridges(args["barcodes"], capacity, shelf=args.get("shelf", False))
+        return {"slots": [library.slot_number(e.address) if e else None for e in elements]}
     if op == "write-protect":
         cart = library.cartridge(args["barcode"])
         cart.meta["write_protected"] = bool(args.get("on", True))

@@ -93,3 +93,22 @@ def test_fault_command_validates_its_input(libdir):
 def test_demo_runs_the_whole_tour():
     result = vtape("demo")
     assert "identical" in result.stdout and "daemon stopped" in result.stdout
+
+
+def test_add_cartridges_from_a_label_list(libdir, tmp_path):
+    vtape("create", libdir, "--cartridges", "1", "--cleaning", "0", "--slots", "6")
+    labels = tmp_path / "labels.txt"
+    labels.write_text("# new tapes\nTAP001L9\ntap002lz\n\nTAP003L7\n")
+    assert "3 cartridges created in slots 2, 3, 4" in vtape("add-cartridges", libdir, "--from", labels).stdout
+    state = json.loads(vtape("status", libdir, "--output-format", "json").stdout)
+    cartridges = {c["barcode"]: c for c in state["cartridges"]}
+    assert [s["barcode"] for s in state["storage"][:4]] == ["VT0001L8", "TAP001L9", "TAP002LZ", "TAP003L7"]
+    assert cartridges["TAP002LZ"]["worm"] and not cartridges["TAP001L9"]["worm"]
+    assert (cartridges["TAP001L9"]["generation"], cartridges["TAP003L7"]["generation"]) == (9, 7)
+    # one bad label: nothing of the list is created
+    labels.write_text("TAP004L9\nTAP05L9\n")
+    one_line_error(vtape("add-cartridges", libdir, "--from", labels, check=False), "TAP05L9")
+    assert "TAP004L9" not in vtape("status", libdir).stdout
+    labels.write_text("TAP004L9\nTAP005L9\nTAP006L9\n")
+    one_line_error(vtape("add-cartridges", libdir, "--from", labels, check=False), "only 2 free storage slots")
+    assert "TAP004L9" not in vtape("status", libdir).stdout
