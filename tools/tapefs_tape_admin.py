@@ -190,6 +190,19 @@ def changer_status(name: str | None, drive_name: str | None, output_format: str)
     _emit_rows(output_format, rows, ("entry-kind", "entry-id", "label-text", "loaded-slot", "uuid"), "no elements")
 
 
+@changer.command("reset")
+@click.argument("name", required=False)
+@drive_option
+@output_format_option
+def changer_reset(name: str | None, drive_name: str | None, output_format: str) -> None:
+    """Library reset: rescan every element, then record the changer's tapes in the inventory."""
+    tape_config = load_tape_config()
+    config = drive_selection.choose_changer(tape_config, name, drive_name)
+    with Inventory.open() as inventory:
+        rows = [entry.to_dict() for entry in tape_devices.reset_changer(config, tape_config, inventory)]
+    _emit_rows(output_format, rows, ("entry-kind", "entry-id", "label-text", "loaded-slot", "uuid"), "no elements")
+
+
 @changer.command("transfer")
 @click.argument("name", required=False)
 @click.option("--from", "from_slot", type=click.IntRange(1), required=True, help="Source slot.")
