@@ -16,7 +16,7 @@ from tapefs.config.paths import config_file
 from tapefs.device import discovery
 from tapefs.device.tape_alert import flag_name
 from tapefs.jobs.cleaning import clean_drive
-from tapefs.media import drive_selection, labeling, media_admin, tape_devices
+from tapefs.media import drive_selection, labeling, media_admin, tape_devices, vault
 from tapefs.media.inventory import Inventory
 from tapefs.media.media_content import media_content
 from tapefs.media.media_id import MediaLocation, MediaStatus
@@ -187,6 +187,19 @@ def changer_status(name: str | None, drive_name: str | None, output_format: str)
     config = drive_selection.choose_changer(load_tape_config(), name, drive_name)
     with Inventory.open() as inventory:
         rows = [entry.to_dict() for entry in tape_devices.changer_status(config, inventory)]
+    _emit_rows(output_format, rows, ("entry-kind", "entry-id", "label-text", "loaded-slot", "uuid"), "no elements")
+
+
+@changer.command("reset")
+@click.argument("name", required=False)
+@drive_option
+@output_format_option
+def changer_reset(name: str | None, drive_name: str | None, output_format: str) -> None:
+    """Library reset: rescan every element, then record the changer's tapes in the inventory."""
+    tape_config = load_tape_config()
+    config = drive_selection.choose_changer(tape_config, name, drive_name)
+    with Inventory.open() as inventory:
+        rows = [entry.to_dict() for entry in tape_devices.reset_changer(config, tape_config, inventory)]
     _emit_rows(output_format, rows, ("entry-kind", "entry-id", "label-text", "loaded-slot", "uuid"), "no elements")
 
 
@@ -469,6 +482,58 @@ def media_move(label_text: str, uuid: str | None, vault_name: str | None, offlin
         entry = media_admin.find_media(inventory, label_text, uuid)
         media_admin.move_media(inventory, entry, location)
         _emit_mapping(output_format, _media_entry_dict(inventory.get(entry.uuid)))
+
+
+@media.group("vault")
+def media_vault() -> None:
+    """Tapes kept in vaults: record where a tape went, list what each vault holds."""
+
+
+VAULT_COLUMNS = ("vault", "label-text", "pool", "seq-nr", "recorded-at", "note")
+
+
+def _vault_row(entry: vault.VaultEntry) -> dict:
+    row = entry.to_dict()
+    row["recorded-at"] = (
+        time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.recorded)) if entry.recorded is not None else None
+    )
+    return row
+
+
+@media_vault.command("record")
+@click.argument("label_text")
+@uuid_option
+@click.option("--vault", "vault_name", required=True, help="The vault the tape went to (3 to 32 characters).")
+@click.option("--note", default=None, help="One line for whoever fetches it back (shelf, box, courier...).")
+@output_format_option
+def media_vault_record(
+    label_text: str, uuid: str | None, vault_name: str, note: str | None, output_format: str
+) -> None:
+    """Record that a tape out of the library is now kept in a vault (with a note and the time)."""
+    with Inventory.open() as inventory:
+        update_online_status(inventory, load_tape_config())
+        entry = media_admin.find_media(inventory, label_text, uuid)
+        recorded = vault.record_in_vault(inventory, entry, vault_name, note, int(time.time()))
+    _emit_mapping(output_format, _vault_row(recorded))
+
+
+@media_vault.command("list")
+@click.option("--vault", "vault_name", default=None, help="Only this vault.")
+@click.option(
+    "--update-status",
+    type=BOOL,
+    default=True,
+    show_default=True,
+    help="Ask the configured changers which tapes are back in the library first.",
+)
+@output_format_option
+def media_vault_list(vault_name: str | None, update_status: bool, output_format: str) -> None:
+    """The tapes in each vault, with the note and time recorded when each went there."""
+    with Inventory.open() as inventory:
+        if update_status:
+            update_online_status(inventory, load_tape_config())
+        rows = [_vault_row(entry) for entry in vault.vault_contents(inventory, vault_name)]
+    _emit_rows(output_format, rows, VAULT_COLUMNS, "no tapes in a vault")
 
 
 @media.command("status")

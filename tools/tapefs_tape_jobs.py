@@ -12,9 +12,10 @@ from tapefs.jobs.drive_session import DriveSession, drive_setup
 from tapefs.jobs.namespace_map import NamespaceMap
 from tapefs.jobs.operator_wait import OperatorWait
 from tapefs.jobs.restore import StoreMap, restore_media_set
+from tapefs.jobs.restore_plan import restore_plan
 from tapefs.media.inventory import Inventory
 from tapefs.media.tape_config import load_media_pool_config, load_tape_config
-from tapefs_tools.cli import emit_json, output_format_option, progress_reporter
+from tapefs_tools.cli import emit, emit_json, format_value, output_format_option, progress_reporter, simple_table
 
 drive_option = click.option(
     "--drive",
@@ -105,6 +106,25 @@ def backup(
     )
 
 
+PLAN_COLUMNS = ("seq-nr", "label-text", "place", "where", "element", "note", "reason")
+
+
+def _print_restore_plan(media_set: str, snapshots: list[str] | None, output_format: str) -> None:
+    with Inventory.open() as inventory, MediaCatalog.open() as catalog:
+        tapes = restore_plan(media_set, inventory, catalog, load_tape_config(), snapshots)
+    rows = [tape.to_dict() for tape in tapes]
+
+    def render(out) -> None:
+        table = simple_table(*PLAN_COLUMNS)
+        for row in rows:
+            table.add_row(*(format_value(row[column]) for column in PLAN_COLUMNS))
+        out.print(table)
+        away = [row["label-text"] for row in rows if row["place"] in ("vault", "offline", "import-export")]
+        out.print(f"to bring into the library first: {', '.join(away)}" if away else "every tape is in the library")
+
+    emit(output_format, rows, render)
+
+
 @click.command("restore")
 @click.argument("media_set")
 @click.argument("store_map")
@@ -120,13 +140,22 @@ def backup(
 )
 @drive_option
 @wait_option
+@click.option(
+    "--plan",
+    is_flag=True,
+    default=False,
+    help="Only list the tapes the restore needs and where each is (drive, slot, vault, offline).",
+)
 @output_format_option
-def restore(media_set, store_map, snapshots, namespaces, drive, wait_seconds, output_format):
+def restore(media_set, store_map, snapshots, namespaces, drive, wait_seconds, plan, output_format):
     """Restore MEDIA-SET (uuid) into datastores: STORE-MAP is TARGET or SOURCE=TARGET[,…];
     SNAPSHOT is [STORE:][ns/NS/…]TYPE/ID/TIME (default: everything)."""
     registry = DatastoreRegistry()
     targets = StoreMap.parse([store_map], registry.lookup)
     namespace_map = NamespaceMap.parse(namespaces)
+    if plan:
+        _print_restore_plan(media_set, list(snapshots) or None, output_format)
+        return
     with (
         Inventory.open() as inventory,
         MediaCatalog.open() as catalog,

@@ -231,8 +231,13 @@ def write_protect(libdir, barcode, off):
 @click.option("--media-error-at", type=int, help="reading this block of the loaded cartridge gives 3/11/00")
 @click.option("--not-ready/--ready", default=None, help="drive reports NOT READY 2/04/00 until --ready")
 @click.option("--tape-alert", type=int, multiple=True, help="raise this TapeAlert flag (1-64); repeatable")
+@click.option(
+    "--stale-inventory",
+    is_flag=True,
+    help="changer reports its full storage slots empty until INITIALIZE ELEMENT STATUS",
+)
 @click.option("--clear", is_flag=True, help="remove every fault from DEVICE")
-def fault(libdir, device, fail_next, sense_code, media_error_at, not_ready, tape_alert, clear):
+def fault(libdir, device, fail_next, sense_code, media_error_at, not_ready, tape_alert, stale_inventory, clear):
     """Make DEVICE (changer, drive0, ...) fail on purpose."""
     answer = perform(
         libdir,
@@ -244,6 +249,7 @@ def fault(libdir, device, fail_next, sense_code, media_error_at, not_ready, tape
             "media_error_block": media_error_at,
             "not_ready": not_ready,
             "tape_alerts": list(tape_alert),
+            "stale_inventory": stale_inventory,
             "clear": clear,
         },
     )

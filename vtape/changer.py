@@ -141,6 +141,9 @@ class MediumChanger(ScsiDevice):
         self.removal_prevented = False
         #: TapeAlert flags (1..64) that LOG SENSE page 0x2E reports as set.
         self.tape_alerts: set[int] = set()
+        #: Storage slots reported empty whatever they hold (an injected stale element status, as
+        #: after an operator filled the magazine by hand) until INITIALIZE ELEMENT STATUS rescans.
+        self.stale_slots: set[int] = set()
 
     # -- identification -----------------------------------------------------------
 
@@ -249,6 +252,8 @@ class MediumChanger(ScsiDevice):
         ) + b"".join(descriptors)
 
     def element_descriptor(self, element: Element, voltag: bool, with_identifier: bool) -> bytes:
+        if element.address in self.stale_slots:
+            element = Element(element.kind, element.address)
         flags = FULL if element.full else 0
         if element.kind != TRANSPORT:
             flags |= ACCESS
@@ -319,12 +324,19 @@ class MediumChanger(ScsiDevice):
 
     @command(0x07, "INITIALIZE ELEMENT STATUS", 6)
     def initialize_element_status(self, cdb, data_out, allocation):
-        """The inventory is always current, so there is nothing to scan."""
+        """The library's own state is always current: a rescan only clears a stale report."""
+        self.stale_slots.clear()
 
     @command(0xE7, "INITIALIZE ELEMENT STATUS WITH RANGE", 10)
     def initialize_element_status_with_range(self, cdb, data_out, allocation):
-        if cdb[1] & 0x01 and self.library.element(be(cdb[2:4])) is None:
+        if not cdb[1] & 0x01:
+            self.stale_slots.clear()
+            return
+        start = be(cdb[2:4])
+        if self.library.element(start) is None:
             raise invalid_element_address(2)
+        count = be(cdb[6:8])
+        self.stale_slots = {a for a in self.stale_slots if not start <= a < start + count}
 
     @command(0x1B, "START STOP UNIT", 6)
     def start_stop_unit(self, cdb, data_out, allocation):

@@ -95,13 +95,16 @@ def fault(
     media_error_block: int | None = None,
     not_ready: bool | None = None,
     tape_alerts: list[int] = (),
+    stale_inventory: bool = False,
     clear: bool = False,
 ) -> dict:
     """Make a device misbehave on purpose (or behave again with clear)."""
     target = _device(library, device)
     if clear:
         target.injected_failures.clear()
-        if device != "changer":
+        if device == "changer":
+            target.stale_slots.clear()
+        else:
             target.not_ready_fault = False
             target.tape_alerts.clear()
             if target.cartridge is not None:
@@ -113,6 +116,11 @@ def fault(
         target.injected_failures.extend(CheckCondition(key, asc, ascq) for _ in range(fail_next))
     if device == "changer" and (media_error_block is not None or not_ready is not None or tape_alerts):
         raise LibraryError("media errors, not-ready and TapeAlert faults apply to drives")
+    if stale_inventory:
+        if device != "changer":
+            raise LibraryError("a stale inventory applies to the changer")
+        # The slots that hold a cartridge now read as empty until the changer is reset.
+        target.stale_slots = {e.address for e in library.elements_of(STORAGE) if e.full}
     if media_error_block is not None:
         if target.cartridge is None:
             raise LibraryError(f"{device} holds no cartridge to put a media error on")
@@ -125,7 +133,10 @@ def fault(
         if not 1 <= flag <= 0x40:
             raise LibraryError(f"TapeAlert flag {flag} is outside 1..64")
         target.tape_alerts.add(flag)
-    return {"device": device, "pending_failures": len(target.injected_failures)}
+    answer = {"device": device, "pending_failures": len(target.injected_failures)}
+    if device == "changer":
+        answer["stale_slots"] = sorted(library.slot_number(address) for address in target.stale_slots)
+    return answer
 
 
 def run(library: Library, request: dict) -> dict:

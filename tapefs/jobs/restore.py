@@ -28,7 +28,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from tapefs.catalog.media_catalog import MediaCatalog
+from tapefs.catalog.media_catalog import MediaCatalog, SnapshotPlace
 from tapefs.config.private_files import make_private_dirs
 from tapefs.datastore.blob import decode_blob, inspect_blob
 from tapefs.datastore.datastore import Datastore
@@ -182,6 +182,18 @@ def restore_media_set(
                 clear_drive_key(session.device.drive)
     result.seconds = time.monotonic() - started
     return result
+
+
+def find_snapshot_place(places: list[SnapshotPlace], item: str, media_set: str) -> SnapshotPlace:
+    """The catalog's place of a snapshot named ``[STORE:]PATH`` (a colon inside PATH's time is
+    not a store)."""
+    store, sep, path = item.partition(":")
+    if "/" in store:  # no store given: the colon was inside the snapshot time
+        store, sep, path = "", "", item
+    matches = [p for p in places if p.snapshot == path and (not sep or p.store == store)]
+    if not matches:
+        raise JobError(f"snapshot {item} is not in the catalog of media set {media_set}")
+    return matches[0]
 
 
 @dataclass
@@ -539,13 +551,7 @@ class _Restore:
         return next_volume
 
     def _named_place(self, places: list, item: str):
-        store, sep, path = item.partition(":")
-        if "/" in store:  # no store given: the colon was inside the snapshot time
-            store, sep, path = "", "", item
-        matches = [p for p in places if p.snapshot == path and (not sep or p.store == store)]
-        if not matches:
-            raise JobError(f"snapshot {item} is not in the catalog of media set {self.media_set}")
-        place = matches[0]
+        place = find_snapshot_place(places, item, self.media_set)
         if self.store_map.target(place.store) is None:
             raise JobError(f"snapshot {item}: no target datastore for store {place.store}")
         namespace = parse_tape_snapshot_path(place.snapshot).group.namespace

@@ -36,7 +36,7 @@ PBS_INVENTORY_JSON_NAME = "inventory.json"
 CLEANING_TAPE_PREFIX = "CLN"
 DEFAULT_MEDIA_SET_NAME_TEMPLATE = "%c"
 
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS media (
     uuid                TEXT PRIMARY KEY,   -- media UUID, lowercase hyphenated
@@ -57,6 +57,13 @@ CREATE TABLE IF NOT EXISTS media (
 );
 CREATE INDEX IF NOT EXISTS media_by_label_text ON media (label_text);
 CREATE INDEX IF NOT EXISTS media_by_set ON media (set_uuid);
+-- version 2: what the operator recorded when a tape went into a vault (tapefs media vault record)
+CREATE TABLE IF NOT EXISTS vault_record (
+    uuid                TEXT PRIMARY KEY,   -- the media (a REPLACE of its media row keeps this)
+    vault               TEXT NOT NULL,
+    note                TEXT,
+    recorded            INTEGER NOT NULL    -- epoch seconds
+);
 """
 _COLUMNS = (
     "uuid, label_text, ctime, label_pool, set_uuid, set_pool, set_seq_nr, set_ctime, "
@@ -194,6 +201,7 @@ class Inventory(StateDatabase):
         with self._transaction():
             if self._db.execute("DELETE FROM media WHERE uuid = ?", (uuid,)).rowcount == 0:
                 raise UnknownMediaError(f"no such media {uuid} in the inventory")
+            self._db.execute("DELETE FROM vault_record WHERE uuid = ?", (uuid,))
 
     def set_status(self, uuid: str, status: MediaStatus) -> None:
         """Store full, damaged or retired; writable and unknown are only ever computed."""
@@ -206,6 +214,25 @@ class Inventory(StateDatabase):
 
     def set_location(self, uuid: str, location: MediaLocation) -> None:
         self._update(uuid, "location", str(location))
+
+    def record_vault_entry(self, uuid: str, vault: MediaLocation, note: str | None, recorded: int) -> None:
+        """Store the tape's location in ``vault`` and the operator's note and time with it."""
+        if vault.kind is not LocationKind.VAULT:
+            raise InventoryError(f"{vault} is not a vault")
+        uuid = normalize_uuid(uuid)
+        with self._transaction():
+            cursor = self._db.execute("UPDATE media SET location = ? WHERE uuid = ?", (str(vault), uuid))
+            if cursor.rowcount == 0:
+                raise UnknownMediaError(f"no such media {uuid} in the inventory")
+            self._db.execute(
+                "INSERT OR REPLACE INTO vault_record (uuid, vault, note, recorded) VALUES (?,?,?,?)",
+                (uuid, vault.name, note, recorded),
+            )
+
+    def vault_records(self) -> dict[str, tuple[str, str | None, int]]:
+        """Media UUID -> (vault, note, time) as last recorded; the tape may have left since."""
+        rows = self._query("SELECT uuid, vault, note, recorded FROM vault_record")
+        return {uuid: (vault, note, recorded) for uuid, vault, note, recorded in rows}
 
     def set_bytes_used(self, uuid: str, bytes_used: int | None) -> None:
         self._update(uuid, "bytes_used", bytes_used)

@@ -141,14 +141,19 @@ def move_media(inventory: Inventory, entry: InventoryEntry, location: MediaLocat
     """Record that a tape outside the library is kept in a vault, or just offline."""
     if location.kind is LocationKind.ONLINE:
         raise MediaAdminError("a tape becomes online by being put into a changer, not by a move")
+    refuse_if_online(entry)
+    inventory.set_location(entry.uuid, location)
+    log.info("media %s (%s) is now %s", entry.id.label_text, entry.uuid, location)
+
+
+def refuse_if_online(entry: InventoryEntry) -> None:
+    """A tape still in a changer cannot be recorded elsewhere on paper."""
     current = entry.effective_location
     if current.kind is LocationKind.ONLINE:
         raise MediaAdminError(
             f"tape {entry.id.label_text} is online in changer {current.name}: "
             f"export it first (tapefs export-media {entry.id.label_text})"
         )
-    inventory.set_location(entry.uuid, location)
-    log.info("media %s (%s) is now %s", entry.id.label_text, entry.uuid, location)
 
 
 def set_media_status(inventory: Inventory, entry: InventoryEntry, status: MediaStatus | None) -> None:

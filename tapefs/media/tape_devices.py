@@ -1,6 +1,7 @@
 """The drives and changers of ``tape.cfg`` as a command line uses them: opening a drive, and
 moving tapes between slots and drives by label text or slot number (proxmox-tape's
-``load-media``, ``load-media-from-slot``, ``unload``, ``changer status`` and ``transfer``).
+``load-media``, ``load-media-from-slot``, ``unload``, ``changer status``, ``transfer`` and
+``changer reset``).
 Which drive or changer a command means is decided in ``tapefs.media.drive_selection``.
 """
 
@@ -15,6 +16,7 @@ from tapefs.media.drive_lock import DriveLock
 from tapefs.media.drive_selection import changer_of
 from tapefs.media.errors import TapeDeviceError
 from tapefs.media.inventory import CLEANING_TAPE_PREFIX, Inventory
+from tapefs.media.online_status import label_texts_in_changer
 from tapefs.media.tape_config import ChangerConfig, DriveConfig, TapeDeviceConfig
 from tapefs.scsi.channel import Channel
 from tapefs.scsi.errors import ScsiError
@@ -193,4 +195,24 @@ def changer_status(changer_config: ChangerConfig, inventory: Inventory) -> list[
     """What each drive and slot of the changer holds, with the inventory's UUID of each tape."""
     with Changer.open(changer_config.path) as changer:
         status = changer.status()
+    return changer_entries(status, changer_config, inventory)
+
+
+def reset_changer(
+    changer_config: ChangerConfig, tape_config: TapeDeviceConfig, inventory: Inventory
+) -> list[ChangerEntry]:
+    """Library reset: INITIALIZE ELEMENT STATUS (the library rescans every element), then a
+    fresh READ ELEMENT STATUS recorded in the inventory; what each element holds afterwards.
+
+    For a changer whose element status went stale, e.g. slots that hold tapes reported empty
+    after an operator filled the magazine by hand. Other changers keep their tapes' locations.
+    """
+    with Changer.open(changer_config.path) as changer:
+        changer.inventory()
+        status = changer.status()
+    contents: dict[str, set[str] | None] = {name: None for name in tape_config.changers}
+    contents[changer_config.name] = label_texts_in_changer(status, changer_config.export_slots)
+    moved = inventory.update_online_status(contents)
+    for uuid, location in moved.items():
+        log.info("changer %s reset: %s is now %s", changer_config.name, uuid, location)
     return changer_entries(status, changer_config, inventory)

@@ -1,5 +1,6 @@
 import json
 import logging
+import sqlite3
 import threading
 
 import pytest
@@ -420,3 +421,22 @@ def test_destroy_media_refuses_tapes_with_data_unless_forced(inventory):
     assert inventory.destroy_media(assigned.uuid).id == assigned
     assert inventory.destroy_media(member.uuid, force=True).id == member
     assert inventory.list_media() == []
+
+
+def test_a_version_1_inventory_gains_vault_records_and_keeps_its_tapes(tmp_path):
+    media = make_media_id("TAPE01L8", 1000, pool="p1")
+    with Inventory(tmp_path / "inventory.db") as current:
+        current.store(media)
+    db = sqlite3.connect(tmp_path / "inventory.db")  # as tapefs with schema version 1 left it
+    db.execute("DROP TABLE vault_record")
+    db.execute("PRAGMA user_version = 1")
+    db.commit()
+    db.close()
+    with Inventory(tmp_path / "inventory.db") as upgraded:
+        assert upgraded.get(media.uuid).id == media
+        upgraded.record_vault_entry(media.uuid, MediaLocation.vault("offsite"), "box 3", 2000)
+        upgraded.store(media)  # rereading the labels keeps the record
+        assert upgraded.vault_records() == {media.uuid: ("offsite", "box 3", 2000)}
+        assert upgraded.get(media.uuid).location == MediaLocation.vault("offsite")
+        upgraded.remove_media(media.uuid)
+        assert upgraded.vault_records() == {}

@@ -10,6 +10,7 @@ import dataclasses
 
 import pytest
 
+from vtape import operator
 from vtape.library import CreateOptions, Library, LibraryError, create_library
 
 GOOD, CHECK_CONDITION = 0x00, 0x02
@@ -657,6 +658,20 @@ def test_initialize_element_status(changer):
     good(changer("e7 00 0999 0000 0004 0000", allocation=0))        # RANGE=0: the address is not used
     assert_check(changer("e7 01 0999 0000 0004 0000", allocation=0), 5, 0x21, 0x01, field_pointer=2)
     assert element_status(changer, "b8 12 0000 03e8 00 00ffff 00 00").count == STORAGE_SLOTS
+
+
+def test_a_stale_inventory_reports_full_slots_empty_until_initialize_element_status(changer, library):
+    full = {address for address, d in storage(changer).items() if d.full}
+    assert len(full) == 9                                            # VT0001L8..VT0008L8 and CLN001L1
+    assert operator.fault(library, "changer", stale_inventory=True)["stale_slots"] == [1, 2, 3, 4, 5, 6, 7, 8, 16]
+    stale = storage(changer)
+    assert not any(d.full or label(d) for d in stale.values())
+    assert library.elements_of("storage")[0].barcode == "VT0001L8"  # the cartridges did not move
+    good(changer(f"e7 01 {ST:04x} 0000 0002 0000", allocation=0))  # a rescan of slots 1-2 only
+    assert {a for a, d in storage(changer).items() if d.full} == {ST, ST + 1}
+    good(changer("07 00 00 00 00 00", allocation=0))
+    assert {a for a, d in storage(changer).items() if d.full} == full
+    assert label(storage(changer)[ST]) == "VT0001L8"
 
 
 def test_start_stop_is_accepted(changer):

@@ -87,6 +87,7 @@ def test_fault_command_validates_its_input(libdir):
     one_line_error(vtape("fault", libdir, "drive7", "--fail-next", "1", check=False), "no device 'drive7'")
     one_line_error(vtape("fault", libdir, "drive0", "--tape-alert", "99", check=False), "outside 1..64")
     one_line_error(vtape("fault", libdir, "drive0", "--media-error-at", "3", check=False), "holds no cartridge")
+    one_line_error(vtape("fault", libdir, "drive0", "--stale-inventory", check=False), "applies to the changer")
 
 
 @pytest.mark.slow
