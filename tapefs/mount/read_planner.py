@@ -160,6 +160,9 @@ class ReadPlanner:
         #: every job not answered yet, queued or being read.
         self._jobs: dict[_Key, _ChunkJob] = {}
         self._labels: dict[str, str] = {}
+        #: label → what reads asked of a tape outside the library: it must be brought back (from
+        #: its vault) before they can be answered. Kept after the reads failed, until it is loaded.
+        self._retrievals: dict[str, dict] = {}
         # Two workers moving tapes through one changer at once could both pick the same slot state.
         self._changer_lock = threading.Lock()
         self._checks = ThreadPoolExecutor(CHECKS_IN_FLIGHT, thread_name_prefix="chunk-check")
@@ -354,6 +357,7 @@ class ReadPlanner:
                 if w.waiting
             ]
             seconds = self._reading_seconds
+            retrievals = [dict(request) for _, request in sorted(self._retrievals.items())]
         rate = counters["bytes_from_tape"] / seconds / 1e6 if seconds > 0 else 0.0
         return {
             **counters,
@@ -364,6 +368,7 @@ class ReadPlanner:
             "mb_per_s": round(rate, 1),
             "drives": drives,
             "waiting_for": waiting,
+            "retrieval_requests": retrievals,
             "cache": self.cache.stats(),
         }
 
@@ -390,6 +395,20 @@ class ReadPlanner:
     def _location(self, media_uuid: str) -> str:
         entry = self._inventory.lookup(media_uuid)
         return str(entry.location) if entry is not None and entry.location is not None else "offline"
+
+    def _request_retrieval(self, media_uuid: str, label: str, location: str) -> None:
+        """Note that reads need a tape that is outside the library, with the vault note the
+        operator recorded for it (if it is still in that vault)."""
+        vault, note, _ = self._inventory.vault_records().get(media_uuid, (None, None, 0))
+        with self._cond:
+            request = self._retrievals.setdefault(label, {"tape": label, "since": time.time(), "reads_failed": 0})
+            request["location"] = location
+            request["vault_note"] = note if vault is not None and location == f"vault-{vault}" else None
+
+    def _retrieval_failed(self, label: str, reads: int) -> None:
+        with self._cond:
+            if label in self._retrievals:
+                self._retrievals[label]["reads_failed"] += reads
 
     # -- workers -----------------------------------------------------------------------------
 
@@ -534,6 +553,7 @@ class ReadPlanner:
                 location = self._location(media)
                 worker.waiting = (label, location, time.time())
                 worker.state = f"waiting for {label}"
+                self._request_retrieval(media, label, location)
                 log.warning(
                     "insert tape %s (location %s) into the library: reads wait for it up to %gs",
                     label,
@@ -546,6 +566,7 @@ class ReadPlanner:
             with self._cond:
                 queued = [job.queued for job in self._queues.get(media, {}).values()]
             if any(when < expired_before for when in queued):
+                self._retrieval_failed(label, sum(when < expired_before for when in queued))
                 log.error(
                     "tape %s (location %s) not inserted within %gs: reads fail", label, location, self.read_timeout
                 )
@@ -563,6 +584,8 @@ class ReadPlanner:
                 return None
             self._closed.wait(min(RETRY_INTERVAL, max(0.01, min(queued) + self.read_timeout - now)))
         worker.waiting = None
+        with self._cond:
+            self._retrievals.pop(label, None)
         if worker.busy is not None:
             log.info("drive %s is free again", worker.setup.name)
             worker.busy = None

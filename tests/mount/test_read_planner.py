@@ -22,6 +22,7 @@ from tapefs.datastore.fixed_index import FixedIndex
 from tapefs.datastore.naming import BackupGroup, BackupNamespace
 from tapefs.jobs.drive_session import drive_setup
 from tapefs.keys.key_store import TapeKeyStore
+from tapefs.media.media_id import MediaLocation
 from tapefs.media.tape_config import load_tape_config
 from tapefs.mount.chunk_cache import ChunkCache
 from tapefs.mount.errors import ChunkDamaged, ChunkNotOnTape, KeyUnavailable, MediaUnavailable, MountReadError
@@ -146,6 +147,9 @@ def test_an_offline_tape_fails_after_the_timeout_while_other_tapes_are_served(ba
         thread.join(30)
         later.join(30)
         assert planner.stats()["waiting_for"] == []
+        # the tape is still to be brought back: both reads failed for want of it
+        [request] = planner.stats()["retrieval_requests"]
+        assert (request["tape"], request["location"], request["reads_failed"]) == (offline, "online-lib", 2)
     for error, seconds in outcome.values():
         assert isinstance(error, MediaUnavailable) and error.errno == 123  # ENOMEDIUM
         assert f"tape {offline}" in str(error) and "not in the library" in str(error)
@@ -450,3 +454,17 @@ def test_run_reader_locates_again_after_a_damaged_entry():
         reader.read(part.file_number, part.first_block, wrong)
     assert reader.read(part.file_number, part.first_block, part.chunks[2]) == blobs[2]
     assert reader.locates == 2
+
+
+def test_a_read_of_a_vaulted_tape_asks_for_it_with_the_vault_note_until_it_is_loaded(backed_up):
+    vaulted = backed_up.tapes[0]
+    backed_up.export(vaulted)
+    with backed_up.setup.inventory() as inventory:
+        [entry] = inventory.find_all_media_by_label_text(vaulted)
+        inventory.record_vault_entry(entry.uuid, MediaLocation.vault("offsite"), "shelf 3, box 12", int(time.time()))
+    with backed_up.planner(read_timeout=1) as planner:
+        with pytest.raises(MediaUnavailable, match=f"tape {vaulted} is not in the library \\(location vault-offsite\\)"):
+            planner.fetch(backed_up.set_uuid, STORE, [backed_up.on_tape(vaulted)[0]])
+        [request] = planner.stats()["retrieval_requests"]
+        assert request["tape"] == vaulted and request["location"] == "vault-offsite"
+        assert request["vault_note"] == "shelf 3, box 12" and request["reads_failed"] == 1
