@@ -15,6 +15,13 @@ class InventoryError(MediaError):
     """Unknown media, ambiguous label text, an inconsistent media set, a bad inventory file."""
 
 
+class UnknownConfigEntry(NotFound, MediaError, KeyError):
+    """tape.cfg has no drive or changer of this name (a KeyError too, for lookups by name)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "not found"
+
+
 class UnknownMediaError(NotFound, InventoryError):
     """No media with this UUID or label text in the inventory."""
 

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable, Collection
 
 from tapefs.device.changer import Changer, ChangerStatus
+from tapefs.media.errors import UnknownConfigEntry
 from tapefs.media.inventory import Inventory
 from tapefs.media.media_id import MediaLocation
 from tapefs.media.tape_config import ChangerConfig, TapeDeviceConfig
@@ -52,7 +53,7 @@ def update_online_status(
     """Query every configured changer (or only ``changer``: the others count as not queried)
     and update the inventory; returns the tapes that moved."""
     if changer is not None and changer not in tape_config.changers:
-        raise KeyError(f"no changer named {changer!r} in tape.cfg")
+        raise UnknownConfigEntry(f"no changer named {changer!r} in tape.cfg")
     contents = {
         name: query_changer(config, open_changer) if changer in (None, name) else None
         for name, config in tape_config.changers.items()

@@ -29,6 +29,7 @@ from tapefs.config.section_config import Section, SectionConfig, SectionConfigEr
 from tapefs.datastore.registry import DATASTORE_CONFIG_NAME, DatastoreRegistry
 from tapefs.errors import InvalidInput, NotFound
 from tapefs.media.calendar import CalendarEvent
+from tapefs.media.errors import UnknownConfigEntry
 from tapefs.media.locks import FileLock
 from tapefs.media.media_id import SAFE_ID, check_fingerprint
 from tapefs.media.policy import AllocationPolicy, RetentionPolicy, parse_allocation_policy, parse_retention_policy
@@ -454,13 +455,13 @@ class TapeDeviceConfig:
         try:
             return self.drives[name]
         except KeyError:
-            raise KeyError(f"no drive named {name!r} in {TAPE_CONFIG_NAME}") from None
+            raise UnknownConfigEntry(f"no drive named {name!r} in {TAPE_CONFIG_NAME}") from None
 
     def changer(self, name: str) -> ChangerConfig:
         try:
             return self.changers[name]
         except KeyError:
-            raise KeyError(f"no changer named {name!r} in {TAPE_CONFIG_NAME}") from None
+            raise UnknownConfigEntry(f"no changer named {name!r} in {TAPE_CONFIG_NAME}") from None
 
     def drives_of_changer(self, changer: str) -> list[DriveConfig]:
         """The changer's drives, by drive number (drives without a number last)."""
