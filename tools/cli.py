@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import shutil
+import sqlite3
 import sys
 import time
 import traceback
@@ -46,8 +47,9 @@ PLAIN_PROGRESS_INTERVAL = 5.0
 
 progress_log = logging.getLogger("tapefs.progress")
 
-#: errors an operator causes or a device reports: one line, no traceback (unless --debug)
-USER_ERRORS = (TapefsError, VtapeError, OSError, ValueError)
+#: errors an operator causes or a device reports: one line, no traceback (unless --debug); a
+#: catalog database that is locked or damaged is one too
+USER_ERRORS = (TapefsError, VtapeError, OSError, ValueError, sqlite3.Error)
 
 
 def _exit_code(error: BaseException) -> int:
