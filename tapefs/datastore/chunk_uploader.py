@@ -69,7 +69,11 @@ class ChunkUploader:
             known = False
         if known:
             # a known chunk is only touched, as the PBS client skips uploading known chunks
-            self.chunk_store.touch(digest)
+            try:
+                self.chunk_store.touch(digest)
+            except FileNotFoundError:
+                known = False  # garbage collection took it since the stat: store it again
+        if known:
             stored = 0
             duplicate = True
         else:

@@ -126,3 +126,26 @@ def test_iter_digests_ignores_temp_and_bad_files(store):
     (some.parent / (some.name + ".0.bad")).write_bytes(b"bad")
     (some.parent / (some.name + ".tmp_abc")).write_bytes(b"tmp")
     assert set(store.iter_digests()) == digests
+
+
+def test_a_backup_stores_again_a_known_chunk_that_garbage_collection_removed_before_its_touch(store, monkeypatch):
+    """The uploader saw the chunk, then a collection removed it before the touch: the chunk is
+    written again instead of the backup failing (or naming a chunk that is gone)."""
+    from tapefs.datastore import chunk_store
+    from tapefs.datastore.chunk_uploader import ChunkUploader
+
+    data = b"y" * 1000
+    digest = plain_digest(data)
+    store.insert(digest, encode_blob(data))
+    real_touch = chunk_store.touch_atime
+
+    def removed_first(path):
+        os.unlink(path)
+        monkeypatch.setattr(chunk_store, "touch_atime", real_touch)
+        real_touch(path)
+
+    monkeypatch.setattr(chunk_store, "touch_atime", removed_first)
+    with ChunkUploader(store) as uploader:
+        assert uploader.submit(data).result() == digest
+    assert uploader.stats.duplicate_count == 0 and uploader.stats.stored_size > 0
+    assert store.read_raw(digest) == encode_blob(data)
