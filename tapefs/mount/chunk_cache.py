@@ -47,6 +47,9 @@ class ChunkCache:
         #: digest → file size, least recently used first.
         self._files: OrderedDict[bytes, int] = OrderedDict()
         self._disk_bytes = 0
+        #: digests a `put` is writing now: a second writer of the same chunk could otherwise
+        #: rename its file into place after the first one's file was registered and evicted.
+        self._writing: set[bytes] = set()
         self._memory: OrderedDict[bytes, bytes] = OrderedDict()
         self._memory_used = 0
         self._counts = {"hits": 0, "memory_hits": 0, "misses": 0, "dropped": 0, "evicted": 0}
@@ -116,8 +119,9 @@ class ChunkCache:
         data = bytes(data)
         with self._lock:
             self._remember(digest, data)
-            if digest in self._files or len(data) > self.max_bytes:
+            if digest in self._files or digest in self._writing or len(data) > self.max_bytes:
                 return
+            self._writing.add(digest)
         path = self._path(digest)
         temp = path.with_name(f"{path.name}.{uuid.uuid4().hex[:8]}{_TEMP_SUFFIX}")
         try:
@@ -127,11 +131,13 @@ class ChunkCache:
         except OSError as error:
             log.warning("chunk cache: cannot write %s: %s", path, error)
             temp.unlink(missing_ok=True)
+            with self._lock:
+                self._writing.discard(digest)
             return
         with self._lock:
-            if digest not in self._files:
-                self._files[digest] = len(data)
-                self._disk_bytes += len(data)
+            self._writing.discard(digest)
+            self._files[digest] = len(data)
+            self._disk_bytes += len(data)
             self._evict()
 
     def _remember(self, digest: bytes, data: bytes) -> None:
