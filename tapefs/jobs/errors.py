@@ -16,6 +16,6 @@ class MediaOffline(DeviceFailure, JobError):
         self.label_text = label_text
 
 
-class DeviceConnectionLost(JobError):
+class DeviceConnectionLost(DeviceFailure, JobError):
     """A drive or changer stopped answering mid-job: its vtape daemon died or its link dropped.
     The message names the device by its tape.cfg name and says where the job left its tapes."""

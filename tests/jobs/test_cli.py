@@ -109,7 +109,7 @@ def test_vtape_daemon_killed_mid_backup_reports_lost_connection_and_a_later_back
     assert process.poll() is None, "the backup finished before the daemon was stopped"
     tape_setup.library.kill()
     stdout, stderr = process.communicate(timeout=120)
-    assert process.returncode == 1 and "Traceback" not in stderr
+    assert process.returncode == 5 and "Traceback" not in stderr
     [line] = stderr.strip().splitlines()
     with tape_setup.inventory() as inventory, tape_setup.catalog() as catalog:
         media_set = inventory.latest_media_set("daily")
