@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -40,6 +41,10 @@ CACHE_DIR_NAME = "mount-cache"
 #: requests (the FUSE maximum) instead of 256 KiB ones, a quarter of the round trips.
 READ_AHEAD_KB = 4096
 READAHEAD_DELAY = 0.3
+#: At a stop, how long the kernel is given to retry a read that failed, and the bound of the wait
+#: for reads in flight (those in the middle of a tape operation finish it first).
+RETRY_GRACE = 0.1
+STOP_GRACE = 5.0
 
 
 def fuse_options(options: MountOptions) -> set[str]:
@@ -86,9 +91,6 @@ class MountService:
             cache_dir = Path(options.cache_dir) if options.cache_dir else status_dir / CACHE_DIR_NAME
             self.cache = ChunkCache(cache_dir, options.cache_size)
             self.planner = open_planner(options, self.cache, status_dir)
-            if self.planner is not None:
-                self.planner.start()
-                self._stack.callback(self.planner.close)
             self.tree = Tree(
                 self.inventory,
                 self.media_catalog,
@@ -150,10 +152,22 @@ class MountService:
 
     async def _serve(self) -> None:
         async with trio.open_nursery() as nursery:
+            if self.planner is not None:
+                await nursery.start(self.planner.serve)
             nursery.start_soon(self._stop_on_signal, nursery.cancel_scope)
             nursery.start_soon(self._raise_readahead)
             await pyfuse3.main()
             nursery.cancel_scope.cancel()
+        # Every thread trio started has returned; only idle ones of its cache may remain.
+        log.info("threads at exit: %s", ", ".join(sorted(thread.name for thread in threading.enumerate())))
+
+    async def _answer_reads_in_flight(self) -> None:
+        """Serve on until the failed reads are answered, and the kernel's retry of each too: a read
+        the loop leaves unanswered when it stops gets ECONNABORTED instead of the documented EIO."""
+        deadline = trio.current_time() + STOP_GRACE
+        await trio.sleep(RETRY_GRACE)
+        while self.operations.reads_in_flight and trio.current_time() < deadline:
+            await trio.sleep(RETRY_GRACE)
 
     async def _raise_readahead(self) -> None:
         # The kernel sets the mount's readahead when it gets the answer to FUSE INIT, which the
@@ -166,7 +180,8 @@ class MountService:
             async for signum in signals:
                 log.info("%s: unmounting", signal.Signals(signum).name)
                 if self.planner is not None:
-                    await trio.to_thread.run_sync(self.planner.close)
+                    self.planner.shutdown()  # waiting reads fail with EIO, their threads return
+                await self._answer_reads_in_flight()
                 pyfuse3.terminate()
                 return
 
