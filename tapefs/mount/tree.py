@@ -4,7 +4,7 @@ catalog. Synchronous and free of pyfuse3 and trio; `operations.py` translates.
     /.status                                      what the mount is doing (JSON, rendered at open)
     /pools/POOL/SET/tapes/NNN-LABEL -> media      the set's tapes, in sequence order
     /pools/POOL/SET/STORE/[ns/NS/]TYPE/ID/TIME/   each snapshot on that media set
-    /snapshots/STORE/[ns/NS/]TYPE/ID/TIME/        every snapshot, its newest copy on tape
+    /snapshots/STORE/[ns/NS/]TYPE/ID/TIME/        every snapshot, the copy readable now first
     /media/LABEL/{label.json,content.txt}         each tape: labels, location, what it holds
 
 Inside a snapshot directory: its blobs decoded (`index.json`, `client.log`), each image archive
@@ -46,6 +46,7 @@ from tapefs.datastore.errors import DatastoreError
 from tapefs.datastore.fixed_index import FixedIndex
 from tapefs.errors import NotFound, TapefsError
 from tapefs.media.inventory import Inventory
+from tapefs.media.media_id import LocationKind, MediaLocation
 from tapefs.mount.tape_stream import TapeStream
 from tapefs.tapeformat.tape_file import read_raw_range
 
@@ -108,6 +109,17 @@ class SnapshotCopy:
     file_number: int
     key_fingerprint: str | None
     snapshot_id: int | None
+    #: Every tape of its media set is in a library (the inventory says so): readable now.
+    in_library: bool = True
+
+
+def preferred_first(copies: list[SnapshotCopy]) -> list[SnapshotCopy]:
+    """The copies of one snapshot, the one `snapshots/` shows first: one the file catalog knows
+    (its contents can be listed), then one readable now rather than one waiting for a vaulted
+    tape, then the newest."""
+    return sorted(
+        copies, key=lambda c: (c.snapshot_id is not None, c.in_library, c.set_ctime, c.set_uuid), reverse=True
+    )
 
 
 @dataclass
@@ -202,6 +214,10 @@ class StreamRangeReader(FileReader):
         return data
 
 
+def _online(location: MediaLocation | None) -> bool:
+    return location is not None and location.kind is LocationKind.ONLINE
+
+
 def _decoded_name(file_name: str) -> tuple[str, str]:
     """(name shown in a snapshot directory, kind) for a file of the snapshot archive."""
     if file_name.endswith(".blob"):
@@ -293,10 +309,12 @@ class Tree:
         for info in self.inventory.list_media_sets():
             labels = {}
             fingerprint = None
+            in_library = True
             for uuid in info.members:
                 if uuid is None:
                     continue
                 entry = self.inventory.lookup(uuid)
+                in_library = in_library and entry is not None and _online(entry.location)
                 if entry is not None:
                     labels[uuid] = entry.id.label_text
                     fingerprint = fingerprint or entry.id.media_set_label.encryption_key_fingerprint
@@ -321,6 +339,7 @@ class Tree:
                         found[0].file_number,
                         fingerprint,
                         self.file_catalog.snapshot_id(store, path),
+                        in_library,
                     )
                 )
         return copies
@@ -460,7 +479,7 @@ class Tree:
             by_snapshot.setdefault((copy.store, copy.path), []).append(copy)
         items = []
         for (store, path), found in by_snapshot.items():
-            found.sort(key=lambda c: (c.snapshot_id is not None, c.set_ctime, c.set_uuid), reverse=True)
+            found = preferred_first(found)
             components = [store.encode(), *[part.encode() for part in path.split("/")]]
             items.append(
                 (components, lambda p, newest=found[0], others=found[1:]: self._snapshot_dir(p, newest, others))
