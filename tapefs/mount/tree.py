@@ -214,6 +214,16 @@ class StreamRangeReader(FileReader):
         return data
 
 
+def first_of_each_name(rows: list[EntryRow], previous: bytes | None = None) -> Iterator[EntryRow]:
+    """Rows in name order, each name once: an archive may hold two entries of one name (restore
+    refuses it); lookup finds the first, so the listing shows that one alone. `previous` is the
+    name listed last before `rows`."""
+    for row in rows:
+        if row.name != previous:
+            yield row
+        previous = row.name
+
+
 def _online(location: MediaLocation | None) -> bool:
     return location is not None and location.kind is LocationKind.ONLINE
 
@@ -833,14 +843,16 @@ class Tree:
         if inode & ENTRY_BIT:
             copy_number = (inode & ~ENTRY_BIT) >> COPY_SHIFT
             entry_id = inode & ((1 << COPY_SHIFT) - 1)
+            resumed = self.file_catalog.entry(after) if after else None
+            previous = resumed.name if resumed is not None else None
             while True:
                 rows = self.file_catalog.children(entry_id, after_id=after)
                 if not rows:
                     return
                 self._remember(rows)
-                for row in rows:
+                for row in first_of_each_name(rows, previous):
                     yield self._entry_node(copy_number, row), row.id
-                after = rows[-1].id
+                previous, after = rows[-1].name, rows[-1].id
         children = self._virtual_children(node)
         for position in range(after, len(children)):
             child = self._nodes.get(children[position])
