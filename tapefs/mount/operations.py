@@ -70,6 +70,10 @@ class ReadStatistics:
 
 
 class Operations(pyfuse3.Operations):
+    #: FUSE_POSIX_ACL: the kernel asks for a file's ACL once and keeps the answer (there is none)
+    #: with its attributes, instead of a getxattr round trip per file for every `ls -l`.
+    enable_acl = True
+
     def __init__(self, tree: Tree, xattrs: bool = True):
         super().__init__()
         self.tree = tree
