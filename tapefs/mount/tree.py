@@ -834,7 +834,8 @@ class Tree:
         raise NodeNotFound(name.decode(errors="replace"))
 
     def readdir(self, inode: int, after: int = 0) -> Iterator[tuple[Node, int]]:
-        """(child, offset to resume after it); offsets are > 0 and stable between calls."""
+        """(child, offset to resume after it); offsets are > 0 and stable between calls, across
+        catalog refreshes too (the entry id in archives, the inode number in views)."""
         if inode == ROOT_INODE and after == 0:
             self.refresh()
         node = self.node(inode)
@@ -853,11 +854,13 @@ class Tree:
                 for row in first_of_each_name(rows, previous):
                     yield self._entry_node(copy_number, row), row.id
                 previous, after = rows[-1].name, rows[-1].id
-        children = self._virtual_children(node)
-        for position in range(after, len(children)):
-            child = self._nodes.get(children[position])
-            if child is not None:
-                yield child, position + 1
+        # In inode order, the offset being the inode: inodes are given in order of first
+        # appearance and kept by path, so what a refresh adds comes after everything listed
+        # before it, and a listing resumed after a refresh neither repeats nor skips a name.
+        for inode in sorted(self._virtual_children(node)):
+            child = self._nodes.get(inode)
+            if inode > after and child is not None:
+                yield child, inode
 
     def reader(self, node: Node) -> FileReader:
         """The reader for one open of `node` (the caller has checked it may read it)."""
