@@ -168,6 +168,8 @@ class _Worker:
     busy_until: float = 0.0
     #: The tapes loaded last, newest at the end.
     tapes_loaded: deque[str] = field(default_factory=lambda: deque(maxlen=16))
+    #: Where the checks of the chunks this drive read run (see `_drive_task`).
+    checks: trio.Nursery | None = None
 
     async def run(self, function: Callable, *args):
         """`function(*args)` on this drive, in a thread; a cancelled caller waits for it to end
@@ -353,7 +355,8 @@ class ReadPlanner:
                 missing.append(digest)
             else:
                 results[digest] = data
-        ahead = [d for d in dict.fromkeys(readahead) if d not in results and d not in missing]
+        # Cached readahead needs nothing from the loop: looked up here, off the loop.
+        ahead = [d for d in dict.fromkeys(readahead) if d not in results and d not in missing and d not in self.cache]
         if missing or ahead:
             results.update(self._on_loop(self.fetch_async, set_uuid, store, missing, ahead, len(results)))
         else:
@@ -694,6 +697,13 @@ class ReadPlanner:
         return changed.is_set()
 
     async def _drive_task(self, worker: _Worker) -> None:
+        # Checks of the chunks this drive read run beside it for as long as it serves: the drive
+        # reads the next run meanwhile instead of waiting for the last chunk's check.
+        async with trio.open_nursery() as checks:
+            worker.checks = checks
+            await self._serve_drive(worker)
+
+    async def _serve_drive(self, worker: _Worker) -> None:
         try:
             while not self._closed:
                 media = self._next_tape(worker)
@@ -863,21 +873,21 @@ class ReadPlanner:
         by_file: dict[int, list[_ChunkJob]] = {}
         for job in jobs:
             by_file.setdefault(job.place.file_number, []).append(job)
-        async with trio.open_nursery() as checks:
-            for file_number in sorted(by_file):
-                if self._closed:
-                    return
-                located = [
-                    job
-                    for job in by_file[file_number]
-                    if job.place.offset is not None and job.place.first_block is not None
-                ]
-                unlocated = [job for job in by_file[file_number] if job not in located]
-                if located:
-                    await self._read_run(worker, chunks, file_number, located, checks)
-                if unlocated:
-                    chunks.forget()
-                    await self._scan_archive(worker, chunks.device, file_number, unlocated, checks)
+        checks = worker.checks
+        for file_number in sorted(by_file):
+            if self._closed:
+                return
+            located = [
+                job
+                for job in by_file[file_number]
+                if job.place.offset is not None and job.place.first_block is not None
+            ]
+            unlocated = [job for job in by_file[file_number] if job not in located]
+            if located:
+                await self._read_run(worker, chunks, file_number, located, checks)
+            if unlocated:
+                chunks.forget()
+                await self._scan_archive(worker, chunks.device, file_number, unlocated, checks)
 
     async def _read_run(
         self, worker: _Worker, chunks: ChunkRunReader, file_number: int, jobs: list[_ChunkJob], checks
