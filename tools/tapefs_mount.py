@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from tapefs.config.sizes import parse_size
 from tapefs.mount.options import DEFAULT_READ_TIMEOUT, MountError, MountOptions, check_mountpoint
 
 LOG_NAME = "mount.log"
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 #: How long `tapefs mount` waits for its server to report the mount ready.
 READY_TIMEOUT = 60.0
 #: The largest chunk PBS writes: a smaller cache could not hold what one read needs.
@@ -38,7 +40,7 @@ def _size(ctx, param, value: str) -> int:
 @click.option(
     "--cache-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Where read chunks are kept [default: STATE_DIR/mount-cache].",
+    help="Where read chunks are kept [default: STATE_DIR/tape/mount-cache].",
 )
 @click.option("--cache-size", default="4GiB", show_default=True, callback=_size, help="Bound of the chunk cache.")
 @click.option(
@@ -67,7 +69,7 @@ def _size(ctx, param, value: str) -> int:
 @click.option(
     "--log-file",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Log of the background server [default: STATE_DIR/mount.log].",
+    help="Log of the background server [default: STATE_DIR/tape/mount.log].",
 )
 @click.option("--ready-fd", type=int, hidden=True)
 def mount(
@@ -105,6 +107,9 @@ def mount(
     if ready_fd is None:
         # Attached to a terminal: INFO lines tell the operator which tape to insert.
         logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
+    # The server runs for days: each line says when it happened.
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
     # pyfuse3 and the planner load only for the server, not for every tapefs command.
     from tapefs.mount.service import MountService
 
@@ -133,7 +138,14 @@ def _start_in_background(log_file: Path) -> None:
         )
     os.close(write_end)
     with os.fdopen(read_end, "rb") as ready:
-        answer = ready.read(1)
+        readable, _, _ = select.select([ready], [], [], READY_TIMEOUT)
+        answer = ready.read(1) if readable else None
+    if answer is None:
+        child.kill()
+        child.wait()
+        raise click.ClickException(
+            f"the mount server did not report ready within {READY_TIMEOUT:.0f} s and was stopped: {_last_error(log_file)}"
+        )
     if answer != b"1":
         code = child.wait(timeout=READY_TIMEOUT)
         raise click.ClickException(f"the mount server exited ({code}): {_last_error(log_file)}")

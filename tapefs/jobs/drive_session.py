@@ -132,6 +132,19 @@ class DriveSession:
         device.rewind()
         return device
 
+    def tapes_in_changer(self, label_texts: set[str]) -> set[str]:
+        """Which of `label_texts` this drive's changer could load now (in a storage slot or a
+        drive; an import/export slot does not count), asked without moving anything. Without a
+        changer every tape counts: only loading it tells."""
+        if self.setup.changer_path is None:
+            return set(label_texts)
+        config = self._changer_config()
+        with Changer.open(self.setup.changer_path) as changer:
+            status = changer.status()
+        held = {drive.barcode for drive in status.drives if drive.full}
+        held |= {slot.barcode for slot in status.slots if slot.full and not is_mail_slot(slot, config)}
+        return label_texts & held
+
     def device_name(self, path: str) -> str:
         """``drive NAME`` or ``changer NAME`` for a device path of this session, as tape.cfg names it."""
         if path == self.setup.path:

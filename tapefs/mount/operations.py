@@ -1,7 +1,9 @@
 """The pyfuse3 adapter: FUSE requests in, `Tree` calls out, domain errors to errno.
 
 Catalog queries are short and indexed, so they run on the trio loop; reads may wait minutes for a
-drive, so they run in threads (bounded by a limiter) and the loop keeps answering `ls` meanwhile.
+drive, so they run in threads and the loop keeps answering `ls` meanwhile. Each read gets a thread
+of its own rather than a slot of a shared pool: a read waiting for a vaulted tape must not keep a
+read of cached data waiting (pyfuse3's worker tasks, `max_tasks`, bound how many run at once).
 No lookup counts are kept: every inode can be rebuilt from its number (see tree.py), so a
 `forget` has nothing to drop.
 
@@ -32,8 +34,6 @@ log = logging.getLogger(__name__)
 ARCHIVE_TIMEOUT = 3600.0
 #: Views change when a backup or catalog command runs during the mount.
 VIEW_TIMEOUT = 5.0
-#: Reads waiting for tapes at the same time (each holds a thread).
-CONCURRENT_READS = 32
 BLOCK_SIZE = 512
 ACL_XATTR_PREFIX = b"system.posix_acl_"
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
@@ -70,6 +70,10 @@ class ReadStatistics:
 
 
 class Operations(pyfuse3.Operations):
+    #: FUSE_POSIX_ACL: the kernel asks for a file's ACL once and keeps the answer (there is none)
+    #: with its attributes, instead of a getxattr round trip per file for every `ls -l`.
+    enable_acl = True
+
     def __init__(self, tree: Tree, xattrs: bool = True):
         super().__init__()
         self.tree = tree
@@ -79,7 +83,8 @@ class Operations(pyfuse3.Operations):
         self.statistics = ReadStatistics()
         self._handles: dict[int, FileReader] = {}
         self._handle_numbers = itertools.count(1)
-        self._read_limiter = trio.CapacityLimiter(CONCURRENT_READS)
+        #: Reads handed to a thread and not answered yet (a stop waits for them).
+        self.reads_in_flight = 0
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -193,7 +198,13 @@ class Operations(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.EBADF)
         try:
             if reader.blocking:
-                data = await trio.to_thread.run_sync(self._call, reader.read, off, size, limiter=self._read_limiter)
+                self.reads_in_flight += 1
+                try:
+                    data = await trio.to_thread.run_sync(
+                        self._call, reader.read, off, size, limiter=trio.CapacityLimiter(1)
+                    )
+                finally:
+                    self.reads_in_flight -= 1
             else:
                 data = self._call(reader.read, off, size)
         except pyfuse3.FUSEError:

@@ -11,9 +11,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
+import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
@@ -24,6 +27,7 @@ import trio
 from tapefs.catalog.file_catalog import FileCatalog
 from tapefs.catalog.media_catalog import MediaCatalog
 from tapefs.config.paths import tape_status_dir
+from tapefs.config.private_files import make_private_dirs, open_private_file
 from tapefs.jobs.drive_session import drive_setup
 from tapefs.media.inventory import Inventory
 from tapefs.media.tape_config import load_tape_config
@@ -31,15 +35,24 @@ from tapefs.mount.chunk_cache import ChunkCache
 from tapefs.mount.operations import Operations
 from tapefs.mount.options import MountError, MountOptions, check_mountpoint
 from tapefs.mount.read_planner import ReadPlanner
-from tapefs.mount.tree import STATUS_NAME, Tree
+from tapefs.mount.tree import Tree
 
 log = logging.getLogger(__name__)
 
 CACHE_DIR_NAME = "mount-cache"
+#: Under the tape status directory: one control file per mount (its server's pid), found by
+#: `tapefs umount` without going through the mount, which may hang.
+CONTROL_DIR_NAME = "mounts"
 #: Kernel readahead for the mount (its default is 128 KiB): one chunk, so a `cp` asks in 1 MiB
 #: requests (the FUSE maximum) instead of 256 KiB ones, a quarter of the round trips.
 READ_AHEAD_KB = 4096
 READAHEAD_DELAY = 0.3
+#: At a stop, how long the kernel is given to retry a read that failed, and the bound of the wait
+#: for reads in flight (those in the middle of a tape operation finish it first).
+RETRY_GRACE = 0.1
+STOP_GRACE = 5.0
+#: How long a killed server is given to go.
+KILL_WAIT = 10.0
 
 
 def fuse_options(options: MountOptions) -> set[str]:
@@ -79,6 +92,7 @@ class MountService:
         self.started = time.time()
         self._stack = ExitStack()
         status_dir = Path(options.status_dir) if options.status_dir else tape_status_dir()
+        self.control_file = control_file(options.mountpoint, status_dir)
         try:
             self.inventory = self._stack.enter_context(Inventory.open(status_dir))
             self.media_catalog = self._stack.enter_context(MediaCatalog.open(status_dir))
@@ -86,9 +100,6 @@ class MountService:
             cache_dir = Path(options.cache_dir) if options.cache_dir else status_dir / CACHE_DIR_NAME
             self.cache = ChunkCache(cache_dir, options.cache_size)
             self.planner = open_planner(options, self.cache, status_dir)
-            if self.planner is not None:
-                self.planner.start()
-                self._stack.callback(self.planner.close)
             self.tree = Tree(
                 self.inventory,
                 self.media_catalog,
@@ -136,6 +147,7 @@ class MountService:
             self._stack.close()
             raise MountError(f"cannot mount {self.options.mountpoint}: {error} (is /dev/fuse usable?)") from None
         log.info("mounted %s", self.options.mountpoint)
+        write_control_file(self.control_file, self.options.mountpoint)
         if ready is not None:
             ready()
         clean = False
@@ -143,17 +155,29 @@ class MountService:
             trio.run(self._serve)
             clean = True
         finally:
-            # Pending reads fail now, so no handler thread is left waiting for a drive.
             self._stack.close()
             pyfuse3.close(unmount=clean)
+            self.control_file.unlink(missing_ok=True)
             log.info("unmounted %s", self.options.mountpoint)
 
     async def _serve(self) -> None:
         async with trio.open_nursery() as nursery:
+            if self.planner is not None:
+                await nursery.start(self.planner.serve)
             nursery.start_soon(self._stop_on_signal, nursery.cancel_scope)
             nursery.start_soon(self._raise_readahead)
             await pyfuse3.main()
             nursery.cancel_scope.cancel()
+        # Every thread trio started has returned; only idle ones of its cache may remain.
+        log.info("threads at exit: %s", ", ".join(sorted(thread.name for thread in threading.enumerate())))
+
+    async def _answer_reads_in_flight(self) -> None:
+        """Serve on until the failed reads are answered, and the kernel's retry of each too: a read
+        the loop leaves unanswered when it stops gets ECONNABORTED instead of the documented EIO."""
+        deadline = trio.current_time() + STOP_GRACE
+        await trio.sleep(RETRY_GRACE)
+        while self.operations.reads_in_flight and trio.current_time() < deadline:
+            await trio.sleep(RETRY_GRACE)
 
     async def _raise_readahead(self) -> None:
         # The kernel sets the mount's readahead when it gets the answer to FUSE INIT, which the
@@ -166,7 +190,8 @@ class MountService:
             async for signum in signals:
                 log.info("%s: unmounting", signal.Signals(signum).name)
                 if self.planner is not None:
-                    await trio.to_thread.run_sync(self.planner.close)
+                    self.planner.shutdown()  # waiting reads fail with EIO, their threads return
+                await self._answer_reads_in_flight()
                 pyfuse3.terminate()
                 return
 
@@ -194,32 +219,69 @@ def _hyphenated(value):
     return value
 
 
+def control_file(mountpoint: Path, status_dir: Path | None = None) -> Path:
+    """Where the server of `mountpoint` records its pid (outside the mount)."""
+    directory = (status_dir or tape_status_dir()) / CONTROL_DIR_NAME
+    return directory / (urllib.parse.quote(str(Path(mountpoint).absolute()), safe="") + ".json")
+
+
+def write_control_file(path: Path, mountpoint: Path) -> None:
+    make_private_dirs(path.parent)
+    with os.fdopen(open_private_file(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "w") as file:
+        json.dump({"pid": os.getpid(), "mountpoint": str(mountpoint)}, file)
+
+
 def mount_pid(mountpoint: Path) -> int | None:
-    """The pid serving `mountpoint`, from its status file (None when it does not answer)."""
+    """The pid serving `mountpoint`, from its control file (None when there is none)."""
     try:
-        return int(json.loads((Path(mountpoint) / STATUS_NAME.decode()).read_text())["pid"])
+        return int(json.loads(control_file(mountpoint).read_text())["pid"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
+def is_mounted(mountpoint: Path) -> bool:
+    """From /proc/self/mountinfo: a stat of the mount point would wait for a hung server."""
+    wanted = os.fsencode(Path(mountpoint).absolute())
+    for line in Path("/proc/self/mountinfo").read_bytes().splitlines():
+        # The kernel writes space, tab, newline and backslash in a path as octal escapes.
+        if re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m.group(1), 8)]), line.split()[4]) == wanted:
+            return True
+    return False
+
+
 def unmount(mountpoint: Path, timeout: float = 60.0) -> None:
     """Stop the mount's server and wait until the mount point is gone. Reads still waiting for a
-    tape fail with EIO. A server that no longer answers is detached lazily."""
-    mountpoint = Path(mountpoint)
-    if not os.path.ismount(mountpoint):
+    tape fail with EIO. A server that does not stop within `timeout` (hung, or stopped) is detached
+    lazily and killed; one without a control file is detached lazily."""
+    mountpoint = Path(mountpoint).absolute()
+    if not is_mounted(mountpoint):
         raise MountError(f"{mountpoint} is not mounted")
     pid = mount_pid(mountpoint)
-    if pid is None:
-        log.warning("%s does not answer: detaching it", mountpoint)
+    if pid is None or not _alive(pid):
+        log.warning("no server answers for %s: detaching it", mountpoint)
         _detach(mountpoint)
         return
     os.kill(pid, signal.SIGTERM)
+    if _stopped(mountpoint, pid, timeout):
+        return
+    log.warning(
+        "the server of %s (pid %d) did not stop within %.0f s: detaching it and killing it", mountpoint, pid, timeout
+    )
+    if is_mounted(mountpoint):
+        _detach(mountpoint)
+    os.kill(pid, signal.SIGKILL)
+    if not _stopped(mountpoint, pid, KILL_WAIT):
+        raise MountError(f"the server of {mountpoint} (pid {pid}) did not stop, even when killed")
+    control_file(mountpoint).unlink(missing_ok=True)
+
+
+def _stopped(mountpoint: Path, pid: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not os.path.ismount(mountpoint) and not _alive(pid):
-            return
+        if not is_mounted(mountpoint) and not _alive(pid):
+            return True
         time.sleep(0.05)
-    raise MountError(f"the server of {mountpoint} (pid {pid}) did not stop within {timeout:.0f} s")
+    return False
 
 
 def _alive(pid: int) -> bool:

@@ -4,7 +4,7 @@ catalog. Synchronous and free of pyfuse3 and trio; `operations.py` translates.
     /.status                                      what the mount is doing (JSON, rendered at open)
     /pools/POOL/SET/tapes/NNN-LABEL -> media      the set's tapes, in sequence order
     /pools/POOL/SET/STORE/[ns/NS/]TYPE/ID/TIME/   each snapshot on that media set
-    /snapshots/STORE/[ns/NS/]TYPE/ID/TIME/        every snapshot, its newest copy on tape
+    /snapshots/STORE/[ns/NS/]TYPE/ID/TIME/        every snapshot, the copy readable now first
     /media/LABEL/{label.json,content.txt}         each tape: labels, location, what it holds
 
 Inside a snapshot directory: its blobs decoded (`index.json`, `client.log`), each image archive
@@ -46,6 +46,7 @@ from tapefs.datastore.errors import DatastoreError
 from tapefs.datastore.fixed_index import FixedIndex
 from tapefs.errors import NotFound, TapefsError
 from tapefs.media.inventory import Inventory
+from tapefs.media.media_id import LocationKind, MediaLocation
 from tapefs.mount.tape_stream import TapeStream
 from tapefs.tapeformat.tape_file import read_raw_range
 
@@ -108,6 +109,17 @@ class SnapshotCopy:
     file_number: int
     key_fingerprint: str | None
     snapshot_id: int | None
+    #: Every tape of its media set is in a library (the inventory says so): readable now.
+    in_library: bool = True
+
+
+def preferred_first(copies: list[SnapshotCopy]) -> list[SnapshotCopy]:
+    """The copies of one snapshot, the one `snapshots/` shows first: one the file catalog knows
+    (its contents can be listed), then one readable now rather than one waiting for a vaulted
+    tape, then the newest."""
+    return sorted(
+        copies, key=lambda c: (c.snapshot_id is not None, c.in_library, c.set_ctime, c.set_uuid), reverse=True
+    )
 
 
 @dataclass
@@ -202,6 +214,20 @@ class StreamRangeReader(FileReader):
         return data
 
 
+def first_of_each_name(rows: list[EntryRow], previous: bytes | None = None) -> Iterator[EntryRow]:
+    """Rows in name order, each name once: an archive may hold two entries of one name (restore
+    refuses it); lookup finds the first, so the listing shows that one alone. `previous` is the
+    name listed last before `rows`."""
+    for row in rows:
+        if row.name != previous:
+            yield row
+        previous = row.name
+
+
+def _online(location: MediaLocation | None) -> bool:
+    return location is not None and location.kind is LocationKind.ONLINE
+
+
 def _decoded_name(file_name: str) -> tuple[str, str]:
     """(name shown in a snapshot directory, kind) for a file of the snapshot archive."""
     if file_name.endswith(".blob"):
@@ -293,10 +319,12 @@ class Tree:
         for info in self.inventory.list_media_sets():
             labels = {}
             fingerprint = None
+            in_library = True
             for uuid in info.members:
                 if uuid is None:
                     continue
                 entry = self.inventory.lookup(uuid)
+                in_library = in_library and entry is not None and _online(entry.location)
                 if entry is not None:
                     labels[uuid] = entry.id.label_text
                     fingerprint = fingerprint or entry.id.media_set_label.encryption_key_fingerprint
@@ -321,6 +349,7 @@ class Tree:
                         found[0].file_number,
                         fingerprint,
                         self.file_catalog.snapshot_id(store, path),
+                        in_library,
                     )
                 )
         return copies
@@ -460,7 +489,7 @@ class Tree:
             by_snapshot.setdefault((copy.store, copy.path), []).append(copy)
         items = []
         for (store, path), found in by_snapshot.items():
-            found.sort(key=lambda c: (c.snapshot_id is not None, c.set_ctime, c.set_uuid), reverse=True)
+            found = preferred_first(found)
             components = [store.encode(), *[part.encode() for part in path.split("/")]]
             items.append(
                 (components, lambda p, newest=found[0], others=found[1:]: self._snapshot_dir(p, newest, others))
@@ -805,7 +834,8 @@ class Tree:
         raise NodeNotFound(name.decode(errors="replace"))
 
     def readdir(self, inode: int, after: int = 0) -> Iterator[tuple[Node, int]]:
-        """(child, offset to resume after it); offsets are > 0 and stable between calls."""
+        """(child, offset to resume after it); offsets are > 0 and stable between calls, across
+        catalog refreshes too (the entry id in archives, the inode number in views)."""
         if inode == ROOT_INODE and after == 0:
             self.refresh()
         node = self.node(inode)
@@ -814,19 +844,23 @@ class Tree:
         if inode & ENTRY_BIT:
             copy_number = (inode & ~ENTRY_BIT) >> COPY_SHIFT
             entry_id = inode & ((1 << COPY_SHIFT) - 1)
+            resumed = self.file_catalog.entry(after) if after else None
+            previous = resumed.name if resumed is not None else None
             while True:
                 rows = self.file_catalog.children(entry_id, after_id=after)
                 if not rows:
                     return
                 self._remember(rows)
-                for row in rows:
+                for row in first_of_each_name(rows, previous):
                     yield self._entry_node(copy_number, row), row.id
-                after = rows[-1].id
-        children = self._virtual_children(node)
-        for position in range(after, len(children)):
-            child = self._nodes.get(children[position])
-            if child is not None:
-                yield child, position + 1
+                previous, after = rows[-1].name, rows[-1].id
+        # In inode order, the offset being the inode: inodes are given in order of first
+        # appearance and kept by path, so what a refresh adds comes after everything listed
+        # before it, and a listing resumed after a refresh neither repeats nor skips a name.
+        for inode in sorted(self._virtual_children(node)):
+            child = self._nodes.get(inode)
+            if inode > after and child is not None:
+                yield child, inode
 
     def reader(self, node: Node) -> FileReader:
         """The reader for one open of `node` (the caller has checked it may read it)."""

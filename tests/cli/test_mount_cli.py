@@ -1,5 +1,6 @@
 """`tapefs mount` and `tapefs umount` refuse bad input with one line and start nothing."""
 import os
+from pathlib import Path
 
 import pytest
 
@@ -49,3 +50,11 @@ def test_unknown_drive_ends_the_server_with_its_name(tmp_path, env):
 def test_umount_of_a_directory_that_is_not_mounted(tmp_path, env):
     (tmp_path / "mnt").mkdir()
     fails_with(tapefs("umount", str(tmp_path / "mnt"), env=env, check=False), "is not mounted")
+
+
+def test_help_and_docs_name_the_same_default_paths(env):
+    help_text = " ".join(tapefs("mount", "--help", env=env).stdout.split())
+    docs = (Path(__file__).parents[2] / "docs" / "mount.md").read_text()
+    for option, default in (("--cache-dir", "STATE_DIR/tape/mount-cache"), ("--log-file", "STATE_DIR/tape/mount.log")):
+        assert f"[default: {default}]" in help_text
+        assert f"| `{option} " in docs and f"| `{default}` |" in docs

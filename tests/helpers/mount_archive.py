@@ -14,7 +14,10 @@ import pytest
 
 from tapefs.datastore.backup import backup, parse_sources
 from tapefs.datastore.naming import BackupGroup, BackupNamespace
+from tapefs.catalog.media_catalog import MediaCatalog
+from tapefs.datastore.fixed_index import FixedIndex
 from tapefs.device.changer import Changer
+from tapefs.media.inventory import Inventory
 from tests.helpers.commands import isolated_env
 from tests.helpers.tape_jobs import run_backup
 from tests.helpers.tape_setup import MiB, add_cartridges, set_up_tapes
@@ -77,6 +80,16 @@ class TapeArchive:
             for drive in changer.status().drives:
                 if drive.full:
                     changer.unload(drive=drive.number)
+
+    def image_offsets_on(self, label_text: str) -> list[int]:
+        """Offsets of the image's chunks that lie on tape `label_text`, in image order."""
+        snapshot_dir = self.root / "store" / "vm" / "100" / self.image_snapshot.rsplit("/", 1)[-1]
+        index = FixedIndex.load(snapshot_dir / "disk.img.fidx")
+        status_dir = Path(self.env["TAPEFS_STATE_DIR"]) / "tape"
+        with Inventory.open(status_dir) as inventory, MediaCatalog.open(status_dir) as catalog:
+            places = catalog.chunk_places(self.media_set, "store", index.digests)
+            return [index.chunk_range(number)[0] for number, digest in enumerate(index.digests)
+                    if inventory.get(places[digest].media_uuid).id.label_text == label_text]
 
     def take_out(self, label_text: str) -> None:
         """The operator takes a tape out of the library (through a mail slot)."""

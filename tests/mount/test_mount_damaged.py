@@ -43,5 +43,12 @@ def test_damaged_chunk_fails_its_range_only(tape_setup, tmp_path):
                 os.pread(file.fileno(), 4096, CHUNK + 100)
             assert failure.value.errno == errno.EIO
             assert os.pread(file.fileno(), 4096, 2 * CHUNK) == data[2 * CHUNK:2 * CHUNK + 4096]
+        # Read again and again: the damaged chunk is not read from tape again.
+        read_once = mounted.status()["tapes"]["bytes-from-tape"]
+        for attempt in range(10):
+            with open(image, "rb", buffering=0) as file, pytest.raises(OSError) as failure:
+                os.pread(file.fileno(), 4096, CHUNK + 100 + attempt)
+            assert failure.value.errno == errno.EIO
+        assert mounted.status()["tapes"]["bytes-from-tape"] == read_once
         log = mounted.log()
         assert "tape SM0001L8 file" in log and bad.hex() in log

@@ -8,6 +8,7 @@ import hashlib
 import logging
 import os
 import random
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -300,6 +301,34 @@ def test_a_chunk_damaged_on_tape_fails_only_its_reads(backed_up, caplog):
     assert f"tape {label} file {file_number} offset {offset}" in message and bad.hex() in message
     assert "CRC" in message
     assert any(bad.hex() in r.getMessage() and f"file {file_number}" in r.getMessage() for r in caplog.records)
+
+
+@on_vtape
+def test_a_damaged_chunk_is_read_from_tape_once_until_the_catalog_changes(backed_up):
+    label = backed_up.tapes[0]
+    bad = backed_up.on_tape(label)[0]
+    corrupt_on_cartridge(backed_up, bad)
+    with backed_up.planner() as planner:
+        with pytest.raises(ChunkDamaged) as first:
+            planner.fetch(backed_up.set_uuid, STORE, [bad])
+        read_once = planner.stats()["bytes_from_tape"]
+        started = time.monotonic()
+        for _ in range(20):
+            with pytest.raises(ChunkDamaged) as again:
+                planner.fetch(backed_up.set_uuid, STORE, [bad])
+            assert str(again.value) == str(first.value)
+        assert time.monotonic() - started < 2
+        stats = planner.stats()
+        assert stats["bytes_from_tape"] == read_once and stats["damaged"] == 1 and stats["damaged_answered"] == 20
+        # A catalog command ran (another connection committed): the chunk is read again.
+        with backed_up.setup.catalog() as catalog:
+            database = sqlite3.connect(catalog.db_path)
+        database.execute("PRAGMA user_version = 7")
+        database.commit()
+        database.close()
+        with pytest.raises(ChunkDamaged):
+            planner.fetch(backed_up.set_uuid, STORE, [bad])
+        assert planner.stats()["damaged"] == 2
 
 
 @on_vtape

@@ -86,6 +86,19 @@ def test_readdir_resumes_at_any_offset(tree, tape_archive):
     assert offsets == sorted(set(offsets)) and offsets[0] > 0
 
 
+def test_a_view_listing_resumed_after_a_refresh_neither_repeats_nor_skips(tree):
+    snapshots = walk(tree, "snapshots")
+    listed = list(tree.readdir(snapshots.inode))
+    first_name, first_offset = listed[0][0].name, listed[0][1]
+    # A refresh found a new store, named before everything listed so far.
+    added = tree._directory((b"snapshots", b"aaa-new-store"))
+    tree._add(added)
+    snapshots.children.insert(0, added.inode)
+    resumed = [child.name for child, _ in tree.readdir(snapshots.inode, first_offset)]
+    assert resumed == [child.name for child, _ in listed[1:]] + [b"aaa-new-store"]
+    assert first_name not in resumed
+
+
 def test_hardlinks_share_an_inode_and_symlinks_keep_their_target(tree, tape_archive):
     extras = walk(tree, "snapshots", "store", *tape_archive.tree_snapshot.split("/"), "root.pxar", "tapefs-extras")
     original = tree.lookup(extras.inode, b"original.txt")
