@@ -24,6 +24,8 @@ RAW_DEFAULT_DATA_IN = 64 * 1024
 class CliState:
     trace: bool = False
     device: str | None = None
+    #: pmt: how long opening the drive waits while it is becoming ready
+    ready_timeout: float | None = None
 
     def tracer(self) -> Tracer | None:
         return stream_tracer() if self.trace else None
@@ -161,8 +163,8 @@ class DeviceKind:
     device_help: str
     #: (name, device path) -> the path to open
     select_path: Callable[[str | None, str | None], str]
-    #: (path, tracer) -> the opened Drive or Changer
-    open: Callable[[str, Tracer | None], Any]
+    #: (path, the command line's state) -> the opened Drive or Changer
+    open: Callable[[str, CliState], Any]
 
     def options(self, fn: Callable) -> Callable:
         fn = click.option("--device", default=None, help=self.device_help)(fn)
@@ -183,7 +185,7 @@ class DeviceKind:
             def command(ctx, **arguments):
                 state = state_of(ctx)
                 state.device = self.path_of(arguments)
-                return fn(ctx.with_resource(self.open(state.device, state.tracer())), **arguments)
+                return fn(ctx.with_resource(self.open(state.device, state)), **arguments)
 
             command.help = fn.__doc__
             for param in reversed(getattr(fn, "__click_params__", [])):

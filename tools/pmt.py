@@ -6,22 +6,53 @@ import sys
 
 import click
 
-from tapefs.device.drive import DEFAULT_BLOCK_SIZE, MAX_BLOCK_SIZE, Drive
+from tapefs.device.drive import DEFAULT_BLOCK_SIZE, MAX_BLOCK_SIZE, OPEN_READY_TIMEOUT, Drive
 from tapefs.device.tape_alert import flag_name
 from tapefs.media.drive_selection import select_drive_path
 from tapefs.scsi.errors import EndOfData, FilemarkDetected
 from tapefs_tools.cli import emit, format_value, key_value_table, output_format_option, setup_logging, simple_table
-from tapefs_tools.device_cli import DeviceGroup, DeviceKind, raw_command, scan_command, state_of, trace_option
+from tapefs_tools.device_cli import (
+    CliState,
+    DeviceGroup,
+    DeviceKind,
+    raw_command,
+    scan_command,
+    state_of,
+    trace_option,
+)
 
 COUNT = click.IntRange(1, 2**31 - 1)
 
 
+def ready_timeout_option(fn):
+    def remember(ctx: click.Context, _param, value: float | None) -> None:
+        if value is not None:
+            state_of(ctx).ready_timeout = value
+
+    return click.option(
+        "--ready-timeout",
+        type=click.FloatRange(min=0),
+        default=None,
+        expose_value=False,
+        callback=remember,
+        metavar="SECONDS",
+        help=f"How long to wait for a tape that is becoming ready (default {OPEN_READY_TIMEOUT:g}).",
+    )(fn)
+
+
 @click.group(cls=DeviceGroup)
 @trace_option
+@ready_timeout_option
 @click.pass_context
 def pmt(ctx: click.Context):
     """Control a tape drive through SCSI (SG_IO or a vtape socket)."""
     state_of(ctx)
+
+
+def open_drive(path: str, state: CliState) -> Drive:
+    """Open as PBS does: a load's unit attention is absorbed, a tape becoming ready waited for."""
+    timeout = OPEN_READY_TIMEOUT if state.ready_timeout is None else state.ready_timeout
+    return Drive.open(path, state.tracer(), ready_timeout=timeout)
 
 
 DRIVE = DeviceKind(
@@ -29,12 +60,15 @@ DRIVE = DeviceKind(
     "Drive name from tape.cfg.",
     "Drive device path (/dev/sgN, /dev/tape/by-id/…, a vtape socket).",
     select_drive_path,
-    Drive.open,
+    open_drive,
 )
 
 
 def drive_command(name: str, **kwargs):
-    return DRIVE.command(pmt, name, **kwargs)
+    def wrap(fn):
+        return DRIVE.command(pmt, name, **kwargs)(ready_timeout_option(fn))
+
+    return wrap
 
 
 def _count_argument(default=None):

@@ -28,7 +28,7 @@ CHANGER = DeviceKind(
     "Changer name from tape.cfg.",
     "Changer device path (/dev/sgN, a vtape changer socket).",
     select_changer_path,
-    Changer.open,
+    lambda path, state: Changer.open(path, state.tracer()),
 )
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import click
 
+from tapefs.config.atomic_file import atomic_write
 from tapefs.config.paths import config_file
 from tapefs.device import discovery
 from tapefs.device.tape_alert import flag_name
@@ -634,7 +635,7 @@ def read_label(inventorize: bool, drive_name: str | None, output_format: str) ->
     _emit_mapping(output_format, data)
 
 
-@click.command("inventory")
+@click.group("inventory", invoke_without_command=True)
 @click.option(
     "--read-labels", is_flag=True, default=False, help="Load tapes the inventory does not know and read their labels."
 )
@@ -648,10 +649,22 @@ def read_label(inventorize: bool, drive_name: str | None, output_format: str) ->
 )
 @drive_option
 @output_format_option
+@click.pass_context
 def inventory(
-    read_labels: bool, read_all_labels: bool, restore_catalogs: bool, drive_name: str | None, output_format: str
+    ctx: click.Context,
+    read_labels: bool,
+    read_all_labels: bool,
+    restore_catalogs: bool,
+    drive_name: str | None,
+    output_format: str,
 ) -> None:
-    """List the changer's tapes and their UUIDs; optionally read labels into the inventory."""
+    """List the changer's tapes and their UUIDs; optionally read labels into the inventory.
+    `import-pbs` and `export-pbs` take over or hand over PBS's inventory.json."""
+    if ctx.invoked_subcommand is not None:
+        given = [name for name in ("read_labels", "read_all_labels", "restore_catalogs") if ctx.params[name]]
+        if given or drive_name is not None or output_format != "text":
+            raise click.UsageError(f"the options of 'inventory' do not apply to 'inventory {ctx.invoked_subcommand}'")
+        return
     with progress_reporter("tape") as progress:
         outcomes = labeling.update_inventory(
             load_tape_config(), _drive(drive_name), read_labels, read_all_labels, progress=progress
@@ -661,6 +674,29 @@ def inventory(
         restore_read_catalogs(rows, _drive(drive_name).name)
     columns = OUTCOME_COLUMNS + (("catalog",) if restore_catalogs else ())
     _emit_rows(output_format, rows, columns, "no tapes in the changer")
+
+
+@inventory.command("import-pbs")
+@click.argument("file", type=click.Path(dir_okay=False))
+@output_format_option
+def inventory_import_pbs(file: str, output_format: str) -> None:
+    """Add the tapes of PBS's inventory.json FILE, replacing those with the same UUID (all or nothing)."""
+    with Inventory.open() as media_inventory:
+        count = media_inventory.import_pbs_file(file, missing_ok=False)
+    data = {"file": file, "imported": count}
+    emit(output_format, data, lambda out: out.print(f"imported {count} tapes from {file}", markup=False))
+
+
+@inventory.command("export-pbs")
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+def inventory_export_pbs(file: str) -> None:
+    """Write the inventory as PBS's inventory.json to FILE ('-': standard output)."""
+    with Inventory.open() as media_inventory:
+        text = media_inventory.export_pbs_json()
+    if file == "-":
+        click.echo(text)
+    else:
+        atomic_write(file, text.encode("utf-8"))
 
 
 @click.command("load-media")

@@ -11,7 +11,7 @@ from tapefs.jobs.backup import BackupRequest, backup_datastore
 from tapefs.jobs.drive_session import DriveSession, drive_setup
 from tapefs.jobs.namespace_map import NamespaceMap
 from tapefs.jobs.operator_wait import OperatorWait
-from tapefs.jobs.restore import StoreMap, restore_media_set
+from tapefs.jobs.restore import StoreMap, check_owner, media_selection, restore_media_set
 from tapefs.jobs.restore_plan import restore_plan
 from tapefs.media.inventory import Inventory
 from tapefs.media.tape_config import load_media_pool_config, load_tape_config
@@ -126,9 +126,22 @@ def _print_restore_plan(media_set: str, snapshots: list[str] | None, output_form
 
 
 @click.command("restore")
-@click.argument("media_set")
-@click.argument("store_map")
-@click.argument("snapshots", nargs=-1)
+@click.argument("arguments", nargs=-1, required=True, metavar="[MEDIA-SET] STORE-MAP [SNAPSHOT]...")
+@click.option(
+    "--media",
+    "label_text",
+    metavar="LABEL",
+    default=None,
+    help="Restore what this tape holds (its snapshots; chunks they share with other tapes of its set are "
+    "read from those) instead of naming a MEDIA-SET.",
+)
+@click.option(
+    "--owner",
+    metavar="AUTHID",
+    default=None,
+    help="Owner of the groups the restore creates (user@realm or user@realm!token); "
+    "existing groups of another owner are refused.",
+)
 @click.option(
     "--namespaces",
     "--namespace",
@@ -147,14 +160,25 @@ def _print_restore_plan(media_set: str, snapshots: list[str] | None, output_form
     help="Only list the tapes the restore needs and where each is (drive, slot, vault, offline).",
 )
 @output_format_option
-def restore(media_set, store_map, snapshots, namespaces, drive, wait_seconds, plan, output_format):
-    """Restore MEDIA-SET (uuid) into datastores: STORE-MAP is TARGET or SOURCE=TARGET[,…];
-    SNAPSHOT is [STORE:][ns/NS/…]TYPE/ID/TIME (default: everything)."""
-    registry = DatastoreRegistry()
-    targets = StoreMap.parse([store_map], registry.lookup)
+def restore(arguments, label_text, owner, namespaces, drive, wait_seconds, plan, output_format):
+    """Restore MEDIA-SET (uuid), or with --media LABEL what that tape holds, into datastores:
+    STORE-MAP is TARGET or SOURCE=TARGET[,…]; SNAPSHOT is [STORE:][ns/NS/…]TYPE/ID/TIME
+    (default: everything)."""
+    if label_text is None and len(arguments) < 2:
+        raise click.UsageError("give MEDIA-SET and STORE-MAP (or --media LABEL and STORE-MAP)")
+    check_owner(owner)
     namespace_map = NamespaceMap.parse(namespaces)
+    if label_text is None:
+        media_set, store_map, *snapshots = arguments
+        targets = StoreMap.parse([store_map], DatastoreRegistry().lookup)
+        selected = list(snapshots) or None
+    else:
+        store_map, *snapshots = arguments
+        targets = StoreMap.parse([store_map], DatastoreRegistry().lookup)
+        with Inventory.open() as inventory, MediaCatalog.open() as catalog:
+            media_set, selected = media_selection(label_text, inventory, catalog, list(snapshots) or None)
     if plan:
-        _print_restore_plan(media_set, list(snapshots) or None, output_format)
+        _print_restore_plan(media_set, selected, output_format)
         return
     with (
         Inventory.open() as inventory,
@@ -163,7 +187,7 @@ def restore(media_set, store_map, snapshots, namespaces, drive, wait_seconds, pl
         progress_reporter("restore") as progress,
     ):
         result = restore_media_set(
-            media_set, targets, session, inventory, catalog, list(snapshots) or None, progress, namespace_map
+            media_set, targets, session, inventory, catalog, selected, progress, namespace_map, owner
         )
     for kept in result.snapshots_kept:
         click.echo(f"tapefs: warning: snapshot {kept} already exists; kept as it was, not restored from tape", err=True)
@@ -177,6 +201,7 @@ def restore(media_set, store_map, snapshots, namespaces, drive, wait_seconds, pl
                 for name in result.snapshots_restored
             ),
             *(f"kept as it was: {name}" for name in result.snapshots_kept),
+            *([f"read tapes {', '.join(result.tapes)}"] if result.tapes else []),
             f"{len(result.snapshots_restored)} snapshots, {result.chunks_restored} chunks in {result.seconds:.1f} s"
             f"{kept}",
         ],

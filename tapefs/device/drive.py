@@ -47,6 +47,7 @@ from tapefs.scsi.errors import (
 from tapefs.scsi.inquiry import PERIPHERAL_TAPE, unit_serial_number
 from tapefs.scsi.sense import Sense, SenseFormatError, decode_sense
 from tapefs.scsi.timeouts import timeout_for
+from tapefs.scsi.trace import Tracer
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +61,17 @@ SECURITY_PROTOCOL_ALLOCATION = 8196
 READY_POLL_INTERVAL = 1.0
 #: A drive may queue several unit attentions (reset, then medium change); each is reported once.
 UNIT_ATTENTION_RETRIES = 4
+#: How long opening a drive waits while it reports "becoming ready" (a cartridge being threaded
+#: and calibrated); PBS waits as long when it opens a drive.
+OPEN_READY_TIMEOUT = 600.0
 
 
 class PositionError(ScsiError):
     """The drive did not end up where a positioning command should have taken it."""
+
+
+class DriveNotReady(ScsiError):
+    """The drive still reported "becoming ready" when the wait for it ended."""
 
 
 class EncryptionUnsupported(ScsiError):
@@ -109,6 +117,45 @@ class DriveStatus:
 class Drive(DeviceHandle):
     peripheral_type = PERIPHERAL_TAPE
     kind = "tape drive"
+
+    @classmethod
+    def open(cls, path: str, tracer: Tracer | None = None, ready_timeout: float = OPEN_READY_TIMEOUT) -> Drive:
+        """Open the drive as the Linux st driver and PBS do: absorb the unit attention a load
+        leaves ("medium may have changed") and wait up to ready_timeout seconds while a cartridge
+        is becoming ready, so that the first command after a changer load works. An empty drive
+        or one holding a cleaning cartridge opens at once; its commands report that themselves."""
+        drive = super().open(path, tracer)
+        try:
+            drive.settle(ready_timeout)
+        except BaseException:
+            drive.close()
+            raise
+        return drive
+
+    def settle(self, ready_timeout: float) -> None:
+        """TEST UNIT READY until the drive has no unit attention left to report and is not
+        becoming ready; DriveNotReady when it still is after ready_timeout seconds."""
+        deadline = time.monotonic() + ready_timeout
+        attentions = 0
+        while True:
+            try:
+                self.test_unit_ready()
+                return
+            except UnitAttention as exc:
+                attentions += 1
+                if attentions > UNIT_ATTENTION_RETRIES:
+                    raise
+                log.info("%s: %s", self.path, exc.sense.condition)
+            except BecomingReady as exc:
+                if time.monotonic() >= deadline:
+                    raise DriveNotReady(
+                        f"{self.path}: the drive did not become ready within {ready_timeout:g} s "
+                        f"(it still reports: {exc.sense.condition})"
+                    ) from None
+                time.sleep(min(READY_POLL_INTERVAL, max(deadline - time.monotonic(), 0.0)))
+            except NotReady as exc:
+                log.info("%s: %s", self.path, exc.sense.condition)
+                return
 
     def serial_number(self) -> str | None:
         try:

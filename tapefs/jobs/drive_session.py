@@ -26,8 +26,6 @@ from tapefs.tapeformat.labels import TapeLabels, read_labels
 
 log = logging.getLogger(__name__)
 
-READY_TIMEOUT = 120.0
-
 
 @dataclass(frozen=True)
 class DriveSetup:
@@ -88,9 +86,7 @@ class DriveSession:
     def open_device(self) -> DriveBlockDevice:
         self._lock.acquire()
         if self._drive is None:
-            self._drive = Drive.open(self.setup.path)
-            self._drive.request_sense()  # consume the unit attention of a load
-            self._drive.wait_until_ready(READY_TIMEOUT)
+            self._drive = Drive.open(self.setup.path)  # waits while a loaded tape becomes ready
         return DriveBlockDevice(self._drive)
 
     def load(self, label_text: str) -> DriveBlockDevice:

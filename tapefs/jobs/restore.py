@@ -28,14 +28,16 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from tapefs.catalog.media_catalog import MediaCatalog, SnapshotPlace
+from tapefs.catalog.media_catalog import ChunkPlace, MediaCatalog, SnapshotPlace
 from tapefs.config.private_files import make_private_dirs
 from tapefs.datastore.blob import decode_blob, inspect_blob
-from tapefs.datastore.datastore import Datastore
+from tapefs.datastore.datastore import DEFAULT_OWNER, Datastore
 from tapefs.datastore.errors import DatastoreError, SnapshotExistsError
 from tapefs.datastore.naming import BackupGroup, BackupSnapshot
+from tapefs.datastore.snapshot_admin import AUTH_ID, describe_group, group_owner
+from tapefs.errors import InvalidInput
 from tapefs.jobs.drive_session import DriveSession
-from tapefs.jobs.errors import JobError
+from tapefs.jobs.errors import JobError, MediaOffline
 from tapefs.jobs.namespace_map import NamespaceMap
 from tapefs.jobs.snapshot_files import (
     decode_snapshot_pxar,
@@ -45,6 +47,7 @@ from tapefs.jobs.snapshot_files import (
     write_snapshot_files,
 )
 from tapefs.jobs.tape_encryption import clear_drive_key, set_drive_key_for_set
+from tapefs.media.errors import UnknownMediaError
 from tapefs.media.inventory import Inventory
 from tapefs.media.locks import lock_media_set
 from tapefs.progress import ProgressCallback, ProgressMeter
@@ -63,6 +66,10 @@ WRITER_THREADS = 2
 #: Chunks handed to the writers and not yet stored (at most 4 MiB each).
 WRITES_IN_FLIGHT = 6
 READ_SIZE = 16 * PAYLOAD_SIZE
+
+
+class InvalidRestoreOwner(InvalidInput, JobError):
+    """--owner is not an auth id."""
 
 
 class SetLabelMissing(JobError):
@@ -112,6 +119,8 @@ class RestoreResult:
     chunks_restored: int = 0
     bytes_read: int = 0
     seconds: float = 0.0
+    #: Labels of the tapes a selective restore read (a full one reads every tape of the set).
+    tapes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {
@@ -123,6 +132,7 @@ class RestoreResult:
             "chunks": self.chunks_restored,
             "bytes": self.bytes_read,
             "seconds": round(self.seconds, 3),
+            "tapes": self.tapes,
         }
 
 
@@ -141,6 +151,12 @@ def _verify_and_insert(target: Datastore, digest: bytes, blob: bytes, where: str
     target.chunk_store.insert(digest, blob)
 
 
+def check_owner(owner: str | None) -> None:
+    """An owner for restored groups is an auth id, ``user@realm`` or ``user@realm!token``."""
+    if owner is not None and not AUTH_ID.fullmatch(owner):
+        raise InvalidRestoreOwner(f"invalid owner {owner!r} (expected user@realm or user@realm!token)")
+
+
 def restore_media_set(
     media_set: str,
     store_map: StoreMap,
@@ -150,19 +166,86 @@ def restore_media_set(
     snapshots: list[str] | None = None,
     progress: ProgressCallback | None = None,
     namespaces: NamespaceMap | None = None,
+    owner: str | None = None,
 ) -> RestoreResult:
     """`snapshots`: `store:path` or `path` items (as in the catalog); None restores everything
-    (with `namespaces`: everything the map covers)."""
-    started = time.monotonic()
+    (with `namespaces`: everything the map covers). `owner`: the owner of the groups the restore
+    creates; an existing group of another owner is then refused, as PBS does (without it new
+    groups get the default owner and existing ones are not checked)."""
+    check_owner(owner)
+    members = _complete_members(inventory, media_set)
+    return _run_restore(
+        media_set, members, store_map, session, inventory, catalog, progress, namespaces, owner, snapshots
+    )
+
+
+def media_selection(
+    label_text: str, inventory: Inventory, catalog: MediaCatalog, snapshots: list[str] | None = None
+) -> tuple[str, list[str]]:
+    """The media set of tape ``label_text`` and the ``store:path`` of each snapshot whose archive
+    it holds (of ``snapshots`` only, each of which must be on it)."""
+    entry = inventory.find_media_by_label_text(label_text)
+    if entry is None:
+        raise UnknownMediaError(f"no tape labelled {label_text!r} in the inventory")
+    set_label = entry.id.media_set_label
+    if set_label is None or set_label.is_unassigned:
+        raise JobError(f"tape {label_text} is not a member of a media set: it holds no backup")
+    media_set = set_label.uuid
+    members = _complete_members(inventory, media_set)
+    if not catalog.has_media(entry.uuid):
+        raise JobError(
+            f"tape {label_text} has no catalog here: restore it first ('tapefs catalog --label-text {label_text}' "
+            f"or 'tapefs inventory --catalog'), or restore media set {media_set} whole"
+        )
+    places = catalog.snapshots_in_set(media_set)
+    if snapshots is None:
+        chosen = [f"{p.store}:{p.snapshot}" for p in places if p.seq_nr == set_label.seq_nr]
+        if not chosen:
+            raise JobError(
+                f"tape {label_text} holds no snapshot archive, only chunks of snapshots on other tapes of "
+                f"media set {media_set}"
+            )
+        return media_set, chosen
+    chosen = []
+    for item in snapshots:
+        place = find_snapshot_place(places, item, media_set)
+        if place.seq_nr != set_label.seq_nr:
+            where = inventory.get(members[place.seq_nr]).id.label_text
+            raise JobError(f"snapshot {item} is not on tape {label_text} but on tape {where}")
+        chosen.append(f"{place.store}:{place.snapshot}")
+    return media_set, chosen
+
+
+def _tapes(labels: list[str]) -> str:
+    return f"tape{'s' if len(labels) > 1 else ''} {', '.join(labels)}"
+
+
+def _complete_members(inventory: Inventory, media_set: str) -> list[str]:
     members = inventory.compute_media_set_members(media_set)
     if not members:
         raise JobError(f"media set {media_set} is not in the inventory")
     if None in members:
         raise JobError(f"media set {media_set} is incomplete (member {members.index(None)} unknown)")
+    return [uuid for uuid in members if uuid is not None]
+
+
+def _run_restore(
+    media_set: str,
+    members: list[str],
+    store_map: StoreMap,
+    session: DriveSession,
+    inventory: Inventory,
+    catalog: MediaCatalog,
+    progress: ProgressCallback | None,
+    namespaces: NamespaceMap | None,
+    owner: str | None,
+    snapshots: list[str] | None,
+) -> RestoreResult:
+    started = time.monotonic()
     result = RestoreResult(media_set)
     labels = [inventory.get(uuid).id.label_text for uuid in members]
     with lock_media_set(inventory.status_dir, media_set):
-        job = _Restore(media_set, members, labels, store_map, session, catalog, result, namespaces)
+        job = _Restore(media_set, members, labels, store_map, session, catalog, result, namespaces, owner)
         try:
             if snapshots is None and namespaces and all(catalog.has_media(uuid) for uuid in members):
                 job.meter = ProgressMeter("restore", progress)
@@ -209,8 +292,11 @@ class _PendingSnapshot:
 
 
 class _Restore:
-    def __init__(self, media_set, members, labels, store_map, session, catalog, result, namespace_map=None):
+    def __init__(self, media_set, members, labels, store_map, session, catalog, result, namespace_map=None, owner=None):
         self.media_set = media_set
+        self.owner = owner
+        #: labels of the tapes a selective restore reads besides those holding its snapshot archives
+        self.other_tapes: list[str] = []
         self.namespace_map = namespace_map or NamespaceMap()
         #: Snapshots were named one by one (an unmapped store then keeps its namespaces).
         self.named = False
@@ -233,7 +319,16 @@ class _Restore:
 
     def _load(self, seq_nr: int) -> BlockDevice:
         label_text = self.labels[seq_nr]
-        device, labels = self.session.read_labels(label_text)
+        try:
+            device, labels = self.session.read_labels(label_text)
+        except MediaOffline as offline:
+            if label_text not in self.other_tapes:
+                raise
+            raise MediaOffline(
+                label_text,
+                f"{offline}: the snapshots restored need chunks on {_tapes(self.other_tapes)} "
+                "too (bring them into the library, or give --wait SECONDS to be asked for each)",
+            ) from None
         if labels.media_set is None or str(labels.media_set.uuid) != self.media_set:
             raise SetLabelMissing(f"tape {label_text} is not in media set {self.media_set}")
         if labels.media_set.seq_nr != seq_nr:
@@ -413,6 +508,7 @@ class _Restore:
             return
         new = []
         for snapshot in placements:
+            self._check_group_owner(target, snapshot)
             # An unfinished copy that a killed restore left is removed and restored again; any
             # other existing snapshot is kept as it was.
             if not target.snapshot_path(snapshot).exists() or target.remove_abandoned_snapshot(snapshot):
@@ -441,7 +537,7 @@ class _Restore:
                 # Creating the group creates its namespace directories too; the snapshot directory
                 # must be new, so one made meanwhile (say by a backup) is kept, not written into.
                 try:
-                    with target.writing_snapshot(snapshot) as directory:
+                    with target.writing_snapshot(snapshot, self.owner or DEFAULT_OWNER) as directory:
                         write_snapshot_files(directory, files)
                 except SnapshotExistsError:
                     self._keep_existing(target, snapshot)
@@ -455,6 +551,17 @@ class _Restore:
             return
         self.result.snapshots_restored.append(name)
         self.meter.emit("snapshot-done", name)
+
+    def _check_group_owner(self, target: Datastore, snapshot: BackupSnapshot) -> None:
+        """With an owner given, a group that exists must be that owner's (PBS's owner check)."""
+        if self.owner is None or not target.group_path(snapshot.group).is_dir():
+            return
+        current = group_owner(target, snapshot.group)
+        if current != self.owner:
+            raise JobError(
+                f"snapshot {tape_snapshot_path(snapshot)}: group {describe_group(snapshot.group)} of datastore "
+                f"{target.name} belongs to {current}, not {self.owner}; nothing of it was restored"
+            )
 
     def _keep_existing(self, target: Datastore, snapshot: BackupSnapshot) -> None:
         kept = f"{target.name}:{tape_snapshot_path(snapshot)}"
@@ -502,7 +609,9 @@ class _Restore:
             if not isinstance(tape_file, TapeFile) or tape_file.header.content_magic not in SNAPSHOT_MAGICS:
                 raise JobError(f"{where}: the catalog names snapshot {place.snapshot}, the tape does not hold it")
             archives[place] = (SnapshotArchiveReader(tape_file, self._next_part_from(place.seq_nr)).read(), where)
-        # Then the chunks those snapshots need, in tape order, one LOCATE each.
+        # Where the chunks those snapshots need are; the other tapes that hold some are named
+        # before any of them is asked for.
+        chunk_places = {}
         for place, (data, where) in archives.items():
             target = self.store_map.target(place.store)
             files = decode_snapshot_pxar(data, where)
@@ -514,9 +623,27 @@ class _Restore:
                 digests = manifest_digests(temp, files)
             finally:
                 shutil.rmtree(temp, ignore_errors=True)
-            self._fetch_chunks(
-                place.store, target, [d for d in digests if not target.chunk_store.chunk_path(d).exists()]
+            missing = [d for d in digests if not target.chunk_store.chunk_path(d).exists()]
+            chunk_places[place] = self._chunk_places(place.store, missing)
+        archive_tapes = {place.seq_nr for place in archives}
+        other = sorted({c.seq_nr for found in chunk_places.values() for c in found.values()} - archive_tapes)
+        self.other_tapes = [self.labels[seq_nr] for seq_nr in other]
+        self.result.tapes = [self.labels[seq_nr] for seq_nr in sorted(archive_tapes | set(other))]
+        if self.other_tapes:
+            # Told before the operator is asked for any of them; without a wait, the error of a
+            # missing one names them all instead.
+            waits = self.session.wait is not None and self.session.wait.timeout > 0
+            log.log(
+                logging.WARNING if waits else logging.INFO,
+                "the snapshots restored share chunks with %s of media set %s: those are read too",
+                _tapes(self.other_tapes),
+                self.media_set,
             )
+            self.meter.emit("tapes-needed", ", ".join(self.other_tapes))
+        # Then the chunks, in tape order, one LOCATE each.
+        for place, (data, where) in archives.items():
+            target = self.store_map.target(place.store)
+            self._fetch_chunks(target, chunk_places[place])
             self.wait_for_writes()
             target.chunk_store.sync()
             self._restore_snapshot(place.store, place.snapshot, data, where)
@@ -562,7 +689,7 @@ class _Restore:
             )
         return place
 
-    def _fetch_chunks(self, store: str, target: Datastore, digests: list[bytes]) -> None:
+    def _chunk_places(self, store: str, digests: list[bytes]) -> dict[bytes, ChunkPlace]:
         places = self.catalog.chunk_places(self.media_set, store, digests)
         missing = [d for d in digests if d not in places]
         if missing:
@@ -570,6 +697,9 @@ class _Restore:
                 f"chunk {missing[0].hex()} (and {len(missing) - 1} more) of store {store} "
                 f"is not on media set {self.media_set} according to the catalog"
             )
+        return places
+
+    def _fetch_chunks(self, target: Datastore, places: dict[bytes, ChunkPlace]) -> None:
         for place in sorted(places.values(), key=lambda p: (p.seq_nr, p.file_number, p.offset or 0)):
             where = f"tape {self.labels[place.seq_nr]} file {place.file_number} offset {place.offset}"
             device = self._load_once(place.seq_nr)

@@ -2,7 +2,7 @@
 
 import logging
 
-from tapefs.errors import Busy, DeviceFailure, NotFound, TapefsError
+from tapefs.errors import Busy, DeviceFailure, InvalidInput, NotFound, TapefsError
 
 log = logging.getLogger(__name__)
 
@@ -13,6 +13,10 @@ class MediaError(TapefsError):
 
 class InventoryError(MediaError):
     """Unknown media, ambiguous label text, an inconsistent media set, a bad inventory file."""
+
+
+class BadInventoryFile(InvalidInput, InventoryError):
+    """A PBS inventory.json that cannot be read: not JSON, or an entry of the wrong shape."""
 
 
 class UnknownConfigEntry(NotFound, MediaError, KeyError):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tapefs.config import paths
 from tapefs.config.state_database import StateDatabase
-from tapefs.media.errors import InventoryError, UnknownMediaError
+from tapefs.media.errors import BadInventoryFile, InventoryError, UnknownMediaError
 from tapefs.media.media_id import (
     STORABLE_STATUSES,
     InventoryEntry,
@@ -466,9 +466,9 @@ class Inventory(StateDatabase):
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise InventoryError(f"{source}: not valid JSON: {exc}") from None
+            raise BadInventoryFile(f"{source}: not valid JSON: {exc}") from None
         if not isinstance(data, list):
-            raise InventoryError(f"{source}: expected a JSON array of media entries")
+            raise BadInventoryFile(f"{source}: expected a JSON array of media entries")
         entries = [_entry_from_json(item, f"{source}: entry {index}") for index, item in enumerate(data)]
         with self._transaction():
             for entry in entries:
@@ -476,13 +476,20 @@ class Inventory(StateDatabase):
         log.info("imported %d media from %s", len(entries), source)
         return len(entries)
 
-    def import_pbs_file(self, path: str | Path) -> int:
+    def import_pbs_file(self, path: str | Path, missing_ok: bool = True) -> int:
+        """import_pbs_json of a file. A missing file is an empty inventory, as PBS reads it, or
+        (not missing_ok, for a file a user named) FileNotFoundError."""
         path = Path(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            data = path.read_bytes()
         except FileNotFoundError:
-            # PBS reads a missing inventory.json as an empty inventory.
+            if not missing_ok:
+                raise
             return 0
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadInventoryFile(f"{path}: not UTF-8 text, not a PBS inventory.json") from None
         return self.import_pbs_json(text, str(path))
 
 
@@ -521,7 +528,7 @@ def _entry_to_json(entry: InventoryEntry) -> dict:
     return result
 
 
-class _JsonShapeError(InventoryError):
+class _JsonShapeError(BadInventoryFile):
     """A missing key or a value of the wrong JSON type; the message already says where."""
 
 
@@ -574,4 +581,4 @@ def _entry_from_json(item: dict, where: str) -> InventoryEntry:
     except _JsonShapeError:
         raise
     except (InventoryError, ValueError) as exc:
-        raise InventoryError(f"{where}: {exc}") from None
+        raise BadInventoryFile(f"{where}: {exc}") from None

@@ -3,7 +3,7 @@ TapeAlert, MAM, encryption and the errors a drive reports."""
 import pytest
 
 from tapefs.device.changer import Changer
-from tapefs.device.drive import Drive
+from tapefs.device.drive import Drive, DriveNotReady
 from tapefs.scsi import errors
 from tapefs.scsi.trace import TraceRecord
 
@@ -31,14 +31,37 @@ def where(drive: Drive) -> tuple[int, int]:
     return position.file_number, position.block_number
 
 
-def test_first_command_after_load_reports_medium_changed(vtape_library):
+def test_opening_a_drive_absorbs_the_unit_attention_of_a_load(vtape_library):
     with Changer.open(vtape_library.changer) as changer:
         changer.load(2, 1)
-    with Drive.open(vtape_library.drives[1]) as drive:
-        with pytest.raises(errors.UnitAttention, match="medium may have changed"):
-            drive.rewind()
+    records: list[TraceRecord] = []
+    with Drive.open(vtape_library.drives[1], records.append) as drive:
         drive.rewind()
         assert where(drive) == (0, 0)
+    ready_checks = [r for r in records if r.cdb[0] == 0x00]
+    assert [r.sense.condition if r.sense else "GOOD" for r in ready_checks] == ["medium may have changed", "GOOD"]
+
+
+def test_opening_a_drive_waits_while_the_tape_becomes_ready(make_vtape_library):
+    library = make_vtape_library(timing=True, drives=1, cartridges=1, cleaning_cartridges=0,
+                                 timing_overrides={"load_seconds": 1.0})
+    with Changer.open(library.changer) as changer:
+        changer.load(1, 0)
+    records: list[TraceRecord] = []
+    with Drive.open(library.drives[0], records.append) as drive:
+        drive.rewind()
+    conditions = [r.sense.condition if r.sense else "GOOD" for r in records if r.cdb[0] == 0x00]
+    assert conditions[0] == "medium may have changed" and conditions[-1] == "GOOD"
+    assert "drive is becoming ready" in conditions
+
+
+def test_opening_a_drive_gives_up_on_a_tape_that_stays_becoming_ready(make_vtape_library):
+    library = make_vtape_library(timing=True, drives=1, cartridges=1, cleaning_cartridges=0,
+                                 timing_overrides={"load_seconds": 60.0})
+    with Changer.open(library.changer) as changer:
+        changer.load(1, 0)
+    with pytest.raises(DriveNotReady, match=r"did not become ready within 0\.3 s .*becoming ready"):
+        Drive.open(library.drives[0], ready_timeout=0.3)
 
 
 def test_write_read_session_positions(drive):
@@ -252,9 +275,9 @@ def test_trace_sees_every_command(vtape_library):
     with Drive.open(vtape_library.drives[0], records.append) as drive:
         with pytest.raises(errors.MediumNotPresent):
             drive.rewind()
-    assert [r.cdb[0] for r in records] == [0x12, 0x01]
-    assert records[1].sense.condition == "medium not present"
-    assert "REWIND [01 00 00 00 00 00]" in records[1].format() and "CHECK CONDITION" in records[1].format()
+    assert [r.cdb[0] for r in records] == [0x12, 0x00, 0x01]  # INQUIRY and TEST UNIT READY open it
+    assert records[2].sense.condition == "medium not present"
+    assert "REWIND [01 00 00 00 00 00]" in records[2].format() and "CHECK CONDITION" in records[2].format()
 
 
 def test_readiness_check_consumes_the_unit_attention_of_a_reload(drive):

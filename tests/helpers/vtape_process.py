@@ -1,6 +1,7 @@
 """A real ``vtape serve`` subprocess over a library in a short temporary directory."""
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import subprocess
@@ -24,10 +25,17 @@ class VtapeLibrary:
     directory under /tmp rather than in pytest's deep tmp_path.
     """
 
-    def __init__(self, **create_options):
+    def __init__(self, timing_overrides: dict | None = None, **create_options):
+        """timing_overrides: seconds to put into the library's simulated timing (e.g.
+        ``{"load_seconds": 30}``) before the daemon starts; with ``timing=True``."""
         self.root = Path(tempfile.mkdtemp(prefix="vt", dir="/tmp"))
         self.path = self.root / "lib"
         create_library(self.path, CreateOptions(**create_options))
+        if timing_overrides:
+            config_path = self.path / "library.json"
+            config = json.loads(config_path.read_text())
+            config["timing"].update(timing_overrides)
+            config_path.write_text(json.dumps(config))
         self.log_path = self.root / "daemon.log"
         self.process: subprocess.Popen | None = None
         self.changer = str(self.path / "changer")
