@@ -55,7 +55,7 @@ MATCH_MODES = ("all", "any")
 DEFAULT_TARGET = "mail-to-root"
 DEFAULT_MATCHER = "default-matcher"
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,31}")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
 _HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
 _SECRET_NAME = re.compile(r"[A-Za-z0-9_-]+")
 _MAIL = re.compile(r"[^@\s,]+(@[^@\s,]+)?")
@@ -242,7 +242,7 @@ def _fail(what: str, message: str) -> NotificationConfigError:
 def check_name(name: str, kind: str) -> None:
     if not _NAME.fullmatch(name):
         raise NotificationConfigError(
-            f"invalid {kind} name {name!r} (2 to 32 letters, digits, '.', '_', '-'; starting with a letter or digit)"
+            f"invalid {kind} name {name!r} (1 to 32 letters, digits, '.', '_', '-'; starting with a letter or digit)"
         )
 
 

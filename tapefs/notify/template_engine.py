@@ -18,7 +18,7 @@ from typing import Any
 
 from tapefs.notify.errors import NotificationConfigError
 
-_TAG = re.compile(r"\{\{\{?\s*(.*?)\s*\}?\}\}", re.DOTALL)
+_TAG = re.compile(r"\{\{\{\s*(.*?)\s*\}\}\}|\{\{\s*(.*?)\s*\}\}", re.DOTALL)
 _PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*|this")
 
 HELPERS = {
@@ -75,7 +75,7 @@ def parse_template(template: str) -> _Block:
         if match.start() > position:
             target.append(template[position : match.start()])
         position = match.end()
-        tag = match.group(1)
+        tag = match.group(1) if match.group(1) is not None else match.group(2)
         if tag.startswith("#"):
             kind, _, path = tag[1:].partition(" ")
             if kind not in ("each", "if"):
