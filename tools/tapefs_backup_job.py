@@ -2,7 +2,8 @@
 
 ``run ID`` is ``tapefs backup`` with the job's settings (the same command runs). tapefs has no
 daemon, so ``schedule`` is only kept and shown (``next-run``); run jobs from cron or a systemd
-timer. ``notify-user`` and ``notification-mode`` are kept for PBS and ignored.
+timer. The job's end is a notification (``tapefs notification``, docs/notifications.md);
+``notify-user`` and ``notification-mode`` are kept for PBS and ignored.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ from tapefs_tools.tapefs_tape_jobs import backup, wait_option
 
 LIST_COLUMNS = ("id", "store", "pool", "drive", "schedule", "next-run", "comment")
 IGNORED_NOTE = (
-    "note: tapefs sends no notifications; notify-user and notification-mode are kept in "
-    "tape-job.cfg for PBS and ignored"
+    "note: notify-user and notification-mode are kept in tape-job.cfg for PBS and ignored; "
+    "tapefs sends notifications through its matchers and targets (tapefs notification)"
 )
 
 
@@ -97,8 +98,10 @@ def job_options(required: bool) -> Callable[[Callable], Callable]:
                 click.option(
                     "--latest-only", type=click.BOOL, default=None, help="Only the newest snapshot of each group."
                 ),
-                click.option("--notify-user", default=None, help="Kept for PBS; tapefs sends no mail."),
-                click.option("--notification-mode", default=None, help="Kept for PBS; tapefs sends no mail."),
+                click.option("--notify-user", default=None, help="Kept for PBS and ignored (see tapefs notification)."),
+                click.option(
+                    "--notification-mode", default=None, help="Kept for PBS and ignored (see tapefs notification)."
+                ),
                 click.option(
                     "--group-filter",
                     "group_filter",
@@ -177,5 +180,6 @@ def job_run(ctx: click.Context, job_id: str, wait_seconds: float, output_format:
         export_media_set=bool(job.export_media_set),
         force_media_set=False,
         wait_seconds=wait_seconds,
+        job_id=job_id,
         output_format=output_format,
     )

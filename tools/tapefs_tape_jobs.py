@@ -60,6 +60,7 @@ def emit_lines(value: dict, output_format: str, text_lines: list[str]) -> None:
 @click.option("--export-media-set", is_flag=True, help="Move the set's tapes to import/export slots at the end.")
 @click.option("--force-media-set", is_flag=True, help="Start a new media set.")
 @wait_option
+@click.option("--job-id", default=None, hidden=True, help="The tape-job.cfg id (set by backup-job run).")
 @output_format_option
 def backup(
     store,
@@ -73,6 +74,7 @@ def backup(
     export_media_set,
     force_media_set,
     wait_seconds,
+    job_id,
     output_format,
 ):
     """Back up datastore STORE to media pool POOL."""
@@ -81,7 +83,15 @@ def backup(
     if pool not in pools:
         raise NotFound(f"no media pool named {pool!r} in media-pool.cfg")
     request = BackupRequest(
-        pool, namespace, max_depth, tuple(group_filters), latest_only, eject_media, export_media_set, force_media_set
+        pool,
+        namespace,
+        max_depth,
+        tuple(group_filters),
+        latest_only,
+        eject_media,
+        export_media_set,
+        force_media_set,
+        job_id,
     )
     with (
         Inventory.open() as inventory,
