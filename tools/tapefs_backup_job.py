@@ -39,6 +39,8 @@ def _job_dict(job: TapeJobConfig) -> dict:
     data = {key.replace("_", "-"): value for key, value in vars(job).items() if value not in (None, ())}
     if job.group_filter:
         data["group-filter"] = list(job.group_filter)
+    if job.include:
+        data["include"] = list(job.include)
     return data
 
 
@@ -109,6 +111,13 @@ def job_options(required: bool) -> Callable[[Callable], Callable]:
                     help="[include:|exclude:]type:T | group:T/ID | regex:RE (repeatable; "
                     "on update the list replaces the old one).",
                 ),
+                click.option(
+                    "--include",
+                    "include",
+                    multiple=True,
+                    help="Group filter or retention selector such as keep-yearly=* (repeatable; "
+                    "on update the list replaces the old one).",
+                ),
                 click.option("--ns", default=None, help="Namespace to back up (default: root), with its children."),
                 click.option("--max-depth", type=int, default=None, help="Namespace levels below --ns (0..7)."),
                 click.option("--comment", default=None, help="Free text."),
@@ -121,9 +130,11 @@ def job_options(required: bool) -> Callable[[Callable], Callable]:
 
 
 def _changes(properties: dict) -> dict:
-    changes = {key: value for key, value in properties.items() if value is not None and key != "group_filter"}
-    if properties["group_filter"]:
-        changes["group_filter"] = tuple(properties["group_filter"])
+    lists = ("group_filter", "include")
+    changes = {key: value for key, value in properties.items() if value is not None and key not in lists}
+    for key in lists:
+        if properties[key]:
+            changes[key] = tuple(properties[key])
     if changes.get("notify_user") or changes.get("notification_mode"):
         click.echo(IGNORED_NOTE, err=True)
     return changes
@@ -176,6 +187,7 @@ def job_run(ctx: click.Context, job_id: str, wait_seconds: float, output_format:
         namespace=job.ns,
         max_depth=job.max_depth,
         group_filters=job.group_filter,
+        includes=job.include,
         eject_media=bool(job.eject_media),
         export_media_set=bool(job.export_media_set),
         force_media_set=False,

@@ -6,6 +6,7 @@ import click
 
 from tapefs.catalog.media_catalog import MediaCatalog
 from tapefs.datastore.registry import DatastoreRegistry
+from tapefs.datastore.snapshot_include import parse_includes
 from tapefs.errors import NotFound
 from tapefs.jobs.backup import BackupRequest, backup_datastore
 from tapefs.jobs.drive_session import DriveSession, drive_setup
@@ -56,6 +57,14 @@ def emit_lines(value: dict, output_format: str, text_lines: list[str]) -> None:
 @click.option(
     "--group", "group_filters", multiple=True, help="[include:|exclude:]type:T | group:T/ID | regex:RE (repeatable)."
 )
+@click.option(
+    "--include",
+    "includes",
+    multiple=True,
+    metavar="FILTER|keep-RULE=N|*",
+    help="A group filter as --group takes, or a retention selector such as keep-yearly=* or keep-monthly=12: "
+    "only the snapshots such a prune would keep (repeatable).",
+)
 @click.option("--eject-media", is_flag=True, help="Eject the tape at the end.")
 @click.option("--export-media-set", is_flag=True, help="Move the set's tapes to import/export slots at the end.")
 @click.option("--force-media-set", is_flag=True, help="Start a new media set.")
@@ -70,6 +79,7 @@ def backup(
     namespace,
     max_depth,
     group_filters,
+    includes,
     eject_media,
     export_media_set,
     force_media_set,
@@ -78,6 +88,7 @@ def backup(
     output_format,
 ):
     """Back up datastore STORE to media pool POOL."""
+    parse_includes(includes)  # a bad expression fails before any tape moves
     datastore = DatastoreRegistry().lookup(store)
     pools = load_media_pool_config()
     if pool not in pools:
@@ -92,6 +103,7 @@ def backup(
         export_media_set,
         force_media_set,
         job_id,
+        tuple(includes),
     )
     with (
         Inventory.open() as inventory,

@@ -28,6 +28,7 @@ from tapefs.datastore.datastore import Datastore
 from tapefs.datastore.errors import DatastoreError
 from tapefs.datastore.group_filter import GroupFilter
 from tapefs.datastore.naming import BackupNamespace, BackupSnapshot
+from tapefs.datastore.snapshot_include import parse_includes
 from tapefs.jobs.drive_session import DriveSession
 from tapefs.jobs.errors import JobError
 from tapefs.jobs.pool_writer import PoolWriter
@@ -67,6 +68,8 @@ class BackupRequest:
     force_media_set: bool = False
     #: the tape-job.cfg id when a job runs, for its notification
     job_id: str | None = None
+    #: ``--include`` expressions: group filters and retention selectors (``keep-yearly=*``)
+    includes: tuple[str, ...] = ()
 
 
 @dataclass
@@ -154,7 +157,8 @@ def _backup_datastore(
     # PBS writes catalog archive v1.1 unless the job is root-only (docs/tape-format.md,
     # "Catalog archives").
     namespaces = not namespace.is_root or request.max_depth != 0
-    snapshots = select_snapshots(datastore, namespace, request.max_depth, filters, request.latest_only)
+    include = parse_includes(request.includes)
+    snapshots = select_snapshots(datastore, namespace, request.max_depth, filters, request.latest_only, include)
     meter = ProgressMeter("backup", progress)
     session.update_online_status(inventory)
     with MediaPool.from_config(pool_config, inventory, changer=session.setup.changer_name) as pool:
