@@ -13,7 +13,7 @@ from tapefs.jobs.drive_session import DriveSession, drive_setup
 from tapefs.jobs.namespace_map import NamespaceMap
 from tapefs.jobs.operator_wait import OperatorWait
 from tapefs.jobs.restore import StoreMap, restore_media_set
-from tapefs.jobs.restore_plan import restore_plan
+from tapefs.jobs.restore_plan import request_retrieval, restore_plan
 from tapefs.media.inventory import Inventory
 from tapefs.media.tape_config import load_media_pool_config, load_tape_config
 from tapefs_tools.cli import emit, emit_json, format_value, output_format_option, progress_reporter, simple_table
@@ -131,9 +131,16 @@ def backup(
 PLAN_COLUMNS = ("seq-nr", "label-text", "place", "where", "element", "note", "reason")
 
 
-def _print_restore_plan(media_set: str, snapshots: list[str] | None, output_format: str) -> None:
+def _print_restore_plan(
+    media_set: str, snapshots: list[str] | None, output_format: str, notify_drive: str | None = None
+) -> None:
+    """``notify_drive``: the drive the restore will use, to ask for the missing tapes there."""
+    tape_config = load_tape_config()
     with Inventory.open() as inventory, MediaCatalog.open() as catalog:
-        tapes = restore_plan(media_set, inventory, catalog, load_tape_config(), snapshots)
+        tapes = restore_plan(media_set, inventory, catalog, tape_config, snapshots)
+    if notify_drive is not None:
+        setup = drive_setup(tape_config, notify_drive or None)
+        request_retrieval(media_set, tapes, setup.changer_name or setup.name, setup.changer_name is not None)
     rows = [tape.to_dict() for tape in tapes]
 
     def render(out) -> None:
@@ -168,15 +175,23 @@ def _print_restore_plan(media_set: str, snapshots: list[str] | None, output_form
     default=False,
     help="Only list the tapes the restore needs and where each is (drive, slot, vault, offline).",
 )
+@click.option(
+    "--notify",
+    is_flag=True,
+    default=False,
+    help="With --plan: ask for each tape outside the library with a tape-load notification.",
+)
 @output_format_option
-def restore(media_set, store_map, snapshots, namespaces, drive, wait_seconds, plan, output_format):
+def restore(media_set, store_map, snapshots, namespaces, drive, wait_seconds, plan, notify, output_format):
     """Restore MEDIA-SET (uuid) into datastores: STORE-MAP is TARGET or SOURCE=TARGET[,…];
     SNAPSHOT is [STORE:][ns/NS/…]TYPE/ID/TIME (default: everything)."""
     registry = DatastoreRegistry()
     targets = StoreMap.parse([store_map], registry.lookup)
     namespace_map = NamespaceMap.parse(namespaces)
+    if notify and not plan:
+        raise click.UsageError("--notify goes with --plan (a restore that waits for a tape asks for it by itself)")
     if plan:
-        _print_restore_plan(media_set, list(snapshots) or None, output_format)
+        _print_restore_plan(media_set, list(snapshots) or None, output_format, (drive or "") if notify else None)
         return
     with (
         Inventory.open() as inventory,

@@ -90,3 +90,26 @@ def test_garbage_collection_command_sends_gc_ok(store, env, notify_config, http_
     tapefs("datastore", "gc", "main", env=env)
     [event] = posted(http_receiver)
     assert (event["type"], event["template-title"]) == ("gc", "Garbage collection of datastore 'main' successful")
+
+
+@pytest.mark.vtape
+@pytest.mark.slow
+def test_restore_plan_asks_for_vaulted_tapes(tape_setup, http_receiver):
+    hook_everything(http_receiver.url)
+    add_cartridges(tape_setup.library, 1, "32MiB", "4MiB")
+    tape_setup.label("SM0001L8")
+    tape_setup.add_snapshot("vm/100", 0, data=b"for the vault")
+    result = json.loads(tapefs("backup", "store", "daily", "--drive", "drive0", "--export-media-set",
+                               "--output-format", "json").stdout)
+    tape_setup.library.control("remove", barcode="SM0001L8")
+    tapefs("media", "vault", "record", "SM0001L8", "--vault", "offsite", "--note", "crate 12")
+    http_receiver.requests.clear()  # the backup's own notification
+
+    refused = tapefs("restore", result["media-set"], "store", "--notify", check=False)
+    assert refused.returncode == 2 and "--notify goes with --plan" in refused.stderr
+    tapefs("restore", result["media-set"], "store", "--plan", "--notify", "--drive", "drive1")
+    [event] = posted(http_receiver)
+    assert (event["type"], event["template-title"]) == ("tape-load", "Load tape SM0001L8")
+    assert (f"A restore of media set {result['media-set']} needs tape SM0001L8 from vault offsite (crate 12): "
+            "the whole media set.") in event["message"]
+    assert "Please insert or load tape SM0001L8 into changer 'lib'." in event["message"]
