@@ -2,7 +2,8 @@
 
 ``run ID`` is ``tapefs backup`` with the job's settings (the same command runs). tapefs has no
 daemon, so ``schedule`` is only kept and shown (``next-run``); run jobs from cron or a systemd
-timer. ``notify-user`` and ``notification-mode`` are kept for PBS and ignored.
+timer. The job's end is a notification (``tapefs notification``, docs/notifications.md);
+``notify-user`` and ``notification-mode`` are kept for PBS and ignored.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ from tapefs_tools.tapefs_tape_jobs import backup, wait_option
 
 LIST_COLUMNS = ("id", "store", "pool", "drive", "schedule", "next-run", "comment")
 IGNORED_NOTE = (
-    "note: tapefs sends no notifications; notify-user and notification-mode are kept in "
-    "tape-job.cfg for PBS and ignored"
+    "note: notify-user and notification-mode are kept in tape-job.cfg for PBS and ignored; "
+    "tapefs sends notifications through its matchers and targets (tapefs notification)"
 )
 
 
@@ -38,6 +39,8 @@ def _job_dict(job: TapeJobConfig) -> dict:
     data = {key.replace("_", "-"): value for key, value in vars(job).items() if value not in (None, ())}
     if job.group_filter:
         data["group-filter"] = list(job.group_filter)
+    if job.include:
+        data["include"] = list(job.include)
     return data
 
 
@@ -97,13 +100,22 @@ def job_options(required: bool) -> Callable[[Callable], Callable]:
                 click.option(
                     "--latest-only", type=click.BOOL, default=None, help="Only the newest snapshot of each group."
                 ),
-                click.option("--notify-user", default=None, help="Kept for PBS; tapefs sends no mail."),
-                click.option("--notification-mode", default=None, help="Kept for PBS; tapefs sends no mail."),
+                click.option("--notify-user", default=None, help="Kept for PBS and ignored (see tapefs notification)."),
+                click.option(
+                    "--notification-mode", default=None, help="Kept for PBS and ignored (see tapefs notification)."
+                ),
                 click.option(
                     "--group-filter",
                     "group_filter",
                     multiple=True,
                     help="[include:|exclude:]type:T | group:T/ID | regex:RE (repeatable; "
+                    "on update the list replaces the old one).",
+                ),
+                click.option(
+                    "--include",
+                    "include",
+                    multiple=True,
+                    help="Group filter or retention selector such as keep-yearly=* (repeatable; "
                     "on update the list replaces the old one).",
                 ),
                 click.option("--ns", default=None, help="Namespace to back up (default: root), with its children."),
@@ -118,9 +130,11 @@ def job_options(required: bool) -> Callable[[Callable], Callable]:
 
 
 def _changes(properties: dict) -> dict:
-    changes = {key: value for key, value in properties.items() if value is not None and key != "group_filter"}
-    if properties["group_filter"]:
-        changes["group_filter"] = tuple(properties["group_filter"])
+    lists = ("group_filter", "include")
+    changes = {key: value for key, value in properties.items() if value is not None and key not in lists}
+    for key in lists:
+        if properties[key]:
+            changes[key] = tuple(properties[key])
     if changes.get("notify_user") or changes.get("notification_mode"):
         click.echo(IGNORED_NOTE, err=True)
     return changes
@@ -173,9 +187,11 @@ def job_run(ctx: click.Context, job_id: str, wait_seconds: float, output_format:
         namespace=job.ns,
         max_depth=job.max_depth,
         group_filters=job.group_filter,
+        includes=job.include,
         eject_media=bool(job.eject_media),
         export_media_set=bool(job.export_media_set),
         force_media_set=False,
         wait_seconds=wait_seconds,
+        job_id=job_id,
         output_format=output_format,
     )

@@ -16,8 +16,9 @@ from tapefs.datastore.naming import BackupGroup, BackupNamespace, BackupSnapshot
 from tapefs.datastore.permissions import fix_permissions, group_id
 from tapefs.datastore.registry import DatastoreRegistry
 from tapefs.datastore.restore import restore
-from tapefs.datastore.verify import snapshot_label, verify_datastore
+from tapefs.datastore.verify import snapshot_label
 from tapefs.errors import InvalidInput
+from tapefs.jobs.maintenance_notifications import verify_and_notify
 from tapefs.pxar.errors import ExistingEntryError
 from tapefs.pxar.extract import Overwrite
 from tapefs_tools.cli import emit_json, human_size, output_format_option, print_table, progress_reporter
@@ -320,7 +321,7 @@ def restore_command(
 def verify(name: str, keyfile: str | None, mark_bad: bool, output_format: str) -> None:
     """Check every snapshot's indexes and every chunk's CRC and digest; exit 1 if anything is bad."""
     store = DatastoreRegistry().lookup(name)
-    report = verify_datastore(store, _load_key(keyfile), mark_bad)
+    report = verify_and_notify(store, _load_key(keyfile), mark_bad)
     bad = [
         {"digest": digest.hex(), "problem": problem, "snapshots": sorted(report.users.get(digest, ()))}
         for digest, problem in sorted(report.bad_chunks.items())

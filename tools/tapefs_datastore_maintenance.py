@@ -10,10 +10,10 @@ import time
 
 import click
 
-from tapefs.datastore.gc import DEFAULT_ATIME_CUTOFF_MINUTES, garbage_collect
+from tapefs.datastore.gc import DEFAULT_ATIME_CUTOFF_MINUTES
 from tapefs.datastore.group_filter import GroupFilter
 from tapefs.datastore.naming import BackupGroup, BackupNamespace, BackupSnapshot
-from tapefs.datastore.prune import KEEP_RULES, KeepOptions, prune_datastore
+from tapefs.datastore.prune import KEEP_RULES, KeepOptions
 from tapefs.datastore.prune_job import PruneJob, PruneJobConfig, check_max_depth
 from tapefs.datastore.registry import DatastoreRegistry
 from tapefs.datastore.snapshot_admin import (
@@ -28,7 +28,7 @@ from tapefs.datastore.snapshot_admin import (
     snapshot_notes,
 )
 from tapefs.datastore.status import datastore_status
-from tapefs.datastore.sync import sync_datastores
+from tapefs.jobs.maintenance_notifications import garbage_collect_and_notify, prune_and_notify, sync_and_notify
 from tapefs_tools.cli import emit_json, human_size, output_format_option, print_table
 from tapefs_tools.tapefs_datastore import namespace_option
 
@@ -146,9 +146,10 @@ def _run_prune(
     group: BackupGroup | None,
     dry_run: bool,
     output_format: str,
+    job_id: str | None = None,
 ) -> None:
     store = DatastoreRegistry().lookup(store_name)
-    results = prune_datastore(store, keep, namespace, max_depth, group, dry_run)
+    results = prune_and_notify(store, keep, namespace, max_depth, group, dry_run=dry_run, job_id=job_id)
     rows = []
     for result in results:
         for decision in result.decisions:
@@ -286,7 +287,7 @@ def prune_job_remove(job_id: str) -> None:
 def prune_job_run(job_id: str, dry_run: bool, output_format: str) -> None:
     """Prune as job JOB says."""
     job = PruneJobConfig().lookup(job_id)
-    _run_prune(job.store, job.keep, job.namespace, job.max_depth, None, dry_run, output_format)
+    _run_prune(job.store, job.keep, job.namespace, job.max_depth, None, dry_run, output_format, job_id)
 
 
 @click.command()
@@ -302,7 +303,7 @@ def prune_job_run(job_id: str, dry_run: bool, output_format: str) -> None:
 @output_format_option
 def gc(name: str, atime_cutoff: int, output_format: str) -> None:
     """Garbage collection: remove the chunks no snapshot uses."""
-    result = garbage_collect(DatastoreRegistry().lookup(name), atime_cutoff)
+    result = garbage_collect_and_notify(DatastoreRegistry().lookup(name), atime_cutoff)
     if output_format != "text":
         emit_json(result.to_json(), output_format)
         return
@@ -446,7 +447,7 @@ def sync(
     filters = [GroupFilter.parse(text) for text in group_filters]
     registry = DatastoreRegistry()
     source, target = registry.lookup(source_name), registry.lookup(target_name)
-    stats = sync_datastores(
+    stats = sync_and_notify(
         source,
         target,
         BackupNamespace.parse(namespace),

@@ -6,13 +6,14 @@ import click
 
 from tapefs.catalog.media_catalog import MediaCatalog
 from tapefs.datastore.registry import DatastoreRegistry
+from tapefs.datastore.snapshot_include import parse_includes
 from tapefs.errors import NotFound
 from tapefs.jobs.backup import BackupRequest, backup_datastore
 from tapefs.jobs.drive_session import DriveSession, drive_setup
 from tapefs.jobs.namespace_map import NamespaceMap
 from tapefs.jobs.operator_wait import OperatorWait
 from tapefs.jobs.restore import StoreMap, check_owner, media_selection, restore_media_set
-from tapefs.jobs.restore_plan import restore_plan
+from tapefs.jobs.restore_plan import request_retrieval, restore_plan
 from tapefs.media.inventory import Inventory
 from tapefs.media.tape_config import load_media_pool_config, load_tape_config
 from tapefs_tools.cli import emit, emit_json, format_value, output_format_option, progress_reporter, simple_table
@@ -56,10 +57,19 @@ def emit_lines(value: dict, output_format: str, text_lines: list[str]) -> None:
 @click.option(
     "--group", "group_filters", multiple=True, help="[include:|exclude:]type:T | group:T/ID | regex:RE (repeatable)."
 )
+@click.option(
+    "--include",
+    "includes",
+    multiple=True,
+    metavar="FILTER|keep-RULE=N|*",
+    help="A group filter as --group takes, or a retention selector such as keep-yearly=* or keep-monthly=12: "
+    "only the snapshots such a prune would keep (repeatable).",
+)
 @click.option("--eject-media", is_flag=True, help="Eject the tape at the end.")
 @click.option("--export-media-set", is_flag=True, help="Move the set's tapes to import/export slots at the end.")
 @click.option("--force-media-set", is_flag=True, help="Start a new media set.")
 @wait_option
+@click.option("--job-id", default=None, hidden=True, help="The tape-job.cfg id (set by backup-job run).")
 @output_format_option
 def backup(
     store,
@@ -69,19 +79,31 @@ def backup(
     namespace,
     max_depth,
     group_filters,
+    includes,
     eject_media,
     export_media_set,
     force_media_set,
     wait_seconds,
+    job_id,
     output_format,
 ):
     """Back up datastore STORE to media pool POOL."""
+    parse_includes(includes)  # a bad expression fails before any tape moves
     datastore = DatastoreRegistry().lookup(store)
     pools = load_media_pool_config()
     if pool not in pools:
         raise NotFound(f"no media pool named {pool!r} in media-pool.cfg")
     request = BackupRequest(
-        pool, namespace, max_depth, tuple(group_filters), latest_only, eject_media, export_media_set, force_media_set
+        pool,
+        namespace,
+        max_depth,
+        tuple(group_filters),
+        latest_only,
+        eject_media,
+        export_media_set,
+        force_media_set,
+        job_id,
+        tuple(includes),
     )
     with (
         Inventory.open() as inventory,
@@ -109,9 +131,16 @@ def backup(
 PLAN_COLUMNS = ("seq-nr", "label-text", "place", "where", "element", "note", "reason")
 
 
-def _print_restore_plan(media_set: str, snapshots: list[str] | None, output_format: str) -> None:
+def _print_restore_plan(
+    media_set: str, snapshots: list[str] | None, output_format: str, notify_drive: str | None = None
+) -> None:
+    """``notify_drive``: the drive the restore will use, to ask for the missing tapes there."""
+    tape_config = load_tape_config()
     with Inventory.open() as inventory, MediaCatalog.open() as catalog:
-        tapes = restore_plan(media_set, inventory, catalog, load_tape_config(), snapshots)
+        tapes = restore_plan(media_set, inventory, catalog, tape_config, snapshots)
+    if notify_drive is not None:
+        setup = drive_setup(tape_config, notify_drive or None)
+        request_retrieval(media_set, tapes, setup.changer_name or setup.name, setup.changer_name is not None)
     rows = [tape.to_dict() for tape in tapes]
 
     def render(out) -> None:
@@ -159,13 +188,21 @@ def _print_restore_plan(media_set: str, snapshots: list[str] | None, output_form
     default=False,
     help="Only list the tapes the restore needs and where each is (drive, slot, vault, offline).",
 )
+@click.option(
+    "--notify",
+    is_flag=True,
+    default=False,
+    help="With --plan: ask for each tape outside the library with a tape-load notification.",
+)
 @output_format_option
-def restore(arguments, label_text, owner, namespaces, drive, wait_seconds, plan, output_format):
+def restore(arguments, label_text, owner, namespaces, drive, wait_seconds, plan, notify, output_format):
     """Restore MEDIA-SET (uuid), or with --media LABEL what that tape holds, into datastores:
     STORE-MAP is TARGET or SOURCE=TARGET[,…]; SNAPSHOT is [STORE:][ns/NS/…]TYPE/ID/TIME
     (default: everything)."""
     if label_text is None and len(arguments) < 2:
         raise click.UsageError("give MEDIA-SET and STORE-MAP (or --media LABEL and STORE-MAP)")
+    if notify and not plan:
+        raise click.UsageError("--notify goes with --plan (a restore that waits for a tape asks for it by itself)")
     check_owner(owner)
     namespace_map = NamespaceMap.parse(namespaces)
     if label_text is None:
@@ -178,7 +215,7 @@ def restore(arguments, label_text, owner, namespaces, drive, wait_seconds, plan,
         with Inventory.open() as inventory, MediaCatalog.open() as catalog:
             media_set, selected = media_selection(label_text, inventory, catalog, list(snapshots) or None)
     if plan:
-        _print_restore_plan(media_set, selected, output_format)
+        _print_restore_plan(media_set, selected, output_format, (drive or "") if notify else None)
         return
     with (
         Inventory.open() as inventory,

@@ -28,6 +28,7 @@ from tapefs.datastore.datastore import Datastore
 from tapefs.datastore.errors import DatastoreError
 from tapefs.datastore.group_filter import GroupFilter
 from tapefs.datastore.naming import BackupNamespace, BackupSnapshot
+from tapefs.datastore.snapshot_include import parse_includes
 from tapefs.jobs.drive_session import DriveSession
 from tapefs.jobs.errors import JobError
 from tapefs.jobs.pool_writer import PoolWriter
@@ -37,6 +38,8 @@ from tapefs.jobs.tape_encryption import media_set_encryption_for_pool
 from tapefs.media.inventory import Inventory
 from tapefs.media.pool import MediaPool
 from tapefs.media.tape_config import MediaPoolConfig
+from tapefs.notify import events
+from tapefs.notify.dispatch import send
 from tapefs.progress import ProgressCallback, ProgressMeter
 from tapefs.scsi.errors import ConnectionLost
 from tapefs.tapeformat.block import PAYLOAD_SIZE
@@ -63,6 +66,10 @@ class BackupRequest:
     eject_media: bool = False
     export_media_set: bool = False
     force_media_set: bool = False
+    #: the tape-job.cfg id when a job runs, for its notification
+    job_id: str | None = None
+    #: ``--include`` expressions: group filters and retention selectors (``keep-yearly=*``)
+    includes: tuple[str, ...] = ()
 
 
 @dataclass
@@ -102,13 +109,56 @@ def backup_datastore(
     progress: ProgressCallback | None = None,
     clock: Callable[[], float] = time.time,
 ) -> BackupResult:
+    """Write the selected snapshots; a ``tape-backup-ok`` or ``-err`` notification tells how it went."""
+    started = time.monotonic()
+    partial: list[BackupResult] = []
+    try:
+        result = _backup_datastore(
+            datastore, pool_config, request, session, inventory, catalog, progress, clock, partial
+        )
+    except Exception as error:
+        _notify_end(datastore, pool_config, request, session, partial, time.monotonic() - started, str(error))
+        raise
+    _notify_end(datastore, pool_config, request, session, partial, result.seconds)
+    return result
+
+
+def _notify_end(
+    datastore: Datastore,
+    pool_config: MediaPoolConfig,
+    request: BackupRequest,
+    session: DriveSession,
+    partial: list[BackupResult],
+    seconds: float,
+    error: str | None = None,
+) -> None:
+    tapes = partial[0].tapes if partial else []
+    written = partial[0].snapshots_written if partial else []
+    notification = events.tape_backup(
+        datastore.name, pool_config.name, session.setup.name, tapes, written, seconds, request.job_id, error
+    )
+    send(notification)
+
+
+def _backup_datastore(
+    datastore: Datastore,
+    pool_config: MediaPoolConfig,
+    request: BackupRequest,
+    session: DriveSession,
+    inventory: Inventory,
+    catalog: MediaCatalog,
+    progress: ProgressCallback | None,
+    clock: Callable[[], float],
+    partial: list[BackupResult],
+) -> BackupResult:
     started = time.monotonic()
     filters = [GroupFilter.parse(text) for text in request.group_filters]
     namespace = BackupNamespace.parse(request.namespace)
     # PBS writes catalog archive v1.1 unless the job is root-only (docs/tape-format.md,
     # "Catalog archives").
     namespaces = not namespace.is_root or request.max_depth != 0
-    snapshots = select_snapshots(datastore, namespace, request.max_depth, filters, request.latest_only)
+    include = parse_includes(request.includes)
+    snapshots = select_snapshots(datastore, namespace, request.max_depth, filters, request.latest_only, include)
     meter = ProgressMeter("backup", progress)
     session.update_online_status(inventory)
     with MediaPool.from_config(pool_config, inventory, changer=session.setup.changer_name) as pool:
@@ -125,6 +175,7 @@ def backup_datastore(
             encryption=encryption,
         )
         result = BackupResult(pool.current_set.uuid, reason)
+        partial.append(result)
         job = _BackupJob(datastore, writer, catalog, meter, result)
         todo = [
             s for s in snapshots if not catalog.snapshot_in_set(writer.set_uuid, datastore.name, tape_snapshot_path(s))

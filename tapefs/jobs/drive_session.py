@@ -20,6 +20,8 @@ from tapefs.media.inventory import Inventory
 from tapefs.media.media_admin import MediaAdminError, export_media, is_cleaning_cartridge, is_mail_slot
 from tapefs.media.online_status import query_changer
 from tapefs.media.tape_config import ChangerConfig, TapeDeviceConfig
+from tapefs.notify import events
+from tapefs.notify.dispatch import send
 from tapefs.scsi.errors import ConnectionLost
 from tapefs.tapeformat.block_device import DriveBlockDevice
 from tapefs.tapeformat.labels import TapeLabels, read_labels
@@ -99,6 +101,8 @@ class DriveSession:
             labels = read_labels(device)
             found = labels.media.label_text if labels.media else None
             if found != label_text:
+                reason = f"Drive {self.setup.name} holds {found or 'an unlabelled tape'}."
+                send(events.tape_load(label_text, self.setup.name, reason, is_changer=False))
                 raise JobError(
                     f"drive {self.setup.name} holds {found or 'an unlabelled tape'}: insert tape {label_text}"
                 )

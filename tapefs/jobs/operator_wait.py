@@ -2,7 +2,7 @@
 tape that is not in the library should ask for it and wait, not fail at once).
 
 The request names the tape, where the inventory last saw it (a vault, or offline) and the
-changer to put it into. The changer is then polled, opened afresh each time so that other
+changer to put it into; it is logged and sent as a ``tape-load`` notification. The changer is then polled, opened afresh each time so that other
 programs can use it meanwhile. A tape that shows up in an import/export slot (mail slot) is
 moved into a free storage slot; the wait ends when the tape is in a storage slot or a drive.
 """
@@ -20,6 +20,8 @@ from tapefs.media.inventory import Inventory
 from tapefs.media.media_admin import free_storage_slot, is_mail_slot
 from tapefs.media.media_id import LocationKind, MediaLocation
 from tapefs.media.tape_config import ChangerConfig
+from tapefs.notify import events
+from tapefs.notify.dispatch import send
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +80,7 @@ class OperatorWait:
                 raise MediaOffline(label_text, f"{request}: not there after waiting {self.timeout:g} s")
             if not asked:
                 self.notify(f"{request} (waiting up to {self.timeout:g} s)")
+                send(events.tape_load(label_text, changer_config.name, f"A job is waiting for it: {request}."))
                 asked = True
             time.sleep(min(self.poll_interval, max(deadline - time.monotonic(), 0.0)))
         self._record_online(label_text, changer_config.name)

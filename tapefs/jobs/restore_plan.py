@@ -5,6 +5,7 @@ Without snapshot names a restore reads every tape of the media set. A named snap
 tape that holds its archive, and the set's earlier tapes too: its chunk archives are written
 just before it, but a chunk the set already held is not written again, so it may be on any
 earlier tape (the plan cannot know which without reading the snapshot's indexes from tape).
+With ``--notify`` each tape outside the library is asked for as a ``tape-load`` notification.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from tapefs.jobs.restore import find_snapshot_place
 from tapefs.media.inventory import Inventory
 from tapefs.media.media_id import LocationKind
 from tapefs.media.tape_config import TapeDeviceConfig
+from tapefs.notify import events
+from tapefs.notify.dispatch import send
 from tapefs.scsi.errors import ScsiError
 
 log = logging.getLogger(__name__)
@@ -123,3 +126,20 @@ def restore_plan(
             place, where, element = "offline", None, None
         plan.append(PlannedTape(seq_nr, label_text, entry.uuid, place, where, element, note, reason))
     return plan
+
+
+#: places from which an operator has to bring a tape into the library
+AWAY = ("vault", "offline", "import-export")
+
+
+def request_retrieval(media_set: str, plan: list[PlannedTape], destination: str, is_changer: bool = True) -> int:
+    """Send a ``tape-load`` notification for each planned tape outside the library (in a vault,
+    offline, or in an import/export slot nobody took it from), asking for it in ``destination``
+    (a changer, or a standalone drive); how many were asked for."""
+    away = [tape for tape in plan if tape.place in AWAY]
+    for tape in away:
+        where = f" from vault {tape.where}" if tape.place == "vault" else ""
+        note = f" ({tape.note})" if tape.note else ""
+        reason = f"A restore of media set {media_set} needs tape {tape.label_text}{where}{note}: {tape.reason}."
+        send(events.tape_load(tape.label_text, destination, reason, is_changer))
+    return len(away)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from tapefs.datastore.datastore import Datastore
 from tapefs.datastore.group_filter import GroupFilter, group_passes
 from tapefs.datastore.naming import BackupGroup, BackupNamespace, BackupSnapshot
+from tapefs.datastore.snapshot_include import SnapshotInclude
 
 #: PBS sorts groups by type in this order, then by id (numeric ids first, numerically).
 TYPE_ORDER = {"ct": 0, "host": 1, "vm": 2}
@@ -28,8 +29,12 @@ def select_snapshots(
     max_depth: int | None = None,
     filters: list[GroupFilter] = (),
     latest_only: bool = False,
+    include: SnapshotInclude | None = None,
 ) -> list[BackupSnapshot]:
-    """Finished snapshots to back up, group by group, oldest first within a group."""
+    """Finished snapshots to back up, group by group, oldest first within a group. ``include``
+    (``--include``) adds group filters and may take only the snapshots retention selectors keep."""
+    include = include or SnapshotInclude()
+    filters = [*filters, *include.group_filters]
     namespaces = [
         ns
         for ns in datastore.list_namespaces(namespace)
@@ -40,6 +45,6 @@ def select_snapshots(
     for group in groups:
         if not group_passes(group, filters):
             continue
-        snapshots = sorted(info.snapshot for info in datastore.list_snapshots(group) if info.finished)
+        snapshots = include.select([info.snapshot for info in datastore.list_snapshots(group) if info.finished])
         selected.extend(snapshots[-1:] if latest_only else snapshots)
     return selected

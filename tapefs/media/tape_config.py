@@ -6,8 +6,9 @@
   ``LIBDIR/changer``); it is not opened here.
 * ``media-pool.cfg``: ``pool: NAME`` (``allocation``, ``retention``, ``template``, ``encrypt``,
   ``comment``).
-* ``tape-job.cfg``: ``backup: ID`` tape backup jobs; ``group-filter`` is an array property,
-  one line per filter as PBS writes it.
+* ``tape-job.cfg``: ``backup: ID`` tape backup jobs; ``group-filter`` and ``include`` (tapefs's
+  addition: group filters and retention selectors) are array properties, one line per item as
+  PBS writes them.
 
 Loading checks every section and property and reports the first problem as
 ``FILE:LINE: <what> 'NAME': property 'KEY': <why>``, so a typo names its place. Saving checks
@@ -27,6 +28,7 @@ from pathlib import Path
 from tapefs.config import paths, section_config
 from tapefs.config.section_config import Section, SectionConfig, SectionConfigError
 from tapefs.datastore.registry import DATASTORE_CONFIG_NAME, DatastoreRegistry
+from tapefs.datastore.snapshot_include import check_include
 from tapefs.errors import InvalidInput, NotFound
 from tapefs.media.calendar import CalendarEvent
 from tapefs.media.errors import UnknownConfigEntry
@@ -248,6 +250,8 @@ class TapeJobConfig:
     ns: str | None = None
     max_depth: int | None = None
     comment: str | None = None
+    #: ``--include`` expressions (tapefs's addition; PBS has no such key)
+    include: tuple[str, ...] = ()
 
     def next_run(self, now: float) -> int | None:
         """Epoch seconds of the next scheduled run after ``now`` (None without a schedule).
@@ -333,6 +337,7 @@ _TAPE_JOB_SCHEMA = _SectionSchema(
         _Property("ns", "ns", _namespace),
         _Property("max-depth", "max_depth", _int_in(0, _MAX_NAMESPACE_DEPTH)),
         _Property("comment", "comment", _text),
+        _Property("include", "include", check_include, array=True),
     ),
 )
 

@@ -124,7 +124,7 @@ def test_create_list_show_update_remove_commands(config_dir, job_references):
 def test_notify_user_is_kept_with_a_note(config_dir, job_references):
     done = tapefs("backup-job", "create", "mailer", "--store", "store", "--pool", "daily", "--drive", "drive0",
                   "--notify-user", "admin@pbs", "--notification-mode", "legacy-sendmail")
-    assert "tapefs sends no notifications" in done.stderr
+    assert "notify-user and notification-mode are kept in tape-job.cfg for PBS and ignored" in done.stderr
     assert load_tape_job("mailer").notify_user == "admin@pbs"
 
 
