@@ -157,10 +157,6 @@ class PoolWriter:
     def _write_start_catalogs(self, device: BlockDevice, seq_nr: int, label_text: str) -> None:
         members = self.pool.current_set.members[:seq_nr]
         for member_seq, member in enumerate(members):
-
-            def no_room(part: ArchivePart) -> BlockDevice:
-                raise JobError(f"tape {label_text}: early warning while writing the start catalogs")
-
             try:
                 write_catalog_archive(
                     device,
@@ -168,7 +164,6 @@ class PoolWriter:
                     uuidlib.UUID(self.set_uuid),
                     member_seq,
                     self.catalog.log_bytes(member),
-                    no_room,
                     self.namespaces,
                 )
             except ArchiveAborted:
@@ -253,16 +248,13 @@ class PoolWriter:
             self._export_log(media_uuid)
 
     def write_catalog(self) -> None:
-        """The catalog archive of the last tape written, at its end."""
+        """The catalog archive of the last tape written, at its end. Early warning does not stop
+        it (PBS's rule); after the physical end the tape is full, and the next tape carries this
+        tape's catalog among its start catalogs and then its own."""
         for _ in range(2):
             device = self.writable_device()
             media_uuid = self.media_uuid
             seq_nr = self.catalog.media_set_of(media_uuid)[1]
-
-            def next_volume(part: ArchivePart) -> BlockDevice:
-                self.tape_full()
-                return self.writable_device()
-
             try:
                 self._export_log(media_uuid)
                 write_catalog_archive(
@@ -271,7 +263,6 @@ class PoolWriter:
                     uuidlib.UUID(self.set_uuid),
                     seq_nr,
                     self.catalog.log_bytes(media_uuid),
-                    next_volume,
                     self.namespaces,
                 )
                 self.device.sync()
