@@ -71,9 +71,11 @@ def encode_snapshot_pxar(datastore: Datastore, snapshot: BackupSnapshot) -> byte
         info = path.stat()
         if not stat.S_ISREG(info.st_mode):
             raise JobError(f"{path}: not a regular file")
+        # PBS takes the whole stat timestamp: seconds floored, nanoseconds 0..999999999.
+        mtime_secs, mtime_nanos = divmod(info.st_mtime_ns, 1_000_000_000)
         encoder.add_file(
             name,
-            Metadata(mode=info.st_mode, uid=info.st_uid, gid=info.st_gid, mtime_secs=int(info.st_mtime)),
+            Metadata(mode=info.st_mode, uid=info.st_uid, gid=info.st_gid, mtime_secs=mtime_secs, mtime_nanos=mtime_nanos),
             len(content),
             content,
         )
@@ -109,7 +111,7 @@ def write_snapshot_files(directory: Path, files: dict[str, tuple[bytes, Metadata
             file.write(content)
             file.flush()
             os.fsync(file.fileno())
-        os.utime(temp, (metadata.mtime_secs, metadata.mtime_secs))
+        os.utime(temp, ns=(metadata.mtime_ns, metadata.mtime_ns))
         os.replace(temp, directory / name)
 
 
