@@ -14,7 +14,7 @@ from tapefs.jobs.operator_wait import OperatorWait
 from tapefs.jobs.restore import StoreMap, restore_media_set
 from tapefs.jobs.restore_plan import restore_plan
 from tapefs.media.inventory import Inventory
-from tapefs.media.tape_config import load_media_pool_config, load_tape_config
+from tapefs.media.tape_config import CHUNK_ORDERS, load_media_pool_config, load_tape_config
 from tapefs_tools.cli import emit, emit_json, format_value, output_format_option, progress_reporter, simple_table
 
 drive_option = click.option(
@@ -59,6 +59,13 @@ def emit_lines(value: dict, output_format: str, text_lines: list[str]) -> None:
 @click.option("--eject-media", is_flag=True, help="Eject the tape at the end.")
 @click.option("--export-media-set", is_flag=True, help="Move the set's tapes to import/export slots at the end.")
 @click.option("--force-media-set", is_flag=True, help="Start a new media set.")
+@click.option(
+    "--chunk-order",
+    type=click.Choice(CHUNK_ORDERS),
+    default="inode",
+    show_default=True,
+    help="Order of each index's chunks on tape: by chunk file inode (PBS's default) or index order.",
+)
 @wait_option
 @output_format_option
 def backup(
@@ -72,6 +79,7 @@ def backup(
     eject_media,
     export_media_set,
     force_media_set,
+    chunk_order,
     wait_seconds,
     output_format,
 ):
@@ -81,7 +89,15 @@ def backup(
     if pool not in pools:
         raise NotFound(f"no media pool named {pool!r} in media-pool.cfg")
     request = BackupRequest(
-        pool, namespace, max_depth, tuple(group_filters), latest_only, eject_media, export_media_set, force_media_set
+        pool,
+        namespace,
+        max_depth,
+        tuple(group_filters),
+        latest_only,
+        eject_media,
+        export_media_set,
+        force_media_set,
+        chunk_order,
     )
     with (
         Inventory.open() as inventory,

@@ -28,6 +28,7 @@ from tapefs.datastore.datastore import Datastore
 from tapefs.datastore.errors import DatastoreError
 from tapefs.datastore.group_filter import GroupFilter
 from tapefs.datastore.naming import BackupNamespace, BackupSnapshot
+from tapefs.errors import InvalidInput
 from tapefs.jobs.drive_session import DriveSession
 from tapefs.jobs.errors import JobError
 from tapefs.jobs.pool_writer import PoolWriter
@@ -36,7 +37,7 @@ from tapefs.jobs.snapshot_selection import select_snapshots
 from tapefs.jobs.tape_encryption import media_set_encryption_for_pool
 from tapefs.media.inventory import Inventory
 from tapefs.media.pool import MediaPool
-from tapefs.media.tape_config import MediaPoolConfig
+from tapefs.media.tape_config import CHUNK_ORDERS, MediaPoolConfig
 from tapefs.progress import ProgressCallback, ProgressMeter
 from tapefs.scsi.errors import ConnectionLost
 from tapefs.tapeformat.block import PAYLOAD_SIZE
@@ -63,6 +64,8 @@ class BackupRequest:
     eject_media: bool = False
     export_media_set: bool = False
     force_media_set: bool = False
+    #: "inode" (PBS's default) or "none": see tape_config.CHUNK_ORDERS.
+    chunk_order: str = "inode"
 
 
 @dataclass
@@ -103,6 +106,8 @@ def backup_datastore(
     clock: Callable[[], float] = time.time,
 ) -> BackupResult:
     started = time.monotonic()
+    if request.chunk_order not in CHUNK_ORDERS:
+        raise InvalidInput(f"chunk order {request.chunk_order!r}: expected one of {', '.join(CHUNK_ORDERS)}")
     filters = [GroupFilter.parse(text) for text in request.group_filters]
     namespace = BackupNamespace.parse(request.namespace)
     # PBS writes catalog archive v1.1 unless the job is root-only (docs/tape-format.md,
@@ -125,7 +130,7 @@ def backup_datastore(
             encryption=encryption,
         )
         result = BackupResult(pool.current_set.uuid, reason)
-        job = _BackupJob(datastore, writer, catalog, meter, result)
+        job = _BackupJob(datastore, writer, catalog, meter, result, request.chunk_order)
         todo = [
             s for s in snapshots if not catalog.snapshot_in_set(writer.set_uuid, datastore.name, tape_snapshot_path(s))
         ]
@@ -170,8 +175,10 @@ class _BackupJob:
         catalog: MediaCatalog,
         meter: ProgressMeter,
         result: BackupResult,
+        chunk_order: str,
     ):
         self.datastore = datastore
+        self.chunk_order = chunk_order
         self.store = datastore.name
         self.writer = writer
         self.catalog = catalog
@@ -200,7 +207,7 @@ class _BackupJob:
         total, seen = 0, set(self.on_set)
         for snapshot in snapshots:
             try:
-                digests = snapshot_digests(self.datastore, snapshot)
+                digests = snapshot_digests(self.datastore, snapshot, "none")
             except (DatastoreError, OSError):
                 continue  # reported when the snapshot is written
             for digest in digests:
@@ -215,7 +222,7 @@ class _BackupJob:
     def back_up(self, snapshot: BackupSnapshot) -> None:
         name = tape_snapshot_path(snapshot)
         try:
-            digests = snapshot_digests(self.datastore, snapshot)
+            digests = snapshot_digests(self.datastore, snapshot, self.chunk_order, skip=self.on_set)
             pxar = encode_snapshot_pxar(self.datastore, snapshot)
         except FileNotFoundError:
             log.info("snapshot %s vanished, skipping it", name)
@@ -225,7 +232,7 @@ class _BackupJob:
             self.result.snapshots_failed[name] = str(error)
             return
         try:
-            self._write_chunks([d for d in digests if d not in self.on_set])
+            self._write_chunks(digests)
         except JobError as error:
             # What is on tape stays registered; the snapshot is not written without its chunks.
             self._reads.clear()
