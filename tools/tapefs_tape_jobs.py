@@ -115,6 +115,7 @@ def backup(
             + (f" (new: {result.new_media_set_reason})" if result.new_media_set_reason else ""),
             *(f"wrote {name}" for name in result.snapshots_written),
             *(f"already on the set: {name}" for name in result.snapshots_skipped),
+            *(f"warning: {warning}" for warning in result.warnings),
             f"{len(result.snapshots_written)} snapshots, {result.chunks_written} chunks, "
             f"{result.bytes_written} bytes in {result.seconds:.1f} s ({rate:.1f} MB/s) "
             f"on {', '.join(result.tapes) or 'no tape'}",

@@ -40,7 +40,8 @@ from tapefs.media.pool import MediaPool
 from tapefs.media.tape_config import CHUNK_ORDERS, MediaPoolConfig
 from tapefs.progress import ProgressCallback, ProgressMeter
 from tapefs.scsi.errors import ConnectionLost
-from tapefs.tapeformat.block import PAYLOAD_SIZE
+from tapefs.tapeformat.block import PAYLOAD_SIZE, blocks_for_stream
+from tapefs.tapeformat.block_device import BLOCK_SIZE
 from tapefs.tapeformat.chunk_archive import ChunkArchiveWriter
 from tapefs.tapeformat.errors import ArchiveAborted
 from tapefs.tapeformat.snapshot_archive import write_snapshot_archive
@@ -76,6 +77,8 @@ class BackupResult:
     snapshots_skipped: list[str] = field(default_factory=list)
     snapshots_failed: dict[str, str] = field(default_factory=dict)
     tapes: list[str] = field(default_factory=list)
+    #: What the operator should know about the tapes written (also logged as warnings).
+    warnings: list[str] = field(default_factory=list)
     chunks_written: int = 0
     #: Chunk bytes written (blobs as stored in the datastore).
     bytes_written: int = 0
@@ -92,6 +95,7 @@ class BackupResult:
             "chunks": self.chunks_written,
             "bytes": self.bytes_written,
             "seconds": round(self.seconds, 3),
+            "warnings": self.warnings,
         }
 
 
@@ -303,12 +307,28 @@ class _BackupJob:
     def _registered(self, part) -> None:
         self.writer.register_chunk_part(part, self.store)
 
+    def _warn_if_bigger_than_a_tape(self, name: str, pxar_size: int) -> None:
+        """A snapshot archive that cannot fit on one tape is written in parts, which PBS's restore
+        cannot read (docs/tape-format.md, "Differences from PBS"): say so before writing it."""
+        self.writer.writable_device()
+        capacity = self.writer.tape_capacity()
+        # One block more at most for the content header and its JSON, two for the labels.
+        on_tape = (blocks_for_stream(pxar_size) + 3) * BLOCK_SIZE
+        if capacity is not None and on_tape > capacity:
+            message = (
+                f"snapshot {name}: its snapshot archive ({pxar_size} bytes) is bigger than a whole tape "
+                f"({capacity} bytes): it is written in parts across tapes, which tapefs restores and PBS cannot"
+            )
+            log.warning("%s", message)
+            self.result.warnings.append(message)
+
     def _write_snapshot(self, name: str, pxar: bytes) -> None:
         view = memoryview(pxar)
 
         def pieces():
             return (view[start : start + PAYLOAD_SIZE] for start in range(0, len(view), PAYLOAD_SIZE))
 
+        self._warn_if_bigger_than_a_tape(name, len(pxar))
         for _ in range(SNAPSHOT_ATTEMPTS):
             device = self.writer.writable_device()
             # The tape each attempt or part starts on: the archive's part 0 is on the

@@ -28,6 +28,7 @@ from tapefs.keys.key_store import normalize_fingerprint
 from tapefs.keys.media_set_key import MediaSetEncryption
 from tapefs.media.inventory import Inventory
 from tapefs.media.pool import MediaPool
+from tapefs.scsi.errors import ScsiError
 from tapefs.tapeformat.archive_part import ArchivePart
 from tapefs.tapeformat.block_device import BLOCK_SIZE, BlockDevice, DriveBlockDevice
 from tapefs.tapeformat.catalog_archive import write_catalog_archive
@@ -180,6 +181,16 @@ class PoolWriter:
         """Refresh `<uuid>.log` in the status directory (PBS's catalog, read by `media content`).
         SQLite is the truth; the `.log` is brought up to date at every tape change and job end."""
         self.catalog.export_log(media_uuid, self.inventory.status_dir)
+
+    def tape_capacity(self) -> int | None:
+        """Native capacity in bytes of the loaded tape, as its drive reports it (volume
+        statistics); None when the drive does not say."""
+        try:
+            megabytes = self.session.device.drive.volume_statistics().total_native_capacity
+        except ScsiError as error:
+            log.debug("no volume statistics: %s", error)
+            return None
+        return megabytes * 1_000_000 or None
 
     def _record_bytes_used(self) -> None:
         """Blocks up to the end of data, for `media list` and the restore's progress total."""
