@@ -11,6 +11,8 @@ into an empty datastore (every chunk's CRC and SHA-256 checked, inserted, synced
 each way. Setting up the datastore is not timed. With `--chunk-order both` (the default) the same
 datastore is backed up and restored once per chunk order, each on a fresh library; `--profile`
 prints the functions the backup and the restore spend most time in (cProfile, this process only).
+Beside MB/s it prints the CPU seconds per GB of this process and of the vtape daemon, which hold
+up on a busy machine where the wall-clock rates do not.
 """
 from __future__ import annotations
 
@@ -85,14 +87,27 @@ def label_first_tape(session: DriveSession, inventory: Inventory) -> None:
     label_drive_tape(device.drive, "VT0001L8", inventory, "bench", location=MediaLocation.online("lib"))
 
 
-def timed(profile: bool, label: str, action):
-    """Run `action()`; its result and the seconds it took (with a cProfile summary if asked)."""
+def process_cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def timed(profile: bool, label: str, daemon_pid: int, action):
+    """Run `action()`; its result, the seconds it took and the CPU seconds of this process and of
+    the daemon (with a cProfile summary if asked)."""
     profiler = cProfile.Profile() if profile else None
-    started = time.perf_counter()
+    started, cpu, daemon_cpu = time.perf_counter(), time.process_time(), process_cpu_seconds(daemon_pid)
     if profiler is not None:
         profiler.enable()
     try:
-        return action(), time.perf_counter() - started
+        result = action()
+        return (
+            result,
+            time.perf_counter() - started,
+            time.process_time() - cpu,
+            process_cpu_seconds(daemon_pid) - daemon_cpu,
+        )
     finally:
         if profiler is not None:
             profiler.disable()
@@ -103,21 +118,25 @@ def timed(profile: bool, label: str, action):
 def run_order(datastore: Datastore, size: int, directory: Path, chunk_order: str, profile: bool) -> None:
     libdir, pool = prepare_library(directory, size)
     chunk_bytes = sum(path.stat().st_size for path in (datastore.root / ".chunks").rglob("*") if path.is_file())
-    daemon.start(libdir)
+    daemon_pid = daemon.start(libdir)
     try:
         with Inventory.open() as inventory, MediaCatalog.open() as catalog:
             with DriveSession(drive_setup(load_tape_config(), "drive0")) as session:
                 label_first_tape(session, inventory)
                 request = BackupRequest("bench", chunk_order=chunk_order)
-                result, backup_seconds = timed(
-                    profile, "backup", lambda: backup_datastore(datastore, pool, request, session, inventory, catalog)
+                result, *backup = timed(
+                    profile,
+                    "backup",
+                    daemon_pid,
+                    lambda: backup_datastore(datastore, pool, request, session, inventory, catalog),
                 )
                 session.eject()
             target = Datastore.create(directory / "restored", "restored", prefix_dirs=False)
             with DriveSession(drive_setup(load_tape_config(), "drive1")) as session:
-                restored, restore_seconds = timed(
+                restored, *restore = timed(
                     profile,
                     "restore",
+                    daemon_pid,
                     lambda: restore_media_set(
                         result.media_set, StoreMap({"store": target}), session, inventory, catalog
                     ),
@@ -126,8 +145,12 @@ def run_order(datastore: Datastore, size: int, directory: Path, chunk_order: str
         daemon.stop(libdir)
     assert restored.chunks_restored == result.chunks_written
     print(f"chunk order {chunk_order}: {result.chunks_written} chunks, {chunk_bytes / 1e6:.0f} MB of blobs")
-    print(f"  backup:  {chunk_bytes / backup_seconds / 1e6:7.1f} MB/s ({backup_seconds:.1f} s)")
-    print(f"  restore: {chunk_bytes / restore_seconds / 1e6:7.1f} MB/s ({restore_seconds:.1f} s)")
+    gigabytes = chunk_bytes / 1e9
+    for name, (seconds, cpu, daemon_cpu) in (("backup", backup), ("restore", restore)):
+        print(
+            f"  {name + ':':8} {chunk_bytes / seconds / 1e6:7.1f} MB/s ({seconds:.1f} s); CPU s/GB: "
+            f"{cpu / gigabytes:.2f} here, {daemon_cpu / gigabytes:.2f} vtape daemon"
+        )
     print(f"  load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
 
 

@@ -11,7 +11,6 @@ daemon) that goes away ends the job with a message naming the drive and the tape
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import logging
 import os
@@ -23,7 +22,7 @@ from dataclasses import dataclass, field
 
 from tapefs.catalog.file_catalog_builder import record_backed_up_snapshot
 from tapefs.catalog.media_catalog import MediaCatalog
-from tapefs.datastore.blob import decode_blob, inspect_blob
+from tapefs.datastore.blob import chunk_digest_matches
 from tapefs.datastore.datastore import Datastore
 from tapefs.datastore.errors import DatastoreError
 from tapefs.datastore.group_filter import GroupFilter
@@ -253,10 +252,8 @@ class _BackupJob:
         path = self.datastore.chunk_store.chunk_path(digest)
         try:
             raw = self.datastore.chunk_store.read_raw(digest)
-            info = inspect_blob(raw, str(path))
-            if not info.kind.encrypted:
-                if hashlib.sha256(decode_blob(raw, source=str(path))).digest() != digest:
-                    raise JobError(f"chunk {path}: content does not match its digest")
+            if not chunk_digest_matches(raw, digest, str(path)):
+                raise JobError(f"chunk {path}: content does not match its digest")
         except DatastoreError as error:
             raise JobError(f"datastore {self.store}: {error}") from None
         return raw
