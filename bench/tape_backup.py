@@ -1,18 +1,25 @@
 """Tape backup and restore of incompressible chunks through a vtape library; print MB/s each way.
 
-    .venv/bin/python bench/tape_backup.py [--size 4GiB] [--dir /var/tmp]
+    .venv/bin/python bench/tape_backup.py [--size 4GiB] [--dir /var/tmp] [--chunk-order both|inode|none]
+        [--profile]
 
 Builds a datastore holding one snapshot of SIZE of random data (4 MiB fixed chunks, stored
 uncompressed because zstd cannot shrink them), then times the whole job layer: `backup_datastore`
 to a pool on an LTO-8-sized vtape cartridge (chunk read and CRC/digest check from the datastore,
 chunk archives, snapshot archive, catalog in SQLite, catalog archive), and `restore_media_set`
 into an empty datastore (every chunk's CRC and SHA-256 checked, inserted, synced). Target: 400 MB/s
-each way. Setting up the datastore is not timed.
+each way. Setting up the datastore is not timed. With `--chunk-order both` (the default) the same
+datastore is backed up and restored once per chunk order, each on a fresh library; `--profile`
+prints the functions the backup and the restore spend most time in (cProfile, this process only).
+Beside MB/s it prints the CPU seconds per GB of this process and of the vtape daemon, which hold
+up on a busy machine where the wall-clock rates do not.
 """
 from __future__ import annotations
 
 import argparse
+import cProfile
 import os
+import pstats
 import shutil
 import sys
 import tempfile
@@ -80,52 +87,111 @@ def label_first_tape(session: DriveSession, inventory: Inventory) -> None:
     label_drive_tape(device.drive, "VT0001L8", inventory, "bench", location=MediaLocation.online("lib"))
 
 
-def run(size: int, directory: Path) -> None:
+def process_cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def timed(profile: bool, label: str, daemon_pid: int, action):
+    """Run `action()`; its result, the seconds it took and the CPU seconds of this process and of
+    the daemon (with a cProfile summary if asked)."""
+    profiler = cProfile.Profile() if profile else None
+    started, cpu, daemon_cpu = time.perf_counter(), time.process_time(), process_cpu_seconds(daemon_pid)
+    if profiler is not None:
+        profiler.enable()
+    try:
+        result = action()
+        return (
+            result,
+            time.perf_counter() - started,
+            time.process_time() - cpu,
+            process_cpu_seconds(daemon_pid) - daemon_cpu,
+        )
+    finally:
+        if profiler is not None:
+            profiler.disable()
+            print(f"--- {label}: top functions by own time")
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(12)
+
+
+def run_order(datastore: Datastore, size: int, directory: Path, chunk_order: str, profile: bool) -> None:
     libdir, pool = prepare_library(directory, size)
-    print(f"preparing a datastore with {size / 2**30:.1f} GiB of random chunks ...", flush=True)
-    datastore = make_datastore(directory, size)
     chunk_bytes = sum(path.stat().st_size for path in (datastore.root / ".chunks").rglob("*") if path.is_file())
-    daemon.start(libdir)
+    daemon_pid = daemon.start(libdir)
     try:
         with Inventory.open() as inventory, MediaCatalog.open() as catalog:
             with DriveSession(drive_setup(load_tape_config(), "drive0")) as session:
                 label_first_tape(session, inventory)
-                started = time.perf_counter()
-                result = backup_datastore(datastore, pool, BackupRequest("bench"), session, inventory, catalog)
-                backup_seconds = time.perf_counter() - started
+                request = BackupRequest("bench", chunk_order=chunk_order)
+                result, *backup = timed(
+                    profile,
+                    "backup",
+                    daemon_pid,
+                    lambda: backup_datastore(datastore, pool, request, session, inventory, catalog),
+                )
                 session.eject()
             target = Datastore.create(directory / "restored", "restored", prefix_dirs=False)
             with DriveSession(drive_setup(load_tape_config(), "drive1")) as session:
-                started = time.perf_counter()
-                restored = restore_media_set(result.media_set, StoreMap({"store": target}), session, inventory,
-                                             catalog)
-                restore_seconds = time.perf_counter() - started
+                restored, *restore = timed(
+                    profile,
+                    "restore",
+                    daemon_pid,
+                    lambda: restore_media_set(
+                        result.media_set, StoreMap({"store": target}), session, inventory, catalog
+                    ),
+                )
     finally:
         daemon.stop(libdir)
     assert restored.chunks_restored == result.chunks_written
-    print(f"{result.chunks_written} chunks, {chunk_bytes / 1e6:.0f} MB of blobs")
-    print(f"backup:  {chunk_bytes / backup_seconds / 1e6:7.1f} MB/s ({backup_seconds:.1f} s)")
-    print(f"restore: {chunk_bytes / restore_seconds / 1e6:7.1f} MB/s ({restore_seconds:.1f} s)")
-    print(f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"chunk order {chunk_order}: {result.chunks_written} chunks, {chunk_bytes / 1e6:.0f} MB of blobs")
+    gigabytes = chunk_bytes / 1e9
+    for name, (seconds, cpu, daemon_cpu) in (("backup", backup), ("restore", restore)):
+        print(
+            f"  {name + ':':8} {chunk_bytes / seconds / 1e6:7.1f} MB/s ({seconds:.1f} s); CPU s/GB: "
+            f"{cpu / gigabytes:.2f} here, {daemon_cpu / gigabytes:.2f} vtape daemon"
+        )
+    print(f"  load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
+
+
+def run(size: int, directory: Path, chunk_order: str = "both", profile: bool = False) -> None:
+    print(f"preparing a datastore with {size / 2**30:.1f} GiB of random chunks ...", flush=True)
+    datastore = make_datastore(directory, size)
+    for order in ("inode", "none") if chunk_order == "both" else (chunk_order,):
+        (directory / order).mkdir()
+        run_order(datastore, size, directory / order, order, profile)
+        shutil.rmtree(directory / order)
+
+
+def scratch_arguments(description: str, default_size: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--size", default=parse_size(default_size), type=parse_size,
+                        help=f"bytes to write, e.g. 512MiB (default {default_size})")
+    parser.add_argument("--dir", default="/var/tmp")
+    return parser
 
 
 def run_in_scratch_dir(run_bench, description: str, default_size: str) -> None:
     """Parse --size and --dir, then run `run_bench(size, directory)` in a scratch directory that is
     removed afterwards."""
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--size", default=parse_size(default_size), type=parse_size,
-                        help=f"bytes to write, e.g. 512MiB (default {default_size})")
-    parser.add_argument("--dir", default="/var/tmp")
-    args = parser.parse_args()
-    directory = Path(tempfile.mkdtemp(prefix="tapefs-bench.", dir=args.dir))
+    args = scratch_arguments(description, default_size).parse_args()
+    in_scratch_dir(args.dir, lambda directory: run_bench(args.size, directory))
+
+
+def in_scratch_dir(parent: str, action) -> None:
+    directory = Path(tempfile.mkdtemp(prefix="tapefs-bench.", dir=parent))
     try:
-        run_bench(args.size, directory)
+        action(directory)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
 
 
 def main() -> None:
-    run_in_scratch_dir(run, __doc__.splitlines()[0], "4GiB")
+    parser = scratch_arguments(__doc__.splitlines()[0], "4GiB")
+    parser.add_argument("--chunk-order", choices=("both", "inode", "none"), default="both")
+    parser.add_argument("--profile", action="store_true", help="print where backup and restore spend their time")
+    args = parser.parse_args()
+    in_scratch_dir(args.dir, lambda directory: run(args.size, directory, args.chunk_order, args.profile))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import click
 
 from tapefs.config.paths import config_file
 from tapefs.media.tape_config import (
+    CHUNK_ORDERS,
     TAPE_JOB_CONFIG_NAME,
     TapeJobConfig,
     config_digest,
@@ -121,6 +122,12 @@ def job_options(required: bool) -> Callable[[Callable], Callable]:
                 click.option("--ns", default=None, help="Namespace to back up (default: root), with its children."),
                 click.option("--max-depth", type=int, default=None, help="Namespace levels below --ns (0..7)."),
                 click.option("--comment", default=None, help="Free text."),
+                click.option(
+                    "--chunk-order",
+                    type=click.Choice(CHUNK_ORDERS),
+                    default=None,
+                    help="Order of each index's chunks on tape (default inode, as PBS).",
+                ),
             )
         ):
             fn = option(fn)
@@ -191,6 +198,7 @@ def job_run(ctx: click.Context, job_id: str, wait_seconds: float, output_format:
         eject_media=bool(job.eject_media),
         export_media_set=bool(job.export_media_set),
         force_media_set=False,
+        chunk_order=job.chunk_order or "inode",
         wait_seconds=wait_seconds,
         job_id=job_id,
         output_format=output_format,

@@ -15,7 +15,7 @@ from tapefs.jobs.operator_wait import OperatorWait
 from tapefs.jobs.restore import StoreMap, check_owner, media_selection, restore_media_set
 from tapefs.jobs.restore_plan import request_retrieval, restore_plan
 from tapefs.media.inventory import Inventory
-from tapefs.media.tape_config import load_media_pool_config, load_tape_config
+from tapefs.media.tape_config import CHUNK_ORDERS, load_media_pool_config, load_tape_config
 from tapefs_tools.cli import emit, emit_json, format_value, output_format_option, progress_reporter, simple_table
 
 drive_option = click.option(
@@ -68,6 +68,13 @@ def emit_lines(value: dict, output_format: str, text_lines: list[str]) -> None:
 @click.option("--eject-media", is_flag=True, help="Eject the tape at the end.")
 @click.option("--export-media-set", is_flag=True, help="Move the set's tapes to import/export slots at the end.")
 @click.option("--force-media-set", is_flag=True, help="Start a new media set.")
+@click.option(
+    "--chunk-order",
+    type=click.Choice(CHUNK_ORDERS),
+    default="inode",
+    show_default=True,
+    help="Order of each index's chunks on tape: by chunk file inode (PBS's default) or index order.",
+)
 @wait_option
 @click.option("--job-id", default=None, hidden=True, help="The tape-job.cfg id (set by backup-job run).")
 @output_format_option
@@ -83,6 +90,7 @@ def backup(
     eject_media,
     export_media_set,
     force_media_set,
+    chunk_order,
     wait_seconds,
     job_id,
     output_format,
@@ -104,6 +112,7 @@ def backup(
         force_media_set,
         job_id,
         tuple(includes),
+        chunk_order,
     )
     with (
         Inventory.open() as inventory,
@@ -121,6 +130,7 @@ def backup(
             + (f" (new: {result.new_media_set_reason})" if result.new_media_set_reason else ""),
             *(f"wrote {name}" for name in result.snapshots_written),
             *(f"already on the set: {name}" for name in result.snapshots_skipped),
+            *(f"warning: {warning}" for warning in result.warnings),
             f"{len(result.snapshots_written)} snapshots, {result.chunks_written} chunks, "
             f"{result.bytes_written} bytes in {result.seconds:.1f} s ({rate:.1f} MB/s) "
             f"on {', '.join(result.tapes) or 'no tape'}",

@@ -11,7 +11,6 @@ daemon) that goes away ends the job with a message naming the drive and the tape
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import logging
 import os
@@ -23,12 +22,13 @@ from dataclasses import dataclass, field
 
 from tapefs.catalog.file_catalog_builder import record_backed_up_snapshot
 from tapefs.catalog.media_catalog import MediaCatalog
-from tapefs.datastore.blob import decode_blob, inspect_blob
+from tapefs.datastore.blob import chunk_digest_matches
 from tapefs.datastore.datastore import Datastore
 from tapefs.datastore.errors import DatastoreError
 from tapefs.datastore.group_filter import GroupFilter
 from tapefs.datastore.naming import BackupNamespace, BackupSnapshot
 from tapefs.datastore.snapshot_include import parse_includes
+from tapefs.errors import InvalidInput
 from tapefs.jobs.drive_session import DriveSession
 from tapefs.jobs.errors import JobError
 from tapefs.jobs.pool_writer import PoolWriter
@@ -37,12 +37,13 @@ from tapefs.jobs.snapshot_selection import select_snapshots
 from tapefs.jobs.tape_encryption import media_set_encryption_for_pool
 from tapefs.media.inventory import Inventory
 from tapefs.media.pool import MediaPool
-from tapefs.media.tape_config import MediaPoolConfig
+from tapefs.media.tape_config import CHUNK_ORDERS, MediaPoolConfig
 from tapefs.notify import events
 from tapefs.notify.dispatch import send
 from tapefs.progress import ProgressCallback, ProgressMeter
 from tapefs.scsi.errors import ConnectionLost
-from tapefs.tapeformat.block import PAYLOAD_SIZE
+from tapefs.tapeformat.block import PAYLOAD_SIZE, blocks_for_stream
+from tapefs.tapeformat.block_device import BLOCK_SIZE
 from tapefs.tapeformat.chunk_archive import ChunkArchiveWriter
 from tapefs.tapeformat.errors import ArchiveAborted
 from tapefs.tapeformat.snapshot_archive import write_snapshot_archive
@@ -70,6 +71,8 @@ class BackupRequest:
     job_id: str | None = None
     #: ``--include`` expressions: group filters and retention selectors (``keep-yearly=*``)
     includes: tuple[str, ...] = ()
+    #: "inode" (PBS's default) or "none": see tape_config.CHUNK_ORDERS.
+    chunk_order: str = "inode"
 
 
 @dataclass
@@ -80,6 +83,8 @@ class BackupResult:
     snapshots_skipped: list[str] = field(default_factory=list)
     snapshots_failed: dict[str, str] = field(default_factory=dict)
     tapes: list[str] = field(default_factory=list)
+    #: What the operator should know about the tapes written (also logged as warnings).
+    warnings: list[str] = field(default_factory=list)
     chunks_written: int = 0
     #: Chunk bytes written (blobs as stored in the datastore).
     bytes_written: int = 0
@@ -96,6 +101,7 @@ class BackupResult:
             "chunks": self.chunks_written,
             "bytes": self.bytes_written,
             "seconds": round(self.seconds, 3),
+            "warnings": self.warnings,
         }
 
 
@@ -152,6 +158,8 @@ def _backup_datastore(
     partial: list[BackupResult],
 ) -> BackupResult:
     started = time.monotonic()
+    if request.chunk_order not in CHUNK_ORDERS:
+        raise InvalidInput(f"chunk order {request.chunk_order!r}: expected one of {', '.join(CHUNK_ORDERS)}")
     filters = [GroupFilter.parse(text) for text in request.group_filters]
     namespace = BackupNamespace.parse(request.namespace)
     # PBS writes catalog archive v1.1 unless the job is root-only (docs/tape-format.md,
@@ -176,7 +184,7 @@ def _backup_datastore(
         )
         result = BackupResult(pool.current_set.uuid, reason)
         partial.append(result)
-        job = _BackupJob(datastore, writer, catalog, meter, result)
+        job = _BackupJob(datastore, writer, catalog, meter, result, request.chunk_order)
         todo = [
             s for s in snapshots if not catalog.snapshot_in_set(writer.set_uuid, datastore.name, tape_snapshot_path(s))
         ]
@@ -221,8 +229,10 @@ class _BackupJob:
         catalog: MediaCatalog,
         meter: ProgressMeter,
         result: BackupResult,
+        chunk_order: str,
     ):
         self.datastore = datastore
+        self.chunk_order = chunk_order
         self.store = datastore.name
         self.writer = writer
         self.catalog = catalog
@@ -251,7 +261,7 @@ class _BackupJob:
         total, seen = 0, set(self.on_set)
         for snapshot in snapshots:
             try:
-                digests = snapshot_digests(self.datastore, snapshot)
+                digests = snapshot_digests(self.datastore, snapshot, "none")
             except (DatastoreError, OSError):
                 continue  # reported when the snapshot is written
             for digest in digests:
@@ -266,7 +276,7 @@ class _BackupJob:
     def back_up(self, snapshot: BackupSnapshot) -> None:
         name = tape_snapshot_path(snapshot)
         try:
-            digests = snapshot_digests(self.datastore, snapshot)
+            digests = snapshot_digests(self.datastore, snapshot, self.chunk_order, skip=self.on_set)
             pxar = encode_snapshot_pxar(self.datastore, snapshot)
         except FileNotFoundError:
             log.info("snapshot %s vanished, skipping it", name)
@@ -276,7 +286,7 @@ class _BackupJob:
             self.result.snapshots_failed[name] = str(error)
             return
         try:
-            self._write_chunks([d for d in digests if d not in self.on_set])
+            self._write_chunks(digests)
         except JobError as error:
             # What is on tape stays registered; the snapshot is not written without its chunks.
             self._reads.clear()
@@ -293,10 +303,8 @@ class _BackupJob:
         path = self.datastore.chunk_store.chunk_path(digest)
         try:
             raw = self.datastore.chunk_store.read_raw(digest)
-            info = inspect_blob(raw, str(path))
-            if not info.kind.encrypted:
-                if hashlib.sha256(decode_blob(raw, source=str(path))).digest() != digest:
-                    raise JobError(f"chunk {path}: content does not match its digest")
+            if not chunk_digest_matches(raw, digest, str(path)):
+                raise JobError(f"chunk {path}: content does not match its digest")
         except DatastoreError as error:
             raise JobError(f"datastore {self.store}: {error}") from None
         return raw
@@ -347,12 +355,28 @@ class _BackupJob:
     def _registered(self, part) -> None:
         self.writer.register_chunk_part(part, self.store)
 
+    def _warn_if_bigger_than_a_tape(self, name: str, pxar_size: int) -> None:
+        """A snapshot archive that cannot fit on one tape is written in parts, which PBS's restore
+        cannot read (docs/tape-format.md, "Differences from PBS"): say so before writing it."""
+        self.writer.writable_device()
+        capacity = self.writer.tape_capacity()
+        # One block more at most for the content header and its JSON, two for the labels.
+        on_tape = (blocks_for_stream(pxar_size) + 3) * BLOCK_SIZE
+        if capacity is not None and on_tape > capacity:
+            message = (
+                f"snapshot {name}: its snapshot archive ({pxar_size} bytes) is bigger than a whole tape "
+                f"({capacity} bytes): it is written in parts across tapes, which tapefs restores and PBS cannot"
+            )
+            log.warning("%s", message)
+            self.result.warnings.append(message)
+
     def _write_snapshot(self, name: str, pxar: bytes) -> None:
         view = memoryview(pxar)
 
         def pieces():
             return (view[start : start + PAYLOAD_SIZE] for start in range(0, len(view), PAYLOAD_SIZE))
 
+        self._warn_if_bigger_than_a_tape(name, len(pxar))
         for _ in range(SNAPSHOT_ATTEMPTS):
             device = self.writer.writable_device()
             # The tape each attempt or part starts on: the archive's part 0 is on the

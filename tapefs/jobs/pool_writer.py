@@ -28,6 +28,7 @@ from tapefs.keys.key_store import normalize_fingerprint
 from tapefs.keys.media_set_key import MediaSetEncryption
 from tapefs.media.inventory import Inventory
 from tapefs.media.pool import MediaPool
+from tapefs.scsi.errors import ScsiError
 from tapefs.tapeformat.archive_part import ArchivePart
 from tapefs.tapeformat.block_device import BLOCK_SIZE, BlockDevice, DriveBlockDevice
 from tapefs.tapeformat.catalog_archive import write_catalog_archive
@@ -157,10 +158,6 @@ class PoolWriter:
     def _write_start_catalogs(self, device: BlockDevice, seq_nr: int, label_text: str) -> None:
         members = self.pool.current_set.members[:seq_nr]
         for member_seq, member in enumerate(members):
-
-            def no_room(part: ArchivePart) -> BlockDevice:
-                raise JobError(f"tape {label_text}: early warning while writing the start catalogs")
-
             try:
                 write_catalog_archive(
                     device,
@@ -168,7 +165,6 @@ class PoolWriter:
                     uuidlib.UUID(self.set_uuid),
                     member_seq,
                     self.catalog.log_bytes(member),
-                    no_room,
                     self.namespaces,
                 )
             except ArchiveAborted:
@@ -185,6 +181,16 @@ class PoolWriter:
         """Refresh `<uuid>.log` in the status directory (PBS's catalog, read by `media content`).
         SQLite is the truth; the `.log` is brought up to date at every tape change and job end."""
         self.catalog.export_log(media_uuid, self.inventory.status_dir)
+
+    def tape_capacity(self) -> int | None:
+        """Native capacity in bytes of the loaded tape, as its drive reports it (volume
+        statistics); None when the drive does not say."""
+        try:
+            megabytes = self.session.device.drive.volume_statistics().total_native_capacity
+        except ScsiError as error:
+            log.debug("no volume statistics: %s", error)
+            return None
+        return megabytes * 1_000_000 or None
 
     def _record_bytes_used(self) -> None:
         """Blocks up to the end of data, for `media list` and the restore's progress total."""
@@ -253,16 +259,13 @@ class PoolWriter:
             self._export_log(media_uuid)
 
     def write_catalog(self) -> None:
-        """The catalog archive of the last tape written, at its end."""
+        """The catalog archive of the last tape written, at its end. Early warning does not stop
+        it (PBS's rule); after the physical end the tape is full, and the next tape carries this
+        tape's catalog among its start catalogs and then its own."""
         for _ in range(2):
             device = self.writable_device()
             media_uuid = self.media_uuid
             seq_nr = self.catalog.media_set_of(media_uuid)[1]
-
-            def next_volume(part: ArchivePart) -> BlockDevice:
-                self.tape_full()
-                return self.writable_device()
-
             try:
                 self._export_log(media_uuid)
                 write_catalog_archive(
@@ -271,7 +274,6 @@ class PoolWriter:
                     uuidlib.UUID(self.set_uuid),
                     seq_nr,
                     self.catalog.log_bytes(media_uuid),
-                    next_volume,
                     self.namespaces,
                 )
                 self.device.sync()

@@ -18,7 +18,6 @@ directories this restore creates are written into.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import logging
 import shutil
@@ -30,7 +29,7 @@ from dataclasses import dataclass, field
 
 from tapefs.catalog.media_catalog import ChunkPlace, MediaCatalog, SnapshotPlace
 from tapefs.config.private_files import make_private_dirs
-from tapefs.datastore.blob import decode_blob, inspect_blob
+from tapefs.datastore.blob import chunk_digest_matches
 from tapefs.datastore.datastore import DEFAULT_OWNER, Datastore
 from tapefs.datastore.errors import DatastoreError, SnapshotExistsError
 from tapefs.datastore.naming import BackupGroup, BackupSnapshot
@@ -139,8 +138,7 @@ class RestoreResult:
 def verify_chunk(digest: bytes, blob: bytes, where: str) -> None:
     """CRC always; the digest too unless the chunk is encrypted (its digest is keyed)."""
     try:
-        info = inspect_blob(blob, where)
-        if not info.kind.encrypted and hashlib.sha256(decode_blob(blob, source=where)).digest() != digest:
+        if not chunk_digest_matches(blob, digest, where):
             raise JobError(f"{where}: chunk {digest.hex()} does not match its digest")
     except DatastoreError as error:
         raise JobError(f"{where}: chunk {digest.hex()}: {error}") from None

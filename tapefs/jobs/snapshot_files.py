@@ -7,6 +7,7 @@ import io
 import logging
 import os
 import stat
+from collections.abc import Collection
 from pathlib import Path
 
 from tapefs.config.private_files import restrict_file
@@ -50,15 +51,36 @@ def snapshot_file_names(datastore: Datastore, snapshot: BackupSnapshot) -> list[
     return names
 
 
-def snapshot_digests(datastore: Datastore, snapshot: BackupSnapshot) -> list[bytes]:
-    """The chunks a snapshot references, in PBS's tape order: indexes in reverse manifest order."""
+#: Where a chunk whose file cannot be stat'ed sorts (PBS puts it last).
+_NO_INODE = 2**64 - 1
+
+
+def snapshot_digests(
+    datastore: Datastore,
+    snapshot: BackupSnapshot,
+    chunk_order: str = "inode",
+    skip: Collection[bytes] = frozenset(),
+) -> list[bytes]:
+    """The chunks a snapshot references that are not in `skip`, in PBS's tape order: indexes in
+    reverse manifest order, each index's chunks in `chunk_order` (tape_config.CHUNK_ORDERS),
+    every chunk once."""
     manifest = datastore.load_manifest(snapshot)
     digests: list[bytes] = []
     directory = datastore.snapshot_path(snapshot)
     for info in reversed(manifest.files):
         if info.filename.endswith((".didx", ".fidx")):
-            digests.extend(load_index(directory / info.filename, info.filename).digests)
+            wanted = [d for d in load_index(directory / info.filename, info.filename).digests if d not in skip]
+            if chunk_order == "inode":
+                wanted.sort(key=lambda digest: _chunk_inode(datastore, digest))
+            digests.extend(wanted)
     return list(dict.fromkeys(digests))
+
+
+def _chunk_inode(datastore: Datastore, digest: bytes) -> int:
+    try:
+        return os.stat(datastore.chunk_store.chunk_path(digest)).st_ino
+    except OSError:
+        return _NO_INODE
 
 
 def encode_snapshot_pxar(datastore: Datastore, snapshot: BackupSnapshot) -> bytes:
@@ -71,9 +93,13 @@ def encode_snapshot_pxar(datastore: Datastore, snapshot: BackupSnapshot) -> byte
         info = path.stat()
         if not stat.S_ISREG(info.st_mode):
             raise JobError(f"{path}: not a regular file")
+        # PBS takes the whole stat timestamp: seconds floored, nanoseconds 0..999999999.
+        mtime_secs, mtime_nanos = divmod(info.st_mtime_ns, 1_000_000_000)
         encoder.add_file(
             name,
-            Metadata(mode=info.st_mode, uid=info.st_uid, gid=info.st_gid, mtime_secs=int(info.st_mtime)),
+            Metadata(
+                mode=info.st_mode, uid=info.st_uid, gid=info.st_gid, mtime_secs=mtime_secs, mtime_nanos=mtime_nanos
+            ),
             len(content),
             content,
         )
@@ -109,7 +135,7 @@ def write_snapshot_files(directory: Path, files: dict[str, tuple[bytes, Metadata
             file.write(content)
             file.flush()
             os.fsync(file.fileno())
-        os.utime(temp, (metadata.mtime_secs, metadata.mtime_secs))
+        os.utime(temp, ns=(metadata.mtime_ns, metadata.mtime_ns))
         os.replace(temp, directory / name)
 
 

@@ -458,8 +458,10 @@ class Inventory(StateDatabase):
     # -- PBS inventory.json ------------------------------------------------------------------
 
     def export_pbs_json(self) -> str:
-        """The inventory as PBS's inventory.json: pretty JSON, sorted by UUID, no trailing newline."""
-        return json.dumps([_entry_to_json(entry) for entry in self._select()], indent=2, ensure_ascii=False)
+        """The inventory as PBS's inventory.json: pretty JSON, sorted by UUID, no trailing newline,
+        every object's keys sorted (PBS prints it through a serde_json Value)."""
+        entries = [_entry_to_json(entry) for entry in self._select()]
+        return json.dumps(entries, indent=2, ensure_ascii=False, sort_keys=True)
 
     def import_pbs_json(self, text: str, source: str = PBS_INVENTORY_JSON_NAME) -> int:
         """Add or replace the tapes of a PBS inventory.json; returns how many. All or nothing."""

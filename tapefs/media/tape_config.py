@@ -56,6 +56,9 @@ _GROUP_FILTER = re.compile(
     r"(include:|exclude:)?(type:(vm|ct|host)|group:(vm|ct|host)/[A-Za-z0-9_][A-Za-z0-9._\-]*|regex:.+)"
 )
 NOTIFICATION_MODES = ("legacy-sendmail", "notification-system")
+#: How a tape backup orders each index's chunks (PBS's `chunk-order`, default "inode"): by the
+#: inode of their chunk file, so a disk reads them mostly in place order, or "none", index order.
+CHUNK_ORDERS = ("inode", "none")
 
 
 class TapeConfigError(SectionConfigError):
@@ -182,6 +185,12 @@ def _notification_mode(text: str) -> str:
     return text
 
 
+def _chunk_order(text: str) -> str:
+    if text not in CHUNK_ORDERS:
+        raise ValueError(f"expected one of {', '.join(CHUNK_ORDERS)}, got {text!r}")
+    return text
+
+
 def _text(text: str) -> str:
     return text
 
@@ -252,6 +261,7 @@ class TapeJobConfig:
     comment: str | None = None
     #: ``--include`` expressions (tapefs's addition; PBS has no such key)
     include: tuple[str, ...] = ()
+    chunk_order: str | None = None
 
     def next_run(self, now: float) -> int | None:
         """Epoch seconds of the next scheduled run after ``now`` (None without a schedule).
@@ -338,6 +348,7 @@ _TAPE_JOB_SCHEMA = _SectionSchema(
         _Property("max-depth", "max_depth", _int_in(0, _MAX_NAMESPACE_DEPTH)),
         _Property("comment", "comment", _text),
         _Property("include", "include", check_include, array=True),
+        _Property("chunk-order", "chunk_order", _chunk_order),
     ),
 )
 

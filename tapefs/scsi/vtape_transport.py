@@ -24,6 +24,9 @@ class VtapeTransport(Transport):
         #: why the connection is no longer usable, once it is not
         self._lost: str | None = None
         self._closed = False
+        #: The socket timeout set last: setting it costs a system call (and a GIL release, which
+        #: under load lets the chunk-reading threads in) on every 256 KiB block otherwise.
+        self._socket_timeout: float | None = None
         try:
             self._client = client.DeviceClient(path)
         except FileNotFoundError:
@@ -47,7 +50,9 @@ class VtapeTransport(Transport):
             raise TransportError(self.path, command_name(cdb), "used after close")
         started = time.monotonic()
         try:
-            self._client.sock.settimeout(timeout + TIMEOUT_SLACK)
+            if self._socket_timeout != timeout + TIMEOUT_SLACK:
+                self._socket_timeout = timeout + TIMEOUT_SLACK
+                self._client.sock.settimeout(self._socket_timeout)
             reply = self._client.execute(bytes(cdb), data_out, data_in_len, int(timeout * 1000))
         except TimeoutError:
             # The reply may still arrive; the stream can no longer be trusted.

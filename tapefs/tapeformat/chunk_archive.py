@@ -24,7 +24,6 @@ from tapefs.tapeformat.block import (
     PAYLOAD_SIZE,
     BlockedReader,
     BlockedWriter,
-    blocks_for_stream,
     open_at_block,
 )
 from tapefs.tapeformat.block_device import BlockDevice
@@ -113,8 +112,9 @@ class ChunkArchiveWriter:
 
     @property
     def size_limit_reached(self) -> bool:
-        """True once this part has used `max_size` of tape: finish, then start a new archive."""
-        return blocks_for_stream(self._writer.bytes_written) * BLOCK_SIZE > self.max_size
+        """True once the blocks this part has sent to the drive exceed `max_size` (counted as PBS
+        counts them, the block being filled not included): finish, then start a new archive."""
+        return self._writer.seq_nr * BLOCK_SIZE > self.max_size
 
     @property
     def tape_full(self) -> bool:

@@ -73,9 +73,10 @@ class ContentHeader:
         )
 
 
-def pretty_json(value: dict) -> bytes:
-    """serde_json's pretty printing: 2-space indent, ": " separators, UTF-8, no final newline."""
-    return json.dumps(value, indent=2, ensure_ascii=False).encode()
+def pretty_json(value: dict, sort_keys: bool = False) -> bytes:
+    """serde_json's pretty printing: 2-space indent, ": " separators, UTF-8, no final newline;
+    `sort_keys` at every level, as a serde_json Value prints (code point order is UTF-8 byte order)."""
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=sort_keys).encode()
 
 
 def write_content_start(

@@ -34,7 +34,7 @@ class MediaLabel:
         value = {"ctime": self.ctime, "label_text": self.label_text, "uuid": str(self.uuid)}
         if self.pool is not None:
             value["pool"] = self.pool
-        return dict(sorted(value.items()))
+        return value
 
     @classmethod
     def from_json(cls, value: dict) -> MediaLabel:
@@ -61,7 +61,7 @@ class MediaSetLabel:
             value["encryption_key_fingerprint"] = self.encryption_key_fingerprint
         if self.key_config is not None:
             value["key-config"] = self.key_config
-        return dict(sorted(value.items()))
+        return value
 
     @classmethod
     def from_json(cls, value: dict) -> MediaSetLabel:
@@ -85,8 +85,10 @@ class TapeLabels:
 
 
 def _write_label_file(device: BlockDevice, content_magic: bytes, value: dict) -> None:
+    # PBS prints labels through a generic JSON value, whose objects keep their keys sorted at
+    # every level: the key config inside a set label (and its kdf) too.
     writer = BlockedWriter(device)
-    write_content_start(writer, content_magic, pretty_json(value))
+    write_content_start(writer, content_magic, pretty_json(value, sort_keys=True))
     writer.finish()
     device.sync()
 

@@ -1,18 +1,17 @@
-"""Archives whose content is one opaque byte stream (snapshot and catalog archives), written and
-read as PBS's multi-volume streams (docs/tape-format.md, "Archives across tapes").
+"""Snapshot archives, whose content is one opaque byte stream, written and read as PBS's
+multi-volume streams (docs/tape-format.md, "Archives across tapes").
 
 PBS gives up on a snapshot archive at early warning and rewrites it whole on the next tape, so a
-snapshot larger than a tape can never be written, and it ignores early warning inside catalog
-archives until the physical end fails the job. Here the part that met early
-warning is closed INCOMPLETE at once (the rest of the early-warning zone stays free for that end
-block) and `next_volume` supplies the next tape. There the archive is first written again whole,
-as PBS does, because PBS's restore reads every tape file on its own and cannot follow parts. Only
-an archive that meets early warning a second time, on a tape where it started near the front, is
+snapshot larger than a tape can never be written. Here the part that met early warning is closed
+INCOMPLETE at once (the rest of the early-warning zone stays free for that end block) and
+`next_volume` supplies the next tape. There the archive is first written again whole, as PBS
+does, because PBS's restore reads every tape file on its own and cannot follow parts. Only an
+archive that meets early warning a second time, on a tape where it started near the front, is
 bigger than a tape could ever hold: it goes on in part_number + 1, with the same content header.
 
 Only the physical end aborts an archive: that part then has no end marker, readers ignore it,
 and `ArchiveAborted` tells the caller to write the archive again. Archives finished earlier are
-never touched.
+never touched. (Catalog archives follow PBS's own rule instead: catalog_archive.py.)
 """
 
 from __future__ import annotations

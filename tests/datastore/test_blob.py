@@ -1,9 +1,10 @@
 import base64
+import hashlib
 import zlib
 
 import pytest
 
-from tapefs.datastore.blob import BlobKind, decode_blob, encode_blob, inspect_blob
+from tapefs.datastore.blob import BlobKind, chunk_digest_matches, decode_blob, encode_blob, inspect_blob
 from tapefs.datastore.crypt_config import CryptConfig, plain_digest
 from tapefs.datastore.errors import CorruptFileError, CryptoError
 from tests.helpers.pbs_reference import BLOBS
@@ -158,3 +159,17 @@ def test_bad_zstd_payload_with_valid_crc():
 def test_pattern_digests(pattern_data):
     assert plain_digest(pattern_data).hex() == "539a60c3a7cc268ecce082c9184702bc829bb106a2643dee26db3ff0bf8457ee"
     assert KEY.digest(pattern_data).hex() == "32a2bf5dff84090e7f175c27f666f5cc8268046ab6efda0e501196bceffdc675"
+
+
+@pytest.mark.parametrize("crypt_config, compress", [(None, False), (None, True), (KEY, False), (KEY, True)])
+def test_chunk_digest_matches_checks_crc_and_digest_of_every_kind(crypt_config, compress):
+    data = b"chunk data " * 1000
+    digest = hashlib.sha256(data).digest()
+    raw = encode_blob(data, crypt_config, compress=compress)
+    assert chunk_digest_matches(raw, digest)
+    # An encrypted chunk's digest is keyed: only its CRC can be checked without the key.
+    assert chunk_digest_matches(raw, bytes(32)) == (crypt_config is not None)
+    damaged = bytearray(raw)
+    damaged[-1] ^= 1
+    with pytest.raises(CorruptFileError, match="CRC mismatch"):
+        chunk_digest_matches(bytes(damaged), digest, "chunk")

@@ -199,7 +199,7 @@ def test_catalog_archive_that_disagrees_is_not_imported(backed_up):
         device, labels = session.read_labels(last)
         move_to_end_of_data(device)
         write_catalog_archive(device, uuidlib.UUID(last_uuid), labels.media_set.uuid, labels.media_set.seq_nr,
-                              first_log, next_volume=None)
+                              first_log)
         device.sync()
     lose_state()
     result = rebuild(setup, last)

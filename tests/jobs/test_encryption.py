@@ -125,8 +125,10 @@ def test_set_continued_on_a_second_tape_and_appended_to_is_encrypted_throughout(
     add_cartridges(tape_setup.library, 3, "16MiB", "4MiB")
     tape_setup.label("SM0001L8", "SM0002L8", "SM0003L8")
     secrets = [marker() for _ in range(4)]
+    # Enough data to meet early warning on the first tape (the catalog archive alone would go
+    # into its early-warning zone).
     for number, secret in enumerate(secrets[:3]):
-        tape_setup.add_snapshot(f"vm/{100 + number}", 1, data=secret)
+        tape_setup.add_snapshot(f"vm/{100 + number}", 2 if number == 2 else 1, data=secret)
     first = run_backup(tape_setup)
     assert first.tapes == ["SM0001L8", "SM0002L8"]
     # A second job appends to the set's last tape: the drive gets the key again before it writes.

@@ -45,6 +45,9 @@ def test_snapshot_bigger_than_a_tape_is_registered_and_restored(tape_setup, tmp_
     result = run_backup(tape_setup)
     assert result.snapshots_written == [small, big]
     assert result.tapes == ["SM0001L8", "SM0002L8", "SM0003L8"]
+    [warning] = result.warnings  # said at backup time, for the big one only
+    assert warning.startswith(f"snapshot {big}: its snapshot archive (") and "bigger than a whole tape" in warning
+    assert "PBS cannot" in warning
 
     # First try on SM0001L8 abandoned at early warning; written again from the front of
     # SM0002L8, where it meets early warning again and goes on in part 1 on SM0003L8.

@@ -122,7 +122,7 @@ def test_catalog_archive_that_disagrees_and_no_other_means_a_scan(damaged_tape):
         log = (magic.MEDIA_CATALOG_1_1 + encode_label(0, foreign, 0)
                + encode_label(1, labels.media_set.uuid, 0))
         move_to_end_of_data(device)
-        write_catalog_archive(device, labels.media.uuid, labels.media_set.uuid, 0, log, no_next_volume)
+        write_catalog_archive(device, labels.media.uuid, labels.media_set.uuid, 0, log)
         device.sync()
     with damaged_tape.inventory() as inventory, damaged_tape.catalog() as catalog, \
             damaged_tape.session() as session:

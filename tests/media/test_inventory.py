@@ -280,7 +280,40 @@ def test_location_strings():
             MediaLocation.parse(bad)
 
 
+#: As PBS writes it: through a serde_json Value, so every object's keys are sorted.
 PBS_INVENTORY = """[
+  {
+    "bytes_used": 123456789,
+    "id": {
+      "label": {
+        "ctime": 1700000000,
+        "label_text": "TAPE01L8",
+        "pool": "daily",
+        "uuid": "0c6e2c8e-8c4b-4b0e-9b8a-2f6c1b6c2a01"
+      },
+      "media_set_label": {
+        "ctime": 1700000100,
+        "encryption_key_fingerprint": "ab:cd:ef:01:23:45:67:89:ab:cd:ef:01:23:45:67:89:ab:cd:ef:01:23:45:67:89:ab:cd:ef:01:23:45:67:89",
+        "pool": "daily",
+        "seq_nr": 0,
+        "uuid": "5d3a8c3e-1f1e-4c4e-8d2c-7b4a7d1e9f10"
+      }
+    },
+    "location": "online-lib0",
+    "status": "full"
+  },
+  {
+    "id": {
+      "label": {
+        "ctime": 1700000001,
+        "label_text": "TAPE02L8",
+        "uuid": "7a0e2c8e-8c4b-4b0e-9b8a-2f6c1b6c2a02"
+      }
+    }
+  }
+]"""
+#: The same in struct field order, as a hand-edited or older file may have it.
+STRUCT_ORDER_INVENTORY = """[
   {
     "id": {
       "label": {
@@ -322,6 +355,11 @@ def test_pbs_inventory_json_round_trips_byte_for_byte(inventory):
     assert first.id.media_set_label.encryption_key_fingerprint.startswith("ab:cd")
     second = inventory.find_media_by_label_text("TAPE02L8")
     assert (second.id.label.pool, second.id.media_set_label, second.location) == (None, None, None)
+
+
+def test_struct_order_imports_and_exports_key_sorted(inventory):
+    assert inventory.import_pbs_json(STRUCT_ORDER_INVENTORY) == 2
+    assert inventory.export_pbs_json() == PBS_INVENTORY
 
 
 def test_export_sorts_by_uuid_and_omits_absent_keys(inventory):

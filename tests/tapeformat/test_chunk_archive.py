@@ -208,15 +208,19 @@ def test_oversized_entry_is_refused():
         read_archive(tape, 0)
 
 
-def test_size_limit_counts_blocks():
+def test_size_limit_counts_blocks_written_as_pbs_does():
+    """PBS counts the blocks its writer has sent to the drive (256 KiB each, headers included),
+    not the one being filled, and starts a new archive once that count exceeds the limit."""
     tape = MemoryTape()
     writer = ChunkArchiveWriter(tape, "s", max_size=2 * BLOCK_SIZE)
-    writer.add_chunk(*chunk(1, PAYLOAD_SIZE - 200))
-    assert not writer.size_limit_reached
+    writer.add_chunk(*chunk(1, PAYLOAD_SIZE))
+    assert len(tape.objects) == 1 and not writer.size_limit_reached
     writer.add_chunk(*chunk(2, PAYLOAD_SIZE))
-    assert not writer.size_limit_reached  # two blocks so far: exactly the limit
-    writer.add_chunk(*chunk(3, 10))
-    assert writer.size_limit_reached
+    # Two blocks sent, exactly the limit; the third is only being filled.
+    assert len(tape.objects) == 2 and writer._writer.bytes_written > 2 * PAYLOAD_SIZE
+    assert not writer.size_limit_reached
+    writer.add_chunk(*chunk(3, PAYLOAD_SIZE))
+    assert len(tape.objects) == 3 and writer.size_limit_reached
 
 
 def test_empty_file_and_end_of_data_are_marks():

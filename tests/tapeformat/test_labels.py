@@ -24,9 +24,16 @@ def test_content_header_bytes_match_hand_computed_vector():
         "0504030201000000" "2a000000" "03" "000000")
 
 
+def label_json(tape: MemoryTape, index: int) -> bytes:
+    """The header JSON of the label file whose block is tape object `index`."""
+    block = tape.objects[index]
+    return block[64:64 + int.from_bytes(block[56:60], "little")]
+
+
 def test_media_label_json_is_the_pbs_example_byte_for_byte():
-    label = MediaLabel(MEDIA_UUID, "vtape1", 1609920471, "daily")
-    assert pretty_json(label.to_json()) == (
+    tape = MemoryTape()
+    write_media_label(tape, MediaLabel(MEDIA_UUID, "vtape1", 1609920471, "daily"))
+    assert label_json(tape, 0) == (
         b'{\n  "ctime": 1609920471,\n  "label_text": "vtape1",\n  "pool": "daily",\n'
         b'  "uuid": "7f42c4dd-9626-4d89-9f2b-c7bc6da7d533"\n}')
     assert "pool" not in MediaLabel(MEDIA_UUID, "vtape1", 1).to_json()
@@ -57,6 +64,31 @@ def test_labels_round_trip_with_opaque_key_config():
     labels = read_labels(tape)
     assert labels.media == media and labels.media_set == media_set
     assert tape.position().file_number == 2
+
+
+def test_set_label_key_config_is_key_sorted_at_every_level_as_pbs_prints_it():
+    """PBS prints the set label through a serde_json Value: every object's keys sorted, the key
+    config's (given here in KeyConfig field order) and its kdf's too."""
+    tape = MemoryTape()
+    write_media_label(tape, MediaLabel(MEDIA_UUID, "TAPE01L8", 100, "pool-a"))
+    key_config = {
+        "kdf": {"Scrypt": {"n": 65536, "r": 8, "p": 1, "salt": "c2FsdA=="}},
+        "created": "2024-01-01T00:00:00+00:00",
+        "modified": "2024-01-01T00:00:00+00:00",
+        "data": "ZGF0YQ==",
+        "fingerprint": "aa:" * 31 + "bb",
+        "hint": "the hint",
+    }
+    write_media_set_label(tape, MediaSetLabel("pool-a", SET_UUID, 2, 200, "aa:" * 31 + "bb", key_config))
+    assert label_json(tape, 2).decode() == (
+        '{\n  "ctime": 200,\n  "encryption_key_fingerprint": "' + "aa:" * 31 + 'bb",\n'
+        '  "key-config": {\n'
+        '    "created": "2024-01-01T00:00:00+00:00",\n    "data": "ZGF0YQ==",\n'
+        '    "fingerprint": "' + "aa:" * 31 + 'bb",\n    "hint": "the hint",\n'
+        '    "kdf": {\n      "Scrypt": {\n        "n": 65536,\n        "p": 1,\n        "r": 8,\n'
+        '        "salt": "c2FsdA=="\n      }\n    },\n'
+        '    "modified": "2024-01-01T00:00:00+00:00"\n  },\n'
+        '  "pool": "pool-a",\n  "seq_nr": 2,\n  "uuid": "00112233-4455-6677-8899-aabbccddeeff"\n}')
 
 
 def test_set_label_overwrite_truncates_later_files():

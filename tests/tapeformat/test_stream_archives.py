@@ -169,20 +169,41 @@ def test_early_warning_then_physical_end_of_the_next_tape_keeps_earlier_parts_an
     assert SnapshotArchiveReader(open_at(first, 0)).read() == b"kept"
 
 
-def test_catalog_archive_header_versions_and_rewrite_on_next_tape():
+def test_catalog_archive_ignores_early_warning_as_pbs_does():
+    """PBS writes the whole catalog into the early-warning zone and never leaves part of one
+    behind flagged INCOMPLETE (its fast catalog restore would adopt it as the whole)."""
     media, media_set = uuid.UUID(int=1), uuid.UUID(int=2)
     catalog = magic.MEDIA_CATALOG_1_1 + pxar_bytes(5, 3 * MiB)
-    first, second = MemoryTape(capacity=3 * MiB, early_warning=2 * MiB), MemoryTape()
-    [part] = write_catalog_archive(first, media, media_set, 4, catalog, lambda part: second)
-    assert first.objects[0][24:32] == magic.CATALOG_ARCHIVE_1_1 and first.objects[-2][8] & INCOMPLETE
+    first = MemoryTape(capacity=5 * MiB, early_warning=4 * MiB)
+    part = write_catalog_archive(first, media, media_set, 4, catalog)
+    assert first.objects[0][24:32] == magic.CATALOG_ARCHIVE_1_1
+    assert first.objects[-1] is None and all(not block[8] & INCOMPLETE for block in first.objects[:-1])
+    assert first.used > first.capacity - first.early_warning
     body = (b'{\n  "uuid": "00000000-0000-0000-0000-000000000001",\n'
             b'  "media_set_uuid": "00000000-0000-0000-0000-000000000002",\n  "seq_nr": 4\n}')
     assert first.objects[0][64:64 + len(body)] == body
-    reader = CatalogArchiveReader(open_at(second, 0))
+    reader = CatalogArchiveReader(open_at(first, 0))
     assert (reader.media_uuid, reader.media_set_uuid, reader.seq_nr) == (media, media_set, 4)
-    assert reader.read() == catalog
+    assert reader.read() == catalog and part.size == 48 + len(body) + len(catalog)
+    assert not reader.first.reader.incomplete
+
+
+def test_catalog_archive_at_the_physical_end_has_no_end_marker():
+    media, media_set = uuid.UUID(int=1), uuid.UUID(int=2)
+    tape = MemoryTape(capacity=2 * MiB, early_warning=MiB)
+    with pytest.raises(ArchiveAborted) as aborted:
+        write_catalog_archive(tape, media, media_set, 0, magic.MEDIA_CATALOG_1_1 + pxar_bytes(6, 3 * MiB))
+    assert aborted.value.part.kind == "catalog" and tape.objects[-1] is None
+    assert all(not block[8] & (INCOMPLETE | 1) for block in tape.objects[:-1])
+    with pytest.raises(MissingEndMarker):
+        CatalogArchiveReader(open_at(tape, 0)).read()
+
+
+def test_catalog_archive_v1_0_for_root_only_jobs():
+    media, media_set = uuid.UUID(int=1), uuid.UUID(int=2)
+    catalog = magic.MEDIA_CATALOG_1_1 + pxar_bytes(5, 100)
     old = MemoryTape()
-    write_catalog_archive(old, media, media_set, 0, catalog[:100], no_next_volume, namespaces=False)
+    write_catalog_archive(old, media, media_set, 0, catalog, namespaces=False)
     assert old.objects[0][24:32] == magic.CATALOG_ARCHIVE_1_0
     with pytest.raises(WrongContent, match="tape file 0: unexpected catalog archive v1.0"):
         SnapshotArchiveReader(open_at(old, 0))

@@ -102,8 +102,7 @@ def test_chunk_archives_past_early_warning_then_snapshot_and_catalog(small_libra
         [snapshot_part] = write_snapshot_archive(second, "store", SNAPSHOT, lambda: [pxar], next_volume)
         catalogs[1].register_snapshot(snapshot_part.file_number, snapshot_part.content_uuid, "store", SNAPSHOT)
         catalogs[1].commit()
-        [catalog_part] = write_catalog_archive(second, media[1].uuid, set_uuid, 1, catalogs[1].contents(),
-                                               next_volume)
+        catalog_part = write_catalog_archive(second, media[1].uuid, set_uuid, 1, catalogs[1].contents())
         assert (snapshot_part.file_number, catalog_part.file_number) == (3, 4)
 
         # Read everything back, tape by tape, as a full restore would.
