@@ -219,7 +219,7 @@ def _parse_entry(view: memoryview, pos: int, checker: _Checker) -> int:
     elif kind == CHUNK_ARCHIVE_START:
         entry = CHUNK_ARCHIVE_START_ENTRY.parse(body)
         store, pos = _take(view, pos, entry.store_name_len, start), pos + entry.store_name_len
-        checker.start_archive(entry.file_number, uuidlib.UUID(bytes=entry.uuid), store.decode())
+        checker.start_archive(entry.file_number, uuidlib.UUID(bytes=entry.uuid), _text(store, "store name", start))
     else:
         entry = SNAPSHOT_ENTRY.parse(body)
         store = _take(view, pos, entry.store_name_len, start)
@@ -228,8 +228,20 @@ def _parse_entry(view: memoryview, pos: int, checker: _Checker) -> int:
             raise MediaCatalogError(f"snapshot entry at byte {start} lacks the ':' separator")
         name = _take(view, pos + 1, entry.name_len, start)
         pos += 1 + entry.name_len
-        checker.snapshot(entry.file_number, uuidlib.UUID(bytes=entry.uuid), store.decode(), name.decode())
+        checker.snapshot(
+            entry.file_number,
+            uuidlib.UUID(bytes=entry.uuid),
+            _text(store, "store name", start),
+            _text(name, "snapshot path", start),
+        )
     return pos
+
+
+def _text(data: bytes, what: str, entry_start: int) -> str:
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        raise MediaCatalogError(f"{what} of the entry at byte {entry_start} is not UTF-8") from None
 
 
 def _take(view: memoryview, pos: int, size: int, entry_start: int) -> bytes:
