@@ -501,31 +501,34 @@ def _calendar_seeds() -> list[bytes]:
             b"mon,wed,fri *-*-* 0/2:30:15", b"weekly", b"monthly", b"*-12-25 06:00"]
 
 
-def _errors():
-
-    return locals()
-
-
 def targets() -> dict[str, Target]:
-    errors = _errors()
+    from tapefs.catalog.file_catalog import FileCatalogError
+    from tapefs.config.section_config import SectionConfigError
+    from tapefs.datastore.errors import DatastoreError
+    from tapefs.media.calendar import CalendarEventError
+    from tapefs.pxar.errors import PxarError
+    from tapefs.scsi.sense import SenseFormatError
+    from tapefs.tapeformat.errors import MediaCatalogError, TapeFormatError
+    from vtape.frame import FrameError
+
     table = [
-        Target("sense", _sense, (errors["SenseFormatError"],), _sense_seeds),
-        Target("vtape-frame", _frame, (errors["FrameError"],), _frame_seeds),
+        Target("sense", _sense, (SenseFormatError,), _sense_seeds),
+        Target("vtape-frame", _frame, (FrameError,), _frame_seeds),
         Target("vtape-cdb", _vtape_cdb, (), _vtape_cdb_seeds),
         Target("hex-cdb", _hex_cdb, (ValueError,), _hex_cdb_seeds),
-        Target("tape-labels", _tape_labels, (errors["TapeFormatError"],), _tape_labels_seeds),
-        Target("tape-archive", _tape_archive, (errors["TapeFormatError"],), _tape_archive_seeds),
-        Target("media-catalog", _media_catalog, (errors["MediaCatalogError"],), _media_catalog_seeds),
-        Target("blob", _blob, (errors["DatastoreError"],), _blob_seeds),
-        Target("fidx", _fixed_index, (errors["DatastoreError"],), _fixed_index_seeds),
-        Target("didx", _dynamic_index, (errors["DatastoreError"],), _dynamic_index_seeds),
-        Target("manifest", _manifest, (errors["DatastoreError"],), _manifest_seeds),
-        Target("pxar-v1", _pxar_v1, (errors["PxarError"],), lambda: [_fixture("v1.pxar")]),
-        Target("pxar-v2", _pxar_v2, (errors["PxarError"],), lambda: [_fixture("v2.mpxar")]),
-        Target("pcat1", _pcat1, (errors["PxarError"],), lambda: [_fixture("test.pcat1")]),
-        Target("file-catalog-xattrs", _xattrs, (errors["FileCatalogError"],), _xattrs_seeds),
-        Target("section-config", _section_config, (errors["SectionConfigError"],), _section_config_seeds),
-        Target("calendar", _calendar, (errors["CalendarEventError"],), _calendar_seeds),
+        Target("tape-labels", _tape_labels, (TapeFormatError,), _tape_labels_seeds),
+        Target("tape-archive", _tape_archive, (TapeFormatError,), _tape_archive_seeds),
+        Target("media-catalog", _media_catalog, (MediaCatalogError,), _media_catalog_seeds),
+        Target("blob", _blob, (DatastoreError,), _blob_seeds),
+        Target("fidx", _fixed_index, (DatastoreError,), _fixed_index_seeds),
+        Target("didx", _dynamic_index, (DatastoreError,), _dynamic_index_seeds),
+        Target("manifest", _manifest, (DatastoreError,), _manifest_seeds),
+        Target("pxar-v1", _pxar_v1, (PxarError,), lambda: [_fixture("v1.pxar")]),
+        Target("pxar-v2", _pxar_v2, (PxarError,), lambda: [_fixture("v2.mpxar")]),
+        Target("pcat1", _pcat1, (PxarError,), lambda: [_fixture("test.pcat1")]),
+        Target("file-catalog-xattrs", _xattrs, (FileCatalogError,), _xattrs_seeds),
+        Target("section-config", _section_config, (SectionConfigError,), _section_config_seeds),
+        Target("calendar", _calendar, (CalendarEventError,), _calendar_seeds),
     ]
     return {target.name: target for target in table}
 
