@@ -20,7 +20,7 @@ from construct import Bytes, Int8ul, Int16ul, Int64ul, Padding, Struct
 from tapefs.config.private_files import open_private_file
 from tapefs.tapeformat import magic
 from tapefs.tapeformat.errors import MediaCatalogError
-from tapefs.tapeformat.snapshot_archive import SnapshotPath
+from tapefs.tapeformat.snapshot_archive import SnapshotPath, check_store_name
 
 log = logging.getLogger(__name__)
 
@@ -140,9 +140,17 @@ class _Checker:
 
     def start_archive(self, file_number: int, uuid: uuidlib.UUID, store: str) -> None:
         self._data_file(file_number, "chunk archive")
+        self._store_name(store)
         self.open_archive = (file_number, uuid, store)
         self.last_file = file_number
         self.content.content_uuids[file_number] = uuid
+
+    @staticmethod
+    def _store_name(store: str) -> None:
+        try:
+            check_store_name(store)
+        except ValueError as error:
+            raise MediaCatalogError(str(error)) from None
 
     def chunk(self, digest: bytes) -> None:
         if not self.open_archive:
@@ -157,6 +165,7 @@ class _Checker:
 
     def snapshot(self, file_number: int, uuid: uuidlib.UUID, store: str, snapshot: str) -> None:
         self._data_file(file_number, "snapshot")
+        self._store_name(store)
         try:
             SnapshotPath.parse(snapshot)
         except ValueError as error:
