@@ -602,8 +602,11 @@ def check_one(target: Target, data: bytes) -> Finding | None:
     return None
 
 
-def run_target(target: Target, inputs: int, seed: int, stop_after: int = 10) -> RunResult:
-    """Feed the seeds and then `inputs` mutations to one target; stop after `stop_after` findings."""
+def run_target(
+    target: Target, inputs: int, seed: int, stop_after: int = 10, max_seconds: float | None = None
+) -> RunResult:
+    """Feed the seeds and then mutations to one target, `inputs` in all; stop after `stop_after`
+    findings or, with `max_seconds`, once that time is up (the result counts the inputs run)."""
     rng = random.Random(f"{target.name}:{seed}")
     seeds = target.seeds()
     findings: list[Finding] = []
@@ -618,6 +621,8 @@ def run_target(target: Target, inputs: int, seed: int, stop_after: int = 10) -> 
             findings.append(finding)
             if len(findings) >= stop_after:
                 break
+        if max_seconds is not None and number % 256 == 255 and time.perf_counter() - started > max_seconds:
+            break
     return RunResult(target.name, number + 1 if inputs else 0, time.perf_counter() - started, slowest, findings)
 
 
@@ -654,6 +659,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--engine", choices=("mutate", "atheris"), default="mutate")
     parser.add_argument("--markdown", action="store_true", help="the figures as a Markdown table")
+    parser.add_argument("--max-seconds", type=float, help="stop each parser after this long (fewer inputs)")
     parser.add_argument("target", nargs="*", help="targets to run (default: all)")
     options = parser.parse_args(argv)
     # Parsers log what they skip (a chunk cut short, ...): a million times over, that drowns the findings.
@@ -672,7 +678,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Seed {options.seed}, {options.inputs:,} inputs per parser, engine mutate, {time.strftime('%Y-%m-%d')}\n")
         print("| parser | inputs | crashes | hangs | time (s) | slowest input (ms) |\n|---|---:|---:|---:|---:|---:|")
     for target in chosen:
-        result = run_target(target, options.inputs, options.seed)
+        result = run_target(target, options.inputs, options.seed, max_seconds=options.max_seconds)
         for finding in result.findings:
             print(describe(finding), file=sys.stderr)
         failed |= bool(result.findings)
