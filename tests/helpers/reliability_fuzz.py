@@ -141,8 +141,8 @@ class _VtapeBench:
 
 
 _benches: list[_VtapeBench] = []
-#: vtape keeps every filemark in memory and writes them at once: WRITE FILEMARKS of 16 million takes
-#: about 1 GB and 12 s (docs/reliability-fuzzing.md, open findings), so the campaign asks for fewer.
+#: WRITE FILEMARKS of 16 million writes 512 MB of cartridge index (vtape takes some seconds, as a
+#: drive would): the campaign asks for fewer, to keep its temporary libraries small.
 MAX_FILEMARKS = 65536
 #: A fresh library after this many commands keeps the cartridge files small.
 BENCH_COMMANDS = 500

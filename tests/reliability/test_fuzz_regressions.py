@@ -2,10 +2,12 @@
 error; each now gets the parser's error with a message that says what is wrong."""
 from __future__ import annotations
 
+import tracemalloc
 import uuid
 
 import pytest
 
+from tapefs.scsi import cdb
 from tapefs.tapeformat import magic
 from tapefs.tapeformat.errors import MediaCatalogError
 from tapefs.tapeformat.media_catalog_log import (
@@ -14,6 +16,8 @@ from tapefs.tapeformat.media_catalog_log import (
     encode_snapshot,
     parse_catalog,
 )
+from vtape.elements import DRIVE, STORAGE
+from vtape.library import CreateOptions, Library, create_library
 
 MEDIA = uuid.UUID(int=1)
 LABELS = magic.MEDIA_CATALOG_1_1 + encode_label(0, MEDIA, 0)
@@ -30,3 +34,29 @@ LABELS = magic.MEDIA_CATALOG_1_1 + encode_label(0, MEDIA, 0)
 def test_a_media_catalog_name_that_is_not_utf8_is_a_catalog_error(entry, what, tolerate_torn_tail):
     with pytest.raises(MediaCatalogError, match=f"{what} of the entry at byte {len(LABELS)} is not UTF-8"):
         parse_catalog(LABELS + entry, tolerate_torn_tail=tolerate_torn_tail)
+
+
+def test_writing_many_filemarks_at_once_keeps_memory_bounded(tmp_path):
+    """WRITE FILEMARKS may ask for up to 16,777,215 filemarks; vtape built all their index entries
+    in memory at once (32 bytes each, plus an object per entry: about 1 GB at the largest count)."""
+    create_library(tmp_path / "lib", CreateOptions(drives=1, storage_slots=2, import_export_slots=0, cartridges=1,
+                                                   cleaning_cartridges=0))
+    library = Library(tmp_path / "lib")
+    try:
+        drive = library.drives[0]
+        move = cdb.move_medium(0, library.elements_of(STORAGE)[0].address, library.elements_of(DRIVE)[0].address)
+        assert library.changer.execute(move, memoryview(b""), 0).status == 0
+        drive.unit_attentions.clear()
+        count = 200_000
+        tracemalloc.start()
+        try:
+            outcome = drive.execute(cdb.write_filemarks_6(count), memoryview(b""), 0)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert outcome.status == 0, outcome.sense.hex()
+        # The filemark positions themselves take 8 bytes each; nothing else may grow with the count.
+        assert peak < 8 * count + 8 * 1024**2, f"{peak / 1024**2:.0f} MiB"
+        assert drive.execute(cdb.read_position(allocation_length=32), memoryview(b""), 32).status == 0
+    finally:
+        library.close()
