@@ -134,7 +134,6 @@ class _VtapeBench:
         drive.unit_attentions.clear()
         changer.unit_attentions.clear()
 
-
     def close(self) -> None:
         self.library.close()
         self.directory.cleanup()
