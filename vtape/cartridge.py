@@ -65,6 +65,10 @@ class Entry:
         return bool(self.flags & FLAG_ENCRYPTED)
 
 
+#: Filemark index entries written at once (2 MiB).
+FILEMARK_BATCH = 65536
+
+
 def _pack_entry(offset: int, stored_length: int, length: int, kind: int, flags: int, key_id: int) -> bytes:
     head = ENTRY.pack(offset, stored_length, length, kind, flags, 0, key_id)
     return head + zlib.crc32(head).to_bytes(4, "little")
@@ -246,8 +250,12 @@ class Cartridge:
         self.count += 1
 
     def append_filemarks(self, number: int) -> None:
-        entries = b"".join(_pack_entry(self.data_end, 0, 0, FILEMARK, 0, 0) for _ in range(number))
-        os.pwrite(self._index_fd, entries, self.count * ENTRY_SIZE)
+        # One WRITE FILEMARKS may ask for 16 million: their index entries, all alike, go out in
+        # batches so that memory stays bounded.
+        entry = _pack_entry(self.data_end, 0, 0, FILEMARK, 0, 0)
+        for first in range(0, number, FILEMARK_BATCH):
+            batch = min(FILEMARK_BATCH, number - first)
+            os.pwrite(self._index_fd, entry * batch, (self.count + first) * ENTRY_SIZE)
         self.filemarks.extend(range(self.count, self.count + number))
         self.count += number
         self.flush()

@@ -74,11 +74,14 @@ class CheckCondition(VtapeError):
         sks = 0
         if self.field_pointer is not None:
             sks = 0x80 | (0x40 if self.in_cdb else 0) | ((0x08 | self.bit) if self.bit is not None else 0)
+        # Fixed format has 32 bits for the information; a residue beyond them (a SPACE(16) count
+        # of 2^40, say) is reported as not valid, as SSC allows, instead of wrapping around.
+        valid = self.information is not None and -(2**31) <= self.information < 2**31
         return FIXED_SENSE.build(
             dict(
-                response=0x70 | (0x80 if self.information is not None else 0),
+                response=0x70 | (0x80 if valid else 0),
                 flags=(0x80 if self.filemark else 0) | (0x40 if self.eom else 0) | (0x20 if self.ili else 0) | self.key,
-                information=self.information or 0,
+                information=self.information if valid else 0,
                 additional_length=10,
                 asc=self.asc,
                 ascq=self.ascq,

@@ -226,6 +226,11 @@ class EntryListing:
                     raise ArchiveUnreadable(f"damaged: entry {entry.path!r} outside its directory")
                 parent = open_dirs[-1]
                 parent_id = parent.id
+                # Two entries of one name (a hostile archive: a symlink, then a directory through
+                # it) would make a lookup through the mount depend on which row it meets first.
+                if name in parent.names:
+                    raise ArchiveUnreadable(f"damaged: a second entry named {entry.path!r}")
+                parent.names.add(name)
             elif entry_id == self.first_id:
                 parent = None
                 parent_id = None
@@ -298,12 +303,14 @@ class EntryListing:
 
 
 class _OpenDirectory:
-    __slots__ = ("path", "id", "subdirectories", "_row")
+    __slots__ = ("path", "id", "subdirectories", "names", "_row")
 
     def __init__(self, path: bytes, entry_id: int, row: tuple):
         self.path = path
         self.id = entry_id
         self.subdirectories = 0
+        #: The names of the children so far.
+        self.names: set[bytes] = set()
         self._row = row
 
     def row(self) -> tuple:

@@ -36,6 +36,7 @@ from tapefs.tapeformat.errors import (
     TapeFormatError,
     TruncatedData,
 )
+from tapefs.tapeformat.snapshot_archive import check_store_name
 from tapefs.tapeformat.tape_file import TapeFile
 
 log = logging.getLogger(__name__)
@@ -184,9 +185,13 @@ class ChunkArchiveReader:
     def __init__(self, tape_file: TapeFile):
         tape_file.require(magic.CHUNK_ARCHIVE_1_1)
         self.tape_file = tape_file
-        self.store = tape_file.header_json.get("store")
-        if not isinstance(self.store, str):
+        store = tape_file.header_json.get("store")
+        if store is None:
             raise HeaderError("chunk archive header has no store name", tape_file.file_number)
+        try:
+            self.store = check_store_name(store)
+        except ValueError as error:
+            raise HeaderError(f"chunk archive header: {error}", tape_file.file_number) from None
         #: Digest of an entry cut short at the end of the stream (PBS does that at early warning).
         self.truncated_entry: bytes | None = None
         #: Where each entry read so far lies, as the writer reports it: a scan of a tape

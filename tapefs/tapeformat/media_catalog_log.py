@@ -20,7 +20,7 @@ from construct import Bytes, Int8ul, Int16ul, Int64ul, Padding, Struct
 from tapefs.config.private_files import open_private_file
 from tapefs.tapeformat import magic
 from tapefs.tapeformat.errors import MediaCatalogError
-from tapefs.tapeformat.snapshot_archive import SnapshotPath
+from tapefs.tapeformat.snapshot_archive import SnapshotPath, check_store_name
 
 log = logging.getLogger(__name__)
 
@@ -140,9 +140,17 @@ class _Checker:
 
     def start_archive(self, file_number: int, uuid: uuidlib.UUID, store: str) -> None:
         self._data_file(file_number, "chunk archive")
+        self._store_name(store)
         self.open_archive = (file_number, uuid, store)
         self.last_file = file_number
         self.content.content_uuids[file_number] = uuid
+
+    @staticmethod
+    def _store_name(store: str) -> None:
+        try:
+            check_store_name(store)
+        except ValueError as error:
+            raise MediaCatalogError(str(error)) from None
 
     def chunk(self, digest: bytes) -> None:
         if not self.open_archive:
@@ -157,6 +165,7 @@ class _Checker:
 
     def snapshot(self, file_number: int, uuid: uuidlib.UUID, store: str, snapshot: str) -> None:
         self._data_file(file_number, "snapshot")
+        self._store_name(store)
         try:
             SnapshotPath.parse(snapshot)
         except ValueError as error:
@@ -219,7 +228,7 @@ def _parse_entry(view: memoryview, pos: int, checker: _Checker) -> int:
     elif kind == CHUNK_ARCHIVE_START:
         entry = CHUNK_ARCHIVE_START_ENTRY.parse(body)
         store, pos = _take(view, pos, entry.store_name_len, start), pos + entry.store_name_len
-        checker.start_archive(entry.file_number, uuidlib.UUID(bytes=entry.uuid), store.decode())
+        checker.start_archive(entry.file_number, uuidlib.UUID(bytes=entry.uuid), _text(store, "store name", start))
     else:
         entry = SNAPSHOT_ENTRY.parse(body)
         store = _take(view, pos, entry.store_name_len, start)
@@ -228,8 +237,20 @@ def _parse_entry(view: memoryview, pos: int, checker: _Checker) -> int:
             raise MediaCatalogError(f"snapshot entry at byte {start} lacks the ':' separator")
         name = _take(view, pos + 1, entry.name_len, start)
         pos += 1 + entry.name_len
-        checker.snapshot(entry.file_number, uuidlib.UUID(bytes=entry.uuid), store.decode(), name.decode())
+        checker.snapshot(
+            entry.file_number,
+            uuidlib.UUID(bytes=entry.uuid),
+            _text(store, "store name", start),
+            _text(name, "snapshot path", start),
+        )
     return pos
+
+
+def _text(data: bytes, what: str, entry_start: int) -> str:
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        raise MediaCatalogError(f"{what} of the entry at byte {entry_start} is not UTF-8") from None
 
 
 def _take(view: memoryview, pos: int, size: int, entry_start: int) -> bytes:

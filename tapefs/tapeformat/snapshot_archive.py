@@ -7,6 +7,7 @@ import dataclasses
 import logging
 from collections.abc import Callable
 
+from tapefs.datastore.naming import SAFE_ID
 from tapefs.tapeformat import magic
 from tapefs.tapeformat.archive_part import ArchivePart
 from tapefs.tapeformat.block_device import BlockDevice
@@ -42,6 +43,9 @@ class SnapshotPath:
             or len(components) % 2
             or any(key != "ns" or not name for key, name in zip(components[::2], components[1::2], strict=True))
             or len(components) > 14
+            # A restore makes directories of these names: nothing may climb out or start elsewhere.
+            or not all(SAFE_ID.fullmatch(name) for name in [backup_type, backup_id, *components[1::2]])
+            or backup_time in (".", "..")
         ):
             raise ValueError(f"not a snapshot path: {path!r}")
         return cls(namespace, backup_type, backup_id, backup_time)
@@ -49,6 +53,14 @@ class SnapshotPath:
     def __str__(self) -> str:
         group = f"{self.backup_type}/{self.backup_id}/{self.backup_time}"
         return f"{self.namespace}/{group}" if self.namespace else group
+
+
+def check_store_name(store: object) -> str:
+    """A datastore name read from tape: the restore makes a directory of it, so it must be a
+    plain name (letters, digits, ``_``, ``.``, ``-``; no ``/``, not ``..``). ValueError if not."""
+    if not isinstance(store, str) or not SAFE_ID.fullmatch(store):
+        raise ValueError(f"not a datastore name: {store!r}")
+    return store
 
 
 def snapshot_magic(snapshot: str) -> bytes:
@@ -84,7 +96,7 @@ class SnapshotArchiveReader(StreamArchiveReader):
         super().__init__(tape_file, next_volume)
         try:
             self.snapshot = str(tape_file.header_json["snapshot"])
-            self.store = str(tape_file.header_json["store"])
+            self.store = check_store_name(tape_file.header_json["store"])
             self.path = SnapshotPath.parse(self.snapshot)
         except (KeyError, ValueError) as error:
             raise HeaderError(f"bad snapshot archive header: {error}", tape_file.file_number) from None
