@@ -170,20 +170,26 @@ def snapshot_chunk_digests(store, snapshot: str) -> set[str]:
     return digests
 
 
-def flip_in_tape_file(trial: Trial, cartridge: Path, file_number: int) -> None:
-    """Flip one bit in the data of a seeded random block of tape file `file_number`."""
+def tape_blocks(cartridge: Path, file_number: int) -> list[tuple[int, int, int]]:
+    """(logical block address, data offset, stored length) of each block of tape file
+    `file_number` of a vtape cartridge, read from its index (one entry per block or filemark)."""
     raw = (cartridge / "index").read_bytes()
-    entries = [_unpack_entry(raw[i : i + ENTRY_SIZE]) for i in range(0, len(raw) - ENTRY_SIZE + 1, ENTRY_SIZE)]
     current, blocks = 0, []
-    for entry in entries:
+    for address, start in enumerate(range(0, len(raw) - ENTRY_SIZE + 1, ENTRY_SIZE)):
+        entry = _unpack_entry(raw[start : start + ENTRY_SIZE])
         if entry is None:
             continue
         if entry.is_filemark:
             current += 1
         elif current == file_number:
-            blocks.append(entry)
-    block = trial.rng.choice(blocks)
-    flip_bit(trial, cartridge / "data", block.offset, block.offset + block.stored_length)
+            blocks.append((address, entry.offset, entry.stored_length))
+    return blocks
+
+
+def flip_in_tape_file(trial: Trial, cartridge: Path, file_number: int) -> None:
+    """Flip one bit in the data of a seeded random block of tape file `file_number`."""
+    _, offset, length = trial.rng.choice(tape_blocks(cartridge, file_number))
+    flip_bit(trial, cartridge / "data", offset, offset + length)
 
 
 @scenario(
