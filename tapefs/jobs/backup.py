@@ -29,7 +29,7 @@ from tapefs.datastore.errors import DatastoreError
 from tapefs.datastore.group_filter import GroupFilter
 from tapefs.datastore.naming import BackupNamespace, BackupSnapshot
 from tapefs.jobs.drive_session import DriveSession
-from tapefs.jobs.errors import JobError
+from tapefs.jobs.errors import JobError, TapeWriteFailed
 from tapefs.jobs.pool_writer import PoolWriter
 from tapefs.jobs.snapshot_files import encode_snapshot_pxar, snapshot_digests, tape_snapshot_path
 from tapefs.jobs.snapshot_selection import select_snapshots
@@ -38,7 +38,7 @@ from tapefs.media.inventory import Inventory
 from tapefs.media.pool import MediaPool
 from tapefs.media.tape_config import MediaPoolConfig
 from tapefs.progress import ProgressCallback, ProgressMeter
-from tapefs.scsi.errors import ConnectionLost
+from tapefs.scsi.errors import ConnectionLost, MediumError
 from tapefs.tapeformat.block import PAYLOAD_SIZE
 from tapefs.tapeformat.chunk_archive import ChunkArchiveWriter
 from tapefs.tapeformat.errors import ArchiveAborted
@@ -141,6 +141,13 @@ def backup_datastore(
             drive_lost = True
             written = f"{len(result.snapshots_written)} snapshots of this job are on tape and in the catalog; "
             raise session.connection_lost(lost, written + writer.interrupted()) from None
+        except MediumError as error:
+            label_text = writer.tape_damaged()
+            where = f"tape {label_text} is marked damaged; " if label_text else ""
+            raise TapeWriteFailed(
+                f"{error}; {where}{len(result.snapshots_written)} snapshots of this job are on tape and in the "
+                f"catalog of media set {writer.set_uuid}; the next backup starts a new media set on another tape"
+            ) from None
         finally:
             job.close()
             result.tapes = list(dict.fromkeys(writer.used_tapes))

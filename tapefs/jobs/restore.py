@@ -35,7 +35,7 @@ from tapefs.datastore.datastore import Datastore
 from tapefs.datastore.errors import DatastoreError, SnapshotExistsError
 from tapefs.datastore.naming import BackupGroup, BackupSnapshot
 from tapefs.jobs.drive_session import DriveSession
-from tapefs.jobs.errors import JobError
+from tapefs.jobs.errors import JobError, TapeReadFailed
 from tapefs.jobs.namespace_map import NamespaceMap
 from tapefs.jobs.snapshot_files import (
     decode_snapshot_pxar,
@@ -48,6 +48,7 @@ from tapefs.jobs.tape_encryption import clear_drive_key, set_drive_key_for_set
 from tapefs.media.inventory import Inventory
 from tapefs.media.locks import lock_media_set
 from tapefs.progress import ProgressCallback, ProgressMeter
+from tapefs.scsi.errors import CheckCondition
 from tapefs.tapeformat.archive_part import ArchivePart
 from tapefs.tapeformat.block import PAYLOAD_SIZE
 from tapefs.tapeformat.block_device import BlockDevice, Mark
@@ -139,6 +140,11 @@ def verify_chunk(digest: bytes, blob: bytes, where: str) -> None:
 def _verify_and_insert(target: Datastore, digest: bytes, blob: bytes, where: str) -> None:
     verify_chunk(digest, blob, where)
     target.chunk_store.insert(digest, blob)
+
+
+def unreadable(label_text: str, file_number: int, error: CheckCondition) -> TapeReadFailed:
+    """A drive error while reading a tape file, as one line that says which file it was."""
+    return TapeReadFailed(f"tape {label_text} file {file_number}: cannot read it: {error}")
 
 
 def restore_media_set(
@@ -297,7 +303,10 @@ class _Restore:
                     break
                 if tape_file is Mark.FILEMARK:
                     continue
-                self._restore_file(seq_nr, tape_file, found)
+                try:
+                    self._restore_file(seq_nr, tape_file, found)
+                except CheckCondition as error:
+                    raise unreadable(self.labels[seq_nr], tape_file.file_number, error) from None
             # A part is continued on the very next tape; one that was not was written again whole.
             self._pending = {uuid: p for uuid, p in self._pending.items() if p.last_seq == seq_nr}
             # A tape's catalog is rebuilt once the snapshots that start on it are complete.
@@ -501,7 +510,11 @@ class _Restore:
             where = f"tape {self.labels[place.seq_nr]} file {place.file_number}"
             if not isinstance(tape_file, TapeFile) or tape_file.header.content_magic not in SNAPSHOT_MAGICS:
                 raise JobError(f"{where}: the catalog names snapshot {place.snapshot}, the tape does not hold it")
-            archives[place] = (SnapshotArchiveReader(tape_file, self._next_part_from(place.seq_nr)).read(), where)
+            try:
+                data = SnapshotArchiveReader(tape_file, self._next_part_from(place.seq_nr)).read()
+            except CheckCondition as error:
+                raise unreadable(self.labels[place.seq_nr], place.file_number, error) from None
+            archives[place] = (data, where)
         # Then the chunks those snapshots need, in tape order, one LOCATE each.
         for place, (data, where) in archives.items():
             target = self.store_map.target(place.store)
@@ -579,6 +592,8 @@ class _Restore:
                 blob = read_chunk_at(device, place.file_number, place.first_block, place.location())
             except TapeFormatError as error:
                 raise JobError(f"{where}: chunk {place.digest.hex()}: {error}") from None
+            except CheckCondition as error:
+                raise unreadable(self.labels[place.seq_nr], place.file_number, error) from None
             self._insert(target, place.digest, blob, where)
             self.meter.add(len(blob))
 
