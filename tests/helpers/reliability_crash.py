@@ -149,12 +149,12 @@ def assert_next_backup_appends(setup: TapeSetup, media_set: str, total: int, res
             for place in catalog.snapshots_in_set(media_set):
                 if place.media_uuid == uuid and place.snapshot in result["snapshots"]:
                     assert place.file_number > last.get(label, 0), (
-                        f"{place.snapshot} written at file {place.file_number} of {label}, not after file {last[label]}"
+                        f"{place.snapshot} written at file {place.file_number} of {label}, not after file {last.get(label, 0)}"
                     )
     assert_catalog_matches_tapes(setup, media_set, exact=False)
     DatastoreRegistry().create("restored", restored)
     tapefs("restore", media_set, "restored", "--drive", "drive1")
-    assert snapshot_tree(DatastoreRegistry().lookup("restored")) == snapshot_tree(setup.datastore)
+    assert stored_data(DatastoreRegistry().lookup("restored")) == stored_data(setup.datastore)
 
 
 def latest_set(setup: TapeSetup) -> str | None:
