@@ -30,7 +30,7 @@ from tapefs.datastore.naming import BackupNamespace, BackupSnapshot
 from tapefs.datastore.snapshot_include import parse_includes
 from tapefs.errors import InvalidInput
 from tapefs.jobs.drive_session import DriveSession
-from tapefs.jobs.errors import JobError
+from tapefs.jobs.errors import JobError, TapeWriteFailed
 from tapefs.jobs.pool_writer import PoolWriter
 from tapefs.jobs.snapshot_files import encode_snapshot_pxar, snapshot_digests, tape_snapshot_path
 from tapefs.jobs.snapshot_selection import select_snapshots
@@ -41,7 +41,7 @@ from tapefs.media.tape_config import CHUNK_ORDERS, MediaPoolConfig
 from tapefs.notify import events
 from tapefs.notify.dispatch import send
 from tapefs.progress import ProgressCallback, ProgressMeter
-from tapefs.scsi.errors import ConnectionLost
+from tapefs.scsi.errors import ConnectionLost, MediumError
 from tapefs.tapeformat.block import PAYLOAD_SIZE, blocks_for_stream
 from tapefs.tapeformat.block_device import BLOCK_SIZE
 from tapefs.tapeformat.chunk_archive import ChunkArchiveWriter
@@ -200,6 +200,13 @@ def _backup_datastore(
             drive_lost = True
             written = f"{len(result.snapshots_written)} snapshots of this job are on tape and in the catalog; "
             raise session.connection_lost(lost, written + writer.interrupted()) from None
+        except MediumError as error:
+            label_text = writer.tape_damaged()
+            where = f"tape {label_text} is marked damaged; " if label_text else ""
+            raise TapeWriteFailed(
+                f"{error}; {where}{len(result.snapshots_written)} snapshots of this job are on tape and in the "
+                f"catalog of media set {writer.set_uuid}; the next backup starts a new media set on another tape"
+            ) from None
         finally:
             job.close()
             result.tapes = list(dict.fromkeys(writer.used_tapes))

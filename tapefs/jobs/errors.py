@@ -19,3 +19,13 @@ class MediaOffline(DeviceFailure, JobError):
 class DeviceConnectionLost(DeviceFailure, JobError):
     """A drive or changer stopped answering mid-job: its vtape daemon died or its link dropped.
     The message names the device by its tape.cfg name and says where the job left its tapes."""
+
+
+class TapeReadFailed(DeviceFailure, JobError):
+    """The drive could not read part of a tape (a medium or hardware error): the message names
+    the tape and the file, so the user knows what of the set could not be restored."""
+
+
+class TapeWriteFailed(DeviceFailure, JobError):
+    """The drive could not write the tape (a medium error): the tape is marked damaged and the
+    message says what of the job is safely on tape."""

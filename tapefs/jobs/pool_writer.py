@@ -27,6 +27,7 @@ from tapefs.jobs.tape_encryption import clear_drive_key, enable_encryption_for_w
 from tapefs.keys.key_store import normalize_fingerprint
 from tapefs.keys.media_set_key import MediaSetEncryption
 from tapefs.media.inventory import Inventory
+from tapefs.media.media_id import MediaStatus
 from tapefs.media.pool import MediaPool
 from tapefs.scsi.errors import ScsiError
 from tapefs.tapeformat.archive_part import ArchivePart
@@ -233,6 +234,19 @@ class PoolWriter:
             self._export_log(self.media_uuid)
             self.pool.set_media_status_full(self.media_uuid)
             self.device, self.media_uuid = None, None
+
+    def tape_damaged(self) -> str | None:
+        """The loaded tape failed a write: mark it damaged, so no job writes to it again and the
+        media set goes on with another tape; its label text (None when no tape was loaded).
+        Nothing more is sent to the drive."""
+        if self.media_uuid is None:
+            return None
+        label_text = self.inventory.get(self.media_uuid).id.label_text
+        log.warning("tape %s failed a write: marked damaged", label_text)
+        self._export_log(self.media_uuid)
+        self.inventory.set_status(self.media_uuid, MediaStatus.DAMAGED)
+        self.device, self.media_uuid = None, None
+        return label_text
 
     def next_volume_for(self, store: str) -> Callable[[ArchivePart], BlockDevice]:
         """The early-warning callback for archives of `store`."""

@@ -36,7 +36,7 @@ from tapefs.datastore.naming import BackupGroup, BackupSnapshot
 from tapefs.datastore.snapshot_admin import AUTH_ID, describe_group, group_owner
 from tapefs.errors import InvalidInput
 from tapefs.jobs.drive_session import DriveSession
-from tapefs.jobs.errors import JobError, MediaOffline
+from tapefs.jobs.errors import JobError, MediaOffline, TapeReadFailed
 from tapefs.jobs.namespace_map import NamespaceMap
 from tapefs.jobs.snapshot_files import (
     decode_snapshot_pxar,
@@ -50,6 +50,7 @@ from tapefs.media.errors import UnknownMediaError
 from tapefs.media.inventory import Inventory
 from tapefs.media.locks import lock_media_set
 from tapefs.progress import ProgressCallback, ProgressMeter
+from tapefs.scsi.errors import CheckCondition
 from tapefs.tapeformat.archive_part import ArchivePart
 from tapefs.tapeformat.block import PAYLOAD_SIZE
 from tapefs.tapeformat.block_device import BlockDevice, Mark
@@ -153,6 +154,11 @@ def check_owner(owner: str | None) -> None:
     """An owner for restored groups is an auth id, ``user@realm`` or ``user@realm!token``."""
     if owner is not None and not AUTH_ID.fullmatch(owner):
         raise InvalidRestoreOwner(f"invalid owner {owner!r} (expected user@realm or user@realm!token)")
+
+
+def unreadable(label_text: str, file_number: int, error: CheckCondition) -> TapeReadFailed:
+    """A drive error while reading a tape file, as one line that says which file it was."""
+    return TapeReadFailed(f"tape {label_text} file {file_number}: cannot read it: {error}")
 
 
 def restore_media_set(
@@ -390,7 +396,10 @@ class _Restore:
                     break
                 if tape_file is Mark.FILEMARK:
                     continue
-                self._restore_file(seq_nr, tape_file, found)
+                try:
+                    self._restore_file(seq_nr, tape_file, found)
+                except CheckCondition as error:
+                    raise unreadable(self.labels[seq_nr], tape_file.file_number, error) from None
             # A part is continued on the very next tape; one that was not was written again whole.
             self._pending = {uuid: p for uuid, p in self._pending.items() if p.last_seq == seq_nr}
             # A tape's catalog is rebuilt once the snapshots that start on it are complete.
@@ -606,7 +615,11 @@ class _Restore:
             where = f"tape {self.labels[place.seq_nr]} file {place.file_number}"
             if not isinstance(tape_file, TapeFile) or tape_file.header.content_magic not in SNAPSHOT_MAGICS:
                 raise JobError(f"{where}: the catalog names snapshot {place.snapshot}, the tape does not hold it")
-            archives[place] = (SnapshotArchiveReader(tape_file, self._next_part_from(place.seq_nr)).read(), where)
+            try:
+                data = SnapshotArchiveReader(tape_file, self._next_part_from(place.seq_nr)).read()
+            except CheckCondition as error:
+                raise unreadable(self.labels[place.seq_nr], place.file_number, error) from None
+            archives[place] = (data, where)
         # Where the chunks those snapshots need are; the other tapes that hold some are named
         # before any of them is asked for.
         chunk_places = {}
@@ -707,6 +720,8 @@ class _Restore:
                 blob = read_chunk_at(device, place.file_number, place.first_block, place.location())
             except TapeFormatError as error:
                 raise JobError(f"{where}: chunk {place.digest.hex()}: {error}") from None
+            except CheckCondition as error:
+                raise unreadable(self.labels[place.seq_nr], place.file_number, error) from None
             self._insert(target, place.digest, blob, where)
             self.meter.add(len(blob))
 

@@ -1,0 +1,18 @@
+"""R1 in CI: the quickest crash scenario of the reliability campaign, one seeded run. The others
+(gc, sync, tape backup, restore, catalog rebuild, the vtape daemon) take up to minutes on a
+loaded machine and run in `scripts/reliability.sh`; tests/jobs/test_cli.py kills a tape backup and the
+daemon once each."""
+
+import random
+
+import pytest
+
+from tests.helpers.reliability_campaign import SCENARIOS, Trial, load_scenarios, run_in
+
+load_scenarios()
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("name, seed", [("datastore-backup-kill", 11)])
+def test_killed_job_leaves_a_sound_datastore_and_the_next_one_succeeds(name, seed, tmp_path):
+    run_in(SCENARIOS[name], Trial(random.Random(seed), tmp_path))
