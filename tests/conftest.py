@@ -9,7 +9,8 @@ pytest.register_assert_rewrite("tests.helpers")
 from tests.helpers.vtape_process import VtapeLibrary  # noqa: E402 - after the rewrite registration
 
 # Fixtures more than one test directory uses.
-pytest_plugins = ["tests.helpers.fixtures_tape", "tests.helpers.fixtures_datastore"]
+pytest_plugins = ["tests.helpers.fixtures_tape", "tests.helpers.fixtures_datastore",
+                  "tests.helpers.fixtures_s3"]
 
 
 @pytest.fixture

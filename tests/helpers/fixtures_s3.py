@@ -1,0 +1,39 @@
+"""S3 fixtures: one SeaweedFS server for the whole session, a fresh bucket per test."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from tests.helpers.seaweedfs import SeaweedServer
+
+_bucket_numbers = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def seaweed_server():
+    """A running SeaweedFS server shared by the session (seconds to start, so started once)."""
+    server = SeaweedServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture
+def s3_bucket(seaweed_server) -> str:
+    """A new, empty bucket on the session's server."""
+    return seaweed_server.create_bucket(f"tapefs-test-{next(_bucket_numbers)}")
+
+
+@pytest.fixture
+def own_seaweed_server():
+    """A server of the test's own, for tests that kill it."""
+    server = SeaweedServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.cleanup()
