@@ -246,6 +246,7 @@ def backup(
                 if crypt_config is not None:
                     manifest.sign(crypt_config)
                 manifest.save(snapshot_dir)
+                datastore.publish_snapshot(snapshot)
             except BaseException:
                 shutil.rmtree(snapshot_dir, ignore_errors=True)
                 raise

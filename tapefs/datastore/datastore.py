@@ -112,6 +112,18 @@ class Datastore:
             raise DatastoreError(f"{root}: not a datastore (no .chunks directory)")
         return datastore
 
+    # A datastore with a remote backend (``s3_backend``) mirrors its contents there; a local
+    # datastore's directory is all there is.
+
+    def publish_snapshot(self, snapshot: BackupSnapshot) -> None:
+        """Make a finished snapshot (its manifest is written) durable beyond this directory."""
+
+    def upload_content(self, path: Path) -> None:
+        """Mirror a changed file of this directory (owner, notes, protection marker, manifest)."""
+
+    def delete_content(self, path: Path) -> None:
+        """Mirror the removal of a file or directory of this directory."""
+
     def namespace_path(self, namespace: BackupNamespace) -> Path:
         return self.root / namespace.relative_path()
 

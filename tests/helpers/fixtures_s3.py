@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import pytest
 
-from tests.helpers.seaweedfs import SeaweedServer
+from tests.helpers.commands import tapefs
+from tests.helpers.seaweedfs import ADMIN, SeaweedServer
 
 _bucket_numbers = itertools.count(1)
 
@@ -37,3 +39,25 @@ def own_seaweed_server():
         yield server
     finally:
         server.cleanup()
+
+
+def define_endpoint(env: dict[str, str], server, endpoint_id: str = "weed", identity=None) -> str:
+    """``tapefs s3 endpoint create`` for ``server``'s plain-HTTP port with ``identity``'s keys."""
+    identity = identity or ADMIN
+    tapefs(
+        "s3", "endpoint", "create", endpoint_id, "--endpoint", "127.0.0.1", "--port", server.port,
+        "--path-style", "--plain-http", "--access-key", identity.access_key,
+        env={**env, "TAPEFS_S3_SECRET_KEY": identity.secret_key},
+    )  # fmt: skip
+    return endpoint_id
+
+
+@pytest.fixture
+def s3_store(env, tmp_path, seaweed_server, s3_bucket) -> Path:
+    """Datastore `main` in a new bucket on the session's server, cached in tmp_path/cache."""
+    define_endpoint(env, seaweed_server)
+    cache = tmp_path / "cache"
+    tapefs(
+        "datastore", "create", "main", cache, "--backend", "s3", "--endpoint", "weed", "--bucket", s3_bucket, env=env
+    )
+    return cache

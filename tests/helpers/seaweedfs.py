@@ -27,7 +27,7 @@ from cryptography.x509.oid import NameOID
 
 START_TIMEOUT = 60.0
 #: weed ignores SIGTERM for a long while; SIGINT stops it, SIGKILL if even that hangs
-STOP_TIMEOUT = 10.0
+STOP_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ def _self_signed_certificate(directory: Path) -> tuple[Path, Path, str]:
     """(certificate file, key file, SHA-256 fingerprint as aa:bb:...)."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     certificate = (
         x509.CertificateBuilder()
         .subject_name(name)
