@@ -4,7 +4,7 @@ and name the permission that is missing."""
 from dataclasses import dataclass
 
 from tapefs.s3.client import S3Client
-from tapefs.s3.errors import S3AccessDenied, S3Error
+from tapefs.s3.errors import S3AccessDenied, S3BadCredentials, S3Error
 
 TEST_OBJECT = ".s3-client-test"
 
@@ -32,6 +32,8 @@ def check_access(client: S3Client) -> list[CheckStep]:
         try:
             probe()
             steps.append(CheckStep(request, permission, True))
+        except S3BadCredentials:
+            raise  # no permission can be judged with credentials the endpoint refuses
         except S3AccessDenied as error:
             steps.append(CheckStep(request, permission, False, str(error)))
         except S3Error:

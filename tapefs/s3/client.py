@@ -18,7 +18,15 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, SSLError
 
 from tapefs.s3.endpoint_config import S3Endpoint
-from tapefs.s3.errors import S3AccessDenied, S3ColdObject, S3Error, S3NotFound, S3Unreachable
+from tapefs.s3.errors import (
+    S3AccessDenied,
+    S3BadCredentials,
+    S3ColdObject,
+    S3ConfigError,
+    S3Error,
+    S3NotFound,
+    S3Unreachable,
+)
 from tapefs.s3.telemetry import RequestCounters, install_hooks
 
 log = logging.getLogger(__name__)
@@ -30,6 +38,7 @@ READ_TIMEOUT = 60
 #: answers 409 to a conditional PUT are retried this often before giving up
 MAX_CONFLICT_RETRIES = 3
 DELETE_BATCH = 1000
+BAD_CREDENTIAL_CODES = ("SignatureDoesNotMatch", "InvalidAccessKeyId")
 ACCESS_DENIED_CODES = ("AccessDenied", "403", "SignatureDoesNotMatch", "InvalidAccessKeyId", "Forbidden")
 
 
@@ -114,8 +123,10 @@ class S3Client:
 
     def _pin_fingerprint(self, fingerprint: str) -> None:
         # urllib3 checks the leaf certificate's digest on every new connection of the pool
-        http_session = self._client._endpoint.http_session
-        http_session._pool_manager.connection_pool_kw["assert_fingerprint"] = fingerprint
+        manager = getattr(self._client._endpoint.http_session, "_manager", None)
+        if manager is None:
+            raise S3ConfigError("this botocore version offers no way to pin a certificate fingerprint: use --ca-file")
+        manager.connection_pool_kw["assert_fingerprint"] = fingerprint
         warnings.filterwarnings("ignore", message="Unverified HTTPS request")
 
     def key(self, relative: str) -> str:
@@ -129,6 +140,13 @@ class S3Client:
         """One clear line for the user; the secret is never part of it."""
         if isinstance(error, ClientError):
             status, code = _status(error), _code(error)
+            if code in BAD_CREDENTIAL_CODES:
+                return S3BadCredentials(
+                    self._describe(
+                        f"{what}: the endpoint refuses the credentials ({code}): check endpoint "
+                        f"{self.endpoint.id}'s access key and secret key"
+                    )
+                )
             if code in ACCESS_DENIED_CODES or status == 403:
                 return S3AccessDenied(
                     self._describe(
@@ -256,8 +274,8 @@ class S3Client:
                 Bucket=self.bucket,
                 Delete={"Objects": [{"Key": self.key(r)} for r in batch], "Quiet": True},
             )
-            for error in answer.get("Errors", []):
-                failed.append((error["Key"].removeprefix(f"{self.prefix}/"), error.get("Code", "")))
+            for refused in answer.get("Errors", []):
+                failed.append((refused["Key"].removeprefix(f"{self.prefix}/"), refused.get("Code", "")))
         return failed
 
     def copy_object(self, source: str, target: str) -> None:

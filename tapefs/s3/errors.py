@@ -23,6 +23,10 @@ class S3AccessDenied(S3Error, InvalidInput):
     """Wrong credentials or a bucket policy that forbids the request (HTTP 403)."""
 
 
+class S3BadCredentials(S3AccessDenied):
+    """The endpoint does not know the access key, or the secret key does not sign right."""
+
+
 class S3Unreachable(S3Error, DeviceFailure):
     """The endpoint does not answer, answers with a server error after the retries, or fails TLS."""
 
