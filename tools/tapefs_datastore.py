@@ -17,12 +17,13 @@ from tapefs.datastore.naming import BackupGroup, BackupNamespace, BackupSnapshot
 from tapefs.datastore.permissions import fix_permissions, group_id
 from tapefs.datastore.registry import DatastoreRegistry
 from tapefs.datastore.restore import restore
-from tapefs.datastore.s3_backend import BackendConfig
+from tapefs.datastore.s3_backend import BackendConfig, S3Datastore
 from tapefs.datastore.verify import snapshot_label, verify_datastore
 from tapefs.errors import InvalidInput
 from tapefs.pxar.errors import ExistingEntryError
 from tapefs.pxar.extract import Overwrite
 from tapefs_tools.cli import emit_json, human_size, output_format_option, print_table, progress_reporter
+from tapefs_tools.tapefs_s3 import rate_warning
 
 OVERWRITE_OPTIONS = {
     Overwrite.FILES: "--overwrite-files",
@@ -270,6 +271,11 @@ def _check_change_detection_mode(ctx, param, value: str) -> str:
     "archives (NAME.mpxar + NAME.ppxar, file contents chunked at file starts). PBS's metadata mode "
     "(reusing unchanged files' chunks) is not supported.",
 )
+@click.option(
+    "--upload-concurrency",
+    type=click.IntRange(1, 64),
+    help="Chunks encoded and stored at once (default 2, or 8 for an S3 datastore).",
+)
 def backup_command(
     name: str,
     group_name: str,
@@ -277,6 +283,7 @@ def backup_command(
     namespace: str,
     keyfile: str | None,
     change_detection_mode: str,
+    upload_concurrency: int | None,
 ) -> None:
     """Back up SOURCEs into a new snapshot of group TYPE/ID (type: host, vm or ct).
 
@@ -293,6 +300,7 @@ def backup_command(
             _load_key(keyfile),
             change_detection_mode=change_detection_mode,
             progress=progress,
+            upload_concurrency=upload_concurrency,
         )
     stats = result.stats
     for leftover in result.removed_leftovers:
@@ -306,6 +314,10 @@ def backup_command(
         f"{human_size(stats.size)} in {stats.chunk_count} chunks ({stats.duplicate_count} known), "
         f"{human_size(stats.stored_size)} stored, {result.seconds:.1f} s{rate}"
     )
+    if isinstance(store, S3Datastore):
+        warning = rate_warning(name, store)
+        if warning is not None:
+            click.echo(f"warning: {warning}", err=True)
 
 
 @datastore.command("restore")

@@ -2,10 +2,13 @@
 tapefs.s3."""
 
 import os
+import time
 
 import click
 
 from tapefs.datastore.registry import DatastoreRegistry
+from tapefs.datastore.s3_backend import S3Datastore
+from tapefs.errors import InvalidInput
 from tapefs.s3.access_check import check_access, missing_permissions
 from tapefs.s3.client import S3Client
 from tapefs.s3.endpoint_config import (
@@ -16,7 +19,8 @@ from tapefs.s3.endpoint_config import (
     normalize_fingerprint,
 )
 from tapefs.s3.errors import S3AccessDenied, S3ConfigError
-from tapefs_tools.cli import emit, emit_json, key_value_table, output_format_option, print_table
+from tapefs.s3.telemetry import new_rate_excursion, prometheus_text
+from tapefs_tools.cli import emit, emit_json, human_size, key_value_table, output_format_option, print_table
 
 SECRET_ENV = "TAPEFS_S3_SECRET_KEY"
 
@@ -172,3 +176,85 @@ def check(endpoint_id: str, bucket: str, store_prefix: str, output_format: str) 
             click.echo(f"{step.request:<14} {'ok' if step.ok else 'REFUSED'} ({step.permission})")
     if missing:
         raise S3AccessDenied(f"s3://{bucket}: access denied: the credentials lack {', '.join(missing)}")
+
+
+def _s3_datastore(name: str) -> S3Datastore:
+    store = DatastoreRegistry().lookup(name)
+    if not isinstance(store, S3Datastore):
+        raise InvalidInput(f"datastore {name} keeps its chunks in its directory, not in S3: it has no S3 telemetry")
+    return store
+
+
+def rate_warning(name: str, store: S3Datastore) -> str | None:
+    """The warning for a new excursion above the datastore's request-rate threshold, once."""
+    threshold = DatastoreRegistry().option(name, "request-rate-threshold")
+    if threshold is None:
+        return None
+    store.flush_telemetry()
+    excursion = new_rate_excursion(store.telemetry, int(threshold))
+    return f"datastore {name}: {excursion.message()}" if excursion is not None else None
+
+
+@click.command("telemetry")
+@click.argument("name")
+@click.option("--prometheus", is_flag=True, help="Print in the Prometheus text format (node_exporter textfile).")
+@click.option("--reset", is_flag=True, help="Zero the request counters after showing them.")
+@output_format_option
+def telemetry(name: str, prometheus: bool, reset: bool, output_format: str) -> None:
+    """S3 requests, traffic and stored objects of datastore NAME, kept across runs."""
+    store = _s3_datastore(name)
+    warning = rate_warning(name, store)
+    data = store.telemetry.load()
+    now_minute = int(time.time() // 60)
+    last_minute = data.per_minute.get(now_minute - 1, 0)
+    peak = max(data.per_minute.values(), default=0)
+    if prometheus:
+        click.echo(
+            prometheus_text(
+                data, {"datastore": name, "bucket": store.backend.bucket, "endpoint": store.backend.client}
+            ),
+            nl=False,
+        )
+    else:
+        view = {
+            "datastore": name,
+            "bucket": store.backend.bucket,
+            "endpoint": store.backend.client,
+            "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(data.since)),
+            "requests": data.requests,
+            "requests-by-method": data.methods,
+            "requests-last-minute": last_minute,
+            "requests-peak-minute": peak,
+            "uploaded": data.uploaded,
+            "downloaded": data.downloaded,
+            "errors": data.errors,
+            "retries": data.retries,
+            "stored-objects": data.stored_objects,
+            "stored-bytes": data.stored_bytes,
+            "request-rate-warning": warning,
+        }
+
+        def render(console) -> None:
+            rows = [(key, value) for key, value in view.items() if key != "requests-by-method"]
+            rows[5:5] = [(f"  {method}", count) for method, count in data.methods.items()]
+            for key in ("uploaded", "downloaded", "stored-bytes"):
+                rows = [(k, f"{human_size(v)} ({v} bytes)" if k == key else v) for k, v in rows]
+            console.print(key_value_table(rows))
+
+        emit(output_format, view, render)
+    if warning is not None:
+        click.echo(f"warning: {warning}", err=True)
+    if reset:
+        store.telemetry.reset()
+
+
+@click.command("s3-refresh")
+@click.argument("name")
+def s3_refresh(name: str) -> None:
+    """Rebuild the local cache of S3 datastore NAME from its bucket (snapshots, owners, notes)."""
+    contents, chunks = _s3_datastore(name).refresh()
+    click.echo(f"datastore {name}: {contents} content objects downloaded, {chunks} chunks known in the bucket")
+
+
+#: added to `tapefs datastore`
+DATASTORE_COMMANDS = [telemetry, s3_refresh]

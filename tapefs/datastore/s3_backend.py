@@ -209,6 +209,9 @@ class BucketChunks(ChunkStore):
 
 
 class S3Datastore(Datastore):
+    #: uploads wait on the network, not the CPU
+    upload_concurrency = 8
+
     def __init__(self, root: str | os.PathLike, name: str, backend: BackendConfig, endpoints: EndpointRegistry | None):
         super().__init__(root, name)
         self.backend = backend
@@ -265,16 +268,36 @@ class S3Datastore(Datastore):
                 f"(object lock?): first {failed[0][0]}: {failed[0][1]}"
             )
 
-    def publish_snapshot(self, snapshot: BackupSnapshot) -> None:
+    def publish_snapshot(self, snapshot: BackupSnapshot, directory: Path | None = None) -> None:
+        """Upload the group's owner, the snapshot's files, and its manifest last."""
         path = self.snapshot_path(snapshot)
+        source = directory or path
         owner = path.parent / "owner"
         if owner.exists():
             self.upload_content(owner)
-        names = sorted(p.name for p in path.iterdir() if p.is_file() and p.name != MANIFEST_BLOB_NAME)
-        for name in names:
-            self.upload_content(path / name)
-        self.upload_content(path / MANIFEST_BLOB_NAME)
+        names = sorted(p.name for p in source.iterdir() if p.is_file() and p.name != MANIFEST_BLOB_NAME)
+        for name in [*names, MANIFEST_BLOB_NAME]:
+            self.client.put_object(self.content_key(path / name), (source / name).read_bytes())
         self.flush_telemetry()
+
+    def sweep_backend_chunks(self, cutoff: float) -> tuple[int, int, list[str]]:
+        """Delete chunk objects whose cache marker is gone or older than ``cutoff``; objects
+        uploaded since the cut-off stay (a running backup may not have written its marker yet)."""
+        doomed: dict[str, int] = {}
+        for listed in self.client.list_objects(f"{CHUNK_DIR_NAME}/"):
+            name = listed.key.rsplit("/", 1)[-1]
+            if not CHUNK_FILE_NAME.fullmatch(name) or listed.last_modified >= cutoff:
+                continue
+            try:
+                used = self.chunk_store.chunk_path(bytes.fromhex(name)).stat().st_atime >= cutoff
+            except FileNotFoundError:
+                used = False
+            if not used:
+                doomed[listed.key] = listed.size
+        locked = [key for key, _ in self.client.delete_objects(list(doomed))]
+        removed = [key for key in doomed if key not in set(locked)]
+        self.flush_telemetry()
+        return len(removed), sum(doomed[key] for key in removed), locked
 
     def refresh(self) -> tuple[int, int]:
         """Rebuild the cache's contents from the bucket (PBS's "s3 refresh"): every content
