@@ -65,6 +65,8 @@ class BackendConfig:
     @classmethod
     def parse(cls, text: str) -> "BackendConfig | None":
         """None for a filesystem datastore."""
+        if not text.strip():
+            return None
         values = {}
         for part in text.split(","):
             key, _, value = part.partition("=")

@@ -1,22 +1,29 @@
 """S3 datastores end to end: the tapefs commands against a real SeaweedFS bucket."""
 
 import json
+import os
 import socket
 import subprocess
+import threading
+import time
 
 import pytest
 
 from tapefs.datastore.backup import backup, parse_sources
+from tapefs.datastore.chunker import IMAGE_CHUNK_SIZE
 from tapefs.datastore.errors import DatastoreError
+from tapefs.datastore.gc import garbage_collect
 from tapefs.datastore.naming import BackupGroup, BackupNamespace
 from tapefs.datastore.restore import restore
 from tapefs.datastore.s3_backend import IN_USE_MARKER
+from tapefs.datastore.snapshot_admin import remove_snapshot, set_group_notes, set_protected
 from tapefs.datastore.verify import verify_datastore
-from tapefs.s3.errors import S3InUse
+from tapefs.s3.client import _PutRateLimiter
+from tapefs.s3.errors import S3InUse, S3Unreachable
 from tapefs.s3.telemetry import new_rate_excursion, prometheus_text
 from tests.helpers.commands import tapefs
 from tests.helpers.datastore_cli import snapshot_names
-from tests.helpers.fixtures_s3 import make_s3_datastore
+from tests.helpers.s3_stores import make_s3_datastore
 
 
 def _keys(server, bucket: str, prefix: str = "") -> list[str]:
@@ -118,3 +125,77 @@ def test_request_storm_trips_the_threshold_exactly_once(tmp_path, state_dir, sea
     telemetry = store.telemetry.load()
     assert telemetry.methods["HEAD"] >= 30
     assert "tapefs_s3_requests_total" in prometheus_text(telemetry, {"datastore": "main"})
+
+
+@pytest.mark.slow
+def test_server_killed_mid_backup_leaves_no_snapshot_and_the_next_backup_reuses_uploads(
+    tmp_path, state_dir, own_seaweed_server
+):
+    server = own_seaweed_server
+    bucket = server.create_bucket("killed-mid-backup")
+    _, store = make_s3_datastore(tmp_path / "host1", server, bucket)
+    image = tmp_path / "disk.img"
+    image.write_bytes(os.urandom(12 * IMAGE_CHUNK_SIZE))
+    # one upload at a time, two per second: the kill lands between chunks
+    store.client._limiter = _PutRateLimiter(2)
+    outcome: dict = {}
+    worker = threading.Thread(
+        target=lambda: outcome.update(error=_catch(lambda: _backup(store, image, upload_concurrency=1)))
+    )
+    worker.start()
+    deadline = time.monotonic() + 60
+    while not _keys(server, bucket, "main/.chunks/") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    server.kill()
+    worker.join(120)
+    assert isinstance(outcome["error"], S3Unreachable), outcome
+    group = BackupGroup(BackupNamespace(), "host", "web")
+    assert store.list_snapshots(group, include_unfinished=True) == []
+
+    server.start()
+    assert not [key for key in _keys(server, bucket, "main/.cnt/") if key.endswith("index.json.blob")]
+    uploaded = len(_keys(server, bucket, "main/.chunks/"))
+    assert 0 < uploaded < 12
+    store.client._limiter = None
+    result = _backup(store, image)
+    assert result.stats.duplicate_count >= uploaded
+    [info] = store.list_snapshots(group)
+    target = tmp_path / "restored.img"
+    restore(store, info.snapshot, "disk.img", target)
+    assert target.read_bytes() == image.read_bytes()
+
+
+def _catch(action):
+    try:
+        action()
+    except Exception as error:  # the test inspects what the backup raised
+        return error
+    return None
+
+
+def test_forget_protect_notes_and_gc_reach_the_bucket(tmp_path, state_dir, seaweed_server, s3_bucket, tree):
+    _, store = make_s3_datastore(tmp_path / "host1", seaweed_server, s3_bucket)
+    first = _backup(store, tree).snapshot
+    (tree / "new.bin").write_bytes(os.urandom(200000))
+    second = _backup(store, tree).snapshot
+    prefix = f"main/.cnt/{second}"
+    set_protected(store, second, True)
+    set_group_notes(store, second.group, "web server")
+    assert f"{prefix}/.protected" in _keys(seaweed_server, s3_bucket)
+    assert f"main/.cnt/{second.group}/notes" in _keys(seaweed_server, s3_bucket)
+    set_protected(store, second, False)
+    assert f"{prefix}/.protected" not in _keys(seaweed_server, s3_bucket)
+
+    chunks_before = set(_keys(seaweed_server, s3_bucket, "main/.chunks/"))
+    remove_snapshot(store, second)
+    assert not _keys(seaweed_server, s3_bucket, prefix)
+    time.sleep(2)  # objects stored in the last second count as a running backup's (S3 times are whole seconds)
+    result = garbage_collect(store, atime_cutoff_minutes=0)
+    chunks_after = set(_keys(seaweed_server, s3_bucket, "main/.chunks/"))
+    assert result.backend_removed_chunks == len(chunks_before - chunks_after) > 0
+    assert result.backend_locked == []
+    # what is left still restores
+    assert verify_datastore(store).ok
+    target = tmp_path / "restored"
+    restore(store, first, "root.pxar", target)
+    assert not (target / "new.bin").exists() and (target / "notes.txt").read_text() == "tapefs\n"

@@ -12,7 +12,7 @@ from tapefs.s3.client import S3Client
 from tapefs.s3.endpoint_config import EndpointRegistry, S3Endpoint
 from tapefs.s3.errors import S3AccessDenied, S3ConfigError, S3NotFound, S3Unreachable
 from tests.helpers.commands import one_error_line, tapefs
-from tests.helpers.fixtures_s3 import define_endpoint
+from tests.helpers.s3_stores import define_endpoint
 from tests.helpers.seaweedfs import ADMIN, READ_ONLY, free_ports
 
 
