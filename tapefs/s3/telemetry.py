@@ -7,6 +7,7 @@ tapefs does the same, and also counts the retries and the requests that got no a
 """
 
 import fcntl
+import io
 import json
 import os
 import threading
@@ -80,7 +81,13 @@ def install_hooks(client, counters: RequestCounters) -> None:
 
     def before_call(params, context, **_):
         body = params.get("body")
-        context["tapefs_upload_size"] = len(body) if isinstance(body, bytes | bytearray) else 0
+        if isinstance(body, bytes | bytearray):
+            size = len(body)
+        elif isinstance(body, io.BytesIO):  # botocore wraps a bytes body for PutObject
+            size = body.getbuffer().nbytes
+        else:
+            size = 0
+        context["tapefs_upload_size"] = size
 
     def after_call(http_response, parsed, model, context, **_):
         status = http_response.status_code

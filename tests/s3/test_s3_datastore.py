@@ -63,7 +63,9 @@ def test_incremental_backup_of_unchanged_data_makes_no_get_and_no_chunk_put(
 ):
     _, store = make_s3_datastore(tmp_path / "host1", seaweed_server, s3_bucket)
     first = _backup(store, tree)
-    before = store.telemetry.add(store.counters).methods
+    telemetry = store.telemetry.add(store.counters)
+    assert telemetry.uploaded >= first.stats.stored_size > 0
+    before = telemetry.methods
     second = _backup(store, tree)
     after = store.telemetry.add(store.counters).methods
     assert second.stats.duplicate_count == second.stats.chunk_count == first.stats.chunk_count
