@@ -119,7 +119,7 @@ class S3ChunkStore(ChunkStore):
 
     def fetch(self, digest: bytes) -> bytes:
         """The chunk's bytes from the bucket, kept in the cache."""
-        raw = self.client.get_object(chunk_key(digest))
+        raw = self.client.get_object(chunk_key(digest), f"chunk {digest.hex()}")
         if raw is None or not raw:
             raise ChunkMissingError(digest, f"s3://{self.client.bucket}/{self.client.key(chunk_key(digest))}")
         self._write(self.chunk_path(digest), raw, sync=False)

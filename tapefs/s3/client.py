@@ -140,6 +140,11 @@ class S3Client:
         """One clear line for the user; the secret is never part of it."""
         if isinstance(error, ClientError):
             status, code = _status(error), _code(error)
+            # an answer 403, but no matter of permissions
+            if code == "InvalidObjectState":
+                return S3ColdObject(
+                    self._describe(f"{what}: the object is in an archive storage class; restore it in the bucket first")
+                )
             if code in BAD_CREDENTIAL_CODES:
                 return S3BadCredentials(
                     self._describe(
@@ -158,10 +163,6 @@ class S3Client:
                 return S3NotFound(f"s3://{self.bucket}: no such bucket on endpoint {self.endpoint.id}")
             if code in ("NoSuchKey", "404") or status == 404:
                 return S3NotFound(self._describe(f"{what}: no such object"))
-            if code == "InvalidObjectState":
-                return S3ColdObject(
-                    self._describe(f"{what}: the object is in an archive storage class; restore it in the bucket first")
-                )
             if status >= 500:
                 return S3Unreachable(
                     self._describe(f"{what}: server error HTTP {status} {code} after {MAX_ATTEMPTS} tries")
@@ -230,17 +231,18 @@ class S3Client:
             self._describe(f"PUT {relative}: concurrent operation, gave up after {MAX_CONFLICT_RETRIES} tries")
         )
 
-    def get_object(self, relative: str) -> bytes | None:
-        """The object's bytes, None if there is no such object."""
+    def get_object(self, relative: str, what: str | None = None) -> bytes | None:
+        """The object's bytes, None if there is no such object; ``what`` names it in errors."""
+        what = f"GET {what or relative}"
         try:
             answer = self._client.get_object(Bucket=self.bucket, Key=self.key(relative))
             return answer["Body"].read()
         except ClientError as error:
             if _status(error) == 404:
                 return None
-            raise self._translate(error, f"GET {relative}") from None
+            raise self._translate(error, what) from None
         except BotoCoreError as error:
-            raise self._translate(error, f"GET {relative}") from None
+            raise self._translate(error, what) from None
 
     def head_object(self, relative: str) -> dict | None:
         try:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.commands import tapefs
+from tests.helpers.moto_s3 import MotoServer
 from tests.helpers.s3_stores import define_endpoint
 from tests.helpers.seaweedfs import SeaweedServer
 
@@ -51,3 +52,14 @@ def s3_store(env, tmp_path, seaweed_server, s3_bucket) -> Path:
         "datastore", "create", "main", cache, "--backend", "s3", "--endpoint", "weed", "--bucket", s3_bucket, env=env
     )
     return cache
+
+
+@pytest.fixture
+def moto_server():
+    """moto in server mode (storage-class transitions only; everything else runs on SeaweedFS)."""
+    server = MotoServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
