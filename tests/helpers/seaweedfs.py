@@ -134,7 +134,7 @@ class SeaweedServer:
         data = self.root / "data"
         data.mkdir(exist_ok=True)
         command = [
-            weed_binary(), "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={data}",
+            weed_binary(), f"-logdir={self.root}", "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={data}",
             f"-master.port={self.master_port}", f"-master.port.grpc={self.master_grpc}",
             f"-volume.port={self.volume_port}", f"-volume.port.grpc={self.volume_grpc}",
             f"-filer.port={self.filer_port}", f"-filer.port.grpc={self.filer_grpc}",

@@ -46,6 +46,13 @@ def test_backup_restore_verify_round_trip(s3_store, env, tree, tmp_path, seaweed
     assert subprocess.run(["diff", "-r", "--no-dereference", tree, target]).returncode == 0
     verify = json.loads(tapefs("datastore", "verify", "main", "--output-format", "json", env=env).stdout)
     assert verify["ok"], verify
+    telemetry = json.loads(tapefs("datastore", "telemetry", "main", "--output-format", "json", env=env).stdout)
+    assert telemetry["requests-by-method"]["PUT"] >= len(keys) and telemetry["downloaded"] > 0
+    assert telemetry["uploaded"] > 0 and telemetry["errors"] == 0
+    prometheus = tapefs("datastore", "telemetry", "main", "--prometheus", env=env).stdout
+    assert (
+        f'tapefs_s3_requests_total{{bucket="{s3_bucket}",datastore="main",endpoint="weed",method="PUT"}}' in prometheus
+    )
 
 
 @pytest.fixture
