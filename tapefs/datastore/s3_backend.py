@@ -17,12 +17,12 @@ chunk that looks valid but is not in the bucket. A snapshot's files go up after 
 manifest last, so a snapshot without manifest is never taken for a finished one.
 """
 
-import atexit
 import json
 import logging
 import os
 import socket
 import threading
+import weakref
 from pathlib import Path
 
 from tapefs.config import paths
@@ -222,7 +222,8 @@ class S3Datastore(Datastore):
         self.telemetry = TelemetryFile(telemetry_path(endpoint.id, backend.bucket, name))
         self.client = S3Client(endpoint, backend.bucket, name, self.counters)
         self.chunk_store = S3ChunkStore(self.root, self.client, backend.max_cache_size)
-        atexit.register(self.flush_telemetry)
+        # what is still counted goes to the file when the datastore is dropped or the process ends
+        weakref.finalize(self, self.telemetry.add, self.counters)
 
     def flush_telemetry(self) -> None:
         self.telemetry.add(self.counters)

@@ -15,11 +15,11 @@ from tapefs.datastore.errors import DatastoreError
 from tapefs.datastore.gc import garbage_collect
 from tapefs.datastore.naming import BackupGroup, BackupNamespace
 from tapefs.datastore.restore import restore
-from tapefs.datastore.s3_backend import IN_USE_MARKER
+from tapefs.datastore.s3_backend import IN_USE_MARKER, BackendConfig
 from tapefs.datastore.snapshot_admin import remove_snapshot, set_group_notes, set_protected
 from tapefs.datastore.verify import verify_datastore
 from tapefs.s3.client import _PutRateLimiter
-from tapefs.s3.errors import S3InUse, S3Unreachable
+from tapefs.s3.errors import S3ConfigError, S3InUse, S3NotFound, S3UnknownEndpoint, S3Unreachable
 from tapefs.s3.telemetry import new_rate_excursion, prometheus_text
 from tests.helpers.commands import tapefs
 from tests.helpers.datastore_cli import snapshot_names
@@ -208,3 +208,32 @@ def test_forget_protect_notes_and_gc_reach_the_bucket(tmp_path, state_dir, seawe
     target = tmp_path / "restored"
     restore(store, first, "root.pxar", target)
     assert not (target / "new.bin").exists() and (target / "notes.txt").read_text() == "tapefs\n"
+
+
+def test_bounded_cache_keeps_markers_and_restores_from_the_bucket(tmp_path, state_dir, seaweed_server, s3_bucket):
+    _, store = make_s3_datastore(tmp_path / "host1", seaweed_server, s3_bucket)
+    store.chunk_store.capacity = 3  # chunks; --max-cache-size counts 16 MiB per chunk, as PBS
+    image = tmp_path / "disk.img"
+    image.write_bytes(os.urandom(8 * IMAGE_CHUNK_SIZE))
+    snapshot = _backup(store, image).snapshot
+    files = [path for path in store.chunk_store.chunk_dir.glob("*/*")]
+    assert len(files) == 8
+    assert sum(1 for path in files if path.stat().st_size) <= 3
+    again = _backup(store, image)  # evicted chunks are known by their markers: nothing uploaded
+    assert again.stats.duplicate_count == 8
+    target = tmp_path / "restored.img"
+    restore(store, snapshot, "disk.img", target)
+    assert target.read_bytes() == image.read_bytes()
+    assert sum(1 for path in files if path.stat().st_size) <= 3
+
+
+def test_bad_create_arguments_leave_nothing_behind(tmp_path, state_dir, seaweed_server, s3_bucket):
+    registry, _ = make_s3_datastore(tmp_path / "host1", seaweed_server, s3_bucket)
+    with pytest.raises(S3UnknownEndpoint, match="no S3 endpoint named 'nowhere'"):
+        registry.create_s3("other", tmp_path / "cache-other", BackendConfig("nowhere", s3_bucket))
+    with pytest.raises(S3NotFound, match="^s3://missing-bucket: no such bucket on endpoint weed$"):
+        registry.create_s3("other", tmp_path / "cache-other", BackendConfig("weed", "missing-bucket"))
+    with pytest.raises(S3ConfigError, match="invalid bucket name 'Bad_Bucket'"):
+        BackendConfig("weed", "Bad_Bucket")
+    assert not (tmp_path / "cache-other").exists()
+    assert [section.id for section in registry.entries()] == ["main"]
