@@ -139,7 +139,8 @@ class SeaweedServer:
             f"-volume.port={self.volume_port}", f"-volume.port.grpc={self.volume_grpc}",
             f"-filer.port={self.filer_port}", f"-filer.port.grpc={self.filer_grpc}",
             "-master.volumeSizeLimitMB=64", "-volume.max=0",
-            "-s3", f"-s3.port={self.port}", f"-s3.port.grpc={self.s3_grpc}",
+            # the Iceberg and Lance catalogs listen on fixed ports: off, so servers can run side by side
+            "-s3", f"-s3.port={self.port}", f"-s3.port.grpc={self.s3_grpc}", "-s3.port.iceberg=0", "-s3.port.lance=0",
             f"-s3.port.https={self.https_port}", f"-s3.cert.file={self.cert_path}", f"-s3.key.file={self.key_path}",
             f"-s3.config={self._write_s3_config()}",
         ]  # fmt: skip
