@@ -11,6 +11,7 @@ hooks. ``--full`` is the issue's size: a 2 GiB image and 50 000 files.
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -122,6 +123,7 @@ def main() -> None:
         results = {"local": run(local, image, tree, tree_size, work), "s3": run(s3, image, tree, tree_size, work)}
     finally:
         server.cleanup()
+        shutil.rmtree(work, ignore_errors=True)
     print(f"image {args.image_mib} MiB incompressible, tree {args.files} files ({tree_size / MIB:.0f} MiB)")
     print(f"{'step':<16} {'local MB/s':>10} {'s3 MB/s':>9} {'s3/local':>8}  s3 requests (per GiB)")
     for (label, size, local_s, _), (_, _, s3_s, delta) in zip(results["local"], results["s3"], strict=True):
