@@ -11,6 +11,7 @@ from tests.helpers.vtape_process import VtapeLibrary  # noqa: E402 - after the r
 # Fixtures more than one test directory uses.
 pytest_plugins = ["tests.helpers.fixtures_tape", "tests.helpers.fixtures_datastore"]
 pytest_plugins += ["tests.helpers.fixtures_notify"]
+pytest_plugins += ["tests.helpers.fixtures_s3"]
 
 
 @pytest.fixture

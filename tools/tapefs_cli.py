@@ -12,6 +12,8 @@ from tapefs_tools.tapefs_keys import key
 from tapefs_tools.tapefs_labels import labels
 from tapefs_tools.tapefs_mount import mount, umount
 from tapefs_tools.tapefs_notification import notification
+from tapefs_tools.tapefs_s3 import DATASTORE_COMMANDS as S3_DATASTORE_COMMANDS
+from tapefs_tools.tapefs_s3 import s3
 from tapefs_tools.tapefs_tape_admin import COMMANDS as TAPE_ADMIN_COMMANDS
 from tapefs_tools.tapefs_tape_jobs import backup, restore
 
@@ -39,3 +41,6 @@ main.add_command(labels)
 for command in TAPE_ADMIN_COMMANDS:
     main.add_command(command)
 main.add_command(notification)
+main.add_command(s3)
+for command in S3_DATASTORE_COMMANDS:
+    datastore.add_command(command)

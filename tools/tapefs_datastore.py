@@ -8,6 +8,7 @@ import sys
 
 import click
 
+from tapefs.config.sizes import parse_size
 from tapefs.datastore.backup import CHANGE_DETECTION_MODES, backup, parse_sources
 from tapefs.datastore.crypt_config import CryptConfig
 from tapefs.datastore.errors import DatastoreError
@@ -16,12 +17,14 @@ from tapefs.datastore.naming import BackupGroup, BackupNamespace, BackupSnapshot
 from tapefs.datastore.permissions import fix_permissions, group_id
 from tapefs.datastore.registry import DatastoreRegistry
 from tapefs.datastore.restore import restore
+from tapefs.datastore.s3_backend import BackendConfig, S3Datastore
 from tapefs.datastore.verify import snapshot_label
 from tapefs.errors import InvalidInput
 from tapefs.jobs.maintenance_notifications import verify_and_notify
 from tapefs.pxar.errors import ExistingEntryError
 from tapefs.pxar.extract import Overwrite
 from tapefs_tools.cli import emit_json, human_size, output_format_option, print_table, progress_reporter
+from tapefs_tools.tapefs_s3 import rate_warning
 
 OVERWRITE_OPTIONS = {
     Overwrite.FILES: "--overwrite-files",
@@ -58,6 +61,17 @@ def _load_key(keyfile: str | None) -> CryptConfig | None:
     return key_config.decrypt(passphrase)
 
 
+def s3_datastore_options(fn):
+    """Settings kept in datastore.cfg for the scheduler and the telemetry alert."""
+    fn = click.option(
+        "--request-rate-threshold",
+        type=click.IntRange(min=1),
+        help="Warn when S3 requests in a minute exceed N [s3].",
+    )(fn)
+    fn = click.option("--verify-schedule", metavar="CALENDAR", help="When to verify, e.g. monthly [s3].")(fn)
+    return click.option("--gc-schedule", metavar="CALENDAR", help="When to collect garbage, e.g. daily [s3].")(fn)
+
+
 @click.group()
 def datastore() -> None:
     """PBS-compatible datastores: create, register, list, back up, restore, verify."""
@@ -68,12 +82,56 @@ def datastore() -> None:
 @click.argument("path", type=click.Path(file_okay=False))
 @click.option("--comment", help="Free text stored with the datastore.")
 @click.option("--group", metavar="GROUP", help="A group that may read the datastore (e.g. backup); others never can.")
-def create(name: str, path: str, comment: str | None, group: str | None) -> None:
+@click.option(
+    "--backend",
+    type=click.Choice(["filesystem", "s3"]),
+    default="filesystem",
+    show_default=True,
+    help="Where chunks live: PATH itself, or an S3 bucket with PATH as the local cache.",
+)
+@click.option("--endpoint", "endpoint_id", metavar="ID", help="S3 endpoint (tapefs s3 endpoint create) [s3].")
+@click.option("--bucket", help="Bucket; the datastore's keys go below NAME/ in it [s3].")
+@click.option("--max-cache-size", metavar="SIZE", help="Bound the local chunk cache, e.g. 20GiB [s3].")
+@click.option("--reuse-datastore", is_flag=True, help="Re-attach the datastore NAME already in the bucket [s3].")
+@click.option("--overwrite-in-use", is_flag=True, help="Take over a datastore another host marked in use [s3].")
+@s3_datastore_options
+def create(
+    name: str,
+    path: str,
+    comment: str | None,
+    group: str | None,
+    backend: str,
+    endpoint_id: str | None,
+    bucket: str | None,
+    max_cache_size: str | None,
+    reuse_datastore: bool,
+    overwrite_in_use: bool,
+    **settings,
+) -> None:
     """Create a new datastore in PATH (an empty or missing directory) named NAME.
 
-    Directories are 0750 and files 0640: the owner writes, GROUP (if given) reads."""
-    store = DatastoreRegistry().create(name, path, comment, group)
-    click.echo(f"created datastore {name} at {store.root}")
+    Directories are 0750 and files 0640: the owner writes, GROUP (if given) reads. With
+    --backend s3, PATH is the local cache of a datastore kept in BUCKET on ENDPOINT."""
+    registry = DatastoreRegistry()
+    if backend == "filesystem":
+        s3_only = [option for option, value in (("--endpoint", endpoint_id), ("--bucket", bucket),
+                   ("--max-cache-size", max_cache_size)) if value]  # fmt: skip
+        if s3_only or reuse_datastore or overwrite_in_use or any(settings.values()):
+            raise InvalidInput("--endpoint, --bucket, --max-cache-size and the S3 options need --backend s3")
+        store = registry.create(name, path, comment, group)
+        click.echo(f"created datastore {name} at {store.root}")
+        return
+    if not endpoint_id or not bucket:
+        raise InvalidInput("--backend s3 needs --endpoint and --bucket")
+    try:
+        cache_size = parse_size(max_cache_size) if max_cache_size else None
+    except ValueError as exc:
+        raise InvalidInput(f"--max-cache-size: {exc}") from None
+    s3_store = registry.create_s3(
+        name, path, BackendConfig(endpoint_id, bucket, cache_size), comment, reuse_datastore, overwrite_in_use
+    )
+    registry.set_options(name, settings)
+    click.echo(f"created datastore {name} at {s3_store.root} (S3 bucket {bucket} on endpoint {endpoint_id})")
 
 
 @datastore.command("fix-permissions")
@@ -214,6 +272,11 @@ def _check_change_detection_mode(ctx, param, value: str) -> str:
     "archives (NAME.mpxar + NAME.ppxar, file contents chunked at file starts). PBS's metadata mode "
     "(reusing unchanged files' chunks) is not supported.",
 )
+@click.option(
+    "--upload-concurrency",
+    type=click.IntRange(1, 64),
+    help="Chunks encoded and stored at once (default 2, or 8 for an S3 datastore).",
+)
 def backup_command(
     name: str,
     group_name: str,
@@ -221,6 +284,7 @@ def backup_command(
     namespace: str,
     keyfile: str | None,
     change_detection_mode: str,
+    upload_concurrency: int | None,
 ) -> None:
     """Back up SOURCEs into a new snapshot of group TYPE/ID (type: host, vm or ct).
 
@@ -237,6 +301,7 @@ def backup_command(
             _load_key(keyfile),
             change_detection_mode=change_detection_mode,
             progress=progress,
+            upload_concurrency=upload_concurrency,
         )
     stats = result.stats
     for leftover in result.removed_leftovers:
@@ -250,6 +315,10 @@ def backup_command(
         f"{human_size(stats.size)} in {stats.chunk_count} chunks ({stats.duplicate_count} known), "
         f"{human_size(stats.stored_size)} stored, {result.seconds:.1f} s{rate}"
     )
+    if isinstance(store, S3Datastore):
+        warning = rate_warning(name, store)
+        if warning is not None:
+            click.echo(f"warning: {warning}", err=True)
 
 
 @datastore.command("restore")

@@ -200,9 +200,11 @@ def backup(
     sync: bool = True,
     change_detection_mode: str = "legacy",
     progress: ProgressCallback | None = None,
+    upload_concurrency: int | None = None,
 ) -> BackupResult:
     """``change_detection_mode`` is PBS's: ``legacy`` writes pxar v1 archives and a catalog,
-    ``data`` split archives (see the module docstring). ``progress`` gets the bytes read."""
+    ``data`` split archives (see the module docstring). ``progress`` gets the bytes read;
+    ``upload_concurrency`` chunks are stored at once (default: the datastore's)."""
     if change_detection_mode not in CHANGE_DETECTION_MODES:
         raise DatastoreError(
             f"unknown change detection mode {change_detection_mode!r} (expected {' or '.join(CHANGE_DETECTION_MODES)})"
@@ -218,7 +220,12 @@ def backup(
         with datastore.writing_snapshot(snapshot) as snapshot_dir:
             try:
                 meter = ProgressMeter("backup", progress) if progress is not None else None
-                with ChunkUploader(datastore.chunk_store, crypt_config, progress=meter) as uploader:
+                with ChunkUploader(
+                    datastore.chunk_store,
+                    crypt_config,
+                    workers=upload_concurrency or datastore.upload_concurrency,
+                    progress=meter,
+                ) as uploader:
                     archives = {}
                     for source in sources:
                         if source.kind == "img":
@@ -246,6 +253,7 @@ def backup(
                 if crypt_config is not None:
                     manifest.sign(crypt_config)
                 manifest.save(snapshot_dir)
+                datastore.publish_snapshot(snapshot)
             except BaseException:
                 shutil.rmtree(snapshot_dir, ignore_errors=True)
                 raise

@@ -131,6 +131,17 @@ class ChunkStore:
         finally:
             os.close(fd)
 
+    def is_known(self, digest: bytes) -> bool:
+        """Whether a backup may skip the chunk: stored here with content."""
+        try:
+            return self.chunk_path(digest).stat().st_size > 0
+        except FileNotFoundError:
+            return False
+
+    def verification_view(self) -> "ChunkStore":
+        """The chunks verify reads: the store itself (an S3 store answers with its bucket)."""
+        return self
+
     def touch(self, digest: bytes) -> None:
         """Set atime to now (mtime untouched), so garbage collection keeps the chunk."""
         touch_atime(self.chunk_path(digest))

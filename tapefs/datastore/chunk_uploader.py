@@ -62,11 +62,7 @@ class ChunkUploader:
 
     def _store(self, data: bytes) -> bytes:
         digest = self.digest(data)
-        path = self.chunk_store.chunk_path(digest)
-        try:
-            known = path.stat().st_size > 0
-        except FileNotFoundError:
-            known = False
+        known = self.chunk_store.is_known(digest)
         if known:
             # a known chunk is only touched, as the PBS client skips uploading known chunks
             try:

@@ -71,6 +71,9 @@ class UnfinishedSnapshot:
 
 
 class Datastore:
+    #: chunks a backup encodes and stores at once: the two cores' worth
+    upload_concurrency = 2
+
     def __init__(self, root: str | os.PathLike, name: str | None = None):
         self.root = Path(root)
         self.name = name or self.root.name
@@ -111,6 +114,24 @@ class Datastore:
         if not datastore.chunk_store.exists():
             raise DatastoreError(f"{root}: not a datastore (no .chunks directory)")
         return datastore
+
+    # A datastore with a remote backend (``s3_backend``) mirrors its contents there; a local
+    # datastore's directory is all there is.
+
+    def publish_snapshot(self, snapshot: BackupSnapshot, directory: Path | None = None) -> None:
+        """Make a finished snapshot (its manifest is written) durable beyond this directory;
+        ``directory`` holds its files if they are not in their place yet."""
+
+    def upload_content(self, path: Path) -> None:
+        """Mirror a changed file of this directory (owner, notes, protection marker, manifest)."""
+
+    def delete_content(self, path: Path) -> None:
+        """Mirror the removal of a file or directory of this directory."""
+
+    def sweep_backend_chunks(self, cutoff: float) -> tuple[int, int, list[str]]:
+        """Garbage collection of a remote backend's chunks last used before ``cutoff``:
+        (chunks removed, their bytes, objects the backend refused to remove)."""
+        return 0, 0, []
 
     def namespace_path(self, namespace: BackupNamespace) -> Path:
         return self.root / namespace.relative_path()

@@ -56,6 +56,8 @@ DYNAMIC_ENTRY_SIZE = 8 + DIGEST_SIZE
 #: digests marked recently, so chunks shared by consecutive snapshots are touched once; bounded
 #: (cleared when full) so that memory stays flat however many chunks the datastore has
 TOUCHED_CACHE_SIZE = 1 << 17
+#: objects a bucket refused to delete named in the log
+LOCKED_EXAMPLES = 10
 MISSING_LISTED = 10
 _FIXED_SIZE = struct.Struct("<Q")
 
@@ -85,6 +87,10 @@ class GcResult:
     missing_chunks: int = 0
     #: the first few missing digests (hex), for the report
     missing_examples: list[str] = field(default_factory=list)
+    #: an S3 datastore's bucket: unused chunk objects deleted, and those the bucket kept (object lock)
+    backend_removed_chunks: int = 0
+    backend_removed_bytes: int = 0
+    backend_locked: list[str] = field(default_factory=list)
 
     @property
     def dedup_factor(self) -> float:
@@ -315,6 +321,11 @@ def garbage_collect(datastore: Datastore, atime_cutoff_minutes: int = DEFAULT_AT
         result.mark_seconds = time.time() - result.started
         log.info("phase 2: removing chunks last used before %s", time.ctime(result.cutoff))
         pending_before = oldest_writer if writers else result.started
+        # an S3 datastore's bucket first, judged by the cache's markers (PBS's S3 phase 2)
+        sweep = datastore.sweep_backend_chunks(result.cutoff)
+        result.backend_removed_chunks, result.backend_removed_bytes, result.backend_locked = sweep
+        for key in result.backend_locked[:LOCKED_EXAMPLES]:
+            log.warning("garbage collection: the bucket keeps %s (object lock?)", key)
         _Sweeper(datastore.chunk_store.chunk_dir, result, result.cutoff, pending_before).sweep()
         result.seconds = time.time() - result.started
         _save_result(datastore.root, result)

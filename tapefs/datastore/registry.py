@@ -3,6 +3,7 @@ the same section-config form as PBS's ``/etc/proxmox-backup/datastore.cfg``."""
 
 import logging
 import os
+import shutil
 from pathlib import Path
 
 from tapefs.config import paths, section_config
@@ -10,6 +11,8 @@ from tapefs.config.section_config import Section
 from tapefs.datastore.datastore import Datastore
 from tapefs.datastore.errors import DatastoreError, NamingError, UnknownNameError
 from tapefs.datastore.naming import SAFE_ID
+from tapefs.datastore.s3_backend import BackendConfig, S3Datastore
+from tapefs.s3.endpoint_config import EndpointRegistry
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +37,32 @@ class DatastoreRegistry:
         path = section.properties.get("path")
         if not path:
             raise DatastoreError(f"datastore {name!r} in {self.config_path} has no path")
+        backend = BackendConfig.parse(str(section.properties.get("backend", "")))
+        if backend is not None:
+            datastore = S3Datastore(path, name, backend, self._endpoints())
+            if not datastore.chunk_store.exists():
+                raise DatastoreError(f"{path}: not a datastore cache (no .chunks directory)")
+            return datastore
         return Datastore.open(path, name)
+
+    def _endpoints(self) -> EndpointRegistry:
+        """The S3 endpoints beside this datastore.cfg."""
+        return EndpointRegistry(self.config_path.parent / "s3.cfg")
+
+    def backend_of(self, name: str) -> BackendConfig | None:
+        section = self._load().get(name)
+        if section is None or section.type != SECTION_TYPE:
+            raise UnknownNameError(f"no datastore named {name!r} in {self.config_path}")
+        return BackendConfig.parse(str(section.properties.get("backend", "")))
+
+    def using_endpoint(self, endpoint_id: str) -> list[str]:
+        """Names of the datastores whose backend is S3 endpoint ``endpoint_id``."""
+        names = []
+        for section in self.entries():
+            backend = BackendConfig.parse(str(section.properties.get("backend", "")))
+            if backend is not None and backend.client == endpoint_id:
+                names.append(section.id)
+        return names
 
     def _check_new_name(self, name: str) -> None:
         """Checked before anything is made on disk, so a bad or swapped argument leaves nothing behind."""
@@ -46,12 +74,14 @@ class DatastoreRegistry:
         if name in self._load():
             raise DatastoreError(f"datastore {name!r} already exists in {self.config_path}")
 
-    def _register(self, name: str, path: Path, comment: str | None) -> None:
+    def _register(self, name: str, path: Path, comment: str | None, backend: BackendConfig | None = None) -> None:
         self._check_new_name(name)
         config = self._load()
         properties = {"path": str(path)}
         if comment:
             properties["comment"] = comment
+        if backend is not None:
+            properties["backend"] = backend.format()
         config.add(Section(SECTION_TYPE, name, properties))
         section_config.save(self.config_path, config)
 
@@ -72,3 +102,69 @@ class DatastoreRegistry:
         datastore = Datastore.open(path, name)
         self._register(name, path, comment)
         return datastore
+
+    def set_options(self, name: str, options: dict) -> None:
+        """Store the given ``DATASTORE_OPTIONS`` (keys with '_' or '-'); None values are skipped."""
+        config = self._load()
+        section = config.get(name)
+        if section is None or section.type != SECTION_TYPE:
+            raise UnknownNameError(f"no datastore named {name!r} in {self.config_path}")
+        for key, value in options.items():
+            key = key.replace("_", "-")
+            if key not in DATASTORE_OPTIONS:
+                raise DatastoreError(f"unknown datastore option {key!r}")
+            if value is not None:
+                section.properties[key] = str(value)
+        config.set(section)
+        section_config.save(self.config_path, config)
+
+    def option(self, name: str, key: str) -> str | None:
+        section = self._load().get(name)
+        value = section.properties.get(key) if section is not None else None
+        return value if isinstance(value, str) else None
+
+    def create_s3(
+        self,
+        name: str,
+        cache_path: str | os.PathLike,
+        backend: BackendConfig,
+        comment: str | None = None,
+        reuse: bool = False,
+        overwrite_in_use: bool = False,
+    ) -> S3Datastore:
+        """Create an S3 datastore whose cache is ``cache_path``, claiming its prefix in the
+        bucket with the ``.in-use`` marker; with ``reuse``, re-attach a datastore that is
+        already in the bucket and rebuild the cache from it."""
+        path = Path(cache_path).absolute()
+        self._check_new_name(name)
+        endpoints = self._endpoints()
+        endpoints.get(backend.client)  # an unknown endpoint fails before anything is made
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise DatastoreError(f"{path}: exists and is not an empty directory")
+        made = not path.exists()
+        Datastore.create(path, name, prefix_dirs=False)
+        try:
+            datastore = S3Datastore(path, name, backend, endpoints)
+            datastore.client.head_bucket()
+            existing = datastore.in_use_by() is not None or next(iter(datastore.client.list_objects("")), None)
+            if existing and not reuse:
+                raise DatastoreError(
+                    f"bucket {backend.bucket} already holds datastore {name}: re-attach it with --reuse-datastore"
+                )
+            datastore.claim(overwrite_in_use)
+            if reuse:
+                datastore.refresh()
+        except BaseException:
+            shutil.rmtree(path, ignore_errors=True) if made else _empty_directory(path)
+            raise
+        self._register(name, path, comment, backend)
+        return datastore
+
+
+def _empty_directory(path: Path) -> None:
+    for child in path.iterdir():
+        shutil.rmtree(child) if child.is_dir() else child.unlink()
+
+
+#: datastore.cfg properties the S3 options set (``--request-rate-threshold`` -> request-rate-threshold)
+DATASTORE_OPTIONS = ("gc-schedule", "verify-schedule", "request-rate-threshold")

@@ -30,6 +30,7 @@ from tapefs.datastore.snapshot_reader import SnapshotReader, server_archive_name
 from tapefs.pxar.accessor import Accessor
 from tapefs.pxar.decoder import Decoder
 from tapefs.pxar.extract import Overwrite, check_conflicts, extract
+from tapefs.s3.errors import S3ColdObject
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,21 @@ def restore(
     for an image a ``DatastoreError``, unless ``overwrite`` allows replacing it.
     """
     filename = server_archive_name(archive_name)
+    try:
+        return _restore_archive(datastore, snapshot, filename, target, crypt_config, sync, overwrite)
+    except S3ColdObject as error:
+        raise S3ColdObject(f"snapshot {snapshot}, archive {filename}: {error}") from None
+
+
+def _restore_archive(
+    datastore: Datastore,
+    snapshot: BackupSnapshot,
+    filename: str,
+    target: str | os.PathLike,
+    crypt_config: CryptConfig | None,
+    sync: bool,
+    overwrite: Overwrite,
+) -> RestoreResult:
     reader = SnapshotReader(datastore, snapshot, crypt_config)
     if filename.endswith((".pxar.didx", ".mpxar.didx", ".ppxar.didx")):
         metadata_name, payload_name = pxar_archive_names(reader, filename)

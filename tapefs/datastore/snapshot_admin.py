@@ -70,8 +70,10 @@ def set_protected(datastore: Datastore, snapshot: BackupSnapshot, protected: boo
     marker = _existing_snapshot_dir(datastore, snapshot) / PROTECTED_FILE_NAME
     if protected:
         marker.touch()
+        datastore.upload_content(marker)
     else:
         marker.unlink(missing_ok=True)
+        datastore.delete_content(marker)
 
 
 def writer_running(datastore: Datastore) -> bool:
@@ -102,6 +104,8 @@ def remove_snapshot(datastore: Datastore, snapshot: BackupSnapshot) -> None:
             "in this datastore; try again when it has ended"
         )
     remove_leftovers(path.parent)
+    # the bucket first: objects it refuses to delete (object lock) leave the snapshot listed
+    datastore.delete_content(path)
     doomed = path.with_name(f".{path.name}{REMOVING_SUFFIX}")
     os.rename(path, doomed)
     shutil.rmtree(doomed)
@@ -120,8 +124,10 @@ def set_group_notes(datastore: Datastore, group: BackupGroup, notes: str) -> Non
     path = _existing_group_dir(datastore, group) / NOTES_FILE_NAME
     if notes:
         atomic_write(path, notes.encode("utf-8"))
+        datastore.upload_content(path)
     else:
         path.unlink(missing_ok=True)
+        datastore.delete_content(path)
 
 
 def _finished_manifest(datastore: Datastore, snapshot: BackupSnapshot) -> tuple[Path, Manifest]:
@@ -142,6 +148,7 @@ def set_snapshot_notes(datastore: Datastore, snapshot: BackupSnapshot, notes: st
     else:
         manifest.unprotected.pop(MANIFEST_NOTES_KEY, None)
     manifest.save(path)
+    datastore.upload_content(path / MANIFEST_BLOB_NAME)
 
 
 def group_owner(datastore: Datastore, group: BackupGroup) -> str:
@@ -156,4 +163,6 @@ def group_owner(datastore: Datastore, group: BackupGroup) -> str:
 def set_group_owner(datastore: Datastore, group: BackupGroup, owner: str) -> None:
     if not AUTH_ID.fullmatch(owner):
         raise DatastoreError(f"invalid owner {owner!r} (expected user@realm or user@realm!token)")
-    atomic_write(_existing_group_dir(datastore, group) / OWNER_FILE_NAME, f"{owner}\n".encode())
+    path = _existing_group_dir(datastore, group) / OWNER_FILE_NAME
+    atomic_write(path, f"{owner}\n".encode())
+    datastore.upload_content(path)

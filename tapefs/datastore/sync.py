@@ -28,7 +28,6 @@ from pathlib import Path
 
 from tapefs.config.atomic_file import fsync_directory
 from tapefs.datastore.blob import inspect_blob
-from tapefs.datastore.chunk_store import touch_atime
 from tapefs.datastore.datastore import OWNER_FILE_NAME, Datastore
 from tapefs.datastore.datastore_lock import datastore_lock
 from tapefs.datastore.dynamic_index import DynamicIndex
@@ -167,6 +166,7 @@ class _Syncer:
             return
         self._remove_temp_dirs(group_dir)
         if not self.target.list_snapshots(group, include_unfinished=True):
+            self.target.delete_content(group_dir)
             shutil.rmtree(group_dir)
             self.stats.groups_removed += 1
             self.stats.removed.append(describe_group(group))
@@ -223,6 +223,7 @@ class _Syncer:
             self.target.chunk_store.sync()
             self._write(temp_dir / MANIFEST_BLOB_NAME, manifest_raw, sync=True)
             fsync_directory(temp_dir)
+            self.target.publish_snapshot(target_snapshot, temp_dir)
             os.rename(temp_dir, final_dir)
             fsync_directory(group_dir)
         except BaseException:
@@ -258,11 +259,10 @@ class _Syncer:
 
     def _present(self, digest: bytes) -> bool:
         """Whether the target has the chunk; touched if so, so that its GC keeps it."""
-        path = self.target.chunk_store.chunk_path(digest)
+        if not self.target.chunk_store.is_known(digest):
+            return False
         try:
-            if os.stat(path).st_size == 0:
-                return False
-            touch_atime(path)
+            self.target.chunk_store.touch(digest)
         except FileNotFoundError:
             return False
         return True

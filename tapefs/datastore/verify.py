@@ -134,9 +134,10 @@ def verify_datastore(
 
     report.unfinished = datastore.unfinished_snapshots()
 
-    keyed_reader = ChunkReader(datastore.chunk_store, crypt_config)
-    keyless_reader = ChunkReader(datastore.chunk_store)
-    stored = set(datastore.chunk_store.iter_digests())
+    chunks = datastore.chunk_store.verification_view()
+    keyed_reader = ChunkReader(chunks, crypt_config)
+    keyless_reader = ChunkReader(chunks)
+    stored = set(chunks.iter_digests())
     for digest in expected_sizes.keys() - stored:
         report.bad_chunks[digest] = "missing"
 
@@ -164,7 +165,7 @@ def verify_datastore(
         for digest, problem in report.bad_chunks.items():
             if problem != "missing":
                 try:
-                    datastore.chunk_store.mark_bad(digest)
+                    chunks.mark_bad(digest)
                 except FileNotFoundError:
                     pass
     record_verify(

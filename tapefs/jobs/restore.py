@@ -549,6 +549,7 @@ class _Restore:
                 except SnapshotExistsError:
                     self._keep_existing(target, snapshot)
                     continue
+                target.publish_snapshot(snapshot)
                 self.result.targets.setdefault(name, []).append(f"{target.name}:{tape_snapshot_path(snapshot)}")
                 restored = True
         finally:

@@ -1,5 +1,6 @@
 """Snapshots for file catalog tests: directory trees and split (v2) archives encoded the way the
 client does, stored in a datastore; and helpers that read the catalog back."""
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,7 @@ from tapefs.pxar.encoder import encode_tree
 SMALL_CHUNKS = 64 << 10
 
 
-def store_streams(datastore: Datastore, snapshot: BackupSnapshot, write, names: list[str],
-                   chunk_size: int) -> None:
+def store_streams(datastore: Datastore, snapshot: BackupSnapshot, write, names: list[str], chunk_size: int) -> None:
     """A finished snapshot whose indexes `names` are filled by `write(*writers)`."""
     directory = datastore.create_snapshot_dir(snapshot)
     manifest = Manifest(snapshot.group.backup_type, snapshot.group.backup_id, snapshot.backup_time)
@@ -40,16 +40,24 @@ def new_snapshot(backup_id: str = "test") -> BackupSnapshot:
     return BackupSnapshot(BackupGroup(BackupNamespace(), "host", backup_id), int(time.time()))
 
 
-def backup_v2(datastore: Datastore, source: Path, backup_id: str = "v2", chunk_size: int = SMALL_CHUNKS) -> BackupSnapshot:
+def backup_v2(
+    datastore: Datastore, source: Path, backup_id: str = "v2", chunk_size: int = SMALL_CHUNKS
+) -> BackupSnapshot:
     """`source` as a split archive: root.mpxar.didx + root.ppxar.didx."""
     snapshot = new_snapshot(backup_id)
-    store_streams(datastore, snapshot, lambda meta, payload: encode_tree(source, meta, payload_out=payload),
-                   ["root.mpxar.didx", "root.ppxar.didx"], chunk_size)
+    store_streams(
+        datastore,
+        snapshot,
+        lambda meta, payload: encode_tree(source, meta, payload_out=payload),
+        ["root.mpxar.didx", "root.ppxar.didx"],
+        chunk_size,
+    )
     return snapshot
 
 
-def store_archive_bytes(datastore: Datastore, backup_id: str, streams: dict[str, bytes],
-                        chunk_size: int = PXAR_AVERAGE_CHUNK_SIZE) -> BackupSnapshot:
+def store_archive_bytes(
+    datastore: Datastore, backup_id: str, streams: dict[str, bytes], chunk_size: int = PXAR_AVERAGE_CHUNK_SIZE
+) -> BackupSnapshot:
     """A snapshot holding given stream bytes (e.g. the reference fixtures) under index names."""
     snapshot = new_snapshot(backup_id)
 

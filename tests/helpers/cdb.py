@@ -1,4 +1,5 @@
 """Raw CDBs and sense decoding for CDB-level tests of the emulator."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -29,9 +30,17 @@ class Sense:
 def sense(reply) -> Sense:
     raw = bytes(reply.sense)
     assert reply.status == 0x02 and len(raw) == 18 and raw[0] & 0x7F == 0x70, (reply.status, raw.hex())
-    return Sense(raw[2] & 0x0F, raw[12], raw[13], int.from_bytes(raw[3:7], "big", signed=True),
-                 bool(raw[0] & 0x80), bool(raw[2] & 0x80), bool(raw[2] & 0x40), bool(raw[2] & 0x20),
-                 int.from_bytes(raw[16:18], "big") if raw[15] & 0x80 else None)
+    return Sense(
+        raw[2] & 0x0F,
+        raw[12],
+        raw[13],
+        int.from_bytes(raw[3:7], "big", signed=True),
+        bool(raw[0] & 0x80),
+        bool(raw[2] & 0x80),
+        bool(raw[2] & 0x40),
+        bool(raw[2] & 0x20),
+        int.from_bytes(raw[16:18], "big") if raw[15] & 0x80 else None,
+    )
 
 
 def ok(reply):

@@ -1,4 +1,5 @@
 """The chunk files of a datastore as garbage collection sees them: names and access times."""
+
 from __future__ import annotations
 
 import os

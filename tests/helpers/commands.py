@@ -1,5 +1,6 @@
 """Our commands — tapefs, vtape, pmt, pmtx — run the way a user runs them: the installed entry
 points as real subprocesses, in an environment of the test's own."""
+
 from __future__ import annotations
 
 import json
@@ -39,9 +40,17 @@ def command_path(program: str) -> str:
     return str(BIN / program)
 
 
-def run(program: str, *args: Any, env: dict[str, str] | None = None, check: bool = True,
-        input: str | bytes | None = None, text: bool = True, timeout: float = 300, debug: bool = False,
-        **options: Any) -> subprocess.CompletedProcess:
+def run(
+    program: str,
+    *args: Any,
+    env: dict[str, str] | None = None,
+    check: bool = True,
+    input: str | bytes | None = None,
+    text: bool = True,
+    timeout: float = 300,
+    debug: bool = False,
+    **options: Any,
+) -> subprocess.CompletedProcess:
     """Run `program` with `args` (any str()-able values); `env` None means this process's
     environment as the test left it (e.g. a monkeypatched TAPEFS_CONFIG_DIR). No run may show a
     traceback unless `debug` (a --debug run shows one on purpose); with `check`, a non-zero exit fails the test with the command's stderr.
@@ -49,8 +58,15 @@ def run(program: str, *args: Any, env: dict[str, str] | None = None, check: bool
     argv = [command_path(program), *map(str, args)]
     if input is None:
         options.setdefault("stdin", subprocess.DEVNULL)  # never the test runner's own stdin
-    proc = subprocess.run(argv, env=os.environ.copy() if env is None else env, input=input, text=text,
-                          capture_output=True, timeout=timeout, **options)
+    proc = subprocess.run(
+        argv,
+        env=os.environ.copy() if env is None else env,
+        input=input,
+        text=text,
+        capture_output=True,
+        timeout=timeout,
+        **options,
+    )
     stderr = proc.stderr if text else proc.stderr.decode(errors="replace")
     assert debug or "Traceback" not in stderr, stderr
     if check:

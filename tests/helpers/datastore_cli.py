@@ -1,4 +1,5 @@
 """Reading what `tapefs datastore` lists."""
+
 from __future__ import annotations
 
 import json

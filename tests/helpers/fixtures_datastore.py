@@ -1,6 +1,7 @@
 """Fixtures for datastore commands run as subprocesses, for every test directory (tests/conftest.py
 loads this plugin): a private environment, a registered datastore `main` and a small tree to
 back up."""
+
 from __future__ import annotations
 
 import os

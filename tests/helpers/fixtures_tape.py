@@ -1,4 +1,5 @@
 """The tape_setup fixture, for every test directory (tests/conftest.py loads this plugin)."""
+
 from __future__ import annotations
 
 import pytest

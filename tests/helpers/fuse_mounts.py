@@ -1,4 +1,5 @@
 """`tapefs mount --foreground` servers as subprocesses, each unmounted and checked at the end."""
+
 from __future__ import annotations
 
 import json
@@ -42,8 +43,12 @@ class MountedTree:
         self.log_path = mountpoint.parent / f"{mountpoint.name}.log"
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [command_path("tapefs"), "mount", str(mountpoint), "--foreground", *options], env=env,
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+                [command_path("tapefs"), "mount", str(mountpoint), "--foreground", *options],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+            )
         deadline = time.monotonic() + MOUNT_TIMEOUT
         while not os.path.ismount(mountpoint):
             if self.process.poll() is not None:

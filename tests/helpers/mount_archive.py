@@ -1,5 +1,6 @@
 """The archive the FUSE mount tests share: a copy of the Python standard library and a 256 MiB
 image, backed up to small cartridges so that it spans at least three tapes."""
+
 from __future__ import annotations
 
 import hashlib
@@ -32,8 +33,18 @@ def stdlib_copy(target: Path) -> Path:
     """The standard library's modules (no site-packages, tests or caches), metadata kept, plus
     the kinds of entries a pxar archive must carry: a hardlink, a symlink, a fifo, an xattr."""
     source = Path(sysconfig.get_paths()["stdlib"])
-    ignore = shutil.ignore_patterns("site-packages", "dist-packages", "test", "tests", "__pycache__", "config-*",
-                                    "idlelib", "tkinter", "lib2to3", "ensurepip")
+    ignore = shutil.ignore_patterns(
+        "site-packages",
+        "dist-packages",
+        "test",
+        "tests",
+        "__pycache__",
+        "config-*",
+        "idlelib",
+        "tkinter",
+        "lib2to3",
+        "ensurepip",
+    )
     shutil.copytree(source, target, symlinks=True, ignore=ignore)
     extras = target / "tapefs-extras"
     extras.mkdir()
@@ -123,15 +134,33 @@ def build_archive(root: Path) -> TapeArchive:
         image = root / "disk.raw"
         image.write_bytes(os.urandom(IMAGE_SIZE))
         # A split archive (PBS's change-detection-mode data); the tour covers v1 archives.
-        tree_result = backup(setup.datastore, BackupGroup.parse("host/stdlib", BackupNamespace()),
-                             parse_sources([f"root.pxar:{tree}"]), sync=False, change_detection_mode="data")
-        image_result = backup(setup.datastore, BackupGroup.parse("vm/100", BackupNamespace()),
-                              parse_sources([f"disk.img:{image}"]), sync=False)
+        tree_result = backup(
+            setup.datastore,
+            BackupGroup.parse("host/stdlib", BackupNamespace()),
+            parse_sources([f"root.pxar:{tree}"]),
+            sync=False,
+            change_detection_mode="data",
+        )
+        image_result = backup(
+            setup.datastore,
+            BackupGroup.parse("vm/100", BackupNamespace()),
+            parse_sources([f"disk.img:{image}"]),
+            sync=False,
+        )
         setup.label(*add_cartridges(library, 6, CARTRIDGE, EARLY_WARNING, prefix="MT"))
         result = run_backup(setup, eject_media=True)
-    archive = TapeArchive(root, library, env, tree, image, hashlib.sha256(image.read_bytes()).hexdigest(),
-                          result.media_set, result.tapes, f"host/stdlib/{_time(tree_result)}",
-                          f"vm/100/{_time(image_result)}")
+    archive = TapeArchive(
+        root,
+        library,
+        env,
+        tree,
+        image,
+        hashlib.sha256(image.read_bytes()).hexdigest(),
+        result.media_set,
+        result.tapes,
+        f"host/stdlib/{_time(tree_result)}",
+        f"vm/100/{_time(image_result)}",
+    )
     assert len(archive.tapes) >= 3, archive.tapes
     assert archive.drives_empty()
     return archive
@@ -150,7 +179,12 @@ def listing(root: Path) -> dict[str, tuple]:
             info = path.lstat()
             kind = stat.S_IFMT(info.st_mode)
             found[str(path.relative_to(root))] = (
-                kind, stat.S_IMODE(info.st_mode), info.st_size if stat.S_ISREG(info.st_mode) else 0,
-                int(info.st_mtime), os.readlink(path) if stat.S_ISLNK(info.st_mode) else None,
-                info.st_uid, info.st_gid)
+                kind,
+                stat.S_IMODE(info.st_mode),
+                info.st_size if stat.S_ISREG(info.st_mode) else 0,
+                int(info.st_mtime),
+                os.readlink(path) if stat.S_ISLNK(info.st_mode) else None,
+                info.st_uid,
+                info.st_gid,
+            )
     return found

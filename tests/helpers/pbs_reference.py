@@ -1,4 +1,5 @@
 """Where the PBS reference fixtures live, and the LCG byte stream they were generated from."""
+
 from pathlib import Path
 
 #: the fixtures live in the repository (tests/fixtures/pbs/README.md says what each one is)

@@ -1,5 +1,6 @@
 """Real programs (mtx, sg3-utils, stenc, Python children) run under the vtape LD_PRELOAD shim
 against a real daemon, and a tape loaded for them over the plain protocol."""
+
 from __future__ import annotations
 
 import json
@@ -29,14 +30,22 @@ def tool(name: str) -> str:
     return found
 
 
-def run_tool(lib, name: str, *args, check: bool = True, timeout: float = TOOL_TIMEOUT,
-             input: str | None = None) -> subprocess.CompletedProcess:
+def run_tool(
+    lib, name: str, *args, check: bool = True, timeout: float = TOOL_TIMEOUT, input: str | None = None
+) -> subprocess.CompletedProcess:
     """Run an installed tool with the shim preloaded; with check, fail showing its output."""
     argv = [tool(name), *map(str, args)]
     env = preload_env(None, lib.path)
     env["PATH"] = TOOL_PATH
-    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout, input=input,
-                          stdin=None if input is not None else subprocess.DEVNULL)
+    proc = subprocess.run(
+        argv,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=input,
+        stdin=None if input is not None else subprocess.DEVNULL,
+    )
     if check and proc.returncode != 0:
         pytest.fail(f"{' '.join(argv)} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
     return proc
@@ -46,8 +55,14 @@ def run_python(code: str, lib=None, timeout: float = TOOL_TIMEOUT, preload: bool
     """Run Python code in a child with the shim preloaded; the child prints one JSON object."""
     prologue = f"import sys, json\nsys.path.insert(0, {str(HERE)!r})\n"
     env = preload_env(None, lib.path if lib is not None else None) if preload else dict(os.environ)
-    proc = subprocess.run([sys.executable, "-c", prologue + textwrap.dedent(code)], env=env,
-                          capture_output=True, text=True, timeout=timeout, **kwargs)
+    proc = subprocess.run(
+        [sys.executable, "-c", prologue + textwrap.dedent(code)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **kwargs,
+    )
     if proc.returncode != 0:
         pytest.fail(f"child exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
     return json.loads(proc.stdout.strip().splitlines()[-1])

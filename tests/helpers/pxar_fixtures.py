@@ -49,20 +49,24 @@ GENERATED_MTIME = (1700000000, 123456789)
 
 
 def generated_metadata(mode: int, uid: int = 0, gid: int = 0, **extra) -> Metadata:
-    return Metadata(mode=mode, uid=uid, gid=gid, mtime_secs=GENERATED_MTIME[0],
-                    mtime_nanos=GENERATED_MTIME[1], **extra)
+    return Metadata(mode=mode, uid=uid, gid=gid, mtime_secs=GENERATED_MTIME[0], mtime_nanos=GENERATED_MTIME[1], **extra)
 
 
 # The tree of generated/v1.pxar as the fixtures README describes it.
-FCAPS_NET_RAW = bytes.fromhex("01000002" "00200000" "00000000" "00000000" "00000000")
+FCAPS_NET_RAW = bytes.fromhex("0100000200200000000000000000000000000000")
 GENERATED_TREE = {
     b"": generated_metadata(stat.S_IFDIR | 0o755),
-    b"a.txt": generated_metadata(stat.S_IFREG | 0o644, 1000, 1000,
-                                 xattrs=[(b"user.comment", b"hello xattr")]),
-    b"acl.txt": generated_metadata(stat.S_IFREG | 0o640, acl=Acl(
-        users=(AclEntry(1000, 6),), groups=(AclEntry(100, 4),), group_obj=4)),
-    b"b": generated_metadata(stat.S_IFDIR | 0o2775, 0, 100, quota_project_id=42, acl=Acl(
-        default=AclDefault(7, 5, 0), default_users=(AclEntry(1000, 7),))),
+    b"a.txt": generated_metadata(stat.S_IFREG | 0o644, 1000, 1000, xattrs=[(b"user.comment", b"hello xattr")]),
+    b"acl.txt": generated_metadata(
+        stat.S_IFREG | 0o640, acl=Acl(users=(AclEntry(1000, 6),), groups=(AclEntry(100, 4),), group_obj=4)
+    ),
+    b"b": generated_metadata(
+        stat.S_IFDIR | 0o2775,
+        0,
+        100,
+        quota_project_id=42,
+        acl=Acl(default=AclDefault(7, 5, 0), default_users=(AclEntry(1000, 7),)),
+    ),
     b"b/c.bin": generated_metadata(stat.S_IFREG | 0o755, fcaps=FCAPS_NET_RAW),
     b"b/link": generated_metadata(stat.S_IFLNK | 0o777),
     b"dev": generated_metadata(stat.S_IFCHR | 0o666),

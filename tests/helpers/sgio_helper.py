@@ -3,6 +3,7 @@
 Independent of tapefs.scsi on purpose: these tests pin the shim's kernel-like behaviour,
 field by field, the way a C program sees it.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -28,14 +29,28 @@ NONE, TO_DEV, FROM_DEV = -1, -2, -3
 
 class SgIoHdr(ctypes.Structure):
     _fields_ = [
-        ("interface_id", ctypes.c_int), ("dxfer_direction", ctypes.c_int),
-        ("cmd_len", ctypes.c_ubyte), ("mx_sb_len", ctypes.c_ubyte), ("iovec_count", ctypes.c_ushort),
-        ("dxfer_len", ctypes.c_uint), ("dxferp", ctypes.c_void_p), ("cmdp", ctypes.c_void_p),
-        ("sbp", ctypes.c_void_p), ("timeout", ctypes.c_uint), ("flags", ctypes.c_uint),
-        ("pack_id", ctypes.c_int), ("usr_ptr", ctypes.c_void_p),
-        ("status", ctypes.c_ubyte), ("masked_status", ctypes.c_ubyte), ("msg_status", ctypes.c_ubyte),
-        ("sb_len_wr", ctypes.c_ubyte), ("host_status", ctypes.c_ushort), ("driver_status", ctypes.c_ushort),
-        ("resid", ctypes.c_int), ("duration", ctypes.c_uint), ("info", ctypes.c_uint),
+        ("interface_id", ctypes.c_int),
+        ("dxfer_direction", ctypes.c_int),
+        ("cmd_len", ctypes.c_ubyte),
+        ("mx_sb_len", ctypes.c_ubyte),
+        ("iovec_count", ctypes.c_ushort),
+        ("dxfer_len", ctypes.c_uint),
+        ("dxferp", ctypes.c_void_p),
+        ("cmdp", ctypes.c_void_p),
+        ("sbp", ctypes.c_void_p),
+        ("timeout", ctypes.c_uint),
+        ("flags", ctypes.c_uint),
+        ("pack_id", ctypes.c_int),
+        ("usr_ptr", ctypes.c_void_p),
+        ("status", ctypes.c_ubyte),
+        ("masked_status", ctypes.c_ubyte),
+        ("msg_status", ctypes.c_ubyte),
+        ("sb_len_wr", ctypes.c_ubyte),
+        ("host_status", ctypes.c_ushort),
+        ("driver_status", ctypes.c_ushort),
+        ("resid", ctypes.c_int),
+        ("duration", ctypes.c_uint),
+        ("info", ctypes.c_uint),
     ]
 
 
@@ -46,9 +61,17 @@ class SgIovec(ctypes.Structure):
     _fields_ = [("iov_base", ctypes.c_void_p), ("iov_len", ctypes.c_size_t)]
 
 
-def sg_io(fd: int, cdb: bytes, direction: int = FROM_DEV, dxfer_len: int = 0, data_out: bytes = b"",
-          mx_sb_len: int = 32, interface_id: int = ord("S"), poison_outputs: bool = True,
-          iovecs: list[int] | None = None) -> dict:
+def sg_io(
+    fd: int,
+    cdb: bytes,
+    direction: int = FROM_DEV,
+    dxfer_len: int = 0,
+    data_out: bytes = b"",
+    mx_sb_len: int = 32,
+    interface_id: int = ord("S"),
+    poison_outputs: bool = True,
+    iovecs: list[int] | None = None,
+) -> dict:
     """One SG_IO; returns the output fields, the data-in bytes and the sense bytes written.
 
     poison_outputs fills the output fields with garbage first, so that a shim which forgets
@@ -88,11 +111,20 @@ def sg_io(fd: int, cdb: bytes, direction: int = FROM_DEV, dxfer_len: int = 0, da
     fcntl.ioctl(fd, SG_IO, h)
     got = dxfer_len - h.resid if direction != TO_DEV else 0
     return {
-        "status": h.status, "masked_status": h.masked_status, "msg_status": h.msg_status,
-        "sb_len_wr": h.sb_len_wr, "host_status": h.host_status, "driver_status": h.driver_status,
-        "resid": h.resid, "duration": h.duration, "info": h.info, "pack_id": h.pack_id, "usr_ptr": h.usr_ptr,
-        "data": data.raw[:max(got, 0)].hex(), "sense": sense.raw[:h.sb_len_wr].hex(),
-        "sense_after": sense.raw[h.sb_len_wr:h.sb_len_wr + 4].hex(),
+        "status": h.status,
+        "masked_status": h.masked_status,
+        "msg_status": h.msg_status,
+        "sb_len_wr": h.sb_len_wr,
+        "host_status": h.host_status,
+        "driver_status": h.driver_status,
+        "resid": h.resid,
+        "duration": h.duration,
+        "info": h.info,
+        "pack_id": h.pack_id,
+        "usr_ptr": h.usr_ptr,
+        "data": data.raw[: max(got, 0)].hex(),
+        "sense": sense.raw[: h.sb_len_wr].hex(),
+        "sense_after": sense.raw[h.sb_len_wr : h.sb_len_wr + 4].hex(),
     }
 
 

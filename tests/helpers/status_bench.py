@@ -1,5 +1,6 @@
 """A vtape library served in-process, its drive 0 taking CDBs directly: for tests of the drive's
 pages, attributes and security protocol at the CDB level."""
+
 from __future__ import annotations
 
 from tests.helpers.cdb import REQUEST_SENSE, ok
@@ -7,7 +8,7 @@ from vtape.library import CreateOptions, Library, create_library
 
 SLOT1 = 0x0400
 DRIVE0 = 0x0100
-CLEANING_SLOT = 0x040F       # the default library keeps its cleaning cartridge in the last slot
+CLEANING_SLOT = 0x040F  # the default library keeps its cleaning cartridge in the last slot
 MB = 1000 * 1000
 MIB = 1024 * 1024
 

@@ -22,8 +22,13 @@ def store_chunks(datastore: Datastore, pieces: list[bytes]) -> list[bytes]:
     return digests
 
 
-def make_snapshot(datastore: Datastore, snapshot: BackupSnapshot, finished: bool = True, protected: bool = False,
-                  pieces: list[bytes] = ()) -> list[bytes]:
+def make_snapshot(
+    datastore: Datastore,
+    snapshot: BackupSnapshot,
+    finished: bool = True,
+    protected: bool = False,
+    pieces: list[bytes] = (),
+) -> list[bytes]:
     """A snapshot; with ``pieces``, their chunks and ``data.pxar.didx`` over them. Returns the digests."""
     path = datastore.create_snapshot_dir(snapshot)
     group = snapshot.group

@@ -1,5 +1,6 @@
 """A disk image backed up over three small tapes, every drive empty afterwards, and where each of
 its chunks lies: what the read planner and tape stream tests read back."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -62,8 +63,10 @@ def back_up_image(setup: TapeSetup, root: Path) -> BackedUp:
     index = FixedIndex.load(index_path)
     with setup.inventory() as inventory, setup.catalog() as catalog:
         found = catalog.chunk_places(result.media_set, STORE, index.digests)
-        places = {digest: (inventory.get(p.media_uuid).id.label_text, p.file_number, p.offset, p.size)
-                  for digest, p in found.items()}
+        places = {
+            digest: (inventory.get(p.media_uuid).id.label_text, p.file_number, p.offset, p.size)
+            for digest, p in found.items()
+        }
     status = setup.library.control("status")
     assert all(not drive.get("barcode") for drive in status["drives"]), status["drives"]
     return BackedUp(setup, result.media_set, index, places, root)
@@ -76,7 +79,7 @@ def corrupt_on_cartridge(backed_up: BackedUp, digest: bytes) -> None:
     blob = backed_up.blob(digest)
     content = path.read_bytes()
     for start in range(5000, len(blob), 100_000):
-        where = content.find(blob[start:start + 64])
+        where = content.find(blob[start : start + 64])
         if where >= 0:
             with open(path, "r+b") as file:
                 file.seek(where + 10)

@@ -1,5 +1,6 @@
 """Tape jobs run through the library on a TapeSetup, and what a test reads back to check them:
 every archive on a tape, the catalog against the tapes, a datastore's files."""
+
 from __future__ import annotations
 
 from tapefs.jobs.backup import BackupRequest, backup_datastore
@@ -16,8 +17,15 @@ from tests.helpers.tape_setup import TapeSetup
 
 def run_backup(setup: TapeSetup, pool="daily", progress=None, **options):
     with setup.inventory() as inventory, setup.catalog() as catalog, setup.session() as session:
-        return backup_datastore(setup.datastore, load_media_pool_config()[pool], BackupRequest(pool, **options),
-                                session, inventory, catalog, progress)
+        return backup_datastore(
+            setup.datastore,
+            load_media_pool_config()[pool],
+            BackupRequest(pool, **options),
+            session,
+            inventory,
+            catalog,
+            progress,
+        )
 
 
 def run_restore(setup: TapeSetup, media_set, targets, snapshots=None, progress=None):
@@ -80,5 +88,8 @@ def assert_catalog_matches_tapes(setup: TapeSetup, media_set, exact=True):
 def snapshot_tree(datastore):
     """Relative path → bytes of every snapshot file and every chunk of a datastore."""
     root = datastore.root
-    return {str(path.relative_to(root)): path.read_bytes() for path in root.rglob("*")
-            if path.is_file() and path.name not in (".lock", "owner") and ".tmp" not in path.parts}
+    return {
+        str(path.relative_to(root)): path.read_bytes()
+        for path in root.rglob("*")
+        if path.is_file() and path.name not in (".lock", "owner") and ".tmp" not in path.parts
+    }

@@ -4,6 +4,7 @@ added, tapes labelled, snapshots made, pools encrypted).
 
 Configuration and state go wherever TAPEFS_CONFIG_DIR and TAPEFS_STATE_DIR point: the caller
 makes them private first."""
+
 from __future__ import annotations
 
 import os
@@ -60,13 +61,19 @@ class TapeSetup:
                 label_drive_tape(device.drive, label_text, inventory, pool, location=MediaLocation.online("lib"))
             session.eject()
 
-    def add_snapshot(self, group: str, chunks: int = 0, ns: str | None = None, data: bytes = b"",
-                     backup_time: int | None = None) -> str:
+    def add_snapshot(
+        self, group: str, chunks: int = 0, ns: str | None = None, data: bytes = b"", backup_time: int | None = None
+    ) -> str:
         """A snapshot of an image of `data` followed by `chunks` random 4 MiB chunks; its path."""
         image = self.root / f"disk-{uuid.uuid4().hex[:8]}.raw"
         image.write_bytes(data + os.urandom(chunks * CHUNK))
-        result = backup(self.datastore, BackupGroup.parse(group, BackupNamespace.parse(ns)),
-                        parse_sources([f"disk.img:{image}"]), backup_time=backup_time, sync=False)
+        result = backup(
+            self.datastore,
+            BackupGroup.parse(group, BackupNamespace.parse(ns)),
+            parse_sources([f"disk.img:{image}"]),
+            backup_time=backup_time,
+            sync=False,
+        )
         image.unlink()
         return str(result.snapshot)
 
@@ -74,17 +81,21 @@ class TapeSetup:
 def set_up_tapes(library: VtapeLibrary, root: Path, pools: tuple[str, ...] = ("daily", "other")) -> TapeSetup:
     """tape.cfg naming the library's changer `lib` and its drives drive0..driveN, the media
     `pools`, and an empty datastore `store` under `root`, registered."""
-    save_tape_config(TapeDeviceConfig(
-        drives={f"drive{n}": DriveConfig(f"drive{n}", path, "lib", n) for n, path in enumerate(library.drives)},
-        changers={"lib": ChangerConfig("lib", library.changer)}))
+    save_tape_config(
+        TapeDeviceConfig(
+            drives={f"drive{n}": DriveConfig(f"drive{n}", path, "lib", n) for n, path in enumerate(library.drives)},
+            changers={"lib": ChangerConfig("lib", library.changer)},
+        )
+    )
     save_media_pool_config({pool: MediaPoolConfig(pool) for pool in pools})
     datastore = Datastore.create(root / "store", "store", prefix_dirs=False)
     DatastoreRegistry().add("store", datastore.root)
     return TapeSetup(library, root, datastore)
 
 
-def add_cartridges(library: VtapeLibrary, count: int, capacity: str, early_warning: str,
-                   prefix: str = "SM") -> list[str]:
+def add_cartridges(
+    library: VtapeLibrary, count: int, capacity: str, early_warning: str, prefix: str = "SM"
+) -> list[str]:
     barcodes = [f"{prefix}{n:04d}L8" for n in range(1, count + 1)]
     for barcode in barcodes:
         library.control("add-cartridge", barcode=barcode, capacity=capacity, early_warning=early_warning)

@@ -1,4 +1,5 @@
 """Comparing directory trees the way a restore must reproduce them."""
+
 import os
 import subprocess
 
@@ -11,4 +12,8 @@ def same_tree(a, b):
         for name in dirnames + filenames:
             left = os.lstat(os.path.join(dirpath, name))
             right = os.lstat(os.path.join(b, os.path.relpath(dirpath, a), name))
-            assert (left.st_mode, left.st_mtime_ns, left.st_nlink) == (right.st_mode, right.st_mtime_ns, right.st_nlink), name
+            assert (left.st_mode, left.st_mtime_ns, left.st_nlink) == (
+                right.st_mode,
+                right.st_mtime_ns,
+                right.st_nlink,
+            ), name

@@ -1,4 +1,5 @@
 """A real ``vtape serve`` subprocess over a library in a short temporary directory."""
+
 from __future__ import annotations
 
 import json
@@ -43,8 +44,9 @@ class VtapeLibrary:
 
     def start(self) -> None:
         with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen([sys.executable, "-m", "vtape.server", str(self.path)],
-                                            stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "vtape.server", str(self.path)], stdout=log, stderr=log, stdin=subprocess.DEVNULL
+            )
         deadline = time.monotonic() + START_TIMEOUT
         sockets = [self.changer, *self.drives, str(self.path / "control")]
         while not all(accepts(p) for p in sockets):
