@@ -4,6 +4,7 @@ import click
 
 from tapefs_tools.cli import CommandGroup, setup_logging
 from tapefs_tools.tapefs_backup_job import backup_job
+from tapefs_tools.tapefs_calendar import calendar_event
 from tapefs_tools.tapefs_catalog import COMMANDS as CATALOG_COMMANDS
 from tapefs_tools.tapefs_datastore import datastore
 from tapefs_tools.tapefs_datastore_maintenance import COMMANDS as DATASTORE_MAINTENANCE_COMMANDS
@@ -37,3 +38,4 @@ main.add_command(file_catalog)
 main.add_command(labels)
 for command in TAPE_ADMIN_COMMANDS:
     main.add_command(command)
+main.add_command(calendar_event)

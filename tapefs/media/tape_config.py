@@ -25,10 +25,10 @@ from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
 
 from tapefs.config import paths, section_config
+from tapefs.config.calendar_event import CalendarEvent
 from tapefs.config.section_config import Section, SectionConfig, SectionConfigError
 from tapefs.datastore.registry import DATASTORE_CONFIG_NAME, DatastoreRegistry
 from tapefs.errors import InvalidInput, NotFound
-from tapefs.media.calendar import CalendarEvent
 from tapefs.media.errors import UnknownConfigEntry
 from tapefs.media.locks import FileLock
 from tapefs.media.media_id import SAFE_ID, check_fingerprint
