@@ -12,8 +12,10 @@ from tapefs_tools.tapefs_file_catalog import file_catalog
 from tapefs_tools.tapefs_keys import key
 from tapefs_tools.tapefs_labels import labels
 from tapefs_tools.tapefs_mount import mount, umount
+from tapefs_tools.tapefs_scheduler import job, scheduler
 from tapefs_tools.tapefs_tape_admin import COMMANDS as TAPE_ADMIN_COMMANDS
 from tapefs_tools.tapefs_tape_jobs import backup, restore
+from tapefs_tools.tapefs_tasks import task
 
 
 @click.group("tapefs", cls=CommandGroup)
@@ -39,3 +41,6 @@ main.add_command(labels)
 for command in TAPE_ADMIN_COMMANDS:
     main.add_command(command)
 main.add_command(calendar_event)
+main.add_command(scheduler)
+main.add_command(job)
+main.add_command(task)

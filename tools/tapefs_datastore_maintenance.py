@@ -13,9 +13,9 @@ import click
 from tapefs.datastore.gc import DEFAULT_ATIME_CUTOFF_MINUTES, garbage_collect
 from tapefs.datastore.group_filter import GroupFilter
 from tapefs.datastore.naming import BackupGroup, BackupNamespace, BackupSnapshot
-from tapefs.datastore.prune import KEEP_RULES, KeepOptions, prune_datastore
+from tapefs.datastore.prune import KEEP_RULES, GroupPruneResult, KeepOptions, prune_datastore
 from tapefs.datastore.prune_job import PruneJob, PruneJobConfig, check_max_depth
-from tapefs.datastore.registry import DatastoreRegistry
+from tapefs.datastore.registry import UPDATABLE_KEYS, DatastoreRegistry
 from tapefs.datastore.snapshot_admin import (
     describe_snapshot,
     group_notes,
@@ -29,6 +29,9 @@ from tapefs.datastore.snapshot_admin import (
 )
 from tapefs.datastore.status import datastore_status
 from tapefs.datastore.sync import sync_datastores
+from tapefs.scheduler.job_kinds import PRUNE_JOB
+from tapefs.scheduler.runner import run_job
+from tapefs.tasks.worker import run_task
 from tapefs_tools.cli import emit_json, human_size, output_format_option, print_table
 from tapefs_tools.tapefs_datastore import namespace_option
 
@@ -148,7 +151,12 @@ def _run_prune(
     output_format: str,
 ) -> None:
     store = DatastoreRegistry().lookup(store_name)
-    results = prune_datastore(store, keep, namespace, max_depth, group, dry_run)
+    with run_task("prune", store_name):
+        results = prune_datastore(store, keep, namespace, max_depth, group, dry_run)
+    _print_prune(results, keep, dry_run, output_format)
+
+
+def _print_prune(results: list[GroupPruneResult], keep: KeepOptions, dry_run: bool, output_format: str) -> None:
     rows = []
     for result in results:
         for decision in result.decisions:
@@ -227,7 +235,10 @@ def prune_job() -> None:
 @max_depth_option
 @keep_options
 @click.option("--comment", default="", help="Free text stored with the job.")
-def prune_job_create(job_id: str, store_name: str, namespace: str, max_depth: int | None, comment: str, **keep) -> None:
+@click.option("--schedule", default=None, metavar="EVENT", help="Calendar event: when `tapefs scheduler` runs it.")
+def prune_job_create(
+    job_id: str, store_name: str, namespace: str, max_depth: int | None, comment: str, schedule: str | None, **keep
+) -> None:
     """Store prune job JOB for datastore NAME."""
     DatastoreRegistry().lookup(store_name)
     config = PruneJobConfig()
@@ -239,6 +250,7 @@ def prune_job_create(job_id: str, store_name: str, namespace: str, max_depth: in
             BackupNamespace.parse(namespace),
             check_max_depth(max_depth),
             comment,
+            schedule,
         )
     )
     click.echo(f"created prune job {job_id} in {config.config_path}")
@@ -254,7 +266,7 @@ def prune_job_list(output_format: str) -> None:
         emit_json(jobs, output_format)
     elif jobs:
         print_table(
-            ["job", "store", "namespace", "max-depth", "keep", "comment"],
+            ["job", "store", "namespace", "max-depth", "keep", "schedule", "comment"],
             [
                 [
                     j["id"],
@@ -262,6 +274,7 @@ def prune_job_list(output_format: str) -> None:
                     j["ns"] or "/",
                     "" if j["max-depth"] is None else str(j["max-depth"]),
                     " ".join(f"{rule}={j[rule]}" for rule in KEEP_RULES if rule in j),
+                    j["schedule"] or "",
                     j["comment"],
                 ]
                 for j in jobs
@@ -286,7 +299,10 @@ def prune_job_remove(job_id: str) -> None:
 def prune_job_run(job_id: str, dry_run: bool, output_format: str) -> None:
     """Prune as job JOB says."""
     job = PruneJobConfig().lookup(job_id)
-    _run_prune(job.store, job.keep, job.namespace, job.max_depth, None, dry_run, output_format)
+    if dry_run:
+        _run_prune(job.store, job.keep, job.namespace, job.max_depth, None, dry_run, output_format)
+        return
+    _print_prune(run_job(PRUNE_JOB, job_id), job.keep, dry_run, output_format)
 
 
 @click.command()
@@ -302,7 +318,10 @@ def prune_job_run(job_id: str, dry_run: bool, output_format: str) -> None:
 @output_format_option
 def gc(name: str, atime_cutoff: int, output_format: str) -> None:
     """Garbage collection: remove the chunks no snapshot uses."""
-    result = garbage_collect(DatastoreRegistry().lookup(name), atime_cutoff)
+    store = DatastoreRegistry().lookup(name)
+    with run_task("garbage_collection", name) as task:
+        result = garbage_collect(store, atime_cutoff)
+        task.fields.update(result.to_json())
     if output_format != "text":
         emit_json(result.to_json(), output_format)
         return
@@ -446,16 +465,19 @@ def sync(
     filters = [GroupFilter.parse(text) for text in group_filters]
     registry = DatastoreRegistry()
     source, target = registry.lookup(source_name), registry.lookup(target_name)
-    stats = sync_datastores(
-        source,
-        target,
-        BackupNamespace.parse(namespace),
-        BackupNamespace.parse(target_ns),
-        max_depth,
-        filters,
-        remove_vanished,
-        transfer_last,
-    )
+    with run_task("sync", f"{source_name}/{target_name}") as task:
+        stats = sync_datastores(
+            source,
+            target,
+            BackupNamespace.parse(namespace),
+            BackupNamespace.parse(target_ns),
+            max_depth,
+            filters,
+            remove_vanished,
+            transfer_last,
+        )
+        for error in stats.errors:
+            task.warn(error)
     if output_format != "text":
         emit_json(stats.to_json(), output_format)
     else:
@@ -481,5 +503,23 @@ def sync(
         sys.exit(1)
 
 
+@click.command()
+@click.argument("name")
+@click.option("--gc-schedule", default=None, metavar="EVENT", help="When `tapefs scheduler` collects garbage.")
+@click.option("--verify-schedule", default=None, metavar="EVENT", help="When `tapefs scheduler` verifies it.")
+@click.option("--comment", default=None, help="Free text stored with the datastore.")
+@click.option("--delete", multiple=True, type=click.Choice(UPDATABLE_KEYS), help="Remove a property (repeatable).")
+def update(
+    name: str, gc_schedule: str | None, verify_schedule: str | None, comment: str | None, delete: tuple[str, ...]
+) -> None:
+    """Change datastore NAME's schedules or comment in datastore.cfg."""
+    changes = {
+        key: value
+        for key, value in (("gc-schedule", gc_schedule), ("verify-schedule", verify_schedule), ("comment", comment))
+        if value is not None
+    }
+    DatastoreRegistry().update(name, changes, delete)
+
+
 #: What ``tapefs_tools.tapefs_cli`` adds to the ``tapefs datastore`` group.
-COMMANDS = (forget, protect, unprotect, notes, owner, prune, prune_job, gc, status, sync)
+COMMANDS = (forget, protect, unprotect, notes, owner, prune, prune_job, gc, status, sync, update)

@@ -6,15 +6,16 @@ import click
 
 from tapefs.catalog.media_catalog import MediaCatalog
 from tapefs.datastore.registry import DatastoreRegistry
-from tapefs.errors import NotFound
-from tapefs.jobs.backup import BackupRequest, backup_datastore
+from tapefs.jobs.backup import BackupRequest, BackupResult
 from tapefs.jobs.drive_session import DriveSession, drive_setup
 from tapefs.jobs.namespace_map import NamespaceMap
 from tapefs.jobs.operator_wait import OperatorWait
 from tapefs.jobs.restore import StoreMap, restore_media_set
 from tapefs.jobs.restore_plan import restore_plan
 from tapefs.media.inventory import Inventory
-from tapefs.media.tape_config import load_media_pool_config, load_tape_config
+from tapefs.media.tape_config import load_tape_config
+from tapefs.scheduler.job_kinds import tape_backup
+from tapefs.tasks.worker import run_task
 from tapefs_tools.cli import emit, emit_json, format_value, output_format_option, progress_reporter, simple_table
 
 drive_option = click.option(
@@ -76,20 +77,15 @@ def backup(
     output_format,
 ):
     """Back up datastore STORE to media pool POOL."""
-    datastore = DatastoreRegistry().lookup(store)
-    pools = load_media_pool_config()
-    if pool not in pools:
-        raise NotFound(f"no media pool named {pool!r} in media-pool.cfg")
     request = BackupRequest(
         pool, namespace, max_depth, tuple(group_filters), latest_only, eject_media, export_media_set, force_media_set
     )
-    with (
-        Inventory.open() as inventory,
-        MediaCatalog.open() as catalog,
-        drive_session(drive, wait_seconds, inventory) as session,
-        progress_reporter(f"backup {store}") as progress,
-    ):
-        result = backup_datastore(datastore, pools[pool], request, session, inventory, catalog, progress)
+    with run_task("tape-backup", store), progress_reporter(f"backup {store}") as progress:
+        result = tape_backup(store, pool, drive, request, wait_seconds, progress)
+    print_backup_result(result, output_format)
+
+
+def print_backup_result(result: BackupResult, output_format: str) -> None:
     rate = result.bytes_written / result.seconds / 1e6 if result.seconds else 0.0
     emit_lines(
         result.to_dict(),
@@ -157,6 +153,7 @@ def restore(media_set, store_map, snapshots, namespaces, drive, wait_seconds, pl
         _print_restore_plan(media_set, list(snapshots) or None, output_format)
         return
     with (
+        run_task("tape-restore", media_set),
         Inventory.open() as inventory,
         MediaCatalog.open() as catalog,
         drive_session(drive, wait_seconds, inventory) as session,

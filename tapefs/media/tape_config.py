@@ -252,7 +252,8 @@ class TapeJobConfig:
     def next_run(self, now: float) -> int | None:
         """Epoch seconds of the next scheduled run after ``now`` (None without a schedule).
 
-        Nothing runs a job by itself (tapefs has no daemon); this is for ``backup-job list``.
+        The first event after ``now`` (``backup-job list``); ``tapefs job list`` counts from the
+        job's last run, as the scheduler does.
         """
         if self.schedule is None:
             return None
