@@ -26,6 +26,8 @@ from tapefs.scheduler.runner import run_job
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 60
+#: the files jobs are configured in: the scheduler reads them again when one changes
+CONFIG_FILES = ("datastore.cfg", "prune.cfg", "tape-job.cfg")
 SCHEDULER_LOCK_NAME = "scheduler.lck"
 
 
@@ -54,8 +56,10 @@ class Scheduler:
         self._start = start or self._start_thread
         self._threads: dict[tuple[str, str], threading.Thread] = {}
         self._events: dict[str, CalendarEvent | None] = {}
-        # state files that are neither missing nor "started", by path: (mtime_ns, size, state)
-        self._states: dict[Path, tuple[int, int, JobState]] = {}
+        # state files that are neither missing nor "started", by path: (mtime_ns, size, state, next run)
+        self._states: dict[Path, tuple[int, int, JobState, int | None]] = {}
+        self._jobs: tuple[tuple, list[ScheduledJob]] | None = None
+        self._state_files: dict[tuple[str, str], JobStateFile] = {}
 
     def _event(self, text: str) -> CalendarEvent | None:
         if text not in self._events:
@@ -66,33 +70,51 @@ class Scheduler:
                 self._events[text] = None
         return self._events[text]
 
-    def _state(self, state_file: JobStateFile, now: int) -> JobState:
+    def _jobs_now(self) -> list[ScheduledJob]:
+        """The configured jobs, read again only when one of the configuration files changed."""
+        stamps = []
+        for name in CONFIG_FILES:
+            try:
+                info = os.stat(paths.config_file(name))
+                stamps.append((info.st_mtime_ns, info.st_size, info.st_ino))
+            except FileNotFoundError:
+                stamps.append(None)
+        key = tuple(stamps)
+        if self._jobs is None or self._jobs[0] != key:
+            self._jobs = (key, configured_jobs())
+        return self._jobs[1]
+
+    def _next_run(self, state_file: JobStateFile, event: CalendarEvent, now: int) -> int | None | bool:
+        """When the job is due next, or False while it runs; a state file is read again only
+        when it changed."""
         try:
             info = os.stat(state_file.path)
         except FileNotFoundError:
-            return state_file.ensure_created(now)
+            return next_run(event, state_file.ensure_created(now))
         cached = self._states.get(state_file.path)
         if cached is not None and cached[:2] == (info.st_mtime_ns, info.st_size):
-            return cached[2]
+            return cached[3]
         state = state_file.load(now)
-        if state.kind != "started":
-            self._states[state_file.path] = (info.st_mtime_ns, info.st_size, state)
-        return state
+        if state.kind == "started":
+            return False
+        when = next_run(event, state)
+        self._states[state_file.path] = (info.st_mtime_ns, info.st_size, state, when)
+        return when
 
     def due_jobs(self, now: float) -> list[ScheduledJob]:
         """The scheduled jobs whose next run is at or before ``now`` and that are not running."""
         due = []
-        for job in configured_jobs():
+        for job in self._jobs_now():
             if job.schedule is None:
                 continue
             event = self._event(job.schedule)
             if event is None:
                 continue
-            state = self._state(JobStateFile(job.kind, job.id), int(now))
-            if state.kind == "started":
-                continue
-            when = next_run(event, state)
-            if when is not None and when <= now:
+            state_file = self._state_files.get((job.kind, job.id))
+            if state_file is None:
+                state_file = self._state_files[(job.kind, job.id)] = JobStateFile(job.kind, job.id)
+            when = self._next_run(state_file, event, int(now))
+            if when is not None and when is not False and when <= now:
                 due.append(job)
         return due
 

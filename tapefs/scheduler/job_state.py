@@ -150,16 +150,17 @@ class JobStateFile:
             "finished", upid=upid, result=_task_state_from_json(upid, body["state"]), updated=body.get("updated")
         )
 
-    def save(self, state: JobState) -> None:
+    def save(self, state: JobState, sync: bool = True) -> None:
         make_private_dirs(self.path.parent)
-        atomic_write(self.path, json.dumps(state.to_json()).encode() + b"\n", mode=STATE_FILE_MODE)
+        atomic_write(self.path, json.dumps(state.to_json()).encode() + b"\n", mode=STATE_FILE_MODE, sync=sync)
 
     def ensure_created(self, now: int) -> JobState:
         """The state, written as ``created`` the first time a job is seen, so its first run counts
         from then and not from whenever the scheduler looks next."""
         state = self.load(now)
         if not self.path.exists() and state.kind == "created":
-            self.save(state)
+            # not synced: lost in a crash, the job just counts as new again
+            self.save(state, sync=False)
         return state
 
     def is_running(self) -> bool:
