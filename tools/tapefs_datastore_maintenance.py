@@ -28,8 +28,9 @@ from tapefs.datastore.snapshot_admin import (
     snapshot_notes,
 )
 from tapefs.datastore.status import datastore_status
-from tapefs.datastore.sync import sync_datastores
-from tapefs.scheduler.job_kinds import PRUNE_JOB
+from tapefs.datastore.sync import SyncStats, sync_datastores
+from tapefs.datastore.sync_job import SyncJob, SyncJobConfig
+from tapefs.scheduler.job_kinds import PRUNE_JOB, SYNC_JOB
 from tapefs.scheduler.runner import run_job
 from tapefs.tasks.worker import run_task
 from tapefs_tools.cli import emit_json, human_size, output_format_option, print_table
@@ -478,6 +479,10 @@ def sync(
         )
         for error in stats.errors:
             task.warn(error)
+    _print_sync(stats, output_format)
+
+
+def _print_sync(stats: SyncStats, output_format: str) -> None:
     if output_format != "text":
         emit_json(stats.to_json(), output_format)
     else:
@@ -503,6 +508,98 @@ def sync(
         sys.exit(1)
 
 
+@click.group("sync-job")
+def sync_job() -> None:
+    """Named syncs between datastores, kept in sync.cfg (PBS's local sync jobs)."""
+
+
+@sync_job.command("create")
+@click.argument("job_id", metavar="ID")
+@click.option("--store", "target", required=True, metavar="TARGET", help="The datastore to copy into.")
+@click.option("--remote-store", "source", required=True, metavar="SOURCE", help="The datastore to copy from.")
+@click.option("--remote-ns", default="", metavar="NS", help="Namespace of SOURCE to copy (default: root).")
+@click.option("--ns", "target_ns", default="", metavar="NS", help="Namespace in TARGET it maps to (default: root).")
+@max_depth_option
+@click.option("--group-filter", "group_filters", multiple=True, metavar="FILTER", help="As for sync; repeatable.")
+@click.option("--remove-vanished", is_flag=True, help="Remove snapshots and groups SOURCE no longer has.")
+@click.option("--transfer-last", type=click.IntRange(min=1), default=None, metavar="N", help="Newest N per group.")
+@click.option("--schedule", default=None, metavar="EVENT", help="Calendar event: when `tapefs scheduler` runs it.")
+@click.option("--comment", default="", help="Free text stored with the job.")
+def sync_job_create(
+    job_id: str,
+    target: str,
+    source: str,
+    remote_ns: str,
+    target_ns: str,
+    max_depth: int | None,
+    group_filters: tuple[str, ...],
+    remove_vanished: bool,
+    transfer_last: int | None,
+    schedule: str | None,
+    comment: str,
+) -> None:
+    """Store sync job ID: copy what TARGET lacks from SOURCE."""
+    config = SyncJobConfig()
+    config.add(
+        SyncJob(
+            job_id,
+            target,
+            source,
+            remote_ns,
+            target_ns,
+            max_depth,
+            group_filters,
+            remove_vanished,
+            transfer_last,
+            schedule,
+            comment,
+        )
+    )
+    click.echo(f"created sync job {job_id} in {config.config_path}")
+
+
+@sync_job.command("list")
+@output_format_option
+def sync_job_list(output_format: str) -> None:
+    """List the sync jobs."""
+    config = SyncJobConfig()
+    jobs = [job.to_json() for job in config.jobs()]
+    if output_format != "text":
+        emit_json(jobs, output_format)
+    elif jobs:
+        print_table(
+            ["job", "from", "to", "schedule", "comment"],
+            [
+                [
+                    j["id"],
+                    j["remote-store"] + (f" ({j['remote-ns']})" if j["remote-ns"] else ""),
+                    j["store"] + (f" ({j['ns']})" if j["ns"] else ""),
+                    j["schedule"] or "",
+                    j["comment"],
+                ]
+                for j in jobs
+            ],
+        )
+    else:
+        click.echo(f"no sync jobs ({config.config_path})")
+
+
+@sync_job.command("remove")
+@click.argument("job_id", metavar="ID")
+def sync_job_remove(job_id: str) -> None:
+    """Delete sync job ID."""
+    SyncJobConfig().remove(job_id)
+    click.echo(f"removed sync job {job_id}")
+
+
+@sync_job.command("run")
+@click.argument("job_id", metavar="ID")
+@output_format_option
+def sync_job_run(job_id: str, output_format: str) -> None:
+    """Run sync job ID now, as the scheduler runs it."""
+    _print_sync(run_job(SYNC_JOB, job_id), output_format)
+
+
 @click.command()
 @click.argument("name")
 @click.option("--gc-schedule", default=None, metavar="EVENT", help="When `tapefs scheduler` collects garbage.")
@@ -522,4 +619,4 @@ def update(
 
 
 #: What ``tapefs_tools.tapefs_cli`` adds to the ``tapefs datastore`` group.
-COMMANDS = (forget, protect, unprotect, notes, owner, prune, prune_job, gc, status, sync, update)
+COMMANDS = (forget, protect, unprotect, notes, owner, prune, prune_job, gc, status, sync, sync_job, update)

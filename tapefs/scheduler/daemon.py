@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 TICK_SECONDS = 60
 #: the files jobs are configured in: the scheduler reads them again when one changes
-CONFIG_FILES = ("datastore.cfg", "prune.cfg", "tape-job.cfg")
+CONFIG_FILES = ("datastore.cfg", "prune.cfg", "sync.cfg", "tape-job.cfg")
 SCHEDULER_LOCK_NAME = "scheduler.lck"
 
 

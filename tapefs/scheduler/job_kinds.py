@@ -4,12 +4,13 @@
 |---|---|---|---|
 | ``garbage_collection`` | datastore | datastore.cfg | ``gc-schedule`` |
 | ``prunejob`` | prune job | prune.cfg | ``schedule`` |
+| ``syncjob`` | sync job | sync.cfg | ``schedule`` |
 | ``verificationjob`` | datastore | datastore.cfg | ``verify-schedule`` |
 | ``tape-backup-job`` | tape backup job | tape-job.cfg | ``schedule`` |
 | ``logrotate`` | (one: ``tasks``) | built in | ``daily`` |
 
 The scheduler and the ``run`` commands (``tapefs backup-job run``, ``tapefs datastore
-prune-job run``) both go through :func:`tapefs.scheduler.runner.run_job`, so a manual run takes
+prune-job run``, ``tapefs datastore sync-job run``) all go through :func:`tapefs.scheduler.runner.run_job`, so a manual run takes
 the same locks and records the same state and task log as a scheduled one.
 """
 
@@ -20,9 +21,13 @@ from typing import Any
 
 from tapefs.catalog.media_catalog import MediaCatalog
 from tapefs.datastore.gc import DEFAULT_ATIME_CUTOFF_MINUTES, garbage_collect
+from tapefs.datastore.group_filter import GroupFilter
+from tapefs.datastore.naming import BackupNamespace
 from tapefs.datastore.prune import prune_datastore
 from tapefs.datastore.prune_job import PruneJobConfig
 from tapefs.datastore.registry import DatastoreRegistry
+from tapefs.datastore.sync import SyncStats, sync_datastores
+from tapefs.datastore.sync_job import SyncJobConfig
 from tapefs.datastore.verify import verify_datastore
 from tapefs.errors import DataDamaged, NotFound
 from tapefs.jobs.backup import BackupRequest, BackupResult, backup_datastore
@@ -38,11 +43,12 @@ log = logging.getLogger(__name__)
 
 GARBAGE_COLLECTION = "garbage_collection"
 PRUNE_JOB = "prunejob"
+SYNC_JOB = "syncjob"
 VERIFICATION_JOB = "verificationjob"
 TAPE_BACKUP_JOB = "tape-backup-job"
 LOG_ROTATE = "logrotate"
 #: the order in which one scheduler tick looks at the kinds, as PBS's proxy does
-KINDS = (GARBAGE_COLLECTION, PRUNE_JOB, VERIFICATION_JOB, TAPE_BACKUP_JOB, LOG_ROTATE)
+KINDS = (GARBAGE_COLLECTION, PRUNE_JOB, SYNC_JOB, VERIFICATION_JOB, TAPE_BACKUP_JOB, LOG_ROTATE)
 
 LOG_ROTATE_ID = "tasks"
 LOG_ROTATE_SCHEDULE = "daily"
@@ -77,6 +83,10 @@ def configured_jobs() -> list[ScheduledJob]:
     for job in PruneJobConfig().jobs():
         keep = " ".join(f"{rule}={count}" for rule, count in job.keep.counts)
         jobs.append(ScheduledJob(PRUNE_JOB, job.id, job.schedule, f"prune {job.store} {keep}"))
+    for sync_job in SyncJobConfig().jobs():
+        jobs.append(
+            ScheduledJob(SYNC_JOB, sync_job.id, sync_job.schedule, f"sync {sync_job.remote_store} to {sync_job.store}")
+        )
     for section in stores:
         schedule = section.properties.get("verify-schedule")
         jobs.append(ScheduledJob(VERIFICATION_JOB, section.id, str(schedule) if schedule else None, "verify"))
@@ -139,6 +149,29 @@ def _run_prune_job(job_id: str, task: Task, options: RunOptions) -> Any:
     return results
 
 
+def _run_sync_job(job_id: str, task: Task, options: RunOptions) -> SyncStats:
+    job = SyncJobConfig().lookup(job_id)
+    registry = DatastoreRegistry()
+    task.fields.update({"job-id": job_id, "datastore": job.store, "remote-datastore": job.remote_store})
+    stats = sync_datastores(
+        registry.lookup(job.remote_store),
+        registry.lookup(job.store),
+        BackupNamespace.parse(job.remote_ns),
+        BackupNamespace.parse(job.ns),
+        job.max_depth,
+        [GroupFilter.parse(text) for text in job.group_filter],
+        job.remove_vanished,
+        job.transfer_last,
+    )
+    for error in stats.errors:
+        task.warn(error)
+    task.log(
+        f"{stats.snapshots_copied} snapshots copied, {stats.snapshots_skipped} already there, "
+        f"{stats.snapshots_removed} removed; {stats.chunks_copied} chunks copied"
+    )
+    return stats
+
+
 def _run_garbage_collection(store: str, task: Task, options: RunOptions) -> Any:
     task.fields["datastore"] = store
     result = garbage_collect(DatastoreRegistry().lookup(store), DEFAULT_ATIME_CUTOFF_MINUTES)
@@ -169,6 +202,7 @@ def _quiet(event) -> None:
 RUNNERS: dict[str, Callable[[str, Task, RunOptions], Any]] = {
     GARBAGE_COLLECTION: _run_garbage_collection,
     PRUNE_JOB: _run_prune_job,
+    SYNC_JOB: _run_sync_job,
     VERIFICATION_JOB: _run_verification,
     TAPE_BACKUP_JOB: _run_tape_backup_job,
     LOG_ROTATE: _run_log_rotation,
@@ -183,5 +217,7 @@ def check_job_exists(kind: str, job_id: str) -> None:
         load_tape_job(job_id)
     elif kind == PRUNE_JOB:
         PruneJobConfig().lookup(job_id)
+    elif kind == SYNC_JOB:
+        SyncJobConfig().lookup(job_id)
     elif kind in (GARBAGE_COLLECTION, VERIFICATION_JOB):
         DatastoreRegistry().lookup(job_id)

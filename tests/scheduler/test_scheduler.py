@@ -180,3 +180,28 @@ def test_an_unknown_job_is_refused_before_anything_is_written(dirs, tmp_path):
     with pytest.raises(Exception, match="no datastore named 'nope'"):
         run_job(GARBAGE_COLLECTION, "nope")
     assert not (tmp_path / "state" / "jobstates").exists()
+
+
+def test_a_scheduled_sync_job_copies_through_the_real_runner(dirs, tmp_path):
+    from tapefs.datastore.naming import BackupGroup, BackupNamespace, BackupSnapshot
+    from tapefs.datastore.sync_job import SyncJob, SyncJobConfig
+    from tests.helpers.synthetic_snapshots import make_snapshot
+
+    Datastore.create(tmp_path / "copy", prefix_dirs=False)
+    DatastoreRegistry().add("copy", tmp_path / "copy")
+    snapshot = BackupSnapshot(BackupGroup(BackupNamespace(), "host", "web"), 1_700_000_000)
+    make_snapshot(Datastore.open(tmp_path / "store"), snapshot, pieces=[b"data" * 100])
+    with pytest.raises(Exception, match="no datastore named 'nowhere'"):
+        SyncJobConfig().add(SyncJob("weekly", "nowhere", "main", schedule="sun 04:30"))
+    with pytest.raises(Exception, match="invalid calendar event 'sun 4:61'"):
+        SyncJobConfig().add(SyncJob("weekly", "copy", "main", schedule="sun 4:61"))
+    SyncJobConfig().add(SyncJob("weekly", "copy", "main", schedule="*:0/5"))
+    now = [time.time()]
+    scheduler = Scheduler(clock=lambda: now[0])
+    scheduler.tick()
+    now[0] += 600
+    assert "syncjob" in [job.kind for job in scheduler.tick()]
+    for thread in scheduler._threads.values():
+        thread.join(30)
+    assert JobStateFile("syncjob", "weekly").load(0).result.status == "ok"
+    assert [info.snapshot for info in Datastore.open(tmp_path / "copy").list_snapshots(snapshot.group)] == [snapshot]
