@@ -275,7 +275,7 @@ def prune_job_list(output_format: str) -> None:
                     j["ns"] or "/",
                     "" if j["max-depth"] is None else str(j["max-depth"]),
                     " ".join(f"{rule}={j[rule]}" for rule in KEEP_RULES if rule in j),
-                    j["schedule"] or "",
+                    j.get("schedule", ""),
                     j["comment"],
                 ]
                 for j in jobs
@@ -574,7 +574,7 @@ def sync_job_list(output_format: str) -> None:
                     j["id"],
                     j["remote-store"] + (f" ({j['remote-ns']})" if j["remote-ns"] else ""),
                     j["store"] + (f" ({j['ns']})" if j["ns"] else ""),
-                    j["schedule"] or "",
+                    j.get("schedule", ""),
                     j["comment"],
                 ]
                 for j in jobs

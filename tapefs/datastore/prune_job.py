@@ -59,7 +59,8 @@ class PruneJob:
         value = {"id": self.id, "store": self.store, "ns": str(self.namespace), "max-depth": self.max_depth}
         value.update(self.keep.to_mapping())
         value["comment"] = self.comment
-        value["schedule"] = self.schedule
+        if self.schedule:
+            value["schedule"] = self.schedule
         return value
 
 
