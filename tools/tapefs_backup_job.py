@@ -1,9 +1,9 @@
 """``tapefs backup-job``: tape backup jobs in tape-job.cfg, as ``proxmox-tape backup-job``.
 
-``run ID`` is ``tapefs backup`` with the job's settings (the same command runs). tapefs has no
-daemon, so ``schedule`` is only kept and shown (``next-run``); run jobs from cron or a systemd
-timer. The job's end is a notification (``tapefs notification``, docs/notifications.md);
-``notify-user`` and ``notification-mode`` are kept for PBS and ignored.
+``run ID`` is ``tapefs backup`` with the job's settings, run as ``tapefs scheduler`` runs it at
+the times of its ``schedule`` (same lock, job state and task log). The job's end is a notification
+(``tapefs notification``, docs/notifications.md); ``notify-user`` and ``notification-mode`` are
+kept for PBS and ignored.
 """
 
 from __future__ import annotations
@@ -26,8 +26,17 @@ from tapefs.media.tape_config import (
     remove_section,
     update_section,
 )
-from tapefs_tools.cli import emit, format_value, key_value_table, output_format_option, simple_table
-from tapefs_tools.tapefs_tape_jobs import backup, wait_option
+from tapefs.scheduler.job_kinds import TAPE_BACKUP_JOB, RunOptions
+from tapefs.scheduler.runner import run_job
+from tapefs_tools.cli import (
+    emit,
+    format_value,
+    key_value_table,
+    output_format_option,
+    progress_reporter,
+    simple_table,
+)
+from tapefs_tools.tapefs_tape_jobs import print_backup_result, wait_option
 
 LIST_COLUMNS = ("id", "store", "pool", "drive", "schedule", "next-run", "comment")
 IGNORED_NOTE = (
@@ -90,7 +99,7 @@ def job_options(required: bool) -> Callable[[Callable], Callable]:
                 click.option("--store", required=required, help="Datastore to back up."),
                 click.option("--pool", required=required, help="Media pool to write to."),
                 click.option("--drive", required=required, help="Drive name from tape.cfg."),
-                click.option("--schedule", default=None, help="Calendar event (kept and shown; nothing runs it)."),
+                click.option("--schedule", default=None, help="Calendar event: when `tapefs scheduler` runs it."),
                 click.option("--eject-media", type=click.BOOL, default=None, help="Eject the tape at the end."),
                 click.option(
                     "--export-media-set",
@@ -181,25 +190,9 @@ def job_remove(job_id: str) -> None:
 @click.argument("job_id", metavar="ID")
 @wait_option
 @output_format_option
-@click.pass_context
-def job_run(ctx: click.Context, job_id: str, wait_seconds: float, output_format: str) -> None:
-    """Run a job now: `tapefs backup` with the job's store, pool, drive and options."""
-    job = load_tape_job(job_id)
-    ctx.invoke(
-        backup,
-        store=job.store,
-        pool=job.pool,
-        drive=job.drive,
-        latest_only=bool(job.latest_only),
-        namespace=job.ns,
-        max_depth=job.max_depth,
-        group_filters=job.group_filter,
-        includes=job.include,
-        eject_media=bool(job.eject_media),
-        export_media_set=bool(job.export_media_set),
-        force_media_set=False,
-        chunk_order=job.chunk_order or "inode",
-        wait_seconds=wait_seconds,
-        job_id=job_id,
-        output_format=output_format,
-    )
+def job_run(job_id: str, wait_seconds: float, output_format: str) -> None:
+    """Run a job now, as the scheduler runs it: `tapefs backup` with the job's store, pool, drive
+    and options, as task tape-backup-job, recorded in the job's state."""
+    with progress_reporter(f"backup job {job_id}") as progress:
+        result = run_job(TAPE_BACKUP_JOB, job_id, RunOptions(wait_seconds=wait_seconds, progress=progress))
+    print_backup_result(result, output_format)

@@ -23,6 +23,7 @@ from tapefs.errors import InvalidInput
 from tapefs.jobs.maintenance_notifications import verify_and_notify
 from tapefs.pxar.errors import ExistingEntryError
 from tapefs.pxar.extract import Overwrite
+from tapefs.tasks.worker import run_task
 from tapefs_tools.cli import emit_json, human_size, output_format_option, print_table, progress_reporter
 from tapefs_tools.tapefs_s3 import rate_warning
 
@@ -293,7 +294,7 @@ def backup_command(
     """
     store = DatastoreRegistry().lookup(name)
     group = BackupGroup.parse(group_name, BackupNamespace.parse(namespace))
-    with progress_reporter(f"backup {group}") as progress:
+    with run_task("backup", f"{name}:{group}"), progress_reporter(f"backup {group}") as progress:
         result = backup(
             store,
             group,
@@ -372,7 +373,8 @@ def restore_command(
         if given:
             allowed |= flag
     try:
-        result = restore(store, snapshot, archive, target, _load_key(keyfile), sync, allowed)
+        with run_task("restore", f"{name}:{snapshot}"):
+            result = restore(store, snapshot, archive, target, _load_key(keyfile), sync, allowed)
     except ExistingEntryError as error:
         option = OVERWRITE_OPTIONS.get(error.needed)
         hint = f"; {option} or --overwrite replaces it" if option else ""
@@ -390,7 +392,8 @@ def restore_command(
 def verify(name: str, keyfile: str | None, mark_bad: bool, output_format: str) -> None:
     """Check every snapshot's indexes and every chunk's CRC and digest; exit 1 if anything is bad."""
     store = DatastoreRegistry().lookup(name)
-    report = verify_and_notify(store, _load_key(keyfile), mark_bad)
+    with run_task("verify", name):
+        report = verify_and_notify(store, _load_key(keyfile), mark_bad)
     bad = [
         {"digest": digest.hex(), "problem": problem, "snapshots": sorted(report.users.get(digest, ()))}
         for digest, problem in sorted(report.bad_chunks.items())

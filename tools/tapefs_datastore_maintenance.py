@@ -13,9 +13,9 @@ import click
 from tapefs.datastore.gc import DEFAULT_ATIME_CUTOFF_MINUTES
 from tapefs.datastore.group_filter import GroupFilter
 from tapefs.datastore.naming import BackupGroup, BackupNamespace, BackupSnapshot
-from tapefs.datastore.prune import KEEP_RULES, KeepOptions
+from tapefs.datastore.prune import KEEP_RULES, GroupPruneResult, KeepOptions
 from tapefs.datastore.prune_job import PruneJob, PruneJobConfig, check_max_depth
-from tapefs.datastore.registry import DatastoreRegistry
+from tapefs.datastore.registry import UPDATABLE_KEYS, DatastoreRegistry
 from tapefs.datastore.snapshot_admin import (
     describe_snapshot,
     group_notes,
@@ -28,7 +28,12 @@ from tapefs.datastore.snapshot_admin import (
     snapshot_notes,
 )
 from tapefs.datastore.status import datastore_status
+from tapefs.datastore.sync import SyncStats
+from tapefs.datastore.sync_job import SyncJob, SyncJobConfig
 from tapefs.jobs.maintenance_notifications import garbage_collect_and_notify, prune_and_notify, sync_and_notify
+from tapefs.scheduler.job_kinds import PRUNE_JOB, SYNC_JOB
+from tapefs.scheduler.runner import run_job
+from tapefs.tasks.worker import run_task
 from tapefs_tools.cli import emit_json, human_size, output_format_option, print_table
 from tapefs_tools.tapefs_datastore import namespace_option
 
@@ -146,10 +151,14 @@ def _run_prune(
     group: BackupGroup | None,
     dry_run: bool,
     output_format: str,
-    job_id: str | None = None,
 ) -> None:
     store = DatastoreRegistry().lookup(store_name)
-    results = prune_and_notify(store, keep, namespace, max_depth, group, dry_run=dry_run, job_id=job_id)
+    with run_task("prune", store_name):
+        results = prune_and_notify(store, keep, namespace, max_depth, group, dry_run=dry_run)
+    _print_prune(results, keep, dry_run, output_format)
+
+
+def _print_prune(results: list[GroupPruneResult], keep: KeepOptions, dry_run: bool, output_format: str) -> None:
     rows = []
     for result in results:
         for decision in result.decisions:
@@ -228,7 +237,10 @@ def prune_job() -> None:
 @max_depth_option
 @keep_options
 @click.option("--comment", default="", help="Free text stored with the job.")
-def prune_job_create(job_id: str, store_name: str, namespace: str, max_depth: int | None, comment: str, **keep) -> None:
+@click.option("--schedule", default=None, metavar="EVENT", help="Calendar event: when `tapefs scheduler` runs it.")
+def prune_job_create(
+    job_id: str, store_name: str, namespace: str, max_depth: int | None, comment: str, schedule: str | None, **keep
+) -> None:
     """Store prune job JOB for datastore NAME."""
     DatastoreRegistry().lookup(store_name)
     config = PruneJobConfig()
@@ -240,6 +252,7 @@ def prune_job_create(job_id: str, store_name: str, namespace: str, max_depth: in
             BackupNamespace.parse(namespace),
             check_max_depth(max_depth),
             comment,
+            schedule,
         )
     )
     click.echo(f"created prune job {job_id} in {config.config_path}")
@@ -255,7 +268,7 @@ def prune_job_list(output_format: str) -> None:
         emit_json(jobs, output_format)
     elif jobs:
         print_table(
-            ["job", "store", "namespace", "max-depth", "keep", "comment"],
+            ["job", "store", "namespace", "max-depth", "keep", "schedule", "comment"],
             [
                 [
                     j["id"],
@@ -263,6 +276,7 @@ def prune_job_list(output_format: str) -> None:
                     j["ns"] or "/",
                     "" if j["max-depth"] is None else str(j["max-depth"]),
                     " ".join(f"{rule}={j[rule]}" for rule in KEEP_RULES if rule in j),
+                    j.get("schedule", ""),
                     j["comment"],
                 ]
                 for j in jobs
@@ -287,7 +301,10 @@ def prune_job_remove(job_id: str) -> None:
 def prune_job_run(job_id: str, dry_run: bool, output_format: str) -> None:
     """Prune as job JOB says."""
     job = PruneJobConfig().lookup(job_id)
-    _run_prune(job.store, job.keep, job.namespace, job.max_depth, None, dry_run, output_format, job_id)
+    if dry_run:
+        _run_prune(job.store, job.keep, job.namespace, job.max_depth, None, dry_run, output_format)
+        return
+    _print_prune(run_job(PRUNE_JOB, job_id), job.keep, dry_run, output_format)
 
 
 @click.command()
@@ -303,7 +320,10 @@ def prune_job_run(job_id: str, dry_run: bool, output_format: str) -> None:
 @output_format_option
 def gc(name: str, atime_cutoff: int, output_format: str) -> None:
     """Garbage collection: remove the chunks no snapshot uses."""
-    result = garbage_collect_and_notify(DatastoreRegistry().lookup(name), atime_cutoff)
+    store = DatastoreRegistry().lookup(name)
+    with run_task("garbage_collection", name) as task:
+        result = garbage_collect_and_notify(store, atime_cutoff)
+        task.fields.update(result.to_json())
     if output_format != "text":
         emit_json(result.to_json(), output_format)
         return
@@ -447,16 +467,23 @@ def sync(
     filters = [GroupFilter.parse(text) for text in group_filters]
     registry = DatastoreRegistry()
     source, target = registry.lookup(source_name), registry.lookup(target_name)
-    stats = sync_and_notify(
-        source,
-        target,
-        BackupNamespace.parse(namespace),
-        BackupNamespace.parse(target_ns),
-        max_depth,
-        filters,
-        remove_vanished,
-        transfer_last,
-    )
+    with run_task("sync", f"{source_name}/{target_name}") as task:
+        stats = sync_and_notify(
+            source,
+            target,
+            BackupNamespace.parse(namespace),
+            BackupNamespace.parse(target_ns),
+            max_depth,
+            filters,
+            remove_vanished,
+            transfer_last,
+        )
+        for error in stats.errors:
+            task.warn(error)
+    _print_sync(stats, output_format)
+
+
+def _print_sync(stats: SyncStats, output_format: str) -> None:
     if output_format != "text":
         emit_json(stats.to_json(), output_format)
     else:
@@ -482,5 +509,115 @@ def sync(
         sys.exit(1)
 
 
+@click.group("sync-job")
+def sync_job() -> None:
+    """Named syncs between datastores, kept in sync.cfg (PBS's local sync jobs)."""
+
+
+@sync_job.command("create")
+@click.argument("job_id", metavar="ID")
+@click.option("--store", "target", required=True, metavar="TARGET", help="The datastore to copy into.")
+@click.option("--remote-store", "source", required=True, metavar="SOURCE", help="The datastore to copy from.")
+@click.option("--remote-ns", default="", metavar="NS", help="Namespace of SOURCE to copy (default: root).")
+@click.option("--ns", "target_ns", default="", metavar="NS", help="Namespace in TARGET it maps to (default: root).")
+@max_depth_option
+@click.option("--group-filter", "group_filters", multiple=True, metavar="FILTER", help="As for sync; repeatable.")
+@click.option("--remove-vanished", is_flag=True, help="Remove snapshots and groups SOURCE no longer has.")
+@click.option("--transfer-last", type=click.IntRange(min=1), default=None, metavar="N", help="Newest N per group.")
+@click.option("--schedule", default=None, metavar="EVENT", help="Calendar event: when `tapefs scheduler` runs it.")
+@click.option("--comment", default="", help="Free text stored with the job.")
+def sync_job_create(
+    job_id: str,
+    target: str,
+    source: str,
+    remote_ns: str,
+    target_ns: str,
+    max_depth: int | None,
+    group_filters: tuple[str, ...],
+    remove_vanished: bool,
+    transfer_last: int | None,
+    schedule: str | None,
+    comment: str,
+) -> None:
+    """Store sync job ID: copy what TARGET lacks from SOURCE."""
+    config = SyncJobConfig()
+    config.add(
+        SyncJob(
+            job_id,
+            target,
+            source,
+            remote_ns,
+            target_ns,
+            max_depth,
+            group_filters,
+            remove_vanished,
+            transfer_last,
+            schedule,
+            comment,
+        )
+    )
+    click.echo(f"created sync job {job_id} in {config.config_path}")
+
+
+@sync_job.command("list")
+@output_format_option
+def sync_job_list(output_format: str) -> None:
+    """List the sync jobs."""
+    config = SyncJobConfig()
+    jobs = [job.to_json() for job in config.jobs()]
+    if output_format != "text":
+        emit_json(jobs, output_format)
+    elif jobs:
+        print_table(
+            ["job", "from", "to", "schedule", "comment"],
+            [
+                [
+                    j["id"],
+                    j["remote-store"] + (f" ({j['remote-ns']})" if j["remote-ns"] else ""),
+                    j["store"] + (f" ({j['ns']})" if j["ns"] else ""),
+                    j.get("schedule", ""),
+                    j["comment"],
+                ]
+                for j in jobs
+            ],
+        )
+    else:
+        click.echo(f"no sync jobs ({config.config_path})")
+
+
+@sync_job.command("remove")
+@click.argument("job_id", metavar="ID")
+def sync_job_remove(job_id: str) -> None:
+    """Delete sync job ID."""
+    SyncJobConfig().remove(job_id)
+    click.echo(f"removed sync job {job_id}")
+
+
+@sync_job.command("run")
+@click.argument("job_id", metavar="ID")
+@output_format_option
+def sync_job_run(job_id: str, output_format: str) -> None:
+    """Run sync job ID now, as the scheduler runs it."""
+    _print_sync(run_job(SYNC_JOB, job_id), output_format)
+
+
+@click.command()
+@click.argument("name")
+@click.option("--gc-schedule", default=None, metavar="EVENT", help="When `tapefs scheduler` collects garbage.")
+@click.option("--verify-schedule", default=None, metavar="EVENT", help="When `tapefs scheduler` verifies it.")
+@click.option("--comment", default=None, help="Free text stored with the datastore.")
+@click.option("--delete", multiple=True, type=click.Choice(UPDATABLE_KEYS), help="Remove a property (repeatable).")
+def update(
+    name: str, gc_schedule: str | None, verify_schedule: str | None, comment: str | None, delete: tuple[str, ...]
+) -> None:
+    """Change datastore NAME's schedules or comment in datastore.cfg."""
+    changes = {
+        key: value
+        for key, value in (("gc-schedule", gc_schedule), ("verify-schedule", verify_schedule), ("comment", comment))
+        if value is not None
+    }
+    DatastoreRegistry().update(name, changes, delete)
+
+
 #: What ``tapefs_tools.tapefs_cli`` adds to the ``tapefs datastore`` group.
-COMMANDS = (forget, protect, unprotect, notes, owner, prune, prune_job, gc, status, sync)
+COMMANDS = (forget, protect, unprotect, notes, owner, prune, prune_job, gc, status, sync, sync_job, update)

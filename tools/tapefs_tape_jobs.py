@@ -7,15 +7,16 @@ import click
 from tapefs.catalog.media_catalog import MediaCatalog
 from tapefs.datastore.registry import DatastoreRegistry
 from tapefs.datastore.snapshot_include import parse_includes
-from tapefs.errors import NotFound
-from tapefs.jobs.backup import BackupRequest, backup_datastore
+from tapefs.jobs.backup import BackupRequest, BackupResult
 from tapefs.jobs.drive_session import DriveSession, drive_setup
 from tapefs.jobs.namespace_map import NamespaceMap
 from tapefs.jobs.operator_wait import OperatorWait
 from tapefs.jobs.restore import StoreMap, check_owner, media_selection, restore_media_set
 from tapefs.jobs.restore_plan import request_retrieval, restore_plan
 from tapefs.media.inventory import Inventory
-from tapefs.media.tape_config import CHUNK_ORDERS, load_media_pool_config, load_tape_config
+from tapefs.media.tape_config import CHUNK_ORDERS, load_tape_config
+from tapefs.scheduler.job_kinds import tape_backup
+from tapefs.tasks.worker import run_task
 from tapefs_tools.cli import emit, emit_json, format_value, output_format_option, progress_reporter, simple_table
 
 drive_option = click.option(
@@ -76,7 +77,6 @@ def emit_lines(value: dict, output_format: str, text_lines: list[str]) -> None:
     help="Order of each index's chunks on tape: by chunk file inode (PBS's default) or index order.",
 )
 @wait_option
-@click.option("--job-id", default=None, hidden=True, help="The tape-job.cfg id (set by backup-job run).")
 @output_format_option
 def backup(
     store,
@@ -92,15 +92,10 @@ def backup(
     force_media_set,
     chunk_order,
     wait_seconds,
-    job_id,
     output_format,
 ):
     """Back up datastore STORE to media pool POOL."""
     parse_includes(includes)  # a bad expression fails before any tape moves
-    datastore = DatastoreRegistry().lookup(store)
-    pools = load_media_pool_config()
-    if pool not in pools:
-        raise NotFound(f"no media pool named {pool!r} in media-pool.cfg")
     request = BackupRequest(
         pool,
         namespace,
@@ -110,17 +105,15 @@ def backup(
         eject_media,
         export_media_set,
         force_media_set,
-        job_id,
-        tuple(includes),
-        chunk_order,
+        includes=tuple(includes),
+        chunk_order=chunk_order,
     )
-    with (
-        Inventory.open() as inventory,
-        MediaCatalog.open() as catalog,
-        drive_session(drive, wait_seconds, inventory) as session,
-        progress_reporter(f"backup {store}") as progress,
-    ):
-        result = backup_datastore(datastore, pools[pool], request, session, inventory, catalog, progress)
+    with run_task("tape-backup", store), progress_reporter(f"backup {store}") as progress:
+        result = tape_backup(store, pool, drive, request, wait_seconds, progress)
+    print_backup_result(result, output_format)
+
+
+def print_backup_result(result: BackupResult, output_format: str) -> None:
     rate = result.bytes_written / result.seconds / 1e6 if result.seconds else 0.0
     emit_lines(
         result.to_dict(),
@@ -228,6 +221,7 @@ def restore(arguments, label_text, owner, namespaces, drive, wait_seconds, plan,
         _print_restore_plan(media_set, selected, output_format, (drive or "") if notify else None)
         return
     with (
+        run_task("tape-restore", media_set),
         Inventory.open() as inventory,
         MediaCatalog.open() as catalog,
         drive_session(drive, wait_seconds, inventory) as session,

@@ -38,6 +38,7 @@ from tapefs.datastore.dynamic_index import DYNAMIC_INDEX_MAGIC
 from tapefs.datastore.errors import DatastoreError
 from tapefs.datastore.fixed_index import FIXED_INDEX_MAGIC
 from tapefs.datastore.index_file import DIGEST_SIZE, INDEX_HEADER_SIZE
+from tapefs.tasks.worker import check_stop
 
 log = logging.getLogger(__name__)
 
@@ -314,6 +315,7 @@ def garbage_collect(datastore: Datastore, atime_cutoff_minutes: int = DEFAULT_AT
         log.info("phase 1: marking chunks in use")
         marker = _Marker(datastore.chunk_store.chunk_dir, result)
         for path, temporary in _index_files(datastore.root):
+            check_stop()  # marking only touches chunks: stopping here removes nothing
             try:
                 marker.mark_index(path, temporary)
             except FileNotFoundError:

@@ -20,6 +20,7 @@ from tapefs.datastore.datastore import Datastore
 from tapefs.datastore.errors import DatastoreError, UnknownNameError
 from tapefs.datastore.naming import BackupGroup, BackupNamespace, BackupSnapshot
 from tapefs.datastore.snapshot_admin import PROTECTED_FILE_NAME, describe_snapshot, remove_snapshot, writer_running
+from tapefs.tasks.worker import check_stop
 
 log = logging.getLogger(__name__)
 
@@ -203,4 +204,8 @@ def prune_datastore(
     keep_unfinished = not dry_run and writer_running(datastore)
     if keep_unfinished:
         log.info("a backup is running: unfinished snapshots are kept")
-    return [prune_group(datastore, g, options, dry_run, keep_unfinished) for g in groups]
+    results = []
+    for group in groups:
+        check_stop()  # between groups: each group's prune is complete
+        results.append(prune_group(datastore, group, options, dry_run, keep_unfinished))
+    return results

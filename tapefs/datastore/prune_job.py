@@ -7,8 +7,10 @@ form of PBS's ``/etc/proxmox-backup/prune.cfg``::
         max-depth 1
         keep-daily 7
         keep-weekly 4
+        schedule daily 03:00
 
-tapefs keeps no schedule: run ``tapefs datastore prune-job run NAME`` from a timer.
+``schedule`` (a calendar event) is when ``tapefs scheduler`` runs the job; without it the job
+only runs by hand (``tapefs datastore prune-job run NAME``).
 """
 
 import logging
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tapefs.config import paths, section_config
+from tapefs.config.calendar_event import CalendarEvent
 from tapefs.config.section_config import Section
 from tapefs.datastore.errors import DatastoreError
 from tapefs.datastore.naming import MAX_NAMESPACE_DEPTH, SAFE_ID, BackupNamespace
@@ -26,7 +29,7 @@ log = logging.getLogger(__name__)
 
 PRUNE_CONFIG_NAME = "prune.cfg"
 SECTION_TYPE = "prune"
-OTHER_KEYS = ("store", "ns", "max-depth", "comment")
+OTHER_KEYS = ("store", "ns", "max-depth", "comment", "schedule")
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,7 @@ class PruneJob:
     namespace: BackupNamespace = BackupNamespace()
     max_depth: int | None = None
     comment: str = ""
+    schedule: str | None = None
 
     def to_section(self) -> Section:
         properties: dict[str, str | list[str]] = {"store": self.store}
@@ -47,12 +51,16 @@ class PruneJob:
         properties.update({rule: str(count) for rule, count in self.keep.counts})
         if self.comment:
             properties["comment"] = self.comment
+        if self.schedule:
+            properties["schedule"] = self.schedule
         return Section(SECTION_TYPE, self.id, properties)
 
     def to_json(self) -> dict:
         value = {"id": self.id, "store": self.store, "ns": str(self.namespace), "max-depth": self.max_depth}
         value.update(self.keep.to_mapping())
         value["comment"] = self.comment
+        if self.schedule:
+            value["schedule"] = self.schedule
         return value
 
 
@@ -60,6 +68,12 @@ def check_max_depth(max_depth: int | None) -> int | None:
     if max_depth is not None and not 0 <= max_depth <= MAX_NAMESPACE_DEPTH:
         raise DatastoreError(f"max-depth must be between 0 and {MAX_NAMESPACE_DEPTH}, got {max_depth}")
     return max_depth
+
+
+def _check_schedule(schedule: str | None) -> str | None:
+    if schedule is not None:
+        CalendarEvent.parse(schedule)
+    return schedule
 
 
 def _job_from_section(section: Section, config_path: Path) -> PruneJob:
@@ -81,6 +95,7 @@ def _job_from_section(section: Section, config_path: Path) -> PruneJob:
             BackupNamespace.parse(properties.get("ns", "")),
             check_max_depth(int(max_depth) if max_depth is not None else None),
             properties.get("comment", ""),
+            _check_schedule(properties.get("schedule")),
         )
     except (ValueError, DatastoreError) as exc:
         raise DatastoreError(f"{where}: {exc}") from None
@@ -107,6 +122,7 @@ class PruneJobConfig:
         if not job.keep.keeps_something:
             raise DatastoreError(f"prune job {job.id!r}: give at least one of --{', --'.join(KEEP_RULES)}")
         check_max_depth(job.max_depth)
+        _check_schedule(job.schedule)
         config = section_config.load(self.config_path)
         if job.id in config:
             raise DatastoreError(f"{job.id!r} already exists in {self.config_path}")

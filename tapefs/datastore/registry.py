@@ -1,5 +1,7 @@
 """The list of known datastores: ``datastore.cfg`` in the tapefs configuration directory, in
-the same section-config form as PBS's ``/etc/proxmox-backup/datastore.cfg``."""
+the same section-config form as PBS's ``/etc/proxmox-backup/datastore.cfg``. Besides ``path`` and
+``comment`` a datastore may have ``gc-schedule`` and ``verify-schedule`` (calendar events): when
+``tapefs scheduler`` runs its garbage collection and its verification."""
 
 import logging
 import os
@@ -7,6 +9,7 @@ import shutil
 from pathlib import Path
 
 from tapefs.config import paths, section_config
+from tapefs.config.calendar_event import CalendarEvent
 from tapefs.config.section_config import Section
 from tapefs.datastore.datastore import Datastore
 from tapefs.datastore.errors import DatastoreError, NamingError, UnknownNameError
@@ -18,6 +21,9 @@ log = logging.getLogger(__name__)
 
 DATASTORE_CONFIG_NAME = "datastore.cfg"
 SECTION_TYPE = "datastore"
+SCHEDULE_KEYS = ("gc-schedule", "verify-schedule")
+#: what ``update`` may set or delete
+UPDATABLE_KEYS = ("comment", *SCHEDULE_KEYS)
 
 
 class DatastoreRegistry:
@@ -63,6 +69,24 @@ class DatastoreRegistry:
             if backend is not None and backend.client == endpoint_id:
                 names.append(section.id)
         return names
+
+    def update(self, name: str, changes: dict[str, str], delete: tuple[str, ...] = ()) -> None:
+        """Set and remove the properties of datastore ``name`` (comment and schedules); a bad
+        calendar event is refused before anything is written."""
+        for key in (*changes, *delete):
+            if key not in UPDATABLE_KEYS:
+                raise DatastoreError(f"cannot change {key!r} of a datastore (only {', '.join(UPDATABLE_KEYS)})")
+        for key in SCHEDULE_KEYS:
+            if key in changes:
+                CalendarEvent.parse(changes[key])
+        config = self._load()
+        section = config.get(name)
+        if section is None or section.type != SECTION_TYPE:
+            raise UnknownNameError(f"no datastore named {name!r} in {self.config_path}")
+        for key in delete:
+            section.properties.pop(key, None)
+        section.properties.update(changes)
+        section_config.save(self.config_path, config)
 
     def _check_new_name(self, name: str) -> None:
         """Checked before anything is made on disk, so a bad or swapped argument leaves nothing behind."""

@@ -50,6 +50,7 @@ from tapefs.datastore.snapshot_admin import (
     remove_snapshot,
 )
 from tapefs.datastore.snapshot_reader import check_index_against_manifest
+from tapefs.tasks.worker import check_stop
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,7 @@ class _Syncer:
         }
         newest = max((t for t, info in existing.items() if info.finished), default=None)
         for snapshot in wanted:
+            check_stop()  # between snapshots: each is copied whole or not at all
             target_snapshot = BackupSnapshot(target_group, snapshot.backup_time)
             if snapshot.backup_time in existing or (newest is not None and snapshot.backup_time < newest):
                 self.stats.snapshots_skipped += 1

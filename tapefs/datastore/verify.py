@@ -28,6 +28,7 @@ from tapefs.datastore.manifest import Manifest
 from tapefs.datastore.permissions import PermissionReport, fix_permissions
 from tapefs.datastore.snapshot_reader import check_index_against_manifest, load_index
 from tapefs.datastore.status import record_verify
+from tapefs.tasks.worker import check_stop
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +130,7 @@ def verify_datastore(
     for namespace in datastore.list_namespaces():
         for group in datastore.list_groups(namespace):
             for info in datastore.list_snapshots(group):
+                check_stop()  # verify only reads until it has looked at everything
                 report.snapshot_count += 1
                 _check_snapshot(datastore, info, report, expected_sizes, crypt_config, keyed_digests)
 

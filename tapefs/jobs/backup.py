@@ -47,6 +47,7 @@ from tapefs.tapeformat.block_device import BLOCK_SIZE
 from tapefs.tapeformat.chunk_archive import ChunkArchiveWriter
 from tapefs.tapeformat.errors import ArchiveAborted
 from tapefs.tapeformat.snapshot_archive import write_snapshot_archive
+from tapefs.tasks.worker import TaskStopped, stop_requested
 
 log = logging.getLogger(__name__)
 
@@ -191,8 +192,14 @@ def _backup_datastore(
         result.snapshots_skipped = [tape_snapshot_path(s) for s in snapshots if s not in todo]
         meter.total = job.bytes_to_write(todo)
         drive_lost = False
+        stopped_after: int | None = None
         try:
-            for snapshot in todo:
+            for done, snapshot in enumerate(todo):
+                # A safe point: the snapshots so far are on tape and registered; the set's catalog
+                # is still written below, so the tape stays complete.
+                if stop_requested():
+                    stopped_after = done
+                    break
                 job.back_up(snapshot)
             if todo:
                 writer.write_catalog()
@@ -222,6 +229,11 @@ def _backup_datastore(
                 log.warning("tape %s of the media set is not online, not exported", label_text)
         elif request.eject_media:
             session.eject()
+    if stopped_after is not None:
+        raise TaskStopped(
+            f"tape backup stopped by request after {stopped_after} of {len(todo)} snapshots "
+            "(those are on tape and in the catalog)"
+        )
     if result.snapshots_failed:
         failed = ", ".join(f"{name}: {error}" for name, error in result.snapshots_failed.items())
         raise JobError(f"tape backup finished with some errors: {failed}")

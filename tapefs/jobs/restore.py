@@ -59,6 +59,7 @@ from tapefs.tapeformat.errors import MissingEndMarker, TapeFormatError, Unexpect
 from tapefs.tapeformat.magic import CHUNK_ARCHIVE_1_1
 from tapefs.tapeformat.snapshot_archive import SNAPSHOT_MAGICS, SnapshotArchiveReader
 from tapefs.tapeformat.tape_file import TapeFile, open_tape_file
+from tapefs.tasks.worker import check_stop
 
 log = logging.getLogger(__name__)
 
@@ -385,6 +386,7 @@ class _Restore:
             if found is not None:
                 self._found[seq_nr] = found
             while True:
+                check_stop()  # between tape files: each snapshot is published whole or not at all
                 try:
                     tape_file = open_tape_file(device)
                 except UnexpectedEndOfData:

@@ -9,7 +9,7 @@ longer in use, anything else is a time span a tape stays protected after that.
 import logging
 from dataclasses import dataclass
 
-from tapefs.media.calendar import CalendarEvent
+from tapefs.config.calendar_event import CalendarEvent
 from tapefs.media.time_span import parse_time_span
 
 log = logging.getLogger(__name__)

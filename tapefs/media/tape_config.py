@@ -26,11 +26,11 @@ from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
 
 from tapefs.config import paths, section_config
+from tapefs.config.calendar_event import CalendarEvent
 from tapefs.config.section_config import Section, SectionConfig, SectionConfigError
 from tapefs.datastore.registry import DATASTORE_CONFIG_NAME, DatastoreRegistry
 from tapefs.datastore.snapshot_include import check_include
 from tapefs.errors import InvalidInput, NotFound
-from tapefs.media.calendar import CalendarEvent
 from tapefs.media.errors import UnknownConfigEntry
 from tapefs.media.locks import FileLock
 from tapefs.media.media_id import SAFE_ID, check_fingerprint
@@ -266,7 +266,8 @@ class TapeJobConfig:
     def next_run(self, now: float) -> int | None:
         """Epoch seconds of the next scheduled run after ``now`` (None without a schedule).
 
-        Nothing runs a job by itself (tapefs has no daemon); this is for ``backup-job list``.
+        The first event after ``now`` (``backup-job list``); ``tapefs job list`` counts from the
+        job's last run, as the scheduler does.
         """
         if self.schedule is None:
             return None

@@ -34,9 +34,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tapefs.config import paths, section_config
+from tapefs.config.calendar_event import CalendarEvent
 from tapefs.config.private_files import make_private_dirs, open_private_file
 from tapefs.config.section_config import Section, SectionConfig
-from tapefs.media.calendar import CalendarEvent
 from tapefs.notify.errors import NotificationConfigError, UnknownNotificationEntry
 from tapefs.notify.notification import SEVERITIES
 from tapefs.notify.template_engine import parse_template

@@ -10,7 +10,7 @@ everything, and ``invert-match`` does not change that.
 
 from __future__ import annotations
 
-from tapefs.media.calendar import CalendarEvent
+from tapefs.config.calendar_event import CalendarEvent
 from tapefs.notify.config import Matcher, parse_field_match
 from tapefs.notify.notification import Notification
 

@@ -485,7 +485,7 @@ def _section_config_seeds() -> list[bytes]:
 
 
 def _calendar(data: bytes) -> object:
-    from tapefs.media.calendar import CalendarEvent
+    from tapefs.config.calendar_event import CalendarEvent
 
     event = CalendarEvent.parse(data.decode("utf-8", "surrogateescape"))
     now = 1700000000
@@ -505,7 +505,7 @@ def targets() -> dict[str, Target]:
     from tapefs.catalog.file_catalog import FileCatalogError
     from tapefs.config.section_config import SectionConfigError
     from tapefs.datastore.errors import DatastoreError
-    from tapefs.media.calendar import CalendarEventError
+    from tapefs.config.calendar_event import CalendarEventError
     from tapefs.pxar.errors import PxarError
     from tapefs.scsi.sense import SenseFormatError
     from tapefs.tapeformat.errors import MediaCatalogError, TapeFormatError

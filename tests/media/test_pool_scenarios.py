@@ -2,7 +2,7 @@
 location stored) and a standalone drive unless a changer is named, with times near the epoch."""
 import pytest
 
-from tapefs.media.calendar import CalendarEvent
+from tapefs.config.calendar_event import CalendarEvent
 from tapefs.media.errors import MediaSetError, NoWritableMediaError
 from tapefs.media.media_id import MediaStatus, new_uuid
 from tapefs.media.policy import AlwaysCreate, ContinueCurrent, CreateAt, KeepForever, ProtectFor

@@ -2,7 +2,7 @@ import pytest
 
 from tapefs.config import section_config
 from tapefs.media import tape_config
-from tapefs.media.calendar import CalendarEvent
+from tapefs.config.calendar_event import CalendarEvent
 from tapefs.media.errors import LockTimeoutError
 from tapefs.media.locks import FileLock
 from tapefs.media.policy import AlwaysCreate, ContinueCurrent, CreateAt, KeepForever, OverwriteAlways, ProtectFor

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from tapefs.media.calendar import CalendarEvent, CalendarEventError
+from tapefs.config.calendar_event import CalendarEvent, CalendarEventError
 
 
 def utc(year, month, day, hour=0, minute=0, second=0) -> int:
@@ -160,3 +160,113 @@ def test_next_event_agrees_with_a_minute_by_minute_search():
             assert found is None or found > after + window, event_text
         else:
             assert found == expected, (event_text, after)
+
+
+@pytest.mark.parametrize("event, expected", [
+    ("yearly 04:00 UTC", utc(2027, 1, 1, 4)),
+    ("annually 04:00:30 UTC", utc(2027, 1, 1, 4, 0, 30)),
+    ("weekly 22:30 UTC", utc(2026, 11, 23, 22, 30)),
+    ("daily 11:00 UTC", utc(2026, 11, 23, 11)),
+    ("daily 13:00 UTC", utc(2026, 11, 22, 13)),
+    ("monthly 8..9:00 UTC", utc(2026, 12, 1, 8)),
+    ("Quarterly 1:15 UTC", utc(2027, 1, 1, 1, 15)),
+])
+def test_a_day_keyword_takes_a_time(event, expected):
+    assert CalendarEvent.parse(event).next_after(SUNDAY_NOON) == expected
+
+
+@pytest.mark.parametrize("event, message, token, column", [
+    ("mon..fri 25:00", "hour value 25 out of range 0..23", "25:00", 10),
+    ("sat *-13-01 04:00", "month value 13", "*-13-01", 5),
+    ("mon,tsu 04:00", "unknown weekday 'tsu'", "mon,tsu", 1),
+    ("yearly 04:00 05:00", "unexpected '05:00'", "05:00", 14),
+    ("hourly 04:00", "'hourly' sets its own time", "04:00", 8),
+    ("yearly *-01-01", "takes a time, not a date", "*-01-01", 8),
+    ("  daily 4:61", "minute value 61", "4:61", 9),
+])
+def test_errors_point_at_the_offending_token(event, message, token, column):
+    with pytest.raises(CalendarEventError) as info:
+        CalendarEvent.parse(event)
+    assert message in str(info.value)
+    assert (info.value.token, info.value.column) == (token, column)
+    assert f"(at {token!r}, column {column})" in str(info.value)
+
+
+@pytest.mark.parametrize("event, normalized", [
+    ("daily", "*-*-* 00:00:00"),
+    ("yearly 04:00", "*-01-01 04:00:00"),
+    ("mon..fri *:0/15 UTC", "mon..fri *-*-* *:00,15,30,45:00 UTC"),
+    ("sat,sun 2027-1..3-1,3 8,9:30", "sat,sun 2027-01..03-01,03 08,09:30:00"),
+])
+def test_normalized_form(event, normalized):
+    assert CalendarEvent.parse(event).normalized() == normalized
+    assert CalendarEvent.parse(normalized).normalized() == normalized
+
+
+STEP = 300  # every event of the simulated year fires on a multiple of five minutes
+
+
+def _local_walls(start: int, end: int) -> list[tuple[int, time.struct_time, list[time.struct_time]]]:
+    """(moment, local time, the local times the clock skipped just before) every STEP seconds."""
+    walls = []
+    previous = time.localtime(start - STEP)
+    for moment in range(start, end, STEP):
+        wall = time.localtime(moment)
+        skipped = []
+        gap = calendar.timegm(wall) - calendar.timegm(previous) - STEP
+        for offset in range(STEP, gap + STEP, STEP) if gap > 0 else ():
+            skipped.append(time.gmtime(calendar.timegm(previous) + offset))
+        walls.append((moment, wall, skipped))
+        previous = wall
+    return walls
+
+
+def _expected_local_fires(event: CalendarEvent, walls) -> list[int]:
+    """Every firing, by the documented DST rules: a wall time fires at its first occurrence;
+    wall times the clock skips fire when it jumps."""
+    def matches(wall: time.struct_time) -> bool:
+        return ((event.weekdays is None or wall.tm_wday in event.weekdays) and wall.tm_mon in event.months
+                and wall.tm_mday in event.days and wall.tm_hour in event.hours and wall.tm_min in event.minutes)
+
+    fires, seen = [], set()
+    for moment, wall, skipped in walls:
+        key = wall[:5]
+        if (matches(wall) and key not in seen) or any(matches(w) for w in skipped):
+            fires.append(moment)
+        seen.add(key)
+    return fires
+
+
+def test_a_simulated_year_of_local_events_across_dst_changes(monkeypatch):
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    time.tzset()
+    try:
+        start, end = utc(2026, 1, 1), utc(2027, 1, 2)
+        walls = _local_walls(start, end)
+        assert sum(bool(skipped) for _, _, skipped in walls) == 1  # the spring change
+        for event_text in ("daily 02:30", "*:30", "sun *:0/20", "yearly 04:00", "*-*-1..7 02:15", "2:0/5"):
+            event = CalendarEvent.parse(event_text)
+            expected = _expected_local_fires(event, walls)
+            found, moment = [], start - 1
+            while (moment := event.next_after(moment)) is not None and moment < end:
+                found.append(moment)
+            assert found == expected, event_text
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+
+
+def test_dst_change_days_in_berlin(monkeypatch):
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    time.tzset()
+    try:
+        event = CalendarEvent.parse("daily 02:30")
+        # 2026-03-29: clocks go from 02:00 CET to 03:00 CEST; 02:30 never happens: it fires at the jump.
+        assert event.next_after(utc(2026, 3, 28, 12)) == utc(2026, 3, 29, 1)
+        # 2026-10-25: 02:30 CEST, then 02:30 CET; it fires once, at the first.
+        assert event.next_after(utc(2026, 10, 24, 12)) == utc(2026, 10, 25, 0, 30)
+        assert event.next_after(utc(2026, 10, 25, 0, 30)) == utc(2026, 10, 26, 1, 30)
+        assert CalendarEvent.parse("*:30").next_after(utc(2026, 10, 25, 0, 30)) == utc(2026, 10, 25, 2, 30)
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
