@@ -1,22 +1,35 @@
 """Change-detection mode ``metadata``: unchanged files reuse the previous snapshot's payload
 chunks unread, changed ones are read, PBS's padding rule decides between the two for a run."""
 
+import io
 import os
 import random
+import shutil
 
 import pytest
 
 from tapefs.datastore.backup import backup, parse_sources
+from tapefs.datastore.chunk_uploader import ChunkUploader
+from tapefs.datastore.chunker import PXAR_AVERAGE_CHUNK_SIZE
+from tapefs.datastore.chunking_writer import ChunkingWriter
 from tapefs.datastore.crypt_config import CryptConfig
 from tapefs.datastore.datastore import Datastore
-from tapefs.datastore.naming import BackupGroup
+from tapefs.datastore.dynamic_index import DynamicIndex
+from tapefs.datastore.manifest import Manifest
+from tapefs.datastore.naming import BackupGroup, BackupSnapshot
 from tapefs.datastore.restore import restore
+from tapefs.datastore.snapshot_reader import SnapshotReader
 from tapefs.datastore.verify import verify_datastore
+from tapefs.pxar.decoder import Decoder
+from tapefs.pxar.encoder import encode_entries
+from tapefs.pxar.source import BytesSource
 from tests.helpers.commands import isolated_env, tapefs
+from tests.helpers.pbs_reference import FIXTURES
 from tests.helpers.trees import same_tree
 
 GROUP = BackupGroup.parse("host/box")
 MIB = 1 << 20
+UPSTREAM = FIXTURES / "upstream"
 
 
 @pytest.fixture
@@ -161,3 +174,73 @@ def test_cli_metadata_mode(tmp_path, tree):
     tapefs("datastore", "restore", "main", snapshot, "root.pxar", tmp_path / "restored", env=env)
     same_tree(tree, tmp_path / "restored")
     assert tapefs("datastore", "verify", "main", env=env).stdout.strip().endswith(": ok")
+
+
+def upstream_snapshot(datastore) -> None:
+    """A snapshot as PBS wrote it: the upstream metadata archive and the upstream payload index
+    as they are, the payload chunks (100 files of 1 MiB zeros) stored with their digests."""
+    metadata = (UPSTREAM / "backup-client-pxar-data.mpxar").read_bytes()
+    snapshot = BackupSnapshot(GROUP, 1_700_000_000)
+    with datastore.writing_snapshot(snapshot) as snapshot_dir, ChunkUploader(datastore.chunk_store) as uploader:
+        with ChunkingWriter(uploader, snapshot_dir / "root.mpxar.didx", PXAR_AVERAGE_CHUNK_SIZE, sync=False) as out:
+            out.write(metadata)
+            metadata_result = out.finish()
+        scratch = snapshot_dir.parent / "scratch.didx"
+        with ChunkingWriter(uploader, scratch, PXAR_AVERAGE_CHUNK_SIZE, sync=False) as payload:
+            encode_entries(
+                io.BytesIO(),
+                Decoder(BytesSource(metadata)),
+                lambda entry: bytes(entry.size),
+                payload_out=payload,
+                payload_boundary=payload.suggest_boundary,
+            )
+            payload.finish()
+        scratch.unlink()
+        shutil.copy(UPSTREAM / "backup-client-pxar-data.ppxar.didx", snapshot_dir / "root.ppxar.didx")
+        payload_index = DynamicIndex.load(snapshot_dir / "root.ppxar.didx")
+        manifest = Manifest(GROUP.backup_type, GROUP.backup_id, snapshot.backup_time)
+        manifest.add_file("root.ppxar.didx", payload_index.size, payload_index.index_csum)
+        manifest.add_file("root.mpxar.didx", metadata_result.size, metadata_result.index_csum)
+        manifest.save(snapshot_dir)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.geteuid() != 0, reason="the upstream tree belongs to uid 1000")
+def test_a_snapshot_made_by_pbs_serves_as_the_reference(datastore, tmp_path):
+    upstream_snapshot(datastore)
+    root = tmp_path / "upstream-tree"
+    root.mkdir()
+    for d in range(10):
+        (root / f"folder_{d}").mkdir()
+        for f in range(10):
+            path = root / f"folder_{d}" / f"file_{f}"
+            path.write_bytes(bytes(MIB))
+            os.chmod(path, 0o777)
+            os.chown(path, 1000, 1000)
+            os.utime(path, ns=(0, 0))
+        os.chmod(root / f"folder_{d}", 0o777)
+        os.chown(root / f"folder_{d}", 1000, 1000)
+        os.utime(root / f"folder_{d}", ns=(0, 0))
+    os.chmod(root, 0o777)
+    os.chown(root, 1000, 1000)
+    os.utime(root, ns=(0, 0))
+
+    result = metadata_backup(datastore, root)
+    stats = result.change_detection["root.mpxar.didx"]
+    assert (stats.files_reused, stats.files_read, stats.bytes_read) == (100, 0, 0)
+    # PBS's own metadata-mode result: the same entries, and payload references from 32 on, as
+    # the reused first chunk starts with the previous stream's start marker
+    reader = SnapshotReader(datastore, result.snapshot)
+    with reader.open_archive("root.mpxar.didx") as archive:
+        ours = [(e.path, e.metadata, e.size, e.payload_ref_offset) for e in Decoder(archive)]
+    expected = Decoder(BytesSource((UPSTREAM / "backup-client-pxar-expected.mpxar").read_bytes()))
+    assert ours == [(e.path, e.metadata, e.size, e.payload_ref_offset) for e in expected]
+    upstream = DynamicIndex.load(UPSTREAM / "backup-client-pxar-data.ppxar.didx")
+    payload = reader.open_index("root.ppxar.didx")
+    # our start marker, PBS's 100 chunks (its old markers inside), our tail marker
+    assert payload.digests[1:-1] == upstream.digests
+    assert (payload.ends[0], payload.size) == (16, 16 + upstream.size + 16)
+
+    target = tmp_path / "restored"
+    restore(datastore, result.snapshot, "root.pxar", target)
+    same_tree(root, target)
