@@ -112,7 +112,8 @@ class ReusingTreeWalker(TreeWalker):
         self.previous = previous
         self.previous_payload = previous_payload
         self.stats = stats
-        self._previous_directories: list[Entry | None] = [previous.root()]
+        # the children of each open directory in the previous archive, by name
+        self._previous_directories: list[dict[bytes, Entry] | None] = [self._children(previous.root())]
         self._waiting: list[_WaitingFile | tuple[str, tuple]] = []
         self._run: tuple[int, int] | None = None  # [start, end) in the previous payload stream
         self._held: PayloadChunk | None = None
@@ -122,11 +123,14 @@ class ReusingTreeWalker(TreeWalker):
 
     def begin_directory(self, name: bytes, metadata: Metadata) -> None:
         parent = self._previous_directories[-1]
-        previous = self.previous.child(parent, name) if parent is not None else None
+        previous = parent.get(name) if parent is not None else None
         self._previous_directories.append(
-            previous if previous is not None and previous.kind is Kind.DIRECTORY else None
+            self._children(previous) if previous is not None and previous.kind is Kind.DIRECTORY else None
         )
         super().begin_directory(name, metadata)
+
+    def _children(self, directory: Entry) -> dict[bytes, Entry]:
+        return {entry.name: entry for entry in self.previous.iter_dir(directory)}
 
     def end_directory(self) -> None:
         self._previous_directories.pop()
@@ -181,7 +185,7 @@ class ReusingTreeWalker(TreeWalker):
         parent = self._previous_directories[-1]
         if parent is None or st.st_nlink > 1:
             return None
-        previous = self.previous.child(parent, name)
+        previous = parent.get(name)
         if (
             previous is None
             or previous.kind is not Kind.FILE
