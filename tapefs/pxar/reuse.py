@@ -140,7 +140,7 @@ class ReusingTreeWalker(TreeWalker):
         if self._waiting:
             self._waiting.append((method, args))
             if len(self._waiting) >= MAX_WAITING_ENTRIES:
-                self._settle(keep_last=True)
+                self._settle(keep_last=True, run_continues=True)
         else:
             getattr(self.target, method)(*args)
 
@@ -158,7 +158,7 @@ class ReusingTreeWalker(TreeWalker):
         self._run = (run_start, end)
         self._waiting.append(_WaitingFile(os.dup(fd), name, metadata, st.st_size, start - run_start))
         if len(self._waiting) >= MAX_WAITING_ENTRIES:
-            self._settle(keep_last=True)
+            self._settle(keep_last=True, run_continues=True)
         return -1
 
     def _read_file(self, fd: int, name: bytes, metadata: Metadata, size: int) -> int:
@@ -201,10 +201,12 @@ class ReusingTreeWalker(TreeWalker):
             return None
         return start, end
 
-    def _settle(self, keep_last: bool) -> None:
+    def _settle(self, keep_last: bool, run_continues: bool = False) -> None:
         """Write what waits: the run's files as references into its appended chunks if their
         padding stays under the threshold, else read. ``keep_last`` holds the run's last chunk
-        back for a run that may continue in it."""
+        back for a run that may continue in it. A run cut short only because too many entries
+        wait (``run_continues``) is likely to go on in its last chunk: the rest of that chunk
+        does not count as padding yet."""
         if self._run is None:
             self._append_held()  # payload may be written next
             self._replay(None)
@@ -214,7 +216,7 @@ class ReusingTreeWalker(TreeWalker):
         held, self._held = self._held, None
         shares_held = held is not None and held.position == chunks[0].position
         unused_before = before - (held.size - self._held_unused) if shares_held and held is not None else before
-        padding = unused_before + after
+        padding = unused_before + (0 if run_continues else after)
         if padding > REUSE_PADDING_THRESHOLD * (end - start + before + after):
             log.debug("payload %d..%d: padding %d too high; reading its files", start, end, padding)
             self._held = held

@@ -20,6 +20,7 @@ from tapefs.datastore.naming import BackupGroup, BackupSnapshot
 from tapefs.datastore.restore import restore
 from tapefs.datastore.snapshot_reader import SnapshotReader
 from tapefs.datastore.verify import verify_datastore
+from tapefs.pxar import reuse
 from tapefs.pxar.decoder import Decoder
 from tapefs.pxar.encoder import encode_entries
 from tapefs.pxar.source import BytesSource
@@ -244,3 +245,12 @@ def test_a_snapshot_made_by_pbs_serves_as_the_reference(datastore, tmp_path):
     target = tmp_path / "restored"
     restore(datastore, result.snapshot, "root.pxar", target)
     same_tree(root, target)
+
+
+def test_a_long_run_settled_early_is_still_reused(datastore, tree, monkeypatch):
+    """Entries waiting for a run are written out every so often (each waiting file keeps a
+    descriptor open); the part of the last chunk the run has not reached yet is no padding."""
+    monkeypatch.setattr(reuse, "MAX_WAITING_ENTRIES", 4)
+    metadata_backup(datastore, tree)
+    stats = metadata_backup(datastore, tree).change_detection["root.mpxar.didx"]
+    assert (stats.files_reused, stats.files_read) == (16, 1)
