@@ -246,17 +246,6 @@ def snapshots(name: str, namespace: str, output_format: str) -> None:
         click.echo(f"no snapshots in datastore {name}")
 
 
-def _check_change_detection_mode(ctx, param, value: str) -> str:
-    if value == "metadata":
-        raise click.BadParameter(
-            "PBS's metadata mode (reusing the previous snapshot's chunks for unchanged files) "
-            "is not supported; use data, which reads every file"
-        )
-    if value not in CHANGE_DETECTION_MODES:
-        raise click.BadParameter(f"{value!r} is not one of {', '.join(CHANGE_DETECTION_MODES)}")
-    return value
-
-
 @datastore.command("backup")
 @click.argument("name")
 @click.argument("group_name", metavar="TYPE/ID")
@@ -265,13 +254,13 @@ def _check_change_detection_mode(ctx, param, value: str) -> str:
 @keyfile_option
 @click.option(
     "--change-detection-mode",
-    metavar="[legacy|data]",
+    type=click.Choice(CHANGE_DETECTION_MODES),
     default="legacy",
     show_default=True,
-    callback=_check_change_detection_mode,
     help="As in proxmox-backup-client: legacy writes pxar v1 archives and a file catalog; data writes split "
-    "archives (NAME.mpxar + NAME.ppxar, file contents chunked at file starts). PBS's metadata mode "
-    "(reusing unchanged files' chunks) is not supported.",
+    "archives (NAME.mpxar + NAME.ppxar, file contents chunked at file starts); metadata writes split archives "
+    "too, but takes unchanged files (same size, mtime, mode, owner, xattrs, ACLs) unread from the previous "
+    "snapshot's payload chunks.",
 )
 @click.option(
     "--upload-concurrency",
@@ -316,6 +305,13 @@ def backup_command(
         f"{human_size(stats.size)} in {stats.chunk_count} chunks ({stats.duplicate_count} known), "
         f"{human_size(stats.stored_size)} stored, {result.seconds:.1f} s{rate}"
     )
+    for note in result.notes:
+        click.echo(f"note: {note}")
+    for filename, reuse in result.change_detection.items():
+        click.echo(
+            f"{filename}: {reuse.files_reused} unchanged files reused ({human_size(reuse.bytes_reused)}), "
+            f"{reuse.files_read} read ({human_size(reuse.bytes_read)})"
+        )
     if isinstance(store, S3Datastore):
         warning = rate_warning(name, store)
         if warning is not None:

@@ -3,7 +3,10 @@
 A directory becomes, in PBS's change-detection mode ``legacy``, ``<label>.pxar.didx`` (pxar
 v1) with the file catalog ``catalog.pcat1.didx`` beside it; in mode ``data`` a split pxar v2
 archive ``<label>.mpxar.didx`` (metadata) + ``<label>.ppxar.didx`` (file contents, chunks cut
-where files start) and, as PBS does, no catalog. A file or block device becomes
+where files start) and, as PBS does, no catalog. Mode ``metadata`` writes the same split archive
+but takes the contents of files whose metadata did not change from the group's newest snapshot
+with a split archive of the same label (``tapefs.pxar.reuse``): their payload chunks are
+appended to the new payload index unread. Without such a snapshot it works as ``data``. A file or block device becomes
 ``<label>.img.fidx`` in 4 MiB chunks. The manifest is written last, so a snapshot without one
 is visibly unfinished; on failure the snapshot directory is removed again. A backup that is killed
 cannot do that: the next backup of the group removes what it left (see
@@ -12,6 +15,7 @@ cannot do that: the next backup of the group removes what it left (see
 This job module sits above both the datastore and the pxar layer.
 """
 
+import functools
 import logging
 import re
 import shutil
@@ -21,26 +25,33 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tapefs.datastore.archive_reader import ArchiveReader
 from tapefs.datastore.chunk_uploader import ChunkUploader, UploadStats
 from tapefs.datastore.chunker import CATALOG_AVERAGE_CHUNK_SIZE, IMAGE_CHUNK_SIZE, PXAR_AVERAGE_CHUNK_SIZE
 from tapefs.datastore.chunking_writer import ArchiveResult, ChunkingWriter
 from tapefs.datastore.crypt_config import CryptConfig
 from tapefs.datastore.datastore import Datastore
 from tapefs.datastore.datastore_lock import datastore_lock
+from tapefs.datastore.dynamic_index import DynamicIndex
 from tapefs.datastore.errors import DatastoreError
 from tapefs.datastore.fixed_index import FixedIndexWriter
 from tapefs.datastore.manifest import Manifest
 from tapefs.datastore.naming import BackupGroup, BackupSnapshot
+from tapefs.datastore.snapshot_reader import SnapshotReader
 from tapefs.progress import ProgressCallback, ProgressMeter
+from tapefs.pxar.accessor import Accessor
 from tapefs.pxar.catalog import CatalogWriter
 from tapefs.pxar.encoder import encode_tree
+from tapefs.pxar.errors import PxarError
+from tapefs.pxar.reuse import PayloadChunk, ReuseStats, ReusingTreeWalker
 
 log = logging.getLogger(__name__)
 
 CATALOG_NAME = "catalog.pcat1.didx"
-#: PBS's ``--change-detection-mode`` values tapefs writes: v1 archives, or split v2 archives
-#: re-reading every file (``metadata``, which reuses unchanged files' chunks, is not offered)
-CHANGE_DETECTION_MODES = ("legacy", "data")
+#: PBS's ``--change-detection-mode`` values: v1 archives, split v2 archives re-reading every
+#: file, or split v2 archives reusing unchanged files' payload chunks of the previous snapshot
+CHANGE_DETECTION_MODES = ("legacy", "data", "metadata")
+SPLIT_MODES = ("data", "metadata")
 SOURCE_SPEC = re.compile(r"(?P<label>[A-Za-z0-9_-]+)\.(?P<kind>pxar|img):(?P<path>.+)", re.DOTALL)
 
 
@@ -105,6 +116,10 @@ class BackupResult:
     archives: dict[str, ArchiveResult] = field(default_factory=dict)
     #: unfinished snapshots of the group, left by killed backups, that this backup removed
     removed_leftovers: list[BackupSnapshot] = field(default_factory=list)
+    #: mode ``metadata``: per metadata index, what was reused and what read
+    change_detection: dict[str, ReuseStats] = field(default_factory=dict)
+    #: things the user should know, such as a fall back from ``metadata`` to ``data``
+    notes: list[str] = field(default_factory=list)
 
 
 def _next_backup_time(datastore: Datastore, group: BackupGroup) -> int:
@@ -172,8 +187,63 @@ def _backup_directories(
     return results
 
 
+class PreviousPayloadIndex:
+    """The payload index of the previous snapshot, as ``tapefs.pxar.reuse`` asks for it."""
+
+    def __init__(self, index: DynamicIndex):
+        self.index = index
+        self.size = index.size
+
+    def chunks_covering(self, start: int, end: int) -> tuple[list[PayloadChunk], int, int]:
+        index = self.index
+        first, last = index.find_chunk(start), index.find_chunk(end - 1)
+        chunks = []
+        for position in range(first, last + 1):
+            chunk_start, chunk_end = index.chunk_range(position)
+            chunks.append(PayloadChunk(position, chunk_end - chunk_start, index.digests[position]))
+        return chunks, start - index.chunk_range(first)[0], index.ends[last] - end
+
+
+@dataclass
+class PreviousSplitArchive:
+    """The metadata archive (open) and payload index of a directory in the previous snapshot."""
+
+    snapshot: BackupSnapshot
+    metadata: ArchiveReader
+    payload: PreviousPayloadIndex
+
+
+def find_previous_split_archive(
+    datastore: Datastore, group: BackupGroup, source: BackupSource, crypt_config: CryptConfig | None
+) -> tuple[PreviousSplitArchive | None, str | None]:
+    """``source``'s split archive in the newest finished snapshot of ``group`` (the one PBS
+    compares with), if it is usable with ``crypt_config``; otherwise None and why not."""
+    metadata_name, payload_name = source.split_filenames
+    snapshots = datastore.list_snapshots(group)
+    if not snapshots:
+        return None, f"{group} has no previous snapshot"
+    info = snapshots[-1]
+    if metadata_name not in info.files or payload_name not in info.files:
+        return None, f"the previous snapshot {info.snapshot} has no split archive {metadata_name}"
+    try:
+        reader = SnapshotReader(datastore, info.snapshot, crypt_config)
+        wanted_mode = "encrypt" if crypt_config is not None else "none"
+        if reader.file_info(metadata_name).crypt_mode != wanted_mode:
+            return None, f"the previous snapshot {info.snapshot} was backed up with another crypt mode"
+        payload = PreviousPayloadIndex(reader.open_index(payload_name))  # type: ignore[arg-type]
+        metadata = reader.open_archive(metadata_name, readahead_chunks=0)
+    except (DatastoreError, OSError) as error:
+        return None, f"the previous snapshot {info.snapshot} cannot serve as the reference: {error}"
+    return PreviousSplitArchive(info.snapshot, metadata, payload), None
+
+
 def _backup_split_directories(
-    uploader: ChunkUploader, sources: list[BackupSource], snapshot_dir: Path, sync: bool
+    uploader: ChunkUploader,
+    sources: list[BackupSource],
+    snapshot_dir: Path,
+    sync: bool,
+    previous: dict[str, PreviousSplitArchive],
+    reuse_stats: dict[str, ReuseStats],
 ) -> dict[str, ArchiveResult]:
     results = {}
     for source in sources:
@@ -182,7 +252,20 @@ def _backup_split_directories(
             ChunkingWriter(uploader, snapshot_dir / metadata_name, PXAR_AVERAGE_CHUNK_SIZE, sync) as metadata,
             ChunkingWriter(uploader, snapshot_dir / payload_name, PXAR_AVERAGE_CHUNK_SIZE, sync) as payload,
         ):
-            encode_tree(source.path, metadata, payload_out=payload, payload_boundary=payload.suggest_boundary)
+            options = {}
+            reference = previous.get(source.label)
+            if reference is not None:
+                try:
+                    accessor = Accessor(reference.metadata)
+                except PxarError as error:
+                    raise DatastoreError(f"{metadata_name} of {reference.snapshot}: {error}") from None
+                stats = reuse_stats[metadata_name] = ReuseStats()
+                options["walker"] = functools.partial(
+                    ReusingTreeWalker, previous=accessor, previous_payload=reference.payload, stats=stats
+                )
+            encode_tree(
+                source.path, metadata, payload_out=payload, payload_boundary=payload.suggest_boundary, **options
+            )
             # PBS lists the payload index before the metadata index
             results[payload_name] = payload.finish()
             results[metadata_name] = metadata.finish()
@@ -203,7 +286,8 @@ def backup(
     upload_concurrency: int | None = None,
 ) -> BackupResult:
     """``change_detection_mode`` is PBS's: ``legacy`` writes pxar v1 archives and a catalog,
-    ``data`` split archives (see the module docstring). ``progress`` gets the bytes read;
+    ``data`` split archives, ``metadata`` split archives reusing the previous snapshot's
+    payload for unchanged files (see the module docstring). ``progress`` gets the bytes read;
     ``upload_concurrency`` chunks are stored at once (default: the datastore's)."""
     if change_detection_mode not in CHANGE_DETECTION_MODES:
         raise DatastoreError(
@@ -217,6 +301,19 @@ def backup(
         if backup_time is None:
             backup_time = _next_backup_time(datastore, group)
         snapshot = BackupSnapshot(group, backup_time)
+        previous: dict[str, PreviousSplitArchive] = {}
+        change_detection: dict[str, ReuseStats] = {}
+        notes = []
+        if change_detection_mode == "metadata":
+            for source in sources:
+                if source.kind != "pxar":
+                    continue
+                reference, reason = find_previous_split_archive(datastore, group, source, crypt_config)
+                if reference is None:
+                    notes.append(f"{source.split_filenames[0]}: {reason}; reading every file (as mode data)")
+                    log.info(notes[-1])
+                else:
+                    previous[source.label] = reference
         with datastore.writing_snapshot(snapshot) as snapshot_dir:
             try:
                 meter = ProgressMeter("backup", progress) if progress is not None else None
@@ -233,13 +330,17 @@ def backup(
                                 uploader, source.path, snapshot_dir / source.filename, sync
                             )
                     directories = [source for source in sources if source.kind == "pxar"]
-                    if directories and change_detection_mode == "data":
-                        archives.update(_backup_split_directories(uploader, directories, snapshot_dir, sync))
+                    if directories and change_detection_mode in SPLIT_MODES:
+                        archives.update(
+                            _backup_split_directories(
+                                uploader, directories, snapshot_dir, sync, previous, change_detection
+                            )
+                        )
                     elif directories:
                         archives.update(_backup_directories(uploader, directories, snapshot_dir, sync))
                 manifest = Manifest(group.backup_type, group.backup_id, backup_time)
                 for source in sources:
-                    if source.kind == "pxar" and change_detection_mode == "data":
+                    if source.kind == "pxar" and change_detection_mode in SPLIT_MODES:
                         metadata_name, payload_name = source.split_filenames
                         filenames = [payload_name, metadata_name]
                     else:
@@ -257,4 +358,9 @@ def backup(
             except BaseException:
                 shutil.rmtree(snapshot_dir, ignore_errors=True)
                 raise
-    return BackupResult(snapshot, manifest, uploader.stats, time.monotonic() - started, archives, removed)
+            finally:
+                for reference in previous.values():
+                    reference.metadata.close()
+    return BackupResult(
+        snapshot, manifest, uploader.stats, time.monotonic() - started, archives, removed, change_detection, notes
+    )

@@ -83,6 +83,13 @@ class ChunkUploader:
             self.stats.stored_size += stored
         return digest
 
+    def count_known_chunk(self, size: int) -> None:
+        """Account for a chunk reused from an earlier index without being read or stored."""
+        with self._stats_lock:
+            self.stats.chunk_count += 1
+            self.stats.duplicate_count += 1
+            self.stats.size += size
+
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 

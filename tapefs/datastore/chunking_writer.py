@@ -9,11 +9,13 @@ offsets where files start), which the writer honours the way PBS's payload chunk
 import logging
 import os
 from collections import deque
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 from tapefs.datastore.chunk_uploader import ChunkUploader
 from tapefs.datastore.chunker import Chunker
 from tapefs.datastore.dynamic_index import DynamicIndexWriter
+from tapefs.datastore.errors import DatastoreError
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +101,33 @@ class ChunkingWriter:
             # the scan already went past it (suggested late): nothing to cut any more
             log.debug("suggested boundary %d already passed", boundary + buffer_offset)
         return None
+
+    def append_known_chunks(self, chunks: list[tuple[int, bytes]]) -> None:
+        """Append chunks already in the store, as (size, digest), to the index at the current
+        stream position: what is buffered is cut off there first, as PBS's payload chunker
+        does at an injection. The chunks are touched (kept from garbage collection) and
+        counted as known; their bytes are never read.
+        """
+        self._scan()
+        if self._buffer:
+            self._emit(bytes(self._buffer))
+            self._buffer.clear()
+        self._scanned = 0
+        self._chunker.reset()
+        chunk_store = self._uploader.chunk_store
+        for size, digest in chunks:
+            try:
+                chunk_store.touch(digest)
+            except FileNotFoundError:
+                raise DatastoreError(
+                    f"chunk {digest.hex()} of the previous snapshot is missing from the store"
+                ) from None
+            self._emitted += size
+            known: Future = Future()
+            known.set_result(digest)
+            self._pending.append((self._emitted, known))
+            self._uploader.count_known_chunk(size)
+        self._drain(self._uploader.max_pending)
 
     def _emit(self, chunk: bytes) -> None:
         self._emitted += len(chunk)

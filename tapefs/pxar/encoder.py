@@ -92,6 +92,7 @@ class Encoder:
             raise ValueError("a prelude needs a v2 archive (payload_out)")
         self._meta = _OutputStream(out)
         self._payload = _OutputStream(payload_out) if payload_out is not None else None
+        self._payload_out = payload_out
         self._payload_boundary = payload_boundary
         self._catalog = catalog
         if self._payload is not None:
@@ -99,6 +100,8 @@ class Encoder:
             if prelude is not None:
                 self._item(fmt.PRELUDE, prelude)
             self._payload.write(fmt.pack_header(fmt.PAYLOAD_START_MARKER, 0))
+        #: file content bytes read from file objects (not from bytes given in memory)
+        self.bytes_read = 0
         self._write_entry(root)
         # the root's goodbye tail points at offset 0, before any FORMAT_VERSION
         self._stack = [_OpenDirectory(b"", 0, None)]
@@ -202,11 +205,11 @@ class Encoder:
             self._catalog.add_file(name, size, metadata.mtime_secs)
         return start
 
-    @staticmethod
-    def _copy_content(stream: _OutputStream, reader, size: int, name: bytes) -> None:
+    def _copy_content(self, stream: _OutputStream, reader, size: int, name: bytes) -> None:
         remaining = size
         while remaining:
             data = reader.read(min(READ_BLOCK, remaining))
+            self.bytes_read += len(data)
             if not data:
                 log.warning("%r shrank while being archived; padding %d bytes with zeros", name, remaining)
                 data = bytes(min(READ_BLOCK, remaining))
@@ -214,6 +217,37 @@ class Encoder:
             remaining -= len(data)
         if reader.read(1):
             log.warning("%r grew while being archived; stored the first %d bytes", name, size)
+
+    def add_payload_ref(self, name: bytes | str, metadata: Metadata, size: int, payload_offset: int) -> int:
+        """Add a regular file of a v2 archive whose PAYLOAD item is, or will be, at
+        ``payload_offset`` of the payload stream (put there by ``append_payload_chunks``);
+        nothing is read.
+
+        As the pxar crate does for such files, the goodbye size counts the metadata bytes only.
+        Returns the FILENAME offset, like ``add_file``.
+        """
+        if self._payload is None:
+            raise ValueError("payload references need a v2 archive (payload_out)")
+        self._check_kind(metadata, fmt.S_IFREG)
+        if payload_offset < 0:
+            raise ValueError(f"negative payload offset {payload_offset}")
+        name, start = self._begin_child(name)
+        self._write_entry(metadata)
+        self._item(fmt.PAYLOAD_REF, fmt.PayloadRef.build(dict(offset=payload_offset, size=size)))
+        self._end_child(name, start)
+        return start
+
+    def append_payload_chunks(self, chunks: list, size: int) -> None:
+        """Append already stored chunks of ``size`` bytes in all to the payload stream.
+
+        ``payload_out`` must offer ``append_known_chunks(chunks)``; the bytes are not seen
+        here, so the payload stream position just moves on.
+        """
+        if self._payload is None:
+            raise ValueError("appending payload chunks needs a v2 archive (payload_out)")
+        self._payload.flush()
+        self._payload_out.append_known_chunks(chunks)
+        self._payload.position += size
 
     def add_symlink(self, name: bytes | str, metadata: Metadata, target: bytes | str) -> None:
         self._check_kind(metadata, fmt.S_IFLNK)
@@ -344,7 +378,9 @@ def encode_entries(
     return encoder.position
 
 
-class _TreeWalker:
+class TreeWalker:
+    """Walks a local directory into an ``Encoder``; subclasses may archive files differently."""
+
     def __init__(self, encoder: Encoder, one_file_system: bool):
         self.encoder = encoder
         self.one_file_system = one_file_system
@@ -360,6 +396,23 @@ class _TreeWalker:
                 log.warning("%r vanished while being archived; skipped", child_path)
             except PermissionError as error:
                 log.warning("cannot read %r (%s); skipped", child_path, error.strerror)
+
+    def finish(self) -> None:
+        """Called after the walk, before the archive is closed."""
+
+    def close(self) -> None:
+        """Called last, also after a failure."""
+
+    def add_regular_file(self, fd: int, name: bytes, metadata: Metadata, st: os.stat_result) -> int:
+        """Archive the open regular file ``fd``; returns its FILENAME offset."""
+        with os.fdopen(fd, "rb", buffering=0, closefd=False) as reader:
+            return self.encoder.add_file(name, metadata, st.st_size, reader)
+
+    def begin_directory(self, name: bytes, metadata: Metadata) -> None:
+        self.encoder.begin_directory(name, metadata)
+
+    def end_directory(self) -> None:
+        self.encoder.end_directory()
 
     def add(self, dir_fd: int, name: bytes, path: bytes, device: int) -> None:
         st = os.lstat(name, dir_fd=dir_fd)
@@ -383,17 +436,16 @@ class _TreeWalker:
                     return
                 metadata = read_metadata(st, fd)
                 if kind == stat.S_IFREG:
-                    with os.fdopen(fd, "rb", buffering=0, closefd=False) as reader:
-                        offset = encoder.add_file(name, metadata, st.st_size, reader)
+                    offset = self.add_regular_file(fd, name, metadata, st)
                     if st.st_nlink > 1:
                         self.hardlinks[(st.st_dev, st.st_ino)] = (path, offset)
                 else:
-                    encoder.begin_directory(name, metadata)
+                    self.begin_directory(name, metadata)
                     if self.one_file_system and st.st_dev != device:
                         log.info("not descending into mount point %r", path)
                     else:
                         self.walk(fd, path, st.st_dev)
-                    encoder.end_directory()
+                    self.end_directory()
             finally:
                 os.close(fd)
         elif kind == stat.S_IFLNK:
@@ -407,21 +459,32 @@ class _TreeWalker:
 
 
 def encode_tree(
-    source: str | os.PathLike, out, catalog: CatalogWriter | None = None, one_file_system: bool = True, **options
+    source: str | os.PathLike,
+    out,
+    catalog: CatalogWriter | None = None,
+    one_file_system: bool = True,
+    walker: Callable[[Encoder, bool], TreeWalker] = TreeWalker,
+    **options,
 ) -> int:
     """Archive the directory ``source`` as a pxar stream written to ``out``.
 
     Children are added in byte-sorted name order with metadata from ``lstat``, chattr flags,
     ``user.*``/``trusted.*`` xattrs, POSIX ACLs, file capabilities and quota project ids, as
     proxmox-backup-client does.  With ``one_file_system`` a mount point below ``source`` is
-    stored as an empty directory.  ``options`` go to ``Encoder`` (``payload_out``, ``prelude``
+    stored as an empty directory.  ``walker`` makes the ``TreeWalker`` (see ``tapefs.pxar.reuse``
+    for one that reuses a previous archive's payload).  ``options`` go to ``Encoder`` (``payload_out``, ``prelude``
     and ``payload_boundary`` for a v2 archive).  Returns the (metadata) archive size.
     """
     fd = os.open(source, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         st = os.fstat(fd)
         encoder = Encoder(out, read_metadata(st, fd), catalog, **options)
-        _TreeWalker(encoder, one_file_system).walk(fd, b"", st.st_dev)
+        tree_walker = walker(encoder, one_file_system)
+        try:
+            tree_walker.walk(fd, b"", st.st_dev)
+            tree_walker.finish()
+        finally:
+            tree_walker.close()
         encoder.finish()
     finally:
         os.close(fd)

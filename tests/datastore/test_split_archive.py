@@ -267,8 +267,8 @@ def test_legacy_backup_of_same_tree_is_v1_with_catalog(datastore, tree):
 
 
 def test_unknown_change_detection_mode_is_refused(datastore, tree):
-    with pytest.raises(DatastoreError, match="unknown change detection mode 'metadata'"):
-        backup(datastore, BackupGroup.parse("host/box"), parse_sources([str(tree)]), change_detection_mode="metadata")
+    with pytest.raises(DatastoreError, match="unknown change detection mode 'fast'"):
+        backup(datastore, BackupGroup.parse("host/box"), parse_sources([str(tree)]), change_detection_mode="fast")
     assert datastore.list_snapshots(BackupGroup.parse("host/box")) == []
 
 
@@ -316,8 +316,8 @@ def test_cli_backup_and_restore_in_data_mode(tmp_path, tree):
     Datastore.create(tmp_path / "store", prefix_dirs=False)
     tapefs("datastore", "add", "main", tmp_path / "store", env=env)
 
-    refused = tapefs("datastore", "backup", "main", "host/web", tree, "--change-detection-mode", "metadata", env=env, check=False)
-    assert refused.returncode == 2 and "metadata mode" in refused.stderr and "use data" in refused.stderr
+    refused = tapefs("datastore", "backup", "main", "host/web", tree, "--change-detection-mode", "fast", env=env, check=False)
+    assert refused.returncode == 2 and "'fast' is not one of 'legacy', 'data', 'metadata'" in refused.stderr
 
     proc = tapefs("datastore", "backup", "main", "host/web", tree, "--change-detection-mode", "data", env=env)
     assert "root.ppxar.didx" in proc.stdout and "root.mpxar.didx" in proc.stdout
