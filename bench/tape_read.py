@@ -8,6 +8,8 @@ Builds a datastore with one snapshot of SIZE of random data (4 MiB fixed chunks)
 a vtape cartridge and ejects it (not timed). Then reads the image in 128 KiB pieces, as `cp`
 through FUSE does: the first read loads the tape, readahead keeps the drive streaming, every
 chunk's CRC and SHA-256 are checked and it goes into the on-disk cache. Target: 400 MB/s cold.
+The cold read also reports the CPU seconds per GiB this process and the vtape daemon spent, which
+on a loaded machine compare better between two versions than MB/s do.
 
 On the 2-core VM this was written on (load average 2.6 to 4.6 from other work), 1 GiB: cold
 223 to 258 MB/s with one tape load, warm 916 to 1021 MB/s; bytes from tape / bytes asked for:
