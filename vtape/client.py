@@ -59,12 +59,13 @@ class DeviceClient:
         send_parts(self.sock, [header, data_out] if data_out else [header])
         raw = frame.recv_exactly(self.sock, frame.REPLY_HEADER_SIZE)
         h = frame.decode_reply_header(bytes(raw))
-        body = frame.recv_exactly(self.sock, h.sense_len + h.data_len) if h.sense_len + h.data_len else b""
+        sense = bytes(frame.recv_exactly(self.sock, h.sense_len)) if h.sense_len else b""
+        data = frame.recv_bytes(self.sock, h.data_len) if h.data_len else b""
         return frame.Reply(
             status=h.status,
             host_status=h.host_status,
-            sense=bytes(body[: h.sense_len]),
-            data=memoryview(body)[h.sense_len :],
+            sense=sense,
+            data=data,
             residual=h.residual,
             duration_us=h.duration_us,
         )

@@ -13,9 +13,10 @@ Chunks not in the cache become jobs queued per tape, found through the media cat
 number, offset) and the inventory (label text, location). A drive task takes a tape: the one in
 its drive if it has work, else the tape whose oldest urgent request waits longest, never one
 another drive serves or holds and never one known to be outside the library. It reads that tape's
-jobs in (file number, offset) order, the chunks of one archive as one run after a single LOCATE,
-checks every chunk (CRC; SHA-256 = digest, the chunks being unencrypted) in worker threads while
-the drive reads on, fills the cache and answers every caller waiting for it. Readahead jobs ride
+jobs in (file number, offset) order, the chunks of one archive as one run after a single LOCATE
+and in one call of the drive's thread, which hands each chunk to its check without waiting for the
+loop. Checks of every chunk (CRC; SHA-256 = digest, the chunks being unencrypted) run in worker
+threads while the drive reads on; they fill the cache and answer every caller waiting for it. Readahead jobs ride
 along at low priority: they fill the cache and nobody waits for them.
 
 A tape that is not in the library is found out before anything is unloaded (a look at the
@@ -224,7 +225,8 @@ class ReadPlanner:
         self._changed = trio.Event()
         # Two drives moving tapes through one changer at once could both pick the same slot state.
         self._changer_lock = threading.Lock()
-        self._check_limiter = trio.CapacityLimiter(CHECKS_IN_FLIGHT)
+        #: Taken by a drive thread per blob it hands to a check, given back when the check ends.
+        self._check_slots = threading.Semaphore(CHECKS_IN_FLIGHT)
         self._counters = {
             "loads": 0,
             "locates": 0,
@@ -892,18 +894,27 @@ class ReadPlanner:
     async def _read_run(
         self, worker: _Worker, chunks: ChunkRunReader, file_number: int, jobs: list[_ChunkJob], checks
     ) -> None:
-        for job in sorted(jobs, key=lambda job: job.place.offset):
+        ordered = sorted(jobs, key=lambda job: job.place.offset)
+        await worker.run(self._read_run_in_thread, chunks, file_number, ordered, checks)
+
+    def _read_run_in_thread(
+        self, chunks: ChunkRunReader, file_number: int, jobs: list[_ChunkJob], checks: trio.Nursery
+    ) -> None:
+        """The whole run in one drive thread: a hand-over to the loop and back per chunk left the
+        drive idle while the loop thread waited for the GIL. Blobs go to their checks through
+        `_hand_over`, which does not wait for the loop."""
+        for job in jobs:
             if self._closed:
                 return
             before, locates = chunks.bytes_read, chunks.locates
             try:
-                blob = await worker.run(chunks.read, file_number, job.place.first_block, job.place.location())
+                blob = chunks.read(file_number, job.place.first_block, job.place.location())
             except TapeFormatError as error:
-                self._damaged(job, str(error))
+                counts = {"bytes_from_tape": chunks.bytes_read - before, "locates": chunks.locates - locates}
+                self._token.run_sync_soon(self._damaged_counted, job, str(error), counts)
                 continue
-            finally:
-                self._count({"bytes_from_tape": chunks.bytes_read - before, "locates": chunks.locates - locates})
-            await self._check_later(job, blob, checks)
+            counts = {"bytes_from_tape": chunks.bytes_read - before, "locates": chunks.locates - locates}
+            self._hand_over(job, blob, counts, checks)
 
     async def _scan_archive(
         self, worker: _Worker, device: BlockDevice, file_number: int, jobs: list[_ChunkJob], checks
@@ -912,10 +923,16 @@ class ReadPlanner:
         its start until all of them passed by."""
         wanted = {job.digest: job for job in jobs}
         label = jobs[0].label_text
-        found, scanned, error = await worker.run(_scan_for, device, file_number, set(wanted), lambda: self._closed)
-        self._count({"locates": 1, "bytes_from_tape": scanned})
-        for digest, blob in found.items():
-            await self._check_later(wanted.pop(digest), blob, checks)
+
+        def found(digest: bytes, blob: bytes, scanned: int) -> None:
+            self._hand_over(wanted[digest], blob, {"bytes_from_tape": scanned}, checks)
+
+        seen, scanned_after, error = await worker.run(
+            _scan_for, device, file_number, set(wanted), found, lambda: self._closed
+        )
+        self._count({"locates": 1, "bytes_from_tape": scanned_after})
+        for digest in seen:
+            del wanted[digest]
         for job in wanted.values():
             if error is not None:
                 self._damaged(job, error)
@@ -927,18 +944,30 @@ class ReadPlanner:
                     ),
                 )
 
-    async def _check_later(self, job: _ChunkJob, blob: bytes, checks: trio.Nursery) -> None:
-        """Check and decode in a worker thread while the drive reads on (hashing and zstd release
-        the GIL); waits while CHECKS_IN_FLIGHT chunks are being checked."""
+    def _hand_over(self, job: _ChunkJob, blob: bytes, counts: dict[str, int], checks: trio.Nursery) -> None:
+        """From a drive thread: pass `blob` to its check on the loop without waiting for the loop;
+        waits only while CHECKS_IN_FLIGHT blobs are being checked (bounds memory)."""
+        while not self._check_slots.acquire(timeout=RETRY_INTERVAL):
+            if self._closed:
+                return
+        self._token.run_sync_soon(self._start_check, job, blob, counts, checks)
+
+    def _start_check(self, job: _ChunkJob, blob: bytes, counts: dict[str, int], checks: trio.Nursery) -> None:
+        """On the loop (a run_sync_soon callback, so it must not raise)."""
+        self._count(counts)
         job.handed_over = True
-        await self._check_limiter.acquire_on_behalf_of(job)
-        checks.start_soon(self._check, job, blob)
+        try:
+            checks.start_soon(self._check, job, blob)
+        except RuntimeError:  # the drive task ended: the mount stops, shutdown answered the job
+            self._check_slots.release()
 
     async def _check(self, job: _ChunkJob, blob: bytes) -> None:
+        """Check and decode in a worker thread while the drive reads on (hashing and zstd release
+        the GIL)."""
         try:
             data, damage, error = await trio.to_thread.run_sync(_checked, job, blob, self.cache)
         finally:
-            self._check_limiter.release_on_behalf_of(job)
+            self._check_slots.release()
         if damage is not None:
             self._damaged(job, damage)
         elif error is not None:
@@ -946,6 +975,10 @@ class ReadPlanner:
         else:
             self._count({"chunks_from_tape": 1})
             self._finish(job, data=data)
+
+    def _damaged_counted(self, job: _ChunkJob, reason: str, counts: dict[str, int]) -> None:
+        self._count(counts)
+        self._damaged(job, reason)
 
     def _damaged(self, job: _ChunkJob, reason: str) -> None:
         log.error("%s: chunk %s damaged: %s", job.where, job.digest.hex(), reason)
@@ -993,12 +1026,17 @@ def _checked(job: _ChunkJob, blob: bytes, cache: ChunkCache) -> tuple[bytes | No
 
 
 def _scan_for(
-    device: BlockDevice, file_number: int, wanted: set[bytes], stop: Callable[[], bool]
-) -> tuple[dict[bytes, bytes], int, str | None]:
-    """The blobs of `wanted` in the chunk archive at `file_number`, the bytes read, and why the
-    archive could not be read to the end (None when it could)."""
-    found: dict[bytes, bytes] = {}
-    scanned = 0
+    device: BlockDevice,
+    file_number: int,
+    wanted: set[bytes],
+    found: Callable[[bytes, bytes, int], None],
+    stop: Callable[[], bool],
+) -> tuple[set[bytes], int, str | None]:
+    """Passes each blob of `wanted` in the chunk archive at `file_number` to `found` (with the
+    bytes read since the one before); returns the digests found, the bytes read after the last of
+    them, and why the archive could not be read to the end (None when it could)."""
+    seen: set[bytes] = set()
+    scanned = reported = 0
     try:
         device.locate_file(file_number)
         tape_file = open_tape_file(device)
@@ -1006,13 +1044,15 @@ def _scan_for(
             raise TapeFormatError("no chunk archive here, although the catalog names one", file_number)
         for digest, blob in ChunkArchiveReader(tape_file):
             scanned += ENTRY_HEADER_SIZE + len(blob)
-            if digest in wanted:
-                found[digest] = blob
-            if len(found) == len(wanted) or stop():
+            if digest in wanted and digest not in seen:
+                seen.add(digest)
+                found(digest, blob, scanned - reported)
+                reported = scanned
+            if len(seen) == len(wanted) or stop():
                 break
     except TapeFormatError as error:
-        return found, scanned, str(error)
-    return found, scanned, None
+        return seen, scanned - reported, str(error)
+    return seen, scanned - reported, None
 
 
 def _place_key(place: ChunkPlace) -> tuple[str, int, int | None]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import errno
 import logging
+import socket
+import struct
 import time
 
 from tapefs.scsi.cdb import command_name
@@ -24,8 +26,7 @@ class VtapeTransport(Transport):
         #: why the connection is no longer usable, once it is not
         self._lost: str | None = None
         self._closed = False
-        #: The socket timeout set last: setting it costs a system call (and a GIL release, which
-        #: under load lets the chunk-reading threads in) on every 256 KiB block otherwise.
+        #: Seconds the kernel lets a send or receive wait (SO_SNDTIMEO, SO_RCVTIMEO); None: not set.
         self._socket_timeout: float | None = None
         try:
             self._client = client.DeviceClient(path)
@@ -50,11 +51,9 @@ class VtapeTransport(Transport):
             raise TransportError(self.path, command_name(cdb), "used after close")
         started = time.monotonic()
         try:
-            if self._socket_timeout != timeout + TIMEOUT_SLACK:
-                self._socket_timeout = timeout + TIMEOUT_SLACK
-                self._client.sock.settimeout(self._socket_timeout)
+            self._time_out_after(timeout + TIMEOUT_SLACK)
             reply = self._client.execute(bytes(cdb), data_out, data_in_len, int(timeout * 1000))
-        except TimeoutError:
+        except (TimeoutError, BlockingIOError):
             # The reply may still arrive; the stream can no longer be trusted.
             self._give_up(f"no reply within {timeout:g} s")
             raise CommandTimeout(self.path, command_name(cdb), f"no reply within {timeout:g} s") from None
@@ -76,6 +75,18 @@ class VtapeTransport(Transport):
             host_status=reply.host_status,
             duration=reply.duration_us / 1e6 if reply.duration_us else time.monotonic() - started,
         )
+
+    def _time_out_after(self, seconds: float) -> None:
+        """The socket stays blocking and the kernel times out a stalled send or receive: a
+        Python socket timeout would poll before every receive and return a 256 KiB block in
+        pieces, each a system call that gives up and takes back the interpreter lock."""
+        if seconds == self._socket_timeout:
+            return
+        whole = int(seconds)
+        timeval = struct.pack("ll", whole, int((seconds - whole) * 1_000_000))
+        for option in (socket.SO_RCVTIMEO, socket.SO_SNDTIMEO):
+            self._client.sock.setsockopt(socket.SOL_SOCKET, option, timeval)
+        self._socket_timeout = seconds
 
     def _give_up(self, reason: str) -> None:
         self._lost = reason

@@ -1,9 +1,11 @@
 """Opening devices by path, the vtape socket transport and the channel's error mapping."""
+
 import contextlib
 import shutil
 import socket
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from tapefs.scsi.channel import Channel
 from tapefs.scsi.device_path import open_transport
 from tapefs.scsi.timeouts import DEFAULT_TIMEOUT, HOUR, LONG_ERASE_TIMEOUT, timeout_for
 from tapefs.scsi.transport import CHECK_CONDITION, GOOD
+from tapefs.scsi import vtape_transport
 from tapefs.scsi.vtape_transport import VtapeTransport
 from vtape import frame
 
@@ -87,7 +90,9 @@ def test_daemon_gone_mid_session_is_connection_lost(vtape_library):
         with pytest.raises(errors.ConnectionLost, match=f"^{drive}: INQUIRY: connection lost \\(vtape daemon"):
             channel.run(cdb.inquiry(36), data_in_len=36)
         # The next command (a job's clean-up) says the same, not "[Errno 9] Bad file descriptor".
-        with pytest.raises(errors.ConnectionLost, match="REWIND: connection lost \\(since an earlier command: vtape daemon"):
+        with pytest.raises(
+            errors.ConnectionLost, match="REWIND: connection lost \\(since an earlier command: vtape daemon"
+        ):
             channel.run(cdb.rewind())
     assert records[-1].status is None and "FAILED" in records[-1].format()
 
@@ -106,6 +111,7 @@ def one_shot_server(reply: bytes):
         with connection:
             frame.recv_exactly(connection, frame.REQUEST_HEADER_SIZE)
             connection.sendall(reply)
+
     thread = threading.Thread(target=serve)
     thread.start()
     try:
@@ -122,7 +128,9 @@ def test_server_closing_the_socket_is_connection_lost_naming_the_device(reply):
         with pytest.raises(errors.ConnectionLost) as raised:
             transport.execute(cdb.test_unit_ready())
         assert raised.value.device == path and raised.value.command == "TEST UNIT READY"
-        assert str(raised.value).startswith(f"{path}: TEST UNIT READY: connection lost (vtape daemon closed the connection")
+        assert str(raised.value).startswith(
+            f"{path}: TEST UNIT READY: connection lost (vtape daemon closed the connection"
+        )
         with pytest.raises(errors.ConnectionLost, match="since an earlier command"):
             transport.execute(cdb.test_unit_ready())
 
@@ -134,3 +142,23 @@ def test_recovered_error_counts_as_success(vtape_library):
     with Channel.open(vtape_library.drives[0], records.append) as channel:
         result = channel.run(cdb.read_block_limits(), data_in_len=6)
     assert result.status == CHECK_CONDITION and records[-1].sense.key == 1
+
+
+def test_a_device_that_never_replies_is_a_command_timeout(monkeypatch):
+    monkeypatch.setattr(vtape_transport, "TIMEOUT_SLACK", 0.0)
+    root = Path(tempfile.mkdtemp(prefix="vt", dir="/tmp"))
+    path = root / "drive0"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(1)
+    try:
+        with VtapeTransport(str(path)) as transport:
+            started = time.monotonic()
+            with pytest.raises(errors.CommandTimeout, match="TEST UNIT READY: .*no reply within 0.3 s"):
+                transport.execute(cdb.test_unit_ready(), timeout=0.3)
+            assert 0.25 < time.monotonic() - started < 5
+            with pytest.raises(errors.ConnectionLost, match="since an earlier command: no reply within 0.3 s"):
+                transport.execute(cdb.test_unit_ready())
+    finally:
+        server.close()
+        shutil.rmtree(root)
