@@ -17,15 +17,15 @@ from tapefs.datastore.naming import BackupGroup, BackupNamespace, BackupSnapshot
 from tapefs.datastore.permissions import fix_permissions, group_id
 from tapefs.datastore.registry import DatastoreRegistry
 from tapefs.datastore.restore import restore
-from tapefs.datastore.s3_backend import BackendConfig, S3Datastore
+from tapefs.datastore.s3_backend import BackendConfig
 from tapefs.datastore.verify import snapshot_label
 from tapefs.errors import InvalidInput
 from tapefs.jobs.maintenance_notifications import verify_and_notify
+from tapefs.jobs.request_rate_alerts import request_rates_checked
 from tapefs.pxar.errors import ExistingEntryError
 from tapefs.pxar.extract import Overwrite
 from tapefs.tasks.worker import run_task
 from tapefs_tools.cli import emit_json, human_size, output_format_option, print_table, progress_reporter
-from tapefs_tools.tapefs_s3 import rate_warning
 
 OVERWRITE_OPTIONS = {
     Overwrite.FILES: "--overwrite-files",
@@ -294,7 +294,11 @@ def backup_command(
     """
     store = DatastoreRegistry().lookup(name)
     group = BackupGroup.parse(group_name, BackupNamespace.parse(namespace))
-    with run_task("backup", f"{name}:{group}"), progress_reporter(f"backup {group}") as progress:
+    with (
+        run_task("backup", f"{name}:{group}"),
+        request_rates_checked(store),
+        progress_reporter(f"backup {group}") as progress,
+    ):
         result = backup(
             store,
             group,
@@ -316,10 +320,6 @@ def backup_command(
         f"{human_size(stats.size)} in {stats.chunk_count} chunks ({stats.duplicate_count} known), "
         f"{human_size(stats.stored_size)} stored, {result.seconds:.1f} s{rate}"
     )
-    if isinstance(store, S3Datastore):
-        warning = rate_warning(name, store)
-        if warning is not None:
-            click.echo(f"warning: {warning}", err=True)
 
 
 @datastore.command("restore")
