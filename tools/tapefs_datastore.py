@@ -15,7 +15,7 @@ from tapefs.datastore.errors import DatastoreError
 from tapefs.datastore.key_config import KeyConfig
 from tapefs.datastore.naming import BackupGroup, BackupNamespace, BackupSnapshot
 from tapefs.datastore.permissions import fix_permissions, group_id
-from tapefs.datastore.registry import DatastoreRegistry
+from tapefs.datastore.registry import DatastoreRegistry, check_options
 from tapefs.datastore.restore import restore
 from tapefs.datastore.s3_backend import BackendConfig
 from tapefs.datastore.verify import snapshot_label
@@ -68,6 +68,9 @@ def s3_datastore_options(fn):
         "--request-rate-threshold",
         type=click.IntRange(min=1),
         help="Warn when S3 requests in a minute exceed N [s3].",
+    )(fn)
+    fn = click.option(
+        "--counter-reset-schedule", metavar="CALENDAR", help="When to zero the S3 request counters, e.g. daily [s3]."
     )(fn)
     fn = click.option("--verify-schedule", metavar="CALENDAR", help="When to verify, e.g. monthly [s3].")(fn)
     return click.option("--gc-schedule", metavar="CALENDAR", help="When to collect garbage, e.g. daily [s3].")(fn)
@@ -124,6 +127,8 @@ def create(
         return
     if not endpoint_id or not bucket:
         raise InvalidInput("--backend s3 needs --endpoint and --bucket")
+    options = {key.replace("_", "-"): str(value) for key, value in settings.items() if value is not None}
+    check_options(options)  # a bad schedule fails before the bucket is touched
     try:
         cache_size = parse_size(max_cache_size) if max_cache_size else None
     except ValueError as exc:
@@ -131,7 +136,7 @@ def create(
     s3_store = registry.create_s3(
         name, path, BackendConfig(endpoint_id, bucket, cache_size), comment, reuse_datastore, overwrite_in_use
     )
-    registry.set_options(name, settings)
+    registry.set_options(name, options)
     click.echo(f"created datastore {name} at {s3_store.root} (S3 bucket {bucket} on endpoint {endpoint_id})")
 
 

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 from tapefs.datastore.datastore import Datastore
 from tapefs.datastore.registry import DatastoreRegistry
-from tapefs.datastore.s3_backend import BackendConfig, S3Datastore, telemetry_path
+from tapefs.datastore.s3_backend import S3Datastore
 from tapefs.notify import events
 from tapefs.notify.dispatch import send
 from tapefs.s3.telemetry import RateExcursion, TelemetryFile, new_rate_excursion
@@ -67,12 +67,10 @@ def check_all_request_rates(registry: DatastoreRegistry | None = None) -> list[R
     registry = registry or DatastoreRegistry()
     found = []
     for section in registry.entries():
-        backend = BackendConfig.parse(str(section.properties.get("backend", "")))
         threshold = section.properties.get(THRESHOLD_OPTION)
-        if backend is None or threshold is None:
+        if not section.properties.get("backend") or threshold is None:
             continue
-        telemetry = TelemetryFile(telemetry_path(backend.client, backend.bucket, section.id))
-        excursion = _check_file(section.id, telemetry, int(str(threshold)))
+        excursion = _check_file(section.id, registry.s3_telemetry(section.id), int(str(threshold)))
         if excursion is not None:
             found.append(excursion)
     return found
