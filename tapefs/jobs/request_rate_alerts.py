@@ -7,7 +7,8 @@ It sits here because it joins two layers that must not know each other: tapefs.s
 excursions, tapefs.notify sends the notification. The jobs (sync, GC, verify, prune, tape backup),
 run by hand or by the scheduler, check the datastores they touched when they end, and the
 scheduler checks every S3 datastore at each tick, so an excursion caused by any process is
-reported within a minute.
+reported within a minute of that process writing its counts (after each snapshot, GC sweep and
+at its end).
 """
 
 from __future__ import annotations
