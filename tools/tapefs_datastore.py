@@ -15,17 +15,17 @@ from tapefs.datastore.errors import DatastoreError
 from tapefs.datastore.key_config import KeyConfig
 from tapefs.datastore.naming import BackupGroup, BackupNamespace, BackupSnapshot
 from tapefs.datastore.permissions import fix_permissions, group_id
-from tapefs.datastore.registry import DatastoreRegistry
+from tapefs.datastore.registry import DatastoreRegistry, check_options
 from tapefs.datastore.restore import restore
-from tapefs.datastore.s3_backend import BackendConfig, S3Datastore
+from tapefs.datastore.s3_backend import BackendConfig
 from tapefs.datastore.verify import snapshot_label
 from tapefs.errors import InvalidInput
 from tapefs.jobs.maintenance_notifications import verify_and_notify
+from tapefs.jobs.request_rate_alerts import request_rates_checked
 from tapefs.pxar.errors import ExistingEntryError
 from tapefs.pxar.extract import Overwrite
 from tapefs.tasks.worker import run_task
 from tapefs_tools.cli import emit_json, human_size, output_format_option, print_table, progress_reporter
-from tapefs_tools.tapefs_s3 import rate_warning
 
 OVERWRITE_OPTIONS = {
     Overwrite.FILES: "--overwrite-files",
@@ -68,6 +68,9 @@ def s3_datastore_options(fn):
         "--request-rate-threshold",
         type=click.IntRange(min=1),
         help="Warn when S3 requests in a minute exceed N [s3].",
+    )(fn)
+    fn = click.option(
+        "--counter-reset-schedule", metavar="CALENDAR", help="When to zero the S3 request counters, e.g. daily [s3]."
     )(fn)
     fn = click.option("--verify-schedule", metavar="CALENDAR", help="When to verify, e.g. monthly [s3].")(fn)
     return click.option("--gc-schedule", metavar="CALENDAR", help="When to collect garbage, e.g. daily [s3].")(fn)
@@ -124,6 +127,8 @@ def create(
         return
     if not endpoint_id or not bucket:
         raise InvalidInput("--backend s3 needs --endpoint and --bucket")
+    options = {key.replace("_", "-"): str(value) for key, value in settings.items() if value is not None}
+    check_options(options)  # a bad schedule fails before the bucket is touched
     try:
         cache_size = parse_size(max_cache_size) if max_cache_size else None
     except ValueError as exc:
@@ -131,7 +136,7 @@ def create(
     s3_store = registry.create_s3(
         name, path, BackendConfig(endpoint_id, bucket, cache_size), comment, reuse_datastore, overwrite_in_use
     )
-    registry.set_options(name, settings)
+    registry.set_options(name, options)
     click.echo(f"created datastore {name} at {s3_store.root} (S3 bucket {bucket} on endpoint {endpoint_id})")
 
 
@@ -283,7 +288,11 @@ def backup_command(
     """
     store = DatastoreRegistry().lookup(name)
     group = BackupGroup.parse(group_name, BackupNamespace.parse(namespace))
-    with run_task("backup", f"{name}:{group}"), progress_reporter(f"backup {group}") as progress:
+    with (
+        run_task("backup", f"{name}:{group}"),
+        request_rates_checked(store),
+        progress_reporter(f"backup {group}") as progress,
+    ):
         result = backup(
             store,
             group,
@@ -312,10 +321,6 @@ def backup_command(
             f"{filename}: {reuse.files_reused} unchanged files reused ({human_size(reuse.bytes_reused)}), "
             f"{reuse.files_read} read ({human_size(reuse.bytes_read)})"
         )
-    if isinstance(store, S3Datastore):
-        warning = rate_warning(name, store)
-        if warning is not None:
-            click.echo(f"warning: {warning}", err=True)
 
 
 @datastore.command("restore")

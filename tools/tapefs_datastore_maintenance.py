@@ -605,17 +605,20 @@ def sync_job_run(job_id: str, output_format: str) -> None:
 @click.argument("name")
 @click.option("--gc-schedule", default=None, metavar="EVENT", help="When `tapefs scheduler` collects garbage.")
 @click.option("--verify-schedule", default=None, metavar="EVENT", help="When `tapefs scheduler` verifies it.")
+@click.option(
+    "--counter-reset-schedule", default=None, metavar="EVENT", help="When `tapefs scheduler` zeroes its S3 counters."
+)
+@click.option(
+    "--request-rate-threshold",
+    default=None,
+    type=click.IntRange(min=1),
+    help="Warn when S3 requests a minute exceed N.",
+)
 @click.option("--comment", default=None, help="Free text stored with the datastore.")
 @click.option("--delete", multiple=True, type=click.Choice(UPDATABLE_KEYS), help="Remove a property (repeatable).")
-def update(
-    name: str, gc_schedule: str | None, verify_schedule: str | None, comment: str | None, delete: tuple[str, ...]
-) -> None:
-    """Change datastore NAME's schedules or comment in datastore.cfg."""
-    changes = {
-        key: value
-        for key, value in (("gc-schedule", gc_schedule), ("verify-schedule", verify_schedule), ("comment", comment))
-        if value is not None
-    }
+def update(name: str, delete: tuple[str, ...], **settings) -> None:
+    """Change datastore NAME's schedules, S3 threshold or comment in datastore.cfg."""
+    changes = {key.replace("_", "-"): str(value) for key, value in settings.items() if value is not None}
     DatastoreRegistry().update(name, changes, delete)
 
 

@@ -9,6 +9,7 @@ import click
 from tapefs.datastore.registry import DatastoreRegistry
 from tapefs.datastore.s3_backend import S3Datastore
 from tapefs.errors import InvalidInput
+from tapefs.jobs.request_rate_alerts import check_request_rate
 from tapefs.s3.access_check import check_access, missing_permissions
 from tapefs.s3.client import S3Client
 from tapefs.s3.endpoint_config import (
@@ -19,7 +20,7 @@ from tapefs.s3.endpoint_config import (
     normalize_fingerprint,
 )
 from tapefs.s3.errors import S3AccessDenied, S3ConfigError
-from tapefs.s3.telemetry import new_rate_excursion, prometheus_text
+from tapefs.s3.telemetry import prometheus_text
 from tapefs_tools.cli import emit, emit_json, human_size, key_value_table, output_format_option, print_table
 
 SECRET_ENV = "TAPEFS_S3_SECRET_KEY"
@@ -185,16 +186,6 @@ def _s3_datastore(name: str) -> S3Datastore:
     return store
 
 
-def rate_warning(name: str, store: S3Datastore) -> str | None:
-    """The warning for a new excursion above the datastore's request-rate threshold, once."""
-    threshold = DatastoreRegistry().option(name, "request-rate-threshold")
-    if threshold is None:
-        return None
-    store.flush_telemetry()
-    excursion = new_rate_excursion(store.telemetry, int(threshold))
-    return f"datastore {name}: {excursion.message()}" if excursion is not None else None
-
-
 @click.command("telemetry")
 @click.argument("name")
 @click.option("--prometheus", is_flag=True, help="Print in the Prometheus text format (node_exporter textfile).")
@@ -203,7 +194,8 @@ def rate_warning(name: str, store: S3Datastore) -> str | None:
 def telemetry(name: str, prometheus: bool, reset: bool, output_format: str) -> None:
     """S3 requests, traffic and stored objects of datastore NAME, kept across runs."""
     store = _s3_datastore(name)
-    warning = rate_warning(name, store)
+    excursion = check_request_rate(store)
+    warning = f"datastore {name}: {excursion.message()}" if excursion is not None else None
     data = store.telemetry.load()
     now_minute = int(time.time() // 60)
     last_minute = data.per_minute.get(now_minute - 1, 0)
@@ -242,8 +234,6 @@ def telemetry(name: str, prometheus: bool, reset: bool, output_format: str) -> N
             console.print(key_value_table(rows))
 
         emit(output_format, view, render)
-    if warning is not None:
-        click.echo(f"warning: {warning}", err=True)
     if reset:
         store.telemetry.reset()
 

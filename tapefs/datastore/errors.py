@@ -43,3 +43,8 @@ class CryptoError(DataDamaged, DatastoreError):
 
 class NamingError(InvalidInput, DatastoreError, ValueError):
     """An invalid backup type, id, time, namespace or archive name."""
+
+
+class DatastoreOptionError(InvalidInput, DatastoreError):
+    """A datastore property that is malformed or does not apply to the datastore (an S3 option
+    on a datastore without an S3 backend)."""

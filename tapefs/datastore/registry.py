@@ -1,7 +1,8 @@
 """The list of known datastores: ``datastore.cfg`` in the tapefs configuration directory, in
 the same section-config form as PBS's ``/etc/proxmox-backup/datastore.cfg``. Besides ``path`` and
 ``comment`` a datastore may have ``gc-schedule`` and ``verify-schedule`` (calendar events): when
-``tapefs scheduler`` runs its garbage collection and its verification."""
+``tapefs scheduler`` runs its garbage collection and its verification; an S3 datastore also
+``request-rate-threshold`` and ``counter-reset-schedule`` (when its request counters are zeroed)."""
 
 import logging
 import os
@@ -12,18 +13,21 @@ from tapefs.config import paths, section_config
 from tapefs.config.calendar_event import CalendarEvent
 from tapefs.config.section_config import Section
 from tapefs.datastore.datastore import Datastore
-from tapefs.datastore.errors import DatastoreError, NamingError, UnknownNameError
+from tapefs.datastore.errors import DatastoreError, DatastoreOptionError, NamingError, UnknownNameError
 from tapefs.datastore.naming import SAFE_ID
-from tapefs.datastore.s3_backend import BackendConfig, S3Datastore
+from tapefs.datastore.s3_backend import BackendConfig, S3Datastore, telemetry_path
 from tapefs.s3.endpoint_config import EndpointRegistry
+from tapefs.s3.telemetry import TelemetryFile
 
 log = logging.getLogger(__name__)
 
 DATASTORE_CONFIG_NAME = "datastore.cfg"
 SECTION_TYPE = "datastore"
-SCHEDULE_KEYS = ("gc-schedule", "verify-schedule")
+SCHEDULE_KEYS = ("gc-schedule", "verify-schedule", "counter-reset-schedule")
+#: what only a datastore with an S3 backend may have
+S3_ONLY_KEYS = ("request-rate-threshold", "counter-reset-schedule")
 #: what ``update`` may set or delete
-UPDATABLE_KEYS = ("comment", *SCHEDULE_KEYS)
+UPDATABLE_KEYS = ("comment", *SCHEDULE_KEYS, "request-rate-threshold")
 
 
 class DatastoreRegistry:
@@ -76,13 +80,16 @@ class DatastoreRegistry:
         for key in (*changes, *delete):
             if key not in UPDATABLE_KEYS:
                 raise DatastoreError(f"cannot change {key!r} of a datastore (only {', '.join(UPDATABLE_KEYS)})")
-        for key in SCHEDULE_KEYS:
-            if key in changes:
-                CalendarEvent.parse(changes[key])
+        check_options(changes)
         config = self._load()
         section = config.get(name)
         if section is None or section.type != SECTION_TYPE:
             raise UnknownNameError(f"no datastore named {name!r} in {self.config_path}")
+        s3_only = [key for key in changes if key in S3_ONLY_KEYS]
+        if s3_only and not section.properties.get("backend"):
+            raise DatastoreOptionError(
+                f"datastore {name!r} has no S3 backend: {', '.join(s3_only)} applies to S3 datastores"
+            )
         for key in delete:
             section.properties.pop(key, None)
         section.properties.update(changes)
@@ -133,14 +140,23 @@ class DatastoreRegistry:
         section = config.get(name)
         if section is None or section.type != SECTION_TYPE:
             raise UnknownNameError(f"no datastore named {name!r} in {self.config_path}")
-        for key, value in options.items():
-            key = key.replace("_", "-")
+        options = {key.replace("_", "-"): str(value) for key, value in options.items() if value is not None}
+        for key in options:
             if key not in DATASTORE_OPTIONS:
                 raise DatastoreError(f"unknown datastore option {key!r}")
-            if value is not None:
-                section.properties[key] = str(value)
+        check_options(options)
+        section.properties.update(options)
         config.set(section)
         section_config.save(self.config_path, config)
+
+    def s3_telemetry(self, name: str) -> TelemetryFile:
+        """The request counters of S3 datastore ``name``, without making an S3 client."""
+        backend = self.backend_of(name)
+        if backend is None:
+            raise DatastoreOptionError(
+                f"datastore {name!r} keeps its chunks in its directory: it has no S3 request counters"
+            )
+        return TelemetryFile(telemetry_path(backend.client, backend.bucket, name))
 
     def option(self, name: str, key: str) -> str | None:
         section = self._load().get(name)
@@ -191,4 +207,16 @@ def _empty_directory(path: Path) -> None:
 
 
 #: datastore.cfg properties the S3 options set (``--request-rate-threshold`` -> request-rate-threshold)
-DATASTORE_OPTIONS = ("gc-schedule", "verify-schedule", "request-rate-threshold")
+DATASTORE_OPTIONS = ("gc-schedule", "verify-schedule", "request-rate-threshold", "counter-reset-schedule")
+
+
+def check_options(options: dict[str, str]) -> None:
+    """Refuse a bad calendar event or threshold among datastore properties (keys with '-')."""
+    for key in SCHEDULE_KEYS:
+        if key in options:
+            CalendarEvent.parse(options[key])
+    threshold = options.get("request-rate-threshold")
+    if threshold is not None and not (threshold.isdigit() and int(threshold) > 0):
+        raise DatastoreOptionError(
+            f"request-rate-threshold {threshold!r}: not a positive number of requests per minute"
+        )

@@ -32,6 +32,7 @@ from tapefs.errors import InvalidInput
 from tapefs.jobs.drive_session import DriveSession
 from tapefs.jobs.errors import JobError, TapeWriteFailed
 from tapefs.jobs.pool_writer import PoolWriter
+from tapefs.jobs.request_rate_alerts import request_rates_checked
 from tapefs.jobs.snapshot_files import encode_snapshot_pxar, snapshot_digests, tape_snapshot_path
 from tapefs.jobs.snapshot_selection import select_snapshots
 from tapefs.jobs.tape_encryption import media_set_encryption_for_pool
@@ -116,18 +117,20 @@ def backup_datastore(
     progress: ProgressCallback | None = None,
     clock: Callable[[], float] = time.time,
 ) -> BackupResult:
-    """Write the selected snapshots; a ``tape-backup-ok`` or ``-err`` notification tells how it went."""
+    """Write the selected snapshots; a ``tape-backup-ok`` or ``-err`` notification tells how it
+    went (and a threshold one if reading an S3 datastore ran its request rate away)."""
     started = time.monotonic()
     partial: list[BackupResult] = []
-    try:
-        result = _backup_datastore(
-            datastore, pool_config, request, session, inventory, catalog, progress, clock, partial
-        )
-    except Exception as error:
-        _notify_end(datastore, pool_config, request, session, partial, time.monotonic() - started, str(error))
-        raise
-    _notify_end(datastore, pool_config, request, session, partial, result.seconds)
-    return result
+    with request_rates_checked(datastore):
+        try:
+            result = _backup_datastore(
+                datastore, pool_config, request, session, inventory, catalog, progress, clock, partial
+            )
+        except Exception as error:
+            _notify_end(datastore, pool_config, request, session, partial, time.monotonic() - started, str(error))
+            raise
+        _notify_end(datastore, pool_config, request, session, partial, result.seconds)
+        return result
 
 
 def _notify_end(

@@ -1,7 +1,8 @@
 """Datastore maintenance that reports how it went: garbage collection, verify, prune and sync run
 exactly as by hand, then send their ``*-ok`` or ``*-err`` notification (a failure is sent and
-raised again). The command lines and scheduled jobs call these; the datastore layer itself
-knows nothing of notifications."""
+raised again), and then report a new S3 request-rate excursion of the datastores they used.
+The command lines and scheduled jobs call these; the datastore layer itself knows nothing of
+notifications."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from tapefs.datastore.gc import GcResult, garbage_collect
 from tapefs.datastore.prune import GroupPruneResult, prune_datastore
 from tapefs.datastore.sync import SyncStats, sync_datastores
 from tapefs.datastore.verify import VerifyReport, verify_datastore
+from tapefs.jobs.request_rate_alerts import request_rates_checked
 from tapefs.notify import events
 from tapefs.notify.dispatch import send
 from tapefs.notify.notification import Notification
@@ -20,14 +22,20 @@ from tapefs.notify.notification import Notification
 _Result = TypeVar("_Result")
 
 
-def _reported(run: Callable[[], _Result], ok: Callable[[_Result], Notification], err: Callable[[str], Notification]):
-    try:
-        result = run()
-    except Exception as error:
-        send(err(str(error)))
-        raise
-    send(ok(result))
-    return result
+def _reported(
+    run: Callable[[], _Result],
+    ok: Callable[[_Result], Notification],
+    err: Callable[[str], Notification],
+    *datastores: Datastore,
+):
+    with request_rates_checked(*datastores):
+        try:
+            result = run()
+        except Exception as error:
+            send(err(str(error)))
+            raise
+        send(ok(result))
+        return result
 
 
 def garbage_collect_and_notify(datastore: Datastore, *args, **kwargs) -> GcResult:
@@ -37,6 +45,7 @@ def garbage_collect_and_notify(datastore: Datastore, *args, **kwargs) -> GcResul
         lambda: garbage_collect(datastore, *args, **kwargs),
         lambda result: events.garbage_collection(name, result.pbs_status()),
         lambda error: events.garbage_collection(name, error=error),
+        datastore,
     )
 
 
@@ -47,6 +56,7 @@ def verify_and_notify(datastore: Datastore, *args, job_id: str | None = None, **
         lambda: verify_datastore(datastore, *args, **kwargs),
         lambda report: events.verify(name, job_id, sorted(report.affected_snapshots())),
         lambda error: events.verify(name, job_id, error=error),
+        datastore,
     )
 
 
@@ -63,7 +73,10 @@ def prune_and_notify(datastore: Datastore, *args, job_id: str | None = None, **k
         return events.prune(name, job_id, removed, len(decisions) - removed, "; ".join(errors) or None)
 
     return _reported(
-        lambda: prune_datastore(datastore, *args, **kwargs), ok, lambda error: events.prune(name, job_id, error=error)
+        lambda: prune_datastore(datastore, *args, **kwargs),
+        ok,
+        lambda error: events.prune(name, job_id, error=error),
+        datastore,
     )
 
 
@@ -73,4 +86,6 @@ def sync_and_notify(source: Datastore, target: Datastore, *args, job_id: str | N
         lambda: sync_datastores(source, target, *args, **kwargs),
         lambda stats: events.sync(target.name, source.name, job_id, error="; ".join(stats.errors) or None),
         lambda error: events.sync(target.name, source.name, job_id, error=error),
+        source,
+        target,
     )

@@ -19,6 +19,7 @@ from tapefs.config import paths
 from tapefs.config.calendar_event import CalendarEvent, CalendarEventError
 from tapefs.config.private_files import make_private_dirs
 from tapefs.errors import Busy
+from tapefs.jobs.request_rate_alerts import check_all_request_rates
 from tapefs.scheduler.job_kinds import RunOptions, ScheduledJob, configured_jobs
 from tapefs.scheduler.job_state import JobBusy, JobState, JobStateFile, next_run
 from tapefs.scheduler.runner import run_job
@@ -119,7 +120,8 @@ class Scheduler:
         return due
 
     def tick(self, now: float | None = None) -> list[ScheduledJob]:
-        """Start every due job that this scheduler is not running; the jobs started."""
+        """Start every due job that this scheduler is not running; the jobs started. Then report
+        new S3 request-rate excursions, whoever made the requests."""
         moment = self.clock() if now is None else now
         started = []
         for job in self.due_jobs(moment):
@@ -129,6 +131,7 @@ class Scheduler:
             log.info("starting %s %s (schedule %s)", job.kind, job.id, job.schedule)
             self._start(job)
             started.append(job)
+        check_all_request_rates()
         return started
 
     def _start_thread(self, job: ScheduledJob) -> None:

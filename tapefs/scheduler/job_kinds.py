@@ -8,6 +8,7 @@
 | ``verificationjob`` | datastore | datastore.cfg | ``verify-schedule`` |
 | ``tape-backup-job`` | tape backup job | tape-job.cfg | ``schedule`` |
 | ``logrotate`` | (one: ``tasks``) | built in | ``daily`` |
+| ``notification-threshold-reset`` | S3 datastore | datastore.cfg | ``counter-reset-schedule`` |
 
 The scheduler and the ``run`` commands (``tapefs backup-job run``, ``tapefs datastore
 prune-job run``, ``tapefs datastore sync-job run``) all go through :func:`tapefs.scheduler.runner.run_job`, so a manual run takes
@@ -15,6 +16,7 @@ the same locks and records the same state and task log as a scheduled one.
 """
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +42,7 @@ from tapefs.jobs.operator_wait import OperatorWait
 from tapefs.media.inventory import Inventory
 from tapefs.media.tape_config import load_media_pool_config, load_tape_config, load_tape_job, load_tape_job_config
 from tapefs.progress import ProgressCallback
+from tapefs.s3.telemetry import Telemetry
 from tapefs.tasks.task_log import rotate_task_logs
 from tapefs.tasks.worker import Task
 
@@ -51,8 +54,9 @@ SYNC_JOB = "syncjob"
 VERIFICATION_JOB = "verificationjob"
 TAPE_BACKUP_JOB = "tape-backup-job"
 LOG_ROTATE = "logrotate"
+COUNTER_RESET = "notification-threshold-reset"
 #: the order in which one scheduler tick looks at the kinds, as PBS's proxy does
-KINDS = (GARBAGE_COLLECTION, PRUNE_JOB, SYNC_JOB, VERIFICATION_JOB, TAPE_BACKUP_JOB, LOG_ROTATE)
+KINDS = (GARBAGE_COLLECTION, PRUNE_JOB, SYNC_JOB, VERIFICATION_JOB, TAPE_BACKUP_JOB, LOG_ROTATE, COUNTER_RESET)
 
 LOG_ROTATE_ID = "tasks"
 LOG_ROTATE_SCHEDULE = "daily"
@@ -102,6 +106,10 @@ def configured_jobs() -> list[ScheduledJob]:
             LOG_ROTATE, LOG_ROTATE_ID, LOG_ROTATE_SCHEDULE, f"remove task logs after {TASK_LOG_MAX_AGE_DAYS} days"
         )
     )
+    for section in stores:
+        schedule = section.properties.get("counter-reset-schedule")
+        if schedule:
+            jobs.append(ScheduledJob(COUNTER_RESET, section.id, str(schedule), "reset the S3 request counters"))
     return jobs
 
 
@@ -209,6 +217,21 @@ def _run_log_rotation(job_id: str, task: Task, options: RunOptions) -> int:
     return removed
 
 
+def _run_counter_reset(store: str, task: Task, options: RunOptions) -> Telemetry:
+    """Zero the S3 request counters of datastore ``store``, logging what they had counted."""
+    task.fields["datastore"] = store
+    before = DatastoreRegistry().s3_telemetry(store).reset()
+    since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(before.since))
+    methods = ", ".join(f"{method} {count}" for method, count in before.methods.items())
+    task.log(
+        f"S3 request counters of {store} since {since}: {before.requests} requests ({methods}), "
+        f"{before.uploaded} bytes uploaded, {before.downloaded} bytes downloaded, "
+        f"{before.errors} errors, {before.retries} retries"
+    )
+    task.log("counters reset")
+    return before
+
+
 def _quiet(event) -> None:
     pass
 
@@ -220,6 +243,7 @@ RUNNERS: dict[str, Callable[[str, Task, RunOptions], Any]] = {
     VERIFICATION_JOB: _run_verification,
     TAPE_BACKUP_JOB: _run_tape_backup_job,
     LOG_ROTATE: _run_log_rotation,
+    COUNTER_RESET: _run_counter_reset,
 }
 
 
@@ -235,3 +259,5 @@ def check_job_exists(kind: str, job_id: str) -> None:
         SyncJobConfig().lookup(job_id)
     elif kind in (GARBAGE_COLLECTION, VERIFICATION_JOB):
         DatastoreRegistry().lookup(job_id)
+    elif kind == COUNTER_RESET:
+        DatastoreRegistry().s3_telemetry(job_id)
