@@ -9,6 +9,7 @@ import click
 
 from tapefs.notify.config import (
     MATCH_MODES,
+    MATCHER_KEYS,
     SMTP_MODES,
     TARGET_KINDS,
     WEBHOOK_METHODS,
@@ -42,16 +43,6 @@ TARGET_DELETABLE = {
     "header": "headers",
     "body": "body",
     "secret": "secrets",
-    "comment": "comment",
-    "disable": "disable",
-}
-MATCHER_DELETABLE = {
-    "target": "targets",
-    "match-severity": "match_severity",
-    "match-field": "match_field",
-    "match-calendar": "match_calendar",
-    "mode": "mode",
-    "invert-match": "invert_match",
     "comment": "comment",
     "disable": "disable",
 }
@@ -221,14 +212,14 @@ def matcher_create(name: str, **options) -> None:
 @matcher_group.command("update")
 @click.argument("name")
 @_matcher_options
-@click.option("--delete", multiple=True, type=click.Choice(list(MATCHER_DELETABLE)), help="Remove a property.")
+@click.option("--delete", multiple=True, type=click.Choice(list(MATCHER_KEYS)), help="Remove a property.")
 def matcher_update(name: str, delete: tuple[str, ...], **options) -> None:
     """Change a matcher (a list option replaces the whole list)."""
     changes = _matcher_changes(options)
     for flag in ("invert_match", "disable"):
         if options[flag] is False:
             changes[flag] = False
-    update_matcher(name, changes, [MATCHER_DELETABLE[key] for key in delete])
+    update_matcher(name, changes, [MATCHER_KEYS[key] for key in delete])
 
 
 @matcher_group.command("remove")

@@ -182,7 +182,7 @@ class Matcher:
         }
 
 
-_MATCHER_KEYS = {
+MATCHER_KEYS = {
     "target": "targets",
     "match-severity": "match_severity",
     "match-field": "match_field",
@@ -411,9 +411,9 @@ def _matcher_from_section(section: Section) -> Matcher:
     what = f"matcher {section.id!r}"
     values: dict = {"name": section.id}
     for key, value in section.properties.items():
-        attribute = _MATCHER_KEYS.get(key)
+        attribute = MATCHER_KEYS.get(key)
         if attribute is None:
-            raise _fail(what, f"unknown property {key!r} (known: {', '.join(_MATCHER_KEYS)})")
+            raise _fail(what, f"unknown property {key!r} (known: {', '.join(MATCHER_KEYS)})")
         if key in _MATCHER_LIST_KEYS:
             values[attribute] = tuple(value if isinstance(value, list) else [value])
         elif attribute in ("invert_match", "disable"):
@@ -425,7 +425,7 @@ def _matcher_from_section(section: Section) -> Matcher:
 
 def _matcher_section(matcher: Matcher) -> Section:
     properties: dict[str, str | list[str]] = {}
-    for key, attribute in _MATCHER_KEYS.items():
+    for key, attribute in MATCHER_KEYS.items():
         value = getattr(matcher, attribute)
         if value in (None, (), False, "") or (key == "mode" and value == "all"):
             continue
