@@ -10,6 +10,7 @@ report through :func:`progress_reporter`.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import logging
 import os
@@ -75,7 +76,26 @@ def _enable_debug(ctx: click.Context, _param, value: bool) -> None:
         ctx.meta["debug"] = True
 
 
-class CommandGroup(click.Group):
+class LazyGroup(click.Group):
+    """A group whose subcommands named in `lazy_commands` (name → ``module:attribute``) are
+    imported when one is used: ``tapefs datastore list`` loads the datastore commands alone, not
+    boto3, fpdf and the FUSE layer, so each command starts in a fraction of the time."""
+
+    def __init__(self, *args, lazy_commands: dict[str, str] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lazy_commands = dict(lazy_commands or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy_commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.lazy_commands:
+            module, attribute = self.lazy_commands[cmd_name].split(":")
+            self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+class CommandGroup(LazyGroup):
     """A top-level command: ``-h``, ``--debug`` and one-line failures for every subcommand.
 
     Messages start with the group's name (``vtape: error: ...``), whatever the program was

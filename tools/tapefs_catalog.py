@@ -189,6 +189,3 @@ def restore_read_catalogs(rows: list[dict], drive: str) -> None:
     methods = {result.label_text: result.method for result in results}
     for row in rows:
         row["catalog"] = methods.get(row["label-text"])
-
-
-COMMANDS = (catalog, scan)

@@ -1,53 +1,60 @@
-"""``tapefs``: the top-level command; each subcommand group lives in its own module."""
+"""``tapefs``: the top-level command; each subcommand group lives in its own module, imported
+only when it is used (see `LazyGroup`)."""
 
 import click
 
 from tapefs_tools.cli import CommandGroup, setup_logging
-from tapefs_tools.tapefs_backup_job import backup_job
-from tapefs_tools.tapefs_calendar import calendar_event
-from tapefs_tools.tapefs_catalog import COMMANDS as CATALOG_COMMANDS
-from tapefs_tools.tapefs_datastore import datastore
-from tapefs_tools.tapefs_datastore_maintenance import COMMANDS as DATASTORE_MAINTENANCE_COMMANDS
-from tapefs_tools.tapefs_file_catalog import file_catalog
-from tapefs_tools.tapefs_keys import key
-from tapefs_tools.tapefs_labels import labels
-from tapefs_tools.tapefs_mount import mount, umount
-from tapefs_tools.tapefs_notification import notification
-from tapefs_tools.tapefs_s3 import DATASTORE_COMMANDS as S3_DATASTORE_COMMANDS
-from tapefs_tools.tapefs_s3 import s3
-from tapefs_tools.tapefs_scheduler import job, scheduler
-from tapefs_tools.tapefs_tape_admin import COMMANDS as TAPE_ADMIN_COMMANDS
-from tapefs_tools.tapefs_tape_jobs import backup, restore
-from tapefs_tools.tapefs_tasks import task
+
+_TAPE_ADMIN = "tapefs_tools.tapefs_tape_admin"
+
+#: command name → ``module:attribute`` of its click command
+COMMANDS = {
+    "datastore": "tapefs_tools.tapefs_datastore:datastore",
+    "key": "tapefs_tools.tapefs_keys:key",
+    "catalog": "tapefs_tools.tapefs_catalog:catalog",
+    "scan": "tapefs_tools.tapefs_catalog:scan",
+    "backup": "tapefs_tools.tapefs_tape_jobs:backup",
+    "restore": "tapefs_tools.tapefs_tape_jobs:restore",
+    "backup-job": "tapefs_tools.tapefs_backup_job:backup_job",
+    "mount": "tapefs_tools.tapefs_mount:mount",
+    "umount": "tapefs_tools.tapefs_mount:umount",
+    "file-catalog": "tapefs_tools.tapefs_file_catalog:file_catalog",
+    "labels": "tapefs_tools.tapefs_labels:labels",
+    **{
+        name: f"{_TAPE_ADMIN}:{name.replace('-', '_')}"
+        for name in (
+            "changer",
+            "drive",
+            "pool",
+            "media",
+            "label",
+            "barcode-label",
+            "read-label",
+            "inventory",
+            "load-media",
+            "load-media-from-slot",
+            "unload",
+            "eject",
+            "export-media",
+            "clean",
+            "rewind",
+            "status",
+            "cartridge-memory",
+            "volume-statistics",
+        )
+    },
+    "format": f"{_TAPE_ADMIN}:format_",
+    "notification": "tapefs_tools.tapefs_notification:notification",
+    "s3": "tapefs_tools.tapefs_s3:s3",
+    "calendar-event": "tapefs_tools.tapefs_calendar:calendar_event",
+    "scheduler": "tapefs_tools.tapefs_scheduler:scheduler",
+    "job": "tapefs_tools.tapefs_scheduler:job",
+    "task": "tapefs_tools.tapefs_tasks:task",
+}
 
 
-@click.group("tapefs", cls=CommandGroup)
+@click.group("tapefs", cls=CommandGroup, lazy_commands=COMMANDS)
 @click.option("-v", "--verbose", is_flag=True, help="Log progress (or set TAPEFS_LOG=info|debug).")
 def main(verbose: bool) -> None:
     """tapefs: PBS-compatible datastores and tape backup."""
     setup_logging(verbose)
-
-
-for command in DATASTORE_MAINTENANCE_COMMANDS:
-    datastore.add_command(command)
-main.add_command(datastore)
-main.add_command(key)
-for command in CATALOG_COMMANDS:
-    main.add_command(command)
-main.add_command(backup)
-main.add_command(restore)
-main.add_command(backup_job)
-main.add_command(mount)
-main.add_command(umount)
-main.add_command(file_catalog)
-main.add_command(labels)
-for command in TAPE_ADMIN_COMMANDS:
-    main.add_command(command)
-main.add_command(notification)
-main.add_command(s3)
-for command in S3_DATASTORE_COMMANDS:
-    datastore.add_command(command)
-main.add_command(calendar_event)
-main.add_command(scheduler)
-main.add_command(job)
-main.add_command(task)

@@ -25,7 +25,7 @@ from tapefs.jobs.request_rate_alerts import request_rates_checked
 from tapefs.pxar.errors import ExistingEntryError
 from tapefs.pxar.extract import Overwrite
 from tapefs.tasks.worker import run_task
-from tapefs_tools.cli import emit_json, human_size, output_format_option, print_table, progress_reporter
+from tapefs_tools.cli import LazyGroup, emit_json, human_size, output_format_option, print_table, progress_reporter
 
 OVERWRITE_OPTIONS = {
     Overwrite.FILES: "--overwrite-files",
@@ -76,7 +76,34 @@ def s3_datastore_options(fn):
     return click.option("--gc-schedule", metavar="CALENDAR", help="When to collect garbage, e.g. daily [s3].")(fn)
 
 
-@click.group()
+_MAINTENANCE = "tapefs_tools.tapefs_datastore_maintenance"
+_S3 = "tapefs_tools.tapefs_s3"
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy_commands={
+        **{
+            name: f"{_MAINTENANCE}:{name.replace('-', '_')}"
+            for name in (
+                "forget",
+                "protect",
+                "unprotect",
+                "notes",
+                "owner",
+                "prune",
+                "prune-job",
+                "gc",
+                "status",
+                "sync",
+                "sync-job",
+                "update",
+            )
+        },
+        "telemetry": f"{_S3}:telemetry",
+        "s3-refresh": f"{_S3}:s3_refresh",
+    },
+)
 def datastore() -> None:
     """PBS-compatible datastores: create, register, list, back up, restore, verify."""
 

@@ -623,4 +623,3 @@ def update(name: str, delete: tuple[str, ...], **settings) -> None:
 
 
 #: What ``tapefs_tools.tapefs_cli`` adds to the ``tapefs datastore`` group.
-COMMANDS = (forget, protect, unprotect, notes, owner, prune, prune_job, gc, status, sync, sync_job, update)

@@ -247,4 +247,3 @@ def s3_refresh(name: str) -> None:
 
 
 #: added to `tapefs datastore`
-DATASTORE_COMMANDS = [telemetry, s3_refresh]

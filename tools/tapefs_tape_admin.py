@@ -813,24 +813,3 @@ def volume_statistics(drive_name: str | None, output_format: str) -> None:
 
 
 #: What ``tapefs_tools.tapefs_cli`` registers on the ``tapefs`` group.
-COMMANDS = (
-    changer,
-    drive,
-    pool,
-    media,
-    label,
-    barcode_label,
-    read_label,
-    inventory,
-    load_media,
-    load_media_from_slot,
-    unload,
-    eject,
-    export_media,
-    clean,
-    rewind,
-    format_,
-    status,
-    cartridge_memory,
-    volume_statistics,
-)

@@ -24,6 +24,7 @@ import socket
 import threading
 import weakref
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tapefs.config import paths
 from tapefs.config.sizes import parse_size
@@ -32,10 +33,12 @@ from tapefs.datastore.datastore import Datastore
 from tapefs.datastore.errors import ChunkMissingError, DatastoreError
 from tapefs.datastore.manifest import MANIFEST_BLOB_NAME
 from tapefs.datastore.naming import BackupSnapshot
-from tapefs.s3.client import S3Client
 from tapefs.s3.endpoint_config import EndpointRegistry, check_bucket_name
 from tapefs.s3.errors import S3ConfigError, S3InUse
 from tapefs.s3.telemetry import RequestCounters, TelemetryFile
+
+if TYPE_CHECKING:
+    from tapefs.s3.client import S3Client
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +102,7 @@ def telemetry_path(endpoint_id: str, bucket: str, store: str) -> Path:
 class S3ChunkStore(ChunkStore):
     """The cache's ``.chunks`` in front of the bucket's."""
 
-    def __init__(self, base: str | os.PathLike, client: S3Client, max_cache_size: int | None = None):
+    def __init__(self, base: str | os.PathLike, client: "S3Client", max_cache_size: int | None = None):
         super().__init__(base)
         self.client = client
         self.capacity = max(1, max_cache_size // CACHE_CHUNK_SIZE) if max_cache_size else None
@@ -220,6 +223,9 @@ class S3Datastore(Datastore):
         endpoint = (endpoints or EndpointRegistry()).get(backend.client)
         self.counters = RequestCounters()
         self.telemetry = TelemetryFile(telemetry_path(endpoint.id, backend.bucket, name))
+        # boto3 takes a third of a second to import: only commands that open an S3 datastore pay it
+        from tapefs.s3.client import S3Client
+
         self.client = S3Client(endpoint, backend.bucket, name, self.counters)
         self.chunk_store = S3ChunkStore(self.root, self.client, backend.max_cache_size)
         # what is still counted goes to the file when the datastore is dropped or the process ends

@@ -965,7 +965,9 @@ class ReadPlanner:
         """Check and decode in a worker thread while the drive reads on (hashing and zstd release
         the GIL)."""
         try:
-            data, damage, error = await trio.to_thread.run_sync(_checked, job, blob, self.cache)
+            data, damage, error = await trio.to_thread.run_sync(
+                _checked, job, blob, self.cache, self._counted_from_tape
+            )
         finally:
             self._check_slots.release()
         if damage is not None:
@@ -973,8 +975,13 @@ class ReadPlanner:
         elif error is not None:
             self._finish(job, error=error)
         else:
-            self._count({"chunks_from_tape": 1})
             self._finish(job, data=data)
+
+    def _counted_from_tape(self) -> None:
+        """From a check thread, before the chunk enters the cache: a reader that finds it there
+        and then asks for `stats` is answered after this count (the loop runs callbacks in the
+        order they were queued)."""
+        self._on_loop_soon(self._count, {"chunks_from_tape": 1})
 
     def _damaged_counted(self, job: _ChunkJob, reason: str, counts: dict[str, int]) -> None:
         self._count(counts)
@@ -1002,7 +1009,9 @@ class ReadPlanner:
         job.settle(data, error)
 
 
-def _checked(job: _ChunkJob, blob: bytes, cache: ChunkCache) -> tuple[bytes | None, str | None, MountReadError | None]:
+def _checked(
+    job: _ChunkJob, blob: bytes, cache: ChunkCache, counted: Callable[[], None]
+) -> tuple[bytes | None, str | None, MountReadError | None]:
     """(data, damage, error) of a blob read from tape: decoded, checked against its digest and put
     in the cache (before the job is answered: a new fetch then finds the data there)."""
     kind = blob_kind(blob)
@@ -1021,6 +1030,7 @@ def _checked(job: _ChunkJob, blob: bytes, cache: ChunkCache) -> tuple[bytes | No
         return None, str(error), None
     if hashlib.sha256(data).digest() != job.digest:
         return None, "the chunk does not match its digest", None
+    counted()
     cache.put(job.digest, data)
     return data, None, None
 

@@ -5,6 +5,7 @@ import inspect
 import pkgutil
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import click
@@ -15,7 +16,7 @@ import tapefs
 import vtape
 from tapefs import errors as tapefs_errors
 from tapefs_tools.cli import CommandGroup
-from tests.helpers.commands import one_error_line, run
+from tests.helpers.commands import isolated_env, one_error_line, run
 from vtape import errors as vtape_errors
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
@@ -150,3 +151,37 @@ def test_a_passphrase_without_a_terminal_is_asked_for_by_name(tmp_path, env):
     line = one_error_line(proc, 2, "tapefs")
     assert "there is no terminal to ask for it: set TAPEFS_KEY_PASSPHRASE" in line
     assert "GetPassWarning" not in proc.stderr
+
+
+def _lazy_groups():
+    from tapefs_tools.tapefs_cli import main
+    from tapefs_tools.tapefs_datastore import datastore
+
+    return [main, datastore]
+
+
+@pytest.mark.parametrize("group", _lazy_groups(), ids=lambda group: group.name)
+def test_every_lazily_imported_command_is_found_under_its_own_name(group):
+    context = click.Context(group)
+    assert len(group.lazy_commands) > 10
+    for name in group.lazy_commands:
+        command = group.get_command(context, name)
+        assert isinstance(command, click.Command) and command.name == name
+    assert group.get_command(context, "no-such-command") is None
+
+
+def test_a_command_imports_only_what_it_uses(tmp_path):
+    # `tapefs datastore list` on a filesystem datastore must not pay for boto3, fpdf or FUSE.
+    script = (
+        "import sys\n"
+        "from tapefs_tools.tapefs_cli import main\n"
+        "try:\n"
+        "    main(['datastore', 'list'])\n"
+        "except SystemExit as done:\n"
+        "    assert done.code == 0, done.code\n"
+        "print(sorted(m for m in ('boto3', 'fpdf', 'pyfuse3', 'trio') if m in sys.modules))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                          env=isolated_env(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "[]"
