@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.metadata
 import json
 import logging
 import os
@@ -115,6 +116,21 @@ class CommandGroup(LazyGroup):
                 help="Show the traceback of a failure.",
             )
         )
+        self.params.append(
+            click.Option(
+                ["--version"],
+                is_flag=True,
+                expose_value=False,
+                is_eager=True,
+                callback=self._print_version,
+                help="Show the version and exit.",
+            )
+        )
+
+    def _print_version(self, ctx: click.Context, _param, value: bool) -> None:
+        if value:
+            click.echo(f"{self.name} {importlib.metadata.version('tapefs')}")
+            ctx.exit(0)
 
     def failure_message(self, ctx: click.Context, error: BaseException) -> str:
         """What to print after ``PROG: error: `` (a subclass may add the device)."""

@@ -47,9 +47,10 @@ class ChunkCache:
         #: digest → file size, least recently used first.
         self._files: OrderedDict[bytes, int] = OrderedDict()
         self._disk_bytes = 0
-        #: digests a `put` is writing now: a second writer of the same chunk could otherwise
-        #: rename its file into place after the first one's file was registered and evicted.
-        self._writing: set[bytes] = set()
+        #: chunks a `put` is writing now, still found while the memory part may have let them go
+        #: (else the mount reads them from tape again); a second writer of the same chunk could
+        #: otherwise rename its file into place after the first one's was registered and evicted.
+        self._writing: dict[bytes, bytes] = {}
         self._memory: OrderedDict[bytes, bytes] = OrderedDict()
         self._memory_used = 0
         self._counts = {"hits": 0, "memory_hits": 0, "misses": 0, "dropped": 0, "evicted": 0}
@@ -76,13 +77,16 @@ class ChunkCache:
 
     def __contains__(self, digest: bytes) -> bool:
         with self._lock:
-            return digest in self._memory or digest in self._files
+            return digest in self._memory or digest in self._files or digest in self._writing
 
     def get(self, digest: bytes) -> bytes | None:
         with self._lock:
             data = self._memory.get(digest)
             if data is not None:
                 self._memory.move_to_end(digest)
+            else:
+                data = self._writing.get(digest)
+            if data is not None:
                 self._counts["hits"] += 1
                 self._counts["memory_hits"] += 1
                 return data
@@ -121,7 +125,7 @@ class ChunkCache:
             self._remember(digest, data)
             if digest in self._files or digest in self._writing or len(data) > self.max_bytes:
                 return
-            self._writing.add(digest)
+            self._writing[digest] = data
         path = self._path(digest)
         temp = path.with_name(f"{path.name}.{uuid.uuid4().hex[:8]}{_TEMP_SUFFIX}")
         try:
@@ -132,10 +136,10 @@ class ChunkCache:
             log.warning("chunk cache: cannot write %s: %s", path, error)
             temp.unlink(missing_ok=True)
             with self._lock:
-                self._writing.discard(digest)
+                del self._writing[digest]
             return
         with self._lock:
-            self._writing.discard(digest)
+            del self._writing[digest]
             self._files[digest] = len(data)
             self._disk_bytes += len(data)
             self._evict()

@@ -1,6 +1,7 @@
 """The one command-line layer: exception roots, exit statuses, one-line errors, --debug, -h."""
 
 import importlib
+import importlib.metadata
 import inspect
 import pkgutil
 import re
@@ -185,3 +186,10 @@ def test_a_command_imports_only_what_it_uses(tmp_path):
                           env=isolated_env(tmp_path))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("program", ["tapefs", "pmt", "pmtx", "vtape"])
+def test_every_front_end_tells_its_version(program):
+    result = run(program, "--version")
+    version = importlib.metadata.version("tapefs")
+    assert result.returncode == 0 and result.stdout == f"{program} {version}\n", result.stdout + result.stderr

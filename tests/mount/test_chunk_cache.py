@@ -115,6 +115,31 @@ def test_concurrent_puts_and_gets_stay_within_the_limit(tmp_path):
     assert on_disk == stats["bytes"] and len(list(tmp_path.iterdir())) == stats["chunks"]
 
 
+def test_a_chunk_is_found_while_its_file_is_still_being_written(tmp_path, monkeypatch):
+    # The memory part lets a chunk go before its disk write ends (here it keeps nothing): the
+    # mount must still find it, not read it from tape a second time.
+    cache = ChunkCache(tmp_path, max_bytes=10_000, memory_bytes=0)
+    digest, data = chunk()
+    renaming, release = threading.Event(), threading.Event()
+    replace = os.replace
+
+    def slow_replace(source, target):
+        renaming.set()
+        assert release.wait(timeout=30)
+        replace(source, target)
+
+    monkeypatch.setattr("tapefs.mount.chunk_cache.os.replace", slow_replace)
+    writer = threading.Thread(target=cache.put, args=(digest, data))
+    writer.start()
+    try:
+        assert renaming.wait(timeout=30)
+        assert digest in cache and cache.get(digest) == data
+    finally:
+        release.set()
+        writer.join()
+    assert (tmp_path / digest.hex()).read_bytes() == data and cache.get(digest) == data
+
+
 def test_negative_sizes_are_refused(tmp_path):
     with pytest.raises(ValueError, match="must not be negative"):
         ChunkCache(tmp_path, max_bytes=-1)
