@@ -420,8 +420,10 @@ def restore_command(
 def verify(name: str, keyfile: str | None, mark_bad: bool, output_format: str) -> None:
     """Check every snapshot's indexes and every chunk's CRC and digest; exit 1 if anything is bad."""
     store = DatastoreRegistry().lookup(name)
-    with run_task("verify", name):
+    with run_task("verify", name) as task:
         report = verify_and_notify(store, _load_key(keyfile), mark_bad)
+        if not report.ok:
+            task.fail(f"verification of {name} failed: {report.failure()}")
     bad = [
         {"digest": digest.hex(), "problem": problem, "snapshots": sorted(report.users.get(digest, ()))}
         for digest, problem in sorted(report.bad_chunks.items())
@@ -466,11 +468,7 @@ def verify(name: str, keyfile: str | None, mark_bad: bool, output_format: str) -
             click.echo(f"snapshot {snapshot}: {mismatch}; its chunks were checked by CRC only")
         reason = "no matching key" if keyfile else "no key"
         crc_only = f" ({report.crc_only_count} encrypted, CRC only: {reason})" if report.crc_only_count else ""
-        verdict = (
-            "ok"
-            if report.ok
-            else f"FAILED: {len(bad)} bad chunks, {len(report.affected_snapshots())} snapshots affected"
-        )
+        verdict = "ok" if report.ok else f"FAILED: {report.failure()}"
         click.echo(f"verified {report.snapshot_count} snapshots, {report.chunk_count} chunks{crc_only}: {verdict}")
     if not report.ok:
         sys.exit(1)

@@ -7,6 +7,7 @@ library modules in tapefs.datastore.
 
 import sys
 import time
+from collections.abc import Callable
 
 import click
 
@@ -263,27 +264,33 @@ def prune_job_create(
 def prune_job_list(output_format: str) -> None:
     """List the prune jobs."""
     config = PruneJobConfig()
-    jobs = [job.to_json() for job in config.jobs()]
+    _print_jobs(
+        [job.to_json() for job in config.jobs()],
+        output_format,
+        ["job", "store", "namespace", "max-depth", "keep", "schedule", "comment"],
+        lambda j: [
+            j["id"],
+            j["store"],
+            j["ns"] or "/",
+            "" if j["max-depth"] is None else str(j["max-depth"]),
+            " ".join(f"{rule}={j[rule]}" for rule in KEEP_RULES if rule in j),
+            j.get("schedule", ""),
+            j["comment"],
+        ],
+        f"no prune jobs ({config.config_path})",
+    )
+
+
+def _print_jobs(
+    jobs: list[dict], output_format: str, headers: list[str], row: Callable[[dict], list[str]], none_text: str
+) -> None:
+    """A job listing: JSON, a table of `row(job)` lines, or `none_text` when there is no job."""
     if output_format != "text":
         emit_json(jobs, output_format)
     elif jobs:
-        print_table(
-            ["job", "store", "namespace", "max-depth", "keep", "schedule", "comment"],
-            [
-                [
-                    j["id"],
-                    j["store"],
-                    j["ns"] or "/",
-                    "" if j["max-depth"] is None else str(j["max-depth"]),
-                    " ".join(f"{rule}={j[rule]}" for rule in KEEP_RULES if rule in j),
-                    j.get("schedule", ""),
-                    j["comment"],
-                ]
-                for j in jobs
-            ],
-        )
+        print_table(headers, [row(job) for job in jobs])
     else:
-        click.echo(f"no prune jobs ({config.config_path})")
+        click.echo(none_text)
 
 
 @prune_job.command("remove")
@@ -564,25 +571,19 @@ def sync_job_create(
 def sync_job_list(output_format: str) -> None:
     """List the sync jobs."""
     config = SyncJobConfig()
-    jobs = [job.to_json() for job in config.jobs()]
-    if output_format != "text":
-        emit_json(jobs, output_format)
-    elif jobs:
-        print_table(
-            ["job", "from", "to", "schedule", "comment"],
-            [
-                [
-                    j["id"],
-                    j["remote-store"] + (f" ({j['remote-ns']})" if j["remote-ns"] else ""),
-                    j["store"] + (f" ({j['ns']})" if j["ns"] else ""),
-                    j.get("schedule", ""),
-                    j["comment"],
-                ]
-                for j in jobs
-            ],
-        )
-    else:
-        click.echo(f"no sync jobs ({config.config_path})")
+    _print_jobs(
+        [job.to_json() for job in config.jobs()],
+        output_format,
+        ["job", "from", "to", "schedule", "comment"],
+        lambda j: [
+            j["id"],
+            j["remote-store"] + (f" ({j['remote-ns']})" if j["remote-ns"] else ""),
+            j["store"] + (f" ({j['ns']})" if j["ns"] else ""),
+            j.get("schedule", ""),
+            j["comment"],
+        ],
+        f"no sync jobs ({config.config_path})",
+    )
 
 
 @sync_job.command("remove")
@@ -620,6 +621,3 @@ def update(name: str, delete: tuple[str, ...], **settings) -> None:
     """Change datastore NAME's schedules, S3 threshold or comment in datastore.cfg."""
     changes = {key.replace("_", "-"): str(value) for key, value in settings.items() if value is not None}
     DatastoreRegistry().update(name, changes, delete)
-
-
-#: What ``tapefs_tools.tapefs_cli`` adds to the ``tapefs datastore`` group.

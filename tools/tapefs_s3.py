@@ -244,6 +244,3 @@ def s3_refresh(name: str) -> None:
     """Rebuild the local cache of S3 datastore NAME from its bucket (snapshots, owners, notes)."""
     contents, chunks = _s3_datastore(name).refresh()
     click.echo(f"datastore {name}: {contents} content objects downloaded, {chunks} chunks known in the bucket")
-
-
-#: added to `tapefs datastore`

@@ -810,6 +810,3 @@ def volume_statistics(drive_name: str | None, output_format: str) -> None:
     data = {key.replace("_", "-"): value for key, value in statistics.to_dict().items()}
     data["medium-passes"], data["medium-wearout"] = statistics.medium_passes, statistics.wearout
     _emit_mapping(output_format, data)
-
-
-#: What ``tapefs_tools.tapefs_cli`` registers on the ``tapefs`` group.

@@ -59,6 +59,12 @@ class VerifyReport:
     def ok(self) -> bool:
         return not self.bad_chunks and not self.snapshot_errors
 
+    def failure(self) -> str:
+        """What is wrong, in a few words (for a task's end and a notification); "" when ok."""
+        if self.ok:
+            return ""
+        return f"{len(self.bad_chunks)} bad chunks, {len(self.affected_snapshots())} snapshots affected"
+
     def affected_snapshots(self) -> set[str]:
         affected = set(self.snapshot_errors)
         for digest in self.bad_chunks:

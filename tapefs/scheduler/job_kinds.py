@@ -207,7 +207,7 @@ def _run_verification(store: str, task: Task, options: RunOptions) -> Any:
     report = verify_and_notify(DatastoreRegistry().lookup(store), job_id=store)
     task.log(f"verified {report.snapshot_count} snapshots")
     if not report.ok:
-        raise DataDamaged(f"verification of {store} found {len(report.bad_chunks)} bad chunks")
+        raise DataDamaged(f"verification of {store} failed: {report.failure()}")
     return report
 
 

@@ -71,6 +71,8 @@ class Task:
     #: summary values for the finish hooks (the job fills them in)
     fields: dict[str, Any] = field(default_factory=dict)
     warnings: int = 0
+    #: set by `fail`: the task ends with this error though the block returned normally
+    failure: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def log(self, message: str) -> None:
@@ -81,6 +83,12 @@ class Task:
     def warn(self, message: str) -> None:
         self.warnings += 1
         self.log(f"WARN: {message}")
+
+    def fail(self, message: str) -> None:
+        """End the task as failed with `message` once the block is done (a verify that found
+        damage reports it and exits 1 without raising, but its task must not end OK)."""
+        self.failure = message
+        self.log(f"ERROR: {message}")
 
     def stop_requested(self) -> bool:
         return self.stop_path.exists()
@@ -157,7 +165,9 @@ def run_task(
     finally:
         _current.reset(token)
         logging.getLogger().removeHandler(handler)
-        if status == task_log.OK and task.warnings:
+        if status == task_log.OK and task.failure is not None:
+            status, message = task_log.ERROR, task.failure
+        elif status == task_log.OK and task.warnings:
             status = task_log.WARNING
         task.stop_path.unlink(missing_ok=True)
         finished = TaskFinished(

@@ -5,6 +5,7 @@ matches the tape, and the next job succeeds (on tape: appending after the last c
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from tapefs.datastore.datastore import Datastore
 from tapefs.datastore.manifest import Manifest
 from tapefs.datastore.registry import DatastoreRegistry
 from tests.helpers.commands import tapefs, tapefs_json
+from tests.helpers.fuse_mounts import MountedTree
 from tests.helpers.reliability_campaign import Trial, scenario, tapefs_argv
 from tests.helpers.tape_jobs import assert_catalog_matches_tapes, read_tape, run_backup, snapshot_tree
 from tests.helpers.tape_setup import CHUNK, TapeSetup, add_cartridges
@@ -162,6 +164,17 @@ def latest_set(setup: TapeSetup) -> str | None:
         return inventory.latest_media_set("daily")
 
 
+def assert_killed_backup_recovers(setup: TapeSetup, restored: Path) -> None:
+    """After a killed `tapefs backup` of the five snapshots: the catalog matches the tapes and
+    the next backup continues the set (or starts it, when the kill came before it was made)."""
+    media_set = latest_set(setup)
+    if media_set is None:
+        tapefs("backup", "store", "daily", "--drive", "drive0")
+        media_set = latest_set(setup)
+    assert_catalog_matches_tapes(setup, media_set, exact=False)
+    assert_next_backup_appends(setup, media_set, 5, restored)
+
+
 @scenario(
     "tape-backup-kill",
     "crash",
@@ -170,12 +183,7 @@ def latest_set(setup: TapeSetup) -> str | None:
 def tape_backup_kill(trial: Trial) -> None:
     setup = tape_with_snapshots(trial, 5, 2)
     trial.kill_after(tapefs_argv("backup", "store", "daily", "--drive", "drive0"), latest=6.0, earliest=0.5)
-    media_set = latest_set(setup)
-    if media_set is None:  # killed before the set was made: the next backup starts one
-        tapefs("backup", "store", "daily", "--drive", "drive0")
-        media_set = latest_set(setup)
-    assert_catalog_matches_tapes(setup, media_set, exact=False)
-    assert_next_backup_appends(setup, media_set, 5, trial.root / "restored")
+    assert_killed_backup_recovers(setup, trial.root / "restored")
 
 
 @scenario(
@@ -208,12 +216,7 @@ def vtape_daemon_kill(trial: Trial) -> None:
         lines = stderr.strip().splitlines()
         assert "Traceback" not in stderr and lines[-1].startswith("tapefs: error: "), stderr
         assert all("WARNING" in line for line in lines[:-1]), stderr
-    media_set = latest_set(setup)
-    if media_set is None:
-        tapefs("backup", "store", "daily", "--drive", "drive0")
-        media_set = latest_set(setup)
-    assert_catalog_matches_tapes(setup, media_set, exact=False)
-    assert_next_backup_appends(setup, media_set, 5, trial.root / "restored")
+    assert_killed_backup_recovers(setup, trial.root / "restored")
 
 
 @scenario(
@@ -253,3 +256,48 @@ def catalog_rebuild_kill(trial: Trial) -> None:
         # Killed before the scan dropped the old catalog: that one is still whole.
         assert again.returncode == 0 or "already has a catalog" in again.stderr, again.stderr
     assert_catalog_matches_tapes(setup, result.media_set, exact=True)
+
+
+@scenario(
+    "mount-kill",
+    "crash",
+    "kill -9 of `tapefs mount` while `cp` reads an image from tape; cp fails, `tapefs umount` clears the dead mount, the drives serve a restore, a new mount with the same cache copies the image identical",
+)
+def mount_kill(trial: Trial) -> None:
+    setup = tape_with_snapshots(trial, 0, 0)
+    data = trial.random_bytes(10 * CHUNK)
+    snapshot = setup.add_snapshot("vm/100", 0, data=data)
+    result = run_backup(setup, eject_media=True)
+    mountpoint, cache = trial.root / "mnt", trial.root / "mount-cache"
+    mounted = MountedTree(os.environ.copy(), mountpoint, "--cache-dir", cache)
+    image = mountpoint / "snapshots" / "store" / snapshot / "disk.img"
+    copy = trial.root / "copy.img"
+    try:
+        cp = subprocess.Popen(["cp", str(image), str(copy)], stderr=subprocess.PIPE, text=True)
+        try:
+            cp.wait(timeout=trial.rng.uniform(0.3, 2.5))
+            trial.effective = False  # the copy ended before the kill
+        except subprocess.TimeoutExpired:
+            pass
+        mounted.process.kill()
+        mounted.process.wait(timeout=30)
+        _, error = cp.communicate(timeout=60)
+        if trial.effective:
+            assert cp.returncode != 0 and "Transport endpoint is not connected" in error, error
+    finally:
+        mounted.cleanup()
+    # The dead server left its mount point behind: `tapefs umount` clears it.
+    tapefs("umount", mountpoint)
+    assert not os.path.ismount(mountpoint)
+    # No drive stays reserved for the dead mount: a restore reads the set.
+    DatastoreRegistry().create("restored", trial.root / "restored")
+    tapefs("restore", result.media_set, "restored", "--drive", "drive1")
+    assert stored_data(DatastoreRegistry().lookup("restored")) == stored_data(setup.datastore)
+    # Whatever the killed server left in the cache, a new one copies the image identical.
+    again = MountedTree(os.environ.copy(), mountpoint, "--cache-dir", cache)
+    try:
+        subprocess.run(["cp", str(image), str(copy)], check=True, timeout=300)
+        assert copy.read_bytes() == data
+        assert again.unmount() == 0, again.log()
+    finally:
+        again.cleanup()

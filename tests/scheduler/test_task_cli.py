@@ -26,6 +26,21 @@ def test_a_command_is_a_task_with_a_log(store, env):
     assert "is not running (OK)" in tapefs("task", "stop", task["upid"], env=env).stdout
 
 
+def test_a_verify_that_finds_damage_ends_its_task_with_an_error(store, env):
+    datastore = Datastore.open(store)
+    snapshot = BackupSnapshot(BackupGroup(BackupNamespace(), "host", "a"), 1_700_000_000)
+    (digest,) = make_snapshot(datastore, snapshot, pieces=[b"damaged soon" * 1000])
+    chunk = datastore.chunk_store.chunk_path(digest)
+    data = bytearray(chunk.read_bytes())
+    data[-1] ^= 0xFF
+    chunk.write_bytes(bytes(data))
+    assert tapefs("datastore", "verify", "main", env=env, check=False).returncode == 1
+    (task,) = tapefs_json("task", "list", env=env)
+    assert (task["worker-type"], task["status"]) == ("verify", "error")
+    last = tapefs("task", "log", task["upid"], env=env).stdout.splitlines()[-1]
+    assert last.endswith(": TASK ERROR: verification of main failed: 1 bad chunks, 1 snapshots affected"), last
+
+
 def test_bad_upids_are_one_line_errors(store, env):
     assert "invalid UPID 'nope'" in one_error_line(tapefs("task", "log", "nope", env=env, check=False), 2)
     missing = "UPID:node:00000001:00000001:00000000:5CA78B83:garbage_collection:main:root@pam:"
