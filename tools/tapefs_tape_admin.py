@@ -34,6 +34,7 @@ from tapefs.media.tape_config import (
     create_section,
     load_media_pool_config,
     load_tape_config,
+    missing_device_warning,
     remove_section,
     update_section,
 )
@@ -152,6 +153,7 @@ def changer_config(name: str, output_format: str) -> None:
 def changer_create(name: str, path: str, export_slots, eject_before_unload) -> None:
     """Add a changer to tape.cfg."""
     create_section(ChangerConfig(name, path, export_slots or (), eject_before_unload))
+    _warn_if_missing("changer", path)
 
 
 @changer.command("update")
@@ -170,6 +172,7 @@ def changer_update(name: str, path, export_slots, eject_before_unload, delete, d
     """Change a changer's configuration."""
     changes = {"path": path, "export_slots": export_slots, "eject_before_unload": eject_before_unload}
     update_section(ChangerConfig, name, {k: v for k, v in changes.items() if v is not None}, delete, digest=digest)
+    _warn_if_missing("changer", path)
 
 
 @changer.command("remove")
@@ -281,6 +284,13 @@ def drive_config(name: str, output_format: str) -> None:
 def drive_create(name: str, path: str, changer_name, changer_drivenum) -> None:
     """Add a drive to tape.cfg."""
     create_section(DriveConfig(name, path, changer_name, changer_drivenum))
+    _warn_if_missing("drive", path)
+
+
+def _warn_if_missing(kind: str, path: str | None) -> None:
+    warning = missing_device_warning(kind, path) if path is not None else None
+    if warning is not None:
+        click.echo(f"tapefs: warning: {warning}", err=True)
 
 
 @drive.command("update")
@@ -299,6 +309,7 @@ def drive_update(name: str, path, changer_name, changer_drivenum, delete, digest
     """Change a drive's configuration."""
     changes = {"path": path, "changer": changer_name, "changer_drivenum": changer_drivenum}
     update_section(DriveConfig, name, {k: v for k, v in changes.items() if v is not None}, delete, digest=digest)
+    _warn_if_missing("drive", path)
 
 
 @drive.command("remove")

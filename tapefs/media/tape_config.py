@@ -605,6 +605,18 @@ def _edit_locked(
         _save(path, [(obj, schema) for obj in sections[section_type].values()])
 
 
+def missing_device_warning(kind: str, device_path: str) -> str | None:
+    """A warning for a drive or changer configured with a device path that does not exist now;
+    None when it exists. Such a path is still accepted: the device may be switched off, or its
+    vtape library not started yet."""
+    if os.path.exists(device_path):
+        return None
+    return (
+        f"{device_path} does not exist now; it is saved, and the {kind} works once the device is there "
+        f"(`tapefs {kind} scan` lists the {kind}s found)"
+    )
+
+
 def create_section(obj, path: str | os.PathLike | None = None) -> None:
     """Add a drive, changer, pool or tape job; fails if the name is taken in its file."""
     schema = _SCHEMAS[type(obj)]

@@ -121,7 +121,11 @@ def test_two_drives_need_a_drive_option(configured, env):
 
 
 def test_missing_device_is_one_line(env, tmp_path):
-    tapefs("drive", "create", "ghost", "--path", tmp_path / "no-such-socket", env=env)
+    created = tapefs("drive", "create", "ghost", "--path", tmp_path / "no-such-socket", env=env)
+    # saved (the device may be switched off), with a warning that names the path
+    assert created.stderr.startswith(f"tapefs: warning: {tmp_path / 'no-such-socket'} does not exist now"), created.stderr
+    assert tapefs("drive", "update", "ghost", "--path", "/dev/null", env=env).stderr == ""
+    tapefs("drive", "update", "ghost", "--path", tmp_path / "no-such-socket", env=env)
     line = one_error_line(tapefs("status", env=env, check=False))
     assert "no-such-socket" in line
     # a list of configured devices still works when one of them is switched off

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 from tapefs.datastore.datastore import Datastore
@@ -273,12 +274,13 @@ def mount_kill(trial: Trial) -> None:
     image = mountpoint / "snapshots" / "store" / snapshot / "disk.img"
     copy = trial.root / "copy.img"
     try:
+        # The kill comes when the copy has a seeded share of the image: a time would mostly fall
+        # before the first chunk arrives or after the last.
+        kill_at_size = int(trial.rng.uniform(0.05, 0.9) * len(data))
         cp = subprocess.Popen(["cp", str(image), str(copy)], stderr=subprocess.PIPE, text=True)
-        try:
-            cp.wait(timeout=trial.rng.uniform(0.3, 2.5))
-            trial.effective = False  # the copy ended before the kill
-        except subprocess.TimeoutExpired:
-            pass
+        while cp.poll() is None and (not copy.exists() or copy.stat().st_size < kill_at_size):
+            time.sleep(0.002)
+        trial.effective = cp.poll() is None  # else the copy ended before the kill
         mounted.process.kill()
         mounted.process.wait(timeout=30)
         _, error = cp.communicate(timeout=60)
