@@ -15,6 +15,7 @@ from tapefs.datastore.gc import DEFAULT_ATIME_CUTOFF_MINUTES
 from tapefs.datastore.group_filter import GroupFilter
 from tapefs.datastore.naming import BackupGroup, BackupNamespace, BackupSnapshot
 from tapefs.datastore.prune import KEEP_RULES, GroupPruneResult, KeepOptions
+from tapefs.datastore.prune_job import OTHER_KEYS as PRUNE_JOB_KEYS
 from tapefs.datastore.prune_job import PruneJob, PruneJobConfig, check_max_depth
 from tapefs.datastore.registry import UPDATABLE_KEYS, DatastoreRegistry
 from tapefs.datastore.snapshot_admin import (
@@ -30,6 +31,8 @@ from tapefs.datastore.snapshot_admin import (
 )
 from tapefs.datastore.status import datastore_status
 from tapefs.datastore.sync import SyncStats
+from tapefs.datastore.sync_job import KEYS as SYNC_JOB_KEYS
+from tapefs.datastore.sync_job import REQUIRED_KEYS as SYNC_JOB_REQUIRED_KEYS
 from tapefs.datastore.sync_job import SyncJob, SyncJobConfig
 from tapefs.jobs.maintenance_notifications import garbage_collect_and_notify, prune_and_notify, sync_and_notify
 from tapefs.scheduler.job_kinds import PRUNE_JOB, SYNC_JOB
@@ -257,6 +260,31 @@ def prune_job_create(
         )
     )
     click.echo(f"created prune job {job_id} in {config.config_path}")
+
+
+@prune_job.command("update")
+@click.argument("job_id", metavar="JOB")
+@click.option("--store", default=None, metavar="NAME", help="The datastore to prune.")
+@click.option("--ns", default=None, metavar="NS", help="Namespace to prune.")
+@click.option("--max-depth", type=click.IntRange(min=0), default=None, help="Namespace levels below --ns.")
+@keep_options
+@click.option("--schedule", default=None, metavar="EVENT", help="Calendar event: when `tapefs scheduler` runs it.")
+@click.option("--comment", default=None, help="Free text stored with the job.")
+@click.option(
+    "--delete",
+    multiple=True,
+    type=click.Choice([key for key in (*PRUNE_JOB_KEYS, *KEEP_RULES) if key != "store"]),
+    help="Remove a property (repeatable).",
+)
+def prune_job_update(job_id: str, delete: tuple[str, ...], **settings) -> None:
+    """Change prune job JOB; options not given stay as they are."""
+    job = PruneJobConfig().update(job_id, _config_changes(settings), delete)
+    click.echo(f"updated prune job {job.id}")
+
+
+def _config_changes(settings: dict) -> dict[str, str]:
+    """The options given to an update command, as config keys (``keep_daily`` → ``keep-daily``)."""
+    return {key.replace("_", "-"): str(value) for key, value in settings.items() if value is not None}
 
 
 @prune_job.command("list")
@@ -564,6 +592,48 @@ def sync_job_create(
         )
     )
     click.echo(f"created sync job {job_id} in {config.config_path}")
+
+
+@sync_job.command("update")
+@click.argument("job_id", metavar="ID")
+@click.option("--store", "target", default=None, metavar="TARGET", help="The datastore to copy into.")
+@click.option("--remote-store", "source", default=None, metavar="SOURCE", help="The datastore to copy from.")
+@click.option("--remote-ns", default=None, metavar="NS", help="Namespace of SOURCE to copy.")
+@click.option("--ns", "target_ns", default=None, metavar="NS", help="Namespace in TARGET it maps to.")
+@click.option("--max-depth", type=click.IntRange(min=0), default=None, help="Namespace levels below --remote-ns.")
+@click.option(
+    "--group-filter", "group_filters", multiple=True, metavar="FILTER", help="Replaces the job's filters; repeatable."
+)
+@click.option("--remove-vanished", type=click.BOOL, default=None, help="true: remove what SOURCE no longer has.")
+@click.option("--transfer-last", type=click.IntRange(min=1), default=None, metavar="N", help="Newest N per group.")
+@click.option("--schedule", default=None, metavar="EVENT", help="Calendar event: when `tapefs scheduler` runs it.")
+@click.option("--comment", default=None, help="Free text stored with the job.")
+@click.option(
+    "--delete",
+    multiple=True,
+    type=click.Choice([key for key in SYNC_JOB_KEYS if key not in SYNC_JOB_REQUIRED_KEYS]),
+    help="Remove a property (repeatable).",
+)
+def sync_job_update(
+    job_id: str,
+    target: str | None,
+    source: str | None,
+    target_ns: str | None,
+    group_filters: tuple[str, ...],
+    remove_vanished: bool | None,
+    delete: tuple[str, ...],
+    **settings,
+) -> None:
+    """Change sync job ID; options not given stay as they are."""
+    changes: dict[str, str | list[str]] = dict(
+        _config_changes({"store": target, "remote_store": source, "ns": target_ns, **settings})
+    )
+    if remove_vanished is not None:
+        changes["remove-vanished"] = "true" if remove_vanished else "false"
+    if group_filters:
+        changes["group-filter"] = list(group_filters)
+    job = SyncJobConfig().update(job_id, changes, delete)
+    click.echo(f"updated sync job {job.id}")
 
 
 @sync_job.command("list")

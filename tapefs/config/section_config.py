@@ -52,6 +52,21 @@ class Section:
     #: A string per property; a list of strings for an array property.
     properties: dict[str, str | list[str]] = field(default_factory=dict)
 
+    def changed(
+        self, changes: Mapping[str, str | list[str]], delete: Collection[str], required: Collection[str] = ()
+    ) -> "Section":
+        """A copy with `changes` set and the keys in `delete` removed (an ``update`` command);
+        a key both set and deleted, or a `required` key deleted, is refused."""
+        both = sorted(set(changes) & set(delete))
+        if both:
+            raise InvalidInput(f"{self.id}: {both[0]!r} is both set and deleted")
+        kept = sorted(set(delete) & set(required))
+        if kept:
+            raise InvalidInput(f"{self.id}: {kept[0]!r} cannot be deleted, only changed")
+        properties = {key: value for key, value in self.properties.items() if key not in delete}
+        properties.update(changes)
+        return Section(self.type, self.id, properties)
+
 
 #: Section type -> keys that may repeat (array properties).
 ArrayKeys = Mapping[str, Collection[str]]

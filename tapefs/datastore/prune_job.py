@@ -15,6 +15,7 @@ only runs by hand (``tapefs datastore prune-job run NAME``).
 
 import logging
 import os
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from tapefs.config.section_config import Section
 from tapefs.datastore.errors import DatastoreError
 from tapefs.datastore.naming import MAX_NAMESPACE_DEPTH, SAFE_ID, BackupNamespace
 from tapefs.datastore.prune import KEEP_RULES, KeepOptions
+from tapefs.datastore.registry import DatastoreRegistry
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +130,24 @@ class PruneJobConfig:
             raise DatastoreError(f"{job.id!r} already exists in {self.config_path}")
         config.add(job.to_section())
         section_config.save(self.config_path, config)
+
+    def update(self, job_id: str, changes: Mapping[str, str], delete: Collection[str] = ()) -> PruneJob:
+        """Set properties of job ID (prune.cfg keys: ``keep-daily``, ``schedule``, …) and remove
+        those in `delete`; nothing is written unless the result is a valid job that keeps
+        something, for a datastore that exists."""
+        config = section_config.load(self.config_path)
+        section = config.get(job_id)
+        if section is None or section.type != SECTION_TYPE:
+            raise DatastoreError(f"no prune job named {job_id!r} in {self.config_path}")
+        job = _job_from_section(section.changed(changes, delete, ("store",)), self.config_path)
+        if not job.keep.keeps_something:
+            raise DatastoreError(
+                f"prune job {job.id!r}: it would keep nothing; keep at least one of {', '.join(KEEP_RULES)}"
+            )
+        DatastoreRegistry().lookup(job.store)
+        config.set(job.to_section())
+        section_config.save(self.config_path, config)
+        return job
 
     def remove(self, job_id: str) -> None:
         config = section_config.load(self.config_path)

@@ -20,6 +20,7 @@ by hand.
 
 import logging
 import os
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +48,7 @@ KEYS = (
     "schedule",
     "comment",
 )
+REQUIRED_KEYS = ("store", "remote-store")
 _ARRAY_KEYS = {SECTION_TYPE: ("group-filter",)}
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
@@ -110,7 +112,7 @@ def _job_from_section(section: Section, config_path: Path) -> SyncJob:
     unknown = sorted(set(properties) - set(KEYS))
     if unknown:
         raise DatastoreError(f"{where}: unknown property {unknown[0]!r}")
-    for key in ("store", "remote-store"):
+    for key in REQUIRED_KEYS:
         if not properties.get(key):
             raise DatastoreError(f"{where}: no {key}")
 
@@ -169,6 +171,22 @@ class SyncJobConfig:
             raise DatastoreError(f"{job.id!r} already exists in {self.config_path}")
         config.add(job.to_section())
         section_config.save(self.config_path, config)
+
+    def update(self, job_id: str, changes: Mapping[str, str | list[str]], delete: Collection[str] = ()) -> SyncJob:
+        """Set properties of job ID (sync.cfg keys: ``schedule``, ``group-filter``, …) and remove
+        those in `delete`; nothing is written unless the result is a valid job whose datastores
+        exist."""
+        config = self._load()
+        section = config.get(job_id)
+        if section is None or section.type != SECTION_TYPE:
+            raise UnknownNameError(f"no sync job named {job_id!r} in {self.config_path}")
+        job = _job_from_section(section.changed(changes, delete, REQUIRED_KEYS), self.config_path)
+        registry = DatastoreRegistry()
+        registry.lookup(job.remote_store)
+        registry.lookup(job.store)
+        config.set(job.to_section())
+        section_config.save(self.config_path, config)
+        return job
 
     def remove(self, job_id: str) -> None:
         self.lookup(job_id)

@@ -96,5 +96,22 @@ def test_prune_job_config(history, env, tmp_path):
     assert listed(env) == history
     tapefs("datastore", "prune-job", "run", "nightly", env=env)
     assert listed(env) == history[2:]
+    # update: given options change, --delete removes, a job that would keep nothing is refused
+    tapefs("datastore", "prune-job", "update", "nightly", "--keep-weekly", "3", "--delete", "keep-last",
+           "--delete", "comment", "--schedule", "daily", env=env)
+    assert (tmp_path / "config" / "prune.cfg").read_text() == (
+        "prune: nightly\n\tstore main\n\tmax-depth 0\n\tkeep-daily 2\n\tkeep-weekly 3\n\tschedule daily\n")
+    before = (tmp_path / "config" / "prune.cfg").read_text()
+    for args, message, code in [
+        (["--delete", "keep-daily", "--delete", "keep-weekly"], "would keep nothing", 1),
+        (["--schedule", "someday"], "someday", 1),
+        (["--store", "nope"], "nope", 3),
+        (["--keep-daily", "1", "--delete", "keep-daily"], "both set and deleted", 2),
+    ]:
+        result = tapefs("datastore", "prune-job", "update", "nightly", *args, env=env, check=False)
+        assert message in one_error_line(result, code)
+    assert "no prune job named 'ghost'" in one_error_line(
+        tapefs("datastore", "prune-job", "update", "ghost", "--keep-last", "1", env=env, check=False))
+    assert (tmp_path / "config" / "prune.cfg").read_text() == before
     tapefs("datastore", "prune-job", "remove", "nightly", env=env)
     assert "no prune jobs" in tapefs("datastore", "prune-job", "list", env=env).stdout

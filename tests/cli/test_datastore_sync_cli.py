@@ -51,6 +51,29 @@ def test_sync_command(store, second, env):
 
 
 @pytest.mark.slow
+def test_sync_job_update_changes_what_is_given_and_refuses_bad_results(store, second, env, tmp_path):
+    config = tmp_path / "config" / "sync.cfg"
+    tapefs("datastore", "sync-job", "create", "weekly", "--store", "second", "--remote-store", "main",
+           "--group-filter", "type:vm", "--schedule", "sun 04:30", "--comment", "to S3", env=env)
+    tapefs("datastore", "sync-job", "update", "weekly", "--group-filter", "type:ct", "--group-filter", "type:host",
+           "--remove-vanished", "true", "--transfer-last", "2", "--delete", "comment", env=env)
+    (job,) = json.loads(tapefs("datastore", "sync-job", "list", "--output-format", "json", env=env).stdout)
+    assert (job["group-filter"], job["remove-vanished"], job["transfer-last"], job["schedule"], job["comment"]) == (
+        ["type:ct", "type:host"], True, 2, "sun 04:30", "")
+    before = config.read_text()
+    for args, message in [
+        (["--store", "main"], "source and target are both 'main'"),
+        (["--remote-store", "nope"], "nope"),
+        (["--schedule", "sun 4:61"], "4:61"),
+        (["--group-filter", "kind:vm"], "kind:vm"),
+    ]:
+        assert message in one_error_line(tapefs("datastore", "sync-job", "update", "weekly", *args, env=env,
+                                                check=False))
+    assert "no sync job named 'ghost'" in one_error_line(
+        tapefs("datastore", "sync-job", "update", "ghost", "--comment", "x", env=env, check=False), 3)
+    assert config.read_text() == before
+
+
 def test_bad_sync_input_is_one_line_and_changes_nothing(store, second, env):
     make_snapshot(Datastore.open(store), BackupSnapshot(GROUP, 100), pieces=random_pieces(1, 2, 100))
     before = (every_file(store), every_file(second.root))
