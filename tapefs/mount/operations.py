@@ -111,7 +111,7 @@ class Operations(pyfuse3.Operations):
     def attributes(self, node: Node) -> pyfuse3.EntryAttributes:
         attrs = pyfuse3.EntryAttributes()
         attrs.st_ino = node.inode
-        attrs.generation = 0
+        attrs.generation = node.generation
         attrs.st_mode = node.mode
         attrs.st_nlink = node.nlink
         attrs.st_uid = node.uid

@@ -22,13 +22,15 @@ Inode numbers. Views, tapes and snapshot directories are few: they are numbered 
 first appearance and keyed by their path, so a refresh keeps them. Archive entries may be millions:
 their inode is computed, ``ENTRY_BIT | copy << COPY_SHIFT | entry id``, where `copy` numbers the
 (media set, snapshot) it is reached through, because a read must know which set holds the chunks.
-Nothing is dropped for a FUSE ``forget``: any inode can be rebuilt from its number.
+Nothing is dropped for a FUSE ``forget``: any inode can be rebuilt from its number. A row id a
+catalog rebuild hands to another entry gets another generation number (`Node.generation`).
 """
 
 from __future__ import annotations
 
 import calendar
 import errno
+import hashlib
 import json
 import logging
 import stat
@@ -154,6 +156,18 @@ class Node:
     @property
     def is_dir(self) -> bool:
         return stat.S_ISDIR(self.mode)
+
+    @property
+    def generation(self) -> int:
+        """FUSE's generation number: (inode, generation) names one file for the mount's life. An
+        archive entry's inode holds its catalog row id, which SQLite may give to another entry
+        after a catalog rebuild, so the generation is drawn from what the row describes. View
+        inodes are kept by path and never name another node: 0."""
+        if self.entry is None:
+            return 0
+        row = self.entry[1]
+        described = f"{row.archive_id}/{row.parent}/{row.kind}/{row.mtime_ns}/{row.size}/".encode() + row.name
+        return int.from_bytes(hashlib.blake2b(described, digest_size=8).digest(), "little")
 
 
 class FileReader:

@@ -1,8 +1,10 @@
-"""Directory listings of archive entries: each name once, also across readdir calls."""
+"""Archive entries as nodes: each name listed once, also across readdir calls; generation numbers."""
 from __future__ import annotations
 
+import dataclasses
+
 from tapefs.catalog.file_catalog import EntryRow
-from tapefs.mount.tree import first_of_each_name
+from tapefs.mount.tree import ENTRY_BIT, Node, first_of_each_name
 
 
 def row(entry_id: int, name: bytes) -> EntryRow:
@@ -16,3 +18,17 @@ def test_two_entries_of_one_name_are_listed_once():
 
 def test_a_listing_resumed_after_a_name_skips_its_twin():
     assert [r.id for r in first_of_each_name([row(4, b"dup"), row(5, b"z")], previous=b"dup")] == [5]
+
+
+def entry_node(entry_row: EntryRow) -> Node:
+    return Node(ENTRY_BIT | 1 << 40 | entry_row.id, entry_row.name, entry_row.mode, entry=(1, entry_row))
+
+
+def test_a_row_id_given_to_another_entry_gets_another_generation():
+    first = entry_node(row(7, b"a"))
+    assert first.generation == entry_node(row(7, b"a")).generation != 0
+    # after a catalog rebuild, SQLite may hand row id 7 to another entry: same inode, new generation
+    for other in (row(7, b"b"), dataclasses.replace(row(7, b"a"), archive_id=2),
+                  dataclasses.replace(row(7, b"a"), size=10), dataclasses.replace(row(7, b"a"), mtime_ns=1)):
+        assert entry_node(other).inode == first.inode and entry_node(other).generation != first.generation
+    assert Node(2, b"pools", 0o40755).generation == 0
