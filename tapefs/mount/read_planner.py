@@ -1012,8 +1012,9 @@ class ReadPlanner:
 def _checked(
     job: _ChunkJob, blob: bytes, cache: ChunkCache, counted: Callable[[], None]
 ) -> tuple[bytes | None, str | None, MountReadError | None]:
-    """(data, damage, error) of a blob read from tape: decoded, checked against its digest and put
-    in the cache (before the job is answered: a new fetch then finds the data there)."""
+    """(data, damage, error) of a blob read from tape: decoded, checked against its digest,
+    `counted` and put in the cache (before the job is answered: a new fetch then finds the data
+    there)."""
     kind = blob_kind(blob)
     if kind is not None and kind.encrypted:
         return (
