@@ -67,6 +67,17 @@ class Trial:
         process.communicate(timeout=300)
         return process
 
+    def timed(self, argv: list[str]) -> float:
+        """Seconds `argv` takes to run to its end (it must succeed): the time scale of a later kill
+        of work of the same size (fixed delays missed fast commands or came before slow ones)."""
+        started = time.monotonic()
+        subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, check=True, timeout=600)
+        return time.monotonic() - started
+
+    def kill_within(self, argv: list[str], seconds: float) -> subprocess.Popen:
+        """`kill_after` at a seeded 5 to 95 % of `seconds`, what such a run takes (`timed`)."""
+        return self.kill_after(argv, latest=0.95 * seconds, earliest=0.05 * seconds)
+
     def close(self) -> None:
         for library in self.libraries:
             library.cleanup()

@@ -73,9 +73,10 @@ def assert_restores(name: str, snapshot: str, source: Path, target: Path) -> Non
 def datastore_backup_kill(trial: Trial) -> None:
     create_datastore("store", trial.root / "store")
     source = write_source(trial, trial.root / "source", 4, 3 * MiB)
-    tapefs("datastore", "backup", "store", "host/a", source)
+    backup = tapefs_argv("datastore", "backup", "store", "host/a", source)
+    seconds = trial.timed(backup)  # the first backup reads as much: the time scale of the kill
     write_source(trial, source, 2, 3 * MiB)  # the killed backup has new data to write
-    trial.kill_after(tapefs_argv("datastore", "backup", "store", "host/a", source), latest=2.5, earliest=0.3)
+    trial.kill_within(backup, seconds)
     before = assert_datastore_sound("store")
     assert 1 <= len(before) <= 2
     tapefs("datastore", "backup", "store", "host/a", source)
@@ -98,7 +99,9 @@ def datastore_gc_kill(trial: Trial) -> None:
         tapefs("datastore", "backup", "store", f"host/h{n}", sources[-1])
     snapshots = assert_datastore_sound("store")
     tapefs("datastore", "forget", "store", snapshots[0])
-    trial.kill_after(tapefs_argv("datastore", "gc", "store", "--atime-cutoff", "0"), latest=1.5, earliest=0.3)
+    # a GC that removes nothing marks as much: the time scale of the kill
+    seconds = trial.timed(tapefs_argv("datastore", "gc", "store", "--atime-cutoff", "100000"))
+    trial.kill_within(tapefs_argv("datastore", "gc", "store", "--atime-cutoff", "0"), seconds)
     assert assert_datastore_sound("store") == snapshots[1:]
     tapefs("datastore", "gc", "store", "--atime-cutoff", "0")
     assert assert_datastore_sound("store") == snapshots[1:]
@@ -116,7 +119,9 @@ def datastore_sync_kill(trial: Trial) -> None:
     create_datastore("copy", trial.root / "copy")
     for n in range(3):
         tapefs("datastore", "backup", "store", f"host/h{n}", write_source(trial, trial.root / f"source{n}", 2, 2 * MiB))
-    trial.kill_after(tapefs_argv("datastore", "sync", "store", "copy"), latest=2.0, earliest=0.3)
+    create_datastore("probe", trial.root / "probe")  # a whole sync into it: the time scale of the kill
+    seconds = trial.timed(tapefs_argv("datastore", "sync", "store", "probe"))
+    trial.kill_within(tapefs_argv("datastore", "sync", "store", "copy"), seconds)
     assert_datastore_sound("copy")
     tapefs("datastore", "sync", "store", "copy")
     assert assert_datastore_sound("copy") == assert_datastore_sound("store")
@@ -247,11 +252,8 @@ def catalog_rebuild_kill(trial: Trial) -> None:
     setup = tape_with_snapshots(trial, 3, 2)
     result = run_backup(setup)
     label = result.tapes[0]
-    trial.kill_after(
-        tapefs_argv("catalog", "--label-text", label, "--scan", "--force", "--drive", "drive0"),
-        latest=1.6,
-        earliest=0.2,
-    )
+    rebuild = tapefs_argv("catalog", "--label-text", label, "--scan", "--force", "--drive", "drive0")
+    trial.kill_within(rebuild, trial.timed(rebuild))  # a whole rebuild first: the time scale
     if trial.effective:  # run again without --force: the interrupted scan goes on where it stopped
         again = tapefs("catalog", "--label-text", label, "--scan", "--drive", "drive0", check=False)
         # Killed before the scan dropped the old catalog: that one is still whole.
