@@ -22,7 +22,7 @@ from pathlib import Path
 from tapefs.config import paths, section_config
 from tapefs.config.calendar_event import CalendarEvent
 from tapefs.config.section_config import Section
-from tapefs.datastore.errors import DatastoreError
+from tapefs.datastore.errors import DatastoreError, DatastoreOptionError
 from tapefs.datastore.naming import MAX_NAMESPACE_DEPTH, SAFE_ID, BackupNamespace
 from tapefs.datastore.prune import KEEP_RULES, KeepOptions
 from tapefs.datastore.registry import DatastoreRegistry
@@ -78,8 +78,7 @@ def _check_schedule(schedule: str | None) -> str | None:
     return schedule
 
 
-def _job_from_section(section: Section, config_path: Path) -> PruneJob:
-    where = f"{config_path}: prune job {section.id!r}"
+def _job_from_section(section: Section, where: str) -> PruneJob:
     unknown = sorted(set(section.properties) - set(OTHER_KEYS) - set(KEEP_RULES))
     if unknown:
         raise DatastoreError(f"{where}: unknown property {unknown[0]!r}")
@@ -107,16 +106,19 @@ class PruneJobConfig:
     def __init__(self, config_path: str | os.PathLike | None = None):
         self.config_path = Path(config_path) if config_path else paths.config_file(PRUNE_CONFIG_NAME)
 
+    def _where(self, job_id: str) -> str:
+        return f"{self.config_path}: prune job {job_id!r}"
+
     def jobs(self) -> list[PruneJob]:
         return [
-            _job_from_section(s, self.config_path) for s in section_config.load(self.config_path).of_type(SECTION_TYPE)
+            _job_from_section(s, self._where(s.id)) for s in section_config.load(self.config_path).of_type(SECTION_TYPE)
         ]
 
     def lookup(self, job_id: str) -> PruneJob:
         section = section_config.load(self.config_path).get(job_id)
         if section is None or section.type != SECTION_TYPE:
             raise DatastoreError(f"no prune job named {job_id!r} in {self.config_path}")
-        return _job_from_section(section, self.config_path)
+        return _job_from_section(section, self._where(job_id))
 
     def add(self, job: PruneJob) -> None:
         if not SAFE_ID.fullmatch(job.id):
@@ -139,9 +141,12 @@ class PruneJobConfig:
         section = config.get(job_id)
         if section is None or section.type != SECTION_TYPE:
             raise DatastoreError(f"no prune job named {job_id!r} in {self.config_path}")
-        job = _job_from_section(section.changed(changes, delete, ("store",)), self.config_path)
+        try:
+            job = _job_from_section(section.changed(changes, delete, ("store",)), f"prune job {job_id!r}")
+        except DatastoreError as error:  # the file is as it was: the values given are wrong
+            raise DatastoreOptionError(str(error)) from None
         if not job.keep.keeps_something:
-            raise DatastoreError(
+            raise DatastoreOptionError(
                 f"prune job {job.id!r}: it would keep nothing; keep at least one of {', '.join(KEEP_RULES)}"
             )
         DatastoreRegistry().lookup(job.store)

@@ -27,7 +27,7 @@ from pathlib import Path
 from tapefs.config import paths, section_config
 from tapefs.config.calendar_event import CalendarEvent
 from tapefs.config.section_config import Section
-from tapefs.datastore.errors import DatastoreError, UnknownNameError
+from tapefs.datastore.errors import DatastoreError, DatastoreOptionError, UnknownNameError
 from tapefs.datastore.group_filter import GroupFilter
 from tapefs.datastore.naming import MAX_NAMESPACE_DEPTH, SAFE_ID, BackupNamespace
 from tapefs.datastore.registry import DatastoreRegistry
@@ -106,8 +106,7 @@ class SyncJob:
         }
 
 
-def _job_from_section(section: Section, config_path: Path) -> SyncJob:
-    where = f"{config_path}: sync job {section.id!r}"
+def _job_from_section(section: Section, where: str) -> SyncJob:
     properties = section.properties
     unknown = sorted(set(properties) - set(KEYS))
     if unknown:
@@ -148,17 +147,20 @@ class SyncJobConfig:
     def __init__(self, config_path: str | os.PathLike | None = None):
         self.config_path = Path(config_path) if config_path else paths.config_file(SYNC_CONFIG_NAME)
 
+    def _where(self, job_id: str) -> str:
+        return f"{self.config_path}: sync job {job_id!r}"
+
     def _load(self) -> section_config.SectionConfig:
         return section_config.load(self.config_path, _ARRAY_KEYS)
 
     def jobs(self) -> list[SyncJob]:
-        return [_job_from_section(s, self.config_path) for s in self._load().of_type(SECTION_TYPE)]
+        return [_job_from_section(s, self._where(s.id)) for s in self._load().of_type(SECTION_TYPE)]
 
     def lookup(self, job_id: str) -> SyncJob:
         section = self._load().get(job_id)
         if section is None or section.type != SECTION_TYPE:
             raise UnknownNameError(f"no sync job named {job_id!r} in {self.config_path}")
-        return _job_from_section(section, self.config_path)
+        return _job_from_section(section, self._where(job_id))
 
     def add(self, job: SyncJob) -> None:
         """Store a new job; refused (nothing written) for a bad value or a job of that name."""
@@ -180,7 +182,10 @@ class SyncJobConfig:
         section = config.get(job_id)
         if section is None or section.type != SECTION_TYPE:
             raise UnknownNameError(f"no sync job named {job_id!r} in {self.config_path}")
-        job = _job_from_section(section.changed(changes, delete, REQUIRED_KEYS), self.config_path)
+        try:
+            job = _job_from_section(section.changed(changes, delete, REQUIRED_KEYS), f"sync job {job_id!r}")
+        except DatastoreError as error:  # the file is as it was: the values given are wrong
+            raise DatastoreOptionError(str(error)) from None
         registry = DatastoreRegistry()
         registry.lookup(job.remote_store)
         registry.lookup(job.store)

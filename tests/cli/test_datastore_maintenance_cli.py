@@ -103,8 +103,8 @@ def test_prune_job_config(history, env, tmp_path):
         "prune: nightly\n\tstore main\n\tmax-depth 0\n\tkeep-daily 2\n\tkeep-weekly 3\n\tschedule daily\n")
     before = (tmp_path / "config" / "prune.cfg").read_text()
     for args, message, code in [
-        (["--delete", "keep-daily", "--delete", "keep-weekly"], "would keep nothing", 1),
-        (["--schedule", "someday"], "someday", 1),
+        (["--delete", "keep-daily", "--delete", "keep-weekly"], "would keep nothing", 2),
+        (["--schedule", "someday"], "prune job 'nightly': invalid calendar event 'someday'", 2),
         (["--store", "nope"], "nope", 3),
         (["--keep-daily", "1", "--delete", "keep-daily"], "both set and deleted", 2),
     ]:
