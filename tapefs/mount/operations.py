@@ -35,7 +35,10 @@ ARCHIVE_TIMEOUT = 3600.0
 #: Views change when a backup or catalog command runs during the mount.
 VIEW_TIMEOUT = 5.0
 BLOCK_SIZE = 512
-ACL_XATTR_PREFIX = b"system.posix_acl_"
+#: Attributes this file system does not support at all: it exports no ACLs, and no archive format
+#: it reads stores SELinux labels (pxar keeps user.*, trusted.*, security.capability and
+#: security.NTACL only).
+UNSUPPORTED_XATTRS = (b"system.posix_acl_access", b"system.posix_acl_default", b"security.selinux")
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 
 
@@ -70,9 +73,10 @@ class ReadStatistics:
 
 
 class Operations(pyfuse3.Operations):
-    #: FUSE_POSIX_ACL: the kernel asks for a file's ACL once and keeps the answer (there is none)
-    #: with its attributes, instead of a getxattr round trip per file for every `ls -l`.
-    enable_acl = True
+    #: No FUSE_POSIX_ACL: with it the kernel turns every "not supported" into "no ACL" and asks
+    #: again for each new file (one round trip per file of `ls -lR`, measured), where without
+    #: it our EOPNOTSUPP reaches `ls`, which then stops asking on this file system.
+    enable_acl = False
 
     def __init__(self, tree: Tree, xattrs: bool = True):
         super().__init__()
@@ -166,9 +170,11 @@ class Operations(pyfuse3.Operations):
     async def getxattr(self, inode, name, ctx):
         if not self.xattrs:
             raise pyfuse3.FUSEError(errno.ENOSYS)
-        if name.startswith(ACL_XATTR_PREFIX):
-            # ACLs are not exported; `ls -l` asks for them on every file.
-            raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
+        if name in UNSUPPORTED_XATTRS:
+            # "Not supported" rather than "no such attribute": `ls -l` asks for these of every
+            # file until one answers so, then never again on this file system (coreutils keeps
+            # the device) - a round trip through this process saved per file listed.
+            raise pyfuse3.FUSEError(errno.EOPNOTSUPP)
         value = self._call(self.tree.getxattr, inode, name)
         if value is None:
             raise pyfuse3.FUSEError(pyfuse3.ENOATTR)

@@ -200,6 +200,19 @@ def offline_read_fails_and_unmount_ends_a_waiting_read(tape_archive, mount_tree,
     assert "errno" in outcome, outcome
 
 
+def test_acls_and_selinux_labels_are_unsupported_and_other_xattrs_still_answer(tape_archive, mount_tree):
+    mounted = mount_tree()
+    pxar_root = snapshot_dir(mounted, tape_archive, tape_archive.tree_snapshot) / "root.pxar"
+    for name in ("security.selinux", "system.posix_acl_access"):
+        with pytest.raises(OSError) as failure:
+            os.getxattr(pxar_root / "os.py", name)
+        # "not supported" is what makes `ls -l` stop asking for every file
+        assert failure.value.errno == errno.EOPNOTSUPP, name
+    assert os.getxattr(pxar_root / "os.py", "user.tapefs.tapes").decode().split(",")
+    listed = subprocess.run(["ls", "-lR", str(pxar_root / "json")], capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0 and listed.stderr == "", listed.stderr
+
+
 def test_no_xattrs_mount_refuses_extended_attributes_and_still_lists(tape_archive, mount_tree):
     mounted = mount_tree("--no-xattrs")
     pxar_root = snapshot_dir(mounted, tape_archive, tape_archive.tree_snapshot) / "root.pxar"

@@ -137,11 +137,15 @@ async def test_fifty_reads_waiting_for_a_tape_do_not_hold_up_another_read(tree):
     assert results.count(b"late") == 50
 
 
-async def test_xattrs_are_answered_and_acls_are_left_to_the_kernel(tree):
+async def test_xattrs_are_answered_and_acls_and_labels_are_not_supported(tree):
     operations = Operations(tree)
-    assert Operations.enable_acl  # FUSE_POSIX_ACL: the kernel caches "no ACL" per file
+    # Without FUSE_POSIX_ACL the kernel hands our "not supported" to `ls`, which stops asking.
+    assert not Operations.enable_acl
     tagged = tree.lookup(ROOT_INODE, b"tagged").inode
     assert await operations.getxattr(tagged, b"user.note", ROOT) == b"kept"
     assert await operations.listxattr(tagged, ROOT) == [b"user.note"]
-    assert await fuse_errno(operations.getxattr(tagged, b"system.posix_acl_access", ROOT)) == pyfuse3.ENOATTR
+    for name in (b"system.posix_acl_access", b"system.posix_acl_default", b"security.selinux"):
+        assert await fuse_errno(operations.getxattr(tagged, name, ROOT)) == errno.EOPNOTSUPP
+    assert await fuse_errno(operations.getxattr(tagged, b"user.absent", ROOT)) == pyfuse3.ENOATTR
+    assert await fuse_errno(operations.getxattr(tagged, b"security.capability", ROOT)) == pyfuse3.ENOATTR
     assert await fuse_errno(Operations(tree, xattrs=False).getxattr(tagged, b"user.note", ROOT)) == errno.ENOSYS
