@@ -79,6 +79,19 @@ class ChunkCache:
         with self._lock:
             return digest in self._memory or digest in self._files or digest in self._writing
 
+    def describe(self, digest: bytes) -> str:
+        """Where the cache holds `digest`, or why not: for a log line."""
+        with self._lock:
+            if digest in self._writing:
+                return "being written to the cache"
+            if digest in self._memory:
+                return "in the cache's memory"
+            if digest in self._files:
+                return "in the cache's files"
+            return (
+                f"not in the cache: {self._counts['evicted']} chunks evicted, {self._counts['dropped']} dropped so far"
+            )
+
     def get(self, digest: bytes) -> bytes | None:
         with self._lock:
             data = self._memory.get(digest)

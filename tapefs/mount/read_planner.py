@@ -36,7 +36,7 @@ import itertools
 import logging
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +68,8 @@ log = logging.getLogger(__name__)
 RETRY_INTERVAL = 1.5
 #: Chunks read from tape and waiting for their check: bounds memory while the drive reads on.
 CHECKS_IN_FLIGHT = 4
+#: Digests of the chunks read from tape last (32 bytes each), to notice a chunk read again.
+REMEMBERED_READS = 100_000
 #: A drive without reads for this long is released for other tapefs processes.
 DRIVE_IDLE_RELEASE = 10.0
 #: What a read still waiting when the mount stops is told (docs/mount.md names its errno, EIO).
@@ -217,6 +219,7 @@ class ReadPlanner:
         #: (media UUID, file number, offset) → why the chunk there is damaged: answered at once,
         #: not read again, until the media catalog changes (`_damaged_version`).
         self._damaged_places: dict[tuple[str, int, int | None], str] = {}
+        self._read_from_tape: OrderedDict[bytes, None] = OrderedDict()
         self._damaged_version: int | None = None
         #: label → what reads asked of a tape outside the library: it must be brought back (from
         #: its vault) before they can be answered. Kept after the reads failed, until it is loaded.
@@ -233,7 +236,9 @@ class ReadPlanner:
             "cache_hits": 0,
             "cache_misses": 0,
             "chunks_from_tape": 0,
+            "chunks_read_again": 0,
             "bytes_from_tape": 0,
+            "bytes_passed_over": 0,
             "bytes_delivered": 0,
             "damaged": 0,
             "damaged_answered": 0,
@@ -906,15 +911,13 @@ class ReadPlanner:
         for job in jobs:
             if self._closed:
                 return
-            before, locates = chunks.bytes_read, chunks.locates
+            before = (chunks.bytes_read, chunks.bytes_passed_over, chunks.locates)
             try:
                 blob = chunks.read(file_number, job.place.first_block, job.place.location())
             except TapeFormatError as error:
-                counts = {"bytes_from_tape": chunks.bytes_read - before, "locates": chunks.locates - locates}
-                self._token.run_sync_soon(self._damaged_counted, job, str(error), counts)
+                self._token.run_sync_soon(self._damaged_counted, job, str(error), _run_counts(chunks, before))
                 continue
-            counts = {"bytes_from_tape": chunks.bytes_read - before, "locates": chunks.locates - locates}
-            self._hand_over(job, blob, counts, checks)
+            self._hand_over(job, blob, _run_counts(chunks, before), checks)
 
     async def _scan_archive(
         self, worker: _Worker, device: BlockDevice, file_number: int, jobs: list[_ChunkJob], checks
@@ -977,11 +980,24 @@ class ReadPlanner:
         else:
             self._finish(job, data=data)
 
-    def _counted_from_tape(self) -> None:
+    def _counted_from_tape(self, digest: bytes) -> None:
         """From a check thread, before the chunk enters the cache: a reader that finds it there
         and then asks for `stats` is answered after this count (the loop runs callbacks in the
         order they were queued)."""
-        self._on_loop_soon(self._count, {"chunks_from_tape": 1})
+        self._on_loop_soon(self._count_from_tape, digest)
+
+    def _count_from_tape(self, digest: bytes) -> None:
+        self._count({"chunks_from_tape": 1})
+        if digest in self._read_from_tape:
+            # The cache should have kept it: a second read costs the drive and says the cache
+            # is too small or something let it go.
+            self._count({"chunks_read_again": 1})
+            log.warning("chunk %s read from tape again (%s)", digest.hex(), self.cache.describe(digest))
+            self._read_from_tape.move_to_end(digest)
+            return
+        self._read_from_tape[digest] = None
+        if len(self._read_from_tape) > REMEMBERED_READS:
+            self._read_from_tape.popitem(last=False)
 
     def _damaged_counted(self, job: _ChunkJob, reason: str, counts: dict[str, int]) -> None:
         self._count(counts)
@@ -1010,7 +1026,7 @@ class ReadPlanner:
 
 
 def _checked(
-    job: _ChunkJob, blob: bytes, cache: ChunkCache, counted: Callable[[], None]
+    job: _ChunkJob, blob: bytes, cache: ChunkCache, counted: Callable[[bytes], None]
 ) -> tuple[bytes | None, str | None, MountReadError | None]:
     """(data, damage, error) of a blob read from tape: decoded, checked against its digest,
     `counted` and put in the cache (before the job is answered: a new fetch then finds the data
@@ -1031,7 +1047,7 @@ def _checked(
         return None, str(error), None
     if hashlib.sha256(data).digest() != job.digest:
         return None, "the chunk does not match its digest", None
-    counted()
+    counted(job.digest)
     cache.put(job.digest, data)
     return data, None, None
 
@@ -1064,6 +1080,16 @@ def _scan_for(
     except TapeFormatError as error:
         return seen, scanned - reported, str(error)
     return seen, scanned - reported, None
+
+
+def _run_counts(chunks: ChunkRunReader, before: tuple[int, int, int]) -> dict[str, int]:
+    """What one `chunks.read` cost: bytes, of them the gaps read through, LOCATEs."""
+    read, passed_over, locates = before
+    return {
+        "bytes_from_tape": chunks.bytes_read - read,
+        "bytes_passed_over": chunks.bytes_passed_over - passed_over,
+        "locates": chunks.locates - locates,
+    }
 
 
 def _place_key(place: ChunkPlace) -> tuple[str, int, int | None]:

@@ -272,6 +272,8 @@ class ChunkRunReader:
         self._reader: BlockedReader | None = None
         #: Stream bytes read: the entries asked for and the gaps passed over.
         self.bytes_read = 0
+        #: Of those, the gaps: bytes read only to reach the next chunk without a LOCATE.
+        self.bytes_passed_over = 0
         self.locates = 0
 
     def forget(self) -> None:
@@ -290,6 +292,7 @@ class ChunkRunReader:
         gap = location.offset - reader.offset
         passed = reader.skip(gap)
         self.bytes_read += passed
+        self.bytes_passed_over += passed
         if passed != gap:
             raise TruncatedData("stream ends before the chunk entry", file_number, reader.block_index)
         blob = _read_entry(reader, location, file_number)

@@ -41,10 +41,12 @@ class BackedUp:
     def tapes(self) -> list[str]:
         return sorted({place[0] for place in self.places.values()})
 
-    def planner(self, cache_dir: str = "cache", drives: int = 2, **options) -> ReadPlanner:
+    def planner(
+        self, cache_dir: str = "cache", drives: int = 2, cache: ChunkCache | None = None, **options
+    ) -> ReadPlanner:
         config = load_tape_config()
         setups = [drive_setup(config, f"drive{n}") for n in range(drives)]
-        return ReadPlanner(setups, ChunkCache(self.root / cache_dir, 1 << 30), **options)
+        return ReadPlanner(setups, cache or ChunkCache(self.root / cache_dir, 1 << 30), **options)
 
     def export(self, label: str) -> None:
         """Move a tape to an import/export slot: out of the library's reach."""

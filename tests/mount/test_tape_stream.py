@@ -9,9 +9,11 @@ import pytest
 
 from tapefs.datastore.archive_reader import ArchiveReader
 from tapefs.datastore.chunk_reader import ChunkReader
+from tapefs.mount.chunk_cache import ChunkCache
 from tapefs.mount.errors import ChunkDamaged
 from tapefs.mount.tape_stream import READAHEAD_BYTES, TapeStream
 from tapefs.pxar.source import Source
+from tapefs.tapeformat.chunk_archive import ENTRY_HEADER_SIZE
 from tests.helpers.tape_image import STORE, corrupt_on_cartridge
 
 CHUNK = 4 * 1024 * 1024
@@ -43,6 +45,28 @@ def test_a_sequential_read_returns_the_image_and_streams_ahead(backed_up):
     # One LOCATE per chunk archive, not per chunk: the drive streams.
     archives = {place[:2] for place in backed_up.places.values()}
     assert stats["locates"] == len(archives) < 9
+
+
+@pytest.mark.vtape
+@pytest.mark.slow
+def test_a_chunk_read_from_tape_twice_and_gaps_read_through_are_counted(backed_up, caplog):
+    # Two chunks of one archive with one between: the drive reads through the one between.
+    ordered = sorted(backed_up.places, key=lambda d: backed_up.places[d][:3])
+    first, between, after = next(
+        ordered[i : i + 3] for i in range(len(ordered) - 2) if len({backed_up.places[d][:2] for d in ordered[i : i + 3]}) == 1
+    )
+    # A cache that keeps nothing: the second read of a chunk comes from tape again.
+    nothing_kept = ChunkCache(backed_up.root / "no-cache", max_bytes=0, memory_bytes=0)
+    with backed_up.planner(cache=nothing_kept) as planner:
+        planner.fetch(backed_up.set_uuid, STORE, [first, after])
+        gap = planner.stats()["bytes_passed_over"]
+        planner.fetch(backed_up.set_uuid, STORE, [first])
+        stats = planner.stats()
+    # the entry between, and what lies before the first one in the block the LOCATE reached
+    between_entry = ENTRY_HEADER_SIZE + len(backed_up.blob(between))
+    assert between_entry <= gap < between_entry + 256 * 1024
+    assert stats["chunks_from_tape"] == 3 and stats["chunks_read_again"] == 1
+    assert f"chunk {first.hex()} read from tape again (not in the cache" in caplog.text
 
 
 @pytest.mark.vtape
