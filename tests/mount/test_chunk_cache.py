@@ -1,5 +1,7 @@
 """The mount's chunk cache: LRU on disk and in memory, kept across restarts, never returns bad data."""
+import errno
 import hashlib
+import logging
 import os
 import threading
 
@@ -152,3 +154,44 @@ def test_a_cache_file_removed_by_hand_is_a_miss(tmp_path):
     (tmp_path / digest.hex()).unlink()
     assert cache.get(digest) is None
     assert cache.stats()["bytes"] == 0 and digest not in cache
+
+
+@pytest.mark.parametrize("size", [1, 4095, 4096, 4 * 1024 * 1024 + 17])
+def test_chunks_of_any_size_are_written_whole_and_found_after_a_restart(tmp_path, size):
+    cache = ChunkCache(tmp_path, max_bytes=1 << 30, memory_bytes=0)
+    digest, data = chunk(size)
+    cache.put(digest, data)
+    # O_DIRECT writes whole blocks: the padding must not stay in the file
+    assert (tmp_path / digest.hex()).stat().st_size == size
+    assert ChunkCache(tmp_path, max_bytes=1 << 30, memory_bytes=0).get(digest) == data
+
+
+@pytest.mark.parametrize("refused_at", ["open", "write"])
+def test_a_file_system_refusing_direct_writes_gets_buffered_ones(tmp_path, monkeypatch, caplog, refused_at):
+    # tmpfs before Linux 6.6 refuses O_DIRECT at open, some file systems only at the write
+    cache = ChunkCache(tmp_path, max_bytes=1 << 30, memory_bytes=0)
+    open_file, write = os.open, os.write
+    direct_fds = set()
+
+    def refusing_open(path, flags, *args, **kwargs):
+        if flags & os.O_DIRECT and refused_at == "open":
+            raise OSError(errno.EINVAL, "Invalid argument")
+        fd = open_file(path, flags, *args, **kwargs)
+        if flags & os.O_DIRECT:
+            direct_fds.add(fd)
+        return fd
+
+    def refusing_write(fd, data):
+        if fd in direct_fds:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return write(fd, data)
+
+    monkeypatch.setattr(os, "open", refusing_open)
+    monkeypatch.setattr(os, "write", refusing_write)
+    with caplog.at_level(logging.INFO, logger="tapefs.mount.chunk_cache"):
+        for _ in range(2):
+            digest, data = chunk(10_000)
+            cache.put(digest, data)
+            assert (tmp_path / digest.hex()).read_bytes() == data
+    assert caplog.text.count("buffered writes") == 1  # found out once, not tried again
+    assert not list(tmp_path.glob("*.part"))
