@@ -44,7 +44,7 @@ from pathlib import Path
 import trio
 
 from tapefs.catalog.media_catalog import ChunkPlace, MediaCatalog
-from tapefs.datastore.blob import blob_kind, decode_blob
+from tapefs.datastore.blob import blob_kind, decode_blob_parts
 from tapefs.datastore.errors import DatastoreError
 from tapefs.jobs.drive_session import DriveSession, DriveSetup
 from tapefs.jobs.errors import MediaOffline
@@ -56,13 +56,16 @@ from tapefs.mount.chunk_cache import ChunkCache
 from tapefs.mount.errors import ChunkDamaged, ChunkNotOnTape, KeyUnavailable, MediaUnavailable, MountReadError
 from tapefs.scsi.errors import ScsiError
 from tapefs.tapeformat.block_device import BlockDevice
-from tapefs.tapeformat.chunk_archive import ENTRY_HEADER_SIZE, ChunkArchiveReader, ChunkRunReader
+from tapefs.tapeformat.chunk_archive import BLOB_HEAD_SIZE, ENTRY_HEADER_SIZE, ChunkArchiveReader, ChunkRunReader
 from tapefs.tapeformat.errors import TapeFormatError
 from tapefs.tapeformat.labels import TapeLabels, read_labels
 from tapefs.tapeformat.magic import CHUNK_ARCHIVE_1_1
 from tapefs.tapeformat.tape_file import TapeFile, open_tape_file
 
 log = logging.getLogger(__name__)
+
+#: A chunk's blob as read from tape: its magic and CRC, and the rest (`ChunkRunReader.read`).
+BlobParts = tuple[bytes, bytes | memoryview]
 
 #: Seconds between two looks for a tape that is not in the library.
 RETRY_INTERVAL = 1.5
@@ -928,7 +931,8 @@ class ReadPlanner:
         label = jobs[0].label_text
 
         def found(digest: bytes, blob: bytes, scanned: int) -> None:
-            self._hand_over(wanted[digest], blob, {"bytes_from_tape": scanned}, checks)
+            parts = (blob[:BLOB_HEAD_SIZE], memoryview(blob)[BLOB_HEAD_SIZE:])
+            self._hand_over(wanted[digest], parts, {"bytes_from_tape": scanned}, checks)
 
         seen, scanned_after, error = await worker.run(
             _scan_for, device, file_number, set(wanted), found, lambda: self._closed
@@ -947,7 +951,7 @@ class ReadPlanner:
                     ),
                 )
 
-    def _hand_over(self, job: _ChunkJob, blob: bytes, counts: dict[str, int], checks: trio.Nursery) -> None:
+    def _hand_over(self, job: _ChunkJob, blob: BlobParts, counts: dict[str, int], checks: trio.Nursery) -> None:
         """From a drive thread: pass `blob` to its check on the loop without waiting for the loop;
         waits only while CHECKS_IN_FLIGHT blobs are being checked (bounds memory)."""
         while not self._check_slots.acquire(timeout=RETRY_INTERVAL):
@@ -955,7 +959,7 @@ class ReadPlanner:
                 return
         self._token.run_sync_soon(self._start_check, job, blob, counts, checks)
 
-    def _start_check(self, job: _ChunkJob, blob: bytes, counts: dict[str, int], checks: trio.Nursery) -> None:
+    def _start_check(self, job: _ChunkJob, blob: BlobParts, counts: dict[str, int], checks: trio.Nursery) -> None:
         """On the loop (a run_sync_soon callback, so it must not raise)."""
         self._count(counts)
         job.handed_over = True
@@ -964,7 +968,7 @@ class ReadPlanner:
         except RuntimeError:  # the drive task ended: the mount stops, shutdown answered the job
             self._check_slots.release()
 
-    async def _check(self, job: _ChunkJob, blob: bytes) -> None:
+    async def _check(self, job: _ChunkJob, blob: BlobParts) -> None:
         """Check and decode in a worker thread while the drive reads on (hashing and zstd release
         the GIL)."""
         try:
@@ -1026,12 +1030,13 @@ class ReadPlanner:
 
 
 def _checked(
-    job: _ChunkJob, blob: bytes, cache: ChunkCache, counted: Callable[[bytes], None]
+    job: _ChunkJob, blob: BlobParts, cache: ChunkCache, counted: Callable[[bytes], None]
 ) -> tuple[bytes | None, str | None, MountReadError | None]:
     """(data, damage, error) of a blob read from tape: decoded, checked against its digest,
     `counted` and put in the cache (before the job is answered: a new fetch then finds the data
     there)."""
-    kind = blob_kind(blob)
+    head, rest = blob
+    kind = blob_kind(head)
     if kind is not None and kind.encrypted:
         return (
             None,
@@ -1042,7 +1047,7 @@ def _checked(
             ),
         )
     try:
-        data = decode_blob(blob, source=job.where)
+        data = decode_blob_parts(head, rest, source=job.where)
     except DatastoreError as error:
         return None, str(error), None
     if hashlib.sha256(data).digest() != job.digest:

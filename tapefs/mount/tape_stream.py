@@ -38,19 +38,32 @@ class TapeStream:
     def read_at(self, offset: int, length: int, readahead_end: int | None = None) -> bytes:
         """Up to `length` bytes at `offset`; fewer only at the end of the stream. Readahead stops
         at `readahead_end` (the end of the file being read, when the stream holds many)."""
+        parts = self._parts(offset, length, readahead_end)
+        if len(parts) > 1:
+            return b"".join(parts)
+        whole = parts[0].obj
+        return whole if isinstance(whole, bytes) and len(whole) == parts[0].nbytes else bytes(parts[0])
+
+    def view_at(self, offset: int, length: int, readahead_end: int | None = None) -> bytes | memoryview:
+        """`read_at`, but a range inside one chunk comes as a view of the chunk, not a copy: the
+        FUSE reply copies it once more anyway (a copy per request cost a page fault per 4 KiB)."""
+        parts = self._parts(offset, length, readahead_end)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def _parts(self, offset: int, length: int, readahead_end: int | None) -> list[memoryview]:
         if offset < 0 or length < 0:
             raise ValueError(f"{self.name}: negative offset or length")
         end = min(offset + length, self.size)
         if offset >= end:
-            return b""
+            return [memoryview(b"")]
         first, last = self.index.find_chunk(offset), self.index.find_chunk(end - 1)
         readahead = self._readahead(offset, end, last, readahead_end)
         chunks = self._chunks(first, last, readahead)
         parts = []
         for i in range(first, last + 1):
             start, stop = self.index.chunk_range(i)
-            parts.append(chunks[i][max(offset, start) - start : min(end, stop) - start])
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+            parts.append(memoryview(chunks[i])[max(offset, start) - start : min(end, stop) - start])
+        return parts
 
     def _readahead(self, offset: int, end: int, last: int, readahead_end: int | None) -> list[int]:
         """For a sequential read, the chunk indexes after `last` up to READAHEAD_BYTES (and

@@ -176,7 +176,7 @@ class FileReader:
     #: Tape reads wait for drives and run in a thread; in-memory contents are answered at once.
     blocking = True
 
-    def read(self, offset: int, length: int) -> bytes:
+    def read(self, offset: int, length: int) -> bytes | memoryview:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -217,11 +217,11 @@ class StreamRangeReader(FileReader):
         self.start = start
         self.size = size
 
-    def read(self, offset: int, length: int) -> bytes:
+    def read(self, offset: int, length: int) -> bytes | memoryview:
         length = max(0, min(length, self.size - offset))
         if length == 0:
             return b""
-        data = self.stream.read_at(self.start + offset, length, readahead_end=self.start + self.size)
+        data = self.stream.view_at(self.start + offset, length, readahead_end=self.start + self.size)
         if len(data) != length:
             # A short answer would reach the reader as zeros: fail the range instead.
             raise TreeError(f"{self.stream.name}: {len(data)} of {length} bytes at {self.start + offset}")

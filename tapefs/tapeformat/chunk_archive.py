@@ -256,6 +256,9 @@ def read_chunk_at(device: BlockDevice, file_number: int, first_block: int, locat
     return _read_entry(reader, location, file_number)
 
 
+#: A blob's magic and CRC, all the header an unencrypted blob has.
+BLOB_HEAD_SIZE = 12
+
 #: Between two wanted chunks of an archive, up to this many stream bytes are read and passed
 #: over rather than located past: a drive streams through a few MiB faster than it repositions.
 RUN_MAX_GAP = 16 * 1024**2
@@ -279,8 +282,10 @@ class ChunkRunReader:
     def forget(self) -> None:
         self._reader = None
 
-    def read(self, file_number: int, first_block: int, location: ChunkLocation) -> bytes:
-        """The blob of one chunk; TapeFormatError when its entry is damaged or not there."""
+    def read(self, file_number: int, first_block: int, location: ChunkLocation) -> tuple[bytes, bytes]:
+        """The blob of one chunk as its first BLOB_HEAD_SIZE bytes (magic and CRC) and the rest,
+        read apart so the data of an uncompressed chunk is the rest as it is, not a copy out of
+        the blob; TapeFormatError when its entry is damaged or not there."""
         reader, self._reader = self._reader, None
         if (
             reader is None
@@ -295,13 +300,20 @@ class ChunkRunReader:
         self.bytes_passed_over += passed
         if passed != gap:
             raise TruncatedData("stream ends before the chunk entry", file_number, reader.block_index)
-        blob = _read_entry(reader, location, file_number)
-        self.bytes_read += ENTRY_HEADER_SIZE + len(blob)
+        head, rest = _read_entry_split(reader, location, file_number)
+        self.bytes_read += ENTRY_HEADER_SIZE + len(head) + len(rest)
         self._reader = reader
-        return blob
+        return head, rest
 
 
 def _read_entry(reader: BlockedReader, location: ChunkLocation, file_number: int) -> bytes:
+    head, rest = _read_entry_split(reader, location, file_number)
+    return head + rest
+
+
+def _read_entry_split(reader: BlockedReader, location: ChunkLocation, file_number: int) -> tuple[bytes, bytes]:
+    """The blob of the entry at the reader's position as its first BLOB_HEAD_SIZE bytes and the
+    rest (see `ChunkRunReader.read`)."""
     raw = reader.read(ENTRY_HEADER_SIZE)
     if len(raw) != ENTRY_HEADER_SIZE:
         raise TruncatedData("stream ends inside a chunk entry header", file_number, location.block_index)
@@ -313,7 +325,8 @@ def _read_entry(reader: BlockedReader, location: ChunkLocation, file_number: int
             file_number,
             location.block_index,
         )
-    blob = reader.read(entry.size)
-    if len(blob) != entry.size:
+    head = reader.read(min(BLOB_HEAD_SIZE, entry.size))
+    rest = reader.read(entry.size - len(head))
+    if len(head) + len(rest) != entry.size:
         raise TruncatedData(f"chunk {entry.digest.hex()} cut short", file_number, reader.block_index)
-    return blob
+    return head, rest
