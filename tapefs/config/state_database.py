@@ -26,9 +26,16 @@ class StateDatabase:
     def __init__(self, db_path: str | Path, timeout: float = 30.0):
         self.db_path = Path(db_path)
         # Catalogs and the inventory say what is on which tape: not for every local user. The
-        # file is made before SQLite opens it, which then gives its journals the same mode.
+        # file is made before SQLite opens it, which then gives its journals the same mode. An
+        # existing file is not opened here: closing a descriptor of it would drop every POSIX lock
+        # this process holds on it, those of its other connections too (the mount has several),
+        # and another process would then take a commit of its own for the last one and delete the
+        # write-ahead log under them: they would never see a change again.
         make_private_dirs(self.db_path.parent)
-        os.close(open_private_file(self.db_path, os.O_RDWR))
+        try:
+            os.close(open_private_file(self.db_path, os.O_RDWR | os.O_EXCL))
+        except FileExistsError:
+            pass
         self._lock = threading.RLock()
         self._db = sqlite3.connect(self.db_path, isolation_level=None, timeout=timeout, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")

@@ -35,7 +35,7 @@ from tapefs.mount.chunk_cache import ChunkCache
 from tapefs.mount.operations import Operations
 from tapefs.mount.options import MountError, MountOptions, check_mountpoint
 from tapefs.mount.read_planner import ReadPlanner
-from tapefs.mount.tree import Tree
+from tapefs.mount.tree import REFRESH_SECONDS, Tree
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,8 @@ class MountService:
                 gid=os.getgid(),
                 expose_raw=options.expose_raw,
             )
+            # Before the databases close (the stack closes last in, first out).
+            self._stack.callback(self.tree.close)
             self.operations = Operations(self.tree, xattrs=options.xattrs)
         except BaseException:
             self._stack.close()
@@ -166,6 +168,7 @@ class MountService:
                 await nursery.start(self.planner.serve)
             nursery.start_soon(self._stop_on_signal, nursery.cancel_scope)
             nursery.start_soon(self._raise_readahead)
+            nursery.start_soon(self._refresh_views)
             await pyfuse3.main()
             nursery.cancel_scope.cancel()
         # Every thread trio started has returned; only idle ones of its cache may remain.
@@ -178,6 +181,17 @@ class MountService:
         await trio.sleep(RETRY_GRACE)
         while self.operations.reads_in_flight and trio.current_time() < deadline:
             await trio.sleep(RETRY_GRACE)
+
+    async def _refresh_views(self) -> None:
+        """Every few seconds, the views are rebuilt if a backup, label or catalog command changed
+        the databases: in a worker thread, so the loop answers requests from the old views
+        meanwhile. A failed refresh leaves the old views and is tried again."""
+        while True:
+            await trio.sleep(REFRESH_SECONDS)
+            try:
+                await trio.to_thread.run_sync(self.tree.refresh)
+            except Exception as error:  # anything raised here would end the mount
+                log.warning("the views were not refreshed, the old ones stay: %s: %s", type(error).__name__, error)
 
     async def _raise_readahead(self) -> None:
         # The kernel sets the mount's readahead when it gets the answer to FUSE INIT, which the

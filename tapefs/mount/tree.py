@@ -18,6 +18,12 @@ status file) are readable by all, since they show names and counts; nodes that h
 bytes (raw tape files, images and other streams, snapshot blobs) are the owner's alone, unless
 the mount exposes them (`expose_raw`).
 
+Refresh. Backups, label and catalog commands change the databases while the mount runs. The mount
+service calls `refresh` every REFRESH_SECONDS in a worker thread: when SQLite's data_version says
+another process committed, it builds new views aside, on connections of its own and without the
+tree's lock, then swaps them in under the lock (a dict update). Requests never wait for a build:
+until the swap they are answered from the old views.
+
 Inode numbers. Views, tapes and snapshot directories are few: they are numbered from 2 in order of
 first appearance and keyed by their path, so a refresh keeps them. Archive entries may be millions:
 their inode is computed, ``ENTRY_BIT | copy << COPY_SHIFT | entry id``, where `copy` numbers the
@@ -38,7 +44,9 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from tapefs.catalog.file_catalog import ArchiveRow, EntryRow, FileCatalog
 from tapefs.catalog.media_catalog import MediaCatalog
@@ -58,7 +66,7 @@ ROOT_INODE = 1
 ENTRY_BIT = 1 << 62
 COPY_SHIFT = 40
 STATUS_NAME = b".status"
-#: How long the views trust the inventory and catalogs before looking for new backups.
+#: How often the mount looks for new backups (`Tree.refresh`, called by the mount service).
 REFRESH_SECONDS = 5.0
 DIRECTORY_MODE = stat.S_IFDIR | 0o555
 #: metadata: labels, tape contents, the status file
@@ -257,8 +265,35 @@ def _pxar_index_names(archive: ArchiveRow) -> set[str]:
     return {archive.metadata_index} | ({archive.payload_index} if archive.payload_index else set())
 
 
+class Databases(NamedTuple):
+    """What the views are built from."""
+
+    inventory: Inventory
+    media_catalog: MediaCatalog
+    file_catalog: FileCatalog
+
+    def reopened(self) -> Databases:
+        """Connections of their own to the same files (closed with `close`). A build runs many
+        queries; on connections of its own, the requests' catalog queries never queue behind
+        them for the lock that serialises each connection's users."""
+        opened: list = []
+        try:
+            for db in self:
+                opened.append(type(db)(db.db_path))
+        except BaseException:
+            for db in opened:
+                db.close()
+            raise
+        return Databases(*opened)
+
+    def close(self) -> None:
+        for db in self:
+            db.close()
+
+
 class Tree:
-    """The views; thread-safe (FUSE handlers and read threads call in concurrently)."""
+    """The views; thread-safe (FUSE handlers, read threads and the refresh thread call in
+    concurrently). `close` releases the connections `refresh` opened."""
 
     def __init__(
         self,
@@ -270,7 +305,6 @@ class Tree:
         uid: int = 0,
         gid: int = 0,
         expose_raw: bool = False,
-        clock: Callable[[], float] = time.monotonic,
     ):
         self.inventory = inventory
         self.media_catalog = media_catalog
@@ -281,10 +315,12 @@ class Tree:
         self.gid = gid
         #: mode of the nodes holding backed-up bytes that no archived mode protects
         self.content_mode = FILE_MODE if expose_raw else OWNER_ONLY_FILE_MODE
-        self.clock = clock
         self.mounted_at = int(time.time())
+        #: The published views: `_nodes` and `_copies` change only under it, in short sections.
         self._lock = threading.RLock()
         self._nodes: dict[int, Node] = {}
+        #: Inode numbers by path (`_by_path`, `_next_inode`): handed out by builds and expansions.
+        self._paths_lock = threading.Lock()
         self._by_path: dict[tuple[bytes, ...], int] = {(): ROOT_INODE}
         self._next_inode = ROOT_INODE + 1
         self._copies: dict[int, SnapshotCopy] = {}
@@ -292,33 +328,67 @@ class Tree:
         self._indexes: OrderedDict[tuple[int, str], DynamicIndex | FixedIndex] = OrderedDict()
         self._rows: OrderedDict[int, EntryRow] = OrderedDict()
         self._rows_lock = threading.Lock()
-        self._refreshed_at = 0.0
+        #: One build at a time: `refresh`, its connections, `_versions` and `_copy_numbers`.
+        self._building = threading.Lock()
+        #: Per thread: the dict collecting the nodes of the build or expansion under way.
+        self._local = threading.local()
+        self._databases = Databases(inventory, media_catalog, file_catalog)
+        self._builder_databases: Databases | None = None
         self._versions: tuple[int, ...] = ()
-        self.refresh(force=True)
+        self.view_builds = 0
+        self.last_build_seconds = 0.0
+        # The first views are built with the tree's own connections: no second set is opened
+        # for a tree that is never refreshed.
+        with self._building:
+            self._refresh(self._databases, force=True)
+
+    def close(self) -> None:
+        """Close the connections `refresh` opened (waits for a build under way)."""
+        with self._building:
+            if self._builder_databases is not None:
+                self._builder_databases.close()
+                self._builder_databases = None
 
     # -- building the views ----------------------------------------------------------------
 
     def _data_versions(self) -> tuple[int, ...]:
         """SQLite's data_version of each database: it changes when another process commits."""
-        return tuple(db.data_version() for db in (self.inventory, self.media_catalog, self.file_catalog))
+        return tuple(db.data_version() for db in self._databases)
 
-    def refresh(self, force: bool = False) -> None:
-        """Rebuild the views when a backup, label or catalog command changed the databases
-        (cheap: no archive entry is read). Nodes already handed out stay valid."""
+    def refresh(self, force: bool = False) -> bool:
+        """Rebuild the views when a backup, label or catalog command changed the databases (no
+        archive entry is read); True if it did. Blocking: the mount service calls it in a worker
+        thread. The new views are built aside, on connections of their own and without the tree's
+        lock, and swapped in under the lock; meanwhile requests are answered from the old ones.
+        Nodes already handed out stay valid, inode numbers stay with their paths."""
+        with self._building:
+            if self._builder_databases is None:
+                self._builder_databases = self._databases.reopened()
+            return self._refresh(self._builder_databases, force)
+
+    def _refresh(self, databases: Databases, force: bool) -> bool:
+        """`refresh` from `databases`; the caller holds `_building`."""
+        versions = self._data_versions()
+        if not force and versions == self._versions:
+            return False
+        started = time.monotonic()
+        built, copies = self._build_views(databases)
         with self._lock:
-            now = self.clock()
-            if not force and now - self._refreshed_at < REFRESH_SECONDS:
-                return
-            self._refreshed_at = now
-            versions = self._data_versions()
-            if not force and versions == self._versions:
-                return
-            self._versions = versions
-            copies = self._find_copies()
+            # Nodes of paths that are gone stay: a process may still hold their inodes.
+            self._nodes.update(built)
             self._copies = {copy.number: copy for copy in copies}
+        # Set last: a build that failed is tried again at the next refresh.
+        self._versions = versions
+        self.view_builds += 1
+        self.last_build_seconds = time.monotonic() - started
+        return True
+
+    def _build_views(self, databases: Databases) -> tuple[dict[int, Node], list[SnapshotCopy]]:
+        """The root and the three views as new nodes, none of them published yet."""
+        with self._collecting() as built:
+            copies = self._find_copies(databases)
             root = self._directory((), ROOT_INODE)
-            root.children = []
-            root.children.append(self._add(self._status_node()).inode)
+            root.children = [self._add(self._status_node()).inode]
             for view, build in (
                 (b"pools", self._pools_view),
                 (b"snapshots", self._snapshots_view),
@@ -326,25 +396,36 @@ class Tree:
             ):
                 node = self._directory((view,))
                 root.children.append(node.inode)
-                node.children = [child.inode for child in build(copies, (view,))]
+                node.children = [child.inode for child in build(databases, copies, (view,))]
+        return built, copies
 
-    def _find_copies(self) -> list[SnapshotCopy]:
+    @contextmanager
+    def _collecting(self) -> Iterator[dict[int, Node]]:
+        """The nodes `_add` makes in this thread go to the dict yielded, not to the published
+        views; the caller publishes them under the lock."""
+        self._local.built = built = {}
+        try:
+            yield built
+        finally:
+            del self._local.built
+
+    def _find_copies(self, databases: Databases) -> list[SnapshotCopy]:
         copies = []
-        for info in self.inventory.list_media_sets():
+        for info in databases.inventory.list_media_sets():
             labels = {}
             fingerprint = None
             in_library = True
             for uuid in info.members:
                 if uuid is None:
                     continue
-                entry = self.inventory.lookup(uuid)
+                entry = databases.inventory.lookup(uuid)
                 in_library = in_library and entry is not None and _online(entry.location)
                 if entry is not None:
                     labels[uuid] = entry.id.label_text
                     fingerprint = fingerprint or entry.id.media_set_label.encryption_key_fingerprint
             set_name = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(info.ctime))
             places: dict[tuple[str, str], list] = {}
-            for place in self.media_catalog.snapshots_in_set(info.uuid):
+            for place in databases.media_catalog.snapshots_in_set(info.uuid):
                 places.setdefault((place.store, place.snapshot), []).append(place)
             for (store, path), found in places.items():
                 key = (info.uuid, store, path)
@@ -362,22 +443,28 @@ class Tree:
                         tapes,
                         found[0].file_number,
                         fingerprint,
-                        self.file_catalog.snapshot_id(store, path),
+                        databases.file_catalog.snapshot_id(store, path),
                         in_library,
                     )
                 )
         return copies
 
     def _add(self, node: Node) -> Node:
-        self._nodes[node.inode] = node
+        built = getattr(self._local, "built", None)
+        if built is not None:
+            built[node.inode] = node
+        else:
+            with self._lock:
+                self._nodes[node.inode] = node
         return node
 
     def _inode_for(self, path: tuple[bytes, ...]) -> int:
-        inode = self._by_path.get(path)
-        if inode is None:
-            inode = self._by_path[path] = self._next_inode
-            self._next_inode += 1
-        return inode
+        with self._paths_lock:
+            inode = self._by_path.get(path)
+            if inode is None:
+                inode = self._by_path[path] = self._next_inode
+                self._next_inode += 1
+            return inode
 
     def _directory(
         self,
@@ -433,6 +520,8 @@ class Tree:
         component is made by its callable(path)."""
         top: list[int] = []
         directories: dict[tuple[bytes, ...], Node] = {}
+        #: what this call made, by inode (none of it is published yet)
+        made: dict[int, Node] = {}
         for components, make in items:
             parent_children = top
             for depth in range(1, len(components)):
@@ -440,43 +529,36 @@ class Tree:
                 node = directories.get(path)
                 if node is None:
                     node = directories[path] = self._directory(path)
+                    made[node.inode] = node
                     node.children = []
                     parent_children.append(node.inode)
+                assert node.children is not None
                 parent_children = node.children
             node = make(base + tuple(components))
+            made[node.inode] = node
             parent_children.append(node.inode)
-        for inode in self._walk_inodes(top):
-            node = self._nodes[inode]
-            if node.children is not None and node.expand is None:
-                node.children.sort(key=lambda child: self._nodes[child].name)
-        top.sort(key=lambda child: self._nodes[child].name)
-        return [self._nodes[inode] for inode in top]
+        for node in directories.values():
+            assert node.children is not None
+            node.children.sort(key=lambda child: made[child].name)
+        top.sort(key=lambda child: made[child].name)
+        return [made[inode] for inode in top]
 
-    def _walk_inodes(self, inodes: list[int]) -> Iterator[int]:
-        stack = list(inodes)
-        while stack:
-            inode = stack.pop()
-            yield inode
-            node = self._nodes[inode]
-            if node.children is not None and node.expand is None:
-                stack.extend(node.children)
-
-    def _pools_view(self, copies: list[SnapshotCopy], base: tuple[bytes, ...]) -> list[Node]:
+    def _pools_view(self, databases: Databases, copies: list[SnapshotCopy], base: tuple[bytes, ...]) -> list[Node]:
         items = []
         sets: dict[str, tuple[str, str]] = {}
         for copy in copies:
             sets.setdefault(copy.set_uuid, (copy.pool, copy.set_name))
         used: dict[tuple[str, str], str] = {}
         set_dirs: dict[str, str] = {}
-        for info in self.inventory.list_media_sets():
+        for info in databases.inventory.list_media_sets():
             sets.setdefault(info.uuid, (info.pool, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(info.ctime))))
         for set_uuid, (pool, name) in sorted(sets.items(), key=lambda item: item[1]):
             unique = name if (pool, name) not in used else f"{name}-{set_uuid[:8]}"
             used[(pool, unique)] = set_uuid
             set_dirs[set_uuid] = unique
-            members = self.inventory.compute_media_set_members(set_uuid)
+            members = databases.inventory.compute_media_set_members(set_uuid)
             for seq_nr, uuid in enumerate(members):
-                entry = self.inventory.lookup(uuid) if uuid else None
+                entry = databases.inventory.lookup(uuid) if uuid else None
                 if entry is None:
                     continue
                 label = entry.id.label_text
@@ -497,7 +579,7 @@ class Tree:
             items.append((components, lambda path, copy=copy: self._snapshot_dir(path, copy)))
         return self._tree_of_paths(base, items)
 
-    def _snapshots_view(self, copies: list[SnapshotCopy], base: tuple[bytes, ...]) -> list[Node]:
+    def _snapshots_view(self, databases: Databases, copies: list[SnapshotCopy], base: tuple[bytes, ...]) -> list[Node]:
         by_snapshot: dict[tuple[str, str], list[SnapshotCopy]] = {}
         for copy in copies:
             by_snapshot.setdefault((copy.store, copy.path), []).append(copy)
@@ -510,9 +592,9 @@ class Tree:
             )
         return self._tree_of_paths(base, items)
 
-    def _media_view(self, copies: list[SnapshotCopy], base: tuple[bytes, ...]) -> list[Node]:
+    def _media_view(self, databases: Databases, copies: list[SnapshotCopy], base: tuple[bytes, ...]) -> list[Node]:
         nodes = []
-        for entry in sorted(self.inventory.list_media(), key=lambda e: e.id.label_text):
+        for entry in sorted(databases.inventory.list_media(), key=lambda e: e.id.label_text):
             label = entry.id.label_text
             path = base + (label.encode(),)
             directory = self._directory(
@@ -820,17 +902,22 @@ class Tree:
         return node
 
     def _virtual_children(self, node: Node) -> list[int]:
+        children = node.children
+        if children is not None:
+            return children
+        # Expanded without the lock (it reads the catalogs), published under it.
+        with self._collecting() as built:
+            made = node.expand() if node.expand is not None else []
         with self._lock:
             if node.children is None:
-                built = node.expand() if node.expand is not None else []
-                for child in built:
+                self._nodes.update(built)
+                for child in made:
+                    # archive roots: entry nodes, not made by `_add`
                     self._nodes.setdefault(child.inode, child)
-                node.children = [child.inode for child in built]
+                node.children = [child.inode for child in made]
             return node.children
 
     def lookup(self, parent_inode: int, name: bytes) -> Node:
-        if parent_inode == ROOT_INODE:
-            self.refresh()
         parent = self.node(parent_inode)
         if not parent.is_dir:
             raise NotADirectory(f"inode {parent_inode} is not a directory")
@@ -850,8 +937,6 @@ class Tree:
     def readdir(self, inode: int, after: int = 0) -> Iterator[tuple[Node, int]]:
         """(child, offset to resume after it); offsets are > 0 and stable between calls, across
         catalog refreshes too (the entry id in archives, the inode number in views)."""
-        if inode == ROOT_INODE and after == 0:
-            self.refresh()
         node = self.node(inode)
         if not node.is_dir:
             raise NotADirectory(f"inode {inode} is not a directory")
@@ -908,7 +993,12 @@ class Tree:
 
     def stats(self) -> dict:
         with self._lock:
-            return {"snapshot-copies": len(self._copies), "view-nodes": len(self._nodes)}
+            return {
+                "snapshot-copies": len(self._copies),
+                "view-nodes": len(self._nodes),
+                "view-builds": self.view_builds,
+                "last-build-seconds": round(self.last_build_seconds, 3),
+            }
 
 
 def _backup_time(path: str) -> int | None:

@@ -6,8 +6,11 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import sqlite3
 import stat
 import sysconfig
+import uuid
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +18,7 @@ import pytest
 
 from tapefs.datastore.backup import backup, parse_sources
 from tapefs.datastore.naming import BackupGroup, BackupNamespace
-from tapefs.catalog.media_catalog import MediaCatalog
+from tapefs.catalog.media_catalog import CATALOG_DB_NAME, MediaCatalog
 from tapefs.datastore.fixed_index import FixedIndex
 from tapefs.device.changer import Changer
 from tapefs.media.inventory import Inventory
@@ -188,3 +191,19 @@ def listing(root: Path) -> dict[str, tuple]:
                 info.st_gid,
             )
     return found
+
+
+def record_snapshot(status_dir: Path, label_text: str, store: str, snapshot: str) -> None:
+    """What another process's backup leaves in the media catalog: one more snapshot archive, after
+    the last file of tape `label_text` (nothing is written to the tape; the views list it, with no
+    file catalog behind it)."""
+    with Inventory.open(status_dir) as inventory, MediaCatalog.open(status_dir) as catalog:
+        media_uuid = next(e.uuid for e in inventory.list_media() if e.id.label_text == label_text)
+        last = max(row[0] for row in catalog.media_content(media_uuid))
+        catalog.register_snapshot(media_uuid, last + 1, uuid.uuid4(), store, snapshot)
+
+
+def forget_recorded_snapshot(status_dir: Path, store: str, snapshot: str) -> None:
+    """Undo record_snapshot (the media catalog has no command for it)."""
+    with closing(sqlite3.connect(status_dir / CATALOG_DB_NAME)) as db, db:
+        db.execute("DELETE FROM archive WHERE kind = 'snapshot' AND store = ? AND snapshot = ?", (store, snapshot))
