@@ -36,7 +36,7 @@ from tapefs.datastore.naming import BackupGroup, BackupSnapshot
 from tapefs.datastore.snapshot_admin import AUTH_ID, describe_group, group_owner
 from tapefs.errors import InvalidInput
 from tapefs.jobs.drive_session import DriveSession
-from tapefs.jobs.errors import JobError, MediaOffline, TapeReadFailed
+from tapefs.jobs.errors import ArchiveDamaged, JobError, MediaOffline, TapeReadFailed
 from tapefs.jobs.namespace_map import NamespaceMap
 from tapefs.jobs.snapshot_files import (
     decode_snapshot_pxar,
@@ -402,6 +402,8 @@ class _Restore:
                     self._restore_file(seq_nr, tape_file, found)
                 except CheckCondition as error:
                     raise unreadable(self.labels[seq_nr], tape_file.file_number, error) from None
+                except TapeFormatError as error:  # a header or entry the format does not allow
+                    raise ArchiveDamaged(f"tape {self.labels[seq_nr]}: {error}") from None
             # A part is continued on the very next tape; one that was not was written again whole.
             self._pending = {uuid: p for uuid, p in self._pending.items() if p.last_seq == seq_nr}
             # A tape's catalog is rebuilt once the snapshots that start on it are complete.
@@ -622,6 +624,8 @@ class _Restore:
                 data = SnapshotArchiveReader(tape_file, self._next_part_from(place.seq_nr)).read()
             except CheckCondition as error:
                 raise unreadable(self.labels[place.seq_nr], place.file_number, error) from None
+            except TapeFormatError as error:
+                raise ArchiveDamaged(f"tape {self.labels[place.seq_nr]}: {error}") from None
             archives[place] = (data, where)
         # Where the chunks those snapshots need are; the other tapes that hold some are named
         # before any of them is asked for.
