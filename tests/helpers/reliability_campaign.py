@@ -44,6 +44,8 @@ class Trial:
     effective: bool = True
     #: seconds into a `timed` run its work began (see `timed`); 0: from the start
     work_begins: float = 0.0
+    #: seconds into a `timed` run its output last changed (see `timed`); None: at its end
+    work_ends: float | None = None
 
     def tape_setup(self, drives: int = 2) -> TapeSetup:
         library = VtapeLibrary(cartridges=0, cleaning_cartridges=0, drives=drives)
@@ -73,19 +75,24 @@ class Trial:
         process.communicate(timeout=300)
         return process
 
-    def timed(self, argv: list[str], begins: Callable[[], bool] | None = None) -> float:
+    def timed(
+        self, argv: list[str], begins: Callable[[], bool] | None = None, output: Callable[[], object] | None = None
+    ) -> float:
         """Seconds `argv` takes to run to its end (it must succeed): the time scale of a later kill
         of work of the same size (fixed delays missed fast commands or came before slow ones).
 
         `begins`, polled while the command runs, turns true when its work proper starts (say its
         first tape move); the seconds until then are kept in `work_begins`, and `kill_within`
         then kills during the work, not while the command still starts up (Python imports take
-        half of a short tape job)."""
-        output = self.root / "timed-output"
+        half of a short tape job). `output`, polled too, stamps what the work writes (say the
+        cartridges' sizes); the seconds until its last change are kept in `work_ends`, for a
+        fault that only tells while the work still writes (a device that dies)."""
+        log = self.root / "timed-output"
         started = time.monotonic()
-        with open(output, "w+") as out:
+        with open(log, "w+") as out:
             process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
-            begun = None
+            begun = changed = None
+            stamp = output() if output is not None else None
             while True:
                 try:
                     process.wait(timeout=0.005)
@@ -93,6 +100,8 @@ class Trial:
                 except subprocess.TimeoutExpired:
                     if begins is not None and begun is None and begins():
                         begun = time.monotonic() - started
+                    if output is not None and (now := output()) != stamp:
+                        stamp, changed = now, time.monotonic() - started
                     if time.monotonic() - started > 600:
                         process.kill()
                         process.wait()
@@ -102,16 +111,19 @@ class Trial:
             text = out.read()
         if process.returncode != 0:
             raise AssertionError(f"{' '.join(argv)} exited {process.returncode}: {text[-2000:]}")
+        # never seen (the work was over between two polls): the whole run is the scale
         if begins is not None:
-            # never seen (the work was over between two polls): the whole run is the scale
             self.work_begins = begun if begun is not None else 0.0
+        if output is not None:
+            self.work_ends = changed
         return seconds
 
     def kill_moment(self, seconds: float) -> float:
-        """A seeded moment 5 to 95 % into the work of a run that takes `seconds` (`timed`),
-        the work starting `work_begins` seconds after the start."""
-        begins = min(self.work_begins, seconds)
-        return begins + self.rng.uniform(0.05, 0.95) * (seconds - begins)
+        """A seeded moment 5 to 95 % into the work of a run that takes `seconds` (`timed`): the
+        work starts `work_begins` seconds after the start and ends at `work_ends` (if known)."""
+        ends = seconds if self.work_ends is None else min(self.work_ends, seconds)
+        begins = min(self.work_begins, ends)
+        return begins + self.rng.uniform(0.05, 0.95) * (ends - begins)
 
     def kill_within(self, argv: list[str], seconds: float) -> subprocess.Popen:
         """`kill_after` at `kill_moment(seconds)`: a seeded 5 to 95 % into the work of such a run."""

@@ -14,6 +14,7 @@ from pathlib import Path
 from tapefs.datastore.datastore import Datastore
 from tapefs.datastore.manifest import Manifest
 from tapefs.datastore.registry import DatastoreRegistry
+from tapefs.device.changer import Changer
 from tests.helpers.commands import tapefs, tapefs_json
 from tests.helpers.fuse_mounts import MountedTree
 from tests.helpers.reliability_campaign import Trial, scenario, tapefs_argv
@@ -156,11 +157,23 @@ def tape_moved(setup: TapeSetup) -> Callable[[], bool]:
     return lambda: stamp() != before
 
 
-def timed_backup(trial: Trial, setup: TapeSetup) -> float:
+def cartridge_sizes(setup: TapeSetup) -> Callable[[], tuple[int, ...]]:
+    """A stamp of what the library's cartridges hold: the size of each one's block index."""
+    indexes = sorted((setup.library.path / "cartridges").glob("*/index"))
+    return lambda: tuple(index.stat().st_size for index in indexes)
+
+
+def timed_backup(trial: Trial, setup: TapeSetup, to_last_write: bool = False) -> float:
     """Seconds a whole `tapefs backup` of the datastore takes, written to pool `other` (its own
     tapes and media set, so the `daily` set the scenario kills stays untouched): the time scale
-    of a kill during the same backup to `daily`, whose work begins with the first tape move."""
-    return trial.timed(tapefs_argv("backup", "store", "other", "--drive", "drive0"), begins=tape_moved(setup))
+    of a kill during the same backup to `daily`, whose work begins with the first tape move
+    (and, `to_last_write`, ends with the last block or filemark written)."""
+    os.sync()  # the setup's writes are not the probe's
+    return trial.timed(
+        tapefs_argv("backup", "store", "other", "--drive", "drive0"),
+        begins=tape_moved(setup),
+        output=cartridge_sizes(setup) if to_last_write else None,
+    )
 
 
 def complete_files(setup: TapeSetup, media_set: str) -> dict[str, int]:
@@ -225,7 +238,9 @@ def tape_backup_kill(trial: Trial) -> None:
 )
 def vtape_daemon_kill(trial: Trial) -> None:
     setup = tape_with_snapshots(trial, 5, 2, probe_tapes=3)
-    seconds = timed_backup(trial, setup)
+    # The daemon killed after the last tape command changes nothing the job sees: the window
+    # ends at the last write.
+    seconds = timed_backup(trial, setup, to_last_write=True)
     backup = subprocess.Popen(
         tapefs_argv("backup", "store", "daily", "--drive", "drive0"),
         stdin=subprocess.DEVNULL,
@@ -258,12 +273,20 @@ def vtape_daemon_kill(trial: Trial) -> None:
 )
 def tape_restore_kill(trial: Trial) -> None:
     setup = tape_with_snapshots(trial, 4, 2)
-    result = run_backup(setup)
+    result = run_backup(setup, eject_media=True)
     restore = tapefs_argv("restore", result.media_set, "restored", "--drive", "drive1")
     create_datastore("probe", trial.root / "probe")  # a whole restore into it: the time scale of the kill
     probe = tapefs_argv("restore", result.media_set, "probe", "--drive", "drive1")
+    # The restore ends with a syncfs(): what the setup left unwritten must not make the probe
+    # the slower one.
+    os.sync()
     seconds = trial.timed(probe, begins=tape_moved(setup))
+    # The killed restore starts as the probe did, every tape in its slot (a tape to unload first
+    # made it a tenth faster, so that one kill in three came after its end).
+    with Changer.open(setup.library.changer) as changer:
+        changer.unload(drive=1)
     create_datastore("restored", trial.root / "restored")
+    os.sync()
     trial.kill_within(restore, seconds)
     assert_datastore_sound("restored")
     tapefs("restore", result.media_set, "restored", "--drive", "drive1")
