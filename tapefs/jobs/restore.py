@@ -393,7 +393,7 @@ class _Restore:
                     log.info("tape %s: last file cut short (writer interrupted)", self.labels[seq_nr])
                     break
                 except TapeFormatError as error:
-                    raise JobError(f"tape {self.labels[seq_nr]}: {error}") from None
+                    raise ArchiveDamaged(f"tape {self.labels[seq_nr]}: {error}") from None
                 if tape_file is Mark.END_OF_DATA:
                     break
                 if tape_file is Mark.FILEMARK:
@@ -616,15 +616,15 @@ class _Restore:
         for place in sorted(chosen, key=lambda p: (p.seq_nr, p.file_number)):
             device = self._load(place.seq_nr)
             device.locate_file(place.file_number)
-            tape_file = open_tape_file(device)
             where = f"tape {self.labels[place.seq_nr]} file {place.file_number}"
-            if not isinstance(tape_file, TapeFile) or tape_file.header.content_magic not in SNAPSHOT_MAGICS:
-                raise JobError(f"{where}: the catalog names snapshot {place.snapshot}, the tape does not hold it")
             try:
+                tape_file = open_tape_file(device)
+                if not isinstance(tape_file, TapeFile) or tape_file.header.content_magic not in SNAPSHOT_MAGICS:
+                    raise JobError(f"{where}: the catalog names snapshot {place.snapshot}, the tape does not hold it")
                 data = SnapshotArchiveReader(tape_file, self._next_part_from(place.seq_nr)).read()
             except CheckCondition as error:
                 raise unreadable(self.labels[place.seq_nr], place.file_number, error) from None
-            except TapeFormatError as error:
+            except TapeFormatError as error:  # a header or entry the format does not allow
                 raise ArchiveDamaged(f"tape {self.labels[place.seq_nr]}: {error}") from None
             archives[place] = (data, where)
         # Where the chunks those snapshots need are; the other tapes that hold some are named

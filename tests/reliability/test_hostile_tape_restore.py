@@ -8,8 +8,9 @@ Three kinds of hostile content, each on a real vtape cartridge:
   never makes: `..`, `/`, NUL and non-UTF-8 names, a symlink, a subdirectory, a hardlink, a
   device node, a size past the end, a manifest whose file list climbs out of the snapshot
   directory;
-* a tape archive header naming a snapshot path that climbs out (the header patched on the
-  cartridge; the readers' refusal of such names is tests/reliability/test_hostile_names.py);
+* a tape archive header naming a snapshot path that climbs out, or one that is no JSON (the
+  header patched on the cartridge; the readers' refusal of such names is
+  tests/reliability/test_hostile_names.py);
 * snapshots whose data archive (`data.pxar`) is hostile (tests/helpers/reliability_fuzz_archives.py):
   the tape restore copies them as they are, and the file-level `tapefs datastore restore` from the
   restored datastore refuses them or restores links as links, as it does from any datastore
@@ -189,9 +190,10 @@ def test_hostile_snapshot_archives_on_tape_are_refused_and_write_nothing_outside
     assert [s["snapshot"] for s in tapefs_json("datastore", "snapshots", "restored")] == [f"host/plain/{TIME}"]
 
 
-def patch_snapshot_header(cartridge: Path, file_number: int, old: str, new: str) -> None:
+def patch_snapshot_header(cartridge: Path, file_number: int, old: str, new: str | None) -> None:
     """Replace the snapshot path `old` in the JSON header of tape file `file_number` by `new`
-    (no longer than `old`; padded with blanks after the JSON, as test_hostile_names does)."""
+    (no longer than `old`; padded with blanks after the JSON, as test_hostile_names does), or
+    with None make the header no JSON at all."""
     _, offset, length = tape_blocks(cartridge, file_number)[0]
     with open(cartridge / "data", "r+b") as data:
         data.seek(offset)
@@ -201,14 +203,18 @@ def patch_snapshot_header(cartridge: Path, file_number: int, old: str, new: str)
         header = json.loads(block[start:end])
         assert header["snapshot"] == old, header
         header["snapshot"] = new
-        text = json.dumps(header).encode()
+        text = json.dumps(header).encode() if new is not None else b"[" + block[start + 1 : end]
         assert len(text) <= end - start
         data.seek(offset + start)
         data.write(text.ljust(end - start))
 
 
-@pytest.mark.parametrize("path", ["host/../2024-01-01T00:00:00Z", "../../../x/2024-01-01T00:00:00Z"])
-def test_a_tape_header_naming_a_climbing_snapshot_path_is_refused(tape_setup, tmp_path, path):
+@pytest.mark.parametrize("path, words", [
+    ("host/../2024-01-01T00:00:00Z", "not a snapshot path"),
+    ("../../../x/2024-01-01T00:00:00Z", "not a snapshot path"),
+    (None, "header data is not JSON"),
+], ids=["dot-dot", "climbing", "not-json"])
+def test_a_hostile_tape_header_is_refused_naming_the_tape(tape_setup, tmp_path, path, words):
     make_snapshot(tape_setup.datastore, BackupSnapshot.parse(f"host/headers/{TIME}"),
                   pieces=[snapshot_pxar([(b"f", b"data")])])
     add_cartridges(tape_setup.library, 1, "32MiB", "4MiB")
@@ -224,7 +230,7 @@ def test_a_tape_header_naming_a_climbing_snapshot_path_is_refused(tape_setup, tm
     for named in ([], [f"store:host/headers/{TIME}"]):
         restore = tapefs("restore", result.media_set, "restored", *named, "--drive", "drive1", check=False)
         line = one_error_line(restore, ExitCode.DATA, "tapefs")
-        assert "not a snapshot path" in line and f"tape SM0001L8: tape file {place.file_number}:" in line, line
+        assert words in line and f"tape SM0001L8: tape file {place.file_number}:" in line, line
     assert outside(before, tree(tmp_path), "restored", "state", "config") == {}
     assert tapefs_json("datastore", "snapshots", "restored") == []
 
