@@ -163,6 +163,23 @@ def cartridge_sizes(setup: TapeSetup) -> Callable[[], tuple[int, ...]]:
     return lambda: tuple(index.stat().st_size for index in indexes)
 
 
+def tree_stamp(path: Path) -> Callable[[], tuple[int, int]]:
+    """A stamp of what a directory tree holds: its number of entries and their total size."""
+
+    def stamp() -> tuple[int, int]:
+        count = size = 0
+        for directory, dirs, files in os.walk(path):
+            count += len(dirs) + len(files)
+            for name in files:
+                try:
+                    size += os.lstat(os.path.join(directory, name)).st_size
+                except FileNotFoundError:  # a temporary file renamed meanwhile
+                    pass
+        return count, size
+
+    return stamp
+
+
 def timed_backup(trial: Trial, setup: TapeSetup, to_last_write: bool = False) -> float:
     """Seconds a whole `tapefs backup` of the datastore takes, written to pool `other` (its own
     tapes and media set, so the `daily` set the scenario kills stays untouched): the time scale
@@ -280,9 +297,10 @@ def tape_restore_kill(trial: Trial) -> None:
     # The restore ends with a syncfs(): what the setup left unwritten must not make the probe
     # the slower one.
     os.sync()
-    seconds = trial.timed(probe, begins=tape_moved(setup))
-    # The killed restore starts as the probe did, every tape in its slot (a tape to unload first
-    # made it a tenth faster, so that one kill in three came after its end).
+    seconds = trial.timed(probe, begins=tape_moved(setup), output=tree_stamp(trial.root / "probe"))
+    # The kill comes between the first tape move and the probe's last write into its datastore
+    # (after it the restore only syncs and exits). The killed restore starts as the probe did,
+    # every tape in its slot, so that both make the same moves.
     with Changer.open(setup.library.changer) as changer:
         changer.unload(drive=1)
     create_datastore("restored", trial.root / "restored")
