@@ -1,10 +1,16 @@
 """Errors a job reports to its caller: one line that names the tape, file and offset involved."""
 
-from tapefs.errors import DeviceFailure, TapefsError
+from tapefs.errors import DataDamaged, DeviceFailure, TapefsError
 
 
 class JobError(TapefsError):
     """An expected failure: bad input, wrong tape, no writable media, damaged data."""
+
+
+class ArchiveDamaged(DataDamaged, JobError):
+    """An archive read from tape holds what the format does not allow: a damaged or hostile
+    header, or a snapshot archive with other entries than the snapshot's files. The message
+    names the tape and the file."""
 
 
 class MediaOffline(DeviceFailure, JobError):

@@ -36,7 +36,7 @@ from tapefs.datastore.naming import BackupGroup, BackupSnapshot
 from tapefs.datastore.snapshot_admin import AUTH_ID, describe_group, group_owner
 from tapefs.errors import InvalidInput
 from tapefs.jobs.drive_session import DriveSession
-from tapefs.jobs.errors import JobError, MediaOffline, TapeReadFailed
+from tapefs.jobs.errors import ArchiveDamaged, JobError, MediaOffline, TapeReadFailed
 from tapefs.jobs.namespace_map import NamespaceMap
 from tapefs.jobs.snapshot_files import (
     decode_snapshot_pxar,
@@ -393,7 +393,7 @@ class _Restore:
                     log.info("tape %s: last file cut short (writer interrupted)", self.labels[seq_nr])
                     break
                 except TapeFormatError as error:
-                    raise JobError(f"tape {self.labels[seq_nr]}: {error}") from None
+                    raise ArchiveDamaged(f"tape {self.labels[seq_nr]}: {error}") from None
                 if tape_file is Mark.END_OF_DATA:
                     break
                 if tape_file is Mark.FILEMARK:
@@ -402,6 +402,8 @@ class _Restore:
                     self._restore_file(seq_nr, tape_file, found)
                 except CheckCondition as error:
                     raise unreadable(self.labels[seq_nr], tape_file.file_number, error) from None
+                except TapeFormatError as error:  # a header or entry the format does not allow
+                    raise ArchiveDamaged(f"tape {self.labels[seq_nr]}: {error}") from None
             # A part is continued on the very next tape; one that was not was written again whole.
             self._pending = {uuid: p for uuid, p in self._pending.items() if p.last_seq == seq_nr}
             # A tape's catalog is rebuilt once the snapshots that start on it are complete.
@@ -614,14 +616,16 @@ class _Restore:
         for place in sorted(chosen, key=lambda p: (p.seq_nr, p.file_number)):
             device = self._load(place.seq_nr)
             device.locate_file(place.file_number)
-            tape_file = open_tape_file(device)
             where = f"tape {self.labels[place.seq_nr]} file {place.file_number}"
-            if not isinstance(tape_file, TapeFile) or tape_file.header.content_magic not in SNAPSHOT_MAGICS:
-                raise JobError(f"{where}: the catalog names snapshot {place.snapshot}, the tape does not hold it")
             try:
+                tape_file = open_tape_file(device)
+                if not isinstance(tape_file, TapeFile) or tape_file.header.content_magic not in SNAPSHOT_MAGICS:
+                    raise JobError(f"{where}: the catalog names snapshot {place.snapshot}, the tape does not hold it")
                 data = SnapshotArchiveReader(tape_file, self._next_part_from(place.seq_nr)).read()
             except CheckCondition as error:
                 raise unreadable(self.labels[place.seq_nr], place.file_number, error) from None
+            except TapeFormatError as error:  # a header or entry the format does not allow
+                raise ArchiveDamaged(f"tape {self.labels[place.seq_nr]}: {error}") from None
             archives[place] = (data, where)
         # Where the chunks those snapshots need are; the other tapes that hold some are named
         # before any of them is asked for.

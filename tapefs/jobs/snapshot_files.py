@@ -15,7 +15,7 @@ from tapefs.datastore.datastore import Datastore
 from tapefs.datastore.manifest import MANIFEST_BLOB_NAME, Manifest
 from tapefs.datastore.naming import BackupNamespace, BackupSnapshot
 from tapefs.datastore.snapshot_reader import load_index
-from tapefs.jobs.errors import JobError
+from tapefs.jobs.errors import ArchiveDamaged, JobError
 from tapefs.pxar import format as fmt
 from tapefs.pxar.decoder import Decoder
 from tapefs.pxar.encoder import Encoder
@@ -108,17 +108,28 @@ def encode_snapshot_pxar(datastore: Datastore, snapshot: BackupSnapshot) -> byte
 
 
 def decode_snapshot_pxar(data: bytes, source: str) -> dict[str, tuple[bytes, Metadata]]:
-    """File name → (content, metadata); only a root directory of regular files is accepted."""
+    """File name → (content, metadata); only a root directory of regular files is accepted, among
+    them the manifest and every file it names (so no name taken from it leaves the directory)."""
     decoder = Decoder(BytesSource(data, source))
     files: dict[str, tuple[bytes, Metadata]] = {}
     for entry in decoder:
         if entry.path == b"":
             continue
         if entry.kind is not Kind.FILE or b"/" in entry.path:
-            raise JobError(f"{source}: unexpected entry {entry.path!r} in a snapshot archive")
-        files[entry.path.decode()] = (decoder.read_content(entry), entry.metadata)
+            raise ArchiveDamaged(f"{source}: unexpected entry {entry.path!r} in a snapshot archive")
+        try:
+            name = entry.path.decode()
+        except UnicodeDecodeError:
+            raise ArchiveDamaged(f"{source}: entry {entry.path!r} of a snapshot archive is not UTF-8") from None
+        files[name] = (decoder.read_content(entry), entry.metadata)
     if MANIFEST_BLOB_NAME not in files:
-        raise JobError(f"{source}: snapshot archive without {MANIFEST_BLOB_NAME}")
+        raise ArchiveDamaged(f"{source}: snapshot archive without {MANIFEST_BLOB_NAME}")
+    manifest = Manifest.decode(files[MANIFEST_BLOB_NAME][0], f"{source}: {MANIFEST_BLOB_NAME}")
+    for info in manifest.files:
+        if info.filename not in files:
+            raise ArchiveDamaged(
+                f"{source}: the manifest names {info.filename!r}, which the snapshot archive does not hold"
+            )
     return files
 
 

@@ -131,7 +131,13 @@ class ChunkArchiveWriter:
         if self._writer.closed:
             raise RuntimeError("chunk archive is already finished")
         if self._writer.leom:
-            self._continue_on_next_volume()
+            try:
+                self._continue_on_next_volume()
+            except ArchiveAborted as aborted:
+                # Closing the part met the physical end: the part is lost, and this chunk, which
+                # was to open the next one, is not on tape either.
+                aborted.part.chunks.append(ChunkLocation(digest, aborted.part.size, len(blob)))
+                raise
         location = ChunkLocation(digest, self._writer.bytes_written, len(blob))
         part = self._part
         part.chunks.append(location)

@@ -42,6 +42,10 @@ class Trial:
     libraries: list[VtapeLibrary] = field(default_factory=list)
     #: the run's fault (kill, flip, fault) landed where it tests something, not before or after the work
     effective: bool = True
+    #: seconds into a `timed` run its work began (see `timed`); 0: from the start
+    work_begins: float = 0.0
+    #: seconds into a `timed` run its output last changed (see `timed`); None: at its end
+    work_ends: float | None = None
 
     def tape_setup(self, drives: int = 2) -> TapeSetup:
         library = VtapeLibrary(cartridges=0, cleaning_cartridges=0, drives=drives)
@@ -55,6 +59,10 @@ class Trial:
     def kill_after(self, argv: list[str], latest: float, earliest: float = 0.0) -> subprocess.Popen:
         """Start `argv` and kill -9 it after a seeded random delay in [earliest, latest] seconds;
         the run counts as effective only if the process was still running then."""
+        return self.killed_run(argv, self.rng.uniform(earliest, latest))
+
+    def killed_run(self, argv: list[str], delay: float) -> subprocess.Popen:
+        """Start `argv` and kill -9 it `delay` seconds later; effective if it still ran then."""
         process = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
@@ -63,20 +71,63 @@ class Trial:
             env=os.environ.copy(),
             text=True,
         )
-        self.effective = kill_at(process, self.rng.uniform(earliest, latest))
+        self.effective = kill_at(process, delay)
         process.communicate(timeout=300)
         return process
 
-    def timed(self, argv: list[str]) -> float:
+    def timed(
+        self, argv: list[str], begins: Callable[[], bool] | None = None, output: Callable[[], object] | None = None
+    ) -> float:
         """Seconds `argv` takes to run to its end (it must succeed): the time scale of a later kill
-        of work of the same size (fixed delays missed fast commands or came before slow ones)."""
+        of work of the same size (fixed delays missed fast commands or came before slow ones).
+
+        `begins`, polled while the command runs, turns true when its work proper starts (say its
+        first tape move); the seconds until then are kept in `work_begins`, and `kill_within`
+        then kills during the work, not while the command still starts up (Python imports take
+        half of a short tape job). `output`, polled too, stamps what the work writes (say the
+        cartridges' sizes); the seconds until its last change are kept in `work_ends`, for a
+        fault that only tells while the work still writes (a device that dies)."""
+        log = self.root / "timed-output"
         started = time.monotonic()
-        subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, check=True, timeout=600)
-        return time.monotonic() - started
+        with open(log, "w+") as out:
+            process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+            begun = changed = None
+            stamp = output() if output is not None else None
+            while True:
+                try:
+                    process.wait(timeout=0.005)
+                    break
+                except subprocess.TimeoutExpired:
+                    if begins is not None and begun is None and begins():
+                        begun = time.monotonic() - started
+                    if output is not None and (now := output()) != stamp:
+                        stamp, changed = now, time.monotonic() - started
+                    if time.monotonic() - started > 600:
+                        process.kill()
+                        process.wait()
+                        raise
+            seconds = time.monotonic() - started
+            out.seek(0)
+            text = out.read()
+        if process.returncode != 0:
+            raise AssertionError(f"{' '.join(argv)} exited {process.returncode}: {text[-2000:]}")
+        # never seen (the work was over between two polls): the whole run is the scale
+        if begins is not None:
+            self.work_begins = begun if begun is not None else 0.0
+        if output is not None:
+            self.work_ends = changed
+        return seconds
+
+    def kill_moment(self, seconds: float) -> float:
+        """A seeded moment 5 to 95 % into the work of a run that takes `seconds` (`timed`): the
+        work starts `work_begins` seconds after the start and ends at `work_ends` (if known)."""
+        ends = seconds if self.work_ends is None else min(self.work_ends, seconds)
+        begins = min(self.work_begins, ends)
+        return begins + self.rng.uniform(0.05, 0.95) * (ends - begins)
 
     def kill_within(self, argv: list[str], seconds: float) -> subprocess.Popen:
-        """`kill_after` at a seeded 5 to 95 % of `seconds`, what such a run takes (`timed`)."""
-        return self.kill_after(argv, latest=0.95 * seconds, earliest=0.05 * seconds)
+        """`kill_after` at `kill_moment(seconds)`: a seeded 5 to 95 % into the work of such a run."""
+        return self.killed_run(argv, self.kill_moment(seconds))
 
     def close(self) -> None:
         for library in self.libraries:

@@ -1,11 +1,17 @@
 """What a tape backup takes from a snapshot, as PBS takes it: the pxar of a snapshot archive
 carries each file's stat timestamp (seconds floored, nanoseconds 0..999999999 in the ENTRY item)
 and extraction puts it back; the chunks go to tape in PBS's order (`chunk-order`)."""
+import io
 import os
+import stat
 import struct
 
+import pytest
+
 from tapefs.datastore.datastore import Datastore
+from tapefs.datastore.manifest import MANIFEST_BLOB_NAME, Manifest
 from tapefs.datastore.naming import BackupSnapshot
+from tapefs.errors import DataDamaged
 from tapefs.jobs.snapshot_files import (
     decode_snapshot_pxar,
     encode_snapshot_pxar,
@@ -13,6 +19,8 @@ from tapefs.jobs.snapshot_files import (
     write_snapshot_files,
 )
 from tapefs.pxar import format as fmt
+from tapefs.pxar.encoder import Encoder
+from tapefs.pxar.entry import Metadata
 from tests.helpers.synthetic_snapshots import ARCHIVE_NAME, make_snapshot, store_chunks
 
 MTIMES = {"index.json.blob": 1_700_000_000_123_456_789, ARCHIVE_NAME: -1_500_000_001}
@@ -65,3 +73,36 @@ def test_chunk_order_by_inode_per_index_as_pbs_orders_them(tmp_path):
     by_inode = snapshot_digests(datastore, snapshot, "inode", skip={skipped})
     assert by_inode == sorted(index_order, key=inode) and by_inode[-1] == missing
     assert by_inode != index_order
+
+
+def test_a_snapshot_archive_is_only_the_snapshot_files_the_manifest_names(tmp_path):
+    """R5: what a restore writes comes from a snapshot archive read from tape. Only plain files
+    are taken, with UTF-8 names, and every file the manifest names must be one of them (a name
+    like `../../x.fidx` would be read from outside the snapshot); anything else is damaged data
+    (exit status 6) naming where it was read."""
+
+    def archive(manifest_files=(), extra=None, name=b"f"):
+        manifest = Manifest("host", "a", 1704067200)
+        for filename in manifest_files:
+            manifest.add_file(filename, 0, bytes(32))
+        out = io.BytesIO()
+        encoder = Encoder(out, Metadata(mode=stat.S_IFDIR | 0o755))
+        blob = manifest.encode()
+        encoder.add_file(MANIFEST_BLOB_NAME.encode(), Metadata(mode=stat.S_IFREG | 0o644), len(blob), blob)
+        encoder.add_file(name, Metadata(mode=stat.S_IFREG | 0o644), 1, b"x")
+        if extra:
+            extra(encoder)
+        encoder.finish()
+        return out.getvalue()
+
+    assert set(decode_snapshot_pxar(archive(["f"]), "here")) == {MANIFEST_BLOB_NAME, "f"}
+    link = Metadata(mode=stat.S_IFLNK | 0o777)
+    for data, words in [
+        (archive(["../../x.fidx"]), "the manifest names '../../x.fidx', which the snapshot archive does not hold"),
+        (archive(["missing.fidx"]), "the manifest names 'missing.fidx'"),
+        (archive(extra=lambda e: e.add_symlink(b"l", link, b"/tmp")), "unexpected entry b'l'"),
+        (archive(name=b"\xff"), "is not UTF-8"),
+    ]:
+        with pytest.raises(DataDamaged, match="^here: ") as error:
+            decode_snapshot_pxar(data, "here")
+        assert words in str(error.value)

@@ -228,3 +228,21 @@ def test_empty_file_and_end_of_data_are_marks():
     tape.write_filemark()
     tape.rewind()
     assert open_tape_file(tape) is Mark.FILEMARK and open_tape_file(tape) is Mark.END_OF_DATA
+
+
+def test_physical_end_while_closing_a_part_at_early_warning_loses_the_next_chunk_too():
+    """The chunk that finds the tape at early warning first closes the part; when that close meets
+    the physical end (a chunk started just before the zone and ran through it), the aborted part
+    must name that chunk too. It did not, so the backup counted it as written, never wrote it, and
+    a snapshot on tape lacked it (found by the reliability campaign's tape-backup-kill)."""
+    tape = MemoryTape(capacity=3 * BLOCK_SIZE + 1000, early_warning=BLOCK_SIZE)
+    writer = ChunkArchiveWriter(tape, "s", next_volume=lambda part: pytest.fail("the part was never closed"))
+    first = chunk(1, 3 * PAYLOAD_SIZE + 1000)  # three blocks written, the rest waits in the last one
+    writer.add_chunk(*first)
+    assert writer.tape_full
+    second = chunk(2, 1000)
+    with pytest.raises(ArchiveAborted) as aborted:
+        writer.add_chunk(*second)
+    assert [c.digest for c in aborted.value.part.chunks] == [first[0], second[0]]
+    with pytest.raises(MissingEndMarker, match="tape file 0"):
+        read_archive(tape, 0)
