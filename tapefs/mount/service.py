@@ -47,6 +47,12 @@ CONTROL_DIR_NAME = "mounts"
 #: requests (the FUSE maximum) instead of 256 KiB ones, a quarter of the round trips.
 READ_AHEAD_KB = 4096
 READAHEAD_DELAY = 0.3
+#: FUSE read requests the kernel keeps in flight at once for the mount (its default is 12). A
+#: read waiting for a tape outside the library holds one; once all are held, every other read of
+#: the mount queues behind them in the kernel. Each waiting read holds a thread here meanwhile.
+MAX_BACKGROUND = 1024
+#: The kernel's per-connection FUSE settings (the fusectl file system).
+FUSE_CONNECTIONS = Path("/sys/fs/fuse/connections")
 #: At a stop, how long the kernel is given to retry a read that failed, and the bound of the wait
 #: for reads in flight (those in the middle of a tape operation finish it first).
 RETRY_GRACE = 0.1
@@ -194,10 +200,11 @@ class MountService:
                 log.warning("the views were not refreshed, the old ones stay: %s: %s", type(error).__name__, error)
 
     async def _raise_readahead(self) -> None:
-        # The kernel sets the mount's readahead when it gets the answer to FUSE INIT, which the
-        # loop sends once it runs: only after that does our value stay.
+        # The kernel sets the mount's readahead and request limits when it gets the answer to
+        # FUSE INIT, which the loop sends once it runs: only after that do our values stay.
         await trio.sleep(READAHEAD_DELAY)
         raise_readahead(self.options.mountpoint)
+        raise_background_limit(self.options.mountpoint)
 
     async def _stop_on_signal(self, cancel_scope: trio.CancelScope) -> None:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
@@ -210,18 +217,46 @@ class MountService:
                 return
 
 
+def _mount_device(mountpoint: Path) -> str | None:
+    """The mount's device number ("0:46") from /proc/self/mountinfo: a stat of the mount point
+    would wait for this very server."""
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split()
+        if fields[4] == str(mountpoint):
+            return fields[2]
+    return None
+
+
 def raise_readahead(mountpoint: Path) -> None:
-    """Best effort: only root may write the mount's backing-device setting. The device number
-    comes from /proc/self/mountinfo: a stat of the mount point would wait for this very server."""
+    """Best effort: only root may write the mount's backing-device setting."""
     try:
-        for line in Path("/proc/self/mountinfo").read_text().splitlines():
-            fields = line.split()
-            if fields[4] == str(mountpoint):
-                setting = Path(f"/sys/class/bdi/{fields[2]}/read_ahead_kb")
-                setting.write_text(f"{READ_AHEAD_KB}\n")
-                return
+        device = _mount_device(mountpoint)
+        if device is not None:
+            Path(f"/sys/class/bdi/{device}/read_ahead_kb").write_text(f"{READ_AHEAD_KB}\n")
     except OSError as error:
         log.debug("readahead of %s left at the kernel's default: %s", mountpoint, error)
+
+
+def raise_background_limit(mountpoint: Path) -> None:
+    """MAX_BACKGROUND requests in flight instead of 12 (best effort, root only), so reads waiting
+    for absent tapes do not hold up the others. The setting lives in the fusectl file system,
+    which systemd mounts at boot; where nobody did, it is mounted here."""
+    try:
+        device = _mount_device(mountpoint)
+        if device is None:
+            return
+        connection = FUSE_CONNECTIONS / device.split(":")[1]
+        if not connection.is_dir() and os.geteuid() == 0 and not os.path.ismount(FUSE_CONNECTIONS):
+            subprocess.run(["mount", "-t", "fusectl", "fusectl", str(FUSE_CONNECTIONS)], capture_output=True)
+        (connection / "max_background").write_text(f"{MAX_BACKGROUND}\n")
+        (connection / "congestion_threshold").write_text(f"{MAX_BACKGROUND * 3 // 4}\n")
+    except OSError as error:
+        log.warning(
+            "the kernel keeps at most 12 reads of %s in flight (%s): more than that many reads waiting "
+            "for tapes outside the library hold up every other read until they end",
+            mountpoint,
+            error,
+        )
 
 
 def _hyphenated(value):

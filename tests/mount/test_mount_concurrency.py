@@ -141,3 +141,29 @@ def test_r7_32_parallel_readers_over_three_tapes_and_two_drives_do_not_deadlock(
     for (offset, length), data in zip(ranges, results):
         assert data == source[offset:offset + length]
     assert mounted.status()["tapes"]["pending-urgent"] == 0  # readahead may still be queued
+
+
+def test_more_reads_waiting_for_a_missing_tape_than_the_kernel_default_keep_no_one_waiting(
+        tape_archive, mount_tree, missing_tape):
+    # The kernel keeps 12 FUSE reads in flight by default: 13 reads waiting for a tape took them
+    # all and every other read of the mount queued behind them.
+    mounted = mount_tree("--read-timeout", "600")
+    image = image_path(mounted, tape_archive)
+    source = tape_archive.image.read_bytes()
+    missing = tape_archive.image_offsets_on(missing_tape)
+    blocked = [BlockedReader(image, offset + step * MiB) for offset in missing for step in range(4)][:24]
+    assert len(blocked) > 12
+    for reader in blocked:
+        reader.start()
+    wait_until_waiting_for(mounted, missing_tape)
+    present = tape_archive.image_offsets_on(tape_archive.tapes[0])[:4]
+    started = time.monotonic()
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda offset: read_range(image, offset, MiB), present, timeout=120))
+    assert results == [source[offset:offset + MiB] for offset in present]
+    assert time.monotonic() - started < 30
+    assert sum(reader.is_alive() for reader in blocked) == len(blocked)
+    assert mounted.unmount() == 0, mounted.log()
+    for reader in blocked:
+        reader.join(30)
+    assert {reader.outcome.get("errno") for reader in blocked} == {errno.EIO}
