@@ -211,7 +211,13 @@ def run_tapefs(root: Path, image_size: int, entries: int) -> tuple[dict[str, Fig
     tapes = status(mountpoint)["tapes"]
     print(f"tapefs: {tapes['bytes-from-tape'] / 1e9:.2f} GB read from tape", flush=True)
 
-    def unmount() -> None:
+    done = False
+
+    def unmount() -> None:  # called once the LTFS volume is written, and again (a no-op then) at the end
+        nonlocal done
+        if done:
+            return
+        done = True
         if os.path.ismount(mountpoint):
             tapefs(env, "umount", str(mountpoint))
         if (root / "lib" / "control").exists():
@@ -290,9 +296,8 @@ def main() -> None:
             results["tapefs"], image_source, unmount_tapefs = run_tapefs(root / "tapefs", image_size, args.entries)
         if binaries is not None and args.only != "tapefs":
             ltfs = Ltfs(*binaries, root / "ltfs")
-            done_with_tapefs, unmount_tapefs = unmount_tapefs or (lambda: None), None
             results[f"LTFS {ltfs.version()} (file backend)"] = run_ltfs(
-                ltfs, image_source, image_size, args.entries, done_with_tapefs
+                ltfs, image_source, image_size, args.entries, unmount_tapefs or (lambda: None)
             )
     finally:
         if ltfs is not None and ltfs.process is not None:
