@@ -79,8 +79,12 @@ class TreeWriter:
     def __init__(self, root: Path):
         self.stack = [root]
         self.copied_hardlinks = 0
+        self.directories = 0
 
     def begin_directory(self, name: str, metadata) -> None:
+        self.directories += 1
+        if self.directories % 100 == 0:
+            print(f"LTFS: {self.directories} directories written (load {load():.1f})", flush=True)
         path = self.stack[-1] / name
         path.mkdir()
         self.stack.append(path)
@@ -294,11 +298,17 @@ def main() -> None:
         image_source = None
         if args.only != "ltfs":
             results["tapefs"], image_source, unmount_tapefs = run_tapefs(root / "tapefs", image_size, args.entries)
+            report(results, image_size, args.entries)  # now, in case the LTFS side fails
         if binaries is not None and args.only != "tapefs":
             ltfs = Ltfs(*binaries, root / "ltfs")
-            results[f"LTFS {ltfs.version()} (file backend)"] = run_ltfs(
-                ltfs, image_source, image_size, args.entries, unmount_tapefs or (lambda: None)
-            )
+            try:
+                results[f"LTFS {ltfs.version()} (file backend)"] = run_ltfs(
+                    ltfs, image_source, image_size, args.entries, unmount_tapefs or (lambda: None)
+                )
+            except BaseException:
+                log = (ltfs.root / "ltfs.log").read_text(errors="replace").splitlines()
+                print("ltfs.log, last lines:", *log[-30:], sep="\n", file=sys.stderr)
+                raise
     finally:
         if ltfs is not None and ltfs.process is not None:
             ltfs.unmount()
