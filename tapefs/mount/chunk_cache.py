@@ -65,8 +65,9 @@ class ChunkCache:
         self._counts = {"hits": 0, "memory_hits": 0, "misses": 0, "dropped": 0, "evicted": 0}
         #: False once the file system refused O_DIRECT (tmpfs does): buffered writes from then on.
         self._direct = hasattr(os, "O_DIRECT")
-        #: Each writing thread's aligned buffer for O_DIRECT.
-        self._buffers = threading.local()
+        #: Aligned buffers for O_DIRECT not in use: as many as writes ever ran at once (a buffer
+        #: per thread stayed with every worker thread that ever wrote, hundreds of MB in all).
+        self._buffers: list[mmap.mmap] = []
         self._scan()
 
     def _scan(self) -> None:
@@ -184,23 +185,28 @@ class ChunkCache:
             return False
         try:
             padded = -(-len(data) // _DIRECT_ALIGNMENT) * _DIRECT_ALIGNMENT
-            buffer = getattr(self._buffers, "buffer", None)
+            with self._lock:
+                buffer = self._buffers.pop() if self._buffers else None
             if buffer is None or len(buffer) < padded:
-                buffer = self._buffers.buffer = mmap.mmap(-1, max(padded, 4 * MiB))
-            buffer[: len(data)] = data
-            view = memoryview(buffer)[:padded]
+                buffer = mmap.mmap(-1, max(padded, 4 * MiB))
             try:
-                written = 0
-                while written < padded:
-                    written += os.write(fd, view[written:])
-            except OSError as error:
-                if error.errno != errno.EINVAL:
-                    raise
-                log.info("chunk cache %s: O_DIRECT writes refused, buffered writes", self.directory)
-                self._direct = False
-                return False  # the buffered write starts the file again
+                buffer[: len(data)] = data
+                view = memoryview(buffer)[:padded]
+                try:
+                    written = 0
+                    while written < padded:
+                        written += os.write(fd, view[written:])
+                except OSError as error:
+                    if error.errno != errno.EINVAL:
+                        raise
+                    log.info("chunk cache %s: O_DIRECT writes refused, buffered writes", self.directory)
+                    self._direct = False
+                    return False  # the buffered write starts the file again
+                finally:
+                    view.release()
             finally:
-                view.release()
+                with self._lock:
+                    self._buffers.append(buffer)
             os.ftruncate(fd, len(data))  # the padding of the last block goes again
         finally:
             os.close(fd)
