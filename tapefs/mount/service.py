@@ -8,6 +8,8 @@ directory that looks like a mount with nothing on tape.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 import logging
 import os
@@ -51,6 +53,9 @@ READAHEAD_DELAY = 0.3
 #: read waiting for a tape outside the library holds one; once all are held, every other read of
 #: the mount queues behind them in the kernel. Each waiting read holds a thread here meanwhile.
 MAX_BACKGROUND = 1024
+#: glibc's mallopt parameter and the server's value (see `limit_malloc_arenas`).
+M_ARENA_MAX = -8
+MALLOC_ARENAS = 2
 #: The kernel's per-connection FUSE settings (the fusectl file system).
 FUSE_CONNECTIONS = Path("/sys/fs/fuse/connections")
 #: At a stop, how long the kernel is given to retry a read that failed, and the bound of the wait
@@ -94,6 +99,7 @@ class MountService:
     """Everything one mount holds; `run` serves until stopped."""
 
     def __init__(self, options: MountOptions):
+        limit_malloc_arenas()  # before the server starts its threads
         self.options = options
         self.started = time.time()
         self._stack = ExitStack()
@@ -215,6 +221,18 @@ class MountService:
                 await self._answer_reads_in_flight()
                 pyfuse3.terminate()
                 return
+
+
+def limit_malloc_arenas() -> bool:
+    """At most MALLOC_ARENAS of glibc's per-thread heaps; False where that is not glibc. A cold
+    read frees 4 MiB chunks on other threads than made them, and each of the default 16 heaps
+    kept its own high-water mark: a 1 GiB read left the server at 409 MB, with two heaps at 228 MB
+    and the same speed. Only heaps created afterwards are bounded: call it before any thread."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.mallopt(M_ARENA_MAX, MALLOC_ARENAS))
+    except (OSError, AttributeError):
+        return False
 
 
 def _mount_device(mountpoint: Path) -> str | None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import re
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -38,3 +40,10 @@ def test_log_lines_carry_the_time_and_the_control_file_goes_at_unmount(tape_arch
     assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO tapefs\.mount\.service: mounted ", mounted.log(),
                      re.MULTILINE), mounted.log()
     assert not control.exists()
+
+
+def test_the_server_bounds_glibc_heaps_before_its_threads_start():
+    # Per-thread heaps each kept a high-water mark of freed chunks (1 GiB read: 409 MB, 228 with two).
+    probe = "from tapefs.mount.service import limit_malloc_arenas; print(limit_malloc_arenas())"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "True", result.stderr
