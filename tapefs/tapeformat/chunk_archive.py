@@ -313,13 +313,27 @@ class ChunkRunReader:
 
 
 def _read_entry(reader: BlockedReader, location: ChunkLocation, file_number: int) -> bytes:
-    head, rest = _read_entry_split(reader, location, file_number)
-    return head + rest
+    entry = _enter_entry(reader, location, file_number)
+    blob = reader.read(entry.size)
+    if len(blob) != entry.size:
+        raise TruncatedData(f"chunk {entry.digest.hex()} cut short", file_number, reader.block_index)
+    return blob
 
 
 def _read_entry_split(reader: BlockedReader, location: ChunkLocation, file_number: int) -> tuple[bytes, bytes]:
     """The blob of the entry at the reader's position as its first BLOB_HEAD_SIZE bytes and the
     rest (see `ChunkRunReader.read`)."""
+    entry = _enter_entry(reader, location, file_number)
+    head = reader.read(min(BLOB_HEAD_SIZE, entry.size))
+    rest = reader.read(entry.size - len(head))
+    if len(head) + len(rest) != entry.size:
+        raise TruncatedData(f"chunk {entry.digest.hex()} cut short", file_number, reader.block_index)
+    return head, rest
+
+
+def _enter_entry(reader: BlockedReader, location: ChunkLocation, file_number: int):
+    """The checked header of the entry at the reader's position, which must hold `location`'s
+    chunk; the reader is left at its blob."""
     raw = reader.read(ENTRY_HEADER_SIZE)
     if len(raw) != ENTRY_HEADER_SIZE:
         raise TruncatedData("stream ends inside a chunk entry header", file_number, location.block_index)
@@ -331,8 +345,4 @@ def _read_entry_split(reader: BlockedReader, location: ChunkLocation, file_numbe
             file_number,
             location.block_index,
         )
-    head = reader.read(min(BLOB_HEAD_SIZE, entry.size))
-    rest = reader.read(entry.size - len(head))
-    if len(head) + len(rest) != entry.size:
-        raise TruncatedData(f"chunk {entry.digest.hex()} cut short", file_number, reader.block_index)
-    return head, rest
+    return entry
