@@ -74,8 +74,8 @@ def resident_mb(pid: int) -> tuple[float, float]:
     return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
 
 
-def build(root: Path, env: dict, image_size: int, entries: int) -> tuple[str, str, str]:
-    """The library, the datastore and the tape backup; the three snapshot paths."""
+def start_library(root: Path, env: dict) -> None:
+    """A vtape library in ROOT/lib, running, configured as changer `lib` with drive0 and drive1."""
     library = root / "lib"
     create_library(library, CreateOptions())
     daemon.start(library)
@@ -84,6 +84,11 @@ def build(root: Path, env: dict, image_size: int, entries: int) -> tuple[str, st
     for number in range(2):
         tapefs(env, "drive", "create", f"drive{number}", "--path", str(library / f"drive{number}"),
                "--changer", "lib", "--changer-drivenum", str(number))
+
+
+def build(root: Path, env: dict, image_size: int, entries: int) -> tuple[str, str, str]:
+    """The library, the datastore and the tape backup; the three snapshot paths."""
+    start_library(root, env)
     tapefs(env, "pool", "create", "bench")
     tapefs(env, "barcode-label", "--pool", "bench", "--drive", "drive0")
     datastore = Datastore.create(root / "store", "store", prefix_dirs=False)

@@ -24,13 +24,12 @@ from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
 
-from fuse_read import status, tapefs, timed  # noqa: E402
+from fuse_read import start_library, status, tapefs, timed  # noqa: E402
 from tapefs.datastore.backup import backup, parse_sources  # noqa: E402
 from tapefs.datastore.datastore import Datastore  # noqa: E402
 from tapefs.datastore.naming import BackupGroup  # noqa: E402
 from tapefs.datastore.registry import DatastoreRegistry  # noqa: E402
 from vtape import daemon  # noqa: E402
-from vtape.library import CreateOptions, create_library  # noqa: E402
 from vtape.media import parse_size  # noqa: E402
 
 PIECE = 64 * 1024 * 1024
@@ -39,14 +38,7 @@ MiB = 1024 * 1024
 
 def build(root: Path, env: dict, image_size: int) -> str:
     """The library, datastore and both media sets; the snapshot of image B."""
-    library = root / "lib"
-    create_library(library, CreateOptions())
-    daemon.start(library)
-    os.environ.update({k: env[k] for k in ("TAPEFS_CONFIG_DIR", "TAPEFS_STATE_DIR")})
-    tapefs(env, "changer", "create", "lib", "--path", str(library / "changer"))
-    for number in range(2):
-        tapefs(env, "drive", "create", f"drive{number}", "--path", str(library / f"drive{number}"),
-               "--changer", "lib", "--changer-drivenum", str(number))
+    start_library(root, env)
     for pool in ("vault", "daily"):
         tapefs(env, "pool", "create", pool)
     tapefs(env, "barcode-label", "--drive", "drive0")  # free tapes: each pool takes its own
