@@ -56,6 +56,9 @@ MAX_BACKGROUND = 1024
 #: glibc's mallopt parameter and the server's value (see `limit_malloc_arenas`).
 M_ARENA_MAX = -8
 MALLOC_ARENAS = 2
+#: After mounting, how often and how long the limits are checked again.
+LIMIT_CHECKS = 20
+LIMIT_CHECK_INTERVAL = 0.5
 #: The kernel's per-connection FUSE settings (the fusectl file system).
 FUSE_CONNECTIONS = Path("/sys/fs/fuse/connections")
 #: At a stop, how long the kernel is given to retry a read that failed, and the bound of the wait
@@ -142,6 +145,7 @@ class MountService:
                 "tapes": self._tape_stats(),
                 "cache": self.cache.stats(),
                 "tree": self.tree.stats(),
+                "kernel-max-background": background_limit(self.options.mountpoint),
             }
         )
 
@@ -207,10 +211,17 @@ class MountService:
 
     async def _raise_readahead(self) -> None:
         # The kernel sets the mount's readahead and request limits when it gets the answer to
-        # FUSE INIT, which the loop sends once it runs: only after that do our values stay.
+        # FUSE INIT, which the loop sends once it runs: only after that do our values stay. On
+        # a loaded machine that can take longer than the first delay, so the limit is checked
+        # again for a while and set once more if INIT reset it.
         await trio.sleep(READAHEAD_DELAY)
         raise_readahead(self.options.mountpoint)
         raise_background_limit(self.options.mountpoint)
+        for _ in range(LIMIT_CHECKS):
+            await trio.sleep(LIMIT_CHECK_INTERVAL)
+            if background_limit(self.options.mountpoint) not in (None, MAX_BACKGROUND):
+                raise_readahead(self.options.mountpoint)
+                raise_background_limit(self.options.mountpoint)
 
     async def _stop_on_signal(self, cancel_scope: trio.CancelScope) -> None:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
@@ -253,6 +264,17 @@ def raise_readahead(mountpoint: Path) -> None:
             Path(f"/sys/class/bdi/{device}/read_ahead_kb").write_text(f"{READ_AHEAD_KB}\n")
     except OSError as error:
         log.debug("readahead of %s left at the kernel's default: %s", mountpoint, error)
+
+
+def background_limit(mountpoint: Path) -> int | None:
+    """The kernel's current `max_background` for the mount; None where it cannot be read."""
+    try:
+        device = _mount_device(mountpoint)
+        if device is None:
+            return None
+        return int((FUSE_CONNECTIONS / device.split(":")[1] / "max_background").read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def raise_background_limit(mountpoint: Path) -> None:

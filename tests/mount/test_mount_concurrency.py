@@ -148,6 +148,11 @@ def test_more_reads_waiting_for_a_missing_tape_than_the_kernel_default_keep_no_o
     # The kernel keeps 12 FUSE reads in flight by default: 13 reads waiting for a tape took them
     # all and every other read of the mount queued behind them.
     mounted = mount_tree("--read-timeout", "600")
+    # The server raises the limit once the kernel has its answer to FUSE INIT.
+    deadline = time.monotonic() + 30
+    while mounted.status()["kernel-max-background"] != 1024:
+        assert time.monotonic() < deadline, mounted.status()["kernel-max-background"]
+        time.sleep(0.1)
     image = image_path(mounted, tape_archive)
     source = tape_archive.image.read_bytes()
     missing = tape_archive.image_offsets_on(missing_tape)
