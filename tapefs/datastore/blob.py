@@ -178,18 +178,27 @@ def decode_blob(raw: bytes, crypt_config: CryptConfig | None = None, source: str
 
 
 def decode_blob_parts(
-    header: bytes, payload: bytes, crypt_config: CryptConfig | None = None, source: str = "<blob>"
+    header: bytes,
+    payload: bytes,
+    crypt_config: CryptConfig | None = None,
+    source: str = "<blob>",
+    check_crc: bool = True,
 ) -> bytes:
     """``decode_blob`` for a blob read as header and payload separately: an uncompressed
-    payload is returned as is, without copying it out of a larger buffer."""
+    payload is returned as is, without copying it out of a larger buffer. A caller that checks
+    the plain data against its digest next may skip the CRC (`check_crc=False`): the digest
+    covers every byte the CRC does, and zstd checks its own frames."""
     if len(header) < PLAIN_HEADER.sizeof() or blob_kind(header) is None or len(header) != blob_kind(header).header_size:
         # let the whole-blob checks name the problem and its offset
         return decode_blob(header + payload, crypt_config, source)
-    return _decode(blob_kind(header), header, payload, crypt_config, source)
+    return _decode(blob_kind(header), header, payload, crypt_config, source, check_crc)
 
 
-def _decode(kind: BlobKind, header: bytes, payload, crypt_config: CryptConfig | None, source: str) -> bytes:
-    _check_crc(kind, header, payload, source)
+def _decode(
+    kind: BlobKind, header: bytes, payload, crypt_config: CryptConfig | None, source: str, check_crc: bool = True
+) -> bytes:
+    if check_crc or kind.encrypted:
+        _check_crc(kind, header, payload, source)
     if kind.encrypted:
         if crypt_config is None:
             raise CryptoError(f"{source}: blob is encrypted, no key given")

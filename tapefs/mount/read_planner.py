@@ -1047,7 +1047,9 @@ def _checked(
             ),
         )
     try:
-        data = decode_blob_parts(head, rest, source=job.where)
+        # The digest below covers the CRC's bytes: a second pass over 4 MiB per chunk cost 7 % of
+        # the mount's CPU in a cold `cp`.
+        data = decode_blob_parts(head, rest, source=job.where, check_crc=False)
     except DatastoreError as error:
         return None, str(error), None
     if hashlib.sha256(data).digest() != job.digest:

@@ -4,7 +4,14 @@ import zlib
 
 import pytest
 
-from tapefs.datastore.blob import BlobKind, chunk_digest_matches, decode_blob, encode_blob, inspect_blob
+from tapefs.datastore.blob import (
+    BlobKind,
+    chunk_digest_matches,
+    decode_blob,
+    decode_blob_parts,
+    encode_blob,
+    inspect_blob,
+)
 from tapefs.datastore.crypt_config import CryptConfig, plain_digest
 from tapefs.datastore.errors import CorruptFileError, CryptoError
 from tests.helpers.pbs_reference import BLOBS
@@ -124,6 +131,22 @@ def test_bad_crc_names_crc_field():
     with pytest.raises(CorruptFileError) as info:
         decode_blob(bytes(raw), source="c.blob")
     assert info.value.offset == 8 and "CRC" in str(info.value)
+
+
+def test_a_caller_checking_the_digest_may_skip_the_crc_but_not_for_encrypted_blobs():
+    raw = bytearray(fixture("pattern-plain"))
+    raw[5000] ^= 1
+    data = decode_blob_parts(bytes(raw[:12]), bytes(raw[12:]), check_crc=False)
+    assert data == bytes(raw[12:]) and plain_digest(data) != plain_digest(fixture("pattern-plain")[12:])
+    changed = bytearray(fixture("pattern-zstd"))
+    changed[12] ^= 0xFF  # the zstd frame's magic
+    with pytest.raises(CorruptFileError, match="zstd decompression failed"):
+        decode_blob_parts(bytes(changed[:12]), bytes(changed[12:]), check_crc=False)
+    encrypted = bytearray(fixture("small-enc"))
+    encrypted[-1] ^= 1
+    head = BlobKind.ENCRYPTED.header_size
+    with pytest.raises(CorruptFileError, match="CRC mismatch"):
+        decode_blob_parts(bytes(encrypted[:head]), bytes(encrypted[head:]), KEY, check_crc=False)
 
 
 def test_truncated_compressed_payload_is_called_truncated():
