@@ -57,6 +57,16 @@ class DeviceClient:
         """Send one command and wait for its reply (status, sense, data, residual)."""
         header = frame.encode_request_header(bytes(cdb), len(data_out), data_in_len, timeout_ms)
         send_parts(self.sock, [header, data_out] if data_out else [header])
+        return self._reply()
+
+    def execute_queued(self, cdb: bytes, count: int, data_in_len: int, timeout_ms: int = 0) -> list[frame.Reply]:
+        """One data-in command `count` times, all sent before the first reply is read: the daemon
+        answers a connection's requests in order, and works on the next while we take in one."""
+        header = frame.encode_request_header(bytes(cdb), 0, data_in_len, timeout_ms)
+        self.sock.sendall(header * count)
+        return [self._reply() for _ in range(count)]
+
+    def _reply(self) -> frame.Reply:
         raw = frame.recv_exactly(self.sock, frame.REPLY_HEADER_SIZE)
         h = frame.decode_reply_header(bytes(raw))
         sense = bytes(frame.recv_exactly(self.sock, h.sense_len)) if h.sense_len else b""

@@ -197,6 +197,13 @@ class Drive(DeviceHandle):
         result = self.channel.run(cdbs.read_6(buffer_size, sili=True), data_in_len=buffer_size)
         return result.data
 
+    def read_blocks(self, count: int, buffer_size: int = DEFAULT_BLOCK_SIZE) -> list[bytes | ScsiError]:
+        """`count` READs queued at once (see `Channel.run_reads`): each block, or the exception
+        `read_block` would have raised in its place. The drive ran all of them: after a filemark
+        or an error the tape stands past the blocks that followed it."""
+        outcomes = self.channel.run_reads(cdbs.read_6(buffer_size, sili=True), count, buffer_size)
+        return [outcome if isinstance(outcome, ScsiError) else outcome.data for outcome in outcomes]
+
     def write_block(self, data: bytes | memoryview) -> bool:
         """Write one variable-length block; True if the tape is in the early-warning zone (the
         block was written, but the tape is nearly full)."""

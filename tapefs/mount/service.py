@@ -48,7 +48,6 @@ CONTROL_DIR_NAME = "mounts"
 #: Kernel readahead for the mount (its default is 128 KiB): one chunk, so a `cp` asks in 1 MiB
 #: requests (the FUSE maximum) instead of 256 KiB ones, a quarter of the round trips.
 READ_AHEAD_KB = 4096
-READAHEAD_DELAY = 0.3
 #: FUSE read requests the kernel keeps in flight at once for the mount (its default is 12). A
 #: read waiting for a tape outside the library holds one; once all are held, every other read of
 #: the mount queues behind them in the kernel. Each waiting read holds a thread here meanwhile.
@@ -56,9 +55,9 @@ MAX_BACKGROUND = 1024
 #: glibc's mallopt parameter and the server's value (see `limit_malloc_arenas`).
 M_ARENA_MAX = -8
 MALLOC_ARENAS = 2
-#: After mounting, how often and how long the limits are checked again.
-LIMIT_CHECKS = 20
-LIMIT_CHECK_INTERVAL = 0.5
+#: After mounting, how often and how long the limits are checked (and set again if reset).
+LIMIT_CHECKS = 100
+LIMIT_CHECK_INTERVAL = 0.1
 #: The kernel's per-connection FUSE settings (the fusectl file system).
 FUSE_CONNECTIONS = Path("/sys/fs/fuse/connections")
 #: At a stop, how long the kernel is given to retry a read that failed, and the bound of the wait
@@ -146,6 +145,7 @@ class MountService:
                 "cache": self.cache.stats(),
                 "tree": self.tree.stats(),
                 "kernel-max-background": background_limit(self.options.mountpoint),
+                "kernel-readahead-kb": readahead_kb(self.options.mountpoint),
             }
         )
 
@@ -157,7 +157,8 @@ class MountService:
         return stats
 
     def run(self, ready: Callable[[], None] | None = None) -> None:
-        """Mount, call `ready`, serve until unmounted or signalled, unmount."""
+        """Mount, call `ready` once the kernel's limits for the mount are raised, serve until
+        unmounted or signalled, unmount."""
         check_mountpoint(self.options.mountpoint)
         try:
             pyfuse3.init(self.operations, str(self.options.mountpoint), fuse_options(self.options))
@@ -166,11 +167,9 @@ class MountService:
             raise MountError(f"cannot mount {self.options.mountpoint}: {error} (is /dev/fuse usable?)") from None
         log.info("mounted %s", self.options.mountpoint)
         write_control_file(self.control_file, self.options.mountpoint)
-        if ready is not None:
-            ready()
         clean = False
         try:
-            trio.run(self._serve)
+            trio.run(self._serve, ready or (lambda: None))
             clean = True
         finally:
             self._stack.close()
@@ -178,12 +177,12 @@ class MountService:
             self.control_file.unlink(missing_ok=True)
             log.info("unmounted %s", self.options.mountpoint)
 
-    async def _serve(self) -> None:
+    async def _serve(self, ready: Callable[[], None]) -> None:
         async with trio.open_nursery() as nursery:
             if self.planner is not None:
                 await nursery.start(self.planner.serve)
             nursery.start_soon(self._stop_on_signal, nursery.cancel_scope)
-            nursery.start_soon(self._raise_readahead)
+            nursery.start_soon(self._raise_kernel_limits, ready)
             nursery.start_soon(self._refresh_views)
             await pyfuse3.main()
             nursery.cancel_scope.cancel()
@@ -209,19 +208,24 @@ class MountService:
             except Exception as error:  # anything raised here would end the mount
                 log.warning("the views were not refreshed, the old ones stay: %s: %s", type(error).__name__, error)
 
-    async def _raise_readahead(self) -> None:
-        # The kernel sets the mount's readahead and request limits when it gets the answer to
-        # FUSE INIT, which the loop sends once it runs: only after that do our values stay. On
-        # a loaded machine that can take longer than the first delay, so the limit is checked
-        # again for a while and set once more if INIT reset it.
-        await trio.sleep(READAHEAD_DELAY)
-        raise_readahead(self.options.mountpoint)
-        raise_background_limit(self.options.mountpoint)
+    async def _raise_kernel_limits(self, ready: Callable[[], None]) -> None:
+        """Raise the mount's readahead and request limits, then call `ready`: a file opened
+        before keeps the kernel's 128 KiB readahead to its close (a `cp` started at once went
+        20 % slower). The kernel sets both when it gets the answer to FUSE INIT, which the loop
+        sends once it runs, and may reset ours then; they are checked for a while and set again.
+        Where they cannot be set (not root), `ready` comes at once."""
+        mountpoint = self.options.mountpoint
+        told = False
         for _ in range(LIMIT_CHECKS):
             await trio.sleep(LIMIT_CHECK_INTERVAL)
-            if background_limit(self.options.mountpoint) not in (None, MAX_BACKGROUND):
-                raise_readahead(self.options.mountpoint)
-                raise_background_limit(self.options.mountpoint)
+            if kernel_limits_hold(mountpoint):
+                if not told:
+                    ready()
+                    told = True
+            elif not all([raise_readahead(mountpoint), raise_background_limit(mountpoint)]):
+                break
+        if not told:
+            ready()
 
     async def _stop_on_signal(self, cancel_scope: trio.CancelScope) -> None:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
@@ -256,14 +260,30 @@ def _mount_device(mountpoint: Path) -> str | None:
     return None
 
 
-def raise_readahead(mountpoint: Path) -> None:
-    """Best effort: only root may write the mount's backing-device setting."""
+def kernel_limits_hold(mountpoint: Path) -> bool:
+    """Whether the mount's readahead and request limit are ours."""
+    return readahead_kb(mountpoint) == READ_AHEAD_KB and background_limit(mountpoint) == MAX_BACKGROUND
+
+
+def readahead_kb(mountpoint: Path) -> int | None:
+    """The kernel's readahead for the mount in KiB; None where it cannot be read."""
+    try:
+        device = _mount_device(mountpoint)
+        return None if device is None else int(Path(f"/sys/class/bdi/{device}/read_ahead_kb").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def raise_readahead(mountpoint: Path) -> bool:
+    """Best effort: only root may write the mount's backing-device setting. True when set."""
     try:
         device = _mount_device(mountpoint)
         if device is not None:
             Path(f"/sys/class/bdi/{device}/read_ahead_kb").write_text(f"{READ_AHEAD_KB}\n")
+            return True
     except OSError as error:
         log.debug("readahead of %s left at the kernel's default: %s", mountpoint, error)
+    return False
 
 
 def background_limit(mountpoint: Path) -> int | None:
@@ -277,19 +297,20 @@ def background_limit(mountpoint: Path) -> int | None:
         return None
 
 
-def raise_background_limit(mountpoint: Path) -> None:
+def raise_background_limit(mountpoint: Path) -> bool:
     """MAX_BACKGROUND requests in flight instead of 12 (best effort, root only), so reads waiting
     for absent tapes do not hold up the others. The setting lives in the fusectl file system,
     which systemd mounts at boot; where nobody did, it is mounted here."""
     try:
         device = _mount_device(mountpoint)
         if device is None:
-            return
+            return False
         connection = FUSE_CONNECTIONS / device.split(":")[1]
         if not connection.is_dir() and os.geteuid() == 0 and not os.path.ismount(FUSE_CONNECTIONS):
             subprocess.run(["mount", "-t", "fusectl", "fusectl", str(FUSE_CONNECTIONS)], capture_output=True)
         (connection / "max_background").write_text(f"{MAX_BACKGROUND}\n")
         (connection / "congestion_threshold").write_text(f"{MAX_BACKGROUND * 3 // 4}\n")
+        return True
     except OSError as error:
         log.warning(
             "the kernel keeps at most 12 reads of %s in flight (%s): more than that many reads waiting "
@@ -297,6 +318,7 @@ def raise_background_limit(mountpoint: Path) -> None:
             mountpoint,
             error,
         )
+        return False
 
 
 def _hyphenated(value):

@@ -12,7 +12,7 @@ import time
 
 from tapefs.scsi import cdb as cdbs
 from tapefs.scsi.device_path import open_transport
-from tapefs.scsi.errors import StatusError, TransportError, error_class_for
+from tapefs.scsi.errors import ScsiError, StatusError, TransportError, error_class_for
 from tapefs.scsi.sense import RECOVERED_ERROR, Sense, SenseFormatError, decode_sense
 from tapefs.scsi.timeouts import timeout_for
 from tapefs.scsi.trace import Tracer, TraceRecord
@@ -44,21 +44,30 @@ class Channel:
         try:
             result = self.transport.execute(cdb, data_out, data_in_len, timeout)
         except TransportError as exc:
-            self._trace(
-                TraceRecord(
-                    self.path,
-                    bytes(cdb),
-                    len(data_out),
-                    data_in_len,
-                    None,
-                    0,
-                    0,
-                    None,
-                    time.monotonic() - started,
-                    exc.reason,
-                )
-            )
+            self._trace_failure(cdb, len(data_out), data_in_len, started, exc)
             raise
+        return result, self._traced(cdb, len(data_out), data_in_len, result)
+
+    def _trace_failure(
+        self, cdb: bytes, data_out_len: int, data_in_len: int, started: float, error: TransportError
+    ) -> None:
+        self._trace(
+            TraceRecord(
+                self.path,
+                bytes(cdb),
+                data_out_len,
+                data_in_len,
+                None,
+                0,
+                0,
+                None,
+                time.monotonic() - started,
+                error.reason,
+            )
+        )
+
+    def _traced(self, cdb: bytes, data_out_len: int, data_in_len: int, result: CommandResult) -> Sense | None:
+        """The decoded sense of a result, once the command is traced."""
         sense = None
         if result.sense:
             try:
@@ -71,7 +80,7 @@ class Channel:
             TraceRecord(
                 self.path,
                 bytes(cdb),
-                len(data_out),
+                data_out_len,
                 data_in_len,
                 result.status,
                 len(result.data),
@@ -80,13 +89,36 @@ class Channel:
                 result.duration,
             )
         )
-        return result, sense
+        return sense
 
     def run(
         self, cdb: bytes, data_out: bytes | memoryview = b"", data_in_len: int = 0, timeout: float | None = None
     ) -> CommandResult:
         """Run one command; GOOD returns the result, anything else raises."""
         result, sense = self.execute(cdb, data_out, data_in_len, timeout)
+        outcome = self._outcome(cdb, result, sense)
+        if isinstance(outcome, ScsiError):
+            raise outcome
+        return outcome
+
+    def run_reads(
+        self, cdb: bytes, count: int, data_in_len: int, timeout: float | None = None
+    ) -> list[CommandResult | ScsiError]:
+        """One data-in command `count` times, queued at once where the transport can
+        (`Transport.execute_reads`); each outcome as `run` would return or raise it. The device
+        ran them all, also those after a failed one."""
+        if timeout is None:
+            timeout = timeout_for(cdb)
+        started = time.monotonic()
+        try:
+            results = self.transport.execute_reads(cdb, count, data_in_len, timeout)
+        except TransportError as exc:
+            self._trace_failure(cdb, 0, data_in_len, started, exc)
+            raise
+        return [self._outcome(cdb, result, self._traced(cdb, 0, data_in_len, result)) for result in results]
+
+    def _outcome(self, cdb: bytes, result: CommandResult, sense: Sense | None) -> CommandResult | ScsiError:
+        """GOOD (or recovered) gives the result; anything else, the exception `run` raises."""
         if result.status == GOOD:
             return result
         name = cdbs.command_name(cdb)
@@ -95,14 +127,15 @@ class Channel:
                 # The command succeeded after the device retried internally.
                 log.info("%s: %s: %s", self.path, name, sense.describe())
                 return result
-            raise error_class_for(sense)(self.path, name, sense, result)
+            return error_class_for(sense)(self.path, name, sense, result)
         detail = "no sense data" if result.status == CHECK_CONDITION else ""
-        raise StatusError(self.path, name, result.status, detail)
+        return StatusError(self.path, name, result.status, detail)
 
     def _trace(self, record: TraceRecord) -> None:
         if self.tracer is not None:
             self.tracer(record)
-        log.debug("%s", record.format())
+        if log.isEnabledFor(logging.DEBUG):  # formatting costs more than the rest of a READ here
+            log.debug("%s", record.format())
 
     def close(self) -> None:
         self.transport.close()

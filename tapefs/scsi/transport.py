@@ -42,6 +42,13 @@ class Transport(abc.ABC):
         """Run one command; raise TransportError only when it did not reach the device or its
         reply was lost. CHECK CONDITION is a result, not an exception, at this level."""
 
+    def execute_reads(self, cdb: bytes, count: int, data_in_len: int, timeout: float = 600.0) -> list[CommandResult]:
+        """The same data-in command `count` times. A transport that can queue commands sends them
+        all before the first reply comes back, so the device works on the next while this side
+        takes in the last; here, one after the other. The device runs every one of them, whatever
+        an earlier one returned."""
+        return [self.execute(cdb, b"", data_in_len, timeout) for _ in range(count)]
+
     @abc.abstractmethod
     def close(self) -> None: ...
 

@@ -44,15 +44,33 @@ class VtapeTransport(Transport):
     def execute(
         self, cdb: bytes, data_out: bytes | memoryview = b"", data_in_len: int = 0, timeout: float = 600.0
     ) -> CommandResult:
+        self._check_usable(cdb)
+        started = time.monotonic()
+        (reply,) = self._exchange(
+            cdb, timeout, lambda: [self._client.execute(bytes(cdb), data_out, data_in_len, int(timeout * 1000))]
+        )
+        return self._result(cdb, reply, started)
+
+    def execute_reads(self, cdb: bytes, count: int, data_in_len: int, timeout: float = 600.0) -> list[CommandResult]:
+        """All `count` commands queued on the socket at once (see `DeviceClient.execute_queued`)."""
+        self._check_usable(cdb)
+        started = time.monotonic()
+        replies = self._exchange(
+            cdb, timeout, lambda: self._client.execute_queued(bytes(cdb), count, data_in_len, int(timeout * 1000))
+        )
+        return [self._result(cdb, reply, started) for reply in replies]
+
+    def _check_usable(self, cdb: bytes) -> None:
         if self._lost is not None:
             # Closed after a failure: say why, not "Bad file descriptor".
             raise ConnectionLost(self.path, command_name(cdb), f"since an earlier command: {self._lost}")
         if self._closed:
             raise TransportError(self.path, command_name(cdb), "used after close")
-        started = time.monotonic()
+
+    def _exchange(self, cdb: bytes, timeout: float, send_and_receive) -> list[frame.Reply]:
         try:
             self._time_out_after(timeout + TIMEOUT_SLACK)
-            reply = self._client.execute(bytes(cdb), data_out, data_in_len, int(timeout * 1000))
+            return send_and_receive()
         except (TimeoutError, BlockingIOError):
             # The reply may still arrive; the stream can no longer be trusted.
             self._give_up(f"no reply within {timeout:g} s")
@@ -63,6 +81,8 @@ class VtapeTransport(Transport):
         except OSError as exc:  # EPIPE, ECONNRESET: the daemon is gone
             self._give_up(f"vtape daemon connection: {exc.strerror or exc}")
             raise ConnectionLost(self.path, command_name(cdb), self._lost) from None
+
+    def _result(self, cdb: bytes, reply: frame.Reply, started: float) -> CommandResult:
         if reply.host_status != frame.HOST_OK:
             raise TransportError(
                 self.path, command_name(cdb), f"vtape rejected the request (host status {reply.host_status})"

@@ -5,6 +5,7 @@ one filemark."""
 from __future__ import annotations
 
 import logging
+from collections import deque
 
 from construct import Bytes, Int8ul, Int24ul, Int32ul, Struct
 
@@ -24,6 +25,8 @@ log = logging.getLogger(__name__)
 
 HEADER_SIZE = 16
 PAYLOAD_SIZE = BLOCK_SIZE - HEADER_SIZE  # 262128
+#: Most blocks `BlockedReader.expect` asks for at once: a 16 MiB chunk and its entry header.
+MAX_EXPECTED_BLOCKS = 66
 
 END_OF_STREAM = 0x01
 INCOMPLETE = 0x02
@@ -121,6 +124,8 @@ class BlockedReader:
         self._seq_nr = seq_nr
         self._payload = memoryview(b"")
         self._pos = 0
+        #: Blocks read ahead for `expect`, not yet taken.
+        self._expected: deque[bytes | Mark] = deque()
         self.end_of_stream = False
         self.incomplete = False
         #: True when the file ended at a filemark without an END_OF_STREAM block.
@@ -155,8 +160,20 @@ class BlockedReader:
             self.incomplete = bool(header.flags & INCOMPLETE)
             self._consume_filemark()
 
+    def expect(self, size: int) -> None:
+        """The next `size` bytes are known to be in this file (the catalog says where a chunk
+        is): the blocks holding them are read at once, which a drive that queues commands
+        streams without waiting for each (a vtape drive took a round trip per block). Where the
+        file turns out shorter, the tape stands past its end: locate before reading again."""
+        needed = -(-(size - (len(self._payload) - self._pos)) // PAYLOAD_SIZE) - len(self._expected)
+        if needed > 1 and not (self.end_of_stream or self.missing_end_marker):
+            self._expected.extend(self.device.read_blocks(min(needed, MAX_EXPECTED_BLOCKS)))
+
+    def _read_block(self) -> bytes | Mark:
+        return self._expected.popleft() if self._expected else self.device.read_block()
+
     def _consume_filemark(self) -> None:
-        after = self.device.read_block()
+        after = self._read_block()
         if after is Mark.END_OF_DATA:
             raise self._error(UnexpectedEndOfData, "end of data instead of the filemark after the end marker")
         if after is not Mark.FILEMARK:
@@ -166,7 +183,7 @@ class BlockedReader:
         """Load the next block; False at the end of the stream."""
         if self.end_of_stream or self.missing_end_marker:
             return False
-        block = self.device.read_block()
+        block = self._read_block()
         if block is Mark.FILEMARK:
             self.missing_end_marker = True
             return False

@@ -46,6 +46,11 @@ class BlockDevice(Protocol):
         """The next block, or the filemark / end of data standing in the way (a filemark is
         passed over, end of data is not)."""
 
+    def read_blocks(self, count: int) -> list[bytes | Mark]:
+        """Up to `count` blocks as `read_block` gives them, ending early with the first mark: for
+        blocks known to be there, which a drive may then be asked for all at once. After a mark
+        the tape may stand further on than after `read_block`: locate before reading again."""
+
     def position(self) -> TapePosition: ...
 
     def locate_block(self, block_number: int) -> None:
@@ -86,6 +91,21 @@ class DriveBlockDevice:
             return Mark.FILEMARK
         except EndOfData:
             return Mark.END_OF_DATA
+
+    def read_blocks(self, count: int) -> list[bytes | Mark]:
+        blocks: list[bytes | Mark] = []
+        for outcome in self.drive.read_blocks(count, BLOCK_SIZE + 1):
+            if isinstance(outcome, FilemarkDetected):
+                blocks.append(Mark.FILEMARK)
+            elif isinstance(outcome, EndOfData):
+                blocks.append(Mark.END_OF_DATA)
+            elif isinstance(outcome, Exception):
+                raise outcome
+            else:
+                blocks.append(outcome)
+                continue
+            break
+        return blocks
 
     def position(self) -> TapePosition:
         position = self.drive.read_position()

@@ -345,4 +345,5 @@ def _enter_entry(reader: BlockedReader, location: ChunkLocation, file_number: in
             file_number,
             location.block_index,
         )
+    reader.expect(entry.size)
     return entry

@@ -49,6 +49,14 @@ class MemoryTape:
         self.index += 1
         return Mark.FILEMARK if obj is FILEMARK else obj
 
+    def read_blocks(self, count: int) -> list[bytes | Mark]:
+        blocks: list[bytes | Mark] = []
+        while len(blocks) < count:
+            blocks.append(self.read_block())
+            if isinstance(blocks[-1], Mark):
+                break
+        return blocks
+
     def position(self) -> TapePosition:
         return TapePosition(self.objects[: self.index].count(FILEMARK), self.index)
 

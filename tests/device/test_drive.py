@@ -301,3 +301,34 @@ def test_lto9_format_is_immediate_and_polled(make_vtape_library):
             drive.read_block()
     formats = [r.cdb for r in records if r.cdb[0] == 0x04]
     assert formats == [bytes.fromhex("04 01 00 00 00 00")]
+
+
+def test_queued_reads_give_each_block_or_its_error_in_place(drive, vtape_library):
+    # [a0 a1] FM [b0] FM: four READs queued at once run on the drive one after the other,
+    # past the filemark, as four READs sent singly would.
+    write_files(drive, [[b"a0" * 100, b"a1" * 100], [b"b0" * 50]])
+    drive.rewind()
+    records: list[TraceRecord] = []
+    drive.channel.tracer = records.append
+    outcomes = drive.read_blocks(4, 1024)
+    assert outcomes[:2] == [b"a0" * 100, b"a1" * 100]
+    assert isinstance(outcomes[2], errors.FilemarkDetected) and outcomes[3] == b"b0" * 50
+    assert [r.cdb[0] for r in records] == [0x08] * 4 and records[2].sense.filemark
+    assert where(drive) == (1, 4)
+    drive.rewind()
+    vtape_library.control("fault", device="drive0", fail_next=1, sense_code="3/11/00")
+    failed, after = drive.read_blocks(2, 1024)
+    assert isinstance(failed, errors.MediumError) and after == b"a0" * 100
+
+
+def test_block_device_stops_queued_reads_at_the_first_mark(drive):
+    from tapefs.tapeformat.block_device import DriveBlockDevice, Mark
+
+    write_files(drive, [[b"x" * 300], [b"y" * 300]])
+    drive.rewind()
+    device = DriveBlockDevice(drive)
+    assert device.read_blocks(3) == [b"x" * 300, Mark.FILEMARK]
+    assert where(drive) == (1, 3)  # the third READ ran: the caller locates before reading on
+    drive.locate_file(1)
+    assert device.read_blocks(4) == [b"y" * 300, Mark.FILEMARK]
+    assert device.read_blocks(2) == [Mark.END_OF_DATA]

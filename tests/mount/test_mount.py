@@ -253,3 +253,18 @@ def test_a_drive_the_mount_reads_with_is_busy_for_other_tapefs_commands(tape_arc
     after = tapefs("catalog", "--drive", "drive0", "--label-text", tape_archive.tapes[0], env=tape_archive.env,
                    check=False)
     assert "in use" not in after.stderr and "already has a catalog" in after.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the kernel's limits for a mount are root's to raise")
+def test_tapefs_mount_returns_once_the_kernel_readahead_and_request_limit_are_raised(tape_archive, tmp_path):
+    # A file opened before the readahead is raised keeps the kernel's 128 KiB to its close: a
+    # `cp` started right after `tapefs mount` would copy 20 % slower.
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    tapefs("mount", str(mountpoint), "--cache-dir", str(tmp_path / "cache"), env=tape_archive.env, timeout=60)
+    try:
+        status = json.loads((mountpoint / ".status").read_text())
+        assert status["kernel-readahead-kb"] == 4096 and status["kernel-max-background"] == 1024, status
+    finally:
+        tapefs("umount", str(mountpoint), env=tape_archive.env, timeout=120)
+    assert not os.path.ismount(mountpoint)

@@ -451,6 +451,11 @@ class CountingTape:
         self.blocks += 1
         return self.tape.read_block()
 
+    def read_blocks(self, count):
+        blocks = self.tape.read_blocks(count)
+        self.blocks += len(blocks)
+        return blocks
+
     def __getattr__(self, name):
         return getattr(self.tape, name)
 

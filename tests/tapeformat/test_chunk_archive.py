@@ -9,11 +9,13 @@ from tapefs.tapeformat.block_device import Mark
 from tapefs.tapeformat.chunk_archive import (
     ChunkArchiveReader,
     ChunkArchiveWriter,
+    ChunkLocation,
+    ChunkRunReader,
     build_entry_header,
     read_chunk_at,
 )
 from tapefs.tapeformat.content_header import pretty_json, write_content_start
-from tapefs.tapeformat.errors import ArchiveAborted, BadMagic, HeaderError, MissingEndMarker
+from tapefs.tapeformat.errors import ArchiveAborted, BadMagic, HeaderError, MissingEndMarker, TapeFormatError
 from tapefs.tapeformat.memory_tape import MemoryTape
 from tapefs.tapeformat.tape_file import open_tape_file
 
@@ -35,6 +37,7 @@ class CountingTape(MemoryTape):
     def __init__(self, **kw):
         super().__init__(**kw)
         self.locates = self.reads = 0
+        self.batches: list[int] = []
 
     def locate_block(self, block_number):
         self.locates += 1
@@ -43,6 +46,10 @@ class CountingTape(MemoryTape):
     def read_block(self):
         self.reads += 1
         return super().read_block()
+
+    def read_blocks(self, count):
+        self.batches.append(count)
+        return super().read_blocks(count)
 
 
 def test_entry_header_bytes():
@@ -246,3 +253,37 @@ def test_physical_end_while_closing_a_part_at_early_warning_loses_the_next_chunk
     assert [c.digest for c in aborted.value.part.chunks] == [first[0], second[0]]
     with pytest.raises(MissingEndMarker, match="tape file 0"):
         read_archive(tape, 0)
+
+
+def test_the_blocks_of_a_located_chunk_are_asked_for_at_once():
+    tape = CountingTape()
+    chunks = [chunk(n, 3 * PAYLOAD_SIZE + 1000) for n in range(3)]
+    writer = ChunkArchiveWriter(tape, "s")
+    locations = [writer.add_chunk(*c) for c in chunks]
+    [part] = writer.finish()
+    runs = ChunkRunReader(tape)
+    for location, (_, blob) in zip(locations, chunks):
+        head, rest = runs.read(part.file_number, part.first_block, location)
+        assert head + rest == blob
+    # Each entry's remaining blocks in one batch; the stream runs on without a LOCATE.
+    assert tape.batches and all(count >= 3 for count in tape.batches) and runs.locates == 1
+
+
+def test_a_chunk_the_file_is_too_short_for_fails_and_the_next_read_locates_again():
+    tape = CountingTape()
+    digest, blob = chunk(1, 100)
+    # An entry claiming 3 blocks of blob where the file ends in the next block, then a second file.
+    write_stream(
+        tape, build_entry_header(digest, 100) + blob + build_entry_header(b"\x07" * 32, 3 * PAYLOAD_SIZE) + b"x" * PAYLOAD_SIZE
+    )
+    writer = ChunkArchiveWriter(tape, "s")
+    after = writer.add_chunk(*chunk(2, 100))
+    [part] = writer.finish()
+    header_bytes = len(build_entry_header(digest, 100))
+    short = ChunkLocation(b"\x07" * 32, 48 + len(b'{"store": "s"}') + header_bytes + 100, 3 * PAYLOAD_SIZE)
+    runs = ChunkRunReader(tape)
+    with pytest.raises(TapeFormatError):
+        runs.read(0, 0, short)
+    assert tape.batches == [3]  # read at once, then found short
+    assert runs.read(part.file_number, part.first_block, after)[1] == chunk(2, 100)[1][12:]
+    assert runs.locates == 2
