@@ -1,7 +1,6 @@
 """Archive entries as nodes: each name listed once, also across readdir calls; generation numbers."""
 from __future__ import annotations
 
-import dataclasses
 
 from tapefs.catalog.file_catalog import EntryRow
 from tapefs.mount.tree import ENTRY_BIT, Node, first_of_each_name
@@ -28,7 +27,7 @@ def test_a_row_id_given_to_another_entry_gets_another_generation():
     first = entry_node(row(7, b"a"))
     assert first.generation == entry_node(row(7, b"a")).generation != 0
     # after a catalog rebuild, SQLite may hand row id 7 to another entry: same inode, new generation
-    for other in (row(7, b"b"), dataclasses.replace(row(7, b"a"), archive_id=2),
-                  dataclasses.replace(row(7, b"a"), size=10), dataclasses.replace(row(7, b"a"), mtime_ns=1)):
+    for other in (row(7, b"b"), row(7, b"a")._replace(archive_id=2),
+                  row(7, b"a")._replace(size=10), row(7, b"a")._replace(mtime_ns=1)):
         assert entry_node(other).inode == first.inode and entry_node(other).generation != first.generation
     assert Node(2, b"pools", 0o40755).generation == 0
