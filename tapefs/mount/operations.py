@@ -203,7 +203,9 @@ class Operations(pyfuse3.Operations):
         if reader is None:
             raise pyfuse3.FUSEError(errno.EBADF)
         try:
-            if reader.blocking:
+            # A blocking reader's data may be in memory already: then no thread is needed.
+            data = self._call(reader.read_at_once if reader.blocking else reader.read, off, size)
+            if data is None:
                 self.reads_in_flight += 1
                 try:
                     data = await trio.to_thread.run_sync(
@@ -211,8 +213,6 @@ class Operations(pyfuse3.Operations):
                     )
                 finally:
                     self.reads_in_flight -= 1
-            else:
-                data = self._call(reader.read, off, size)
         except pyfuse3.FUSEError:
             self.statistics.failed()
             raise

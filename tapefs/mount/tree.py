@@ -191,6 +191,10 @@ class FileReader:
     def read(self, offset: int, length: int) -> bytes | memoryview:
         raise NotImplementedError
 
+    def read_at_once(self, offset: int, length: int) -> bytes | memoryview | None:
+        """`read`'s answer where it needs no wait (data in memory), else None."""
+        return None
+
     def close(self) -> None:
         pass
 
@@ -234,6 +238,16 @@ class StreamRangeReader(FileReader):
         if length == 0:
             return b""
         data = self.stream.view_at(self.start + offset, length, readahead_end=self.start + self.size)
+        return self._checked(data, offset, length)
+
+    def read_at_once(self, offset: int, length: int) -> bytes | memoryview | None:
+        length = max(0, min(length, self.size - offset))
+        if length == 0:
+            return b""
+        data = self.stream.view_in_memory(self.start + offset, length, readahead_end=self.start + self.size)
+        return None if data is None else self._checked(data, offset, length)
+
+    def _checked(self, data: bytes | memoryview, offset: int, length: int) -> bytes | memoryview:
         if len(data) != length:
             # A short answer would reach the reader as zeros: fail the range instead.
             raise TreeError(f"{self.stream.name}: {len(data)} of {length} bytes at {self.start + offset}")

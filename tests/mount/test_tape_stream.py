@@ -170,3 +170,21 @@ def test_readahead_stops_at_the_end_of_the_file_being_read():
     tape_stream.read_at(0, 4096, readahead_end=3 * index.chunk_size)
     tape_stream.read_at(4096, 4096, readahead_end=3 * index.chunk_size)
     assert [index.digests.index(d) for d in planner.readahead] == [1, 2]
+
+
+def test_the_rest_of_the_chunk_read_last_is_answered_from_memory_and_readahead_still_flows():
+    planner, index, image = memory_image(100, chunk_size=4 * 1024 * 1024)
+    tape_stream = TapeStream(planner, "set", STORE, index, "disk.img")
+    piece = 1024 * 1024
+    assert tape_stream.view_in_memory(0, piece) is None  # nothing read yet
+    assert tape_stream.view_at(0, piece) == image[:piece]
+    ahead = len(planner.readahead)
+    assert ahead == READAHEAD_BYTES // index.chunk_size
+    for offset in range(piece, index.chunk_size, piece):
+        assert tape_stream.view_in_memory(offset, piece) == image[offset:offset + piece]
+    assert tape_stream.view_in_memory(index.chunk_size, piece) is None  # the next chunk: a fetch
+    assert tape_stream.view_at(index.chunk_size, piece) == image[index.chunk_size:index.chunk_size + piece]
+    # the sequential reader was followed through the in-memory answers: one more chunk read ahead
+    assert len(planner.readahead) == ahead + 1
+    # a range reaching into the next chunk is not in memory
+    assert tape_stream.view_in_memory(2 * index.chunk_size - 10, 20) is None
