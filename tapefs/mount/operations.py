@@ -20,6 +20,7 @@ import logging
 import os
 import threading
 import time
+from collections import OrderedDict
 
 import pyfuse3
 import trio
@@ -86,6 +87,9 @@ class Operations(pyfuse3.Operations):
         self.xattrs = xattrs
         self.statistics = ReadStatistics()
         self._handles: dict[int, FileReader] = {}
+        #: Per directory handle: the entries the kernel's last readdir buffer had no room for, and
+        #: the offset a call continuing there asks from (built again, they cost `find` 18 %).
+        self._unsent: OrderedDict[int, tuple[int, list[tuple[Node, int]]]] = OrderedDict()
         self._handle_numbers = itertools.count(1)
         #: Reads handed to a thread and not answered yet (a stop waits for them).
         self.reads_in_flight = 0
@@ -154,12 +158,18 @@ class Operations(pyfuse3.Operations):
         return inode
 
     async def readdir(self, fh, start_id, token):
-        for node, offset in self._call(lambda: list(_take_listing(self.tree.readdir(fh, start_id)))):
+        resumed, unsent = self._unsent.pop(fh, (None, None))
+        if unsent is None or resumed != start_id:
+            unsent = self._call(lambda: list(_take_listing(self.tree.readdir(fh, start_id))))
+        for number, (node, offset) in enumerate(unsent):
             if not pyfuse3.readdir_reply(token, node.name, self.attributes(node), offset):
+                self._unsent[fh] = (start_id if number == 0 else unsent[number - 1][1], unsent[number:])
+                while len(self._unsent) > UNSENT_LISTINGS:
+                    self._unsent.popitem(last=False)
                 return
 
     async def releasedir(self, fh):
-        pass
+        self._unsent.pop(fh, None)
 
     async def statfs(self, ctx):
         data = pyfuse3.StatvfsData()
@@ -227,6 +237,8 @@ class Operations(pyfuse3.Operations):
 
 #: Entries handed to the kernel per readdir call at most; it asks again with the last offset.
 READDIR_BATCH = 1000
+#: Directory handles whose unsent entries are kept (the handle is the directory's inode).
+UNSENT_LISTINGS = 64
 
 
 def _take_listing(listing):

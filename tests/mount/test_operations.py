@@ -79,6 +79,25 @@ async def test_readdir_resumes_at_its_offsets_without_repeats_or_gaps(tree, repl
     assert len({inode for _, inode, _ in replies.entries}) == 25
 
 
+async def test_entries_the_kernel_had_no_room_for_are_not_listed_again_from_the_tree(tree, replies, monkeypatch):
+    operations = Operations(tree)
+    directory = tree.lookup(ROOT_INODE, b"dir").inode
+    listings = []
+    real_readdir = tree.readdir
+    monkeypatch.setattr(tree, "readdir", lambda inode, after=0: listings.append(after) or real_readdir(inode, after))
+    replies.room = 7
+    await operations.readdir(directory, 0, None)
+    replies.room = 30
+    await operations.readdir(directory, replies.entries[-1][2], None)
+    assert [name for name, _, _ in replies.entries] == [f"f{number:02}".encode() for number in range(25)]
+    assert listings == [0]  # the second call sent what the first built
+    replies.room = 3
+    await operations.readdir(directory, 0, None)  # rewinddir: listed again
+    await operations.readdir(directory, replies.entries[5][2], None)  # another offset: listed again
+    await operations.releasedir(directory)
+    assert listings == [0, 0, replies.entries[5][2]] and operations._unsent == {}
+
+
 async def test_reads_answer_bytes_and_writes_are_refused(tree):
     operations = Operations(tree)
     inode = tree.lookup(tree.lookup(ROOT_INODE, b"dir").inode, b"f03").inode
