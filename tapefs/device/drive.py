@@ -198,9 +198,10 @@ class Drive(DeviceHandle):
         return result.data
 
     def read_blocks(self, count: int, buffer_size: int = DEFAULT_BLOCK_SIZE) -> list[bytes | ScsiError]:
-        """`count` READs queued at once (see `Channel.run_reads`): each block, or the exception
-        `read_block` would have raised in its place. The drive ran all of them: after a filemark
-        or an error the tape stands past the blocks that followed it."""
+        """Up to `count` READs queued at once (see `Channel.run_reads`): each block, or the
+        exception `read_block` would have raised in its place. Where the transport queues them,
+        the drive ran all of them: after a filemark or an error the tape may stand past the
+        blocks that followed it."""
         outcomes = self.channel.run_reads(cdbs.read_6(buffer_size, sili=True), count, buffer_size)
         return [outcome if isinstance(outcome, ScsiError) else outcome.data for outcome in outcomes]
 

@@ -105,8 +105,8 @@ class Channel:
         self, cdb: bytes, count: int, data_in_len: int, timeout: float | None = None
     ) -> list[CommandResult | ScsiError]:
         """One data-in command `count` times, queued at once where the transport can
-        (`Transport.execute_reads`); each outcome as `run` would return or raise it. The device
-        ran them all, also those after a failed one."""
+        (`Transport.execute_reads`); each outcome as `run` would return or raise it. There may
+        be fewer than `count` after a failed one, or the device may have run them all."""
         if timeout is None:
             timeout = timeout_for(cdb)
         started = time.monotonic()

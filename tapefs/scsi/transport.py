@@ -45,9 +45,15 @@ class Transport(abc.ABC):
     def execute_reads(self, cdb: bytes, count: int, data_in_len: int, timeout: float = 600.0) -> list[CommandResult]:
         """The same data-in command `count` times. A transport that can queue commands sends them
         all before the first reply comes back, so the device works on the next while this side
-        takes in the last; here, one after the other. The device runs every one of them, whatever
-        an earlier one returned."""
-        return [self.execute(cdb, b"", data_in_len, timeout) for _ in range(count)]
+        takes in the last, and runs every one of them whatever an earlier one returned. Here,
+        one after the other, ending with the first that is not GOOD: the tape then stands where
+        single commands would leave it, and a drive does not retry on past a medium error."""
+        results: list[CommandResult] = []
+        while len(results) < count:
+            results.append(self.execute(cdb, b"", data_in_len, timeout))
+            if results[-1].status != GOOD:
+                break
+        return results
 
     @abc.abstractmethod
     def close(self) -> None: ...

@@ -162,3 +162,28 @@ def test_a_device_that_never_replies_is_a_command_timeout(monkeypatch):
     finally:
         server.close()
         shutil.rmtree(root)
+
+
+def test_a_transport_that_cannot_queue_reads_stops_at_the_first_failure():
+    # SG_IO's way (no physical drive here): one READ after the other, none after a filemark, so
+    # the tape stands where single READs leave it and a drive does not retry on past bad media.
+    from tapefs.scsi.transport import CommandResult, Transport
+
+    class Scripted(Transport):
+        path = "scripted"
+
+        def __init__(self, statuses):
+            self.statuses = list(statuses)
+            self.sent = 0
+
+        def execute(self, cdb, data_out=b"", data_in_len=0, timeout=600.0):
+            self.sent += 1
+            return CommandResult(self.statuses.pop(0), b"", b"x" * 4, data_in_len - 4)
+
+        def close(self):
+            pass
+
+    transport = Scripted([GOOD, GOOD, CHECK_CONDITION, GOOD])
+    assert [r.status for r in transport.execute_reads(cdb.read_6(8), 4, 8)] == [GOOD, GOOD, CHECK_CONDITION]
+    assert transport.sent == 3
+    assert len(Scripted([GOOD] * 3).execute_reads(cdb.read_6(8), 3, 8)) == 3
